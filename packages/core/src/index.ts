@@ -1,0 +1,62 @@
+export {
+  allocate,
+  bytesPerElement,
+  DTYPES,
+  type DType,
+  dtypeOfStorage,
+  isDType,
+  isFloatDType,
+  type Storage,
+  type StorageTypes,
+  storageView,
+} from './dtype.js';
+export {
+  InvalidArgumentError,
+  InvalidFormatError,
+  IOError,
+  KernelNotFoundError,
+  NonFiniteError,
+  SafetensorsError,
+  ShapeMismatchError,
+  SparsekitError,
+  type SparsekitErrorCode,
+  UnsupportedDTypeError,
+} from './errors.js';
+export {
+  bf16ArrayToF32,
+  bf16BitsToF32,
+  f16ArrayToF32,
+  f16BitsToF32,
+  f16Table32,
+  f32ArrayToBf16,
+  f32ArrayToF16,
+  f32ToBf16Bits,
+  f32ToF16Bits,
+} from './half.js';
+export {
+  type ProgressCallback,
+  type ProgressEvent,
+  type ProgressOptions,
+  reportProgress,
+} from './progress.js';
+export { Rng } from './rng.js';
+export {
+  decodeSafetensors,
+  decodeSafetensorsHeader,
+  encodeSafetensors,
+  type SafetensorsContents,
+  tensorFromBytes,
+} from './safetensors/codec.js';
+export {
+  MAX_HEADER_SIZE,
+  parseHeader,
+  parseHeaderLength,
+  type SafetensorsHeader,
+  safetensorsDType,
+  type TensorEntry,
+} from './safetensors/header.js';
+export { planLayout, type SafetensorsLayout, type TensorMap } from './safetensors/layout.js';
+export { assertShape, resolveShape, type Shape, shapeSize, shapesEqual, stridesOf } from './shape.js';
+export type { Calibratable, CalibrationHook, CausalLM, HasLinearLayers, LinearLayer } from './spec.js';
+export { Tensor } from './tensor.js';
+export { assertFinite } from './validate.js';

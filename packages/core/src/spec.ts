@@ -1,0 +1,56 @@
+import type { ProgressOptions } from './progress.js';
+import type { Tensor } from './tensor.js';
+
+/**
+ * The minimal interfaces the algorithm packages code against. `@sparsekit/models` implements them;
+ * pruners and the eval harness depend only on these, never on a concrete model.
+ */
+
+/** A causal language model: logits for token ids. */
+export interface CausalLM {
+  /** Size of the vocabulary (the last dimension of the logits). */
+  readonly vocabSize: number;
+  /** Longest sequence the model accepts in one call. */
+  readonly maxSequenceLength: number;
+  /**
+   * Logits for a batch of equal-length token sequences: input [batch, seq] (i32), output
+   * [batch, seq, vocabSize] (f32), where position t holds the prediction for token t+1.
+   */
+  logits(tokenIds: Tensor<'i32'>): Tensor<'f32'> | Promise<Tensor<'f32'>>;
+}
+
+/** One linear layer `y = x W^T + b`, W of shape [outFeatures, inFeatures]. */
+export interface LinearLayer {
+  /** A stable name, e.g. 'layers.3.mlp.down_proj'. */
+  readonly name: string;
+  readonly inFeatures: number;
+  readonly outFeatures: number;
+  /** The weight as a dense f32 tensor [outFeatures, inFeatures] (a copy or a view; do not mutate). */
+  getWeight(): Tensor<'f32'>;
+  /** Replace the weight; the shape must be [outFeatures, inFeatures]. */
+  setWeight(weight: Tensor<'f32'>): void;
+}
+
+/** A model whose linear layers can be listed and edited. */
+export interface HasLinearLayers {
+  linearLayers(): readonly LinearLayer[];
+}
+
+/**
+ * Receives the inputs of linear layers during a calibration pass: `inputs` is [tokens, inFeatures]
+ * for one batch. Called once per batch and layer, so memory stays bounded by one batch.
+ */
+export type CalibrationHook = (layer: LinearLayer, inputs: Tensor<'f32'>) => void;
+
+/** A model that can run calibration data and report each linear layer's inputs to a hook. */
+export interface Calibratable {
+  /**
+   * Run `batches` (each [batch, seq] token ids) through the model, calling `hook` with the inputs of
+   * every linear layer whose name passes `filter` (all layers when omitted).
+   */
+  calibrate(
+    batches: Iterable<Tensor<'i32'>> | AsyncIterable<Tensor<'i32'>>,
+    hook: CalibrationHook,
+    options?: ProgressOptions & { filter?: (name: string) => boolean },
+  ): Promise<void>;
+}

@@ -1,0 +1,25 @@
+/** Plain, obviously-correct dense reference: C[m,n] = A[m,k] * B[k,n] in float64 accumulation. */
+export function denseMatmul(
+  a: ArrayLike<number>,
+  b: ArrayLike<number>,
+  m: number,
+  k: number,
+  n: number,
+): Float64Array {
+  const c = new Float64Array(m * n);
+  for (let i = 0; i < m; i++) {
+    for (let p = 0; p < k; p++) {
+      const av = a[i * k + p]!;
+      if (av === 0) continue;
+      for (let j = 0; j < n; j++) c[i * n + j]! += av * b[p * n + j]!;
+    }
+  }
+  return c;
+}
+
+/** Transpose a row-major [rows, cols] array. */
+export function transposeDense(a: ArrayLike<number>, rows: number, cols: number): Float64Array {
+  const t = new Float64Array(rows * cols);
+  for (let i = 0; i < rows; i++) for (let j = 0; j < cols; j++) t[j * rows + i] = a[i * cols + j]!;
+  return t;
+}
