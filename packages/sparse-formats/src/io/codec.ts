@@ -1,0 +1,74 @@
+import { decodeSafetensors, encodeSafetensors, SafetensorsError, type Tensor } from '@sparsekit/core';
+import type { SparseMatrix } from '../types.js';
+import {
+  detectCompressedTensorsBitmasks,
+  FORMATS_METADATA_KEY,
+  matrixFromTensors,
+  matrixToTensors,
+  parseStoredFormats,
+  type StoredFormat,
+} from './tensors.js';
+
+export interface SparseFileContents {
+  /** Matrices by name, each in the format it was saved in. */
+  matrices: Record<string, SparseMatrix>;
+  /** Tensors that belong to no matrix (biases, embeddings, ...). */
+  tensors: Record<string, Tensor>;
+  /** File metadata, without the entry Sparsekit uses for formats. */
+  metadata: Record<string, string>;
+}
+
+/** Lay out matrices (and plain tensors) as safetensors tensors plus metadata. */
+export function sparseToTensorMap(
+  matrices: Readonly<Record<string, SparseMatrix>>,
+  tensors: Readonly<Record<string, Tensor>> = {},
+  metadata: Readonly<Record<string, string>> = {},
+): { tensors: Record<string, Tensor>; metadata: Record<string, string> } {
+  const out: Record<string, Tensor> = { ...tensors };
+  const formats: Record<string, StoredFormat> = {};
+  for (const [name, x] of Object.entries(matrices)) {
+    const { tensors: parts, stored } = matrixToTensors(name, x);
+    for (const [key, t] of Object.entries(parts)) {
+      if (key in out) throw new SafetensorsError(`two tensors would be named '${key}'`, { tensor: key });
+      out[key] = t;
+    }
+    formats[name] = stored;
+  }
+  return { tensors: out, metadata: { ...metadata, [FORMATS_METADATA_KEY]: JSON.stringify(formats) } };
+}
+
+/** Split a file's tensors back into matrices and plain tensors. */
+export function sparseFromTensorMap(
+  tensors: Readonly<Record<string, Tensor>>,
+  metadata: Readonly<Record<string, string>>,
+): SparseFileContents {
+  const formats = parseStoredFormats(metadata);
+  const prefixes = new Set(Object.values(formats).map((f) => f.prefix));
+  Object.assign(formats, detectCompressedTensorsBitmasks(Object.keys(tensors), prefixes));
+  const matrices: Record<string, SparseMatrix> = {};
+  const used = new Set<string>();
+  for (const [name, stored] of Object.entries(formats)) {
+    matrices[name] = matrixFromTensors(stored, tensors);
+    for (const key of Object.keys(matrixToTensors(name, matrices[name]).tensors)) used.add(key);
+  }
+  const rest: Record<string, Tensor> = {};
+  for (const [key, t] of Object.entries(tensors)) if (!used.has(key)) rest[key] = t;
+  const { [FORMATS_METADATA_KEY]: _, ...otherMetadata } = metadata;
+  return { matrices, tensors: rest, metadata: otherMetadata };
+}
+
+/** Serialize matrices to safetensors bytes (browser-safe). */
+export function encodeSparseSafetensors(
+  matrices: Readonly<Record<string, SparseMatrix>>,
+  tensors: Readonly<Record<string, Tensor>> = {},
+  metadata: Readonly<Record<string, string>> = {},
+): Uint8Array {
+  const laid = sparseToTensorMap(matrices, tensors, metadata);
+  return encodeSafetensors(laid.tensors, laid.metadata);
+}
+
+/** Parse safetensors bytes into matrices (validated) and plain tensors. */
+export function decodeSparseSafetensors(bytes: Uint8Array): SparseFileContents {
+  const { tensors, metadata } = decodeSafetensors(bytes);
+  return sparseFromTensorMap(tensors, metadata);
+}

@@ -1,0 +1,136 @@
+import { InvalidArgumentError, ShapeMismatchError } from '@sparsekit/core';
+import { forEachNonzero } from '../entries.js';
+import { readNmPosition } from '../formats/nm.js';
+import { toCsr } from '../convert.js';
+import type { CsrMatrix, NmMatrix, SparseMatrix } from '../types.js';
+import { encodeValues, valuesF32 } from '../values.js';
+
+/**
+ * Reference kernels in plain TypeScript: obviously correct, format-agnostic (they walk each format's
+ * own storage through forEachNonzero), f32 accumulation. They are the yardstick for the fast kernels.
+ * Dense operands are row-major Float32Arrays.
+ */
+
+function checkLength(what: string, array: ArrayLike<number>, expected: number, shape: number[]): void {
+  if (array.length !== expected) throw new ShapeMismatchError(shape, [array.length], what);
+}
+
+function output(out: Float32Array | undefined, length: number): Float32Array {
+  if (out === undefined) return new Float32Array(length);
+  checkLength('out', out, length, [length]);
+  out.fill(0);
+  return out;
+}
+
+/** y = A x, A [rows, cols] sparse, x [cols]. */
+export function spmv(a: SparseMatrix, x: Float32Array, out?: Float32Array): Float32Array {
+  checkLength('x', x, a.cols, [a.cols]);
+  const y = output(out, a.rows);
+  forEachNonzero(a, (r, c, v) => {
+    y[r]! += v * x[c]!;
+  });
+  return y;
+}
+
+/** C = A B, A [rows, cols] sparse, B [cols, n] dense; C [rows, n]. */
+export function spmm(a: SparseMatrix, b: Float32Array, n: number, out?: Float32Array): Float32Array {
+  checkWidth('n', n);
+  checkLength('B', b, a.cols * n, [a.cols, n]);
+  const c = output(out, a.rows * n);
+  forEachNonzero(a, (r, k, v) => {
+    const cBase = r * n;
+    const bBase = k * n;
+    for (let j = 0; j < n; j++) c[cBase + j]! += v * b[bBase + j]!;
+  });
+  return c;
+}
+
+/**
+ * A linear layer with a sparse weight: y = x W^T (+ bias), x [batch, in] dense, W [out, in] sparse;
+ * y [batch, out].
+ */
+export function linear(
+  x: Float32Array,
+  batch: number,
+  w: SparseMatrix,
+  options: { bias?: Float32Array; out?: Float32Array } = {},
+): Float32Array {
+  checkWidth('batch', batch);
+  checkLength('x', x, batch * w.cols, [batch, w.cols]);
+  const y = output(options.out, batch * w.rows);
+  forEachNonzero(w, (o, i, v) => {
+    for (let b = 0; b < batch; b++) y[b * w.rows + o]! += v * x[b * w.cols + i]!;
+  });
+  addBias(y, batch, w.rows, options.bias);
+  return y;
+}
+
+/**
+ * N:M linear walking the group structure directly: y = x W^T (+ bias) with W in N:M. Each output
+ * reads n of every m inputs: the work the format saves.
+ */
+export function nmLinear(
+  x: Float32Array,
+  batch: number,
+  w: NmMatrix,
+  options: { bias?: Float32Array; out?: Float32Array } = {},
+): Float32Array {
+  checkWidth('batch', batch);
+  checkLength('x', x, batch * w.cols, [batch, w.cols]);
+  const y = output(options.out, batch * w.rows);
+  const values = valuesF32(w.values, w.dtype);
+  const groups = w.cols / w.m;
+  for (let o = 0; o < w.rows; o++) {
+    for (let g = 0; g < groups; g++) {
+      const base = (o * groups + g) * w.n;
+      for (let s = 0; s < w.n; s++) {
+        const v = values[base + s]!;
+        if (v === 0) continue;
+        const i = g * w.m + readNmPosition(w.indices, base + s, w.indexBits);
+        for (let b = 0; b < batch; b++) y[b * w.rows + o]! += v * x[b * w.cols + i]!;
+      }
+    }
+  }
+  addBias(y, batch, w.rows, options.bias);
+  return y;
+}
+
+/**
+ * Sampled dense-dense matmul (SDDMM): alpha * (A B) at the nonzero positions of `pattern`, plus beta
+ * times the pattern's values (cuSPARSE / torch.sparse.sampled_addmm semantics). A [rows, k], B [k, cols];
+ * the result is CSR with the pattern's nonzero structure.
+ */
+export function sddmm(
+  pattern: SparseMatrix,
+  a: Float32Array,
+  b: Float32Array,
+  k: number,
+  options: { alpha?: number; beta?: number } = {},
+): CsrMatrix {
+  const { alpha = 1, beta = 0 } = options;
+  checkWidth('k', k);
+  checkLength('A', a, pattern.rows * k, [pattern.rows, k]);
+  checkLength('B', b, k * pattern.cols, [k, pattern.cols]);
+  const s = toCsr(pattern);
+  const sv = valuesF32(s.values, s.dtype);
+  const out = new Float32Array(sv.length);
+  for (let r = 0; r < s.rows; r++) {
+    for (let e = s.indptr[r]!; e < s.indptr[r + 1]!; e++) {
+      const c = s.indices[e]!;
+      let dot = 0;
+      for (let p = 0; p < k; p++) dot += a[r * k + p]! * b[p * s.cols + c]!;
+      out[e] = alpha * dot + beta * sv[e]!;
+    }
+  }
+  return { ...s, values: encodeValues(out, s.dtype) };
+}
+
+function addBias(y: Float32Array, batch: number, width: number, bias: Float32Array | undefined): void {
+  if (bias === undefined) return;
+  checkLength('bias', bias, width, [width]);
+  for (let b = 0; b < batch; b++) for (let o = 0; o < width; o++) y[b * width + o]! += bias[o]!;
+}
+
+function checkWidth(name: string, value: number): void {
+  if (!Number.isInteger(value) || value < 0) throw new InvalidArgumentError(name, value, 'must be a non-negative integer');
+}

@@ -1,0 +1,1 @@
+export { loadSparseSafetensors, saveSparseSafetensors } from './io/node.js';
