@@ -80,23 +80,35 @@ export function f16Table32(): Float32Array {
   return f16Table;
 }
 
-export function f32ArrayToF16(src: ArrayLike<number>, dst: Uint16Array = new Uint16Array(src.length)): Uint16Array {
+export function f32ArrayToF16(
+  src: ArrayLike<number>,
+  dst: Uint16Array = new Uint16Array(src.length),
+): Uint16Array {
   for (let i = 0; i < src.length; i++) dst[i] = f32ToF16Bits(src[i]!);
   return dst;
 }
 
-export function f16ArrayToF32(src: Uint16Array, dst: Float32Array = new Float32Array(src.length)): Float32Array {
+export function f16ArrayToF32(
+  src: Uint16Array,
+  dst: Float32Array = new Float32Array(src.length),
+): Float32Array {
   const table = f16Table32();
   for (let i = 0; i < src.length; i++) dst[i] = table[src[i]!]!;
   return dst;
 }
 
-export function f32ArrayToBf16(src: ArrayLike<number>, dst: Uint16Array = new Uint16Array(src.length)): Uint16Array {
+export function f32ArrayToBf16(
+  src: ArrayLike<number>,
+  dst: Uint16Array = new Uint16Array(src.length),
+): Uint16Array {
   for (let i = 0; i < src.length; i++) dst[i] = f32ToBf16Bits(src[i]!);
   return dst;
 }
 
-export function bf16ArrayToF32(src: Uint16Array, dst: Float32Array = new Float32Array(src.length)): Float32Array {
+export function bf16ArrayToF32(
+  src: Uint16Array,
+  dst: Float32Array = new Float32Array(src.length),
+): Float32Array {
   const out = new Uint32Array(dst.buffer, dst.byteOffset, dst.length);
   for (let i = 0; i < src.length; i++) out[i] = src[i]! << 16;
   return dst;

@@ -52,7 +52,11 @@ function dropCsrZeros(x: CsrMatrix, indexType: IndexType): CsrMatrix {
 }
 
 /** CSR into any format. */
-export function fromCsr<F extends FormatName>(x: CsrMatrix, format: F, options: FormatOptions = {}): MatrixOf<F> {
+export function fromCsr<F extends FormatName>(
+  x: CsrMatrix,
+  format: F,
+  options: FormatOptions = {},
+): MatrixOf<F> {
   const indexType = options.indexType ?? 'i32';
   const source = options.dtype !== undefined && options.dtype !== x.dtype ? withDType(x, options.dtype) : x;
   let out: SparseMatrix;
@@ -78,7 +82,11 @@ export function fromCsr<F extends FormatName>(x: CsrMatrix, format: F, options: 
     }
     case 'nm': {
       if (options.n === undefined || options.m === undefined) {
-        throw new InvalidArgumentError('n, m', [options.n, options.m], "are required for format 'nm', e.g. n: 2, m: 4");
+        throw new InvalidArgumentError(
+          'n, m',
+          [options.n, options.m],
+          "are required for format 'nm', e.g. n: 2, m: 4",
+        );
       }
       out = csrToNm(source, options.n, options.m);
       break;
@@ -87,7 +95,11 @@ export function fromCsr<F extends FormatName>(x: CsrMatrix, format: F, options: 
       out = csrToBitmask(source);
       break;
     default:
-      throw new InvalidArgumentError('format', format, `must be one of dense, coo, csr, csc, bsr, nm, bitmask`);
+      throw new InvalidArgumentError(
+        'format',
+        format,
+        `must be one of dense, coo, csr, csc, bsr, nm, bitmask`,
+      );
   }
   return out as MatrixOf<F>;
 }
@@ -96,11 +108,16 @@ export function fromCsr<F extends FormatName>(x: CsrMatrix, format: F, options: 
  * Convert between any two formats. Every nonzero is kept; explicit zeros are dropped (except the
  * padding N:M and BSR blocks need). For N:M the source must already satisfy the pattern.
  */
-export function convert<F extends FormatName>(x: SparseMatrix, format: F, options: FormatOptions = {}): MatrixOf<F> {
+export function convert<F extends FormatName>(
+  x: SparseMatrix,
+  format: F,
+  options: FormatOptions = {},
+): MatrixOf<F> {
   if (format === 'bsr' && options.blockShape === undefined && x.format === 'bsr') {
     options = { ...options, blockShape: [x.blockRows, x.blockCols] };
   }
-  if (format === 'nm' && options.n === undefined && x.format === 'nm') options = { ...options, n: x.n, m: x.m };
+  if (format === 'nm' && options.n === undefined && x.format === 'nm')
+    options = { ...options, n: x.n, m: x.m };
   return fromCsr(toCsr(x), format, options);
 }
 
@@ -149,7 +166,8 @@ export function transpose<X extends SparseMatrix>(x: X): X {
     case 'dense': {
       const v = x.values;
       const out = v instanceof Float32Array ? new Float32Array(v.length) : new Uint16Array(v.length);
-      for (let i = 0; i < x.rows; i++) for (let j = 0; j < x.cols; j++) out[j * x.rows + i] = v[i * x.cols + j]!;
+      for (let i = 0; i < x.rows; i++)
+        for (let j = 0; j < x.cols; j++) out[j * x.rows + i] = v[i * x.cols + j]!;
       return { ...x, rows: x.cols, cols: x.rows, values: out };
     }
     case 'csr':
@@ -165,7 +183,11 @@ export function transpose<X extends SparseMatrix>(x: X): X {
       const t = transposeCompressed(csr.rows, csr.cols, csr.indptr, csr.indices, csr.values, 'i32');
       const flipped: CsrMatrix = { ...csr, rows: csr.cols, cols: csr.rows, ...t };
       const options: FormatOptions =
-        x.format === 'bsr' ? { blockShape: [x.blockCols, x.blockRows] } : x.format === 'nm' ? { n: x.n, m: x.m } : {};
+        x.format === 'bsr'
+          ? { blockShape: [x.blockCols, x.blockRows] }
+          : x.format === 'nm'
+            ? { n: x.n, m: x.m }
+            : {};
       return fromCsr(flipped, x.format, options) as X;
     }
   }

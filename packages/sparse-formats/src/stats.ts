@@ -1,6 +1,6 @@
 import { InvalidArgumentError } from '@sparsekit/core';
-import { checkBlockShape } from './formats/bsr.js';
 import { forEachNonzero } from './entries.js';
+import { checkBlockShape } from './formats/bsr.js';
 import type { SparseMatrix } from './types.js';
 import { valuesF32 } from './values.js';
 
@@ -73,7 +73,8 @@ export function blockNnz(x: SparseMatrix, blockShape: readonly [number, number])
  * possible count, e.g. cols for rowNnz or R*C for blockNnz).
  */
 export function histogram(counts: ArrayLike<number>, max: number): Int32Array {
-  if (!Number.isInteger(max) || max < 0) throw new InvalidArgumentError('max', max, 'must be a non-negative integer');
+  if (!Number.isInteger(max) || max < 0)
+    throw new InvalidArgumentError('max', max, 'must be a non-negative integer');
   const out = new Int32Array(max + 1);
   for (let i = 0; i < counts.length; i++) {
     const c = counts[i]!;

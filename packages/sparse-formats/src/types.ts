@@ -86,6 +86,13 @@ export interface BitmaskMatrix extends MatrixBase {
   readonly rowOffsets: Int32Array;
 }
 
-export type SparseMatrix = DenseMatrix | CooMatrix | CsrMatrix | CscMatrix | BsrMatrix | NmMatrix | BitmaskMatrix;
+export type SparseMatrix =
+  | DenseMatrix
+  | CooMatrix
+  | CsrMatrix
+  | CscMatrix
+  | BsrMatrix
+  | NmMatrix
+  | BitmaskMatrix;
 
 export type MatrixOf<F extends FormatName> = Extract<SparseMatrix, { format: F }>;

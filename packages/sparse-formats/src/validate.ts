@@ -5,24 +5,19 @@ import { validateCsc } from './formats/csc.js';
 import { validateCsr } from './formats/csr.js';
 import { validateDense } from './formats/dense.js';
 import { validateNm } from './formats/nm.js';
-import type { SparseMatrix } from './types.js';
+import type { FormatName, MatrixOf, SparseMatrix } from './types.js';
+
+const VALIDATORS: { [F in FormatName]: (x: MatrixOf<F>) => void } = {
+  dense: validateDense,
+  coo: validateCoo,
+  csr: validateCsr,
+  csc: validateCsc,
+  bsr: validateBsr,
+  nm: validateNm,
+  bitmask: validateBitmask,
+};
 
 /** Check every invariant of a matrix's format; throws InvalidFormatError naming the first bad position. */
 export function validate(x: SparseMatrix): void {
-  switch (x.format) {
-    case 'dense':
-      return validateDense(x);
-    case 'coo':
-      return validateCoo(x);
-    case 'csr':
-      return validateCsr(x);
-    case 'csc':
-      return validateCsc(x);
-    case 'bsr':
-      return validateBsr(x);
-    case 'nm':
-      return validateNm(x);
-    case 'bitmask':
-      return validateBitmask(x);
-  }
+  (VALIDATORS[x.format] as (x: SparseMatrix) => void)(x);
 }

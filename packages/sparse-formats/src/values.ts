@@ -23,7 +23,8 @@ export function allocateValues(length: number, dtype: ValueDType): Values {
 }
 
 export function assertValueDType(dtype: unknown): asserts dtype is ValueDType {
-  if (dtype !== 'f32' && dtype !== 'f16') throw new InvalidArgumentError('dtype', dtype, "must be 'f32' or 'f16'");
+  if (dtype !== 'f32' && dtype !== 'f16')
+    throw new InvalidArgumentError('dtype', dtype, "must be 'f32' or 'f16'");
 }
 
 export type IndexType = 'i32' | 'u16' | 'auto';
@@ -31,9 +32,15 @@ export type IndexType = 'i32' | 'u16' | 'auto';
 /** Allocate indices into a dimension of size `extent`: u16 when asked for or ('auto') when it fits. */
 export function allocateIndices(length: number, extent: number, type: IndexType = 'i32'): Indices {
   if (type === 'u16' && extent > 65536) {
-    throw new InvalidArgumentError('indexType', type, `u16 indices need a dimension of at most 65536, got ${extent}`);
+    throw new InvalidArgumentError(
+      'indexType',
+      type,
+      `u16 indices need a dimension of at most 65536, got ${extent}`,
+    );
   }
-  return type === 'u16' || (type === 'auto' && extent <= 65536) ? new Uint16Array(length) : new Int32Array(length);
+  return type === 'u16' || (type === 'auto' && extent <= 65536)
+    ? new Uint16Array(length)
+    : new Int32Array(length);
 }
 
 /** Same index type as `like`, new length. */

@@ -34,7 +34,10 @@ export function validateBitmask(m: BitmaskMatrix): void {
   checkDims('bitmask', m.rows, m.cols);
   const rowBytes = bitmaskRowBytes(m.cols);
   if (!(m.bitmask instanceof Uint8Array) || m.bitmask.length !== m.rows * rowBytes) {
-    throw new InvalidFormatError('bitmask', `bitmask must be a Uint8Array of rows * ceil(cols/8) = ${m.rows * rowBytes} bytes`);
+    throw new InvalidFormatError(
+      'bitmask',
+      `bitmask must be a Uint8Array of rows * ceil(cols/8) = ${m.rows * rowBytes} bytes`,
+    );
   }
   if (!(m.rowOffsets instanceof Int32Array) || m.rowOffsets.length !== m.rows) {
     throw new InvalidFormatError('bitmask', `rowOffsets must be an Int32Array of length rows = ${m.rows}`);
@@ -43,11 +46,19 @@ export function validateBitmask(m: BitmaskMatrix): void {
   let offset = 0;
   for (let r = 0; r < m.rows; r++) {
     if (m.rowOffsets[r] !== offset) {
-      throw new InvalidFormatError('bitmask', `rowOffsets[${r}] is ${m.rowOffsets[r]}, but the bits of rows before it count ${offset}`, r);
+      throw new InvalidFormatError(
+        'bitmask',
+        `rowOffsets[${r}] is ${m.rowOffsets[r]}, but the bits of rows before it count ${offset}`,
+        r,
+      );
     }
     for (let b = r * rowBytes; b < (r + 1) * rowBytes; b++) offset += POPCOUNT[m.bitmask[b]!]!;
     if (tailBits !== 0 && m.bitmask[(r + 1) * rowBytes - 1]! >>> tailBits !== 0) {
-      throw new InvalidFormatError('bitmask', `row ${r} sets bits beyond column ${m.cols - 1}`, (r + 1) * rowBytes - 1);
+      throw new InvalidFormatError(
+        'bitmask',
+        `row ${r} sets bits beyond column ${m.cols - 1}`,
+        (r + 1) * rowBytes - 1,
+      );
     }
   }
   checkValues('bitmask', m.values, m.dtype, offset);
@@ -80,7 +91,10 @@ export function bitmaskToCsr(m: BitmaskMatrix, indexType: IndexType = 'i32'): Cs
   return builder.finish(m.dtype, indexType);
 }
 
-export function forEachBitmask(m: BitmaskMatrix, fn: (row: number, col: number, value: number) => void): void {
+export function forEachBitmask(
+  m: BitmaskMatrix,
+  fn: (row: number, col: number, value: number) => void,
+): void {
   const values = valuesF32(m.values, m.dtype);
   const rowBytes = bitmaskRowBytes(m.cols);
   let k = 0;

@@ -26,7 +26,8 @@ export function checkBlockShape(rows: number, cols: number, blockRows: number, b
     ['blockRows', blockRows, rows, 'rows'],
     ['blockCols', blockCols, cols, 'cols'],
   ] as const) {
-    if (!Number.isInteger(size) || size < 1) throw new InvalidArgumentError(name, size, 'must be a positive integer');
+    if (!Number.isInteger(size) || size < 1)
+      throw new InvalidArgumentError(name, size, 'must be a positive integer');
     if (dim % size !== 0) {
       throw new InvalidFormatError('bsr', `${name} = ${size} does not divide ${dimName} = ${dim}`);
     }
@@ -44,7 +45,11 @@ export function validateBsr(m: BsrMatrix): void {
 }
 
 /** Pack CSR into blocks: every block holding at least one nonzero is stored whole. */
-export function csrToBsr(m: CsrMatrix, blockShape: readonly [number, number], indexType: IndexType = 'i32'): BsrMatrix {
+export function csrToBsr(
+  m: CsrMatrix,
+  blockShape: readonly [number, number],
+  indexType: IndexType = 'i32',
+): BsrMatrix {
   const [R, C] = blockShape;
   checkBlockShape(m.rows, m.cols, R, C);
   const blockRowCount = m.rows / R;
@@ -89,7 +94,17 @@ export function csrToBsr(m: CsrMatrix, blockShape: readonly [number, number], in
   const indices = allocateIndices(count, blockColCount, indexType);
   indices.set(blockCols);
   const values = encodeValues(blocks.slice(0, count * R * C), m.dtype);
-  return { format: 'bsr', rows: m.rows, cols: m.cols, blockRows: R, blockCols: C, dtype: m.dtype, indptr, indices, values };
+  return {
+    format: 'bsr',
+    rows: m.rows,
+    cols: m.cols,
+    blockRows: R,
+    blockCols: C,
+    dtype: m.dtype,
+    indptr,
+    indices,
+    values,
+  };
 }
 
 export function bsrToCsr(m: BsrMatrix, indexType: IndexType = 'i32'): CsrMatrix {

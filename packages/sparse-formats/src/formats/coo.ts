@@ -26,7 +26,10 @@ export function validateCoo(m: CooMatrix): void {
     throw new InvalidFormatError('coo', 'rowIndices and colIndices must be Int32Arrays');
   }
   if (m.rowIndices.length !== m.colIndices.length) {
-    throw new InvalidFormatError('coo', `rowIndices (${m.rowIndices.length}) and colIndices (${m.colIndices.length}) differ in length`);
+    throw new InvalidFormatError(
+      'coo',
+      `rowIndices (${m.rowIndices.length}) and colIndices (${m.colIndices.length}) differ in length`,
+    );
   }
   checkValues('coo', m.values, m.dtype, m.rowIndices.length);
   let previousRow = -1;
@@ -34,8 +37,10 @@ export function validateCoo(m: CooMatrix): void {
   for (let k = 0; k < m.rowIndices.length; k++) {
     const r = m.rowIndices[k]!;
     const c = m.colIndices[k]!;
-    if (r < 0 || r >= m.rows) throw new InvalidFormatError('coo', `row index ${r} is out of range [0, ${m.rows})`, k);
-    if (c < 0 || c >= m.cols) throw new InvalidFormatError('coo', `column index ${c} is out of range [0, ${m.cols})`, k);
+    if (r < 0 || r >= m.rows)
+      throw new InvalidFormatError('coo', `row index ${r} is out of range [0, ${m.rows})`, k);
+    if (c < 0 || c >= m.cols)
+      throw new InvalidFormatError('coo', `column index ${c} is out of range [0, ${m.cols})`, k);
     if (r < previousRow || (r === previousRow && c <= previousCol)) {
       throw new InvalidFormatError(
         'coo',
@@ -63,13 +68,18 @@ export function cooFromTriplets(
   checkDims('coo', rows, cols);
   const count = rowIndices.length;
   if (colIndices.length !== count || values.length !== count) {
-    throw new InvalidFormatError('coo', `triplet arrays differ in length (${count}, ${colIndices.length}, ${values.length})`);
+    throw new InvalidFormatError(
+      'coo',
+      `triplet arrays differ in length (${count}, ${colIndices.length}, ${values.length})`,
+    );
   }
   for (let k = 0; k < count; k++) {
     const r = rowIndices[k]!;
     const c = colIndices[k]!;
-    if (!Number.isInteger(r) || r < 0 || r >= rows) throw new InvalidFormatError('coo', `row index ${r} is out of range [0, ${rows})`, k);
-    if (!Number.isInteger(c) || c < 0 || c >= cols) throw new InvalidFormatError('coo', `column index ${c} is out of range [0, ${cols})`, k);
+    if (!Number.isInteger(r) || r < 0 || r >= rows)
+      throw new InvalidFormatError('coo', `row index ${r} is out of range [0, ${rows})`, k);
+    if (!Number.isInteger(c) || c < 0 || c >= cols)
+      throw new InvalidFormatError('coo', `column index ${c} is out of range [0, ${cols})`, k);
   }
   const order = Array.from({ length: count }, (_, k) => k).sort(
     (a, b) => rowIndices[a]! - rowIndices[b]! || colIndices[a]! - colIndices[b]!,
@@ -117,10 +127,19 @@ export function csrToCoo(m: CsrMatrix): CooMatrix {
   for (let i = 0; i < m.rows; i++) rowIndices.fill(i, m.indptr[i]!, m.indptr[i + 1]!);
   const values = allocateValues(nnz, m.dtype);
   values.set(m.values);
-  return { format: 'coo', rows: m.rows, cols: m.cols, dtype: m.dtype, rowIndices, colIndices: Int32Array.from(m.indices), values };
+  return {
+    format: 'coo',
+    rows: m.rows,
+    cols: m.cols,
+    dtype: m.dtype,
+    rowIndices,
+    colIndices: Int32Array.from(m.indices),
+    values,
+  };
 }
 
 export function forEachCoo(m: CooMatrix, fn: (row: number, col: number, value: number) => void): void {
   const values = valuesF32(m.values, m.dtype);
-  for (let k = 0; k < values.length; k++) if (values[k] !== 0) fn(m.rowIndices[k]!, m.colIndices[k]!, values[k]!);
+  for (let k = 0; k < values.length; k++)
+    if (values[k] !== 0) fn(m.rowIndices[k]!, m.colIndices[k]!, values[k]!);
 }

@@ -34,11 +34,19 @@ export interface SelectOptions {
  * Pack the selected nonzeros of a dense matrix into CSR. Without options every nonzero is kept.
  * Zeros are never stored, even where `keep` selects them.
  */
-export function denseToCsr(m: DenseMatrix, options: SelectOptions = {}, indexType: IndexType = 'i32'): CsrMatrix {
+export function denseToCsr(
+  m: DenseMatrix,
+  options: SelectOptions = {},
+  indexType: IndexType = 'i32',
+): CsrMatrix {
   const { keep, threshold } = options;
   const size = m.rows * m.cols;
   if (keep !== undefined && keep.length !== size) {
-    throw new InvalidArgumentError('keep', `length ${keep.length}`, `must have rows * cols = ${size} entries`);
+    throw new InvalidArgumentError(
+      'keep',
+      `length ${keep.length}`,
+      `must have rows * cols = ${size} entries`,
+    );
   }
   if (threshold !== undefined && !(threshold >= 0)) {
     throw new InvalidArgumentError('threshold', threshold, 'must be a non-negative number');
@@ -52,7 +60,8 @@ export function denseToCsr(m: DenseMatrix, options: SelectOptions = {}, indexTyp
     for (let c = 0; c < m.cols; c++) {
       const v = values[base + c]!;
       if (v === 0) continue;
-      if (keep !== undefined ? !keep[base + c] : threshold !== undefined && !(Math.abs(v) > threshold)) continue;
+      if (keep !== undefined ? !keep[base + c] : threshold !== undefined && !(Math.abs(v) > threshold))
+        continue;
       builder.push(r, c, v);
     }
   }
@@ -81,6 +90,7 @@ export function forEachDense(m: DenseMatrix, fn: (row: number, col: number, valu
 /** A zero dense matrix. */
 export function zerosDense(rows: number, cols: number, dtype: ValueDType = 'f32'): DenseMatrix {
   checkDims('dense', rows, cols);
-  if (rows * cols > 2 ** 31) throw new InvalidFormatError('dense', `shape [${rows}, ${cols}] exceeds 2^31 elements`);
+  if (rows * cols > 2 ** 31)
+    throw new InvalidFormatError('dense', `shape [${rows}, ${cols}] exceeds 2^31 elements`);
   return { format: 'dense', rows, cols, dtype, values: allocateValues(rows * cols, dtype) };
 }

@@ -9,7 +9,13 @@ import { validate } from '../validate.js';
 const round16 = (values: Float32Array) => values.map((v) => f16BitsToF32(f32ToF16Bits(v)));
 
 /** Each format with the divisibility its parameters need. */
-const FORMATS: Array<{ format: FormatName; rowMultiple?: number; colMultiple?: number; nm?: [number, number]; options?: object }> = [
+const FORMATS: Array<{
+  format: FormatName;
+  rowMultiple?: number;
+  colMultiple?: number;
+  nm?: [number, number];
+  options?: object;
+}> = [
   { format: 'dense' },
   { format: 'coo' },
   { format: 'csr' },

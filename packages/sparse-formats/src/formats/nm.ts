@@ -42,13 +42,20 @@ function writeNmPosition(indices: Uint8Array, slot: number, bits: number, positi
 }
 
 export function checkNmPattern(n: number, m: number, cols: number): void {
-  if (!Number.isInteger(m) || m < 2 || m > 65536) throw new InvalidArgumentError('m', m, 'must be an integer in [2, 65536]');
-  if (!Number.isInteger(n) || n < 1 || n >= m) throw new InvalidArgumentError('n', n, `must be an integer with 1 <= n < m = ${m}`);
+  if (!Number.isInteger(m) || m < 2 || m > 65536)
+    throw new InvalidArgumentError('m', m, 'must be an integer in [2, 65536]');
+  if (!Number.isInteger(n) || n < 1 || n >= m)
+    throw new InvalidArgumentError('n', n, `must be an integer with 1 <= n < m = ${m}`);
   if (cols % m !== 0) throw new InvalidFormatError('nm', `m = ${m} does not divide cols = ${cols}`);
 }
 
 export function nm(fields: NmFields): NmMatrix {
-  const m: NmMatrix = { format: 'nm', dtype: fields.dtype ?? 'f32', indexBits: nmIndexBits(fields.m), ...fields };
+  const m: NmMatrix = {
+    format: 'nm',
+    dtype: fields.dtype ?? 'f32',
+    indexBits: nmIndexBits(fields.m),
+    ...fields,
+  };
   validateNm(m);
   return m;
 }
@@ -57,13 +64,19 @@ export function validateNm(x: NmMatrix): void {
   checkDims('nm', x.rows, x.cols);
   checkNmPattern(x.n, x.m, x.cols);
   if (x.indexBits !== nmIndexBits(x.m)) {
-    throw new InvalidFormatError('nm', `indexBits is ${x.indexBits}, expected ${nmIndexBits(x.m)} for m = ${x.m}`);
+    throw new InvalidFormatError(
+      'nm',
+      `indexBits is ${x.indexBits}, expected ${nmIndexBits(x.m)} for m = ${x.m}`,
+    );
   }
   const groups = x.cols / x.m;
   const slots = x.rows * groups * x.n;
   checkValues('nm', x.values, x.dtype, slots);
   if (!(x.indices instanceof Uint8Array) || x.indices.length !== nmIndexBytes(slots, x.m)) {
-    throw new InvalidFormatError('nm', `indices must be a Uint8Array of ${nmIndexBytes(slots, x.m)} bytes (${slots} positions of ${x.indexBits} bits)`);
+    throw new InvalidFormatError(
+      'nm',
+      `indices must be a Uint8Array of ${nmIndexBytes(slots, x.m)} bytes (${slots} positions of ${x.indexBits} bits)`,
+    );
   }
   for (let group = 0; group < x.rows * groups; group++) {
     let previous = -1;
@@ -129,7 +142,17 @@ export function csrToNm(x: CsrMatrix, n: number, m: number): NmMatrix {
       }
     }
   }
-  return { format: 'nm', rows: x.rows, cols: x.cols, n, m, indexBits: bits, dtype: x.dtype, indices, values: encodeValues(values, x.dtype) };
+  return {
+    format: 'nm',
+    rows: x.rows,
+    cols: x.cols,
+    n,
+    m,
+    indexBits: bits,
+    dtype: x.dtype,
+    indices,
+    values: encodeValues(values, x.dtype),
+  };
 }
 
 export function nmToCsr(x: NmMatrix, indexType: IndexType = 'i32'): CsrMatrix {

@@ -24,7 +24,9 @@ export function storagePrefix(name: string, format: FormatName): string {
 }
 
 function valueTensor(values: Values, dtype: ValueDType, shape: number[]): Tensor {
-  return dtype === 'f32' ? new Tensor('f32', shape, values as Float32Array) : new Tensor('f16', shape, values as Uint16Array);
+  return dtype === 'f32'
+    ? new Tensor('f32', shape, values as Float32Array)
+    : new Tensor('f16', shape, values as Uint16Array);
 }
 
 function shapeTensor(x: SparseMatrix): Tensor {
@@ -36,7 +38,10 @@ function i32(a: ArrayLike<number>): Tensor<'i32'> {
 }
 
 /** The tensors that store a matrix, and the metadata entry that describes them. */
-export function matrixToTensors(name: string, x: SparseMatrix): { tensors: Record<string, Tensor>; stored: StoredFormat } {
+export function matrixToTensors(
+  name: string,
+  x: SparseMatrix,
+): { tensors: Record<string, Tensor>; stored: StoredFormat } {
   const prefix = storagePrefix(name, x.format);
   const stored: StoredFormat = { format: x.format, prefix };
   const t: Record<string, Tensor> = {};
@@ -75,26 +80,40 @@ export function matrixToTensors(name: string, x: SparseMatrix): { tensors: Recor
       t[`${prefix}.compressed`] = valueTensor(x.values, x.dtype, [x.values.length]);
       t[`${prefix}.bitmask`] = new Tensor('u8', [x.rows, Math.ceil(x.cols / 8)], x.bitmask);
       t[`${prefix}.shape`] = shapeTensor(x);
-      t[`${prefix}.row_offsets`] = new Tensor('i64', [x.rows], BigInt64Array.from(x.rowOffsets, (v) => BigInt(v)));
+      t[`${prefix}.row_offsets`] = new Tensor(
+        'i64',
+        [x.rows],
+        BigInt64Array.from(x.rowOffsets, (v) => BigInt(v)),
+      );
       break;
   }
   return { tensors: t, stored };
 }
 
 /** Rebuild (and validate) a matrix from its tensors. */
-export function matrixFromTensors(stored: StoredFormat, tensors: Readonly<Record<string, Tensor>>): SparseMatrix {
+export function matrixFromTensors(
+  stored: StoredFormat,
+  tensors: Readonly<Record<string, Tensor>>,
+): SparseMatrix {
   const { prefix, format } = stored;
   const take = (suffix: string): Tensor => {
     const key = suffix === '' ? prefix : `${prefix}.${suffix}`;
     const t = tensors[key];
-    if (t === undefined) throw new SafetensorsError(`the ${format} matrix '${prefix}' needs a tensor '${key}', which is missing`, { tensor: key });
+    if (t === undefined)
+      throw new SafetensorsError(
+        `the ${format} matrix '${prefix}' needs a tensor '${key}', which is missing`,
+        { tensor: key },
+      );
     return t;
   };
   const values = (t: Tensor): { values: Values; dtype: ValueDType } => {
     if (t.dtype === 'f32') return { values: t.data as Float32Array, dtype: 'f32' };
     if (t.dtype === 'f16') return { values: t.data as Uint16Array, dtype: 'f16' };
     if (t.dtype === 'bf16' || t.dtype === 'f64') return { values: t.toFloat32Array(true), dtype: 'f32' };
-    throw new InvalidFormatError(format, `values of '${prefix}' have dtype ${t.dtype}; expected F32, F16, BF16 or F64`);
+    throw new InvalidFormatError(
+      format,
+      `values of '${prefix}' have dtype ${t.dtype}; expected F32, F16, BF16 or F64`,
+    );
   };
   const ints = (t: Tensor): Int32Array => {
     if (t.dtype === 'i32') return t.data as Int32Array;
@@ -102,12 +121,16 @@ export function matrixFromTensors(stored: StoredFormat, tensors: Readonly<Record
       const out = new Int32Array(t.size);
       for (let i = 0; i < t.size; i++) {
         const v = Number(t.data[i]!);
-        if (v > 2 ** 31 - 1 || v < -(2 ** 31)) throw new InvalidFormatError(format, `index ${v} of '${prefix}' does not fit in 32 bits`, i);
+        if (v > 2 ** 31 - 1 || v < -(2 ** 31))
+          throw new InvalidFormatError(format, `index ${v} of '${prefix}' does not fit in 32 bits`, i);
         out[i] = v;
       }
       return out;
     }
-    throw new InvalidFormatError(format, `indices of '${prefix}' have dtype ${t.dtype}; expected an integer dtype`);
+    throw new InvalidFormatError(
+      format,
+      `indices of '${prefix}' have dtype ${t.dtype}; expected an integer dtype`,
+    );
   };
   const shape = (): [number, number] => {
     if (format === 'dense') {
@@ -116,7 +139,8 @@ export function matrixFromTensors(stored: StoredFormat, tensors: Readonly<Record
       return [t.shape[0]!, t.shape[1]!];
     }
     const s = ints(take('shape'));
-    if (s.length !== 2) throw new InvalidFormatError(format, `'${prefix}.shape' must hold 2 dimensions, got ${s.length}`);
+    if (s.length !== 2)
+      throw new InvalidFormatError(format, `'${prefix}.shape' must hold 2 dimensions, got ${s.length}`);
     return [s[0]!, s[1]!];
   };
   const [rows, cols] = shape();
@@ -126,34 +150,79 @@ export function matrixFromTensors(stored: StoredFormat, tensors: Readonly<Record
       x = { format, rows, cols, ...values(take('')) };
       break;
     case 'coo':
-      x = { format, rows, cols, rowIndices: ints(take('row_indices')), colIndices: ints(take('col_indices')), ...values(take('values')) };
+      x = {
+        format,
+        rows,
+        cols,
+        rowIndices: ints(take('row_indices')),
+        colIndices: ints(take('col_indices')),
+        ...values(take('values')),
+      };
       break;
     case 'csr':
     case 'csc':
-      x = { format, rows, cols, indptr: ints(take('indptr')), indices: ints(take('indices')), ...values(take('values')) };
+      x = {
+        format,
+        rows,
+        cols,
+        indptr: ints(take('indptr')),
+        indices: ints(take('indices')),
+        ...values(take('values')),
+      };
       break;
     case 'bsr': {
       const v = take('values');
       const [R, C] = stored.blockShape ?? [v.shape[1] ?? 0, v.shape[2] ?? 0];
-      x = { format, rows, cols, blockRows: R, blockCols: C, indptr: ints(take('indptr')), indices: ints(take('indices')), ...values(v) };
+      x = {
+        format,
+        rows,
+        cols,
+        blockRows: R,
+        blockCols: C,
+        indptr: ints(take('indptr')),
+        indices: ints(take('indices')),
+        ...values(v),
+      };
       break;
     }
     case 'nm': {
       const { n, m } = stored;
-      if (n === undefined || m === undefined) throw new InvalidFormatError('nm', `metadata for '${prefix}' lacks n and m`);
+      if (n === undefined || m === undefined)
+        throw new InvalidFormatError('nm', `metadata for '${prefix}' lacks n and m`);
       const idx = take('indices');
-      if (idx.dtype !== 'u8') throw new InvalidFormatError('nm', `'${prefix}.indices' must be U8, got ${idx.dtype}`);
-      x = { format, rows, cols, n, m, indexBits: nmIndexBits(m), indices: idx.data as Uint8Array, ...values(take('values')) };
+      if (idx.dtype !== 'u8')
+        throw new InvalidFormatError('nm', `'${prefix}.indices' must be U8, got ${idx.dtype}`);
+      x = {
+        format,
+        rows,
+        cols,
+        n,
+        m,
+        indexBits: nmIndexBits(m),
+        indices: idx.data as Uint8Array,
+        ...values(take('values')),
+      };
       break;
     }
     case 'bitmask': {
       const bits = take('bitmask');
-      if (bits.dtype !== 'u8') throw new InvalidFormatError('bitmask', `'${prefix}.bitmask' must be U8, got ${bits.dtype}`);
-      x = { format, rows, cols, bitmask: bits.data as Uint8Array, rowOffsets: ints(take('row_offsets')), ...values(take('compressed')) };
+      if (bits.dtype !== 'u8')
+        throw new InvalidFormatError('bitmask', `'${prefix}.bitmask' must be U8, got ${bits.dtype}`);
+      x = {
+        format,
+        rows,
+        cols,
+        bitmask: bits.data as Uint8Array,
+        rowOffsets: ints(take('row_offsets')),
+        ...values(take('compressed')),
+      };
       break;
     }
     default:
-      throw new InvalidFormatError('safetensors', `unknown sparse format '${String(format)}' for '${prefix}'`);
+      throw new InvalidFormatError(
+        'safetensors',
+        `unknown sparse format '${String(format)}' for '${prefix}'`,
+      );
   }
   validate(x);
   return x;
@@ -175,7 +244,9 @@ export function parseStoredFormats(metadata: Readonly<Record<string, string>>): 
   for (const [name, entry] of Object.entries(parsed as Record<string, unknown>)) {
     const e = entry as Partial<StoredFormat> | null;
     if (e === null || typeof e !== 'object' || typeof e.format !== 'string' || typeof e.prefix !== 'string') {
-      throw new SafetensorsError(`metadata '${FORMATS_METADATA_KEY}' entry '${name}' needs string fields format and prefix`);
+      throw new SafetensorsError(
+        `metadata '${FORMATS_METADATA_KEY}' entry '${name}' needs string fields format and prefix`,
+      );
     }
   }
   return parsed as Record<string, StoredFormat>;

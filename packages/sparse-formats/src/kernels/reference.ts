@@ -1,7 +1,7 @@
 import { InvalidArgumentError, ShapeMismatchError } from '@sparsekit/core';
+import { toCsr } from '../convert.js';
 import { forEachNonzero } from '../entries.js';
 import { readNmPosition } from '../formats/nm.js';
-import { toCsr } from '../convert.js';
 import type { CsrMatrix, NmMatrix, SparseMatrix } from '../types.js';
 import { encodeValues, valuesF32 } from '../values.js';
 
@@ -132,5 +132,6 @@ function addBias(y: Float32Array, batch: number, width: number, bias: Float32Arr
 }
 
 function checkWidth(name: string, value: number): void {
-  if (!Number.isInteger(value) || value < 0) throw new InvalidArgumentError(name, value, 'must be a non-negative integer');
+  if (!Number.isInteger(value) || value < 0)
+    throw new InvalidArgumentError(name, value, 'must be a non-negative integer');
 }

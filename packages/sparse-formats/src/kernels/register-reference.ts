@@ -1,5 +1,5 @@
-import type { KernelRegistry } from './registry.js';
 import { linear, nmLinear, sddmm, spmm, spmv } from './reference.js';
+import type { KernelRegistry } from './registry.js';
 
 /** The op names of the sparse kernels. */
 export const OPS = ['spmv', 'spmm', 'linear', 'nm-linear', 'sddmm'] as const;
