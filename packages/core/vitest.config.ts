@@ -1,8 +1,3 @@
-import { defineConfig } from 'vitest/config';
+import { packageVitestConfig } from '@sparsekit/test-utils/vitest-config';
 
-export default defineConfig({
-  test: {
-    include: ['src/**/*.test.ts'],
-    setupFiles: ['@sparsekit/test-utils/setup'],
-  },
-});
+export default packageVitestConfig();

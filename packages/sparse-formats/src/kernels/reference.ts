@@ -2,7 +2,7 @@ import { InvalidArgumentError, ShapeMismatchError } from '@sparsekit/core';
 import { toCsr } from '../convert.js';
 import { forEachNonzero } from '../entries.js';
 import { readNmPosition } from '../formats/nm.js';
-import type { CsrMatrix, NmMatrix, SparseMatrix } from '../types.js';
+import type { CsrMatrix, DenseMatrix, NmMatrix, SparseMatrix } from '../types.js';
 import { encodeValues, valuesF32 } from '../values.js';
 
 /**
@@ -46,8 +46,9 @@ export function spmm(a: SparseMatrix, b: Float32Array, n: number, out?: Float32A
 }
 
 /**
- * A linear layer with a sparse weight: y = x W^T (+ bias), x [batch, in] dense, W [out, in] sparse;
- * y [batch, out].
+ * A linear layer with a sparse weight: y = x W^T (+ bias), x [batch, in] dense, W [out, in] in any
+ * format; y [batch, out]. Dense weights run a plain dense loop (every multiply, no zero test), CSR and
+ * N:M run loops over their own arrays, the other formats walk their nonzeros.
  */
 export function linear(
   x: Float32Array,
@@ -55,14 +56,46 @@ export function linear(
   w: SparseMatrix,
   options: { bias?: Float32Array; out?: Float32Array } = {},
 ): Float32Array {
+  if (w.format === 'nm') return nmLinear(x, batch, w, options);
   checkWidth('batch', batch);
   checkLength('x', x, batch * w.cols, [batch, w.cols]);
   const y = output(options.out, batch * w.rows);
-  forEachNonzero(w, (o, i, v) => {
-    for (let b = 0; b < batch; b++) y[b * w.rows + o]! += v * x[b * w.cols + i]!;
-  });
+  if (w.format === 'dense') denseLinearInto(y, x, batch, w);
+  else if (w.format === 'csr') csrLinearInto(y, x, batch, w);
+  else {
+    forEachNonzero(w, (o, i, v) => {
+      for (let b = 0; b < batch; b++) y[b * w.rows + o]! += v * x[b * w.cols + i]!;
+    });
+  }
   addBias(y, batch, w.rows, options.bias);
   return y;
+}
+
+function denseLinearInto(y: Float32Array, x: Float32Array, batch: number, w: DenseMatrix): void {
+  const values = valuesF32(w.values, w.dtype);
+  const { rows, cols } = w;
+  for (let o = 0; o < rows; o++) {
+    const wBase = o * cols;
+    for (let b = 0; b < batch; b++) {
+      const xBase = b * cols;
+      let sum = 0;
+      for (let i = 0; i < cols; i++) sum += values[wBase + i]! * x[xBase + i]!;
+      y[b * rows + o] = sum;
+    }
+  }
+}
+
+function csrLinearInto(y: Float32Array, x: Float32Array, batch: number, w: CsrMatrix): void {
+  const values = valuesF32(w.values, w.dtype);
+  const { indptr, indices, rows, cols } = w;
+  for (let o = 0; o < rows; o++) {
+    for (let b = 0; b < batch; b++) {
+      const xBase = b * cols;
+      let sum = 0;
+      for (let k = indptr[o]!; k < indptr[o + 1]!; k++) sum += values[k]! * x[xBase + indices[k]!]!;
+      y[b * rows + o] = sum;
+    }
+  }
 }
 
 /**
