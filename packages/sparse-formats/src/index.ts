@@ -41,3 +41,11 @@ export {
 } from './types.js';
 export { validate } from './validate.js';
 export { encodeValues, type IndexType, valuesF32 } from './values.js';
+export {
+  createWasmBackend,
+  type LinearOptions,
+  WasmBackend,
+  type WasmBackendOptions,
+} from './wasm/backend.js';
+export type { PreparedMatrix } from './wasm/prepare.js';
+export { registerWasmKernels } from './wasm/register-wasm.js';

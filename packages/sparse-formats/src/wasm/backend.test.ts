@@ -1,0 +1,110 @@
+import { KernelNotFoundError, NonFiniteError, Rng, ShapeMismatchError, Tensor } from '@sparsekit/core';
+import fc from 'fast-check';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { denseCase, FC_OPTIONS } from '../arbitraries.test-util.js';
+import { fromDense } from '../convert.js';
+import { linear, spmm } from '../kernels/reference.js';
+import { registerReferenceKernels } from '../kernels/register-reference.js';
+import { KernelRegistry } from '../kernels/registry.js';
+import type { FormatName, SparseMatrix } from '../types.js';
+import { createWasmBackend, type WasmBackend } from './backend.js';
+import { registerWasmKernels } from './register-wasm.js';
+
+const VARIANTS: Array<[string, FormatName, object]> = [
+  ['dense f32', 'dense', {}],
+  ['dense f16', 'dense', { dtype: 'f16' }],
+  ['csr i32 f32', 'csr', {}],
+  ['csr u16 f32', 'csr', { indexType: 'u16' }],
+  ['csr i32 f16', 'csr', { dtype: 'f16' }],
+  ['csr u16 f16', 'csr', { indexType: 'u16', dtype: 'f16' }],
+  ['coo (runs as csr)', 'coo', {}],
+  ['csc (runs as csr)', 'csc', {}],
+  ['nm 2:4 f32', 'nm', { n: 2, m: 4 }],
+  ['nm 2:4 f16', 'nm', { n: 2, m: 4, dtype: 'f16' }],
+  ['bitmask f32', 'bitmask', {}],
+  ['bitmask f16', 'bitmask', { dtype: 'f16' }],
+  ['bsr 2x4 f32', 'bsr', { blockShape: [2, 4] }],
+  ['bsr 2x4 u16 f16', 'bsr', { blockShape: [2, 4], indexType: 'u16', dtype: 'f16' }],
+];
+
+describe.each([1, 2])('wasm backend, %i thread(s)', (threads) => {
+  let backend: WasmBackend;
+  beforeAll(async () => {
+    backend = await createWasmBackend({ threads });
+  });
+  afterAll(async () => {
+    await backend.dispose();
+  });
+
+  it.each(VARIANTS)(
+    '%s linear matches the reference kernel (batch 1..33, odd shapes)',
+    (_, format, options) => {
+      fc.assert(
+        fc.property(
+          denseCase({ rowMultiple: 2, colMultiple: 4, nm: [2, 4] }),
+          fc.constantFrom(1, 2, 3, 4, 5, 8, 16, 17, 33),
+          ({ rows, cols, values }, batch) => {
+            const w: SparseMatrix = fromDense(new Tensor('f32', [rows, cols], values), format, options);
+            const rng = new Rng(rows * 131 + cols * 7 + batch);
+            const x = rng.normalArray(batch * cols);
+            const bias = rng.normalArray(rows);
+            expect(backend.linear(x, batch, w, { bias })).toAllClose(linear(x, batch, w, { bias }), {
+              atol: 1e-4,
+              rtol: 1e-4,
+            });
+          },
+        ),
+        { ...FC_OPTIONS, numRuns: 30 },
+      );
+    },
+  );
+
+  it('handles shapes not divisible by the vector width or tile, and larger N:M patterns', () => {
+    const rng = new Rng(5);
+    for (const [rows, cols, n, m] of [
+      [37, 24, 3, 8],
+      [9, 48, 1, 16],
+      [130, 72, 4, 8],
+    ] as const) {
+      const values = rng.normalArray(rows * cols);
+      const t = new Tensor('f32', [rows, cols], values);
+      for (const batch of [1, 7, 20]) {
+        const x = rng.normalArray(batch * cols);
+        const dense = fromDense(t, 'dense');
+        expect(backend.linear(x, batch, dense)).toAllClose(linear(x, batch, dense), {
+          atol: 1e-4,
+          rtol: 1e-4,
+        });
+        const keep = new Uint8Array(rows * cols);
+        for (let g = 0; g < rows * cols; g += m) for (let s = 0; s < n; s++) keep[g + ((s * 3 + g) % m)] = 1;
+        const nm = fromDense(t, 'nm', { keep, n, m });
+        expect(backend.linear(x, batch, nm)).toAllClose(linear(x, batch, nm), { atol: 1e-4, rtol: 1e-4 });
+      }
+    }
+  });
+
+  it('spmv and spmm agree with the reference; errors are typed', () => {
+    const rng = new Rng(9);
+    const a = fromDense(new Tensor('f32', [12, 20], rng.normalArray(240)), 'csr', { threshold: 0.8 });
+    const b = rng.normalArray(20 * 6);
+    expect(backend.spmm(a, b, 6)).toAllClose(spmm(a, b, 6), { atol: 1e-4, rtol: 1e-4 });
+    expect(() => backend.linear(new Float32Array(3), 1, a)).toThrow(ShapeMismatchError);
+    const inf = fromDense(
+      new Tensor('f32', [1, 4], Float32Array.of(1, Number.POSITIVE_INFINITY, 0, 2)),
+      'csr',
+      { dtype: 'f16' },
+    );
+    expect(() => backend.linear(new Float32Array(4), 1, inf)).toThrow(NonFiniteError);
+  });
+
+  it('measures a STREAM triad bandwidth', () => {
+    expect(backend.triad(1 << 20, 2)).toBeGreaterThan(0.1);
+  });
+
+  it('registers under the wasm backend and is preferred', () => {
+    const registry = registerWasmKernels(registerReferenceKernels(new KernelRegistry()), backend);
+    expect(registry.preference[0]).toBe('wasm');
+    expect(registry.backends('linear')).toEqual(['js', 'wasm']);
+    expect(() => registry.get('sddmm', 'wasm')).toThrow(KernelNotFoundError);
+  });
+});
