@@ -152,74 +152,6 @@ export function dense_linear_f16(w: usize, x: usize, y: usize, rows: i32, cols: 
   store<f32>(base + 3 * stride, f32x4.extract_lane(acc, 3));
 }
 
-// CSR: indptr i32 [rows + 1], indices I (u16 or i32), values V.
-function csrLinear<I, V>(
-  indptr: usize, indices: usize, values: usize, xt: usize, y: usize, rows: i32, batch: i32, r0: i32, r1: i32,
-): void {
-  const xs = <usize>batch << 2; // bytes between consecutive columns of xt
-  for (let o = r0; o < r1; o++) {
-    const k0 = <usize>load<i32>(indptr + (<usize>o << 2));
-    const k1 = <usize>load<i32>(indptr + (<usize>(o + 1) << 2));
-    if (batch == 1) {
-      let s0: f32 = 0, s1: f32 = 0, s2: f32 = 0, s3: f32 = 0;
-      let k = k0;
-      for (; k + 4 <= k1; k += 4) {
-        s0 += value<V>(values, k) * load<f32>(xt + (index<I>(indices, k) << 2));
-        s1 += value<V>(values, k + 1) * load<f32>(xt + (index<I>(indices, k + 1) << 2));
-        s2 += value<V>(values, k + 2) * load<f32>(xt + (index<I>(indices, k + 2) << 2));
-        s3 += value<V>(values, k + 3) * load<f32>(xt + (index<I>(indices, k + 3) << 2));
-      }
-      for (; k < k1; k++) s0 += value<V>(values, k) * load<f32>(xt + (index<I>(indices, k) << 2));
-      store<f32>(y + (<usize>o << 2), (s0 + s1) + (s2 + s3));
-      continue;
-    }
-    let b = 0;
-    for (; b + 16 <= batch; b += 16) {
-      let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
-      const xb = xt + (<usize>b << 2);
-      for (let k = k0; k < k1; k++) {
-        const v = f32x4.splat(value<V>(values, k));
-        const p = xb + index<I>(indices, k) * xs;
-        a0 = f32x4.add(a0, f32x4.mul(v, v128.load(p)));
-        a1 = f32x4.add(a1, f32x4.mul(v, v128.load(p, 16)));
-        a2 = f32x4.add(a2, f32x4.mul(v, v128.load(p, 32)));
-        a3 = f32x4.add(a3, f32x4.mul(v, v128.load(p, 48)));
-      }
-      storeLanes(y, rows, o, b, a0);
-      storeLanes(y, rows, o, b + 4, a1);
-      storeLanes(y, rows, o, b + 8, a2);
-      storeLanes(y, rows, o, b + 12, a3);
-    }
-    for (; b + 4 <= batch; b += 4) {
-      let a0 = f32x4.splat(0);
-      const xb = xt + (<usize>b << 2);
-      for (let k = k0; k < k1; k++) {
-        a0 = f32x4.add(a0, f32x4.mul(f32x4.splat(value<V>(values, k)), v128.load(xb + index<I>(indices, k) * xs)));
-      }
-      storeLanes(y, rows, o, b, a0);
-    }
-    for (; b < batch; b++) {
-      let s: f32 = 0;
-      const xb = xt + (<usize>b << 2);
-      for (let k = k0; k < k1; k++) s += value<V>(values, k) * load<f32>(xb + index<I>(indices, k) * xs);
-      store<f32>(y + ((<usize>b * <usize>rows + <usize>o) << 2), s);
-    }
-  }
-}
-
-export function csr_linear_i32_f32(indptr: usize, indices: usize, values: usize, xt: usize, y: usize, rows: i32, batch: i32, r0: i32, r1: i32): void {
-  csrLinear<i32, f32>(indptr, indices, values, xt, y, rows, batch, r0, r1);
-}
-export function csr_linear_u16_f32(indptr: usize, indices: usize, values: usize, xt: usize, y: usize, rows: i32, batch: i32, r0: i32, r1: i32): void {
-  csrLinear<u16, f32>(indptr, indices, values, xt, y, rows, batch, r0, r1);
-}
-export function csr_linear_i32_f16(indptr: usize, indices: usize, values: usize, xt: usize, y: usize, rows: i32, batch: i32, r0: i32, r1: i32): void {
-  csrLinear<i32, u16>(indptr, indices, values, xt, y, rows, batch, r0, r1);
-}
-export function csr_linear_u16_f16(indptr: usize, indices: usize, values: usize, xt: usize, y: usize, rows: i32, batch: i32, r0: i32, r1: i32): void {
-  csrLinear<u16, u16>(indptr, indices, values, xt, y, rows, batch, r0, r1);
-}
-
 // ---------------------------------------------------------------------------------------------
 // Wide batches: a row's nonzeros are first decoded into scratch (u32 columns, f32 values), then
 // one shared routine runs 16, 4 and single lanes of the batch over them.
@@ -257,6 +189,51 @@ function laneRow(cols: usize, vals: usize, count: usize, xt: usize, y: usize, ro
     for (let k: usize = 0; k < count; k++) s += load<f32>(vals + (k << 2)) * load<f32>(xb + <usize>load<u32>(cols + (k << 2)) * xs);
     store<f32>(y + ((<usize>b * <usize>rows + <usize>o) << 2), s);
   }
+}
+
+// CSR: indptr i32 [rows + 1], indices I (u16 or i32), values V. Wide batches decode the row into
+// scratch and share laneRow with N:M and bitmask.
+function csrLinear<I, V>(
+  indptr: usize, indices: usize, values: usize, xt: usize, y: usize, rows: i32, batch: i32, r0: i32, r1: i32,
+  scratch: usize,
+): void {
+  for (let o = r0; o < r1; o++) {
+    const k0 = <usize>load<i32>(indptr + (<usize>o << 2));
+    const k1 = <usize>load<i32>(indptr + (<usize>(o + 1) << 2));
+    if (batch == 1) {
+      let s0: f32 = 0, s1: f32 = 0, s2: f32 = 0, s3: f32 = 0;
+      let k = k0;
+      for (; k + 4 <= k1; k += 4) {
+        s0 += value<V>(values, k) * load<f32>(xt + (index<I>(indices, k) << 2));
+        s1 += value<V>(values, k + 1) * load<f32>(xt + (index<I>(indices, k + 1) << 2));
+        s2 += value<V>(values, k + 2) * load<f32>(xt + (index<I>(indices, k + 2) << 2));
+        s3 += value<V>(values, k + 3) * load<f32>(xt + (index<I>(indices, k + 3) << 2));
+      }
+      for (; k < k1; k++) s0 += value<V>(values, k) * load<f32>(xt + (index<I>(indices, k) << 2));
+      store<f32>(y + (<usize>o << 2), (s0 + s1) + (s2 + s3));
+      continue;
+    }
+    const count = k1 - k0;
+    const scratchVals = scratch + (count << 2);
+    for (let k: usize = 0; k < count; k++) {
+      store<u32>(scratch + (k << 2), <u32>index<I>(indices, k0 + k));
+      store<f32>(scratchVals + (k << 2), value<V>(values, k0 + k));
+    }
+    laneRow(scratch, scratchVals, count, xt, y, rows, batch, o);
+  }
+}
+
+export function csr_linear_i32_f32(indptr: usize, indices: usize, values: usize, xt: usize, y: usize, rows: i32, batch: i32, r0: i32, r1: i32, scratch: usize): void {
+  csrLinear<i32, f32>(indptr, indices, values, xt, y, rows, batch, r0, r1, scratch);
+}
+export function csr_linear_u16_f32(indptr: usize, indices: usize, values: usize, xt: usize, y: usize, rows: i32, batch: i32, r0: i32, r1: i32, scratch: usize): void {
+  csrLinear<u16, f32>(indptr, indices, values, xt, y, rows, batch, r0, r1, scratch);
+}
+export function csr_linear_i32_f16(indptr: usize, indices: usize, values: usize, xt: usize, y: usize, rows: i32, batch: i32, r0: i32, r1: i32, scratch: usize): void {
+  csrLinear<i32, u16>(indptr, indices, values, xt, y, rows, batch, r0, r1, scratch);
+}
+export function csr_linear_u16_f16(indptr: usize, indices: usize, values: usize, xt: usize, y: usize, rows: i32, batch: i32, r0: i32, r1: i32, scratch: usize): void {
+  csrLinear<u16, u16>(indptr, indices, values, xt, y, rows, batch, r0, r1, scratch);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -117,13 +117,13 @@ export function prepareMatrix(
     case 'csr': {
       const u16 = w.indices instanceof Uint16Array;
       const name = `csr_linear_${u16 ? 'u16' : 'i32'}_${half ? 'f16' : 'f32'}` as KernelName;
-      // csr_linear(indptr, indices, values, xt, y, rows, batch, r0, r1)
+      // csr_linear(indptr, indices, values, xt, y, rows, batch, r0, r1, scratch)
       return {
         ...base,
         format: 'csr',
         op: KERNEL_NAMES.indexOf(name),
-        args: [put(w.indptr), put(w.indices, 16), put(w.values, 16), 0, 0, w.rows, 0, 0, 0],
-        slots: { x: 3, y: 4, batch: 6, r0: 7, r1: 8 },
+        args: [put(w.indptr), put(w.indices, 16), put(w.values, 16), 0, 0, w.rows, 0, 0, 0, 0],
+        slots: { x: 3, y: 4, batch: 6, r0: 7, r1: 8, scratch: 9 },
         transposedInput: true,
         parts: partition(w.rows, threads, w.indptr),
         bytes: bytes([w.indptr, w.indices, w.values]),
