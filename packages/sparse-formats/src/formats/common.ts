@@ -1,5 +1,5 @@
 import { InvalidArgumentError, InvalidFormatError } from '@sparsekit/core';
-import type { FormatName, ValueDType, Values } from '../types.js';
+import type { FormatName, Indices, ValueDType, Values } from '../types.js';
 
 export function checkDims(format: FormatName, rows: number, cols: number): void {
   if (!Number.isSafeInteger(rows) || rows < 0)
@@ -87,4 +87,14 @@ export function checkCompressed(
       previous = j;
     }
   }
+}
+
+/** The arrays of a compressed format (CSR: rows compressed; CSC: columns compressed). */
+export interface CompressedFields {
+  rows: number;
+  cols: number;
+  indptr: Int32Array;
+  indices: Indices;
+  values: Values;
+  dtype?: ValueDType;
 }

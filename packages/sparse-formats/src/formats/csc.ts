@@ -1,15 +1,8 @@
-import type { CscMatrix, CsrMatrix, Indices, ValueDType, Values } from '../types.js';
+import type { CscMatrix, CsrMatrix, Indices, Values } from '../types.js';
 import { allocateIndices, type IndexType, valuesF32 } from '../values.js';
-import { checkCompressed, checkDims, checkValues } from './common.js';
+import { type CompressedFields, checkCompressed, checkDims, checkValues } from './common.js';
 
-export interface CscFields {
-  rows: number;
-  cols: number;
-  indptr: Int32Array;
-  indices: Indices;
-  values: Values;
-  dtype?: ValueDType;
-}
+export type CscFields = CompressedFields;
 
 export function csc(fields: CscFields): CscMatrix {
   const m: CscMatrix = { format: 'csc', dtype: fields.dtype ?? 'f32', ...fields };

@@ -1,16 +1,9 @@
 import { f32ArrayToF16 } from '@sparsekit/core';
-import type { CsrMatrix, Indices, ValueDType, Values } from '../types.js';
+import type { CsrMatrix, ValueDType } from '../types.js';
 import { allocateIndices, allocateValues, type IndexType, valuesF32 } from '../values.js';
-import { checkCompressed, checkDims, checkValues } from './common.js';
+import { type CompressedFields, checkCompressed, checkDims, checkValues } from './common.js';
 
-export interface CsrFields {
-  rows: number;
-  cols: number;
-  indptr: Int32Array;
-  indices: Indices;
-  values: Values;
-  dtype?: ValueDType;
-}
+export type CsrFields = CompressedFields;
 
 /** Build a CSR matrix from its arrays, validating every invariant. */
 export function csr(fields: CsrFields): CsrMatrix {

@@ -22,14 +22,9 @@ function output(out: Float32Array | undefined, length: number): Float32Array {
   return out;
 }
 
-/** y = A x, A [rows, cols] sparse, x [cols]. */
+/** y = A x, A [rows, cols] sparse, x [cols]: the linear kernel with batch 1. */
 export function spmv(a: SparseMatrix, x: Float32Array, out?: Float32Array): Float32Array {
-  checkLength('x', x, a.cols, [a.cols]);
-  const y = output(out, a.rows);
-  forEachNonzero(a, (r, c, v) => {
-    y[r]! += v * x[c]!;
-  });
-  return y;
+  return linear(x, 1, a, out === undefined ? {} : { out });
 }
 
 /** C = A B, A [rows, cols] sparse, B [cols, n] dense; C [rows, n]. */
