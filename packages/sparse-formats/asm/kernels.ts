@@ -8,21 +8,38 @@
 // finite values (NaN/Inf are rejected when a matrix is prepared).
 
 // ---------------------------------------------------------------------------------------------
-// f16 -> f32: place the 15 magnitude bits in an f32 and scale by 2^112 (exact for normal and
-// subnormal halves), then restore the sign.
+// f16 -> f32 without floating-point work on subnormal inputs (which costs a microcode assist on
+// x86): a normal half moves its exponent and mantissa into place and rebiases the exponent by 112;
+// a zero or subnormal half m * 2^-24 is built as 2^-14 * (1 + m * 2^-10) and 2^-14 is subtracted
+// (exact). Signs are copied. Exact for every finite half.
 
-const TWO_POW_112: f32 = 5.192296858534828e33;
+const TWO_POW_MINUS_14: f32 = 6.103515625e-5;
 
 // @ts-ignore: decorator
 @inline function half(h: u32): f32 {
-  const magnitude = reinterpret<f32>((h & 0x7fff) << 13) * TWO_POW_112;
+  const small = (h & 0x7c00) == 0;
+  const bits = (((h & 0x7fff) << 13) + (small ? 0x38800000 : 0x38000000));
+  const magnitude = reinterpret<f32>(bits) - (small ? TWO_POW_MINUS_14 : 0);
   return reinterpret<f32>(reinterpret<u32>(magnitude) | ((h & 0x8000) << 16));
 }
 
+// Vector constants are read from memory (the host writes them at CONSTANTS when it creates the
+// memory): V8 rebuilds a v128 constant with several instructions at every use inside a loop, while
+// a load folds into the instruction that uses it.
+const CONSTANTS: usize = 512;
+// @ts-ignore: decorator
+@inline function k(i: usize): v128 {
+  return v128.load(CONSTANTS + (i << 4));
+}
+// Slots: 0 0x8000, 1 0x7fff, 2 0x7c00, 3 0x38000000, 4 0x00800000, 5 2^-14 (f32), 6 zero.
+
 // @ts-ignore: decorator
 @inline function half4(bits: v128): v128 {
-  const magnitude = f32x4.mul(i32x4.shl(v128.and(bits, i32x4.splat(0x7fff)), 13), f32x4.splat(TWO_POW_112));
-  return v128.or(magnitude, i32x4.shl(v128.and(bits, i32x4.splat(0x8000)), 16));
+  const sign = i32x4.shl(v128.and(bits, k(0)), 16);
+  const small = i32x4.eq(v128.and(bits, k(2)), k(6));
+  const offset = v128.or(k(3), v128.and(small, k(4)));
+  const value = f32x4.sub(i32x4.add(i32x4.shl(v128.and(bits, k(1)), 13), offset), v128.and(small, k(5)));
+  return v128.or(value, sign);
 }
 
 // @ts-ignore: decorator
@@ -153,6 +170,39 @@ export function dense_linear_f16(w: usize, x: usize, y: usize, rows: i32, cols: 
 }
 
 // ---------------------------------------------------------------------------------------------
+// Batch 1 over a list of (column, value) pairs k in [k0, k1): values are read (and f16 decoded) 8 at
+// a time as vectors, the 8 x entries are gathered into two vectors lane by lane.
+
+// @ts-ignore: decorator
+@inline function gather4<I>(indices: usize, k: usize, xt: usize): v128 {
+  let g = v128.load32_zero(xt + (index<I>(indices, k) << 2));
+  g = v128.load32_lane(xt + (index<I>(indices, k + 1) << 2), g, 1);
+  g = v128.load32_lane(xt + (index<I>(indices, k + 2) << 2), g, 2);
+  return v128.load32_lane(xt + (index<I>(indices, k + 3) << 2), g, 3);
+}
+
+function gatherDot<I, V>(indices: usize, values: usize, k0: usize, k1: usize, xt: usize): f32 {
+  let a0 = f32x4.splat(0), a1 = f32x4.splat(0);
+  let k = k0;
+  for (; k + 8 <= k1; k += 8) {
+    let v0: v128, v1: v128;
+    if (sizeof<V>() == 2) {
+      const h = v128.load(values + (k << 1));
+      v0 = half4(i32x4.extend_low_i16x8_u(h));
+      v1 = half4(i32x4.extend_high_i16x8_u(h));
+    } else {
+      v0 = v128.load(values + (k << 2));
+      v1 = v128.load(values + (k << 2), 16);
+    }
+    a0 = f32x4.add(a0, f32x4.mul(v0, gather4<I>(indices, k, xt)));
+    a1 = f32x4.add(a1, f32x4.mul(v1, gather4<I>(indices, k + 4, xt)));
+  }
+  let s = hsum(f32x4.add(a0, a1));
+  for (; k < k1; k++) s += value<V>(values, k) * load<f32>(xt + (index<I>(indices, k) << 2));
+  return s;
+}
+
+// ---------------------------------------------------------------------------------------------
 // Wide batches: a row's nonzeros are first decoded into scratch (u32 columns, f32 values), then
 // one shared routine runs 16, 4 and single lanes of the batch over them.
 
@@ -201,16 +251,7 @@ function csrLinear<I, V>(
     const k0 = <usize>load<i32>(indptr + (<usize>o << 2));
     const k1 = <usize>load<i32>(indptr + (<usize>(o + 1) << 2));
     if (batch == 1) {
-      let s0: f32 = 0, s1: f32 = 0, s2: f32 = 0, s3: f32 = 0;
-      let k = k0;
-      for (; k + 4 <= k1; k += 4) {
-        s0 += value<V>(values, k) * load<f32>(xt + (index<I>(indices, k) << 2));
-        s1 += value<V>(values, k + 1) * load<f32>(xt + (index<I>(indices, k + 1) << 2));
-        s2 += value<V>(values, k + 2) * load<f32>(xt + (index<I>(indices, k + 2) << 2));
-        s3 += value<V>(values, k + 3) * load<f32>(xt + (index<I>(indices, k + 3) << 2));
-      }
-      for (; k < k1; k++) s0 += value<V>(values, k) * load<f32>(xt + (index<I>(indices, k) << 2));
-      store<f32>(y + (<usize>o << 2), (s0 + s1) + (s2 + s3));
+      store<f32>(y + (<usize>o << 2), gatherDot<I, V>(indices, values, k0, k1, xt));
       continue;
     }
     const count = k1 - k0;
@@ -247,6 +288,43 @@ export function csr_linear_u16_f16(indptr: usize, indices: usize, values: usize,
   return <usize>((load<u32>(indices + (bit >> 3)) >> <u32>(bit & 7)) & mask);
 }
 
+// 2:4 at batch 1: a byte of positions covers two groups (eight columns, four nonzeros). A table
+// (written by the host at NM24_TABLE) maps the byte to two swizzle masks that pick the four x entries
+// out of the two x vectors of those eight columns, so the four products take one vector multiply.
+const NM24_TABLE: usize = 1024;
+
+function dot24<V>(values: usize, positions: usize, xt: usize, cols: usize): f32 {
+  let a0 = f32x4.splat(0), a1 = f32x4.splat(0);
+  let c: usize = 0;
+  for (; c + 16 <= cols; c += 16) {
+    const t0 = NM24_TABLE + (<usize>load<u8>(positions) << 5);
+    const t1 = NM24_TABLE + (<usize>load<u8>(positions, 1) << 5);
+    const xc = xt + (c << 2);
+    const g0 = v128.or(i8x16.swizzle(v128.load(xc), v128.load(t0)), i8x16.swizzle(v128.load(xc, 16), v128.load(t0, 16)));
+    const g1 = v128.or(i8x16.swizzle(v128.load(xc, 32), v128.load(t1)), i8x16.swizzle(v128.load(xc, 48), v128.load(t1, 16)));
+    let v0: v128, v1: v128;
+    if (sizeof<V>() == 2) {
+      const h = v128.load(values);
+      v0 = half4(i32x4.extend_low_i16x8_u(h));
+      v1 = half4(i32x4.extend_high_i16x8_u(h));
+    } else {
+      v0 = v128.load(values);
+      v1 = v128.load(values, 16);
+    }
+    a0 = f32x4.add(a0, f32x4.mul(v0, g0));
+    a1 = f32x4.add(a1, f32x4.mul(v1, g1));
+    values += 8 * sizeof<V>();
+    positions += 2;
+  }
+  if (c < cols) {
+    const t0 = NM24_TABLE + (<usize>load<u8>(positions) << 5);
+    const xc = xt + (c << 2);
+    const g0 = v128.or(i8x16.swizzle(v128.load(xc), v128.load(t0)), i8x16.swizzle(v128.load(xc, 16), v128.load(t0, 16)));
+    a0 = f32x4.add(a0, f32x4.mul(value4<V>(values, 0), g0));
+  }
+  return hsum(f32x4.add(a0, a1));
+}
+
 function nmLinear<V>(
   values: usize, indices: usize, n: i32, m: i32, bits: i32, xt: usize, y: usize, rows: i32, cols: i32, batch: i32,
   r0: i32, r1: i32, scratch: usize,
@@ -261,18 +339,8 @@ function nmLinear<V>(
     if (batch == 1) {
       let s0: f32 = 0, s1: f32 = 0, s2: f32 = 0, s3: f32 = 0;
       if (fast24) {
-        // 2:4: one byte holds the four 2-bit positions of two groups (eight columns).
-        let byte = indices + (first >> 2);
-        let slot = first;
-        for (let c: usize = 0; c < <usize>cols; c += 8) {
-          const p = <u32>load<u8>(byte++);
-          const xc = xt + (c << 2);
-          s0 += value<V>(values, slot) * load<f32>(xc + ((p & 3) << 2));
-          s1 += value<V>(values, slot + 1) * load<f32>(xc + (((p >> 2) & 3) << 2));
-          s2 += value<V>(values, slot + 2) * load<f32>(xc + 16 + (((p >> 4) & 3) << 2));
-          s3 += value<V>(values, slot + 3) * load<f32>(xc + 16 + ((p >> 6) << 2));
-          slot += 4;
-        }
+        store<f32>(y + (<usize>o << 2), dot24<V>(values + first * sizeof<V>(), indices + (first >> 2), xt, <usize>cols));
+        continue;
       } else {
         let slot = first;
         for (let g = 0; g < groups; g++) {
@@ -322,33 +390,26 @@ function bitmaskLinear<V>(
   const scratchVals = scratch + (<usize>cols << 2);
   for (let o = r0; o < r1; o++) {
     const bits = bitmask + <usize>o * rowBytes;
-    let k = <usize>load<i32>(rowOffsets + (<usize>o << 2));
-    let s0: f32 = 0, s1: f32 = 0;
+    const k0 = <usize>load<i32>(rowOffsets + (<usize>o << 2));
     let count: usize = 0;
     for (let byte: usize = 0; byte < rowBytes; byte += 8) {
       let word = load<u64>(bits + byte);
       const left = rowBytes - byte;
       if (left < 8) word &= (<u64>1 << (<u64>left << 3)) - 1;
-      const c0 = byte << 3;
+      const c0 = <u32>(byte << 3);
       while (word != 0) {
-        const c = c0 + <usize>ctz(word);
+        store<u32>(scratch + (count << 2), c0 + <u32>ctz(word));
         word &= word - 1;
-        const v = value<V>(values, k++);
-        if (batch == 1) {
-          s0 += v * load<f32>(xt + (c << 2));
-          if (word == 0) break;
-          const c2 = c0 + <usize>ctz(word);
-          word &= word - 1;
-          s1 += value<V>(values, k++) * load<f32>(xt + (c2 << 2));
-        } else {
-          store<u32>(scratch + (count << 2), <u32>c);
-          store<f32>(scratchVals + (count << 2), v);
-          count++;
-        }
+        count++;
       }
     }
-    if (batch == 1) store<f32>(y + (<usize>o << 2), s0 + s1);
-    else laneRow(scratch, scratchVals, count, xt, y, rows, batch, o);
+    if (batch == 1) {
+      // gatherDot reads column k - k0 from scratch for value k.
+      store<f32>(y + (<usize>o << 2), gatherDot<u32, V>(scratch - (k0 << 2), values, k0, k0 + count, xt));
+      continue;
+    }
+    for (let k: usize = 0; k < count; k++) store<f32>(scratchVals + (k << 2), value<V>(values, k0 + k));
+    laneRow(scratch, scratchVals, count, xt, y, rows, batch, o);
   }
 }
 

@@ -1,4 +1,11 @@
-import { KernelNotFoundError, NonFiniteError, Rng, ShapeMismatchError, Tensor } from '@sparsekit/core';
+import {
+  f16BitsToF32,
+  KernelNotFoundError,
+  NonFiniteError,
+  Rng,
+  ShapeMismatchError,
+  Tensor,
+} from '@sparsekit/core';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { denseCase, FC_OPTIONS } from '../arbitraries.test-util.js';
@@ -79,6 +86,38 @@ describe.each([1, 2])('wasm backend, %i thread(s)', (threads) => {
         for (let g = 0; g < rows * cols; g += m) for (let s = 0; s < n; s++) keep[g + ((s * 3 + g) % m)] = 1;
         const nm = fromDense(t, 'nm', { keep, n, m });
         expect(backend.linear(x, batch, nm)).toAllClose(linear(x, batch, nm), { atol: 1e-4, rtol: 1e-4 });
+      }
+    }
+  });
+
+  it('decodes every finite nonzero f16 value exactly, subnormals included (batch 1 and 64)', () => {
+    // W [rows, 64] holds every finite nonzero half once (padded with 1.0); in the 2:4 matrix every
+    // second slot is zero. y = x W^T with x = e_j reads column j back exactly.
+    const halves: number[] = [];
+    for (let h = 1; h < 0x10000; h++)
+      if ((h & 0x7c00) !== 0x7c00 && h !== 0x8000) halves.push(f16BitsToF32(h));
+    while (halves.length % 128 !== 0) halves.push(1);
+    const cols = 64;
+    const values = Float32Array.from(halves);
+    const spread = new Float32Array(values.length * 2);
+    for (let i = 0; i < values.length; i++) spread[2 * i] = values[i]!;
+    const cases: Array<[FormatName, Float32Array, object]> = [
+      ['dense', values, {}],
+      ['csr', values, { indexType: 'u16' }],
+      ['bitmask', values, {}],
+      ['nm', spread, { n: 2, m: 4 }],
+    ];
+    for (const [format, data, options] of cases) {
+      const rows = data.length / cols;
+      const w = fromDense(new Tensor('f32', [rows, cols], data), format, { ...options, dtype: 'f16' });
+      const identity = new Float32Array(cols * cols);
+      for (let j = 0; j < cols; j++) identity[j * cols + j] = 1;
+      const all = backend.linear(identity, cols, w);
+      for (let j = 0; j < cols; j++) {
+        const x = identity.subarray(j * cols, (j + 1) * cols);
+        const column = Float32Array.from({ length: rows }, (_, o) => data[o * cols + j]!);
+        expect(backend.linear(x, 1, w), `${format} batch 1 column ${j}`).toEqual(column);
+        expect(all.subarray(j * rows, (j + 1) * rows), `${format} batch 64 column ${j}`).toEqual(column);
       }
     }
   });

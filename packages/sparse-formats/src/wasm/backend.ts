@@ -3,7 +3,14 @@ import type { SparseMatrix } from '../types.js';
 import { WasmAllocator } from './allocator.js';
 import { KERNELS_WASM_BASE64 } from './generated/kernels-wasm.js';
 import { ThreadPool } from './pool.js';
-import { KERNEL_NAMES, type PreparedMatrix, partition, prepareMatrix } from './prepare.js';
+import {
+  HEAP_BASE,
+  KERNEL_NAMES,
+  type PreparedMatrix,
+  partition,
+  prepareMatrix,
+  writeKernelConstants,
+} from './prepare.js';
 
 export interface WasmBackendOptions {
   /** Threads, the calling thread included. Default: all cores in Node; 1 in browsers. */
@@ -65,6 +72,7 @@ export class WasmBackend {
       throw new InvalidArgumentError('threads', threads, 'must be a positive integer');
     const module = await kernelModule();
     const memory = new WebAssembly.Memory({ initial: 256, maximum: 65536, shared: true });
+    writeKernelConstants(memory);
     const instance = await WebAssembly.instantiate(module, { env: { memory } });
     const pool = await ThreadPool.create(
       threads,
@@ -73,7 +81,7 @@ export class WasmBackend {
       instance.exports as Record<string, unknown>,
       KERNEL_NAMES,
     );
-    return new WasmBackend(threads, memory, new WasmAllocator(memory), pool);
+    return new WasmBackend(threads, memory, new WasmAllocator(memory, HEAP_BASE), pool);
   }
 
   /** Copy a matrix into wasm memory now (otherwise done on its first use). */
@@ -108,7 +116,7 @@ export class WasmBackend {
     }
     if (batch === 0 || w.rows === 0) return out;
     const p = this.prepare(w);
-    const needsScratch = p.slots.scratch !== undefined && batch > 1;
+    const needsScratch = p.slots.scratch !== undefined;
     const scratchStride = needsScratch ? p.cols * 8 + 64 : 0;
     const xBytes = batch * p.cols * 4 + 16;
     const yBytes = batch * p.rows * 4 + 16;

@@ -24,6 +24,35 @@ export const KERNEL_NAMES = [
 
 export type KernelName = (typeof KERNEL_NAMES)[number];
 
+/** Byte offset of the kernels' vector constants (asm/kernels.ts `CONSTANTS`). */
+export const KERNEL_CONSTANTS = 512;
+/** Byte offset of the 2:4 swizzle table (asm/kernels.ts `NM24_TABLE`): 256 entries of 32 bytes. */
+export const NM24_TABLE = 1024;
+/** First byte the allocator may hand out: everything below holds the constants above. */
+export const HEAP_BASE = 16384;
+
+/**
+ * Write what the kernels read at fixed addresses: vector constants (`k(i)`, each splat to 4 lanes)
+ * and the 2:4 table. For a positions byte p (2 bits per slot, slot 0 lowest), entry p holds two
+ * i8x16.swizzle masks: the first picks x lanes p0 and p1 of the first four columns into lanes 0-1,
+ * the second picks p2 and p3 of the next four columns into lanes 2-3; other lanes select zero.
+ */
+export function writeKernelConstants(memory: WebAssembly.Memory): void {
+  const table = new Uint8Array(memory.buffer, NM24_TABLE, 256 * 32).fill(0x80);
+  for (let p = 0; p < 256; p++) {
+    for (let slot = 0; slot < 4; slot++) {
+      const position = (p >> (2 * slot)) & 3;
+      const mask = p * 32 + (slot < 2 ? 0 : 16);
+      for (let b = 0; b < 4; b++) table[mask + slot * 4 + b] = position * 4 + b;
+    }
+  }
+  const words = new Uint32Array(memory.buffer, KERNEL_CONSTANTS, 7 * 4);
+  const f32 = new Float32Array(1);
+  f32[0] = 2 ** -14;
+  const values = [0x8000, 0x7fff, 0x7c00, 0x38000000, 0x00800000, new Uint32Array(f32.buffer)[0]!, 0];
+  for (const [i, v] of values.entries()) words.fill(v, i * 4, i * 4 + 4);
+}
+
 /** A matrix copied into wasm memory, with the launch recipe of its kernel. */
 export interface PreparedMatrix {
   readonly rows: number;
