@@ -173,108 +173,232 @@ export function dense_linear_f16(w: usize, x: usize, y: usize, rows: i32, cols: 
 // Batch 1 over a list of (column, value) pairs k in [k0, k1): values are read (and f16 decoded) 8 at
 // a time as vectors, the 8 x entries are gathered into two vectors lane by lane.
 
+// x entries of the four columns at ip[j .. j + 3] (ip points at indices of type I).
 // @ts-ignore: decorator
-@inline function gather4<I>(indices: usize, k: usize, xt: usize): v128 {
-  let g = v128.load32_zero(xt + (index<I>(indices, k) << 2));
-  g = v128.load32_lane(xt + (index<I>(indices, k + 1) << 2), g, 1);
-  g = v128.load32_lane(xt + (index<I>(indices, k + 2) << 2), g, 2);
-  return v128.load32_lane(xt + (index<I>(indices, k + 3) << 2), g, 3);
+@inline function gather4<I>(ip: usize, j: usize, xt: usize): v128 {
+  const w = sizeof<I>();
+  let g = v128.load32_zero(xt + (<usize>load<I>(ip + j * w) << 2));
+  g = v128.load32_lane(xt + (<usize>load<I>(ip + (j + 1) * w) << 2), g, 1);
+  g = v128.load32_lane(xt + (<usize>load<I>(ip + (j + 2) * w) << 2), g, 2);
+  return v128.load32_lane(xt + (<usize>load<I>(ip + (j + 3) * w) << 2), g, 3);
+}
+
+// Values vp[j .. j + 3] as f32 (f16 decoded).
+// @ts-ignore: decorator
+@inline function values4<V>(vp: usize, j: usize): v128 {
+  if (sizeof<V>() == 2) return half4(v128.load16x4_u(vp + (j << 1)));
+  return v128.load(vp + (j << 2));
 }
 
 function gatherDot<I, V>(indices: usize, values: usize, k0: usize, k1: usize, xt: usize): f32 {
-  let a0 = f32x4.splat(0), a1 = f32x4.splat(0);
-  let k = k0;
-  for (; k + 8 <= k1; k += 8) {
-    let v0: v128, v1: v128;
-    if (sizeof<V>() == 2) {
-      const h = v128.load(values + (k << 1));
-      v0 = half4(i32x4.extend_low_i16x8_u(h));
-      v1 = half4(i32x4.extend_high_i16x8_u(h));
-    } else {
-      v0 = v128.load(values + (k << 2));
-      v1 = v128.load(values + (k << 2), 16);
-    }
-    a0 = f32x4.add(a0, f32x4.mul(v0, gather4<I>(indices, k, xt)));
-    a1 = f32x4.add(a1, f32x4.mul(v1, gather4<I>(indices, k + 4, xt)));
+  let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
+  let ip = indices + k0 * sizeof<I>();
+  let vp = values + k0 * sizeof<V>();
+  let left = k1 - k0;
+  for (; left >= 16; left -= 16) {
+    a0 = f32x4.add(a0, f32x4.mul(values4<V>(vp, 0), gather4<I>(ip, 0, xt)));
+    a1 = f32x4.add(a1, f32x4.mul(values4<V>(vp, 4), gather4<I>(ip, 4, xt)));
+    a2 = f32x4.add(a2, f32x4.mul(values4<V>(vp, 8), gather4<I>(ip, 8, xt)));
+    a3 = f32x4.add(a3, f32x4.mul(values4<V>(vp, 12), gather4<I>(ip, 12, xt)));
+    ip += 16 * sizeof<I>();
+    vp += 16 * sizeof<V>();
   }
-  let s = hsum(f32x4.add(a0, a1));
-  for (; k < k1; k++) s += value<V>(values, k) * load<f32>(xt + (index<I>(indices, k) << 2));
+  for (; left >= 4; left -= 4) {
+    a0 = f32x4.add(a0, f32x4.mul(values4<V>(vp, 0), gather4<I>(ip, 0, xt)));
+    ip += 4 * sizeof<I>();
+    vp += 4 * sizeof<V>();
+  }
+  let s = hsum(f32x4.add(f32x4.add(a0, a1), f32x4.add(a2, a3)));
+  for (let j: usize = 0; j < left; j++) {
+    s += value<V>(vp, j) * load<f32>(xt + (<usize>load<I>(ip + j * sizeof<I>()) << 2));
+  }
   return s;
 }
 
 // ---------------------------------------------------------------------------------------------
-// Wide batches: a row's nonzeros are first decoded into scratch (u32 columns, f32 values), then
-// one shared routine runs 16, 4 and single lanes of the batch over them.
+// Wide batches: y is written transposed, yt [rows, batch] with columns xtStride(batch) bytes apart
+// (the host transposes it back). Consecutive rows are decoded into a tile in scratch (for each nonzero, the byte
+// offset of its column in xt and its f32 value; row boundaries in `starts`) until the tile is full.
+// The tile then runs over the batch 32 lanes at a time (then 16, 8, 4, 1): each row keeps its lanes
+// in registers, and the 32-lane slice of xt the tile reads stays in L2 from one row to the next.
+//
+// Scratch layout (per thread): starts u32[TILE_ROWS + 1], padded to TILE_STARTS_BYTES, then
+// offsets u32[capacity], then values f32[capacity], capacity = tileCapacity(cols) entries.
 
-function laneRow(cols: usize, vals: usize, count: usize, xt: usize, y: usize, rows: i32, batch: i32, o: i32): void {
-  const xs = <usize>batch << 2;
+const TILE_ROWS: i32 = 256;
+
+// Bytes from one column of xt to the next: the batch rounded up to whole cache lines, and to an
+// odd number of them, so that the columns a row gathers spread over all cache sets (a power-of-two
+// stride would use a fraction of L1 and L2 and thrash them).
+// @ts-ignore: decorator
+@inline function xtStride(batch: i32): u32 {
+  return ((((<u32>batch << 2) + 63) >> 6) | 1) << 6;
+}
+const TILE_STARTS_BYTES: usize = 1040;
+
+// @ts-ignore: decorator
+@inline function tileCapacity(cols: i32): usize {
+  return <usize>max(cols << 2, 16384);
+}
+
+function runTile(scratch: usize, capacity: usize, tileRows: i32, o0: i32, xt: usize, y: usize, rows: i32, batch: i32): void {
+  const offs = scratch + TILE_STARTS_BYTES;
+  const vals = offs + (capacity << 2);
+  const ys = <usize>xtStride(batch);
   let b = 0;
-  for (; b + 16 <= batch; b += 16) {
-    let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
+  for (; b + 32 <= batch; b += 32) {
     const xb = xt + (<usize>b << 2);
-    for (let k: usize = 0; k < count; k++) {
-      const v = v128.load32_splat(vals + (k << 2));
-      const p = xb + <usize>load<u32>(cols + (k << 2)) * xs;
-      a0 = f32x4.add(a0, f32x4.mul(v, v128.load(p)));
-      a1 = f32x4.add(a1, f32x4.mul(v, v128.load(p, 16)));
-      a2 = f32x4.add(a2, f32x4.mul(v, v128.load(p, 32)));
-      a3 = f32x4.add(a3, f32x4.mul(v, v128.load(p, 48)));
+    for (let r = 0; r < tileRows; r++) {
+      const k1 = <usize>load<u32>(scratch + (<usize>(r + 1) << 2));
+      let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
+      let a4 = f32x4.splat(0), a5 = f32x4.splat(0), a6 = f32x4.splat(0), a7 = f32x4.splat(0);
+      for (let k = <usize>load<u32>(scratch + (<usize>r << 2)); k < k1; k++) {
+        const v = v128.load32_splat(vals + (k << 2));
+        const p = xb + <usize>load<u32>(offs + (k << 2));
+        a0 = f32x4.add(a0, f32x4.mul(v, v128.load(p)));
+        a1 = f32x4.add(a1, f32x4.mul(v, v128.load(p, 16)));
+        a2 = f32x4.add(a2, f32x4.mul(v, v128.load(p, 32)));
+        a3 = f32x4.add(a3, f32x4.mul(v, v128.load(p, 48)));
+        a4 = f32x4.add(a4, f32x4.mul(v, v128.load(p, 64)));
+        a5 = f32x4.add(a5, f32x4.mul(v, v128.load(p, 80)));
+        a6 = f32x4.add(a6, f32x4.mul(v, v128.load(p, 96)));
+        a7 = f32x4.add(a7, f32x4.mul(v, v128.load(p, 112)));
+      }
+      const o = o0 + r;
+      v128.store(y + <usize>(o) * ys + (<usize>(b) << 2), a0); v128.store(y + <usize>(o) * ys + (<usize>(b + 4) << 2), a1); v128.store(y + <usize>(o) * ys + (<usize>(b + 8) << 2), a2); v128.store(y + <usize>(o) * ys + (<usize>(b + 12) << 2), a3);
+      v128.store(y + <usize>(o) * ys + (<usize>(b + 16) << 2), a4); v128.store(y + <usize>(o) * ys + (<usize>(b + 20) << 2), a5); v128.store(y + <usize>(o) * ys + (<usize>(b + 24) << 2), a6); v128.store(y + <usize>(o) * ys + (<usize>(b + 28) << 2), a7);
     }
-    storeLanes(y, rows, o, b, a0);
-    storeLanes(y, rows, o, b + 4, a1);
-    storeLanes(y, rows, o, b + 8, a2);
-    storeLanes(y, rows, o, b + 12, a3);
+  }
+  for (; b + 16 <= batch; b += 16) {
+    const xb = xt + (<usize>b << 2);
+    for (let r = 0; r < tileRows; r++) {
+      const k1 = <usize>load<u32>(scratch + (<usize>(r + 1) << 2));
+      let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
+      for (let k = <usize>load<u32>(scratch + (<usize>r << 2)); k < k1; k++) {
+        const v = v128.load32_splat(vals + (k << 2));
+        const p = xb + <usize>load<u32>(offs + (k << 2));
+        a0 = f32x4.add(a0, f32x4.mul(v, v128.load(p)));
+        a1 = f32x4.add(a1, f32x4.mul(v, v128.load(p, 16)));
+        a2 = f32x4.add(a2, f32x4.mul(v, v128.load(p, 32)));
+        a3 = f32x4.add(a3, f32x4.mul(v, v128.load(p, 48)));
+      }
+      const o = o0 + r;
+      v128.store(y + <usize>(o) * ys + (<usize>(b) << 2), a0); v128.store(y + <usize>(o) * ys + (<usize>(b + 4) << 2), a1); v128.store(y + <usize>(o) * ys + (<usize>(b + 8) << 2), a2); v128.store(y + <usize>(o) * ys + (<usize>(b + 12) << 2), a3);
+    }
+  }
+  for (; b + 8 <= batch; b += 8) {
+    const xb = xt + (<usize>b << 2);
+    for (let r = 0; r < tileRows; r++) {
+      const k1 = <usize>load<u32>(scratch + (<usize>(r + 1) << 2));
+      let a0 = f32x4.splat(0), a1 = f32x4.splat(0);
+      for (let k = <usize>load<u32>(scratch + (<usize>r << 2)); k < k1; k++) {
+        const v = v128.load32_splat(vals + (k << 2));
+        const p = xb + <usize>load<u32>(offs + (k << 2));
+        a0 = f32x4.add(a0, f32x4.mul(v, v128.load(p)));
+        a1 = f32x4.add(a1, f32x4.mul(v, v128.load(p, 16)));
+      }
+      v128.store(y + <usize>(o0 + r) * ys + (<usize>(b) << 2), a0); v128.store(y + <usize>(o0 + r) * ys + (<usize>(b + 4) << 2), a1);
+    }
   }
   for (; b + 4 <= batch; b += 4) {
-    let a0 = f32x4.splat(0);
     const xb = xt + (<usize>b << 2);
-    for (let k: usize = 0; k < count; k++) {
-      a0 = f32x4.add(a0, f32x4.mul(v128.load32_splat(vals + (k << 2)), v128.load(xb + <usize>load<u32>(cols + (k << 2)) * xs)));
+    for (let r = 0; r < tileRows; r++) {
+      const k1 = <usize>load<u32>(scratch + (<usize>(r + 1) << 2));
+      let a0 = f32x4.splat(0);
+      for (let k = <usize>load<u32>(scratch + (<usize>r << 2)); k < k1; k++) {
+        a0 = f32x4.add(a0, f32x4.mul(v128.load32_splat(vals + (k << 2)), v128.load(xb + <usize>load<u32>(offs + (k << 2)))));
+      }
+      v128.store(y + <usize>(o0 + r) * ys + (<usize>(b) << 2), a0);
     }
-    storeLanes(y, rows, o, b, a0);
   }
   for (; b < batch; b++) {
-    let s: f32 = 0;
     const xb = xt + (<usize>b << 2);
-    for (let k: usize = 0; k < count; k++) s += load<f32>(vals + (k << 2)) * load<f32>(xb + <usize>load<u32>(cols + (k << 2)) * xs);
-    store<f32>(y + ((<usize>b * <usize>rows + <usize>o) << 2), s);
+    for (let r = 0; r < tileRows; r++) {
+      const k1 = <usize>load<u32>(scratch + (<usize>(r + 1) << 2));
+      let s: f32 = 0;
+      for (let k = <usize>load<u32>(scratch + (<usize>r << 2)); k < k1; k++) {
+        s += load<f32>(vals + (k << 2)) * load<f32>(xb + <usize>load<u32>(offs + (k << 2)));
+      }
+      store<f32>(y + <usize>(o0 + r) * ys + (<usize>b << 2), s);
+    }
   }
 }
 
-// CSR: indptr i32 [rows + 1], indices I (u16 or i32), values V. Wide batches decode the row into
-// scratch and share laneRow with N:M and bitmask.
+// Row kernels drive a tile like this: `begin` before the first row, `room` before each row (runs
+// and empties the tile when `bound` more entries might not fit), `entry` per nonzero, `endRow`
+// after each row, `finish` after the last. The state lives in three locals of the caller.
+
+// @ts-ignore: decorator
+@inline function tileEntry(scratch: usize, capacity: usize, count: usize, column: u32, xs: u32, v: f32): void {
+  const offs = scratch + TILE_STARTS_BYTES;
+  store<u32>(offs + (count << 2), column * xs);
+  store<f32>(offs + (capacity << 2) + (count << 2), v);
+}
+
+// Tile entries from `count` on: values vp[0 .. n) as f32, and columns ip[0 .. n) as xt offsets.
+// @ts-ignore: decorator
+@inline function tileValues<V>(scratch: usize, capacity: usize, count: usize, vp: usize, n: usize): void {
+  const vals = scratch + TILE_STARTS_BYTES + (capacity << 2) + (count << 2);
+  let j: usize = 0;
+  for (; j + 4 <= n; j += 4) v128.store(vals + (j << 2), values4<V>(vp, j));
+  for (; j < n; j++) store<f32>(vals + (j << 2), value<V>(vp, j));
+}
+
+// @ts-ignore: decorator
+@inline function tileOffsets<I>(scratch: usize, count: usize, ip: usize, n: usize, xs: u32): void {
+  const offs = scratch + TILE_STARTS_BYTES + (count << 2);
+  const stride = i32x4.splat(xs);
+  let j: usize = 0;
+  for (; j + 4 <= n; j += 4) {
+    const columns = sizeof<I>() == 2 ? v128.load16x4_u(ip + (j << 1)) : v128.load(ip + (j << 2));
+    v128.store(offs + (j << 2), i32x4.mul(columns, stride));
+  }
+  for (; j < n; j++) store<u32>(offs + (j << 2), <u32>load<I>(ip + j * sizeof<I>()) * xs);
+}
+
+// CSR: indptr i32 [rows + 1], indices I (u16 or i32), values V.
 function csrLinear<I, V>(
-  indptr: usize, indices: usize, values: usize, xt: usize, y: usize, rows: i32, batch: i32, r0: i32, r1: i32,
-  scratch: usize,
+  indptr: usize, indices: usize, values: usize, xt: usize, y: usize, rows: i32, cols: i32, batch: i32, r0: i32,
+  r1: i32, scratch: usize,
 ): void {
+  if (batch == 1) {
+    for (let o = r0; o < r1; o++) {
+      const k0 = <usize>load<i32>(indptr + (<usize>o << 2));
+      const k1 = <usize>load<i32>(indptr + (<usize>(o + 1) << 2));
+      store<f32>(y + (<usize>o << 2), gatherDot<I, V>(indices, values, k0, k1, xt));
+    }
+    return;
+  }
+  const capacity = tileCapacity(cols);
+  const xs = xtStride(batch);
+  let count: usize = 0, tileRows = 0, o0 = r0;
+  store<u32>(scratch, 0);
   for (let o = r0; o < r1; o++) {
     const k0 = <usize>load<i32>(indptr + (<usize>o << 2));
     const k1 = <usize>load<i32>(indptr + (<usize>(o + 1) << 2));
-    if (batch == 1) {
-      store<f32>(y + (<usize>o << 2), gatherDot<I, V>(indices, values, k0, k1, xt));
-      continue;
+    if (tileRows == TILE_ROWS || count + (k1 - k0) > capacity) {
+      runTile(scratch, capacity, tileRows, o0, xt, y, rows, batch);
+      count = 0; tileRows = 0; o0 = o;
     }
-    const count = k1 - k0;
-    const scratchVals = scratch + (count << 2);
-    for (let k: usize = 0; k < count; k++) {
-      store<u32>(scratch + (k << 2), <u32>index<I>(indices, k0 + k));
-      store<f32>(scratchVals + (k << 2), value<V>(values, k0 + k));
-    }
-    laneRow(scratch, scratchVals, count, xt, y, rows, batch, o);
+    tileValues<V>(scratch, capacity, count, values + k0 * sizeof<V>(), k1 - k0);
+    tileOffsets<I>(scratch, count, indices + k0 * sizeof<I>(), k1 - k0, xs);
+    count += k1 - k0;
+    store<u32>(scratch + (<usize>++tileRows << 2), <u32>count);
   }
+  if (tileRows > 0) runTile(scratch, capacity, tileRows, o0, xt, y, rows, batch);
 }
 
-export function csr_linear_i32_f32(indptr: usize, indices: usize, values: usize, xt: usize, y: usize, rows: i32, batch: i32, r0: i32, r1: i32, scratch: usize): void {
-  csrLinear<i32, f32>(indptr, indices, values, xt, y, rows, batch, r0, r1, scratch);
+export function csr_linear_i32_f32(indptr: usize, indices: usize, values: usize, xt: usize, y: usize, rows: i32, cols: i32, batch: i32, r0: i32, r1: i32, scratch: usize): void {
+  csrLinear<i32, f32>(indptr, indices, values, xt, y, rows, cols, batch, r0, r1, scratch);
 }
-export function csr_linear_u16_f32(indptr: usize, indices: usize, values: usize, xt: usize, y: usize, rows: i32, batch: i32, r0: i32, r1: i32, scratch: usize): void {
-  csrLinear<u16, f32>(indptr, indices, values, xt, y, rows, batch, r0, r1, scratch);
+export function csr_linear_u16_f32(indptr: usize, indices: usize, values: usize, xt: usize, y: usize, rows: i32, cols: i32, batch: i32, r0: i32, r1: i32, scratch: usize): void {
+  csrLinear<u16, f32>(indptr, indices, values, xt, y, rows, cols, batch, r0, r1, scratch);
 }
-export function csr_linear_i32_f16(indptr: usize, indices: usize, values: usize, xt: usize, y: usize, rows: i32, batch: i32, r0: i32, r1: i32, scratch: usize): void {
-  csrLinear<i32, u16>(indptr, indices, values, xt, y, rows, batch, r0, r1, scratch);
+export function csr_linear_i32_f16(indptr: usize, indices: usize, values: usize, xt: usize, y: usize, rows: i32, cols: i32, batch: i32, r0: i32, r1: i32, scratch: usize): void {
+  csrLinear<i32, u16>(indptr, indices, values, xt, y, rows, cols, batch, r0, r1, scratch);
 }
-export function csr_linear_u16_f16(indptr: usize, indices: usize, values: usize, xt: usize, y: usize, rows: i32, batch: i32, r0: i32, r1: i32, scratch: usize): void {
-  csrLinear<u16, u16>(indptr, indices, values, xt, y, rows, batch, r0, r1, scratch);
+export function csr_linear_u16_f16(indptr: usize, indices: usize, values: usize, xt: usize, y: usize, rows: i32, cols: i32, batch: i32, r0: i32, r1: i32, scratch: usize): void {
+  csrLinear<u16, u16>(indptr, indices, values, xt, y, rows, cols, batch, r0, r1, scratch);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -325,6 +449,52 @@ function dot24<V>(values: usize, positions: usize, xt: usize, cols: usize): f32 
   return hsum(f32x4.add(a0, a1));
 }
 
+function nmTiles<V>(
+  values: usize, indices: usize, n: i32, m: i32, bits: i32, xt: usize, y: usize, rows: i32, cols: i32, batch: i32,
+  r0: i32, r1: i32, scratch: usize,
+): void {
+  const groups = cols / m;
+  const slotsPerRow = <usize>(groups * n);
+  const mask: u32 = (1 << bits) - 1;
+  const fast24 = n == 2 && m == 4 && (cols & 7) == 0;
+  const capacity = tileCapacity(cols);
+  const xs = xtStride(batch);
+  let count: usize = 0, tileRows = 0, o0 = r0;
+  store<u32>(scratch, 0);
+  for (let o = r0; o < r1; o++) {
+    if (tileRows == TILE_ROWS || count + slotsPerRow > capacity) {
+      runTile(scratch, capacity, tileRows, o0, xt, y, rows, batch);
+      count = 0; tileRows = 0; o0 = o;
+    }
+    let slot = <usize>o * slotsPerRow;
+    if (fast24) {
+      // One byte holds the positions of two groups; zeros in slots are kept (they add nothing).
+      tileValues<V>(scratch, capacity, count, values + slot * sizeof<V>(), slotsPerRow);
+      const offs = scratch + TILE_STARTS_BYTES + (count << 2);
+      for (let j: usize = 0; j < slotsPerRow; j += 4) {
+        const p = <u32>load<u8>(indices + ((slot + j) >> 2));
+        const c = <u32>(j << 1);
+        store<u32>(offs + (j << 2), (c + (p & 3)) * xs);
+        store<u32>(offs + (j << 2), (c + ((p >> 2) & 3)) * xs, 4);
+        store<u32>(offs + (j << 2), (c + 4 + ((p >> 4) & 3)) * xs, 8);
+        store<u32>(offs + (j << 2), (c + 4 + (p >> 6)) * xs, 12);
+      }
+      count += slotsPerRow;
+      store<u32>(scratch + (<usize>++tileRows << 2), <u32>count);
+      continue;
+    }
+    for (let g = 0; g < groups; g++) {
+      for (let s = 0; s < n; s++) {
+        const v = value<V>(values, slot);
+        if (v != 0) tileEntry(scratch, capacity, count++, <u32>(g * m) + <u32>position(indices, slot, bits, mask), xs, v);
+        slot++;
+      }
+    }
+    store<u32>(scratch + (<usize>++tileRows << 2), <u32>count);
+  }
+  if (tileRows > 0) runTile(scratch, capacity, tileRows, o0, xt, y, rows, batch);
+}
+
 function nmLinear<V>(
   values: usize, indices: usize, n: i32, m: i32, bits: i32, xt: usize, y: usize, rows: i32, cols: i32, batch: i32,
   r0: i32, r1: i32, scratch: usize,
@@ -333,41 +503,26 @@ function nmLinear<V>(
   const slotsPerRow = <usize>(groups * n);
   const mask: u32 = (1 << bits) - 1;
   const fast24 = n == 2 && m == 4 && (cols & 7) == 0;
-  const scratchVals = scratch + (<usize>cols << 2);
+  if (batch > 1) {
+    nmTiles<V>(values, indices, n, m, bits, xt, y, rows, cols, batch, r0, r1, scratch);
+    return;
+  }
   for (let o = r0; o < r1; o++) {
     const first = <usize>o * slotsPerRow;
-    if (batch == 1) {
-      let s0: f32 = 0, s1: f32 = 0, s2: f32 = 0, s3: f32 = 0;
-      if (fast24) {
-        store<f32>(y + (<usize>o << 2), dot24<V>(values + first * sizeof<V>(), indices + (first >> 2), xt, <usize>cols));
-        continue;
-      } else {
-        let slot = first;
-        for (let g = 0; g < groups; g++) {
-          const xg = xt + ((<usize>g * <usize>m) << 2);
-          for (let s = 0; s < n; s++) {
-            s0 += value<V>(values, slot) * load<f32>(xg + (position(indices, slot, bits, mask) << 2));
-            slot++;
-          }
-        }
-      }
-      store<f32>(y + (<usize>o << 2), (s0 + s1) + (s2 + s3));
+    if (fast24) {
+      store<f32>(y + (<usize>o << 2), dot24<V>(values + first * sizeof<V>(), indices + (first >> 2), xt, <usize>cols));
       continue;
     }
-    let count: usize = 0;
+    let s0: f32 = 0;
     let slot = first;
     for (let g = 0; g < groups; g++) {
+      const xg = xt + ((<usize>g * <usize>m) << 2);
       for (let s = 0; s < n; s++) {
-        const v = value<V>(values, slot);
-        if (v != 0) {
-          store<u32>(scratch + (count << 2), <u32>(g * m) + <u32>position(indices, slot, bits, mask));
-          store<f32>(scratchVals + (count << 2), v);
-          count++;
-        }
+        s0 += value<V>(values, slot) * load<f32>(xg + (position(indices, slot, bits, mask) << 2));
         slot++;
       }
     }
-    laneRow(scratch, scratchVals, count, xt, y, rows, batch, o);
+    store<f32>(y + (<usize>o << 2), s0);
   }
 }
 
@@ -387,30 +542,51 @@ function bitmaskLinear<V>(
   r0: i32, r1: i32, scratch: usize,
 ): void {
   const rowBytes = <usize>((cols + 7) >> 3);
-  const scratchVals = scratch + (<usize>cols << 2);
+  const capacity = tileCapacity(cols);
+  const xs = xtStride(batch);
+  let count: usize = 0, tileRows = 0, o0 = r0;
+  store<u32>(scratch, 0);
   for (let o = r0; o < r1; o++) {
     const bits = bitmask + <usize>o * rowBytes;
     const k0 = <usize>load<i32>(rowOffsets + (<usize>o << 2));
-    let count: usize = 0;
-    for (let byte: usize = 0; byte < rowBytes; byte += 8) {
-      let word = load<u64>(bits + byte);
-      const left = rowBytes - byte;
-      if (left < 8) word &= (<u64>1 << (<u64>left << 3)) - 1;
-      const c0 = <u32>(byte << 3);
-      while (word != 0) {
-        store<u32>(scratch + (count << 2), c0 + <u32>ctz(word));
-        word &= word - 1;
-        count++;
-      }
-    }
     if (batch == 1) {
-      // gatherDot reads column k - k0 from scratch for value k.
-      store<f32>(y + (<usize>o << 2), gatherDot<u32, V>(scratch - (k0 << 2), values, k0, k0 + count, xt));
+      // Decode the row's columns into scratch; gatherDot reads column k - k0 there for value k.
+      let n: usize = 0;
+      for (let byte: usize = 0; byte < rowBytes; byte += 8) {
+        let word = maskWord(bits, byte, rowBytes);
+        const c0 = <u32>(byte << 3);
+        while (word != 0) {
+          store<u32>(scratch + (n++ << 2), c0 + <u32>ctz(word));
+          word &= word - 1;
+        }
+      }
+      store<f32>(y + (<usize>o << 2), gatherDot<u32, V>(scratch - (k0 << 2), values, k0, k0 + n, xt));
       continue;
     }
-    for (let k: usize = 0; k < count; k++) store<f32>(scratchVals + (k << 2), value<V>(values, k0 + k));
-    laneRow(scratch, scratchVals, count, xt, y, rows, batch, o);
+    if (tileRows == TILE_ROWS || count + <usize>cols > capacity) {
+      runTile(scratch, capacity, tileRows, o0, xt, y, rows, batch);
+      count = 0; tileRows = 0; o0 = o;
+    }
+    let k = k0;
+    for (let byte: usize = 0; byte < rowBytes; byte += 8) {
+      let word = maskWord(bits, byte, rowBytes);
+      const c0 = <u32>(byte << 3);
+      while (word != 0) {
+        tileEntry(scratch, capacity, count++, c0 + <u32>ctz(word), xs, value<V>(values, k++));
+        word &= word - 1;
+      }
+    }
+    store<u32>(scratch + (<usize>++tileRows << 2), <u32>count);
   }
+  if (tileRows > 0) runTile(scratch, capacity, tileRows, o0, xt, y, rows, batch);
+}
+
+// 64 bits of a row's mask from byte `byte`; bits past the row's end are cleared.
+// @ts-ignore: decorator
+@inline function maskWord(bits: usize, byte: usize, rowBytes: usize): u64 {
+  const word = load<u64>(bits + byte);
+  const left = rowBytes - byte;
+  return left < 8 ? word & ((<u64>1 << (<u64>left << 3)) - 1) : word;
 }
 
 export function bitmask_linear_f32(bitmask: usize, rowOffsets: usize, values: usize, xt: usize, y: usize, rows: i32, cols: i32, batch: i32, r0: i32, r1: i32, scratch: usize): void {
@@ -467,6 +643,39 @@ export function bsr_linear_i32_f16(indptr: usize, indices: usize, values: usize,
 }
 export function bsr_linear_u16_f16(indptr: usize, indices: usize, values: usize, x: usize, y: usize, rows: i32, cols: i32, R: i32, C: i32, batch: i32, r0: i32, r1: i32): void {
   bsrLinear<u16, u16>(indptr, indices, values, x, y, rows, cols, R, C, batch, r0, r1);
+}
+
+// ---------------------------------------------------------------------------------------------
+// dst = src^T for the gather kernels: src [n, m] (rows ss bytes apart) -> dst [m, n] (rows ds bytes
+// apart), for src columns [c0, c1); 4 x 4 blocks are transposed in registers.
+
+export function transpose(src: usize, dst: usize, n: i32, m: i32, ss: i32, ds: i32, c0: i32, c1: i32): void {
+  const rs = <usize>ss, ts = <usize>ds;
+  const n4 = n & ~3;
+  let c = c0;
+  for (; c + 4 <= c1; c += 4) {
+    for (let b = 0; b < n4; b += 4) {
+      const from = src + <usize>b * rs + (<usize>c << 2);
+      const r0 = v128.load(from), r1 = v128.load(from + rs), r2 = v128.load(from + 2 * rs), r3 = v128.load(from + 3 * rs);
+      const t0 = v128.shuffle<i32>(r0, r1, 0, 4, 1, 5);
+      const t1 = v128.shuffle<i32>(r0, r1, 2, 6, 3, 7);
+      const t2 = v128.shuffle<i32>(r2, r3, 0, 4, 1, 5);
+      const t3 = v128.shuffle<i32>(r2, r3, 2, 6, 3, 7);
+      const to = dst + <usize>c * ts + (<usize>b << 2);
+      v128.store(to, v128.shuffle<i32>(t0, t2, 0, 1, 4, 5));
+      v128.store(to + ts, v128.shuffle<i32>(t0, t2, 2, 3, 6, 7));
+      v128.store(to + 2 * ts, v128.shuffle<i32>(t1, t3, 0, 1, 4, 5));
+      v128.store(to + 3 * ts, v128.shuffle<i32>(t1, t3, 2, 3, 6, 7));
+    }
+    for (let b = n4; b < n; b++) {
+      for (let j = 0; j < 4; j++) {
+        store<f32>(dst + <usize>(c + j) * ts + (<usize>b << 2), load<f32>(src + <usize>b * rs + (<usize>(c + j) << 2)));
+      }
+    }
+  }
+  for (; c < c1; c++) {
+    for (let b = 0; b < n; b++) store<f32>(dst + <usize>c * ts + (<usize>b << 2), load<f32>(src + <usize>b * rs + (<usize>c << 2)));
+  }
 }
 
 // ---------------------------------------------------------------------------------------------

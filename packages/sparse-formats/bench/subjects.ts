@@ -127,6 +127,8 @@ export async function onnxSubject(
         intraOpNumThreads: threads,
         interOpNumThreads: 1,
         graphOptimizationLevel: 'all',
+        // Each session owns a thread pool; idle pools must not spin while another session runs.
+        extra: { session: { intra_op: { allow_spinning: '0' } } },
       }),
     );
   }

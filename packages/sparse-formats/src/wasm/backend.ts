@@ -9,6 +9,7 @@ import {
   type PreparedMatrix,
   partition,
   prepareMatrix,
+  scratchBytes,
   writeKernelConstants,
 } from './prepare.js';
 
@@ -117,23 +118,27 @@ export class WasmBackend {
     if (batch === 0 || w.rows === 0) return out;
     const p = this.prepare(w);
     const needsScratch = p.slots.scratch !== undefined;
-    const scratchStride = needsScratch ? p.cols * 8 + 64 : 0;
-    const xBytes = batch * p.cols * 4 + 16;
-    const yBytes = batch * p.rows * 4 + 16;
-    const base = this.ioRegion(xBytes + yBytes + scratchStride * this.threads);
-    const xPtr = base;
-    const yPtr = base + align16(xBytes);
-    const buffer = this.memory.buffer;
-    const xView = new Float32Array(buffer, xPtr, batch * p.cols);
-    if (p.transposedInput && batch > 1) {
-      for (let b = 0; b < batch; b++) {
-        const row = b * p.cols;
-        for (let c = 0; c < p.cols; c++) xView[c * batch + b] = x[row + c]!;
-      }
-    } else xView.set(x);
+    const scratchStride = needsScratch ? align64(scratchBytes(p.cols)) : 0;
+    // Layout: x as given, x^T (gather kernels only), y, then per-thread scratch; 64-byte aligned.
+    // Gather kernels at batch > 1 read x^T and write y^T (columns xtStride(batch) bytes apart).
+    const transposed = p.transposedInput && batch > 1;
+    const stride = xtStride(batch);
+    const xBytes = align64(batch * p.cols * 4 + 16);
+    const xtBytes = transposed ? align64(p.cols * stride + 16) : 0;
+    const yBytes = align64(batch * p.rows * 4 + 16);
+    const ytBytes = transposed ? align64(p.rows * stride + 16) : 0;
+    const base = align64(
+      this.ioRegion(xBytes + xtBytes + yBytes + ytBytes + scratchStride * this.threads + 64),
+    );
+    const xtPtr = base + xBytes;
+    const yPtr = xtPtr + xtBytes;
+    const ytPtr = yPtr + yBytes;
+    const scratchBase = ytPtr + ytBytes;
+    new Float32Array(this.memory.buffer, base, batch * p.cols).set(x);
+    if (transposed) this.transpose(base, xtPtr, batch, p.cols, p.cols * 4, stride);
     const args = p.args.slice();
-    args[p.slots.x] = xPtr;
-    args[p.slots.y] = yPtr;
+    args[p.slots.x] = transposed ? xtPtr : base;
+    args[p.slots.y] = transposed ? ytPtr : yPtr;
     args[p.slots.batch] = batch;
     this.pool.run({
       op: p.op,
@@ -143,8 +148,9 @@ export class WasmBackend {
       parts: p.parts,
       ...(p.slots.scratch === undefined
         ? {}
-        : { scratchPosition: p.slots.scratch, scratchBase: yPtr + align16(yBytes), scratchStride }),
+        : { scratchPosition: p.slots.scratch, scratchBase, scratchStride }),
     });
+    if (transposed) this.transpose(ytPtr, yPtr, p.rows, batch, stride, p.rows * 4);
     out.set(new Float32Array(this.memory.buffer, yPtr, batch * p.rows));
     const bias = options.bias;
     if (bias !== undefined) {
@@ -209,6 +215,24 @@ export class WasmBackend {
     await this.pool.dispose();
   }
 
+  /** dst [m, n] = src [n, m]^T on all threads (row strides in bytes). */
+  private transpose(
+    src: number,
+    dst: number,
+    n: number,
+    m: number,
+    srcStride: number,
+    dstStride: number,
+  ): void {
+    this.pool.run({
+      op: TRANSPOSE,
+      args: [src, dst, n, m, srcStride, dstStride, 0, 0],
+      r0Position: 6,
+      r1Position: 7,
+      parts: partition(m, this.threads, undefined, 4),
+    });
+  }
+
   private ioRegion(bytes: number): number {
     if (this.io === undefined || this.io.bytes < bytes) {
       if (this.io !== undefined) this.allocator.release(this.io.ptr);
@@ -219,8 +243,15 @@ export class WasmBackend {
   }
 }
 
-function align16(n: number): number {
-  return Math.ceil(n / 16) * 16;
+function align64(n: number): number {
+  return Math.ceil(n / 64) * 64;
+}
+
+const TRANSPOSE = KERNEL_NAMES.indexOf('transpose');
+
+/** Bytes between columns of x^T, as asm/kernels.ts `xtStride` computes them. */
+function xtStride(batch: number): number {
+  return (Math.ceil((batch * 4) / 64) | 1) * 64;
 }
 
 /** Create the wasm backend (compiles the module once, starts the worker threads). */

@@ -20,6 +20,7 @@ export const KERNEL_NAMES = [
   'bsr_linear_i32_f16',
   'bsr_linear_u16_f16',
   'triad',
+  'transpose',
 ] as const;
 
 export type KernelName = (typeof KERNEL_NAMES)[number];
@@ -51,6 +52,15 @@ export function writeKernelConstants(memory: WebAssembly.Memory): void {
   f32[0] = 2 ** -14;
   const values = [0x8000, 0x7fff, 0x7c00, 0x38000000, 0x00800000, new Uint32Array(f32.buffer)[0]!, 0];
   for (const [i, v] of values.entries()) words.fill(v, i * 4, i * 4 + 4);
+}
+
+/**
+ * Bytes of per-thread scratch the row kernels need for a matrix with `cols` columns: the tile of
+ * asm/kernels.ts (row starts, then offsets and values for tileCapacity(cols) entries).
+ */
+export function scratchBytes(cols: number): number {
+  const capacity = Math.max(cols * 4, 16384);
+  return 1040 + capacity * 8 + 64;
 }
 
 /** A matrix copied into wasm memory, with the launch recipe of its kernel. */
@@ -146,13 +156,13 @@ export function prepareMatrix(
     case 'csr': {
       const u16 = w.indices instanceof Uint16Array;
       const name = `csr_linear_${u16 ? 'u16' : 'i32'}_${half ? 'f16' : 'f32'}` as KernelName;
-      // csr_linear(indptr, indices, values, xt, y, rows, batch, r0, r1, scratch)
+      // csr_linear(indptr, indices, values, xt, y, rows, cols, batch, r0, r1, scratch)
       return {
         ...base,
         format: 'csr',
         op: KERNEL_NAMES.indexOf(name),
-        args: [put(w.indptr), put(w.indices, 16), put(w.values, 16), 0, 0, w.rows, 0, 0, 0, 0],
-        slots: { x: 3, y: 4, batch: 6, r0: 7, r1: 8, scratch: 9 },
+        args: [put(w.indptr), put(w.indices, 16), put(w.values, 16), 0, 0, w.rows, w.cols, 0, 0, 0, 0],
+        slots: { x: 3, y: 4, batch: 7, r0: 8, r1: 9, scratch: 10 },
         transposedInput: true,
         parts: partition(w.rows, threads, w.indptr),
         bytes: bytes([w.indptr, w.indices, w.values]),
