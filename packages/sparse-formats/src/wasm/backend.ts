@@ -1,7 +1,7 @@
 import { InvalidArgumentError, ShapeMismatchError } from '@sparsekit/core';
 import type { SparseMatrix } from '../types.js';
 import { WasmAllocator } from './allocator.js';
-import { KERNELS_WASM_BASE64 } from './generated/kernels-wasm.js';
+import { KERNELS_SINGLE_WASM_BASE64, KERNELS_WASM_BASE64 } from './generated/kernels-wasm.js';
 import { ThreadPool } from './pool.js';
 import {
   HEAP_BASE,
@@ -23,7 +23,7 @@ export interface LinearOptions {
   out?: Float32Array;
 }
 
-let modulePromise: Promise<WebAssembly.Module> | undefined;
+const modulePromises = new Map<boolean, Promise<WebAssembly.Module>>();
 
 function decodeBase64(text: string): Uint8Array {
   if (typeof Buffer !== 'undefined') return new Uint8Array(Buffer.from(text, 'base64'));
@@ -33,10 +33,29 @@ function decodeBase64(text: string): Uint8Array {
   return bytes;
 }
 
-/** The compiled kernel module (compiled once per process). */
-export function kernelModule(): Promise<WebAssembly.Module> {
-  modulePromise ??= WebAssembly.compile(decodeBase64(KERNELS_WASM_BASE64) as Uint8Array<ArrayBuffer>);
-  return modulePromise;
+/**
+ * The compiled kernel module (compiled once per process): the one importing a shared memory, or with
+ * `shared: false` the one for a plain memory (pages without SharedArrayBuffer).
+ */
+export function kernelModule(shared = true): Promise<WebAssembly.Module> {
+  let p = modulePromises.get(shared);
+  if (p === undefined) {
+    const base64 = shared ? KERNELS_WASM_BASE64 : KERNELS_SINGLE_WASM_BASE64;
+    p = WebAssembly.compile(decodeBase64(base64) as Uint8Array<ArrayBuffer>);
+    modulePromises.set(shared, p);
+  }
+  return p;
+}
+
+/** Whether this environment can share memory between threads (false in non-isolated web pages). */
+function sharedMemoryAvailable(): boolean {
+  if (typeof SharedArrayBuffer === 'undefined') return false;
+  try {
+    new WebAssembly.Memory({ initial: 1, maximum: 1, shared: true });
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 async function defaultThreads(): Promise<number> {
@@ -71,18 +90,28 @@ export class WasmBackend {
     const threads = options.threads ?? (await defaultThreads());
     if (!Number.isInteger(threads) || threads < 1)
       throw new InvalidArgumentError('threads', threads, 'must be a positive integer');
-    const module = await kernelModule();
-    const memory = new WebAssembly.Memory({ initial: 256, maximum: 65536, shared: true });
+    // Without shared memory (a web page that is not cross-origin isolated) the backend runs on the
+    // calling thread with the plain-memory module.
+    const shared = sharedMemoryAvailable();
+    if (!shared && threads > 1 && options.threads !== undefined) {
+      throw new InvalidArgumentError(
+        'threads',
+        threads,
+        'needs SharedArrayBuffer, which this page lacks (serve it cross-origin isolated, or use 1 thread)',
+      );
+    }
+    const module = await kernelModule(shared);
+    const memory = new WebAssembly.Memory({ initial: 256, maximum: 65536, shared });
     writeKernelConstants(memory);
     const instance = await WebAssembly.instantiate(module, { env: { memory } });
     const pool = await ThreadPool.create(
-      threads,
+      shared ? threads : 1,
       module,
       memory,
       instance.exports as Record<string, unknown>,
       KERNEL_NAMES,
     );
-    return new WasmBackend(threads, memory, new WasmAllocator(memory, HEAP_BASE), pool);
+    return new WasmBackend(pool.threads, memory, new WasmAllocator(memory, HEAP_BASE), pool);
   }
 
   /** Copy a matrix into wasm memory now (otherwise done on its first use). */

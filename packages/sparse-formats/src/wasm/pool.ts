@@ -37,7 +37,7 @@ export class ThreadPool {
   private constructor(
     readonly threads: number,
     private readonly fns: KernelFn[],
-    control: SharedArrayBuffer,
+    control: ArrayBufferLike,
   ) {
     this.header = new Int32Array(control, 0, 16);
     this.args = new Float64Array(control, CONTROL.argsOffset, CONTROL.maxArgs);
@@ -54,7 +54,8 @@ export class ThreadPool {
     if (!Number.isInteger(threads) || threads < 1 || threads > CONTROL.maxThreads) {
       throw new InvalidArgumentError('threads', threads, `must be an integer in [1, ${CONTROL.maxThreads}]`);
     }
-    const control = new SharedArrayBuffer(CONTROL.bytes);
+    // One thread never waits on the control block, so it needs no SharedArrayBuffer (browsers may lack it).
+    const control = threads > 1 ? new SharedArrayBuffer(CONTROL.bytes) : new ArrayBuffer(CONTROL.bytes);
     const fns = names.map((name) => exports[name] as KernelFn);
     const pool = new ThreadPool(threads, fns, control);
     if (threads > 1) {
