@@ -11,7 +11,9 @@ export type SparsekitErrorCode =
   | 'SAFETENSORS'
   | 'NON_FINITE'
   | 'KERNEL_NOT_FOUND'
-  | 'IO';
+  | 'IO'
+  | 'UNSUPPORTED_MODEL'
+  | 'MISSING_TENSOR';
 
 export class SparsekitError extends Error {
   readonly code: SparsekitErrorCode;

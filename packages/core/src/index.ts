@@ -57,6 +57,14 @@ export {
 } from './safetensors/header.js';
 export { planLayout, type SafetensorsLayout, type TensorMap } from './safetensors/layout.js';
 export { assertShape, resolveShape, type Shape, shapeSize, shapesEqual, stridesOf } from './shape.js';
-export type { Calibratable, CalibrationHook, CausalLM, HasLinearLayers, LinearLayer } from './spec.js';
+export type {
+  BlockwiseLM,
+  Calibratable,
+  CalibrationHook,
+  CausalLM,
+  HasLinearLayers,
+  LinearLayer,
+  Tokenizer,
+} from './spec.js';
 export { Tensor } from './tensor.js';
 export { assertFinite } from './validate.js';

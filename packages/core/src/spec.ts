@@ -54,3 +54,35 @@ export interface Calibratable {
     options?: ProgressOptions & { filter?: (name: string) => boolean },
   ): Promise<void>;
 }
+
+/** Text <-> token ids. `@sparsekit/models` wraps Hugging Face tokenizer.json files in it. */
+export interface Tokenizer {
+  readonly vocabSize: number;
+  /** Token ids of `text`, without special tokens added. */
+  encode(text: string): number[];
+  decode(ids: readonly number[]): string;
+  /** Beginning-of-sequence / end-of-text ids, when the tokenizer has them. */
+  readonly bosTokenId?: number;
+  readonly eosTokenId?: number;
+}
+
+/**
+ * A causal LM that runs one transformer block at a time, as sequential pruning needs (SparseGPT,
+ * Wanda with `--use_variant` off): block i runs on the outputs of blocks 0..i-1 as they are now,
+ * already pruned. Hidden states are [batch, seq, hidden] f32.
+ */
+export interface BlockwiseLM extends CausalLM, HasLinearLayers {
+  readonly numBlocks: number;
+  readonly hiddenSize: number;
+  /** Hidden states entering block 0 (embeddings, plus learned positions where the model has them). */
+  embed(tokenIds: Tensor<'i32'>): Tensor<'f32'>;
+  /**
+   * Run block `index` on `hidden`; `hook` (if given) receives the inputs of each of the block's
+   * linear layers, as `Calibratable.calibrate` does.
+   */
+  runBlock(index: number, hidden: Tensor<'f32'>, hook?: CalibrationHook): Tensor<'f32'>;
+  /** The block's linear layers, in execution order. */
+  blockLinearLayers(index: number): readonly LinearLayer[];
+  /** Logits from the hidden states leaving the last block (final norm and the LM head). */
+  head(hidden: Tensor<'f32'>): Tensor<'f32'>;
+}

@@ -1,0 +1,246 @@
+import { InvalidArgumentError } from '@sparsekit/core';
+import { UnsupportedModelError } from './errors.js';
+
+export type ModelFamily = 'gpt2' | 'opt' | 'llama';
+export type Activation = 'gelu_new' | 'gelu' | 'relu' | 'silu';
+
+/** Everything the runtime needs to know about an architecture, whatever checkpoint it came from. */
+export interface ModelConfig {
+  family: ModelFamily;
+  vocabSize: number;
+  hiddenSize: number;
+  numLayers: number;
+  numHeads: number;
+  /** Key/value heads (grouped-query attention when fewer than numHeads). */
+  numKvHeads: number;
+  headDim: number;
+  intermediateSize: number;
+  maxPositions: number;
+  norm: 'layernorm' | 'rmsnorm';
+  normEps: number;
+  /** Norm before attention and MLP (GPT-2, Llama, most OPT) or after the residual add (OPT-350m). */
+  preNorm: boolean;
+  positions: 'learned' | 'rotary';
+  /** Learned positions: index of position 0 in the table (OPT: 2). */
+  positionOffset: number;
+  ropeTheta: number;
+  activation: Activation;
+  /** SwiGLU-style gate (Llama) or a plain two-layer MLP. */
+  gatedMlp: boolean;
+  attentionBias: boolean;
+  mlpBias: boolean;
+  tieEmbeddings: boolean;
+  /** OPT: embeddings of this width, projected in and out of the hidden size. */
+  wordEmbedDim: number;
+  bosTokenId?: number;
+  eosTokenId?: number;
+}
+
+type Json = Record<string, unknown>;
+
+function num(json: Json, key: string, fallback?: number): number {
+  const v = json[key] ?? fallback;
+  if (typeof v !== 'number' || !Number.isFinite(v)) {
+    throw new InvalidArgumentError(`config.json "${key}"`, v, 'must be a number');
+  }
+  return v;
+}
+
+function optionalId(json: Json, key: string): number | undefined {
+  const v = json[key];
+  return typeof v === 'number' ? v : undefined;
+}
+
+function activation(name: unknown): Activation {
+  if (name === 'gelu_new' || name === 'gelu_pytorch_tanh') return 'gelu_new';
+  if (name === 'gelu' || name === 'relu' || name === 'silu') return name;
+  if (name === 'swish') return 'silu';
+  throw new UnsupportedModelError('activation', String(name));
+}
+
+/** The runtime config of a Hugging Face config.json (model types gpt2, opt, llama). */
+export function configFromHf(json: Json): ModelConfig {
+  const type = json.model_type;
+  const ids = { bosTokenId: optionalId(json, 'bos_token_id'), eosTokenId: optionalId(json, 'eos_token_id') };
+  const clean = <T extends object>(c: T) =>
+    Object.fromEntries(Object.entries(c).filter(([, v]) => v !== undefined)) as T;
+  if (type === 'gpt2') {
+    const hidden = num(json, 'n_embd');
+    const heads = num(json, 'n_head');
+    const inner = json.n_inner;
+    return clean({
+      family: 'gpt2',
+      vocabSize: num(json, 'vocab_size'),
+      hiddenSize: hidden,
+      numLayers: num(json, 'n_layer'),
+      numHeads: heads,
+      numKvHeads: heads,
+      headDim: hidden / heads,
+      intermediateSize: typeof inner === 'number' ? inner : 4 * hidden,
+      maxPositions: num(json, 'n_positions'),
+      norm: 'layernorm',
+      normEps: num(json, 'layer_norm_epsilon', 1e-5),
+      preNorm: true,
+      positions: 'learned',
+      positionOffset: 0,
+      ropeTheta: 0,
+      activation: activation(json.activation_function ?? 'gelu_new'),
+      gatedMlp: false,
+      attentionBias: true,
+      mlpBias: true,
+      tieEmbeddings: json.tie_word_embeddings !== false,
+      wordEmbedDim: hidden,
+      ...ids,
+    });
+  }
+  if (type === 'opt') {
+    const hidden = num(json, 'hidden_size');
+    const heads = num(json, 'num_attention_heads');
+    const bias = json.enable_bias !== false;
+    return clean({
+      family: 'opt',
+      vocabSize: num(json, 'vocab_size'),
+      hiddenSize: hidden,
+      numLayers: num(json, 'num_hidden_layers'),
+      numHeads: heads,
+      numKvHeads: heads,
+      headDim: hidden / heads,
+      intermediateSize: num(json, 'ffn_dim'),
+      maxPositions: num(json, 'max_position_embeddings'),
+      norm: 'layernorm',
+      normEps: 1e-5,
+      preNorm: json.do_layer_norm_before !== false,
+      positions: 'learned',
+      positionOffset: 2,
+      ropeTheta: 0,
+      activation: activation(json.activation_function ?? 'relu'),
+      gatedMlp: false,
+      attentionBias: bias,
+      mlpBias: bias,
+      tieEmbeddings: json.tie_word_embeddings !== false,
+      wordEmbedDim: num(json, 'word_embed_proj_dim', hidden),
+      ...ids,
+    });
+  }
+  if (type === 'llama') {
+    const hidden = num(json, 'hidden_size');
+    const heads = num(json, 'num_attention_heads');
+    if (json.rope_scaling !== undefined && json.rope_scaling !== null) {
+      throw new UnsupportedModelError('rope_scaling', JSON.stringify(json.rope_scaling));
+    }
+    return clean({
+      family: 'llama',
+      vocabSize: num(json, 'vocab_size'),
+      hiddenSize: hidden,
+      numLayers: num(json, 'num_hidden_layers'),
+      numHeads: heads,
+      numKvHeads: num(json, 'num_key_value_heads', heads),
+      headDim: num(json, 'head_dim', hidden / heads),
+      intermediateSize: num(json, 'intermediate_size'),
+      maxPositions: num(json, 'max_position_embeddings'),
+      norm: 'rmsnorm',
+      normEps: num(json, 'rms_norm_eps', 1e-6),
+      preNorm: true,
+      positions: 'rotary',
+      positionOffset: 0,
+      ropeTheta: num(json, 'rope_theta', 10000),
+      activation: activation(json.hidden_act ?? 'silu'),
+      gatedMlp: true,
+      attentionBias: json.attention_bias === true,
+      mlpBias: json.mlp_bias === true,
+      tieEmbeddings: json.tie_word_embeddings === true,
+      wordEmbedDim: hidden,
+      ...ids,
+    });
+  }
+  throw new UnsupportedModelError('model_type', `${String(type)}; supported: gpt2, opt, llama`);
+}
+
+/** Check the numbers of a config (whatever its source) hang together. */
+export function validateConfig(c: ModelConfig): ModelConfig {
+  const positive = [
+    'vocabSize',
+    'hiddenSize',
+    'numLayers',
+    'numHeads',
+    'numKvHeads',
+    'headDim',
+    'intermediateSize',
+    'maxPositions',
+  ] as const;
+  for (const key of positive) {
+    if (!Number.isInteger(c[key]) || c[key] < 1)
+      throw new InvalidArgumentError(`config ${key}`, c[key], 'must be a positive integer');
+  }
+  if (c.numHeads % c.numKvHeads !== 0) {
+    throw new InvalidArgumentError('config numKvHeads', c.numKvHeads, `must divide numHeads (${c.numHeads})`);
+  }
+  if (c.positions === 'rotary' && c.headDim % 2 !== 0) {
+    throw new InvalidArgumentError('config headDim', c.headDim, 'must be even for rotary positions');
+  }
+  return c;
+}
+
+/** A Hugging Face config.json for a runtime config (what `saveModel` writes). */
+export function configToHf(c: ModelConfig): Record<string, unknown> {
+  const ids = {
+    ...(c.bosTokenId === undefined ? {} : { bos_token_id: c.bosTokenId }),
+    ...(c.eosTokenId === undefined ? {} : { eos_token_id: c.eosTokenId }),
+  };
+  if (c.family === 'gpt2') {
+    return {
+      architectures: ['GPT2LMHeadModel'],
+      model_type: 'gpt2',
+      vocab_size: c.vocabSize,
+      n_positions: c.maxPositions,
+      n_embd: c.hiddenSize,
+      n_layer: c.numLayers,
+      n_head: c.numHeads,
+      n_inner: c.intermediateSize,
+      activation_function: c.activation,
+      layer_norm_epsilon: c.normEps,
+      tie_word_embeddings: c.tieEmbeddings,
+      torch_dtype: 'float32',
+      ...ids,
+    };
+  }
+  if (c.family === 'opt') {
+    return {
+      architectures: ['OPTForCausalLM'],
+      model_type: 'opt',
+      vocab_size: c.vocabSize,
+      hidden_size: c.hiddenSize,
+      num_hidden_layers: c.numLayers,
+      num_attention_heads: c.numHeads,
+      ffn_dim: c.intermediateSize,
+      max_position_embeddings: c.maxPositions,
+      word_embed_proj_dim: c.wordEmbedDim,
+      do_layer_norm_before: c.preNorm,
+      activation_function: c.activation,
+      enable_bias: c.attentionBias,
+      tie_word_embeddings: c.tieEmbeddings,
+      torch_dtype: 'float32',
+      ...ids,
+    };
+  }
+  return {
+    architectures: ['LlamaForCausalLM'],
+    model_type: 'llama',
+    vocab_size: c.vocabSize,
+    hidden_size: c.hiddenSize,
+    intermediate_size: c.intermediateSize,
+    num_hidden_layers: c.numLayers,
+    num_attention_heads: c.numHeads,
+    num_key_value_heads: c.numKvHeads,
+    head_dim: c.headDim,
+    max_position_embeddings: c.maxPositions,
+    rms_norm_eps: c.normEps,
+    rope_theta: c.ropeTheta,
+    hidden_act: c.activation,
+    tie_word_embeddings: c.tieEmbeddings,
+    attention_bias: c.attentionBias,
+    mlp_bias: c.mlpBias,
+    torch_dtype: 'float32',
+    ...ids,
+  };
+}

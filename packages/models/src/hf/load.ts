@@ -1,0 +1,102 @@
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { InvalidFormatError, IOError, type Tensor } from '@sparsekit/core';
+import { loadSparseSafetensors } from '@sparsekit/sparse-formats/node';
+import { configFromHf, type ModelConfig } from '../config.js';
+import { kernelRef, type LinearKernel, referenceKernel } from '../runtime/linear.js';
+import { TransformerLM } from '../runtime/model.js';
+import { HfTokenizer } from '../tokenizer.js';
+import { paramsFromHf, type StoredLinear } from './names.js';
+
+export interface LoadOptions {
+  /** What runs the linear layers (default: the reference kernels; pass a wasm backend for speed). */
+  kernel?: LinearKernel;
+}
+
+export interface LoadedModel {
+  model: TransformerLM;
+  config: ModelConfig;
+  /** The folder's tokenizer.json, when it has one. */
+  tokenizer: HfTokenizer | undefined;
+  /** The raw config.json. */
+  hfConfig: Record<string, unknown>;
+}
+
+async function readJson(path: string): Promise<Record<string, unknown>> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (error) {
+    throw new IOError(path, 'cannot read the file (is this a Hugging Face model folder?)', error);
+  }
+  try {
+    const value: unknown = JSON.parse(text);
+    if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new Error('not an object');
+    return value as Record<string, unknown>;
+  } catch (error) {
+    throw new InvalidFormatError('json', `${path} is not a JSON object (${String(error)})`);
+  }
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await readFile(path, { flag: 'r' }).then(() => undefined);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** The safetensors files of a folder: model.safetensors, or the shards its index names. */
+async function weightFiles(dir: string): Promise<string[]> {
+  const single = join(dir, 'model.safetensors');
+  if (await exists(single)) return [single];
+  const indexPath = join(dir, 'model.safetensors.index.json');
+  if (!(await exists(indexPath))) {
+    throw new IOError(dir, 'no model.safetensors or model.safetensors.index.json in the folder');
+  }
+  const index = await readJson(indexPath);
+  const map = index.weight_map;
+  if (typeof map !== 'object' || map === null) {
+    throw new InvalidFormatError('json', `${indexPath} has no "weight_map" object`);
+  }
+  return [...new Set(Object.values(map as Record<string, string>))].map((file) => join(dir, file));
+}
+
+/**
+ * Load a Hugging Face model folder (config.json, model.safetensors or sharded with
+ * model.safetensors.index.json, tokenizer.json) for model types gpt2, opt and llama. f16 and bf16
+ * weights are converted to f32. Folders written by `saveModel` with packed layers load too, each
+ * layer in its saved format.
+ */
+export async function loadHfModel(dir: string, options: LoadOptions = {}): Promise<LoadedModel> {
+  const hfConfig = await readJson(join(dir, 'config.json'));
+  const config = configFromHf(hfConfig);
+  const tensors = new Map<string, Tensor>();
+  const stored = new Map<string, StoredLinear>();
+  const files = await weightFiles(dir);
+  for (const file of files) {
+    const contents = await loadSparseSafetensors(file);
+    for (const [name, t] of Object.entries(contents.tensors)) tensors.set(name, t);
+    for (const [name, matrix] of Object.entries(contents.matrices)) {
+      const layer = name.replace(/\.weight$/, '');
+      stored.set(layer, { weight: matrix });
+    }
+  }
+  for (const [layer, s] of stored) {
+    const bias = tensors.get(`${layer}.bias`);
+    if (bias !== undefined) s.bias = bias.astype('f32').data;
+  }
+  const source = {
+    where: files.join(', '),
+    names: () => [...tensors.keys()],
+    get: (name: string) => tensors.get(name)?.astype('f32'),
+  };
+  const kernels = kernelRef(options.kernel ?? referenceKernel);
+  const model = new TransformerLM(config, paramsFromHf(config, source, kernels, stored), kernels);
+  const tokenizerPath = join(dir, 'tokenizer.json');
+  const tokenizer = (await exists(tokenizerPath))
+    ? HfTokenizer.fromJson(await readJson(tokenizerPath), config)
+    : undefined;
+  return { model, config, tokenizer, hfConfig };
+}

@@ -1,0 +1,311 @@
+// Hugging Face tensor names <-> the runtime's parameters, for gpt2, opt and llama checkpoints.
+// GPT-2's Conv1D weights are stored [in, out] and its c_attn holds q, k and v side by side; they are
+// transposed and split on load and joined back on save.
+import { ShapeMismatchError, type Tensor } from '@sparsekit/core';
+import type { SparseMatrix } from '@sparsekit/sparse-formats';
+import type { ModelConfig } from '../config.js';
+import { MissingTensorError } from '../errors.js';
+import { denseMatrix, type KernelRef, Linear } from '../runtime/linear.js';
+import type { BlockParams, ModelParams, NormParams } from '../runtime/model.js';
+
+/** Read access to a checkpoint's tensors, converted to f32. */
+export interface TensorSource {
+  names(): readonly string[];
+  get(name: string): Tensor<'f32'> | undefined;
+  /** Where the tensors come from, for error messages. */
+  readonly where: string;
+}
+
+function transpose(values: Float32Array, rows: number, cols: number): Float32Array {
+  const t = new Float32Array(values.length);
+  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) t[c * rows + r] = values[r * cols + c]!;
+  return t;
+}
+
+class Reader {
+  constructor(
+    private readonly source: TensorSource,
+    private readonly prefixes: readonly string[],
+  ) {}
+
+  /** A tensor under the first prefix that has it; checks its shape. */
+  get(name: string, shape: readonly number[], optional = false): Float32Array | undefined {
+    for (const prefix of this.prefixes) {
+      const t = this.source.get(prefix + name);
+      if (t === undefined) continue;
+      if (t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i])) {
+        throw new ShapeMismatchError(shape, t.shape, prefix + name);
+      }
+      return t.data;
+    }
+    if (optional) return undefined;
+    throw new MissingTensorError(this.prefixes[0] + name, this.source.where);
+  }
+
+  need(name: string, shape: readonly number[]): Float32Array {
+    return this.get(name, shape)!;
+  }
+}
+
+/** A linear layer stored under its runtime name (packed files), overriding the Hugging Face tensors. */
+export interface StoredLinear {
+  weight: SparseMatrix;
+  bias?: Float32Array;
+}
+
+/**
+ * Build the runtime's parameters from a checkpoint's tensors. Layers in `stored` (by runtime name,
+ * e.g. 'layers.0.mlp.up_proj') are taken from there instead, in whatever format they hold.
+ */
+export function paramsFromHf(
+  config: ModelConfig,
+  source: TensorSource,
+  kernel: KernelRef,
+  stored: ReadonlyMap<string, StoredLinear> = new Map(),
+): ModelParams {
+  const c = config;
+  const H = c.hiddenSize;
+  const I = c.intermediateSize;
+  const qOut = c.numHeads * c.headDim;
+  const kvOut = c.numKvHeads * c.headDim;
+  const lazy = (
+    name: string,
+    rows: number,
+    cols: number,
+    w: () => Float32Array,
+    bias?: () => Float32Array | undefined,
+  ) => {
+    const s = stored.get(name);
+    if (s !== undefined) {
+      if (s.weight.rows !== rows || s.weight.cols !== cols)
+        throw new ShapeMismatchError([rows, cols], [s.weight.rows, s.weight.cols], name);
+      return new Linear(name, s.weight, s.bias, kernel);
+    }
+    return new Linear(name, denseMatrix(w(), rows, cols), bias?.(), kernel);
+  };
+  const linear = (name: string, w: Float32Array, rows: number, cols: number, bias?: Float32Array) =>
+    new Linear(name, denseMatrix(w, rows, cols), bias, kernel);
+  const blocks: BlockParams[] = [];
+  if (c.family === 'gpt2') {
+    const r = new Reader(source, ['transformer.', '']);
+    for (let i = 0; i < c.numLayers; i++) {
+      const p = `h.${i}.`;
+      const n = `layers.${i}.`;
+      let qkvCache: Float32Array | undefined;
+      const qkv = () => {
+        qkvCache ??= transpose(r.need(`${p}attn.c_attn.weight`, [H, 3 * H]), H, 3 * H);
+        return qkvCache;
+      };
+      const qkvBias = () => r.need(`${p}attn.c_attn.bias`, [3 * H]);
+      const part = (k: number) => () => qkv().slice(k * H * H, (k + 1) * H * H);
+      const biasPart = (k: number) => () => qkvBias().slice(k * H, (k + 1) * H);
+      const conv = (name: string, rows: number, cols: number) => () =>
+        transpose(r.need(`${p}${name}.weight`, [cols, rows]), cols, rows);
+      const convBias = (name: string, rows: number) => () => r.need(`${p}${name}.bias`, [rows]);
+      blocks.push({
+        attentionNorm: { weight: r.need(`${p}ln_1.weight`, [H]), bias: r.need(`${p}ln_1.bias`, [H]) },
+        q: lazy(`${n}self_attn.q_proj`, H, H, part(0), biasPart(0)),
+        k: lazy(`${n}self_attn.k_proj`, H, H, part(1), biasPart(1)),
+        v: lazy(`${n}self_attn.v_proj`, H, H, part(2), biasPart(2)),
+        o: lazy(`${n}self_attn.o_proj`, H, H, conv('attn.c_proj', H, H), convBias('attn.c_proj', H)),
+        mlpNorm: { weight: r.need(`${p}ln_2.weight`, [H]), bias: r.need(`${p}ln_2.bias`, [H]) },
+        up: lazy(`${n}mlp.up_proj`, I, H, conv('mlp.c_fc', I, H), convBias('mlp.c_fc', I)),
+        down: lazy(`${n}mlp.down_proj`, H, I, conv('mlp.c_proj', H, I), convBias('mlp.c_proj', H)),
+      });
+    }
+    const embedTokens = r.need('wte.weight', [c.vocabSize, H]);
+    const head = c.tieEmbeddings
+      ? embedTokens
+      : new Reader(source, ['']).need('lm_head.weight', [c.vocabSize, H]);
+    return {
+      embedTokens,
+      embedPositions: r.need('wpe.weight', [c.maxPositions, H]),
+      blocks,
+      finalNorm: { weight: r.need('ln_f.weight', [H]), bias: r.need('ln_f.bias', [H]) },
+      lmHead: linear('lm_head', head, c.vocabSize, H),
+    };
+  }
+  if (c.family === 'opt') {
+    const r = new Reader(source, ['model.decoder.', 'decoder.']);
+    const bias = (name: string, n: number) => (c.attentionBias ? r.need(name, [n]) : undefined);
+    for (let i = 0; i < c.numLayers; i++) {
+      const p = `layers.${i}.`;
+      const norm = (name: string): NormParams => ({
+        weight: r.need(`${p}${name}.weight`, [H]),
+        bias: r.need(`${p}${name}.bias`, [H]),
+      });
+      const proj = (hf: string, ours: string, rows: number, cols: number) =>
+        lazy(
+          `layers.${i}.${ours}`,
+          rows,
+          cols,
+          () => r.need(`${p}${hf}.weight`, [rows, cols]),
+          () => bias(`${p}${hf}.bias`, rows),
+        );
+      blocks.push({
+        attentionNorm: norm('self_attn_layer_norm'),
+        q: proj('self_attn.q_proj', 'self_attn.q_proj', H, H),
+        k: proj('self_attn.k_proj', 'self_attn.k_proj', H, H),
+        v: proj('self_attn.v_proj', 'self_attn.v_proj', H, H),
+        o: proj('self_attn.out_proj', 'self_attn.o_proj', H, H),
+        mlpNorm: norm('final_layer_norm'),
+        up: proj('fc1', 'mlp.up_proj', I, H),
+        down: proj('fc2', 'mlp.down_proj', H, I),
+      });
+    }
+    const D = c.wordEmbedDim;
+    const embedTokens = r.need('embed_tokens.weight', [c.vocabSize, D]);
+    const finalWeight = r.get('final_layer_norm.weight', [H], true);
+    const head = c.tieEmbeddings
+      ? embedTokens
+      : new Reader(source, ['']).need('lm_head.weight', [c.vocabSize, D]);
+    return {
+      embedTokens,
+      embedPositions: r.need('embed_positions.weight', [c.maxPositions + c.positionOffset, H]),
+      ...(D === H
+        ? {}
+        : {
+            projectIn: linear('project_in', r.need('project_in.weight', [H, D]), H, D),
+            projectOut: linear('project_out', r.need('project_out.weight', [D, H]), D, H),
+          }),
+      blocks,
+      ...(finalWeight === undefined
+        ? {}
+        : { finalNorm: { weight: finalWeight, bias: r.need('final_layer_norm.bias', [H]) } }),
+      lmHead: linear('lm_head', head, c.vocabSize, D),
+    };
+  }
+  // llama
+  const r = new Reader(source, ['model.']);
+  for (let i = 0; i < c.numLayers; i++) {
+    const p = `layers.${i}.`;
+    const proj = (name: string, rows: number, cols: number, hasBias: boolean) =>
+      lazy(
+        `${p}${name}`,
+        rows,
+        cols,
+        () => r.need(`${p}${name}.weight`, [rows, cols]),
+        () => (hasBias ? r.need(`${p}${name}.bias`, [rows]) : undefined),
+      );
+    blocks.push({
+      attentionNorm: { weight: r.need(`${p}input_layernorm.weight`, [H]) },
+      q: proj('self_attn.q_proj', qOut, H, c.attentionBias),
+      k: proj('self_attn.k_proj', kvOut, H, c.attentionBias),
+      v: proj('self_attn.v_proj', kvOut, H, c.attentionBias),
+      o: proj('self_attn.o_proj', H, qOut, c.attentionBias),
+      mlpNorm: { weight: r.need(`${p}post_attention_layernorm.weight`, [H]) },
+      gate: proj('mlp.gate_proj', I, H, c.mlpBias),
+      up: proj('mlp.up_proj', I, H, c.mlpBias),
+      down: proj('mlp.down_proj', H, I, c.mlpBias),
+    });
+  }
+  const embedTokens = r.need('embed_tokens.weight', [c.vocabSize, H]);
+  const head = c.tieEmbeddings
+    ? embedTokens
+    : new Reader(source, ['']).need('lm_head.weight', [c.vocabSize, H]);
+  return {
+    embedTokens,
+    blocks,
+    finalNorm: { weight: r.need('norm.weight', [H]) },
+    lmHead: linear('lm_head', head, c.vocabSize, H),
+  };
+}
+
+/** Dense f32 weight of a layer, whatever its format. */
+function weightOf(layer: Linear): Float32Array {
+  return layer.getWeight().data;
+}
+
+/**
+ * The model's parameters under the Hugging Face names `save_pretrained` writes, as
+ * name -> [shape, f32 values], every linear layer dense. With `linears: false` the decoder blocks'
+ * linear layers are left out (packed files store them under their runtime names).
+ */
+export function paramsToHf(
+  config: ModelConfig,
+  p: ModelParams,
+  options: { linears?: boolean } = {},
+): Map<string, [number[], Float32Array]> {
+  const withLinears = options.linears ?? true;
+  const c = config;
+  const H = c.hiddenSize;
+  const I = c.intermediateSize;
+  const out = new Map<string, [number[], Float32Array]>();
+  const put = (name: string, shape: number[], values: Float32Array) => out.set(name, [shape, values]);
+  const norm = (name: string, n: NormParams | undefined) => {
+    if (n === undefined) return;
+    put(`${name}.weight`, [n.weight.length], n.weight);
+    if (n.bias !== undefined) put(`${name}.bias`, [n.bias.length], n.bias);
+  };
+  const lin = (name: string, layer: Linear) => {
+    if (!withLinears && layer.name.startsWith('layers.')) return;
+    put(`${name}.weight`, [layer.outFeatures, layer.inFeatures], weightOf(layer));
+    if (layer.bias !== undefined) put(`${name}.bias`, [layer.outFeatures], layer.bias);
+  };
+  if (c.family === 'gpt2') {
+    put('transformer.wte.weight', [c.vocabSize, H], p.embedTokens);
+    put('transformer.wpe.weight', [c.maxPositions, H], p.embedPositions!);
+    p.blocks.forEach((b, i) => {
+      const n = `transformer.h.${i}.`;
+      norm(`${n}ln_1`, b.attentionNorm);
+      norm(`${n}ln_2`, b.mlpNorm);
+      if (!withLinears) return;
+      const qkv = new Float32Array(3 * H * H);
+      [b.q, b.k, b.v].forEach((l, k) => {
+        qkv.set(weightOf(l), k * H * H);
+      });
+      put(`${n}attn.c_attn.weight`, [H, 3 * H], transpose(qkv, 3 * H, H));
+      const bias = new Float32Array(3 * H);
+      [b.q, b.k, b.v].forEach((l, k) => {
+        bias.set(l.bias!, k * H);
+      });
+      put(`${n}attn.c_attn.bias`, [3 * H], bias);
+      put(`${n}attn.c_proj.weight`, [H, H], transpose(weightOf(b.o), H, H));
+      put(`${n}attn.c_proj.bias`, [H], b.o.bias!);
+      put(`${n}mlp.c_fc.weight`, [H, I], transpose(weightOf(b.up), I, H));
+      put(`${n}mlp.c_fc.bias`, [I], b.up.bias!);
+      put(`${n}mlp.c_proj.weight`, [I, H], transpose(weightOf(b.down), H, I));
+      put(`${n}mlp.c_proj.bias`, [H], b.down.bias!);
+    });
+    norm('transformer.ln_f', p.finalNorm);
+    if (!c.tieEmbeddings) lin('lm_head', p.lmHead);
+    return out;
+  }
+  if (c.family === 'opt') {
+    const d = 'model.decoder.';
+    put(`${d}embed_tokens.weight`, [c.vocabSize, c.wordEmbedDim], p.embedTokens);
+    put(`${d}embed_positions.weight`, [c.maxPositions + c.positionOffset, H], p.embedPositions!);
+    if (p.projectIn !== undefined) lin(`${d}project_in`, p.projectIn);
+    if (p.projectOut !== undefined) lin(`${d}project_out`, p.projectOut);
+    p.blocks.forEach((b, i) => {
+      const n = `${d}layers.${i}.`;
+      lin(`${n}self_attn.q_proj`, b.q);
+      lin(`${n}self_attn.k_proj`, b.k);
+      lin(`${n}self_attn.v_proj`, b.v);
+      lin(`${n}self_attn.out_proj`, b.o);
+      lin(`${n}fc1`, b.up);
+      lin(`${n}fc2`, b.down);
+      norm(`${n}self_attn_layer_norm`, b.attentionNorm);
+      norm(`${n}final_layer_norm`, b.mlpNorm);
+    });
+    norm(`${d}final_layer_norm`, p.finalNorm);
+    if (!c.tieEmbeddings) lin('lm_head', p.lmHead);
+    return out;
+  }
+  put('model.embed_tokens.weight', [c.vocabSize, H], p.embedTokens);
+  p.blocks.forEach((b, i) => {
+    const n = `model.layers.${i}.`;
+    lin(`${n}self_attn.q_proj`, b.q);
+    lin(`${n}self_attn.k_proj`, b.k);
+    lin(`${n}self_attn.v_proj`, b.v);
+    lin(`${n}self_attn.o_proj`, b.o);
+    lin(`${n}mlp.gate_proj`, b.gate!);
+    lin(`${n}mlp.up_proj`, b.up);
+    lin(`${n}mlp.down_proj`, b.down);
+    norm(`${n}input_layernorm`, b.attentionNorm);
+    norm(`${n}post_attention_layernorm`, b.mlpNorm);
+  });
+  norm('model.norm', p.finalNorm);
+  if (!c.tieEmbeddings) lin('lm_head', p.lmHead);
+  return out;
+}

@@ -1,0 +1,46 @@
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Tensor } from '@sparsekit/core';
+import { writeFileAtomic } from '@sparsekit/core/node';
+import type { SparseMatrix } from '@sparsekit/sparse-formats';
+import { saveSparseSafetensors } from '@sparsekit/sparse-formats/node';
+import { configToHf } from '../config.js';
+import type { TransformerLM } from '../runtime/model.js';
+import { paramsToHf } from './names.js';
+
+export interface SaveOptions {
+  /**
+   * 'dense' (default): every weight dense f32 under the Hugging Face names, loadable by any HF tool.
+   * 'packed': each decoder linear layer in the format it is held in (CSR, N:M, bitmask, ...), under
+   * its runtime name; the rest under HF names. Both load with `loadHfModel`.
+   */
+  layout?: 'dense' | 'packed';
+  /** A tokenizer.json to copy into the folder. */
+  tokenizerJson?: string;
+}
+
+/** Write `model` to `dir` (config.json, model.safetensors, tokenizer.json); each file atomically. */
+export async function saveModel(model: TransformerLM, dir: string, options: SaveOptions = {}): Promise<void> {
+  await mkdir(dir, { recursive: true });
+  const packed = options.layout === 'packed';
+  const tensors: Record<string, Tensor> = {};
+  for (const [name, [shape, values]] of paramsToHf(model.config, model.params, { linears: !packed })) {
+    tensors[name] = new Tensor('f32', shape, values);
+  }
+  const matrices: Record<string, SparseMatrix> = {};
+  if (packed) {
+    for (const layer of model.linearLayers()) {
+      matrices[`${layer.name}.weight`] = layer.matrix;
+      if (layer.bias !== undefined)
+        tensors[`${layer.name}.bias`] = new Tensor('f32', [layer.outFeatures], layer.bias);
+    }
+  }
+  await saveSparseSafetensors(join(dir, 'model.safetensors'), matrices, tensors, { format: 'pt' });
+  await writeText(join(dir, 'config.json'), `${JSON.stringify(configToHf(model.config), null, 2)}\n`);
+  if (options.tokenizerJson !== undefined)
+    await writeText(join(dir, 'tokenizer.json'), options.tokenizerJson);
+}
+
+function writeText(path: string, text: string): Promise<void> {
+  return writeFileAtomic(path, (file) => file.writeFile(text, 'utf8'));
+}

@@ -1,0 +1,21 @@
+export {
+  type Activation,
+  configFromHf,
+  configToHf,
+  type ModelConfig,
+  type ModelFamily,
+  validateConfig,
+} from './config.js';
+export { MissingTensorError, UnsupportedModelError } from './errors.js';
+export { paramsFromHf, paramsToHf, type StoredLinear, type TensorSource } from './hf/names.js';
+export { KvCache } from './runtime/kv-cache.js';
+export {
+  denseMatrix,
+  type KernelRef,
+  kernelRef,
+  Linear,
+  type LinearKernel,
+  referenceKernel,
+} from './runtime/linear.js';
+export { type BlockParams, type ModelParams, type NormParams, TransformerLM } from './runtime/model.js';
+export { HfTokenizer } from './tokenizer.js';

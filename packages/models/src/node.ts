@@ -1,0 +1,2 @@
+export { type LoadedModel, type LoadOptions, loadHfModel } from './hf/load.js';
+export { type SaveOptions, saveModel } from './hf/save.js';
