@@ -8,6 +8,13 @@ export {
 } from './config.js';
 export { MissingTensorError, UnsupportedModelError } from './errors.js';
 export { paramsFromHf, paramsToHf, type StoredLinear, type TensorSource } from './hf/names.js';
+export {
+  type GenerateOptions,
+  type Generation,
+  generate,
+  type SamplingOptions,
+  sampleToken,
+} from './runtime/generate.js';
 export { KvCache } from './runtime/kv-cache.js';
 export {
   denseMatrix,
