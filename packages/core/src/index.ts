@@ -67,4 +67,5 @@ export type {
   Tokenizer,
 } from './spec.js';
 export { Tensor } from './tensor.js';
+export { type LoadedTfjs, loadTfjs, type TfjsBackendName } from './tfjs.js';
 export { assertFinite } from './validate.js';

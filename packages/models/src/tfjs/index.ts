@@ -1,0 +1,1 @@
+export { LlamaTwin, type TwinLayer, type TwinWeights } from './llama-twin.js';

@@ -1,0 +1,280 @@
+// The Llama-family architecture in TensorFlow.js, for training: the same computation as the runtime's
+// TransformerLM (RMSNorm, rotate_half RoPE, grouped-query attention, SwiGLU), on tfjs tensors with
+// gradients. Weights are kept [in, out] and every matMul has a custom gradient built from explicit
+// transposes: on tfjs-backend-wasm a matMul with transpose flags is several times slower than
+// transposing first, and tf.gather has no gradient kernel, so embeddings are a one-hot matMul.
+
+import { InvalidArgumentError, type Tensor } from '@sparsekit/core';
+import type * as TF from '@tensorflow/tfjs-core';
+import type { ModelConfig } from '../config.js';
+import { denseMatrix, type KernelRef, Linear } from '../runtime/linear.js';
+import type { ModelParams } from '../runtime/model.js';
+
+type Tfjs = typeof TF;
+
+export interface TwinLayer {
+  attentionNorm: TF.Variable;
+  q: TF.Variable;
+  k: TF.Variable;
+  v: TF.Variable;
+  o: TF.Variable;
+  mlpNorm: TF.Variable;
+  gate: TF.Variable;
+  up: TF.Variable;
+  down: TF.Variable;
+}
+
+export interface TwinWeights {
+  embed: TF.Variable;
+  layers: TwinLayer[];
+  norm: TF.Variable;
+  /** [hidden, vocab]; absent when tied to the embedding. */
+  head?: TF.Variable;
+}
+
+function transposeValues(values: Float32Array, rows: number, cols: number): Float32Array {
+  const t = new Float32Array(values.length);
+  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) t[c * rows + r] = values[r * cols + c]!;
+  return t;
+}
+
+/** A Llama-style model on tfjs variables, trainable, convertible to and from runtime parameters. */
+export class LlamaTwin {
+  private readonly mm: (a: TF.Tensor, b: TF.Tensor) => TF.Tensor;
+  private readonly bmm: (a: TF.Tensor, b: TF.Tensor) => TF.Tensor;
+  private readonly ropeCos: TF.Tensor2D;
+  private readonly ropeSin: TF.Tensor2D;
+
+  constructor(
+    readonly tf: Tfjs,
+    readonly config: ModelConfig,
+    readonly weights: TwinWeights,
+  ) {
+    if (config.family !== 'llama') {
+      throw new InvalidArgumentError(
+        'config family',
+        config.family,
+        "the tfjs twin implements the 'llama' family",
+      );
+    }
+    this.mm = tf.customGrad((...args: (TF.Tensor | TF.GradSaveFunc)[]) => {
+      const [a, b, save] = args as [TF.Tensor, TF.Tensor, TF.GradSaveFunc];
+      save([a, b]);
+      return {
+        value: tf.matMul(a as TF.Tensor2D, b as TF.Tensor2D),
+        gradFunc: (dy, saved) => [
+          tf.matMul(dy as TF.Tensor2D, tf.transpose(saved[1]!) as TF.Tensor2D),
+          tf.matMul(tf.transpose(saved[0]!) as TF.Tensor2D, dy as TF.Tensor2D),
+        ],
+      };
+    }) as (a: TF.Tensor, b: TF.Tensor) => TF.Tensor;
+    const swap = (t: TF.Tensor) => tf.transpose(t, [0, 1, 3, 2]);
+    this.bmm = tf.customGrad((...args: (TF.Tensor | TF.GradSaveFunc)[]) => {
+      const [a, b, save] = args as [TF.Tensor, TF.Tensor, TF.GradSaveFunc];
+      save([a, b]);
+      return {
+        value: tf.matMul(a as TF.Tensor4D, b as TF.Tensor4D),
+        gradFunc: (dy, saved) => [
+          tf.matMul(dy as TF.Tensor4D, swap(saved[1]!) as TF.Tensor4D),
+          tf.matMul(swap(saved[0]!) as TF.Tensor4D, dy as TF.Tensor4D),
+        ],
+      };
+    }) as (a: TF.Tensor, b: TF.Tensor) => TF.Tensor;
+    const half = config.headDim / 2;
+    const cos = new Float32Array(config.maxPositions * config.headDim);
+    const sin = new Float32Array(config.maxPositions * config.headDim);
+    for (let p = 0; p < config.maxPositions; p++) {
+      for (let i = 0; i < half; i++) {
+        const angle = Math.fround(p * Math.fround(1 / config.ropeTheta ** ((2 * i) / config.headDim)));
+        for (const j of [i, i + half]) {
+          cos[p * config.headDim + j] = Math.cos(angle);
+          sin[p * config.headDim + j] = Math.sin(angle);
+        }
+      }
+    }
+    this.ropeCos = tf.tensor2d(cos, [config.maxPositions, config.headDim]);
+    this.ropeSin = tf.tensor2d(sin, [config.maxPositions, config.headDim]);
+  }
+
+  /** Fresh weights: normal(0, 0.02) matrices (output projections scaled by 1/sqrt(2 layers)), unit norms. */
+  static init(tf: Tfjs, config: ModelConfig, seed: number): LlamaTwin {
+    const c = config;
+    const H = c.hiddenSize;
+    let s = seed;
+    const normal = (shape: number[], std: number) =>
+      tf.variable(tf.randomNormal(shape, 0, std, 'float32', s++));
+    const ones = () => tf.variable(tf.ones([H]));
+    const std = 0.02;
+    const out = std / Math.sqrt(2 * c.numLayers);
+    const layers = Array.from({ length: c.numLayers }, () => ({
+      attentionNorm: ones(),
+      q: normal([H, c.numHeads * c.headDim], std),
+      k: normal([H, c.numKvHeads * c.headDim], std),
+      v: normal([H, c.numKvHeads * c.headDim], std),
+      o: normal([c.numHeads * c.headDim, H], out),
+      mlpNorm: ones(),
+      gate: normal([H, c.intermediateSize], std),
+      up: normal([H, c.intermediateSize], std),
+      down: normal([c.intermediateSize, H], out),
+    }));
+    return new LlamaTwin(tf, config, {
+      embed: normal([c.vocabSize, H], std),
+      layers,
+      norm: ones(),
+      ...(c.tieEmbeddings ? {} : { head: normal([H, c.vocabSize], std) }),
+    });
+  }
+
+  /** The twin of a runtime model's parameters (dense weights; copies). */
+  static fromParams(tf: Tfjs, config: ModelConfig, p: ModelParams): LlamaTwin {
+    const lin = (l: { getWeight(): Tensor<'f32'>; outFeatures: number; inFeatures: number }) =>
+      tf.variable(
+        tf.tensor2d(transposeValues(l.getWeight().data, l.outFeatures, l.inFeatures), [
+          l.inFeatures,
+          l.outFeatures,
+        ]),
+      );
+    const vec = (v: Float32Array) => tf.variable(tf.tensor1d(v));
+    const c = config;
+    return new LlamaTwin(tf, config, {
+      embed: tf.variable(tf.tensor2d(p.embedTokens, [c.vocabSize, c.hiddenSize])),
+      layers: p.blocks.map((b) => ({
+        attentionNorm: vec(b.attentionNorm.weight),
+        q: lin(b.q),
+        k: lin(b.k),
+        v: lin(b.v),
+        o: lin(b.o),
+        mlpNorm: vec(b.mlpNorm.weight),
+        gate: lin(b.gate!),
+        up: lin(b.up),
+        down: lin(b.down),
+      })),
+      norm: vec(p.finalNorm!.weight),
+      ...(c.tieEmbeddings ? {} : { head: lin(p.lmHead) }),
+    });
+  }
+
+  /** Runtime parameters holding copies of the current weights (dense f32). */
+  toParams(kernels: KernelRef): ModelParams {
+    const c = this.config;
+    const read = (v: TF.Variable) => new Float32Array(v.dataSync() as Float32Array);
+    const lin = (name: string, v: TF.Variable) => {
+      const [inF, outF] = v.shape as [number, number];
+      return new Linear(
+        name,
+        denseMatrix(transposeValues(read(v), inF, outF), outF, inF),
+        undefined,
+        kernels,
+      );
+    };
+    const embedTokens = read(this.weights.embed);
+    return {
+      embedTokens,
+      blocks: this.weights.layers.map((l, i) => ({
+        attentionNorm: { weight: read(l.attentionNorm) },
+        q: lin(`layers.${i}.self_attn.q_proj`, l.q),
+        k: lin(`layers.${i}.self_attn.k_proj`, l.k),
+        v: lin(`layers.${i}.self_attn.v_proj`, l.v),
+        o: lin(`layers.${i}.self_attn.o_proj`, l.o),
+        mlpNorm: { weight: read(l.mlpNorm) },
+        gate: lin(`layers.${i}.mlp.gate_proj`, l.gate),
+        up: lin(`layers.${i}.mlp.up_proj`, l.up),
+        down: lin(`layers.${i}.mlp.down_proj`, l.down),
+      })),
+      finalNorm: { weight: read(this.weights.norm) },
+      lmHead:
+        this.weights.head === undefined
+          ? new Linear('lm_head', denseMatrix(embedTokens, c.vocabSize, c.hiddenSize), undefined, kernels)
+          : lin('lm_head', this.weights.head),
+    };
+  }
+
+  /** Every trainable variable. */
+  variables(): TF.Variable[] {
+    const w = this.weights;
+    return [
+      w.embed,
+      ...w.layers.flatMap((l) => [l.attentionNorm, l.q, l.k, l.v, l.o, l.mlpNorm, l.gate, l.up, l.down]),
+      w.norm,
+      ...(w.head === undefined ? [] : [w.head]),
+    ];
+  }
+
+  private rmsNorm(x: TF.Tensor, weight: TF.Variable): TF.Tensor {
+    const tf = this.tf;
+    const variance = tf.mean(tf.square(x), -1, true);
+    return tf.mul(tf.mul(x, tf.rsqrt(tf.add(variance, this.config.normEps))), weight);
+  }
+
+  private rope(x: TF.Tensor, seq: number): TF.Tensor {
+    // x [batch, heads, seq, headDim]: x * cos + rotate_half(x) * sin.
+    const tf = this.tf;
+    const half = this.config.headDim / 2;
+    const cos = tf.slice(this.ropeCos, [0, 0], [seq, -1]);
+    const sin = tf.slice(this.ropeSin, [0, 0], [seq, -1]);
+    const [a, b] = tf.split(x, [half, half], -1);
+    const rotated = tf.concat([tf.neg(b!), a!], -1);
+    return tf.add(tf.mul(x, cos), tf.mul(rotated, sin));
+  }
+
+  /** Logits [batch * seq, vocab] for token ids [batch, seq] (call inside tf.tidy or a gradient). */
+  logits(ids: TF.Tensor2D): TF.Tensor2D {
+    const tf = this.tf;
+    const c = this.config;
+    const [batch, seq] = ids.shape;
+    const n = batch * seq;
+    const hd = c.headDim;
+    const group = c.numHeads / c.numKvHeads;
+    const oneHot = tf.cast(tf.oneHot(tf.reshape(ids, [n]), c.vocabSize), 'float32');
+    let x = this.mm(oneHot, this.weights.embed);
+    const mask = tf.mul(tf.sub(1, tf.linalg.bandPart(tf.ones([seq, seq]), -1, 0)), -1e9);
+    const heads = (t: TF.Tensor, count: number) =>
+      tf.transpose(tf.reshape(t, [batch, seq, count, hd]), [0, 2, 1, 3]);
+    for (const l of this.weights.layers) {
+      const h = this.rmsNorm(x, l.attentionNorm);
+      const q = this.rope(heads(this.mm(h, l.q), c.numHeads), seq);
+      let k = this.rope(heads(this.mm(h, l.k), c.numKvHeads), seq);
+      let v = heads(this.mm(h, l.v), c.numKvHeads);
+      if (group > 1) {
+        // [b, kv, s, d] -> [b, kv * group, s, d], each kv head repeated for its query heads.
+        // (concat, not tile: tile has no rank-5 gradient in tfjs)
+        const repeat = (t: TF.Tensor) => {
+          const one = tf.expandDims(t, 2);
+          return tf.reshape(tf.concat(new Array<TF.Tensor>(group).fill(one), 2), [
+            batch,
+            c.numHeads,
+            seq,
+            hd,
+          ]);
+        };
+        k = repeat(k);
+        v = repeat(v);
+      }
+      const scores = tf.add(tf.mul(this.bmm(q, tf.transpose(k, [0, 1, 3, 2])), 1 / Math.sqrt(hd)), mask);
+      const attended = this.bmm(tf.softmax(scores), v);
+      const merged = tf.reshape(tf.transpose(attended, [0, 2, 1, 3]), [n, c.numHeads * hd]);
+      x = tf.add(x, this.mm(merged, l.o));
+      const m = this.rmsNorm(x, l.mlpNorm);
+      const gate = this.mm(m, l.gate);
+      const inner = tf.mul(tf.mul(gate, tf.sigmoid(gate)), this.mm(m, l.up));
+      x = tf.add(x, this.mm(inner, l.down));
+    }
+    const head = this.weights.head ?? tf.transpose(this.weights.embed);
+    return this.mm(this.rmsNorm(x, this.weights.norm), head) as TF.Tensor2D;
+  }
+
+  /** Mean cross-entropy (nats) of predicting `targets` [batch, seq] from `inputs` [batch, seq]. */
+  loss(inputs: TF.Tensor2D, targets: TF.Tensor2D): TF.Scalar {
+    const tf = this.tf;
+    const logits = this.logits(inputs);
+    const labels = tf.cast(tf.oneHot(tf.reshape(targets, [-1]), this.config.vocabSize), 'float32');
+    const logProbs = tf.logSoftmax(logits);
+    return tf.neg(tf.mean(tf.sum(tf.mul(labels, logProbs), -1))) as TF.Scalar;
+  }
+
+  dispose(): void {
+    for (const v of this.variables()) v.dispose();
+    this.ropeCos.dispose();
+    this.ropeSin.dispose();
+  }
+}
