@@ -5,18 +5,13 @@ import { join } from 'node:path';
 import { type ProgressEvent, Rng, Tensor } from '@sparsekit/core';
 import { readSafetensors, writeSafetensors } from '@sparsekit/core/node';
 import { createWasmBackend, fromDense } from '@sparsekit/sparse-formats';
-import { fixturePath } from '@sparsekit/test-utils';
 import { describe, expect, it } from 'vitest';
+import { hfTinyDir, hfTinyExpected } from '../hf/hf-tiny.test-util.js';
 import { loadHfModel } from '../hf/load.js';
 import { generate, sampleToken } from './generate.js';
 
-const fixture = (family: string) =>
-  fixturePath(new URL('../hf/', import.meta.url).href + 'x', 'hf-tiny', family);
-const expected = (family: string) =>
-  JSON.parse(readFileSync(join(fixture(family), 'expected.json'), 'utf8')) as {
-    tokens: number[];
-    logits: number[][];
-  };
+const fixture = hfTinyDir;
+const expected = hfTinyExpected;
 
 describe('generation', () => {
   it('greedy decoding with the cache picks the argmax of full forward passes', async () => {
@@ -127,6 +122,31 @@ describe('kernels and storage', () => {
       expect(model.logits(ids).data).toAllClose(reference.data, { atol: 1e-4, rtol: 1e-4 });
     } finally {
       await backend.dispose();
+    }
+  });
+
+  it('loads f16 and bf16 checkpoints (converted to f32 on load)', async () => {
+    const { tensors } = await readSafetensors(join(fixture('gpt2'), 'model.safetensors'));
+    const want = expected('gpt2');
+    const ids = new Tensor('i32', [1, want.tokens.length], Int32Array.from(want.tokens));
+    const tmp = await mkdtemp(join(tmpdir(), 'sparsekit-half-'));
+    try {
+      for (const dtype of ['f16', 'bf16'] as const) {
+        const dir = join(tmp, dtype);
+        await writeSafetensors(
+          join(dir, 'model.safetensors'),
+          Object.fromEntries(Object.entries(tensors).map(([n, t]) => [n, t.astype(dtype)])),
+        );
+        await writeFile(join(dir, 'config.json'), readFileSync(join(fixture('gpt2'), 'config.json')));
+        const { model } = await loadHfModel(dir);
+        // Rounding the weights to 11 (f16) or 8 (bf16) significant bits moves the logits a little.
+        expect(model.logits(ids).data).toAllClose(want.logits.flat(), {
+          atol: dtype === 'f16' ? 5e-3 : 5e-2,
+          rtol: 0,
+        });
+      }
+    } finally {
+      await rm(tmp, { recursive: true, force: true });
     }
   });
 

@@ -1,17 +1,15 @@
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import '@tensorflow/tfjs-core/dist/register_all_gradients';
 import { Tensor } from '@sparsekit/core';
-import { fixturePath } from '@sparsekit/test-utils';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { hfTinyDir, hfTinyExpected } from '../hf/hf-tiny.test-util.js';
 import { loadHfModel } from '../hf/load.js';
 import { kernelRef } from '../runtime/linear.js';
 import { TransformerLM } from '../runtime/model.js';
 import { LlamaTwin } from './llama-twin.js';
 
-const dir = fixturePath(new URL('../hf/x', import.meta.url).href, 'hf-tiny', 'llama');
+const dir = hfTinyDir('llama');
 
 describe('tfjs twin of the Llama architecture', () => {
   beforeAll(async () => {
@@ -20,10 +18,7 @@ describe('tfjs twin of the Llama architecture', () => {
 
   it('gives the runtime logits for the same weights, and round-trips its weights', async () => {
     const { model, config } = await loadHfModel(dir);
-    const want = JSON.parse(readFileSync(join(dir, 'expected.json'), 'utf8')) as {
-      tokens: number[];
-      logits: number[][];
-    };
+    const want = hfTinyExpected('llama');
     const twin = LlamaTwin.fromParams(tf, config, model.params);
     const logits = tf.tidy(() =>
       twin.logits(tf.tensor2d([want.tokens], [1, want.tokens.length], 'int32')).dataSync(),

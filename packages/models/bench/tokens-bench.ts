@@ -1,0 +1,120 @@
+/**
+ * Prefill and decode tokens/s of tiny-lm, dense vs packed, measured in one run:
+ *
+ *   pnpm --filter @sparsekit/models bench  [--threads N] [--prompt 64] [--new 64] [--reps 5]
+ *
+ * Every decoder linear layer is pruned by magnitude (per layer: 50% unstructured, 2:4 per group of
+ * 4, 90% unstructured) and packed (CSR for unstructured, N:M for 2:4); the dense model runs our wasm
+ * dense kernel. Only speed is measured here: quality of pruning methods is the pruners' business.
+ * Prints a table and writes bench-results/tokens.json.
+ */
+import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import * as os from 'node:os';
+import { join } from 'node:path';
+import type { Tensor } from '@sparsekit/core';
+import { generate, type TransformerLM } from '@sparsekit/models';
+import { loadHfModel, tinyLmPath } from '@sparsekit/models/node';
+import { createWasmBackend, fromDense, type SparseMatrix, sparsity } from '@sparsekit/sparse-formats';
+
+function option(name: string, fallback: string): string {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 && process.argv[i + 1] !== undefined ? process.argv[i + 1]! : fallback;
+}
+
+const threads = Number(option('threads', String(os.availableParallelism())));
+const promptLength = Number(option('prompt', '64'));
+const newTokens = Number(option('new', '64'));
+const reps = Number(option('reps', '5'));
+
+type Variant = { label: string; pack: (w: Tensor<'f32'>) => SparseMatrix | undefined };
+
+function magnitudeKeep(values: Float32Array, sparsityTarget: number): Uint8Array {
+  const sorted = Float32Array.from(values, Math.abs).sort();
+  const threshold = sorted[Math.floor(sparsityTarget * sorted.length)]!;
+  return Uint8Array.from(values, (v) => (Math.abs(v) > threshold ? 1 : 0));
+}
+
+function nmKeep(values: Float32Array, n: number, m: number): Uint8Array {
+  const keep = new Uint8Array(values.length);
+  for (let g = 0; g < values.length; g += m) {
+    const order = Array.from({ length: m }, (_, i) => i).sort(
+      (a, b) => Math.abs(values[g + b]!) - Math.abs(values[g + a]!),
+    );
+    for (let i = 0; i < n; i++) keep[g + order[i]!] = 1;
+  }
+  return keep;
+}
+
+const VARIANTS: Variant[] = [
+  { label: 'dense f32', pack: () => undefined },
+  {
+    label: '50% csr',
+    pack: (w) => fromDense(w, 'csr', { keep: magnitudeKeep(w.data, 0.5), indexType: 'u16' }),
+  },
+  { label: '2:4 nm', pack: (w) => fromDense(w, 'nm', { keep: nmKeep(w.data, 2, 4), n: 2, m: 4 }) },
+  {
+    label: '90% csr',
+    pack: (w) => fromDense(w, 'csr', { keep: magnitudeKeep(w.data, 0.9), indexType: 'u16' }),
+  },
+];
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[s.length >> 1]!;
+}
+
+function measure(model: TransformerLM): { prefill: number; decode: number } {
+  const prompt = Array.from({ length: promptLength }, (_, i) => (i * 37 + 11) % model.vocabSize);
+  const prefill: number[] = [];
+  const decode: number[] = [];
+  generate(model, prompt, { maxNewTokens: 4, stopTokens: [] });
+  for (let r = 0; r < reps; r++) {
+    const g = generate(model, prompt, { maxNewTokens: newTokens, stopTokens: [] });
+    prefill.push(g.prefillTokensPerSecond);
+    decode.push(g.decodeTokensPerSecond);
+  }
+  return { prefill: median(prefill), decode: median(decode) };
+}
+
+const backend = await createWasmBackend({ threads });
+const rows: Array<Record<string, number | string>> = [];
+for (const variant of VARIANTS) {
+  const { model } = await loadHfModel(tinyLmPath(), { kernel: backend });
+  let zeros = 0;
+  let total = 0;
+  for (const layer of model.linearLayers()) {
+    const packed = variant.pack(layer.getWeight());
+    if (packed !== undefined) layer.setMatrix(packed);
+    zeros += sparsity(layer.matrix) * layer.inFeatures * layer.outFeatures;
+    total += layer.inFeatures * layer.outFeatures;
+  }
+  const speed = measure(model);
+  rows.push({
+    variant: variant.label,
+    sparsity: zeros / total,
+    prefillTokensPerSecond: speed.prefill,
+    decodeTokensPerSecond: speed.decode,
+  });
+  for (const layer of model.linearLayers()) backend.release(layer.matrix);
+}
+await backend.dispose();
+const dense = rows[0]!;
+console.log(
+  `tiny-lm, prompt ${promptLength} tokens, ${newTokens} new tokens, ${threads} threads, median of ${reps}`,
+);
+console.log('variant     sparsity  prefill tok/s  vs dense  decode tok/s  vs dense');
+for (const r of rows) {
+  r.prefillVsDense = (r.prefillTokensPerSecond as number) / (dense.prefillTokensPerSecond as number);
+  r.decodeVsDense = (r.decodeTokensPerSecond as number) / (dense.decodeTokensPerSecond as number);
+  console.log(
+    `${String(r.variant).padEnd(10)} ${(100 * (r.sparsity as number)).toFixed(1).padStart(8)}% ${(r.prefillTokensPerSecond as number).toFixed(0).padStart(14)} ${(r.prefillVsDense as number).toFixed(2).padStart(8)}x ${(r.decodeTokensPerSecond as number).toFixed(0).padStart(13)} ${(r.decodeVsDense as number).toFixed(2).padStart(8)}x`,
+  );
+}
+mkdirSync('bench-results', { recursive: true });
+const path = join('bench-results', 'tokens.json');
+writeFileSync(
+  `${path}.tmp`,
+  `${JSON.stringify({ date: new Date().toISOString(), cpu: os.cpus()[0]?.model, threads, promptLength, newTokens, reps, rows }, null, 2)}\n`,
+);
+renameSync(`${path}.tmp`, path);
+console.log(`wrote ${path}`);
