@@ -36,7 +36,9 @@ export interface PerplexityResult {
     prefixTokenId: number | null;
     documents: number;
     windows: number;
-    /** SparseGPT: tokens dropped at the end (fewer than one window). */
+    /** SparseGPT: the cap on windows, when one was set. */
+    maxWindows: number | null;
+    /** SparseGPT: tokens not evaluated (the remainder shorter than a window, and any windows past the cap). */
     droppedTokens: number;
   };
   /** Tokens whose log-likelihood was summed. */
@@ -105,6 +107,7 @@ export async function perplexity(
       prefixTokenId: prefix,
       documents: documents.length,
       windows: windows.length,
+      maxWindows: null,
       droppedTokens: 0,
     },
     scoredTokens: scored,
@@ -144,6 +147,7 @@ export async function perplexityOfTokens(
       prefixTokenId: null,
       documents: 1,
       windows: windows.length,
+      maxWindows: options.maxWindows ?? null,
       droppedTokens: tokens.length - windows.length * maxLength,
     },
     scoredTokens: scored,
