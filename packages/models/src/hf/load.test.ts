@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { IOError, Tensor } from '@sparsekit/core';
+import { IOError, ShapeMismatchError, Tensor } from '@sparsekit/core';
 import { fromDense } from '@sparsekit/sparse-formats';
 import { fixturePath } from '@sparsekit/test-utils';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -100,6 +100,8 @@ describe('loading errors', () => {
     await expect(loadHfModel(bad)).rejects.toThrow(UnsupportedModelError);
     await writeFile(join(bad, 'config.json'), JSON.stringify({ ...config, num_hidden_layers: 3 }));
     await expect(loadHfModel(bad)).rejects.toThrow(MissingTensorError);
+    await writeFile(join(bad, 'config.json'), JSON.stringify({ ...config, intermediate_size: 48 }));
+    await expect(loadHfModel(bad)).rejects.toThrow(ShapeMismatchError);
     await writeFile(join(bad, 'config.json'), '{ not json');
     await expect(loadHfModel(bad)).rejects.toThrow(/not a JSON object/);
   });

@@ -1,0 +1,85 @@
+// Streaming statistics of a linear layer's inputs, accumulated batch by batch exactly as the
+// reference code does, so memory is bounded by one batch.
+import { InvalidArgumentError, NonFiniteError, ShapeMismatchError, type Tensor } from '@sparsekit/core';
+
+function checkBatch(inputs: Tensor<'f32'>, columns: number, what: string): number {
+  const [tokens, width] = inputs.shape as [number, number];
+  if (inputs.shape.length !== 2 || width !== columns) {
+    throw new ShapeMismatchError([tokens ?? 0, columns], inputs.shape, what);
+  }
+  for (let i = 0; i < inputs.size; i++) {
+    if (!Number.isFinite(inputs.data[i]!)) throw new NonFiniteError(what, i, inputs.data[i]!);
+  }
+  return tokens;
+}
+
+/**
+ * SparseGPT's Hessian H = (2 / n) sum_t x_t x_t^T over n calibration tokens (`SparseGPT.add_batch`:
+ * rescale by n_old / n_new, then add (2 / n_new) X^T X of the batch), in float64.
+ */
+export class HessianAccumulator {
+  readonly h: Float64Array;
+  samples = 0;
+
+  constructor(readonly columns: number) {
+    this.h = new Float64Array(columns * columns);
+  }
+
+  add(inputs: Tensor<'f32'>): void {
+    const n = this.columns;
+    const tokens = checkBatch(inputs, n, 'calibration inputs');
+    if (tokens === 0) return;
+    const total = this.samples + tokens;
+    const keep = this.samples / total;
+    for (let i = 0; i < this.h.length; i++) this.h[i]! *= keep;
+    const scale = 2 / total;
+    const x = inputs.data;
+    for (let t = 0; t < tokens; t++) {
+      const row = t * n;
+      for (let i = 0; i < n; i++) {
+        const xi = x[row + i]! * scale;
+        if (xi === 0) continue;
+        const hi = i * n;
+        for (let j = 0; j <= i; j++) this.h[hi + j]! += xi * x[row + j]!;
+      }
+    }
+    this.samples = total;
+  }
+
+  /** The full symmetric matrix (the accumulation fills the lower triangle). */
+  matrix(): Float64Array {
+    const n = this.columns;
+    if (this.samples === 0)
+      throw new InvalidArgumentError('calibration', 0, 'no calibration tokens were seen');
+    const out = new Float64Array(this.h);
+    for (let i = 0; i < n; i++) for (let j = 0; j < i; j++) out[j * n + i] = out[i * n + j]!;
+    return out;
+  }
+}
+
+/**
+ * Wanda's input norms: scaler_row[j] = mean over tokens of x_j^2 (`WrappedGPT.add_batch`), so that
+ * ||X_j||_2 is proportional to sqrt(scaler_row[j]).
+ */
+export class InputNormAccumulator {
+  readonly scalerRow: Float64Array;
+  samples = 0;
+
+  constructor(readonly columns: number) {
+    this.scalerRow = new Float64Array(columns);
+  }
+
+  add(inputs: Tensor<'f32'>): void {
+    const n = this.columns;
+    const tokens = checkBatch(inputs, n, 'calibration inputs');
+    if (tokens === 0) return;
+    const total = this.samples + tokens;
+    const keep = this.samples / total;
+    for (let j = 0; j < n; j++) this.scalerRow[j]! *= keep;
+    const x = inputs.data;
+    for (let t = 0; t < tokens; t++) {
+      for (let j = 0; j < n; j++) this.scalerRow[j]! += (x[t * n + j]! * x[t * n + j]!) / total;
+    }
+    this.samples = total;
+  }
+}

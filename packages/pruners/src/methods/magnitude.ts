@@ -1,0 +1,28 @@
+// Magnitude pruning: one threshold per matrix (sparsegpt's `--gmp`), per output row, or N:M groups.
+import { ShapeMismatchError } from '@sparsekit/core';
+import { applyMask, matrixMask, nmMask, rowMask } from '../masks.js';
+import type { PruneResult } from './sparsegpt.js';
+
+export interface MagnitudeOptions {
+  sparsity?: number;
+  /** 'layer' (default): one threshold for the matrix; 'row': the same fraction in every output row. */
+  scope?: 'layer' | 'row';
+  n?: number;
+  m?: number;
+}
+
+export function magnitude(
+  weight: ArrayLike<number>,
+  rows: number,
+  cols: number,
+  options: MagnitudeOptions,
+): PruneResult {
+  if (weight.length !== rows * cols) throw new ShapeMismatchError([rows, cols], [weight.length], 'weight');
+  const scores = Float64Array.from(weight, Math.abs);
+  let mask: Uint8Array;
+  if (options.n !== undefined || options.m !== undefined)
+    mask = nmMask(scores, rows, cols, options.n!, options.m!);
+  else if (options.scope === 'row') mask = rowMask(scores, rows, cols, options.sparsity ?? Number.NaN);
+  else mask = matrixMask(scores, options.sparsity ?? Number.NaN);
+  return { weight: applyMask(weight, mask), mask };
+}

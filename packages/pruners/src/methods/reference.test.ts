@@ -1,0 +1,103 @@
+// The methods against the outputs of the reference code on one layer (see the fixture's README):
+// masks agree on >= 99% of entries and layer errors within 1%.
+import { NonFiniteError, Tensor } from '@sparsekit/core';
+import { readSafetensors } from '@sparsekit/core/node';
+import { fixturePath } from '@sparsekit/test-utils';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { HessianAccumulator, InputNormAccumulator } from '../calibration.js';
+import { magnitude } from './magnitude.js';
+import { sparseGpt } from './sparsegpt.js';
+import { wanda } from './wanda.js';
+
+const ROWS = 64;
+const COLS = 192;
+let tensors: Record<string, Tensor>;
+let W: Float32Array;
+let X: Float32Array;
+
+/** sum((X W^T - X W'^T)^2) in float64. */
+function layerError(pruned: Float32Array): number {
+  let total = 0;
+  const tokens = X.length / COLS;
+  for (let t = 0; t < tokens; t++) {
+    for (let r = 0; r < ROWS; r++) {
+      let d = 0;
+      for (let c = 0; c < COLS; c++) d += X[t * COLS + c]! * (W[r * COLS + c]! - pruned[r * COLS + c]!);
+      total += d * d;
+    }
+  }
+  return total;
+}
+
+function agreement(a: Uint8Array, b: ArrayLike<number>): number {
+  let same = 0;
+  for (let i = 0; i < a.length; i++) if (a[i] === b[i]) same++;
+  return same / a.length;
+}
+
+beforeAll(async () => {
+  tensors = (await readSafetensors(fixturePath(import.meta.url, 'layer-64x192.safetensors'))).tensors;
+  W = tensors.W!.data as Float32Array;
+  X = tensors.X!.data as Float32Array;
+});
+
+function check(name: string, result: { weight: Float32Array; mask: Uint8Array }, maskAgreement = 0.99) {
+  const refMask = tensors[`${name}.mask`]!.data as Uint8Array;
+  const refErr = (tensors[`${name}.err`]!.data as Float64Array)[0]!;
+  expect(agreement(result.mask, refMask)).toBeGreaterThanOrEqual(maskAgreement);
+  expect(Math.abs(layerError(result.weight) - refErr) / refErr).toBeLessThan(0.01);
+}
+
+describe('against the reference implementations', () => {
+  it('magnitude 50% (one threshold per matrix)', () => {
+    check('magnitude_50', magnitude(W, ROWS, COLS, { sparsity: 0.5 }));
+  });
+
+  it('Wanda 50% and 2:4', () => {
+    const norms = new InputNormAccumulator(COLS);
+    // In two batches: the running mean must equal one pass over all tokens.
+    norms.add(new Tensor('f32', [300, COLS], X.subarray(0, 300 * COLS)));
+    norms.add(new Tensor('f32', [468, COLS], X.subarray(300 * COLS)));
+    check('wanda_50', wanda(W, ROWS, COLS, norms.scalerRow, { sparsity: 0.5 }));
+    check('wanda_2of4', wanda(W, ROWS, COLS, norms.scalerRow, { n: 2, m: 4 }));
+  });
+
+  it('SparseGPT 50% and 2:4 (blocks of 128: a full and a partial block)', () => {
+    const h = new HessianAccumulator(COLS);
+    h.add(new Tensor('f32', [768, COLS], X));
+    const H = h.matrix();
+    const u = sparseGpt(W, ROWS, COLS, H, { sparsity: 0.5 });
+    check('sparsegpt_50', u);
+    const nm = sparseGpt(W, ROWS, COLS, H, { n: 2, m: 4 });
+    check('sparsegpt_2of4', nm);
+    // The updated weights, not only the masks, follow the reference.
+    expect(u.weight).toAllClose(tensors['sparsegpt_50.weight']!.data as Float32Array, {
+      atol: 1e-3,
+      rtol: 1e-3,
+    });
+  });
+
+  it('the literature ordering holds on this layer: SparseGPT < Wanda < magnitude error', () => {
+    const h = new HessianAccumulator(COLS);
+    h.add(new Tensor('f32', [768, COLS], X));
+    const norms = new InputNormAccumulator(COLS);
+    norms.add(new Tensor('f32', [768, COLS], X));
+    const s = layerError(sparseGpt(W, ROWS, COLS, h.matrix(), { sparsity: 0.5 }).weight);
+    const w = layerError(wanda(W, ROWS, COLS, norms.scalerRow, { sparsity: 0.5 }).weight);
+    const m = layerError(magnitude(W, ROWS, COLS, { sparsity: 0.5 }).weight);
+    expect(s).toBeLessThan(w);
+    expect(w).toBeLessThan(m);
+  });
+
+  it('rejects impossible targets, bad patterns and non-finite activations', () => {
+    expect(() => magnitude(W, ROWS, COLS, { sparsity: 1 })).toThrow(/sparsity/);
+    expect(() => magnitude(W, ROWS, COLS, { sparsity: -0.1 })).toThrow(/sparsity/);
+    expect(() => magnitude(W, ROWS, COLS, { n: 4, m: 4 })).toThrow(/N:M/);
+    expect(() => magnitude(W, ROWS, COLS, { n: 2, m: 5 })).toThrow(/multiple of M/);
+    const h = new HessianAccumulator(COLS);
+    const bad = X.slice(0, 2 * COLS);
+    bad[3] = Number.NaN;
+    expect(() => h.add(new Tensor('f32', [2, COLS], bad))).toThrow(NonFiniteError);
+    expect(() => h.matrix()).toThrow(/no calibration tokens/);
+  });
+});

@@ -1,0 +1,123 @@
+// SparseGPT (Frantar & Alistarh, 2023), following sparsegpt.py `SparseGPT.fasterprune`.
+import { InvalidArgumentError, ShapeMismatchError } from '@sparsekit/core';
+import { cholesky, choleskyInverse, upperCholesky } from '../linalg.js';
+import { checkNm, checkSparsity } from '../masks.js';
+
+export interface SparseGptOptions {
+  /** Unstructured target (ignored when `n`/`m` are given). */
+  sparsity?: number;
+  /** N:M: keep n of every m (2:4). */
+  n?: number;
+  m?: number;
+  /** Columns per block (default 128). */
+  blockSize?: number;
+  /** Dampening as a fraction of the mean diagonal of H (default 0.01). */
+  percDamp?: number;
+}
+
+export interface PruneResult {
+  /** The pruned (and, for SparseGPT, updated) weight [rows, cols]. */
+  weight: Float32Array;
+  /** 1 = pruned. */
+  mask: Uint8Array;
+}
+
+/**
+ * Prune W [rows, cols] (y = x W^T) given the Hessian H = (2/n) X^T X [cols, cols]: dead inputs
+ * (zero diagonal) are zeroed, H is dampened, the upper Cholesky factor of H^-1 drives blocks of
+ * `blockSize` columns: one mask threshold per block for unstructured sparsity, the M - N smallest
+ * scores w^2 / [H^-1]_jj^2 per group for N:M; each pruned column's error is propagated within the
+ * block, and the block's errors update the later columns in one batched step.
+ */
+export function sparseGpt(
+  weight: ArrayLike<number>,
+  rows: number,
+  cols: number,
+  hessian: Float64Array,
+  options: SparseGptOptions,
+): PruneResult {
+  if (weight.length !== rows * cols) throw new ShapeMismatchError([rows, cols], [weight.length], 'weight');
+  if (hessian.length !== cols * cols) throw new ShapeMismatchError([cols, cols], [hessian.length], 'Hessian');
+  const nm = options.n !== undefined || options.m !== undefined;
+  const pruneN = nm ? options.m! - options.n! : 0;
+  const m = options.m ?? 0;
+  if (nm) checkNm(options.n!, m, cols);
+  else checkSparsity(options.sparsity ?? Number.NaN);
+  const sparsity = options.sparsity ?? 0;
+  const blockSize = options.blockSize ?? 128;
+  if (!Number.isInteger(blockSize) || blockSize < 1 || (nm && blockSize % m !== 0)) {
+    throw new InvalidArgumentError(
+      'blockSize',
+      blockSize,
+      'must be a positive integer (a multiple of M for N:M)',
+    );
+  }
+  const W = Float64Array.from(weight);
+  const H = new Float64Array(hessian);
+  for (let j = 0; j < cols; j++) {
+    if (H[j * cols + j] === 0) {
+      H[j * cols + j] = 1;
+      for (let r = 0; r < rows; r++) W[r * cols + j] = 0;
+    }
+  }
+  let meanDiagonal = 0;
+  for (let j = 0; j < cols; j++) meanDiagonal += H[j * cols + j]!;
+  const damp = (options.percDamp ?? 0.01) * (meanDiagonal / cols);
+  for (let j = 0; j < cols; j++) H[j * cols + j]! += damp;
+  const Hinv = upperCholesky(choleskyInverse(cholesky(H, cols), cols), cols);
+  const mask = new Uint8Array(rows * cols);
+  const Q = new Float64Array(rows * cols);
+  for (let i1 = 0; i1 < cols; i1 += blockSize) {
+    const i2 = Math.min(i1 + blockSize, cols);
+    const count = i2 - i1;
+    const err = new Float64Array(rows * count);
+    if (!nm) {
+      // One threshold for the block: W^2 / diag(Hinv)^2, the floor(numel * sparsity)-th smallest.
+      const scores = new Float64Array(rows * count);
+      for (let r = 0; r < rows; r++) {
+        for (let c = 0; c < count; c++) {
+          const d = Hinv[(i1 + c) * cols + i1 + c]!;
+          scores[r * count + c] = W[r * cols + i1 + c]! ** 2 / d ** 2;
+        }
+      }
+      const threshold = Float64Array.from(scores).sort()[Math.floor(scores.length * sparsity)]!;
+      for (let r = 0; r < rows; r++) {
+        for (let c = 0; c < count; c++) if (scores[r * count + c]! <= threshold) mask[r * cols + i1 + c] = 1;
+      }
+    }
+    for (let i = 0; i < count; i++) {
+      const col = i1 + i;
+      const d = Hinv[col * cols + col]!;
+      if (nm && i % m === 0) {
+        for (let r = 0; r < rows; r++) {
+          const scores = Array.from({ length: m }, (_, k) => {
+            const dk = Hinv[(col + k) * cols + col + k]!;
+            return W[r * cols + col + k]! ** 2 / dk ** 2;
+          });
+          const order = scores.map((_, k) => k).sort((a, b) => scores[a]! - scores[b]! || a - b);
+          for (let k = 0; k < pruneN; k++) mask[r * cols + col + order[k]!] = 1;
+        }
+      }
+      for (let r = 0; r < rows; r++) {
+        const w = W[r * cols + col]!;
+        const q = mask[r * cols + col] === 1 ? 0 : w;
+        Q[r * cols + col] = q;
+        const e = (w - q) / d;
+        err[r * count + i] = e;
+        if (e === 0) continue;
+        // W1[:, i:] -= err1 * Hinv1[i, i:]
+        for (let c = i; c < count; c++) W[r * cols + i1 + c]! -= e * Hinv[col * cols + i1 + c]!;
+      }
+    }
+    // W[:, i2:] -= Err1 @ Hinv[i1:i2, i2:]
+    for (let r = 0; r < rows; r++) {
+      for (let i = 0; i < count; i++) {
+        const e = err[r * count + i]!;
+        if (e === 0) continue;
+        const hRow = (i1 + i) * cols;
+        for (let c = i2; c < cols; c++) W[r * cols + c]! -= e * Hinv[hRow + c]!;
+      }
+    }
+  }
+  return { weight: Float32Array.from(Q), mask };
+}
