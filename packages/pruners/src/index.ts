@@ -4,3 +4,11 @@ export { applyMask, checkNm, checkSparsity, matrixMask, nmMask, rowMask } from '
 export { type MagnitudeOptions, magnitude } from './methods/magnitude.js';
 export { type PruneResult, type SparseGptOptions, sparseGpt } from './methods/sparsegpt.js';
 export { type WandaOptions, wanda, wandaScores } from './methods/wanda.js';
+export { measuredSparsity, pqIndex, reconstructionError } from './metrics.js';
+export {
+  type LayerReport,
+  type PruneMethod,
+  type PruneModelOptions,
+  type PruneReport,
+  pruneModel,
+} from './prune-model.js';

@@ -1,0 +1,169 @@
+import {
+  type BlockwiseLM,
+  type CalibrationHook,
+  type LinearLayer,
+  type ProgressEvent,
+  Rng,
+  Tensor,
+} from '@sparsekit/core';
+import { describe, expect, it } from 'vitest';
+import { pruneModel } from './prune-model.js';
+
+/** A toy BlockwiseLM: embeddings, then blocks h += W2 relu(W1 h), then a head. */
+function toyModel(
+  seed: number,
+  hidden = 16,
+  inner = 32,
+  blocks = 2,
+  vocab = 20,
+): BlockwiseLM & { weights: Float32Array[] } {
+  const rng = new Rng(seed);
+  const embed = rng.normalArray(vocab * hidden);
+  const weights: Float32Array[] = [];
+  const layer = (name: string, rows: number, cols: number): LinearLayer & { w: Float32Array } => {
+    const l = {
+      name,
+      inFeatures: cols,
+      outFeatures: rows,
+      w: rng.normalArray(rows * cols, 0, 0.3),
+      getWeight: () => new Tensor('f32', [rows, cols], l.w.slice()),
+      setWeight: (t: Tensor<'f32'>) => {
+        l.w = t.data.slice();
+        weights[layers.indexOf(l)] = l.w;
+      },
+    };
+    return l;
+  };
+  const layers: Array<LinearLayer & { w: Float32Array }> = [];
+  for (let b = 0; b < blocks; b++)
+    layers.push(layer(`layers.${b}.up`, inner, hidden), layer(`layers.${b}.down`, hidden, inner));
+  layers.forEach((l, i) => {
+    weights[i] = l.w;
+  });
+  const matmul = (x: Float32Array, tokens: number, l: LinearLayer & { w: Float32Array }) => {
+    const y = new Float32Array(tokens * l.outFeatures);
+    for (let t = 0; t < tokens; t++)
+      for (let o = 0; o < l.outFeatures; o++) {
+        let s = 0;
+        for (let i = 0; i < l.inFeatures; i++) s += x[t * l.inFeatures + i]! * l.w[o * l.inFeatures + i]!;
+        y[t * l.outFeatures + o] = s;
+      }
+    return y;
+  };
+  const model = {
+    weights,
+    vocabSize: vocab,
+    maxSequenceLength: 64,
+    numBlocks: blocks,
+    hiddenSize: hidden,
+    linearLayers: () => layers,
+    blockLinearLayers: (i: number) => layers.slice(2 * i, 2 * i + 2),
+    embed(ids: Tensor<'i32'>) {
+      const out = new Float32Array(ids.size * hidden);
+      for (let t = 0; t < ids.size; t++)
+        out.set(embed.subarray(ids.data[t]! * hidden, (ids.data[t]! + 1) * hidden), t * hidden);
+      return new Tensor('f32', [...ids.shape, hidden], out);
+    },
+    runBlock(i: number, h: Tensor<'f32'>, hook?: CalibrationHook) {
+      const tokens = h.size / hidden;
+      const [up, down] = [layers[2 * i]!, layers[2 * i + 1]!];
+      hook?.(up, new Tensor('f32', [tokens, hidden], h.data));
+      const a = matmul(h.data, tokens, up).map((v) => Math.max(0, v));
+      hook?.(down, new Tensor('f32', [tokens, inner], a));
+      const out = h.data.slice();
+      const d = matmul(a, tokens, down);
+      for (let k = 0; k < out.length; k++) out[k]! += d[k]!;
+      return new Tensor('f32', h.shape, out);
+    },
+    head: (h: Tensor<'f32'>) => h,
+    logits: (ids: Tensor<'i32'>) => model.embed(ids),
+  };
+  return model;
+}
+
+const calibration = (seed: number) => {
+  const rng = new Rng(seed);
+  return [0, 1, 2].map(
+    () =>
+      new Tensor(
+        'i32',
+        [2, 24],
+        Int32Array.from({ length: 48 }, () => rng.int(20)),
+      ),
+  );
+};
+
+describe('pruneModel', () => {
+  it.each(['magnitude', 'wanda', 'sparsegpt'] as const)(
+    '%s reaches the target, layer by layer, with reports',
+    async (method) => {
+      const model = toyModel(1);
+      const events: ProgressEvent[] = [];
+      const report = await pruneModel(model, calibration(2), {
+        method,
+        sparsity: 0.5,
+        onProgress: (e) => events.push(e),
+      });
+      expect(report.layers.map((l) => l.name)).toEqual([
+        'layers.0.up',
+        'layers.0.down',
+        'layers.1.up',
+        'layers.1.down',
+      ]);
+      for (const l of report.layers) {
+        expect(l.sparsity).toBeGreaterThanOrEqual(0.5);
+        expect(l.sparsity).toBeLessThan(0.56);
+        expect(l.reconstructionError).toBeGreaterThan(0);
+      }
+      expect(report.calibrationTokens).toBe(144);
+      expect(events.map((e) => e.current)).toEqual([1, 2, 3, 4]);
+      // The weights in the model are the pruned ones.
+      const zeros = model.weights[0]!.filter((v) => v === 0).length;
+      expect(zeros / model.weights[0]!.length).toBeCloseTo(report.layers[0]!.sparsity, 9);
+    },
+  );
+
+  it('2:4 keeps exactly 2 of every 4 inputs; SparseGPT beats magnitude on reconstruction error', async () => {
+    const sg = await pruneModel(toyModel(3), calibration(4), { method: 'sparsegpt', n: 2, m: 4 });
+    const mag = await pruneModel(toyModel(3), calibration(4), { method: 'magnitude', n: 2, m: 4 });
+    const model = toyModel(3);
+    await pruneModel(model, calibration(4), { method: 'wanda', n: 2, m: 4 });
+    for (const w of model.weights) {
+      for (let g = 0; g < w.length; g += 4)
+        expect([...w.subarray(g, g + 4)].filter((v) => v !== 0).length).toBeLessThanOrEqual(2);
+    }
+    const total = (r: typeof sg) => r.layers.reduce((s, l) => s + l.reconstructionError, 0);
+    expect(total(sg)).toBeLessThan(total(mag));
+  });
+
+  it('leaves the model unmodified when a step fails, and rejects bad options', async () => {
+    const model = toyModel(5);
+    const before = model.weights.map((w) => w.slice());
+    await expect(pruneModel(model, calibration(6), { method: 'wanda', n: 2, m: 5 })).rejects.toThrow(
+      /multiple of M/,
+    );
+    // A failure in block 1, after block 0 was pruned, restores block 0.
+    const badModel = toyModel(5);
+    const run = badModel.runBlock.bind(badModel);
+    badModel.runBlock = (i, h, hook) => {
+      if (i === 1 && hook !== undefined) throw new Error('boom');
+      return run(i, h, hook);
+    };
+    await expect(
+      pruneModel(badModel, calibration(6), { method: 'sparsegpt', sparsity: 0.5 }),
+    ).rejects.toThrow('boom');
+    badModel.weights.forEach((w, i) => {
+      expect(w).toEqual(before[i]);
+    });
+    expect(model.weights).toEqual(before);
+    await expect(pruneModel(model, calibration(6), { method: 'wanda', sparsity: 1.2 })).rejects.toThrow(
+      /sparsity/,
+    );
+    await expect(pruneModel(model, [], { method: 'sparsegpt', sparsity: 0.5 })).rejects.toThrow(
+      /calibration/,
+    );
+    await expect(
+      pruneModel(model, calibration(6), { method: 'obs' as 'wanda', sparsity: 0.5 }),
+    ).rejects.toThrow(/method/);
+  });
+});

@@ -1,0 +1,155 @@
+// Pruning a whole model block by block, as the references' `prune_wanda` / `opt_sequential` do:
+// the calibration batches enter block 0; for each block, one pass through the still-dense block
+// collects the statistics of all its linear layers, every layer is pruned, and the block runs again
+// so that the next block sees the outputs of the pruned ones.
+import {
+  type BlockwiseLM,
+  InvalidArgumentError,
+  type LinearLayer,
+  type ProgressOptions,
+  reportProgress,
+  Tensor,
+} from '@sparsekit/core';
+import { HessianAccumulator, InputNormAccumulator } from './calibration.js';
+import { checkNm, checkSparsity } from './masks.js';
+import { magnitude } from './methods/magnitude.js';
+import { sparseGpt } from './methods/sparsegpt.js';
+import { wanda } from './methods/wanda.js';
+import { measuredSparsity, pqIndex, reconstructionError } from './metrics.js';
+
+export type PruneMethod = 'magnitude' | 'wanda' | 'sparsegpt';
+
+export interface PruneModelOptions extends ProgressOptions {
+  method: PruneMethod;
+  /** Unstructured target; or give `n` and `m` for N:M (N kept of every M). */
+  sparsity?: number;
+  n?: number;
+  m?: number;
+  /** Which layers to prune (default: every decoder linear layer). */
+  filter?: (name: string) => boolean;
+  /** SparseGPT options. */
+  blockSize?: number;
+  percDamp?: number;
+}
+
+export interface LayerReport {
+  name: string;
+  rows: number;
+  cols: number;
+  sparsity: number;
+  pqIndex: number;
+  /** sum over calibration tokens of ||x (W - W')^T||^2. */
+  reconstructionError: number;
+  seconds: number;
+}
+
+export interface PruneReport {
+  method: PruneMethod;
+  pattern: string;
+  calibrationTokens: number;
+  layers: LayerReport[];
+  /** Zeros over weights, across the pruned layers. */
+  sparsity: number;
+  seconds: number;
+}
+
+/**
+ * Prune `model` in place with calibration `batches` ([batch, seq] token ids). If any step fails the
+ * weights already replaced are restored, so a failure leaves the model unmodified.
+ */
+export async function pruneModel(
+  model: BlockwiseLM,
+  batches: readonly Tensor<'i32'>[],
+  options: PruneModelOptions,
+): Promise<PruneReport> {
+  const nm = options.n !== undefined || options.m !== undefined;
+  if (nm) {
+    if (options.n === undefined || options.m === undefined) {
+      throw new InvalidArgumentError('N:M pattern', `${options.n}:${options.m}`, 'needs both n and m');
+    }
+  } else checkSparsity(options.sparsity ?? Number.NaN);
+  if (!['magnitude', 'wanda', 'sparsegpt'].includes(options.method)) {
+    throw new InvalidArgumentError('method', options.method, "must be 'magnitude', 'wanda' or 'sparsegpt'");
+  }
+  if (batches.length === 0 && options.method !== 'magnitude') {
+    throw new InvalidArgumentError('calibration', 0, `${options.method} needs calibration batches`);
+  }
+  const start = performance.now();
+  const filter = options.filter ?? (() => true);
+  const originals = new Map<LinearLayer, Tensor<'f32'>>();
+  const layers: LayerReport[] = [];
+  const pattern = nm ? `${options.n}:${options.m}` : `${options.sparsity}`;
+  let tokens = 0;
+  for (const b of batches) tokens += b.size;
+  try {
+    let hidden = batches.map((b) => model.embed(b));
+    for (let block = 0; block < model.numBlocks; block++) {
+      const targets = model.blockLinearLayers(block).filter((l) => filter(l.name));
+      for (const l of targets) if (nm) checkNm(options.n!, options.m!, l.inFeatures);
+      const hessians = new Map<LinearLayer, HessianAccumulator>();
+      const norms = new Map<LinearLayer, InputNormAccumulator>();
+      for (const l of targets) {
+        hessians.set(l, new HessianAccumulator(l.inFeatures));
+        if (options.method === 'wanda') norms.set(l, new InputNormAccumulator(l.inFeatures));
+      }
+      for (const h of hidden) {
+        model.runBlock(block, h, (layer, inputs) => {
+          hessians.get(layer)?.add(inputs);
+          norms.get(layer)?.add(inputs);
+        });
+      }
+      for (const l of targets) {
+        const t0 = performance.now();
+        const before = l.getWeight();
+        const w = before.data;
+        const rows = l.outFeatures;
+        const cols = l.inFeatures;
+        const pattern = nm ? { n: options.n!, m: options.m! } : { sparsity: options.sparsity! };
+        const H = hessians.get(l)!;
+        const result =
+          options.method === 'sparsegpt'
+            ? sparseGpt(w, rows, cols, H.matrix(), {
+                ...pattern,
+                ...(options.blockSize === undefined ? {} : { blockSize: options.blockSize }),
+                ...(options.percDamp === undefined ? {} : { percDamp: options.percDamp }),
+              })
+            : options.method === 'wanda'
+              ? wanda(w, rows, cols, norms.get(l)!.scalerRow, pattern)
+              : magnitude(w, rows, cols, pattern);
+        originals.set(l, new Tensor('f32', [rows, cols], Float32Array.from(w)));
+        l.setWeight(new Tensor('f32', [rows, cols], result.weight));
+        layers.push({
+          name: l.name,
+          rows,
+          cols,
+          sparsity: measuredSparsity(result.weight),
+          pqIndex: pqIndex(result.weight),
+          reconstructionError:
+            H.samples === 0
+              ? Number.NaN
+              : reconstructionError(w, result.weight, rows, cols, H.matrix(), H.samples),
+          seconds: (performance.now() - t0) / 1000,
+        });
+        reportProgress(options, { stage: 'prune', current: layers.length, unit: 'layer', message: l.name });
+      }
+      hidden = hidden.map((h) => model.runBlock(block, h));
+    }
+  } catch (error) {
+    for (const [l, w] of originals) l.setWeight(w);
+    throw error;
+  }
+  let zeros = 0;
+  let total = 0;
+  for (const r of layers) {
+    zeros += r.sparsity * r.rows * r.cols;
+    total += r.rows * r.cols;
+  }
+  return {
+    method: options.method,
+    pattern,
+    calibrationTokens: tokens,
+    layers,
+    sparsity: total === 0 ? 0 : zeros / total,
+    seconds: (performance.now() - start) / 1000,
+  };
+}
