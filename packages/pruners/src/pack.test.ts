@@ -1,0 +1,31 @@
+import { Rng, Tensor } from '@sparsekit/core';
+import { toDenseArray } from '@sparsekit/sparse-formats';
+import { describe, expect, it } from 'vitest';
+import { magnitude } from './methods/magnitude.js';
+import { packWeight } from './pack.js';
+
+describe('packWeight', () => {
+  const rows = 8;
+  const cols = 24;
+  const w = new Rng(1).normalArray(rows * cols);
+
+  it('packs N:M as N:M, sparse unstructured as CSR u16, dense-ish as bitmask; values unchanged', () => {
+    const nm = magnitude(w, rows, cols, { n: 2, m: 4 }).weight;
+    nm[0] = 0; // a group with a single nonzero still packs (an explicit zero slot)
+    const packedNm = packWeight(new Tensor('f32', [rows, cols], nm), { n: 2, m: 4 });
+    expect(packedNm.format).toBe('nm');
+    expect(toDenseArray(packedNm)).toEqual(nm);
+    const sparse = magnitude(w, rows, cols, { sparsity: 0.7 }).weight;
+    const csr = packWeight(new Tensor('f32', [rows, cols], sparse));
+    expect(csr.format).toBe('csr');
+    expect(toDenseArray(csr)).toEqual(sparse);
+    const light = magnitude(w, rows, cols, { sparsity: 0.3 }).weight;
+    const bitmask = packWeight(new Tensor('f32', [rows, cols], light));
+    expect(bitmask.format).toBe('bitmask');
+    expect(toDenseArray(bitmask)).toEqual(light);
+  });
+
+  it('refuses a weight that does not follow the pattern', () => {
+    expect(() => packWeight(new Tensor('f32', [rows, cols], w), { n: 2, m: 4 })).toThrow();
+  });
+});

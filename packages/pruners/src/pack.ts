@@ -1,0 +1,31 @@
+// The accelerate path: a pruned dense weight into the sparse format whose kernel will skip its zeros.
+import type { Tensor } from '@sparsekit/core';
+import { fromDense, type SparseMatrix, type ValueDType } from '@sparsekit/sparse-formats';
+import { checkNm } from './masks.js';
+
+export interface PackOptions {
+  /** The weight follows N:M (N kept of every M): pack it as N:M. */
+  n?: number;
+  m?: number;
+  /** Value type of the packed matrix (default f32). */
+  dtype?: ValueDType;
+}
+
+/**
+ * Pack a pruned weight [out, in]: N:M patterns into the N:M format; unstructured sparsity into
+ * CSR (16-bit column indices when the width allows), or into a bitmask when more than half the
+ * weights are kept (there a bit per weight is smaller than an index per nonzero).
+ */
+export function packWeight(weight: Tensor<'f32'>, options: PackOptions = {}): SparseMatrix {
+  const [, cols] = weight.shape as [number, number];
+  const dtype = options.dtype ?? 'f32';
+  if (options.n !== undefined || options.m !== undefined) {
+    checkNm(options.n!, options.m!, cols);
+    // Groups with fewer than N nonzeros get explicit zero slots (the N:M format stores exactly N).
+    return fromDense(weight, 'nm', { threshold: 0, n: options.n!, m: options.m!, dtype });
+  }
+  let nonzeros = 0;
+  for (const v of weight.data) if (v !== 0) nonzeros++;
+  if (nonzeros > weight.size / 2) return fromDense(weight, 'bitmask', { threshold: 0, dtype });
+  return fromDense(weight, 'csr', { threshold: 0, dtype, indexType: cols <= 65536 ? 'u16' : 'i32' });
+}
