@@ -13,3 +13,4 @@ export {
   type PruneReport,
   pruneModel,
 } from './prune-model.js';
+export { parseRecipe, type Recipe, recipeOptions, validateRecipe } from './recipe.js';

@@ -27,6 +27,8 @@ export interface PruneModelOptions extends ProgressOptions {
   m?: number;
   /** Which layers to prune (default: every decoder linear layer). */
   filter?: (name: string) => boolean;
+  /** Per-layer pattern overrides (a recipe's `overrides`): return a pattern for the layer, or undefined. */
+  layerPattern?: (name: string) => { sparsity: number } | { n: number; m: number } | undefined;
   /** SparseGPT options. */
   blockSize?: number;
   percDamp?: number;
@@ -85,7 +87,14 @@ export async function pruneModel(
     let hidden = batches.map((b) => model.embed(b));
     for (let block = 0; block < model.numBlocks; block++) {
       const targets = model.blockLinearLayers(block).filter((l) => filter(l.name));
-      for (const l of targets) if (nm) checkNm(options.n!, options.m!, l.inFeatures);
+      const patternOf = (l: LinearLayer) =>
+        options.layerPattern?.(l.name) ??
+        (nm ? { n: options.n!, m: options.m! } : { sparsity: options.sparsity! });
+      for (const l of targets) {
+        const p = patternOf(l);
+        if ('n' in p) checkNm(p.n, p.m, l.inFeatures);
+        else checkSparsity(p.sparsity);
+      }
       const hessians = new Map<LinearLayer, HessianAccumulator>();
       const norms = new Map<LinearLayer, InputNormAccumulator>();
       for (const l of targets) {
@@ -104,7 +113,7 @@ export async function pruneModel(
         const w = before.data;
         const rows = l.outFeatures;
         const cols = l.inFeatures;
-        const pattern = nm ? { n: options.n!, m: options.m! } : { sparsity: options.sparsity! };
+        const pattern = patternOf(l);
         const H = hessians.get(l)!;
         const result =
           options.method === 'sparsegpt'

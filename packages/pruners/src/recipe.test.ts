@@ -1,0 +1,60 @@
+import { InvalidFormatError } from '@sparsekit/core';
+import { describe, expect, it } from 'vitest';
+import { pruneModel } from './prune-model.js';
+import { parseRecipe, recipeOptions } from './recipe.js';
+import { calibration, toyModel } from './toy-model.test-util.js';
+
+describe('recipes', () => {
+  it('parse from JSON and YAML to the same recipe', () => {
+    const json = parseRecipe(
+      '{"method": "wanda", "sparsity": 0.5, "overrides": [{"match": "down", "pattern": "2:4"}]}',
+    );
+    const yaml = parseRecipe(
+      'method: wanda\nsparsity: 0.5\noverrides:\n  - match: down\n    pattern: "2:4"\n',
+    );
+    expect(yaml).toEqual(json);
+  });
+
+  it('drive layer selection and per-layer overrides', async () => {
+    const recipe = parseRecipe(`
+method: sparsegpt
+sparsity: 0.5
+layers: { exclude: ["^layers\\\\.1\\\\.up$"] }
+overrides:
+  - { match: "layers\\\\.0\\\\.down", pattern: "2:4" }
+  - { match: "layers\\\\.1\\\\.down", sparsity: 0.75 }
+sparsegpt: { blockSize: 8 }
+`);
+    const model = toyModel(7);
+    const report = await pruneModel(model, calibration(8), recipeOptions(recipe));
+    const byName = Object.fromEntries(report.layers.map((l) => [l.name, l.sparsity]));
+    expect(Object.keys(byName)).toEqual(['layers.0.up', 'layers.0.down', 'layers.1.down']);
+    expect(byName['layers.0.up']).toBeCloseTo(0.5, 1);
+    expect(byName['layers.0.down']).toBeGreaterThanOrEqual(0.5);
+    expect(byName['layers.1.down']).toBeGreaterThanOrEqual(0.75);
+    const down0 = model.weights[1]!;
+    for (let g = 0; g < down0.length; g += 4)
+      expect([...down0.subarray(g, g + 4)].filter((v) => v !== 0).length).toBeLessThanOrEqual(2);
+    expect(model.weights[2]!.every((v) => v !== 0)).toBe(true);
+  });
+
+  it('rejects bad recipes with the path of the problem', () => {
+    const bad: Array<[string, RegExp]> = [
+      ['{"method": "obs", "sparsity": 0.5}', /recipe.method/],
+      ['{"method": "wanda"}', /exactly one of sparsity and pattern/],
+      ['{"method": "wanda", "sparsity": 1.5}', /recipe.sparsity/],
+      ['{"method": "wanda", "pattern": "4:2"}', /recipe.pattern/],
+      [
+        '{"method": "wanda", "sparsity": 0.5, "overrides": [{"match": "(", "skip": true}]}',
+        /overrides\[0\].match/,
+      ],
+      ['{"method": "wanda", "sparsity": 0.5, "calibration": {"samples": 0}}', /calibration.samples/],
+      ['{"method": "wanda", "sparsity": 0.5, "bogus": 1}', /recipe.bogus/],
+      ['method: [unclosed', /not valid JSON or YAML/],
+    ];
+    for (const [text, message] of bad) {
+      expect(() => parseRecipe(text)).toThrow(InvalidFormatError);
+      expect(() => parseRecipe(text)).toThrow(message);
+    }
+  });
+});

@@ -1,0 +1,159 @@
+// Pruning recipes: JSON or YAML, validated field by field; a run records the recipe it used.
+import { InvalidArgumentError, InvalidFormatError } from '@sparsekit/core';
+import { parse as parseYaml } from 'yaml';
+import type { PruneMethod, PruneModelOptions } from './prune-model.js';
+
+export interface Recipe {
+  method: PruneMethod;
+  /** Unstructured target, or an N:M pattern such as "2:4" (N kept of every M). */
+  sparsity?: number;
+  pattern?: string;
+  /** Regular expressions over layer names (e.g. "mlp\\."); a layer must match one include and no exclude. */
+  layers?: { include?: string[]; exclude?: string[] };
+  /** First matching override wins: another sparsity or pattern for those layers, or skip them. */
+  overrides?: Array<{ match: string; sparsity?: number; pattern?: string; skip?: boolean }>;
+  calibration?: { samples?: number; seqLen?: number; seed?: number };
+  sparsegpt?: { blockSize?: number; percDamp?: number };
+}
+
+const METHODS = ['magnitude', 'wanda', 'sparsegpt'];
+
+function fail(path: string, reason: string): never {
+  throw new InvalidFormatError('recipe', `${path}: ${reason}`);
+}
+
+function checkKeys(value: Record<string, unknown>, allowed: string[], path: string): void {
+  for (const key of Object.keys(value)) {
+    if (!allowed.includes(key)) fail(`${path}.${key}`, `unknown field (allowed: ${allowed.join(', ')})`);
+  }
+}
+
+function object(value: unknown, path: string): Record<string, unknown> {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) fail(path, 'must be an object');
+  return value as Record<string, unknown>;
+}
+
+function sparsityOf(value: unknown, path: string): number {
+  if (typeof value !== 'number' || !(value >= 0 && value < 1)) fail(path, 'must be a number in [0, 1)');
+  return value;
+}
+
+function patternOf(value: unknown, path: string): { n: number; m: number } {
+  const match = typeof value === 'string' ? /^(\d+):(\d+)$/.exec(value) : null;
+  if (match === null) fail(path, 'must be "N:M", e.g. "2:4"');
+  const n = Number(match[1]);
+  const m = Number(match[2]);
+  if (!(n >= 1 && n < m)) fail(path, 'needs 1 <= N < M');
+  return { n, m };
+}
+
+function regexes(value: unknown, path: string): RegExp[] {
+  if (!Array.isArray(value)) fail(path, 'must be a list of regular expressions');
+  return value.map((v, i) => {
+    if (typeof v !== 'string') fail(`${path}[${i}]`, 'must be a string');
+    try {
+      return new RegExp(v);
+    } catch (error) {
+      fail(`${path}[${i}]`, `is not a regular expression (${String(error)})`);
+    }
+  });
+}
+
+function positiveInteger(value: unknown, path: string): number {
+  if (!Number.isInteger(value) || (value as number) < 1) fail(path, 'must be a positive integer');
+  return value as number;
+}
+
+/** Validate a parsed recipe (an unknown JSON value) and return it typed. */
+export function validateRecipe(value: unknown): Recipe {
+  const r = object(value, 'recipe');
+  checkKeys(
+    r,
+    ['method', 'sparsity', 'pattern', 'layers', 'overrides', 'calibration', 'sparsegpt'],
+    'recipe',
+  );
+  if (!METHODS.includes(r.method as string)) fail('recipe.method', `must be one of ${METHODS.join(', ')}`);
+  if ((r.sparsity === undefined) === (r.pattern === undefined))
+    fail('recipe', 'give exactly one of sparsity and pattern');
+  if (r.sparsity !== undefined) sparsityOf(r.sparsity, 'recipe.sparsity');
+  if (r.pattern !== undefined) patternOf(r.pattern, 'recipe.pattern');
+  if (r.layers !== undefined) {
+    const layers = object(r.layers, 'recipe.layers');
+    checkKeys(layers, ['include', 'exclude'], 'recipe.layers');
+    if (layers.include !== undefined) regexes(layers.include, 'recipe.layers.include');
+    if (layers.exclude !== undefined) regexes(layers.exclude, 'recipe.layers.exclude');
+  }
+  if (r.overrides !== undefined) {
+    if (!Array.isArray(r.overrides)) fail('recipe.overrides', 'must be a list');
+    r.overrides.forEach((o, i) => {
+      const path = `recipe.overrides[${i}]`;
+      const ov = object(o, path);
+      checkKeys(ov, ['match', 'sparsity', 'pattern', 'skip'], path);
+      regexes([ov.match], `${path}.match`);
+      const given = [ov.sparsity, ov.pattern, ov.skip].filter((v) => v !== undefined).length;
+      if (given !== 1) fail(path, 'give exactly one of sparsity, pattern and skip');
+      if (ov.sparsity !== undefined) sparsityOf(ov.sparsity, `${path}.sparsity`);
+      if (ov.pattern !== undefined) patternOf(ov.pattern, `${path}.pattern`);
+      if (ov.skip !== undefined && ov.skip !== true) fail(`${path}.skip`, 'must be true');
+    });
+  }
+  if (r.calibration !== undefined) {
+    const c = object(r.calibration, 'recipe.calibration');
+    checkKeys(c, ['samples', 'seqLen', 'seed'], 'recipe.calibration');
+    if (c.samples !== undefined) positiveInteger(c.samples, 'recipe.calibration.samples');
+    if (c.seqLen !== undefined) positiveInteger(c.seqLen, 'recipe.calibration.seqLen');
+    if (c.seed !== undefined && !Number.isInteger(c.seed))
+      fail('recipe.calibration.seed', 'must be an integer');
+  }
+  if (r.sparsegpt !== undefined) {
+    const s = object(r.sparsegpt, 'recipe.sparsegpt');
+    checkKeys(s, ['blockSize', 'percDamp'], 'recipe.sparsegpt');
+    if (s.blockSize !== undefined) positiveInteger(s.blockSize, 'recipe.sparsegpt.blockSize');
+    if (s.percDamp !== undefined && !(typeof s.percDamp === 'number' && s.percDamp >= 0)) {
+      fail('recipe.sparsegpt.percDamp', 'must be a non-negative number');
+    }
+  }
+  return r as unknown as Recipe;
+}
+
+/** Parse a recipe from JSON or YAML text. */
+export function parseRecipe(text: string): Recipe {
+  let value: unknown;
+  try {
+    value = text.trimStart().startsWith('{') ? JSON.parse(text) : parseYaml(text);
+  } catch (error) {
+    throw new InvalidFormatError('recipe', `not valid JSON or YAML (${String(error)})`);
+  }
+  return validateRecipe(value);
+}
+
+/** The `pruneModel` options a recipe stands for. */
+export function recipeOptions(recipe: Recipe): Omit<PruneModelOptions, 'onProgress' | 'signal'> {
+  const base =
+    recipe.pattern === undefined
+      ? { sparsity: recipe.sparsity! }
+      : patternOf(recipe.pattern, 'recipe.pattern');
+  const include = recipe.layers?.include?.map((p) => new RegExp(p));
+  const exclude = recipe.layers?.exclude?.map((p) => new RegExp(p)) ?? [];
+  const overrides = (recipe.overrides ?? []).map((o) => ({ ...o, regex: new RegExp(o.match) }));
+  const skipped = (name: string) => overrides.find((o) => o.regex.test(name))?.skip === true;
+  const filter = (name: string) =>
+    (include === undefined || include.some((r) => r.test(name))) &&
+    !exclude.some((r) => r.test(name)) &&
+    !skipped(name);
+  const layerPattern = (name: string) => {
+    const o = overrides.find((ov) => ov.regex.test(name));
+    if (o === undefined || o.skip === true) return undefined;
+    return o.pattern !== undefined ? patternOf(o.pattern, 'override') : { sparsity: o.sparsity! };
+  };
+  if (!METHODS.includes(recipe.method))
+    throw new InvalidArgumentError('method', recipe.method, METHODS.join(', '));
+  return {
+    method: recipe.method,
+    ...base,
+    filter,
+    layerPattern,
+    ...(recipe.sparsegpt?.blockSize === undefined ? {} : { blockSize: recipe.sparsegpt.blockSize }),
+    ...(recipe.sparsegpt?.percDamp === undefined ? {} : { percDamp: recipe.sparsegpt.percDamp }),
+  };
+}
