@@ -1,6 +1,13 @@
 export { HessianAccumulator, InputNormAccumulator } from './calibration.js';
 export { cholesky, choleskyInverse, NotPositiveDefiniteError, upperCholesky } from './linalg.js';
 export { applyMask, checkNm, checkSparsity, matrixMask, nmMask, rowMask } from './masks.js';
+export {
+  type AllocationReport,
+  erkDensities,
+  globalMagnitude,
+  type RandomPruneOptions,
+  randomPrune,
+} from './methods/global.js';
 export { type MagnitudeOptions, magnitude } from './methods/magnitude.js';
 export { type PruneResult, type SparseGptOptions, sparseGpt } from './methods/sparsegpt.js';
 export { type WandaOptions, wanda, wandaScores } from './methods/wanda.js';

@@ -1,0 +1,50 @@
+import { describe, expect, it } from 'vitest';
+import { toyModel } from '../toy-model.test-util.js';
+import { erkDensities, globalMagnitude, randomPrune } from './global.js';
+
+describe('global magnitude', () => {
+  it('reaches the overall target with one threshold, and never keeps less than the floor in a layer', () => {
+    const model = toyModel(2);
+    // Shrink one layer so a single threshold would empty it.
+    const layers = model.linearLayers();
+    const small = layers[1]!.getWeight();
+    small.data.forEach((v, i) => {
+      small.data[i] = v * 1e-3;
+    });
+    layers[1]!.setWeight(small);
+    const report = globalMagnitude(layers, 0.5, 0.2);
+    expect(report.sparsity).toBeCloseTo(0.5, 2);
+    expect(report.sparsities[1]).toBeCloseTo(0.8, 2);
+    const noFloor = globalMagnitude(toyModel(2).linearLayers(), 0.5, 0);
+    expect(noFloor.sparsity).toBeCloseTo(0.5, 2);
+  });
+});
+
+describe('random pruning', () => {
+  it('uniform: every layer at the target, reproducible per seed', () => {
+    const a = randomPrune(toyModel(3).linearLayers(), { sparsity: 0.6, seed: 1 });
+    const b = toyModel(3);
+    randomPrune(b.linearLayers(), { sparsity: 0.6, seed: 1 });
+    const c = toyModel(3);
+    randomPrune(c.linearLayers(), { sparsity: 0.6, seed: 1 });
+    for (const s of a.sparsities) expect(s).toBeCloseTo(0.6, 2);
+    expect(b.weights).toEqual(c.weights);
+  });
+
+  it('ERK: densities proportional to (in + out) / (in * out), capped at 1, total at the target', () => {
+    const shapes = [
+      [4, 4],
+      [64, 256],
+      [256, 64],
+      [512, 512],
+    ] as const;
+    const d = erkDensities(shapes, 0.8);
+    const sizes = shapes.map(([r, c]) => r * c);
+    const kept = d.reduce((n, x, i) => n + x * sizes[i]!, 0);
+    expect(kept / sizes.reduce((a, b) => a + b)).toBeCloseTo(0.2, 9);
+    expect(d[0]).toBe(1);
+    expect(d[1]! / d[3]!).toBeCloseTo(320 / (64 * 256) / (1024 / (512 * 512)), 9);
+    const report = randomPrune(toyModel(4).linearLayers(), { sparsity: 0.7, distribution: 'erk', seed: 2 });
+    expect(report.sparsity).toBeCloseTo(0.7, 2);
+  });
+});

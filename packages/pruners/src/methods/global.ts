@@ -1,0 +1,119 @@
+// Methods that allocate sparsity across layers: global magnitude with a floor per layer, and random
+// pruning with uniform or Erdős–Rényi-Kernel (ERK) layer densities. They need no calibration data.
+import { InvalidArgumentError, type LinearLayer, Rng, Tensor } from '@sparsekit/core';
+import { checkSparsity } from '../masks.js';
+
+export interface AllocationReport {
+  /** Fraction pruned in each layer, in the order given. */
+  sparsities: number[];
+  /** Zeros over all weights of the layers. */
+  sparsity: number;
+}
+
+function finish(layers: readonly LinearLayer[], weights: Float32Array[]): AllocationReport {
+  let zeros = 0;
+  let total = 0;
+  const sparsities = weights.map((w, i) => {
+    let z = 0;
+    for (const v of w) if (v === 0) z++;
+    zeros += z;
+    total += w.length;
+    const l = layers[i]!;
+    l.setWeight(new Tensor('f32', [l.outFeatures, l.inFeatures], w));
+    return z / w.length;
+  });
+  return { sparsities, sparsity: zeros / total };
+}
+
+/**
+ * Global magnitude pruning: one threshold over all the layers' weights, except that no layer keeps
+ * fewer than `minKeep` of its weights (pruning everything in a layer collapses the model); the
+ * threshold is found by bisection so that the total reaches `sparsity`.
+ */
+export function globalMagnitude(
+  layers: readonly LinearLayer[],
+  sparsity: number,
+  minKeep = 0.01,
+): AllocationReport {
+  checkSparsity(sparsity);
+  if (!(minKeep >= 0 && minKeep <= 1 - sparsity)) {
+    throw new InvalidArgumentError('minKeep', minKeep, `must be in [0, ${1 - sparsity}] (1 - sparsity)`);
+  }
+  const weights = layers.map((l) => Float32Array.from(l.getWeight().data));
+  const sorted = weights.map((w) => Float32Array.from(w, Math.abs).sort());
+  const total = weights.reduce((n, w) => n + w.length, 0);
+  const goal = Math.floor(sparsity * total);
+  // Pruned count of layer i at threshold t: entries with |w| < t, capped by the floor.
+  const prunedAt = (t: number) =>
+    sorted.map((s) => {
+      let lo = 0;
+      let hi = s.length;
+      while (lo < hi) {
+        const mid = (lo + hi) >> 1;
+        if (s[mid]! < t) lo = mid + 1;
+        else hi = mid;
+      }
+      return Math.min(lo, Math.floor(s.length * (1 - minKeep)));
+    });
+  let lo = 0;
+  let hi = Math.max(...sorted.map((s) => (s.length === 0 ? 0 : s[s.length - 1]!))) * 2 + 1;
+  for (let it = 0; it < 100; it++) {
+    const mid = (lo + hi) / 2;
+    if (prunedAt(mid).reduce((a, b) => a + b, 0) < goal) lo = mid;
+    else hi = mid;
+  }
+  const counts = prunedAt(hi);
+  // Prune each layer's `counts[i]` smallest magnitudes (ties by index).
+  weights.forEach((w, i) => {
+    const order = Int32Array.from({ length: w.length }, (_, k) => k).sort(
+      (a, b) => Math.abs(w[a]!) - Math.abs(w[b]!) || a - b,
+    );
+    for (let k = 0; k < counts[i]!; k++) w[order[k]!] = 0;
+  });
+  return finish(layers, weights);
+}
+
+export interface RandomPruneOptions {
+  sparsity: number;
+  /** 'uniform': every layer at `sparsity`; 'erk': densities proportional to (in + out) / (in * out). */
+  distribution?: 'uniform' | 'erk';
+  seed?: number;
+}
+
+/** Per-layer densities of the Erdős–Rényi(-Kernel) allocation (RigL), capped at 1, reaching 1 - sparsity overall. */
+export function erkDensities(shapes: ReadonlyArray<readonly [number, number]>, sparsity: number): number[] {
+  checkSparsity(sparsity);
+  const sizes = shapes.map(([r, c]) => r * c);
+  const raw = shapes.map(([r, c]) => (r + c) / (r * c));
+  const dense = new Set<number>();
+  const budget = (1 - sparsity) * sizes.reduce((a, b) => a + b, 0);
+  for (;;) {
+    const denseParams = [...dense].reduce((n, i) => n + sizes[i]!, 0);
+    const scaled = sizes.reduce((n, s, i) => (dense.has(i) ? n : n + raw[i]! * s), 0);
+    const epsilon = (budget - denseParams) / scaled;
+    const densities = raw.map((d, i) => (dense.has(i) ? 1 : epsilon * d));
+    const over = densities.findIndex((d, i) => d > 1 && !dense.has(i));
+    if (over < 0) return densities;
+    dense.add(over);
+  }
+}
+
+/** Random pruning with exactly round(size * layer sparsity) weights removed per layer, seeded. */
+export function randomPrune(layers: readonly LinearLayer[], options: RandomPruneOptions): AllocationReport {
+  checkSparsity(options.sparsity);
+  const rng = new Rng(options.seed ?? 0);
+  const densities =
+    options.distribution === 'erk'
+      ? erkDensities(
+          layers.map((l) => [l.outFeatures, l.inFeatures] as const),
+          options.sparsity,
+        )
+      : layers.map(() => 1 - options.sparsity);
+  const weights = layers.map((l, i) => {
+    const w = Float32Array.from(l.getWeight().data);
+    const prune = Math.round(w.length * (1 - densities[i]!));
+    for (const k of rng.sample(w.length, prune)) w[k] = 0;
+    return w;
+  });
+  return finish(layers, weights);
+}
