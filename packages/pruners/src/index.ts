@@ -12,6 +12,7 @@ export { type MagnitudeOptions, magnitude } from './methods/magnitude.js';
 export { type PruneResult, type SparseGptOptions, sparseGpt } from './methods/sparsegpt.js';
 export { type WandaOptions, wanda, wandaScores } from './methods/wanda.js';
 export { measuredSparsity, pqIndex, reconstructionError } from './metrics.js';
+export { type OwlAllocation, type OwlOptions, owlSparsities } from './owl.js';
 export { type PackOptions, packWeight } from './pack.js';
 export {
   type LayerReport,

@@ -16,6 +16,7 @@ import { magnitude } from './methods/magnitude.js';
 import { sparseGpt } from './methods/sparsegpt.js';
 import { wanda } from './methods/wanda.js';
 import { measuredSparsity, pqIndex, reconstructionError } from './metrics.js';
+import { type OwlAllocation, type OwlOptions, owlSparsities } from './owl.js';
 
 export type PruneMethod = 'magnitude' | 'wanda' | 'sparsegpt';
 
@@ -29,6 +30,11 @@ export interface PruneModelOptions extends ProgressOptions {
   filter?: (name: string) => boolean;
   /** Per-layer pattern overrides (a recipe's `overrides`): return a pattern for the layer, or undefined. */
   layerPattern?: (name: string) => { sparsity: number } | { n: number; m: number } | undefined;
+  /**
+   * OWL: non-uniform sparsity per block from outlier ratios (unstructured targets only), measured on
+   * the same calibration batches before pruning. `true` uses the paper's M = 5, lambda = 0.08.
+   */
+  owl?: boolean | OwlOptions;
   /** SparseGPT options. */
   blockSize?: number;
   percDamp?: number;
@@ -49,6 +55,8 @@ export interface PruneReport {
   method: PruneMethod;
   pattern: string;
   calibrationTokens: number;
+  /** With OWL: the outlier ratio and sparsity chosen per block. */
+  owl?: OwlAllocation;
   layers: LayerReport[];
   /** Zeros over weights, across the pruned layers. */
   sparsity: number;
@@ -77,6 +85,16 @@ export async function pruneModel(
     throw new InvalidArgumentError('calibration', 0, `${options.method} needs calibration batches`);
   }
   const start = performance.now();
+  let owl: OwlAllocation | undefined;
+  if (options.owl !== undefined && options.owl !== false) {
+    if (nm)
+      throw new InvalidArgumentError(
+        'owl',
+        true,
+        'OWL allocates unstructured sparsity; it does not apply to N:M',
+      );
+    owl = owlSparsities(model, batches, options.sparsity!, options.owl === true ? {} : options.owl);
+  }
   const filter = options.filter ?? (() => true);
   const originals = new Map<LinearLayer, Tensor<'f32'>>();
   const layers: LayerReport[] = [];
@@ -89,7 +107,7 @@ export async function pruneModel(
       const targets = model.blockLinearLayers(block).filter((l) => filter(l.name));
       const patternOf = (l: LinearLayer) =>
         options.layerPattern?.(l.name) ??
-        (nm ? { n: options.n!, m: options.m! } : { sparsity: options.sparsity! });
+        (nm ? { n: options.n!, m: options.m! } : { sparsity: owl?.sparsities[block] ?? options.sparsity! });
       for (const l of targets) {
         const p = patternOf(l);
         if ('n' in p) checkNm(p.n, p.m, l.inFeatures);
@@ -157,6 +175,7 @@ export async function pruneModel(
     method: options.method,
     pattern,
     calibrationTokens: tokens,
+    ...(owl === undefined ? {} : { owl }),
     layers,
     sparsity: total === 0 ? 0 : zeros / total,
     seconds: (performance.now() - start) / 1000,
