@@ -10,6 +10,14 @@ export {
 } from './methods/global.js';
 export { type MagnitudeOptions, magnitude } from './methods/magnitude.js';
 export { type PruneResult, type SparseGptOptions, sparseGpt } from './methods/sparsegpt.js';
+export {
+  pruneBlocks,
+  pruneColumns,
+  pruneRows,
+  pruneStructured,
+  type StructuredModelOptions,
+  type StructuredReport,
+} from './methods/structured.js';
 export { type WandaOptions, wanda, wandaScores } from './methods/wanda.js';
 export { measuredSparsity, pqIndex, reconstructionError } from './metrics.js';
 export { type OwlAllocation, type OwlOptions, owlSparsities } from './owl.js';

@@ -22,10 +22,10 @@ describe('pruneModel', () => {
         onProgress: (e) => events.push(e),
       });
       expect(report.layers.map((l) => l.name)).toEqual([
-        'layers.0.up',
-        'layers.0.down',
-        'layers.1.up',
-        'layers.1.down',
+        'layers.0.mlp.up_proj',
+        'layers.0.mlp.down_proj',
+        'layers.1.mlp.up_proj',
+        'layers.1.mlp.down_proj',
       ]);
       for (const l of report.layers) {
         expect(l.sparsity).toBeGreaterThanOrEqual(0.5);

@@ -19,19 +19,23 @@ describe('recipes', () => {
     const recipe = parseRecipe(`
 method: sparsegpt
 sparsity: 0.5
-layers: { exclude: ["^layers\\\\.1\\\\.up$"] }
+layers: { exclude: ["^layers\\\\.1\\\\.mlp\\\\.up_proj$"] }
 overrides:
-  - { match: "layers\\\\.0\\\\.down", pattern: "2:4" }
-  - { match: "layers\\\\.1\\\\.down", sparsity: 0.75 }
+  - { match: "layers\\\\.0\\\\.mlp\\\\.down", pattern: "2:4" }
+  - { match: "layers\\\\.1\\\\.mlp\\\\.down", sparsity: 0.75 }
 sparsegpt: { blockSize: 8 }
 `);
     const model = toyModel(7);
     const report = await pruneModel(model, calibration(8), recipeOptions(recipe));
     const byName = Object.fromEntries(report.layers.map((l) => [l.name, l.sparsity]));
-    expect(Object.keys(byName)).toEqual(['layers.0.up', 'layers.0.down', 'layers.1.down']);
-    expect(byName['layers.0.up']).toBeCloseTo(0.5, 1);
-    expect(byName['layers.0.down']).toBeGreaterThanOrEqual(0.5);
-    expect(byName['layers.1.down']).toBeGreaterThanOrEqual(0.75);
+    expect(Object.keys(byName)).toEqual([
+      'layers.0.mlp.up_proj',
+      'layers.0.mlp.down_proj',
+      'layers.1.mlp.down_proj',
+    ]);
+    expect(byName['layers.0.mlp.up_proj']).toBeCloseTo(0.5, 1);
+    expect(byName['layers.0.mlp.down_proj']).toBeGreaterThanOrEqual(0.5);
+    expect(byName['layers.1.mlp.down_proj']).toBeGreaterThanOrEqual(0.75);
     const down0 = model.weights[1]!;
     for (let g = 0; g < down0.length; g += 4)
       expect([...down0.subarray(g, g + 4)].filter((v) => v !== 0).length).toBeLessThanOrEqual(2);

@@ -1,6 +1,6 @@
 import { type BlockwiseLM, type CalibrationHook, type LinearLayer, Rng, Tensor } from '@sparsekit/core';
 
-/** A toy BlockwiseLM: embeddings, then blocks h += W2 relu(W1 h), then a head. */
+/** A toy BlockwiseLM: embeddings, then blocks h += down(relu(up(h))), then a head. */
 export function toyModel(
   seed: number,
   hidden = 16,
@@ -27,7 +27,10 @@ export function toyModel(
   };
   const layers: Array<LinearLayer & { w: Float32Array }> = [];
   for (let b = 0; b < blocks; b++)
-    layers.push(layer(`layers.${b}.up`, inner, hidden), layer(`layers.${b}.down`, hidden, inner));
+    layers.push(
+      layer(`layers.${b}.mlp.up_proj`, inner, hidden),
+      layer(`layers.${b}.mlp.down_proj`, hidden, inner),
+    );
   layers.forEach((l, i) => {
     weights[i] = l.w;
   });

@@ -1,0 +1,212 @@
+// Structured pruning: whole rows (output channels), columns (input channels), blocks, and at model
+// level MLP channels and attention heads scored by their activations. The simulate path zeroes them;
+// the zeros are whole structures, so a BSR / smaller-matrix path can skip them.
+import {
+  type BlockwiseLM,
+  InvalidArgumentError,
+  type LinearLayer,
+  Tensor as T,
+  type Tensor,
+} from '@sparsekit/core';
+import { InputNormAccumulator } from '../calibration.js';
+import { applyMask, checkSparsity } from '../masks.js';
+import type { PruneResult } from './sparsegpt.js';
+
+function smallest(scores: ArrayLike<number>, count: number): Int32Array {
+  const order = Int32Array.from({ length: scores.length }, (_, i) => i);
+  order.sort((a, b) => scores[a]! - scores[b]! || a - b);
+  return order.subarray(0, count);
+}
+
+/** Prune the floor(rows * fraction) output rows with the smallest L2 norm. */
+export function pruneRows(
+  weight: ArrayLike<number>,
+  rows: number,
+  cols: number,
+  fraction: number,
+): PruneResult {
+  checkSparsity(fraction);
+  const norms = Float64Array.from({ length: rows }, (_, r) => {
+    let s = 0;
+    for (let c = 0; c < cols; c++) s += weight[r * cols + c]! ** 2;
+    return s;
+  });
+  const mask = new Uint8Array(rows * cols);
+  for (const r of smallest(norms, Math.floor(rows * fraction))) mask.fill(1, r * cols, (r + 1) * cols);
+  return { weight: applyMask(weight, mask), mask };
+}
+
+/**
+ * Prune the floor(cols * fraction) input columns with the smallest score: the column's L2 norm,
+ * times sqrt(mean x_j^2) of its input when `scalerRow` (Wanda's statistic) is given.
+ */
+export function pruneColumns(
+  weight: ArrayLike<number>,
+  rows: number,
+  cols: number,
+  fraction: number,
+  scalerRow?: Float64Array,
+): PruneResult {
+  checkSparsity(fraction);
+  const scores = Float64Array.from({ length: cols }, (_, c) => {
+    let s = 0;
+    for (let r = 0; r < rows; r++) s += weight[r * cols + c]! ** 2;
+    return Math.sqrt(s) * (scalerRow === undefined ? 1 : Math.sqrt(scalerRow[c]!));
+  });
+  const mask = new Uint8Array(rows * cols);
+  for (const c of smallest(scores, Math.floor(cols * fraction)))
+    for (let r = 0; r < rows; r++) mask[r * cols + c] = 1;
+  return { weight: applyMask(weight, mask), mask };
+}
+
+/** Prune the floor(blocks * fraction) blocks of R x C with the smallest Frobenius norm. */
+export function pruneBlocks(
+  weight: ArrayLike<number>,
+  rows: number,
+  cols: number,
+  fraction: number,
+  block: readonly [number, number],
+): PruneResult {
+  checkSparsity(fraction);
+  const [R, C] = block;
+  if (rows % R !== 0 || cols % C !== 0) {
+    throw new InvalidArgumentError(
+      'block shape',
+      `${R}x${C}`,
+      `must divide the weight shape ${rows}x${cols}`,
+    );
+  }
+  const br = rows / R;
+  const bc = cols / C;
+  const norms = Float64Array.from({ length: br * bc }, (_, b) => {
+    const r0 = Math.floor(b / bc) * R;
+    const c0 = (b % bc) * C;
+    let s = 0;
+    for (let r = r0; r < r0 + R; r++) for (let c = c0; c < c0 + C; c++) s += weight[r * cols + c]! ** 2;
+    return s;
+  });
+  const mask = new Uint8Array(rows * cols);
+  for (const b of smallest(norms, Math.floor(br * bc * fraction))) {
+    const r0 = Math.floor(b / bc) * R;
+    const c0 = (b % bc) * C;
+    for (let r = r0; r < r0 + R; r++) mask.fill(1, r * cols + c0, r * cols + c0 + C);
+  }
+  return { weight: applyMask(weight, mask), mask };
+}
+
+export interface StructuredModelOptions {
+  /** Fraction of MLP channels to remove in every block. */
+  mlpChannels?: number;
+  /** Fraction of attention heads to remove in every block (needs numHeads; GQA: numKvHeads). */
+  heads?: number;
+  numHeads?: number;
+  numKvHeads?: number;
+}
+
+export interface StructuredReport {
+  /** Per block: removed MLP channels and attention heads. */
+  blocks: Array<{ channels: number[]; heads: number[] }>;
+}
+
+function find(layers: readonly LinearLayer[], suffix: string): LinearLayer | undefined {
+  return layers.find((l) => l.name.endsWith(suffix));
+}
+
+function zero(
+  layer: LinearLayer,
+  rows: Iterable<number> | undefined,
+  cols: Iterable<number> | undefined,
+): void {
+  const w = layer.getWeight();
+  const data = Float32Array.from(w.data);
+  const n = layer.inFeatures;
+  for (const r of rows ?? []) data.fill(0, r * n, (r + 1) * n);
+  for (const c of cols ?? []) for (let r = 0; r < layer.outFeatures; r++) data[r * n + c] = 0;
+  layer.setWeight(new T('f32', [layer.outFeatures, n], data));
+}
+
+/**
+ * Activation-based structured pruning, block by block on the pruned model's own outputs: an MLP
+ * channel c scores ||X_c|| * ||W_down[:, c]|| (X the input of down_proj), a head h scores the same
+ * over its columns of o_proj. Removed channels zero their rows of gate/up and column of down;
+ * removed heads zero their rows of q (and of k/v when every query head of a KV group goes) and their
+ * columns of o. Layer names follow the core spec's convention (`self_attn.o_proj`, `mlp.down_proj`).
+ */
+export function pruneStructured(
+  model: BlockwiseLM,
+  batches: readonly Tensor<'i32'>[],
+  options: StructuredModelOptions,
+): StructuredReport {
+  const mlp = options.mlpChannels ?? 0;
+  const heads = options.heads ?? 0;
+  checkSparsity(mlp);
+  checkSparsity(heads);
+  if (heads > 0 && options.numHeads === undefined) {
+    throw new InvalidArgumentError(
+      'numHeads',
+      undefined,
+      'pruning heads needs the number of attention heads',
+    );
+  }
+  if (batches.length === 0)
+    throw new InvalidArgumentError('calibration', 0, 'structured pruning needs calibration batches');
+  const report: StructuredReport = { blocks: [] };
+  let hidden = batches.map((b) => model.embed(b));
+  for (let block = 0; block < model.numBlocks; block++) {
+    const layers = model.blockLinearLayers(block);
+    const down = find(layers, 'mlp.down_proj');
+    const o = find(layers, 'self_attn.o_proj');
+    const norms = new Map<LinearLayer, InputNormAccumulator>();
+    for (const l of [down, o]) if (l !== undefined) norms.set(l, new InputNormAccumulator(l.inFeatures));
+    for (const h of hidden) model.runBlock(block, h, (layer, x) => norms.get(layer)?.add(x));
+    const columnScore = (l: LinearLayer) => {
+      const w = l.getWeight().data;
+      const s = norms.get(l)!.scalerRow;
+      return Float64Array.from({ length: l.inFeatures }, (_, c) => {
+        let sq = 0;
+        for (let r = 0; r < l.outFeatures; r++) sq += w[r * l.inFeatures + c]! ** 2;
+        return Math.sqrt(sq) * Math.sqrt(s[c]!);
+      });
+    };
+    const removed = { channels: [] as number[], heads: [] as number[] };
+    if (mlp > 0 && down !== undefined) {
+      const channels = [...smallest(columnScore(down), Math.floor(down.inFeatures * mlp))].sort(
+        (a, b) => a - b,
+      );
+      zero(down, undefined, channels);
+      for (const name of ['mlp.up_proj', 'mlp.gate_proj']) {
+        const l = find(layers, name);
+        if (l !== undefined) zero(l, channels, undefined);
+      }
+      removed.channels = channels;
+    }
+    if (heads > 0 && o !== undefined) {
+      const nh = options.numHeads!;
+      const nkv = options.numKvHeads ?? nh;
+      const hd = o.inFeatures / nh;
+      const cols = columnScore(o);
+      const headScores = Float64Array.from({ length: nh }, (_, h) => {
+        let s = 0;
+        for (let d = 0; d < hd; d++) s += cols[h * hd + d]! ** 2;
+        return s;
+      });
+      const gone = [...smallest(headScores, Math.floor(nh * heads))].sort((a, b) => a - b);
+      const range = (h: number) => Array.from({ length: hd }, (_, d) => h * hd + d);
+      zero(o, undefined, gone.flatMap(range));
+      const q = find(layers, 'self_attn.q_proj');
+      if (q !== undefined) zero(q, gone.flatMap(range), undefined);
+      const group = nh / nkv;
+      const deadKv = Array.from({ length: nkv }, (_, g) => g).filter((g) =>
+        Array.from({ length: group }, (_, i) => g * group + i).every((h) => gone.includes(h)),
+      );
+      for (const name of ['self_attn.k_proj', 'self_attn.v_proj']) {
+        const l = find(layers, name);
+        if (l !== undefined && deadKv.length > 0) zero(l, deadKv.flatMap(range), undefined);
+      }
+      removed.heads = gone;
+    }
+    report.blocks.push(removed);
+    hidden = hidden.map((h) => model.runBlock(block, h));
+  }
+  return report;
+}
