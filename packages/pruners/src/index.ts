@@ -1,4 +1,5 @@
 export { HessianAccumulator, InputNormAccumulator } from './calibration.js';
+export { type EssentialSparsity, essentialSparsity, type SweepPoint } from './essential.js';
 export { cholesky, choleskyInverse, NotPositiveDefiniteError, upperCholesky } from './linalg.js';
 export { applyMask, checkNm, checkSparsity, matrixMask, nmMask, rowMask } from './masks.js';
 export {

@@ -12,7 +12,7 @@ import { dirname, join } from 'node:path';
 import { Tensor } from '@sparsekit/core';
 import { perplexity } from '@sparsekit/eval-harness';
 import { loadHfModel, tinyLmPath } from '@sparsekit/models/node';
-import { type PruneModelOptions, pruneModel } from '@sparsekit/pruners';
+import { essentialSparsity, type PruneModelOptions, pruneModel } from '@sparsekit/pruners';
 import { createWasmBackend } from '@sparsekit/sparse-formats';
 
 function option(name: string, fallback: string): string {
