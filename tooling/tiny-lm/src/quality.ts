@@ -64,11 +64,21 @@ for (const config of configs) {
     `${config.label.padEnd(16)} sparsity ${((report?.sparsity ?? 0) * 100).toFixed(1).padStart(5)}%  ppl ${ppl.perplexity.toFixed(2).padStart(8)}  prune ${(report?.seconds ?? 0).toFixed(1)} s (${(perLayer * 1000).toFixed(0)} ms/layer)`,
   );
 }
+// Essential sparsity: one-shot magnitude (one threshold per layer) at rising sparsity.
+const sweep = await essentialSparsity([0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9], async (s) => {
+  const { model, tokenizer } = await loadHfModel(dir, { kernel: backend });
+  if (s > 0) await pruneModel(model, [], { method: 'magnitude', sparsity: s });
+  return (await perplexity(model, tokenizer!, testText, { maxLength: 128 })).perplexity;
+});
+console.log(
+  `essential sparsity (magnitude, within 5% of dense perplexity): ${sweep.essential}; knee at ${sweep.knee}; ` +
+    sweep.points.map((p) => `${p.sparsity}: ${p.value.toFixed(1)}`).join(', '),
+);
 await backend.dispose();
 mkdirSync(dirname(outPath), { recursive: true });
 writeFileSync(
   `${outPath}.tmp`,
-  `${JSON.stringify({ date: new Date().toISOString(), calibWindows, rows }, null, 2)}\n`,
+  `${JSON.stringify({ date: new Date().toISOString(), calibWindows, rows, essentialSparsity: sweep }, null, 2)}\n`,
 );
 renameSync(`${outPath}.tmp`, outPath);
 console.log(`wrote ${outPath}`);
