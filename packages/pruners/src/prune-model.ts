@@ -133,9 +133,10 @@ export async function pruneModel(
         const cols = l.inFeatures;
         const pattern = patternOf(l);
         const H = hessians.get(l)!;
+        const hessian = H.samples === 0 ? undefined : H.matrix();
         const result =
           options.method === 'sparsegpt'
-            ? sparseGpt(w, rows, cols, H.matrix(), {
+            ? sparseGpt(w, rows, cols, hessian!, {
                 ...pattern,
                 ...(options.blockSize === undefined ? {} : { blockSize: options.blockSize }),
                 ...(options.percDamp === undefined ? {} : { percDamp: options.percDamp }),
@@ -143,6 +144,7 @@ export async function pruneModel(
             : options.method === 'wanda'
               ? wanda(w, rows, cols, norms.get(l)!.scalerRow, pattern)
               : magnitude(w, rows, cols, pattern);
+        const seconds = (performance.now() - t0) / 1000;
         originals.set(l, new Tensor('f32', [rows, cols], Float32Array.from(w)));
         l.setWeight(new Tensor('f32', [rows, cols], result.weight));
         layers.push({
@@ -154,8 +156,8 @@ export async function pruneModel(
           reconstructionError:
             H.samples === 0
               ? Number.NaN
-              : reconstructionError(w, result.weight, rows, cols, H.matrix(), H.samples),
-          seconds: (performance.now() - t0) / 1000,
+              : reconstructionError(w, result.weight, rows, cols, hessian!, H.samples),
+          seconds,
         });
         reportProgress(options, { stage: 'prune', current: layers.length, unit: 'layer', message: l.name });
       }
