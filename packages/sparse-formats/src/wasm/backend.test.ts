@@ -37,7 +37,7 @@ const VARIANTS: Array<[string, FormatName, object]> = [
 describe.each([1, 2])('wasm backend, %i thread(s)', (threads) => {
   let backend: WasmBackend;
   beforeAll(async () => {
-    backend = await createWasmBackend({ threads });
+    backend = await createWasmBackend({ threads, minParallelWork: 0 });
   });
   afterAll(async () => {
     await backend.dispose();

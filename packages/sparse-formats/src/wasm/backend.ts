@@ -16,6 +16,11 @@ import {
 export interface WasmBackendOptions {
   /** Threads, the calling thread included. Default: all cores in Node; 1 in browsers. */
   threads?: number;
+  /**
+   * Calls with fewer multiply-adds (stored values x batch) run on the calling thread alone, since
+   * waking the pool costs more than it saves (default 131072; 0 always uses every thread).
+   */
+  minParallelWork?: number;
 }
 
 export interface LinearOptions {
@@ -71,6 +76,8 @@ async function defaultThreads(): Promise<number> {
  */
 export class WasmBackend {
   readonly name = 'wasm';
+  /** See `WasmBackendOptions.minParallelWork`. */
+  minParallelWork = 1 << 17;
   private readonly prepared = new WeakMap<SparseMatrix, PreparedMatrix>();
   private readonly finalizer: FinalizationRegistry<number[]>;
   private io: { ptr: number; bytes: number } | undefined;
@@ -111,7 +118,18 @@ export class WasmBackend {
       instance.exports as Record<string, unknown>,
       KERNEL_NAMES,
     );
-    return new WasmBackend(pool.threads, memory, new WasmAllocator(memory, HEAP_BASE), pool);
+    const backend = new WasmBackend(pool.threads, memory, new WasmAllocator(memory, HEAP_BASE), pool);
+    if (options.minParallelWork !== undefined) {
+      if (!(options.minParallelWork >= 0)) {
+        throw new InvalidArgumentError(
+          'minParallelWork',
+          options.minParallelWork,
+          'must be a non-negative number',
+        );
+      }
+      backend.minParallelWork = options.minParallelWork;
+    }
+    return backend;
   }
 
   /** Copy a matrix into wasm memory now (otherwise done on its first use). */
@@ -174,7 +192,8 @@ export class WasmBackend {
       args,
       r0Position: p.slots.r0,
       r1Position: p.slots.r1,
-      parts: p.parts,
+      // Small calls run on the calling thread: waking the pool costs more than it saves.
+      parts: p.storedValues * batch < this.minParallelWork ? singlePart(p) : p.parts,
       ...(p.slots.scratch === undefined
         ? {}
         : { scratchPosition: p.slots.scratch, scratchBase, scratchStride }),
@@ -277,6 +296,17 @@ function align64(n: number): number {
 }
 
 const TRANSPOSE = KERNEL_NAMES.indexOf('transpose');
+
+const singleParts = new WeakMap<PreparedMatrix, Int32Array>();
+
+function singlePart(p: PreparedMatrix): Int32Array {
+  let parts = singleParts.get(p);
+  if (parts === undefined) {
+    parts = Int32Array.of(0, p.parts[p.parts.length - 1]!);
+    singleParts.set(p, parts);
+  }
+  return parts;
+}
 
 /** Bytes between columns of x^T, as asm/kernels.ts `xtStride` computes them. */
 function xtStride(batch: number): number {

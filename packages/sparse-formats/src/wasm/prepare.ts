@@ -77,6 +77,8 @@ export interface PreparedMatrix {
   readonly transposedInput: boolean;
   /** Thread partition over rows (or block rows for BSR). */
   readonly parts: Int32Array;
+  /** Values stored (the multiply-adds of one batch row). */
+  readonly storedValues: number;
   /** Bytes of weights copied into wasm memory. */
   readonly bytes: number;
   readonly allocations: number[];
@@ -136,7 +138,7 @@ export function prepareMatrix(
     allocations.push(ptr);
     return ptr;
   };
-  const base = { rows: w.rows, cols: w.cols, allocations };
+  const base = { rows: w.rows, cols: w.cols, allocations, storedValues: w.values.length };
   const bytes = (arrays: ArrayBufferView[]) => arrays.reduce((sum, a) => sum + a.byteLength, 0);
   switch (w.format) {
     case 'dense': {
