@@ -182,7 +182,11 @@ export async function scoreWindows(
   }
   // Group windows by input length, keeping their order within a length.
   const byLength = new Map<number, ScoringWindow[]>();
-  for (const w of windows) byLength.set(w.input.length, [...(byLength.get(w.input.length) ?? []), w]);
+  for (const w of windows) {
+    const group = byLength.get(w.input.length);
+    if (group === undefined) byLength.set(w.input.length, [w]);
+    else group.push(w);
+  }
   let nll = 0;
   let scored = 0;
   let done = 0;
