@@ -1,6 +1,12 @@
 export { HessianAccumulator, InputNormAccumulator } from './calibration.js';
 export { type EssentialSparsity, essentialSparsity, type SweepPoint } from './essential.js';
-export { cholesky, choleskyInverse, NotPositiveDefiniteError, upperCholesky } from './linalg.js';
+export {
+  cholesky,
+  choleskyInverse,
+  NotPositiveDefiniteError,
+  symmetricEigen,
+  upperCholesky,
+} from './linalg.js';
 export { applyMask, checkNm, checkSparsity, matrixMask, nmMask, rowMask } from './masks.js';
 export {
   type AllocationReport,

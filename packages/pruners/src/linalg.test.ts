@@ -1,0 +1,56 @@
+import { Rng } from '@sparsekit/core';
+import { describe, expect, it } from 'vitest';
+import { cholesky, choleskyInverse, symmetricEigen, upperCholesky } from './linalg.js';
+
+function randomSpd(n: number, seed: number): Float64Array {
+  const rng = new Rng(seed);
+  const x = rng.normalArray(n * (n + 3));
+  const a = new Float64Array(n * n);
+  for (let i = 0; i < n; i++)
+    for (let j = 0; j < n; j++) {
+      let s = 0;
+      for (let k = 0; k < n + 3; k++) s += x[i * (n + 3) + k]! * x[j * (n + 3) + k]!;
+      a[i * n + j] = s;
+    }
+  return a;
+}
+
+function matmul(a: Float64Array, b: Float64Array, n: number): Float64Array {
+  const c = new Float64Array(n * n);
+  for (let i = 0; i < n; i++)
+    for (let k = 0; k < n; k++) for (let j = 0; j < n; j++) c[i * n + j]! += a[i * n + k]! * b[k * n + j]!;
+  return c;
+}
+
+describe('linear algebra', () => {
+  it('Cholesky, its inverse and the upper factor agree with the definitions', () => {
+    const n = 9;
+    const a = randomSpd(n, 1);
+    const l = cholesky(a, n);
+    const lt = new Float64Array(n * n);
+    for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) lt[j * n + i] = l[i * n + j]!;
+    expect(matmul(l, lt, n)).toAllClose(a, { atol: 1e-9, rtol: 1e-9 });
+    const inv = choleskyInverse(l, n);
+    const identity = Float64Array.from({ length: n * n }, (_, i) => (i % (n + 1) === 0 ? 1 : 0));
+    expect(matmul(a, inv, n)).toAllClose(identity, { atol: 1e-9, rtol: 0 });
+    const u = upperCholesky(inv, n);
+    const ut = new Float64Array(n * n);
+    for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) ut[j * n + i] = u[i * n + j]!;
+    expect(matmul(ut, u, n)).toAllClose(inv, { atol: 1e-9, rtol: 1e-9 });
+    expect(() => cholesky(Float64Array.of(1, 2, 2, 1), 2)).toThrow(/positive definite/);
+  });
+
+  it('symmetric eigen-decomposition: A V = V diag(values), V orthonormal, values descending', () => {
+    const n = 12;
+    const a = randomSpd(n, 2);
+    const { values, vectors } = symmetricEigen(a, n);
+    for (let i = 1; i < n; i++) expect(values[i]!).toBeLessThanOrEqual(values[i - 1]!);
+    const av = matmul(a, vectors, n);
+    const vl = Float64Array.from(vectors, (v, i) => v * values[i % n]!);
+    expect(av).toAllClose(vl, { atol: 1e-8, rtol: 1e-8 });
+    const vt = new Float64Array(n * n);
+    for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) vt[j * n + i] = vectors[i * n + j]!;
+    const identity = Float64Array.from({ length: n * n }, (_, i) => (i % (n + 1) === 0 ? 1 : 0));
+    expect(matmul(vt, vectors, n)).toAllClose(identity, { atol: 1e-10, rtol: 0 });
+  });
+});
