@@ -1,11 +1,4 @@
-import {
-  type BlockwiseLM,
-  type CalibrationHook,
-  type LinearLayer,
-  type ProgressEvent,
-  Rng,
-  Tensor,
-} from '@sparsekit/core';
+import type { ProgressEvent } from '@sparsekit/core';
 import { describe, expect, it } from 'vitest';
 import { pruneModel } from './prune-model.js';
 import { calibration, toyModel } from './toy-model.test-util.js';

@@ -49,14 +49,16 @@ function patternOf(value: unknown, path: string): { n: number; m: number } {
 
 function regexes(value: unknown, path: string): RegExp[] {
   if (!Array.isArray(value)) fail(path, 'must be a list of regular expressions');
-  return value.map((v, i) => {
+  const out: RegExp[] = [];
+  for (const [i, v] of value.entries()) {
     if (typeof v !== 'string') fail(`${path}[${i}]`, 'must be a string');
     try {
-      return new RegExp(v);
+      out.push(new RegExp(v));
     } catch (error) {
       fail(`${path}[${i}]`, `is not a regular expression (${String(error)})`);
     }
-  });
+  }
+  return out;
 }
 
 function positiveInteger(value: unknown, path: string): number {
