@@ -44,6 +44,10 @@ export class LlamaTwin {
   private readonly bmm: (a: TF.Tensor, b: TF.Tensor) => TF.Tensor;
   private readonly ropeCos: TF.Tensor2D;
   private readonly ropeSin: TF.Tensor2D;
+  /** [headDim, headDim]: x @ rotateHalf = concat(-x2, x1). */
+  private readonly rotateHalf: TF.Tensor2D;
+  /** [kvHeads * headDim, heads * headDim] 0/1 matrix copying KV heads to query heads (GQA only). */
+  private readonly expandKv: TF.Tensor2D | undefined;
 
   constructor(
     readonly tf: Tfjs,
@@ -94,6 +98,22 @@ export class LlamaTwin {
     }
     this.ropeCos = tf.tensor2d(cos, [config.maxPositions, config.headDim]);
     this.ropeSin = tf.tensor2d(sin, [config.maxPositions, config.headDim]);
+    const r = new Float32Array(config.headDim * config.headDim);
+    for (let j = 0; j < half; j++) {
+      r[(j + half) * config.headDim + j] = -1;
+      r[j * config.headDim + j + half] = 1;
+    }
+    this.rotateHalf = tf.tensor2d(r, [config.headDim, config.headDim]);
+    const group = config.numHeads / config.numKvHeads;
+    if (group > 1) {
+      const hd = config.headDim;
+      const e = new Float32Array(config.numKvHeads * hd * config.numHeads * hd);
+      for (let h = 0; h < config.numHeads; h++) {
+        for (let d = 0; d < hd; d++)
+          e[(Math.floor(h / group) * hd + d) * config.numHeads * hd + h * hd + d] = 1;
+      }
+      this.expandKv = tf.tensor2d(e, [config.numKvHeads * hd, config.numHeads * hd]);
+    } else this.expandKv = undefined;
   }
 
   /** Fresh weights: normal(0, 0.02) matrices (output projections scaled by 1/sqrt(2 layers)), unit norms. */
@@ -207,13 +227,15 @@ export class LlamaTwin {
   }
 
   private rope(x: TF.Tensor, seq: number): TF.Tensor {
-    // x [batch, heads, seq, headDim]: x * cos + rotate_half(x) * sin.
+    // x [batch, heads, seq, headDim]: x * cos + rotate_half(x) * sin, with rotate_half as a matMul
+    // by a constant signed permutation (tf.split along the last axis is very slow on wasm).
     const tf = this.tf;
-    const half = this.config.headDim / 2;
+    const [batch, heads] = x.shape as [number, number];
+    const hd = this.config.headDim;
     const cos = tf.slice(this.ropeCos, [0, 0], [seq, -1]);
     const sin = tf.slice(this.ropeSin, [0, 0], [seq, -1]);
-    const [a, b] = tf.split(x, [half, half], -1);
-    const rotated = tf.concat([tf.neg(b!), a!], -1);
+    const flat = tf.reshape(x, [batch * heads * seq, hd]);
+    const rotated = tf.reshape(this.mm(flat, this.rotateHalf), [batch, heads, seq, hd]);
     return tf.add(tf.mul(x, cos), tf.mul(rotated, sin));
   }
 
@@ -224,7 +246,6 @@ export class LlamaTwin {
     const [batch, seq] = ids.shape;
     const n = batch * seq;
     const hd = c.headDim;
-    const group = c.numHeads / c.numKvHeads;
     const oneHot = tf.cast(tf.oneHot(tf.reshape(ids, [n]), c.vocabSize), 'float32');
     let x = this.mm(oneHot, this.weights.embed);
     const mask = tf.mul(tf.sub(1, tf.linalg.bandPart(tf.ones([seq, seq]), -1, 0)), -1e9);
@@ -233,23 +254,12 @@ export class LlamaTwin {
     for (const l of this.weights.layers) {
       const h = this.rmsNorm(x, l.attentionNorm);
       const q = this.rope(heads(this.mm(h, l.q), c.numHeads), seq);
-      let k = this.rope(heads(this.mm(h, l.k), c.numKvHeads), seq);
-      let v = heads(this.mm(h, l.v), c.numKvHeads);
-      if (group > 1) {
-        // [b, kv, s, d] -> [b, kv * group, s, d], each kv head repeated for its query heads.
-        // (concat, not tile: tile has no rank-5 gradient in tfjs)
-        const repeat = (t: TF.Tensor) => {
-          const one = tf.expandDims(t, 2);
-          return tf.reshape(tf.concat(new Array<TF.Tensor>(group).fill(one), 2), [
-            batch,
-            c.numHeads,
-            seq,
-            hd,
-          ]);
-        };
-        k = repeat(k);
-        v = repeat(v);
-      }
+      // Grouped-query attention: each KV head's columns are copied to its query heads by a matMul
+      // with a constant 0/1 matrix (concat or tile would need SplitV or rank-5 gradients, slow or
+      // missing on wasm).
+      const expand = (t: TF.Tensor) => (this.expandKv === undefined ? t : this.mm(t, this.expandKv));
+      const k = this.rope(heads(expand(this.mm(h, l.k)), c.numHeads), seq);
+      const v = heads(expand(this.mm(h, l.v)), c.numHeads);
       const scores = tf.add(tf.mul(this.bmm(q, tf.transpose(k, [0, 1, 3, 2])), 1 / Math.sqrt(hd)), mask);
       const attended = this.bmm(tf.softmax(scores), v);
       const merged = tf.reshape(tf.transpose(attended, [0, 2, 1, 3]), [n, c.numHeads * hd]);
@@ -276,5 +286,7 @@ export class LlamaTwin {
     for (const v of this.variables()) v.dispose();
     this.ropeCos.dispose();
     this.ropeSin.dispose();
+    this.rotateHalf.dispose();
+    this.expandKv?.dispose();
   }
 }
