@@ -14,6 +14,17 @@ function checkBatch(inputs: Tensor<'f32'>, columns: number, what: string): numbe
 }
 
 /**
+ * Running means as the references keep them: before adding a batch of `tokens`, scale what was
+ * accumulated over `samples` tokens by samples / (samples + tokens). Returns the new total.
+ */
+function rescale(accumulated: Float64Array, samples: number, tokens: number): number {
+  const total = samples + tokens;
+  const keep = samples / total;
+  for (let i = 0; i < accumulated.length; i++) accumulated[i]! *= keep;
+  return total;
+}
+
+/**
  * SparseGPT's Hessian H = (2 / n) sum_t x_t x_t^T over n calibration tokens (`SparseGPT.add_batch`:
  * rescale by n_old / n_new, then add (2 / n_new) X^T X of the batch), in float64.
  */
@@ -29,9 +40,7 @@ export class HessianAccumulator {
     const n = this.columns;
     const tokens = checkBatch(inputs, n, 'calibration inputs');
     if (tokens === 0) return;
-    const total = this.samples + tokens;
-    const keep = this.samples / total;
-    for (let i = 0; i < this.h.length; i++) this.h[i]! *= keep;
+    const total = rescale(this.h, this.samples, tokens);
     const scale = 2 / total;
     const x = inputs.data;
     for (let t = 0; t < tokens; t++) {
@@ -73,9 +82,7 @@ export class InputNormAccumulator {
     const n = this.columns;
     const tokens = checkBatch(inputs, n, 'calibration inputs');
     if (tokens === 0) return;
-    const total = this.samples + tokens;
-    const keep = this.samples / total;
-    for (let j = 0; j < n; j++) this.scalerRow[j]! *= keep;
+    const total = rescale(this.scalerRow, this.samples, tokens);
     const x = inputs.data;
     for (let t = 0; t < tokens; t++) {
       for (let j = 0; j < n; j++) this.scalerRow[j]! += (x[t * n + j]! * x[t * n + j]!) / total;

@@ -61,29 +61,21 @@ export class LlamaTwin {
         "the tfjs twin implements the 'llama' family",
       );
     }
-    this.mm = tf.customGrad((...args: (TF.Tensor | TF.GradSaveFunc)[]) => {
-      const [a, b, save] = args as [TF.Tensor, TF.Tensor, TF.GradSaveFunc];
-      save([a, b]);
-      return {
-        value: tf.matMul(a as TF.Tensor2D, b as TF.Tensor2D),
-        gradFunc: (dy, saved) => [
-          tf.matMul(dy as TF.Tensor2D, tf.transpose(saved[1]!) as TF.Tensor2D),
-          tf.matMul(tf.transpose(saved[0]!) as TF.Tensor2D, dy as TF.Tensor2D),
-        ],
-      };
-    }) as (a: TF.Tensor, b: TF.Tensor) => TF.Tensor;
-    const swap = (t: TF.Tensor) => tf.transpose(t, [0, 1, 3, 2]);
-    this.bmm = tf.customGrad((...args: (TF.Tensor | TF.GradSaveFunc)[]) => {
-      const [a, b, save] = args as [TF.Tensor, TF.Tensor, TF.GradSaveFunc];
-      save([a, b]);
-      return {
-        value: tf.matMul(a as TF.Tensor4D, b as TF.Tensor4D),
-        gradFunc: (dy, saved) => [
-          tf.matMul(dy as TF.Tensor4D, swap(saved[1]!) as TF.Tensor4D),
-          tf.matMul(swap(saved[0]!) as TF.Tensor4D, dy as TF.Tensor4D),
-        ],
-      };
-    }) as (a: TF.Tensor, b: TF.Tensor) => TF.Tensor;
+    // matMul(a, b) with gradients from explicit transposes of the last two axes.
+    const withGradient = (swap: (t: TF.Tensor) => TF.Tensor) =>
+      tf.customGrad((...args: (TF.Tensor | TF.GradSaveFunc)[]) => {
+        const [a, b, save] = args as [TF.Tensor, TF.Tensor, TF.GradSaveFunc];
+        save([a, b]);
+        return {
+          value: tf.matMul(a as TF.Tensor3D, b as TF.Tensor3D),
+          gradFunc: (dy, saved) => [
+            tf.matMul(dy as TF.Tensor3D, swap(saved[1]!) as TF.Tensor3D),
+            tf.matMul(swap(saved[0]!) as TF.Tensor3D, dy as TF.Tensor3D),
+          ],
+        };
+      }) as (a: TF.Tensor, b: TF.Tensor) => TF.Tensor;
+    this.mm = withGradient((t) => tf.transpose(t));
+    this.bmm = withGradient((t) => tf.transpose(t, [0, 1, 3, 2]));
     const half = config.headDim / 2;
     const cos = new Float32Array(config.maxPositions * config.headDim);
     const sin = new Float32Array(config.maxPositions * config.headDim);
