@@ -2,7 +2,7 @@
  * Perplexity of tiny-lm on its test text after one-shot pruning, every method and pattern of the
  * pruners README, measured in one run:
  *
- *   node tooling/tiny-lm/dist/quality.js [--calib-windows 32] [--out bench-results/pruning-quality.json]
+ *   node tooling/tiny-lm/dist/quality.js [--model DIR] [--calib-windows 32] [--out bench-results/pruning-quality.json]
  *
  * Calibration: `--calib-windows` windows of 128 tokens from tiny-lm/calibration.txt. Evaluation:
  * the SparseGPT protocol (windows of 128 tokens) over tiny-lm/test.txt.
@@ -22,9 +22,10 @@ function option(name: string, fallback: string): string {
 
 const calibWindows = Number(option('calib-windows', '32'));
 const outPath = option('out', join('bench-results', 'pruning-quality.json'));
-const dir = tinyLmPath();
-const testText = readFileSync(join(dir, 'test.txt'), 'utf8');
-const calibText = readFileSync(join(dir, 'calibration.txt'), 'utf8');
+const dir = option('model', tinyLmPath());
+// The evaluation and calibration text ship with the bundled model (the same split for any retraining).
+const testText = readFileSync(join(tinyLmPath(), 'test.txt'), 'utf8');
+const calibText = readFileSync(join(tinyLmPath(), 'calibration.txt'), 'utf8');
 const backend = await createWasmBackend();
 
 type Config = { label: string; options?: Omit<PruneModelOptions, 'onProgress'> };

@@ -135,10 +135,13 @@ const validationLoss = () =>
     return twin.loss(x, y).dataSync()[0]!;
   });
 const optimizer = tf.train.adam(peakLr, 0.9, 0.95, 1e-8);
-const lrAt = (step: number) =>
-  step < warmup
-    ? (peakLr * (step + 1)) / warmup
-    : peakLr * (0.1 + 0.45 * (1 + Math.cos((Math.PI * (step - warmup)) / Math.max(1, steps - warmup))));
+// Warm-up, then a cosine decay to 10% over whichever runs out first: the steps or the time budget.
+const progress = (step: number) => Math.max(step / steps, elapsed() / (minutes * 60));
+const lrAt = (step: number) => {
+  if (step < warmup) return (peakLr * (step + 1)) / warmup;
+  const p = Math.min(1, progress(step));
+  return peakLr * (0.1 + 0.45 * (1 + Math.cos(Math.PI * p)));
+};
 let recent: number[] = [];
 let step = 0;
 for (; step < steps && elapsed() < minutes * 60; step++) {
