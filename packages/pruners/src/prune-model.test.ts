@@ -1,4 +1,4 @@
-import type { ProgressEvent } from '@sparsekit/core';
+import { type ProgressEvent, Tensor } from '@sparsekit/core';
 import { describe, expect, it } from 'vitest';
 import { pruneModel } from './prune-model.js';
 import { calibration, toyModel } from './toy-model.test-util.js';

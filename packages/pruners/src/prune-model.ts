@@ -35,6 +35,8 @@ export interface PruneModelOptions extends ProgressOptions {
    * the same calibration batches before pruning. `true` uses the paper's M = 5, lambda = 0.08.
    */
   owl?: boolean | OwlOptions;
+  /** Recorded in the report (see `recipeOptions`). */
+  recipe?: unknown;
   /** SparseGPT options. */
   blockSize?: number;
   percDamp?: number;
@@ -57,6 +59,8 @@ export interface PruneReport {
   calibrationTokens: number;
   /** With OWL: the outlier ratio and sparsity chosen per block. */
   owl?: OwlAllocation;
+  /** The recipe the run followed, when it was given one. */
+  recipe?: unknown;
   layers: LayerReport[];
   /** Zeros over weights, across the pruned layers. */
   sparsity: number;
@@ -133,6 +137,13 @@ export async function pruneModel(
         const cols = l.inFeatures;
         const pattern = patternOf(l);
         const H = hessians.get(l)!;
+        if (options.method === 'sparsegpt' && H.samples < cols) {
+          throw new InvalidArgumentError(
+            'calibration',
+            `${H.samples} tokens`,
+            `is too small for the Hessian of ${l.name} (${cols} inputs): give at least ${cols} calibration tokens`,
+          );
+        }
         const hessian = H.samples === 0 ? undefined : H.matrix();
         const result =
           options.method === 'sparsegpt'
@@ -178,6 +189,7 @@ export async function pruneModel(
     pattern,
     calibrationTokens: tokens,
     ...(owl === undefined ? {} : { owl }),
+    ...(options.recipe === undefined ? {} : { recipe: options.recipe }),
     layers,
     sparsity: total === 0 ? 0 : zeros / total,
     seconds: (performance.now() - start) / 1000,

@@ -27,6 +27,7 @@ sparsegpt: { blockSize: 8 }
 `);
     const model = toyModel(7);
     const report = await pruneModel(model, calibration(8), recipeOptions(recipe));
+    expect(report.recipe).toEqual(recipe);
     const byName = Object.fromEntries(report.layers.map((l) => [l.name, l.sparsity]));
     expect(Object.keys(byName)).toEqual([
       'layers.0.mlp.up_proj',

@@ -152,6 +152,7 @@ export function recipeOptions(recipe: Recipe): Omit<PruneModelOptions, 'onProgre
     throw new InvalidArgumentError('method', recipe.method, METHODS.join(', '));
   return {
     method: recipe.method,
+    recipe,
     ...base,
     filter,
     layerPattern,
