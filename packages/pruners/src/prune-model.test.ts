@@ -75,5 +75,11 @@ describe('pruneModel', () => {
     await expect(
       pruneModel(model, calibration(6), { method: 'obs' as 'wanda', sparsity: 0.5 }),
     ).rejects.toThrow(/method/);
+    // 4 tokens for layers with 16 and 32 inputs: too few for the Hessian.
+    const few = [new Tensor('i32', [1, 4], Int32Array.of(1, 2, 3, 4))];
+    await expect(pruneModel(model, few, { method: 'sparsegpt', sparsity: 0.5 })).rejects.toThrow(
+      /too small for the Hessian/,
+    );
+    expect(model.weights).toEqual(before);
   });
 });
