@@ -64,6 +64,8 @@ export type {
   CausalLM,
   HasLinearLayers,
   LinearLayer,
+  SliceableLM,
+  StreamPoint,
   Tokenizer,
 } from './spec.js';
 export { Tensor } from './tensor.js';

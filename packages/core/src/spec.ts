@@ -86,3 +86,40 @@ export interface BlockwiseLM extends CausalLM, HasLinearLayers {
   /** Logits from the hidden states leaving the last block (final norm and the LM head). */
   head(hidden: Tensor<'f32'>): Tensor<'f32'>;
 }
+
+/**
+ * A point of the residual stream of a pre-norm transformer: after the embeddings (the input of block
+ * 0), or inside block `block` after its attention (the MLP norm's input) or after its MLP (the input
+ * of the next block, or of the final norm).
+ */
+export type StreamPoint =
+  | { readonly at: 'embeddings' }
+  | { readonly at: 'attention' | 'mlp'; readonly block: number };
+
+/**
+ * A pre-norm transformer whose residual stream can be rotated and sliced (SliceGPT). After
+ * `foldNorms`, every norm is a weightless RMSNorm (dividing by the original width even when the
+ * stream is narrower), so an orthogonal change of basis of the stream leaves the outputs unchanged.
+ */
+export interface SliceableLM extends BlockwiseLM {
+  /**
+   * Fold each norm's scale (and, for LayerNorm, its centering and shift) into the layers that read
+   * its output, leaving weightless RMSNorms. Outputs are unchanged up to rounding. Idempotent.
+   */
+  foldNorms(): void;
+  /** Width of the residual stream at `point` (the original hidden size until it is sliced). */
+  streamWidth(point: StreamPoint): number;
+  /**
+   * The residual stream of block `index` after its attention half (the MLP norm's input), for block
+   * inputs `hidden` [batch, seq, width]; `runMlpHalf` continues from there to the block's output.
+   */
+  runAttentionHalf(index: number, hidden: Tensor<'f32'>, hook?: CalibrationHook): Tensor<'f32'>;
+  runMlpHalf(index: number, mid: Tensor<'f32'>, hook?: CalibrationHook): Tensor<'f32'>;
+  /**
+   * Re-express the stream at `point` as x' = x Q for `q` [width, kept] with orthonormal columns:
+   * the layers writing to that point are multiplied by Q^T on their outputs, those reading it by Q
+   * on their inputs. With kept < width the stream is sliced to its first `kept` coordinates.
+   * Requires `foldNorms()` first.
+   */
+  rotateStream(point: StreamPoint, q: Tensor<'f32'>): void;
+}

@@ -34,6 +34,11 @@ export interface ModelConfig {
   wordEmbedDim: number;
   bosTokenId?: number;
   eosTokenId?: number;
+  /**
+   * Set once norms are folded (weightless RMSNorms, see `TransformerLM.foldNorms`): the width RMSNorm
+   * divides by, the original hidden size, also after the stream is sliced to `hiddenSize` (SliceGPT).
+   */
+  normWidth?: number;
 }
 
 type Json = Record<string, unknown>;
@@ -150,6 +155,7 @@ export function configFromHf(json: Json): ModelConfig {
       mlpBias: json.mlp_bias === true,
       tieEmbeddings: json.tie_word_embeddings === true,
       wordEmbedDim: hidden,
+      ...(json.rms_norm_width === undefined ? {} : { normWidth: num(json, 'rms_norm_width') }),
       ...ids,
     });
   }
@@ -240,6 +246,7 @@ export function configToHf(c: ModelConfig): Record<string, unknown> {
     tie_word_embeddings: c.tieEmbeddings,
     attention_bias: c.attentionBias,
     mlp_bias: c.mlpBias,
+    ...(c.normWidth === undefined ? {} : { rms_norm_width: c.normWidth }),
     torch_dtype: 'float32',
     ...ids,
   };

@@ -24,5 +24,6 @@ export {
   type LinearKernel,
   referenceKernel,
 } from './runtime/linear.js';
-export { type BlockParams, type ModelParams, type NormParams, TransformerLM } from './runtime/model.js';
+export { TransformerLM } from './runtime/model.js';
+export type { BlockParams, ModelParams, NormParams } from './runtime/params.js';
 export { HfTokenizer } from './tokenizer.js';

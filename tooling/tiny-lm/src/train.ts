@@ -2,7 +2,7 @@
  * Train tiny-lm and write it, as a Hugging Face folder, to packages/models/tiny-lm/:
  *
  *   pnpm --filter @sparsekit/tiny-lm-training build && node tooling/tiny-lm/dist/train.js \
- *     [--steps 1000] [--minutes 50] [--out packages/models/tiny-lm]
+ *     [--steps 1000] [--minutes 50] [--lr 3e-3] [--out packages/models/tiny-lm]
  *
  * Corpus: Moby-Dick (139 chapters), State of the Union addresses (1790-2021) and the Brown corpus
  * (500 texts, tags removed), split by document with seed 1234 (90% train, 5% validation, 5% test).
@@ -35,7 +35,7 @@ const out = resolve(
 );
 const batchSize = 16;
 const seqLen = 128;
-const peakLr = 3e-3;
+const peakLr = Number(option('lr', '3e-3'));
 const warmup = 50;
 const EOT = '<|endoftext|>';
 
@@ -110,7 +110,7 @@ const config: ModelConfig = {
 const { tf, backend } = await loadTfjs();
 const twin = LlamaTwin.init(tf, config, SEED);
 const parameters = twin.variables().reduce((n, v) => n + v.size, 0);
-say({ event: 'model', backend, parameters, config });
+say({ event: 'model', backend, parameters, peakLr, batchSize, seqLen, config });
 
 // Training: random windows of seqLen + 1 tokens.
 const rng = new Rng(SEED);

@@ -6,7 +6,7 @@ import type { SparseMatrix } from '@sparsekit/sparse-formats';
 import type { ModelConfig } from '../config.js';
 import { MissingTensorError } from '../errors.js';
 import { denseMatrix, type KernelRef, Linear } from '../runtime/linear.js';
-import type { BlockParams, ModelParams, NormParams } from '../runtime/model.js';
+import type { BlockParams, ModelParams, NormParams } from '../runtime/params.js';
 
 /** Read access to a checkpoint's tensors, converted to f32. */
 export interface TensorSource {
@@ -187,7 +187,22 @@ export function paramsFromHf(
         () => r.need(`${p}${name}.weight`, [rows, cols]),
         () => (hasBias ? r.need(`${p}${name}.bias`, [rows]) : undefined),
       );
+    const shortcut = (name: string) => {
+      const q = r.get(`${p}${name}_shortcut_Q`, [H, H], true);
+      return q === undefined
+        ? {}
+        : {
+            [`${name === 'attn' ? 'attention' : 'mlp'}Shortcut`]: linear(
+              `${p}${name}_shortcut`,
+              transpose(q, H, H),
+              H,
+              H,
+            ),
+          };
+    };
     blocks.push({
+      ...shortcut('attn'),
+      ...shortcut('mlp'),
       attentionNorm: { weight: r.need(`${p}input_layernorm.weight`, [H]) },
       q: proj('self_attn.q_proj', qOut, H, c.attentionBias),
       k: proj('self_attn.k_proj', kvOut, H, c.attentionBias),
@@ -304,6 +319,15 @@ export function paramsToHf(
     lin(`${n}mlp.down_proj`, b.down);
     norm(`${n}input_layernorm`, b.attentionNorm);
     norm(`${n}post_attention_layernorm`, b.mlpNorm);
+    // SliceGPT's names: x -> x Q, stored as Q [in, out] (our layers hold Q^T).
+    for (const [name, layer] of [
+      ['attn', b.attentionShortcut],
+      ['mlp', b.mlpShortcut],
+    ] as const) {
+      if (layer === undefined) continue;
+      const q = transpose(weightOf(layer), layer.outFeatures, layer.inFeatures);
+      put(`${n}${name}_shortcut_Q`, [layer.inFeatures, layer.outFeatures], q);
+    }
   });
   norm('model.norm', p.finalNorm);
   if (!c.tieEmbeddings) lin('lm_head', p.lmHead);

@@ -1,10 +1,11 @@
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Tensor } from '@sparsekit/core';
+import { InvalidArgumentError, Tensor } from '@sparsekit/core';
 import { writeFileAtomic } from '@sparsekit/core/node';
 import type { SparseMatrix } from '@sparsekit/sparse-formats';
 import { saveSparseSafetensors } from '@sparsekit/sparse-formats/node';
 import { configToHf } from '../config.js';
+import { UnsupportedModelError } from '../errors.js';
 import type { TransformerLM } from '../runtime/model.js';
 import { paramsToHf } from './names.js';
 
@@ -21,6 +22,27 @@ export interface SaveOptions {
 
 /** Write `model` to `dir` (config.json, model.safetensors, tokenizer.json); each file atomically. */
 export async function saveModel(model: TransformerLM, dir: string, options: SaveOptions = {}): Promise<void> {
+  const c = model.config;
+  if (c.normWidth !== undefined && c.family !== 'llama') {
+    throw new UnsupportedModelError(
+      'saving folded norms',
+      `${c.family} checkpoints have no weightless RMSNorm; only llama`,
+    );
+  }
+  const widths = [
+    { at: 'embeddings' } as const,
+    ...model.params.blocks.flatMap((_, block) => [
+      { at: 'attention', block } as const,
+      { at: 'mlp', block } as const,
+    ]),
+  ].map((point) => model.streamWidth(point));
+  if (widths.some((w) => w !== c.hiddenSize)) {
+    throw new InvalidArgumentError(
+      'model',
+      'partially sliced',
+      `every point of the residual stream must have one width to save (widths: ${widths.join(', ')})`,
+    );
+  }
   await mkdir(dir, { recursive: true });
   const packed = options.layout === 'packed';
   const tensors: Record<string, Tensor> = {};

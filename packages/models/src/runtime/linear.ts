@@ -45,17 +45,23 @@ export function kernelRef(kernel: LinearKernel = referenceKernel): KernelRef {
  */
 export class Linear implements LinearLayer {
   private weight: SparseMatrix;
+  private _bias: Float32Array | undefined;
 
   constructor(
     readonly name: string,
     weight: SparseMatrix,
-    readonly bias: Float32Array | undefined,
+    bias: Float32Array | undefined,
     private readonly kernels: KernelRef,
   ) {
     this.weight = weight;
+    this._bias = bias;
     if (bias !== undefined && bias.length !== weight.rows) {
       throw new ShapeMismatchError([weight.rows], [bias.length], `${name} bias`);
     }
+  }
+
+  get bias(): Float32Array | undefined {
+    return this._bias;
   }
 
   get inFeatures(): number {
@@ -86,6 +92,20 @@ export class Linear implements LinearLayer {
     }
     assertFinite(weight.data, `${this.name} weight`);
     this.weight = dense({ rows: this.outFeatures, cols: this.inFeatures, values: weight.data });
+  }
+
+  /**
+   * Replace weight and bias with a dense matrix of any shape: for transforms that change a layer's
+   * width (slicing the residual stream), not for pruning, which keeps shapes.
+   */
+  reshape(values: Float32Array, rows: number, cols: number, bias?: Float32Array): void {
+    if (values.length !== rows * cols)
+      throw new ShapeMismatchError([rows * cols], [values.length], this.name);
+    if (bias !== undefined && bias.length !== rows)
+      throw new ShapeMismatchError([rows], [bias.length], `${this.name} bias`);
+    assertFinite(values, `${this.name} weight`);
+    this.weight = dense({ rows, cols, values });
+    this._bias = bias;
   }
 
   /** Install a packed (or any) matrix of the same shape. */

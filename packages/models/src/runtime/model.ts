@@ -6,6 +6,8 @@ import {
   type ProgressOptions,
   reportProgress,
   ShapeMismatchError,
+  type SliceableLM,
+  type StreamPoint,
   Tensor,
 } from '@sparsekit/core';
 import { type ModelConfig, validateConfig } from '../config.js';
@@ -13,60 +15,29 @@ import { attend } from './attention.js';
 import { KvCache } from './kv-cache.js';
 import type { KernelRef, Linear, LinearKernel } from './linear.js';
 import { activate, addInPlace, layerNorm, mulInPlace, rmsNorm, ropeTables } from './ops.js';
-
-export interface NormParams {
-  weight: Float32Array;
-  bias?: Float32Array;
-}
-
-/** One decoder block. Names follow Llama: q/k/v/o_proj, gate/up/down_proj (GPT-2's c_fc is `up`). */
-export interface BlockParams {
-  /** Before attention (pre-norm) or after the attention residual (post-norm). */
-  attentionNorm: NormParams;
-  q: Linear;
-  k: Linear;
-  v: Linear;
-  o: Linear;
-  mlpNorm: NormParams;
-  gate?: Linear;
-  up: Linear;
-  down: Linear;
-}
-
-export interface ModelParams {
-  /** [vocab, wordEmbedDim] */
-  embedTokens: Float32Array;
-  /** Learned positions [maxPositions + positionOffset, hidden]. */
-  embedPositions?: Float32Array;
-  projectIn?: Linear;
-  projectOut?: Linear;
-  blocks: BlockParams[];
-  finalNorm?: NormParams;
-  /** [vocab, wordEmbedDim]; for tied embeddings a dense view of embedTokens. */
-  lmHead: Linear;
-}
+import type { BlockParams, ModelParams, NormParams } from './params.js';
+import { embeddingWidth, foldNorms, rotateStream, streamWidth } from './slicing.js';
 
 /**
  * A decoder-only transformer (GPT-2, OPT and Llama blocks) on typed arrays. Linear layers run on the
  * kernel of their weight's format, so a layer packed as CSR, N:M or bitmask runs sparse.
  */
-export class TransformerLM implements BlockwiseLM, Calibratable {
+export class TransformerLM implements BlockwiseLM, SliceableLM, Calibratable {
   readonly vocabSize: number;
   readonly maxSequenceLength: number;
-  readonly hiddenSize: number;
   readonly numBlocks: number;
+  private cfg: ModelConfig;
   private readonly rope: { cos: Float32Array; sin: Float32Array } | undefined;
 
   /** `kernels` is shared with the model's Linear layers (see `kernelRef`). */
   constructor(
-    readonly config: ModelConfig,
+    config: ModelConfig,
     readonly params: ModelParams,
     private readonly kernels: KernelRef,
   ) {
-    validateConfig(config);
+    this.cfg = validateConfig(config);
     this.vocabSize = config.vocabSize;
     this.maxSequenceLength = config.maxPositions;
-    this.hiddenSize = config.hiddenSize;
     this.numBlocks = config.numLayers;
     if (params.blocks.length !== config.numLayers) {
       throw new ShapeMismatchError([config.numLayers], [params.blocks.length], 'blocks');
@@ -75,6 +46,28 @@ export class TransformerLM implements BlockwiseLM, Calibratable {
       config.positions === 'rotary'
         ? ropeTables(config.maxPositions, config.headDim, config.ropeTheta)
         : undefined;
+  }
+
+  /** The architecture; `hiddenSize` follows the stream once it is sliced. */
+  get config(): ModelConfig {
+    return this.cfg;
+  }
+
+  /** Width of the hidden states entering block 0. */
+  get hiddenSize(): number {
+    return embeddingWidth(this.cfg, this.params);
+  }
+
+  foldNorms(): void {
+    this.cfg = foldNorms(this.cfg, this.params);
+  }
+
+  streamWidth(point: StreamPoint): number {
+    return streamWidth(this.cfg, this.params, point);
+  }
+
+  rotateStream(point: StreamPoint, q: Tensor<'f32'>): void {
+    this.cfg = rotateStream(this.cfg, this.params, point, q, this.kernels);
   }
 
   /** What runs the linear layers: the reference kernels, or e.g. a wasm backend. */
@@ -116,12 +109,12 @@ export class TransformerLM implements BlockwiseLM, Calibratable {
     if (batch !== cache.batch) throw new ShapeMismatchError([cache.batch], [batch], 'batch (cache)');
     cache.reserve(seq);
     let hidden = this.embedAt(tokenIds, cache.length);
-    for (let i = 0; i < this.numBlocks; i++) hidden = this.blockForward(i, hidden, batch, seq, cache, hook);
+    for (let i = 0; i < this.numBlocks; i++) {
+      hidden = this.mlpHalf(i, this.attentionHalf(i, hidden, batch, seq, cache, hook, i), batch * seq, hook);
+    }
     cache.length += seq;
-    return this.head(new Tensor('f32', [batch, seq, this.hiddenSize], hidden)).reshape([
-      batch * seq,
-      this.vocabSize,
-    ]);
+    const width = hidden.length / (batch * seq);
+    return this.head(new Tensor('f32', [batch, seq, width], hidden)).reshape([batch * seq, this.vocabSize]);
   }
 
   embed(tokenIds: Tensor<'i32'>): Tensor<'f32'> {
@@ -130,22 +123,27 @@ export class TransformerLM implements BlockwiseLM, Calibratable {
   }
 
   runBlock(index: number, hidden: Tensor<'f32'>, hook?: CalibrationHook): Tensor<'f32'> {
-    const [batch, seq, width] = hidden.shape as [number, number, number];
-    if (hidden.shape.length !== 3 || width !== this.hiddenSize) {
-      throw new InvalidArgumentError(
-        'hidden shape',
-        hidden.shape,
-        `must be [batch, seq, ${this.hiddenSize}]`,
-      );
-    }
+    return this.runMlpHalf(index, this.runAttentionHalf(index, hidden, hook), hook);
+  }
+
+  runAttentionHalf(index: number, hidden: Tensor<'f32'>, hook?: CalibrationHook): Tensor<'f32'> {
+    this.block(index);
+    const input: StreamPoint = index === 0 ? { at: 'embeddings' } : { at: 'mlp', block: index - 1 };
+    const [batch, seq] = this.checkHidden(hidden, this.streamWidth(input));
     const cache = new KvCache(1, batch, this.config.numKvHeads, seq, this.config.headDim);
-    const out = this.blockForward(index, hidden.data.slice(), batch, seq, cache, hook, 0);
-    return new Tensor('f32', [batch, seq, width], out);
+    const mid = this.attentionHalf(index, hidden.data.slice(), batch, seq, cache, hook, 0);
+    return new Tensor('f32', [batch, seq, mid.length / (batch * seq)], mid);
+  }
+
+  runMlpHalf(index: number, mid: Tensor<'f32'>, hook?: CalibrationHook): Tensor<'f32'> {
+    const [batch, seq] = this.checkHidden(mid, this.streamWidth({ at: 'attention', block: index }));
+    const out = this.mlpHalf(index, mid.data.slice(), batch * seq, hook);
+    return new Tensor('f32', [batch, seq, out.length / (batch * seq)], out);
   }
 
   head(hidden: Tensor<'f32'>): Tensor<'f32'> {
     const p = this.params;
-    const tokens = hidden.size / this.hiddenSize;
+    const tokens = hidden.size / hidden.shape.at(-1)!;
     let h = hidden.data;
     if (p.finalNorm !== undefined) h = this.norm(h, p.finalNorm);
     if (p.projectOut !== undefined) h = p.projectOut.forward(h, tokens);
@@ -176,6 +174,13 @@ export class TransformerLM implements BlockwiseLM, Calibratable {
     return b;
   }
 
+  private checkHidden(hidden: Tensor<'f32'>, width: number): [number, number] {
+    if (hidden.shape.length !== 3 || hidden.shape[2] !== width) {
+      throw new InvalidArgumentError('hidden shape', hidden.shape, `must be [batch, seq, ${width}]`);
+    }
+    return [hidden.shape[0]!, hidden.shape[1]!];
+  }
+
   private checkTokens(tokenIds: Tensor<'i32'>): [number, number] {
     if (tokenIds.shape.length !== 2) {
       throw new InvalidArgumentError('token ids shape', tokenIds.shape, 'must be [batch, seq]');
@@ -201,7 +206,7 @@ export class TransformerLM implements BlockwiseLM, Calibratable {
     const c = this.config;
     const p = this.params;
     const [batch, seq] = tokenIds.shape as [number, number];
-    const width = c.wordEmbedDim;
+    const width = p.embedTokens.length / c.vocabSize;
     let h: Float32Array = new Float32Array(batch * seq * width);
     for (let t = 0; t < batch * seq; t++) {
       const id = tokenIds.data[t]!;
@@ -209,7 +214,7 @@ export class TransformerLM implements BlockwiseLM, Calibratable {
     }
     if (p.projectIn !== undefined) h = p.projectIn.forward(h, batch * seq);
     if (p.embedPositions !== undefined) {
-      const hidden = c.hiddenSize;
+      const hidden = h.length / (batch * seq);
       for (let t = 0; t < batch * seq; t++) {
         const row = (start + (t % seq) + c.positionOffset) * hidden;
         for (let i = 0; i < hidden; i++) h[t * hidden + i]! += p.embedPositions[row + i]!;
@@ -220,49 +225,63 @@ export class TransformerLM implements BlockwiseLM, Calibratable {
 
   private norm(x: Float32Array, n: NormParams): Float32Array {
     const c = this.config;
+    const width = n.weight.length;
     return c.norm === 'rmsnorm'
-      ? rmsNorm(x, c.hiddenSize, n.weight, c.normEps)
-      : layerNorm(x, c.hiddenSize, n.weight, n.bias, c.normEps);
+      ? rmsNorm(x, width, n.weight, c.normEps, undefined, c.normWidth ?? width)
+      : layerNorm(x, width, n.weight, n.bias, c.normEps);
   }
 
-  private blockForward(
+  private run(layer: Linear, x: Float32Array, tokens: number, hook: CalibrationHook | undefined) {
+    hook?.(layer, new Tensor('f32', [tokens, layer.inFeatures], x));
+    return layer.forward(x, tokens);
+  }
+
+  /** Block `index` up to its attention residual (plus the post-norm, in post-norm models). */
+  private attentionHalf(
     index: number,
     hidden: Float32Array,
     batch: number,
     seq: number,
     cache: KvCache,
     hook: CalibrationHook | undefined,
-    cacheLayer = index,
+    cacheLayer: number,
   ): Float32Array {
     const b = this.block(index);
     const tokens = batch * seq;
-    const run = (layer: Linear, x: Float32Array) => {
-      hook?.(layer, new Tensor('f32', [tokens, layer.inFeatures], x));
-      return layer.forward(x, tokens);
-    };
     const pre = this.config.preNorm;
-    // Attention.
     const a = pre ? this.norm(hidden, b.attentionNorm) : hidden;
     const attended = attend(
       this.config,
       cacheLayer,
-      run(b.q, a),
-      run(b.k, a),
-      run(b.v, a),
+      this.run(b.q, a, tokens, hook),
+      this.run(b.k, a, tokens, hook),
+      this.run(b.v, a, tokens, hook),
       batch,
       seq,
       cache,
       this.rope,
     );
-    let h = addInPlace(hidden, run(b.o, attended));
-    if (!pre) h = this.norm(h, b.attentionNorm);
-    // MLP.
+    const residual = b.attentionShortcut?.forward(hidden, tokens) ?? hidden;
+    const h = addInPlace(residual, this.run(b.o, attended, tokens, hook));
+    return pre ? h : this.norm(h, b.attentionNorm);
+  }
+
+  /** The rest of block `index`: the MLP and its residual. */
+  private mlpHalf(
+    index: number,
+    h: Float32Array,
+    tokens: number,
+    hook: CalibrationHook | undefined,
+  ): Float32Array {
+    const b = this.block(index);
+    const pre = this.config.preNorm;
     const m = pre ? this.norm(h, b.mlpNorm) : h;
-    const gate = b.gate === undefined ? undefined : activate(run(b.gate, m), this.config.activation);
-    const up = run(b.up, m);
+    const gate =
+      b.gate === undefined ? undefined : activate(this.run(b.gate, m, tokens, hook), this.config.activation);
+    const up = this.run(b.up, m, tokens, hook);
     const inner = gate === undefined ? activate(up, this.config.activation) : mulInPlace(gate, up);
-    h = addInPlace(h, run(b.down, inner));
-    if (!pre) h = this.norm(h, b.mlpNorm);
-    return h;
+    const residual = b.mlpShortcut?.forward(h, tokens) ?? h;
+    const out = addInPlace(residual, this.run(b.down, inner, tokens, hook));
+    return pre ? out : this.norm(out, b.mlpNorm);
   }
 }

@@ -30,18 +30,22 @@ export function layerNorm(
   return out;
 }
 
-/** RMSNorm of each row (Llama): x / sqrt(mean(x^2) + eps) * weight. */
+/**
+ * RMSNorm of each row (Llama): x / sqrt(sum(x^2) / divisor + eps) * weight, where the divisor is the
+ * width unless given (a sliced residual stream keeps dividing by its original width, as SliceGPT does).
+ */
 export function rmsNorm(
   x: Float32Array,
   width: number,
   weight: Float32Array,
   eps: number,
   out = new Float32Array(x.length),
+  divisor = width,
 ): Float32Array {
   for (let r = 0; r < x.length; r += width) {
     let squares = 0;
     for (let i = 0; i < width; i++) squares += x[r + i]! * x[r + i]!;
-    const scale = 1 / Math.sqrt(squares / width + eps);
+    const scale = 1 / Math.sqrt(squares / divisor + eps);
     for (let i = 0; i < width; i++) out[r + i] = Math.fround(x[r + i]! * scale) * weight[i]!;
   }
   return out;

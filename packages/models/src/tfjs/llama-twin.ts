@@ -8,7 +8,7 @@ import { InvalidArgumentError, type Tensor } from '@sparsekit/core';
 import type * as TF from '@tensorflow/tfjs-core';
 import type { ModelConfig } from '../config.js';
 import { denseMatrix, type KernelRef, Linear } from '../runtime/linear.js';
-import type { ModelParams } from '../runtime/model.js';
+import type { ModelParams } from '../runtime/params.js';
 
 type Tfjs = typeof TF;
 
