@@ -122,4 +122,8 @@ export interface SliceableLM extends BlockwiseLM {
    * Requires `foldNorms()` first.
    */
   rotateStream(point: StreamPoint, q: Tensor<'f32'>): void;
+  /** Every parameter of the model (shortcut matrices included), to report what slicing saved. */
+  parameterCount(): number;
+  /** Capture the parameters; the returned function puts them back (for all-or-nothing edits). */
+  checkpoint(): () => void;
 }

@@ -39,6 +39,8 @@ export interface ModelConfig {
    * divides by, the original hidden size, also after the stream is sliced to `hiddenSize` (SliceGPT).
    */
   normWidth?: number;
+  /** Width of the stream after the last block when it differs from `hiddenSize` (SliceGPT, head not sliced). */
+  outputWidth?: number;
 }
 
 type Json = Record<string, unknown>;
@@ -156,6 +158,7 @@ export function configFromHf(json: Json): ModelConfig {
       tieEmbeddings: json.tie_word_embeddings === true,
       wordEmbedDim: hidden,
       ...(json.rms_norm_width === undefined ? {} : { normWidth: num(json, 'rms_norm_width') }),
+      ...(json.output_hidden_size === undefined ? {} : { outputWidth: num(json, 'output_hidden_size') }),
       ...ids,
     });
   }
@@ -247,6 +250,7 @@ export function configToHf(c: ModelConfig): Record<string, unknown> {
     attention_bias: c.attentionBias,
     mlp_bias: c.mlpBias,
     ...(c.normWidth === undefined ? {} : { rms_norm_width: c.normWidth }),
+    ...(c.outputWidth === undefined ? {} : { output_hidden_size: c.outputWidth }),
     torch_dtype: 'float32',
     ...ids,
   };

@@ -16,6 +16,13 @@ export {
   randomPrune,
 } from './methods/global.js';
 export { type MagnitudeOptions, magnitude } from './methods/magnitude.js';
+export {
+  type SliceGptOptions,
+  type SliceGptReport,
+  type SlicePointReport,
+  slicedWidth,
+  sliceGpt,
+} from './methods/slicegpt.js';
 export { type PruneResult, type SparseGptOptions, sparseGpt } from './methods/sparsegpt.js';
 export {
   pruneBlocks,

@@ -23,3 +23,24 @@ export function transposeDense(a: ArrayLike<number>, rows: number, cols: number)
   for (let i = 0; i < rows; i++) for (let j = 0; j < cols; j++) t[j * rows + i] = a[i * cols + j]!;
   return t;
 }
+
+/**
+ * The first `kept` columns of a random orthogonal n x n matrix, row-major [n, kept] (Gram-Schmidt
+ * on samples of `normal`, a standard normal sampler such as a seeded `Rng`'s).
+ */
+export function randomOrthonormal(normal: () => number, n: number, kept: number): Float32Array {
+  const cols: Float64Array[] = [];
+  while (cols.length < kept) {
+    const v = Float64Array.from({ length: n }, normal);
+    for (const c of cols) {
+      let d = 0;
+      for (let i = 0; i < n; i++) d += c[i]! * v[i]!;
+      for (let i = 0; i < n; i++) v[i]! -= d * c[i]!;
+    }
+    const norm = Math.hypot(...v);
+    if (norm > 1e-6) cols.push(v.map((x) => x / norm));
+  }
+  const q = new Float32Array(n * kept);
+  for (let i = 0; i < n; i++) for (let j = 0; j < kept; j++) q[i * kept + j] = cols[j]![i]!;
+  return q;
+}

@@ -1,3 +1,3 @@
 export { type AllcloseOptions, type AllcloseReport, allclose } from './allclose.js';
-export { denseMatmul, transposeDense } from './dense.js';
+export { denseMatmul, randomOrthonormal, transposeDense } from './dense.js';
 export { fixturePath, readFixture } from './fixtures.js';

@@ -177,8 +177,10 @@ export function paramsFromHf(
   }
   // llama
   const r = new Reader(source, ['model.']);
+  const O = c.outputWidth ?? H;
   for (let i = 0; i < c.numLayers; i++) {
     const p = `layers.${i}.`;
+    const out = i === c.numLayers - 1 ? O : H;
     const proj = (name: string, rows: number, cols: number, hasBias: boolean) =>
       lazy(
         `${p}${name}`,
@@ -187,18 +189,12 @@ export function paramsFromHf(
         () => r.need(`${p}${name}.weight`, [rows, cols]),
         () => (hasBias ? r.need(`${p}${name}.bias`, [rows]) : undefined),
       );
-    const shortcut = (name: string) => {
-      const q = r.get(`${p}${name}_shortcut_Q`, [H, H], true);
-      return q === undefined
-        ? {}
-        : {
-            [`${name === 'attn' ? 'attention' : 'mlp'}Shortcut`]: linear(
-              `${p}${name}_shortcut`,
-              transpose(q, H, H),
-              H,
-              H,
-            ),
-          };
+    const shortcut = (name: 'attn' | 'mlp') => {
+      const cols = name === 'attn' ? H : out;
+      const q = r.get(`${p}${name}_shortcut_Q`, [H, cols], true);
+      if (q === undefined) return {};
+      const layer = linear(`${p}${name}_shortcut`, transpose(q, H, cols), cols, H);
+      return name === 'attn' ? { attentionShortcut: layer } : { mlpShortcut: layer };
     };
     blocks.push({
       ...shortcut('attn'),
@@ -211,18 +207,18 @@ export function paramsFromHf(
       mlpNorm: { weight: r.need(`${p}post_attention_layernorm.weight`, [H]) },
       gate: proj('mlp.gate_proj', I, H, c.mlpBias),
       up: proj('mlp.up_proj', I, H, c.mlpBias),
-      down: proj('mlp.down_proj', H, I, c.mlpBias),
+      down: proj('mlp.down_proj', out, I, c.mlpBias),
     });
   }
   const embedTokens = r.need('embed_tokens.weight', [c.vocabSize, H]);
   const head = c.tieEmbeddings
     ? embedTokens
-    : new Reader(source, ['']).need('lm_head.weight', [c.vocabSize, H]);
+    : new Reader(source, ['']).need('lm_head.weight', [c.vocabSize, O]);
   return {
     embedTokens,
     blocks,
-    finalNorm: { weight: r.need('norm.weight', [H]) },
-    lmHead: linear('lm_head', head, c.vocabSize, H),
+    finalNorm: { weight: r.need('norm.weight', [O]) },
+    lmHead: linear('lm_head', head, c.vocabSize, O),
   };
 }
 

@@ -36,6 +36,7 @@ export async function saveModel(model: TransformerLM, dir: string, options: Save
       { at: 'mlp', block } as const,
     ]),
   ].map((point) => model.streamWidth(point));
+  widths.pop(); // the last block's output (the head's input) may keep another width
   if (widths.some((w) => w !== c.hiddenSize)) {
     throw new InvalidArgumentError(
       'model',

@@ -108,6 +108,15 @@ export class Linear implements LinearLayer {
     this._bias = bias;
   }
 
+  /** Capture weight and bias; the returned function reinstates them (whatever happened since). */
+  checkpoint(): () => void {
+    const [weight, bias] = [this.weight, this._bias];
+    return () => {
+      this.weight = weight;
+      this._bias = bias;
+    };
+  }
+
   /** Install a packed (or any) matrix of the same shape. */
   setMatrix(matrix: SparseMatrix): void {
     if (matrix.rows !== this.outFeatures || matrix.cols !== this.inFeatures) {

@@ -13,7 +13,7 @@ import {
 import { type ModelConfig, validateConfig } from '../config.js';
 import { attend } from './attention.js';
 import { KvCache } from './kv-cache.js';
-import type { KernelRef, Linear, LinearKernel } from './linear.js';
+import { type KernelRef, Linear, type LinearKernel } from './linear.js';
 import { activate, addInPlace, layerNorm, mulInPlace, rmsNorm, ropeTables } from './ops.js';
 import type { BlockParams, ModelParams, NormParams } from './params.js';
 import { embeddingWidth, foldNorms, rotateStream, streamWidth } from './slicing.js';
@@ -68,6 +68,41 @@ export class TransformerLM implements BlockwiseLM, SliceableLM, Calibratable {
 
   rotateStream(point: StreamPoint, q: Tensor<'f32'>): void {
     this.cfg = rotateStream(this.cfg, this.params, point, q, this.kernels);
+  }
+
+  parameterCount(): number {
+    const p = this.params;
+    const linear = (l: Linear | undefined) =>
+      l === undefined ? 0 : l.inFeatures * l.outFeatures + (l.bias?.length ?? 0);
+    const norm = (n: NormParams | undefined) =>
+      n === undefined ? 0 : n.weight.length + (n.bias?.length ?? 0);
+    let count = p.embedTokens.length + (p.embedPositions?.length ?? 0) + norm(p.finalNorm);
+    count += linear(p.projectIn) + linear(p.projectOut) + (this.cfg.tieEmbeddings ? 0 : linear(p.lmHead));
+    for (const b of p.blocks) {
+      count += norm(b.attentionNorm) + norm(b.mlpNorm);
+      for (const l of [b.q, b.k, b.v, b.o, b.gate, b.up, b.down, b.attentionShortcut, b.mlpShortcut])
+        count += linear(l);
+    }
+    return count;
+  }
+
+  checkpoint(): () => void {
+    const p = this.params;
+    const cfg = this.cfg;
+    const arrays = { embedTokens: p.embedTokens, embedPositions: p.embedPositions, finalNorm: p.finalNorm };
+    const blocks = p.blocks.map((b) => ({ ...b }));
+    const layers = [p.lmHead, p.projectIn, p.projectOut, ...p.blocks.flatMap((b) => Object.values(b))]
+      .filter((l): l is Linear => l instanceof Linear)
+      .map((l) => l.checkpoint());
+    return () => {
+      this.cfg = cfg;
+      Object.assign(p, arrays);
+      p.blocks.forEach((b, i) => {
+        for (const key of Object.keys(b) as (keyof BlockParams)[]) if (!(key in blocks[i]!)) delete b[key];
+        Object.assign(b, blocks[i]);
+      });
+      for (const restore of layers) restore();
+    };
   }
 
   /** What runs the linear layers: the reference kernels, or e.g. a wasm backend. */

@@ -2,6 +2,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { InvalidArgumentError, Rng, type StreamPoint, Tensor } from '@sparsekit/core';
+import { randomOrthonormal } from '@sparsekit/test-utils';
 import { describe, expect, it } from 'vitest';
 import { UnsupportedModelError } from '../errors.js';
 import { hfTinyDir, hfTinyExpected } from '../hf/hf-tiny.test-util.js';
@@ -9,22 +10,14 @@ import { loadHfModel } from '../hf/load.js';
 import { saveModel } from '../hf/save.js';
 import type { TransformerLM } from './model.js';
 
-/** Columns 0..kept of a random orthogonal [n, n] matrix (Gram-Schmidt on normal samples). */
+/** Columns 0..kept of a random orthogonal [n, n] matrix. */
 function randomBasis(n: number, kept: number, seed: number): Tensor<'f32'> {
   const rng = new Rng(seed);
-  const cols: Float64Array[] = [];
-  while (cols.length < kept) {
-    const v = Float64Array.from(rng.normalArray(n));
-    for (const c of cols) {
-      const d = c.reduce((s, x, i) => s + x * v[i]!, 0);
-      for (let i = 0; i < n; i++) v[i]! -= d * c[i]!;
-    }
-    const norm = Math.hypot(...v);
-    cols.push(v.map((x) => x / norm));
-  }
-  const q = new Float32Array(n * kept);
-  for (let i = 0; i < n; i++) for (let j = 0; j < kept; j++) q[i * kept + j] = cols[j]![i]!;
-  return new Tensor('f32', [n, kept], q);
+  return new Tensor(
+    'f32',
+    [n, kept],
+    randomOrthonormal(() => rng.normal(), n, kept),
+  );
 }
 
 function points(model: TransformerLM): StreamPoint[] {
@@ -119,13 +112,20 @@ describe('slicing the stream (llama)', () => {
     });
   });
 
-  it('saves and loads a sliced model (shortcuts and the norm width travel with it)', async () => {
+  it.each([
+    ['every point sliced', true],
+    ['the head kept at full width', false],
+  ])('saves and loads a sliced model, %s (shortcuts and widths travel with it)', async (_, sliceHead) => {
     const { model } = await loadHfModel(hfTinyDir('llama'));
     const ids = tokensOf('llama');
     model.foldNorms();
-    points(model).forEach((p, i) => {
-      model.rotateStream(p, randomBasis(model.streamWidth(p), model.streamWidth(p) - 8, 70 + i));
+    const all = points(model);
+    all.forEach((p, i) => {
+      const width = model.streamWidth(p);
+      const last = i === all.length - 1;
+      model.rotateStream(p, randomBasis(width, last && !sliceHead ? width : width - 8, 70 + i));
     });
+    expect(model.config.outputWidth).toBe(sliceHead ? undefined : model.config.normWidth);
     const want = model.logits(ids).data;
     const dir = await mkdtemp(join(tmpdir(), 'sliced-'));
     try {
@@ -133,6 +133,7 @@ describe('slicing the stream (llama)', () => {
       const { model: loaded } = await loadHfModel(dir);
       expect(loaded.config.hiddenSize).toBe(model.hiddenSize);
       expect(loaded.config.normWidth).toBe(model.config.normWidth);
+      expect(loaded.config.outputWidth).toBe(model.config.outputWidth);
       expect(loaded.logits(ids).data).toAllClose(want, { atol: 1e-5, rtol: 0 });
     } finally {
       await rm(dir, { recursive: true, force: true });
@@ -168,5 +169,26 @@ describe('slicing the stream (llama)', () => {
     const { model } = await loadHfModel(hfTinyDir('opt'));
     (model.config as { preNorm: boolean }).preNorm = false;
     expect(() => model.foldNorms()).toThrow(UnsupportedModelError);
+  });
+});
+
+describe('checkpoint', () => {
+  it('restores every parameter, shapes and config after folding and slicing', async () => {
+    const { model } = await loadHfModel(hfTinyDir('llama'));
+    const ids = tokensOf('llama');
+    const before = model.logits(ids).data;
+    const count = model.parameterCount();
+    const config = model.config;
+    const restore = model.checkpoint();
+    model.foldNorms();
+    points(model).forEach((p, i) => {
+      model.rotateStream(p, randomBasis(model.streamWidth(p), model.streamWidth(p) - 8, 90 + i));
+    });
+    expect(model.parameterCount()).toBeLessThan(count);
+    restore();
+    expect(model.config).toBe(config);
+    expect(model.parameterCount()).toBe(count);
+    expect(model.params.blocks[0]!.attentionShortcut).toBeUndefined();
+    expect(model.logits(ids).data).toEqual(before);
   });
 });

@@ -234,8 +234,15 @@ export function rotateStream(
     rotateReader(p.lmHead, q);
     if (p.finalNorm !== undefined) p.finalNorm = { weight: ones(kept) };
   }
+  // The config follows once the stream has one width (the last block's output may differ: head not sliced).
   const widths = [embeddingWidth(config, p), ...blocks.flatMap((b) => [b.o.outFeatures, b.down.outFeatures])];
-  return widths.every((w) => w === widths[0])
-    ? { ...config, hiddenSize: widths[0]!, wordEmbedDim: widths[0]! }
-    : config;
+  const output = widths.pop()!;
+  if (!widths.every((w) => w === widths[0])) return config;
+  const { outputWidth: _, ...rest } = config;
+  return {
+    ...rest,
+    hiddenSize: widths[0]!,
+    wordEmbedDim: widths[0]!,
+    ...(output === widths[0] ? {} : { outputWidth: output }),
+  };
 }
