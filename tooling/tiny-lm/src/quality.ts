@@ -2,18 +2,29 @@
  * Perplexity of tiny-lm on its test text after one-shot pruning, every method and pattern of the
  * pruners README, measured in one run:
  *
- *   node tooling/tiny-lm/dist/quality.js [--model DIR] [--calib-windows 32] [--out bench-results/pruning-quality.json]
+ *   node tooling/tiny-lm/dist/quality.js [--model DIR] [--calib-windows 32] [--only REGEX]
+ *     [--no-sweep] [--out bench-results/pruning-quality.json]
  *
  * Calibration: `--calib-windows` windows of 128 tokens from tiny-lm/calibration.txt. Evaluation:
- * the SparseGPT protocol (windows of 128 tokens) over tiny-lm/test.txt.
+ * the SparseGPT protocol (windows of 128 tokens) over tiny-lm/test.txt. Also runs the 50% / 4:8 /
+ * 2:4 rows on tiny-lm with planted outlier channels (same function; see outliers.ts), records the
+ * input-feature statistics of both, and writes the JSON plus a Markdown table next to it.
  */
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { Tensor } from '@sparsekit/core';
 import { perplexity } from '@sparsekit/eval-harness';
+import type { TransformerLM } from '@sparsekit/models';
 import { loadHfModel, tinyLmPath } from '@sparsekit/models/node';
-import { essentialSparsity, type PruneModelOptions, pruneModel } from '@sparsekit/pruners';
+import {
+  essentialSparsity,
+  type PruneModelOptions,
+  pruneModel,
+  type SliceGptReport,
+  sliceGpt,
+} from '@sparsekit/pruners';
 import { createWasmBackend } from '@sparsekit/sparse-formats';
+import { plantOutlierChannels } from './outliers.js';
 
 function option(name: string, fallback: string): string {
   const i = process.argv.indexOf(`--${name}`);
@@ -28,58 +39,131 @@ const testText = readFileSync(join(tinyLmPath(), 'test.txt'), 'utf8');
 const calibText = readFileSync(join(tinyLmPath(), 'calibration.txt'), 'utf8');
 const backend = await createWasmBackend();
 
-type Config = { label: string; options?: Omit<PruneModelOptions, 'onProgress'> };
-const configs: Config[] = [{ label: 'dense' }];
-for (const method of ['magnitude', 'wanda', 'sparsegpt'] as const) {
-  configs.push({ label: `${method} 50%`, options: { method, sparsity: 0.5 } });
-  configs.push({ label: `${method} 4:8`, options: { method, n: 4, m: 8 } });
-  configs.push({ label: `${method} 2:4`, options: { method, n: 2, m: 4 } });
-}
-for (const method of ['wanda', 'sparsegpt'] as const) {
-  for (const s of [0.6, 0.7, 0.8])
-    configs.push({ label: `${method} ${s * 100}%`, options: { method, sparsity: s } });
+type Config = {
+  label: string;
+  model: 'tiny-lm' | 'tiny-lm + outlier channels';
+  prune?: Omit<PruneModelOptions, 'onProgress'>;
+  slice?: number;
+};
+const configs: Config[] = [];
+for (const model of ['tiny-lm', 'tiny-lm + outlier channels'] as const) {
+  configs.push({ label: 'dense', model });
+  for (const method of ['magnitude', 'wanda', 'sparsegpt'] as const) {
+    configs.push({ label: `${method} 50%`, model, prune: { method, sparsity: 0.5 } });
+    configs.push({ label: `${method} 4:8`, model, prune: { method, n: 4, m: 8 } });
+    configs.push({ label: `${method} 2:4`, model, prune: { method, n: 2, m: 4 } });
+  }
+  if (model !== 'tiny-lm') continue;
+  for (const method of ['wanda', 'sparsegpt'] as const) {
+    for (const s of [0.6, 0.7, 0.8])
+      configs.push({ label: `${method} ${Math.round(s * 100)}%`, model, prune: { method, sparsity: s } });
+  }
+  for (const s of [0.1, 0.2, 0.3])
+    configs.push({ label: `slicegpt ${Math.round(s * 100)}%`, model, slice: s });
 }
 
+/** sqrt(max / median) of the mean squared input feature, per layer kind, over the calibration batches. */
+function inputOutlierRatios(model: TransformerLM, batches: Tensor<'i32'>[]): Record<string, number> {
+  const sums = new Map<string, Float64Array>();
+  for (const b of batches) {
+    model.forward(b, model.createCache(b.shape[0]!), (layer, x) => {
+      const s = sums.get(layer.name) ?? new Float64Array(layer.inFeatures);
+      for (let i = 0; i < x.size; i++) s[i % layer.inFeatures]! += x.data[i]! ** 2;
+      sums.set(layer.name, s);
+    });
+  }
+  const byKind = new Map<string, number[]>();
+  for (const [name, s] of sums) {
+    const sorted = [...s].sort((a, b) => a - b);
+    const kind = name.split('.').at(-1)!;
+    byKind.set(kind, [...(byKind.get(kind) ?? []), Math.sqrt(sorted.at(-1)! / sorted[sorted.length >> 1]!)]);
+  }
+  return Object.fromEntries([...byKind].map(([k, v]) => [k, Math.max(...v)]));
+}
+
+const only = new RegExp(option('only', '.'));
+
 const rows: Array<Record<string, unknown>> = [];
-for (const config of configs) {
+const outlierStats: Record<string, Record<string, number>> = {};
+for (const config of configs.filter((c) => only.test(`${c.model} ${c.label}`))) {
   const { model, tokenizer } = await loadHfModel(dir, { kernel: backend });
+  if (config.model !== 'tiny-lm') plantOutlierChannels(model);
   const calibIds = tokenizer!.encode(calibText);
   const batches: Tensor<'i32'>[] = [];
   for (let w = 0; w < calibWindows && (w + 1) * 128 <= calibIds.length; w++) {
     batches.push(new Tensor('i32', [1, 128], Int32Array.from(calibIds.slice(w * 128, (w + 1) * 128))));
   }
+  if (config.label === 'dense') outlierStats[config.model] = inputOutlierRatios(model, batches);
+  const parameters = model.parameterCount();
   let report: Awaited<ReturnType<typeof pruneModel>> | undefined;
-  if (config.options !== undefined) report = await pruneModel(model, batches, config.options);
+  let sliced: SliceGptReport | undefined;
+  if (config.prune !== undefined) report = await pruneModel(model, batches, config.prune);
+  // roundTo 1: on a 128-wide model the reference's multiples of 8 would turn 10% into 12.5%.
+  if (config.slice !== undefined)
+    sliced = await sliceGpt(model, batches, { sparsity: config.slice, roundTo: 1 });
   const ppl = await perplexity(model, tokenizer!, testText, { maxLength: 128 });
   const perLayer =
     report === undefined ? 0 : report.layers.reduce((s, l) => s + l.seconds, 0) / report.layers.length;
+  const seconds = report?.seconds ?? sliced?.seconds ?? 0;
   rows.push({
+    model: config.model,
     config: config.label,
     sparsity: report?.sparsity ?? 0,
+    ...(sliced === undefined
+      ? {}
+      : { slicedWidth: sliced.slicedWidth, parameters: sliced.parameters, denseParameters: parameters }),
     perplexity: ppl.perplexity,
-    pruneSeconds: report?.seconds ?? 0,
+    seconds,
     secondsPerLayer: perLayer,
     protocol: ppl.protocol,
   });
+  const what =
+    sliced === undefined
+      ? `sparsity ${((report?.sparsity ?? 0) * 100).toFixed(1).padStart(5)}%`
+      : `width ${sliced.slicedWidth}, params ${((100 * sliced.parameters.after) / parameters).toFixed(0)}% of dense`;
   console.log(
-    `${config.label.padEnd(16)} sparsity ${((report?.sparsity ?? 0) * 100).toFixed(1).padStart(5)}%  ppl ${ppl.perplexity.toFixed(2).padStart(8)}  prune ${(report?.seconds ?? 0).toFixed(1)} s (${(perLayer * 1000).toFixed(0)} ms/layer)`,
+    `${config.model.padEnd(27)} ${config.label.padEnd(16)} ${what}  ppl ${ppl.perplexity.toFixed(2).padStart(8)}  ${seconds.toFixed(1)} s` +
+      (report === undefined ? '' : ` (${(perLayer * 1000).toFixed(0)} ms/layer)`),
   );
 }
 // Essential sparsity: one-shot magnitude (one threshold per layer) at rising sparsity.
-const sweep = await essentialSparsity([0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9], async (s) => {
-  const { model, tokenizer } = await loadHfModel(dir, { kernel: backend });
-  if (s > 0) await pruneModel(model, [], { method: 'magnitude', sparsity: s });
-  return (await perplexity(model, tokenizer!, testText, { maxLength: 128 })).perplexity;
-});
-console.log(
-  `essential sparsity (magnitude, within 5% of dense perplexity): ${sweep.essential}; knee at ${sweep.knee}; ` +
-    sweep.points.map((p) => `${p.sparsity}: ${p.value.toFixed(1)}`).join(', '),
-);
+const sweep = process.argv.includes('--no-sweep')
+  ? undefined
+  : await essentialSparsity([0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9], async (s) => {
+      const { model, tokenizer } = await loadHfModel(dir, { kernel: backend });
+      if (s > 0) await pruneModel(model, [], { method: 'magnitude', sparsity: s });
+      return (await perplexity(model, tokenizer!, testText, { maxLength: 128 })).perplexity;
+    });
+if (sweep !== undefined)
+  console.log(
+    `essential sparsity (magnitude, within 5% of dense perplexity): ${sweep.essential}; knee at ${sweep.knee}; ` +
+      sweep.points.map((p) => `${p.sparsity}: ${p.value.toFixed(1)}`).join(', '),
+  );
 await backend.dispose();
 mkdirSync(dirname(outPath), { recursive: true });
 writeFileSync(
   `${outPath}.tmp`,
-  `${JSON.stringify({ date: new Date().toISOString(), calibWindows, rows, essentialSparsity: sweep }, null, 2)}\n`,
+  `${JSON.stringify({ date: new Date().toISOString(), calibWindows, outlierStats, rows, essentialSparsity: sweep }, null, 2)}\n`,
 );
 renameSync(`${outPath}.tmp`, outPath);
+// Markdown: one column per model.
+const models = ['tiny-lm', 'tiny-lm + outlier channels'];
+const labels = [...new Set(rows.map((r) => r.config as string))];
+const cell = (model: string, label: string) => {
+  const r = rows.find((x) => x.model === model && x.config === label);
+  return r === undefined ? '' : (r.perplexity as number).toFixed(2);
+};
+const md = [
+  `| method | ${models.join(' | ')} | seconds (tiny-lm) |`,
+  `|---|${models.map(() => '--:').join('|')}|--:|`,
+  ...labels.map((label) => {
+    const r = rows.find((x) => x.model === 'tiny-lm' && x.config === label);
+    const seconds = r === undefined ? '' : (r.seconds as number).toFixed(1);
+    return `| ${label} | ${models.map((m) => cell(m, label)).join(' | ')} | ${seconds} |`;
+  }),
+].join('\n');
+const mdPath = outPath.replace(/\.json$/, '.md');
+writeFileSync(`${mdPath}.tmp`, `${md}\n`);
+renameSync(`${mdPath}.tmp`, mdPath);
+console.log(md);
 console.log(`wrote ${outPath}`);
