@@ -12,7 +12,7 @@ import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 import { join } from 'node:path';
 import type { Tensor } from '@sparsekit/core';
-import { generate, type TransformerLM } from '@sparsekit/models';
+import { generationSpeed } from '@sparsekit/models';
 import { loadHfModel, tinyLmPath } from '@sparsekit/models/node';
 import { createWasmBackend, fromDense, type SparseMatrix, sparsity } from '@sparsekit/sparse-formats';
 
@@ -58,24 +58,6 @@ const VARIANTS: Variant[] = [
   },
 ];
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[s.length >> 1]!;
-}
-
-function measure(model: TransformerLM): { prefill: number; decode: number } {
-  const prompt = Array.from({ length: promptLength }, (_, i) => (i * 37 + 11) % model.vocabSize);
-  const prefill: number[] = [];
-  const decode: number[] = [];
-  generate(model, prompt, { maxNewTokens: 4, stopTokens: [] });
-  for (let r = 0; r < reps; r++) {
-    const g = generate(model, prompt, { maxNewTokens: newTokens, stopTokens: [] });
-    prefill.push(g.prefillTokensPerSecond);
-    decode.push(g.decodeTokensPerSecond);
-  }
-  return { prefill: median(prefill), decode: median(decode) };
-}
-
 const backend = await createWasmBackend({ threads });
 const rows: Array<Record<string, number | string>> = [];
 for (const variant of VARIANTS) {
@@ -88,13 +70,8 @@ for (const variant of VARIANTS) {
     zeros += sparsity(layer.matrix) * layer.inFeatures * layer.outFeatures;
     total += layer.inFeatures * layer.outFeatures;
   }
-  const speed = measure(model);
-  rows.push({
-    variant: variant.label,
-    sparsity: zeros / total,
-    prefillTokensPerSecond: speed.prefill,
-    decodeTokensPerSecond: speed.decode,
-  });
+  const speed = generationSpeed(model, { promptLength, newTokens, reps });
+  rows.push({ variant: variant.label, sparsity: zeros / total, ...speed });
   for (const layer of model.linearLayers()) backend.release(layer.matrix);
 }
 await backend.dispose();

@@ -26,4 +26,5 @@ export {
 } from './runtime/linear.js';
 export { TransformerLM } from './runtime/model.js';
 export type { BlockParams, ModelParams, NormParams } from './runtime/params.js';
+export { generationSpeed, type Speed, type SpeedOptions } from './runtime/speed.js';
 export { HfTokenizer } from './tokenizer.js';

@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { InvalidFormatError, IOError, type Tensor } from '@sparsekit/core';
+import { InvalidFormatError, IOError, Tensor } from '@sparsekit/core';
+import { toDenseArray } from '@sparsekit/sparse-formats';
 import { loadSparseSafetensors } from '@sparsekit/sparse-formats/node';
 import { configFromHf, type ModelConfig } from '../config.js';
 import { kernelRef, type LinearKernel, referenceKernel } from '../runtime/linear.js';
@@ -79,12 +80,16 @@ export async function loadHfModel(dir: string, options: LoadOptions = {}): Promi
     const contents = await loadSparseSafetensors(file);
     for (const [name, t] of Object.entries(contents.tensors)) tensors.set(name, t);
     for (const [name, matrix] of Object.entries(contents.matrices)) {
+      // Runtime names (saveModel's packed layout) keep their format, as do Llama's Hugging Face names
+      // (compressed-tensors files); other Hugging Face names are densified for the name mapping.
       const layer = name.replace(/\.weight$/, '');
-      stored.set(layer, { weight: matrix });
+      const runtime = config.family === 'llama' ? layer.replace(/^model\./, '') : layer;
+      if (/^layers\.\d+\./.test(runtime)) stored.set(runtime, { weight: matrix });
+      else tensors.set(name, new Tensor('f32', [matrix.rows, matrix.cols], toDenseArray(matrix)));
     }
   }
   for (const [layer, s] of stored) {
-    const bias = tensors.get(`${layer}.bias`);
+    const bias = tensors.get(`${layer}.bias`) ?? tensors.get(`model.${layer}.bias`);
     if (bias !== undefined) s.bias = bias.astype('f32').data;
   }
   const source = {

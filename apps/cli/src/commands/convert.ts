@@ -1,0 +1,153 @@
+import { readFileSync } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { Tensor } from '@sparsekit/core';
+import { writeFileAtomic } from '@sparsekit/core/node';
+import { configToHf, paramsToHf } from '@sparsekit/models';
+import { saveModel } from '@sparsekit/models/node';
+import {
+  FORMAT_NAMES,
+  type FormatName,
+  fromDense,
+  type SparseMatrix,
+  sparsity,
+} from '@sparsekit/sparse-formats';
+import { saveSparseSafetensors } from '@sparsekit/sparse-formats/node';
+import { choiceFlag, patternFlag, requireFlag, stringFlag, UsageError } from '../args.js';
+import type { Command } from '../command.js';
+import { CliError, loadModel, modelDir } from '../model-io.js';
+
+const TARGETS = [...FORMAT_NAMES, 'compressed-tensors'] as const;
+
+export const convertCommand: Command = {
+  name: 'convert',
+  summary: 'store the decoder layers in another format, or export compressed-tensors',
+  help: `Usage: sparsekit convert --to FORMAT --out DIR [--model DIR] [--pattern N:M] [--block RxC] [--dtype f32|f16]
+
+Re-stores every decoder linear layer: 'dense' writes a plain Hugging Face checkpoint; a sparse format
+(${FORMAT_NAMES.filter((f) => f !== 'dense').join(', ')}) keeps only the nonzeros, in the layout
+'sparsekit' models load; 'compressed-tensors' writes the sparse-bitmask layout of llm-compressor /
+vLLM (Hugging Face names, <layer>.compressed / .bitmask / .shape / .row_offsets, and a
+sparsity_config in config.json). Values are never changed: converting back gives the same weights.
+
+Flags:
+  --model DIR      Hugging Face folder (default: the bundled tiny-lm)
+  --to FORMAT      ${TARGETS.join(' | ')}
+  --pattern N:M    for --to nm (default 2:4); every group must already hold at most N nonzeros
+  --block RxC      for --to bsr (default 4x4)
+  --dtype D        value type of sparse formats: f32 (default) or f16
+  --out DIR        where to write (required)
+  --json           print the result as JSON
+
+Examples:
+  sparsekit convert --model out/tiny-lm-wanda50 --to csr --out out/tiny-lm-wanda50-csr
+  sparsekit convert --model out/tiny-lm-2of4 --to nm --pattern 2:4 --dtype f16 --out out/2of4-f16
+  sparsekit convert --model out/tiny-lm-wanda50 --to compressed-tensors --out out/wanda50-ct
+  sparsekit convert --model out/tiny-lm-2of4 --to dense --out out/tiny-lm-2of4-dense`,
+  flags: {
+    model: { type: 'string' },
+    to: { type: 'string' },
+    pattern: { type: 'string' },
+    block: { type: 'string' },
+    dtype: { type: 'string' },
+    out: { type: 'string' },
+  },
+  async run({ flags, ui }) {
+    if (flags.to === undefined) throw new UsageError(`--to is required (${TARGETS.join(', ')})`, 'convert');
+    const to = choiceFlag('convert', flags, 'to', TARGETS, 'dense');
+    const out = resolve(requireFlag('convert', flags, 'out', 'the folder to write to'));
+    const dtype = choiceFlag('convert', flags, 'dtype', ['f32', 'f16'] as const, 'f32');
+    const dir = modelDir(stringFlag(flags, 'model'));
+    if (out === dir) throw new UsageError('--out must differ from --model', 'convert');
+    const { n, m } = patternFlag('convert', stringFlag(flags, 'pattern') ?? '2:4');
+    const blockMatch = /^(\d+)x(\d+)$/.exec(stringFlag(flags, 'block') ?? '4x4');
+    if (blockMatch === null) throw new UsageError('--block must look like RxC, e.g. 4x4', 'convert');
+    const blockShape = [Number(blockMatch[1]), Number(blockMatch[2])] as const;
+    const { model, config } = await loadModel(dir);
+    const format: FormatName = to === 'compressed-tensors' ? 'bitmask' : to;
+    const pack = (w: Tensor<'f32'>): SparseMatrix =>
+      fromDense(w, format, {
+        threshold: 0,
+        ...(format === 'dense' ? {} : { dtype }),
+        ...(format === 'nm' ? { n, m } : {}),
+        ...(format === 'bsr' ? { blockShape } : {}),
+        ...(format === 'csr' || format === 'csc' || format === 'bsr' ? { indexType: 'auto' as const } : {}),
+      });
+    const layers = model.linearLayers().map((layer) => {
+      const matrix = pack(layer.getWeight());
+      layer.setMatrix(matrix);
+      return { name: layer.name, format: matrix.format, sparsity: sparsity(matrix) };
+    });
+    await mkdir(out, { recursive: true });
+    const tokenizerPath = join(dir, 'tokenizer.json');
+    const tokenizerJson = readFileSync(tokenizerPath, 'utf8');
+    if (to === 'compressed-tensors') {
+      if (config.family === 'gpt2') {
+        throw new CliError(
+          'compressed-tensors export needs per-projection weights; GPT-2 fuses q/k/v into one Conv1D',
+          'export a llama or opt model, or convert GPT-2 to a sparsekit format (e.g. --to bitmask)',
+        );
+      }
+      await exportCompressedTensors(model, config, out, tokenizerJson, layers);
+    } else {
+      await saveModel(model, out, { layout: to === 'dense' ? 'dense' : 'packed', tokenizerJson });
+    }
+    const overall = layers.reduce((s, l) => s + l.sparsity, 0) / Math.max(1, layers.length);
+    ui.say(
+      `converted ${layers.length} layers to ${to} (mean sparsity ${(100 * overall).toFixed(1)}%); wrote ${out}`,
+    );
+    return { model: dir, out, to, layers };
+  },
+};
+
+type Loaded = Awaited<ReturnType<typeof loadModel>>;
+
+/** Hugging Face names; decoder linear weights as compressed-tensors sparse-bitmask. */
+async function exportCompressedTensors(
+  model: Loaded['model'],
+  config: Loaded['config'],
+  out: string,
+  tokenizerJson: string,
+  layers: { name: string; sparsity: number }[],
+): Promise<void> {
+  const tensors: Record<string, Tensor> = {};
+  for (const [name, [shape, values]] of paramsToHf(config, model.params, { linears: false })) {
+    tensors[name] = new Tensor('f32', shape, values);
+  }
+  const matrices: Record<string, SparseMatrix> = {};
+  for (const layer of model.linearLayers()) {
+    const name = hfLinearName(config.family, layer.name);
+    matrices[`${name}.weight`] = layer.matrix;
+    if (layer.bias !== undefined)
+      tensors[`${name}.bias`] = new Tensor('f32', [layer.outFeatures], layer.bias);
+  }
+  const zeros = layers.reduce((s, l) => s + l.sparsity, 0) / Math.max(1, layers.length);
+  await saveSparseSafetensors(join(out, 'model.safetensors'), matrices, tensors, { format: 'pt' });
+  const hfConfig = {
+    ...configToHf(config),
+    quantization_config: {
+      quant_method: 'compressed-tensors',
+      format: 'dense',
+      sparsity_config: {
+        format: 'sparse-bitmask',
+        global_sparsity: zeros,
+        sparsity_structure: 'unstructured',
+        targets: ['Linear'],
+        ignore: ['lm_head'],
+      },
+    },
+  };
+  const write = (file: string, text: string) =>
+    writeFileAtomic(join(out, file), (f) => f.writeFile(text, 'utf8'));
+  await write('config.json', `${JSON.stringify(hfConfig, null, 2)}\n`);
+  await write('tokenizer.json', tokenizerJson);
+}
+
+/** The Hugging Face name of a decoder linear layer (llama and opt). */
+function hfLinearName(family: 'llama' | 'opt' | 'gpt2', runtime: string): string {
+  if (family === 'llama') return `model.${runtime}`;
+  return `model.decoder.${runtime
+    .replace('self_attn.o_proj', 'self_attn.out_proj')
+    .replace('mlp.up_proj', 'fc1')
+    .replace('mlp.down_proj', 'fc2')}`;
+}

@@ -1,0 +1,209 @@
+import { readFileSync } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { writeFileAtomic } from '@sparsekit/core/node';
+import { saveModel } from '@sparsekit/models/node';
+import {
+  type PruneReport,
+  packWeight,
+  parseRecipe,
+  pruneModel,
+  type Recipe,
+  recipeOptions,
+  type SliceGptReport,
+  sliceGpt,
+} from '@sparsekit/pruners';
+import { createWasmBackend } from '@sparsekit/sparse-formats';
+import { choiceFlag, numberFlag, patternFlag, requireFlag, stringFlag, UsageError } from '../args.js';
+import type { Command } from '../command.js';
+import {
+  builtinText,
+  calibrationBatches,
+  loadModel,
+  modelDir,
+  readText,
+  requireTokenizer,
+} from '../model-io.js';
+import { table } from '../ui.js';
+
+const METHODS = ['magnitude', 'wanda', 'sparsegpt', 'slicegpt'] as const;
+
+export const pruneCommand: Command = {
+  name: 'prune',
+  summary: 'one-shot pruning (magnitude, Wanda, SparseGPT, SliceGPT) and save',
+  help: `Usage: sparsekit prune --method M (--sparsity S | --pattern N:M) --out DIR [--model DIR]
+       sparsekit prune --recipe FILE --out DIR [--model DIR]
+
+Prunes block by block on calibration text, as the reference code does, reports per-layer measured
+sparsity, PQ Index, reconstruction error and time, and saves the model to --out (dense weights
+under Hugging Face names; with --pack each pruned layer in the sparse format its kernel runs).
+SliceGPT deletes a fraction of the hidden width instead: the result is a smaller dense model.
+
+Flags:
+  --model DIR          Hugging Face folder (default: the bundled tiny-lm)
+  --method M           magnitude | wanda | sparsegpt | slicegpt
+  --sparsity S         fraction of weights to remove, in [0, 1) (SliceGPT: of the hidden width)
+  --pattern N:M        N kept of every M inputs, e.g. 2:4 (instead of --sparsity)
+  --recipe FILE        a JSON or YAML recipe (method, pattern, layers, overrides, calibration)
+  --calib FILE         calibration text, or 'builtin' (default: tiny-lm's calibration text)
+  --calib-samples N    random windows drawn from it (default 128)
+  --seq-len N          tokens per window (default: the model's maximum, at most 2048)
+  --seed N             seed of the window draw (default 0)
+  --owl                OWL layer-wise sparsity (Wanda / SparseGPT, unstructured)
+  --pack               store pruned layers packed (N:M, CSR or bitmask) instead of dense
+  --out DIR            where to write the model and prune-report.json (required)
+  --json               print the report as JSON
+
+Examples:
+  sparsekit prune --method wanda --sparsity 0.5 --out out/tiny-lm-wanda50
+  sparsekit prune --method sparsegpt --pattern 2:4 --pack --out out/tiny-lm-2of4
+  sparsekit prune --method slicegpt --sparsity 0.2 --out out/tiny-lm-sliced
+  sparsekit prune --model ./my-llama --recipe recipe.yaml --calib c4-sample.txt --out ./my-llama-50`,
+  flags: {
+    model: { type: 'string' },
+    method: { type: 'string' },
+    sparsity: { type: 'string' },
+    pattern: { type: 'string' },
+    recipe: { type: 'string' },
+    calib: { type: 'string' },
+    'calib-samples': { type: 'string' },
+    'seq-len': { type: 'string' },
+    seed: { type: 'string' },
+    owl: { type: 'boolean' },
+    pack: { type: 'boolean' },
+    out: { type: 'string' },
+  },
+  async run({ flags, ui }) {
+    const out = resolve(requireFlag('prune', flags, 'out', 'the folder to write the pruned model to'));
+    const dir = modelDir(stringFlag(flags, 'model'));
+    if (out === dir)
+      throw new UsageError('--out must differ from --model (the original would be overwritten)', 'prune');
+    const recipePath = stringFlag(flags, 'recipe');
+    let recipe: Recipe | undefined;
+    let method: (typeof METHODS)[number];
+    if (recipePath !== undefined) {
+      for (const f of ['method', 'sparsity', 'pattern']) {
+        if (flags[f] !== undefined) throw new UsageError(`give either --recipe or --${f}, not both`, 'prune');
+      }
+      recipe = parseRecipe(readText(recipePath, '--recipe'));
+      method = recipe.method;
+    } else {
+      method = choiceFlag('prune', flags, 'method', METHODS, 'magnitude');
+      if (flags.method === undefined)
+        throw new UsageError(`--method is required (${METHODS.join(', ')})`, 'prune');
+      const pattern = stringFlag(flags, 'pattern');
+      if ((pattern === undefined) === (flags.sparsity === undefined)) {
+        throw new UsageError('give exactly one of --sparsity S or --pattern N:M', 'prune');
+      }
+      if (pattern !== undefined && method === 'slicegpt') {
+        throw new UsageError(
+          'SliceGPT slices a fraction of the width: use --sparsity, not --pattern',
+          'prune',
+        );
+      }
+      if (pattern !== undefined) patternFlag('prune', pattern);
+      const sparsity = numberFlag('prune', flags, 'sparsity', 0, { min: 0, below: 1 });
+      if (method !== 'slicegpt') {
+        recipe = { method, ...(pattern === undefined ? { sparsity } : { pattern }) };
+      }
+    }
+    const backend = await createWasmBackend();
+    try {
+      const loaded = await loadModel(dir, backend);
+      const { model } = loaded;
+      const tokenizer = requireTokenizer(loaded, dir);
+      const calib = recipe?.calibration ?? {};
+      const samples = numberFlag('prune', flags, 'calib-samples', calib.samples ?? 128, {
+        integer: true,
+        min: 1,
+      });
+      const seqLen = numberFlag(
+        'prune',
+        flags,
+        'seq-len',
+        calib.seqLen ?? Math.min(model.maxSequenceLength, 2048),
+        {
+          integer: true,
+          min: 2,
+          max: model.maxSequenceLength,
+        },
+      );
+      const seed = numberFlag('prune', flags, 'seed', calib.seed ?? 0, { integer: true, min: 0 });
+      const calibFlag = stringFlag(flags, 'calib') ?? 'builtin';
+      const calibText = calibFlag === 'builtin' ? builtinText('calibration') : readText(calibFlag, '--calib');
+      const batches =
+        method === 'magnitude' ? [] : calibrationBatches(tokenizer, calibText, samples, seqLen, seed);
+      let report: PruneReport | SliceGptReport;
+      if (method === 'slicegpt') {
+        const sparsity = numberFlag('prune', flags, 'sparsity', 0, { min: 0, below: 1 });
+        report = await sliceGpt(model, batches, { sparsity, onProgress: ui.progress('slice') });
+      } else {
+        const options = recipeOptions(recipe!);
+        report = await pruneModel(model, batches, {
+          ...options,
+          ...(flags.owl === true ? { owl: true } : {}),
+          onProgress: ui.progress('prune'),
+        });
+      }
+      ui.done();
+      printReport(ui, report);
+      if (flags.pack === true && report.method !== 'slicegpt') {
+        const nm = /^(\d+):(\d+)$/.exec(report.pattern);
+        const pruned = new Set(report.layers.map((l) => l.name));
+        for (const layer of model.linearLayers()) {
+          if (!pruned.has(layer.name)) continue;
+          layer.setMatrix(
+            packWeight(layer.getWeight(), nm === null ? {} : { n: Number(nm[1]), m: Number(nm[2]) }),
+          );
+        }
+      }
+      await mkdir(out, { recursive: true });
+      const tokenizerJson = readFileSync(join(dir, 'tokenizer.json'), 'utf8');
+      await saveModel(model, out, { layout: flags.pack === true ? 'packed' : 'dense', tokenizerJson });
+      const result = {
+        model: dir,
+        out,
+        calibration: { source: calibFlag, samples: batches.length, seqLen, seed },
+        layout: flags.pack === true ? 'packed' : 'dense',
+        report,
+      };
+      await writeFileAtomic(join(out, 'prune-report.json'), (f) =>
+        f.writeFile(`${JSON.stringify(result, null, 2)}\n`, 'utf8'),
+      );
+      ui.say(`\nwrote ${out} (${result.layout}) and ${join(out, 'prune-report.json')}`);
+      return result;
+    } finally {
+      await backend.dispose();
+    }
+  },
+};
+
+function printReport(ui: { say(line?: string): void }, report: PruneReport | SliceGptReport): void {
+  if (report.method === 'slicegpt') {
+    ui.say(
+      table(
+        ['stream point', 'width', 'kept', 'energy kept'],
+        report.points.map((p) => [p.point, `${p.width}`, `${p.kept}`, `${(100 * p.energyKept).toFixed(1)}%`]),
+      ),
+    );
+    ui.say(
+      `\nSliceGPT ${report.sparsity}: hidden ${report.originalWidth} -> ${report.slicedWidth}, parameters ${report.parameters.before.toLocaleString('en-US')} -> ${report.parameters.after.toLocaleString('en-US')} (${(100 * (report.parameters.after / report.parameters.before)).toFixed(1)}%), ${report.seconds.toFixed(1)} s`,
+    );
+    return;
+  }
+  ui.say(
+    table(
+      ['layer', 'sparsity', 'PQ index', 'recon. error', 'ms'],
+      report.layers.map((l) => [
+        l.name,
+        `${(100 * l.sparsity).toFixed(1)}%`,
+        l.pqIndex.toFixed(3),
+        Number.isNaN(l.reconstructionError) ? '-' : l.reconstructionError.toExponential(2),
+        (1000 * l.seconds).toFixed(0),
+      ]),
+    ),
+  );
+  ui.say(
+    `\n${report.method} ${report.pattern}: ${(100 * report.sparsity).toFixed(2)}% of the pruned layers' weights are zero; ${report.calibrationTokens} calibration tokens; ${report.seconds.toFixed(1)} s`,
+  );
+}

@@ -1,0 +1,127 @@
+// The command table, --help, and the mapping of failures to exit codes: 0 ok, 1 failure, 2 usage.
+import {
+  InvalidArgumentError,
+  InvalidFormatError,
+  IOError,
+  NonFiniteError,
+  SafetensorsError,
+  SparsekitError,
+} from '@sparsekit/core';
+import { parseFlags, UsageError } from './args.js';
+import type { Command } from './command.js';
+import { benchCommand } from './commands/bench.js';
+import { convertCommand } from './commands/convert.js';
+import { demoCommand } from './commands/demo.js';
+import { evalCommand } from './commands/eval.js';
+import { generateCommand } from './commands/generate.js';
+import { inspectCommand } from './commands/inspect.js';
+import { pruneCommand } from './commands/prune.js';
+import { CliError } from './model-io.js';
+import { type Io, Ui } from './ui.js';
+
+export const COMMANDS: readonly Command[] = [
+  demoCommand,
+  pruneCommand,
+  evalCommand,
+  generateCommand,
+  benchCommand,
+  inspectCommand,
+  convertCommand,
+];
+
+const HELP = `sparsekit: prune, evaluate, pack, inspect and benchmark sparse language models.
+
+Usage: sparsekit <command> [flags]
+
+Commands:
+${COMMANDS.map((c) => `  ${c.name.padEnd(10)} ${c.summary}`).join('\n')}
+
+Every command takes --help (flags and examples) and --json (machine-readable output on stdout;
+progress stays on stderr). Exit codes: 0 ok, 1 failure, 2 usage error.
+
+Examples:
+  sparsekit demo
+  sparsekit prune --method sparsegpt --pattern 2:4 --pack --out out/tiny-lm-2of4
+  sparsekit eval --model out/tiny-lm-2of4`;
+
+/** Run the CLI with `argv` (without node and the script); returns the exit code. */
+export async function main(argv: readonly string[], io: Io): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+    io.stdout.write(`${HELP}\n`);
+    return name === undefined ? 2 : 0;
+  }
+  const command = COMMANDS.find((c) => c.name === name);
+  const json = rest.includes('--json');
+  const ui = new Ui(io, json);
+  try {
+    if (command === undefined) {
+      throw new UsageError(`unknown command "${name}"; commands: ${COMMANDS.map((c) => c.name).join(', ')}`);
+    }
+    const { flags, positionals } = parseFlags(command.name, rest, command.flags, command.positionals ?? 0);
+    if (flags.help === true) {
+      io.stdout.write(`${command.help}\n`);
+      return 0;
+    }
+    const result = await command.run({ flags, positionals, ui });
+    ui.done();
+    ui.result(result);
+    return 0;
+  } catch (error) {
+    ui.done();
+    return report(error, io, ui);
+  }
+}
+
+function report(error: unknown, io: Io, ui: Ui): number {
+  const write = (message: string, hint?: string) => {
+    io.stderr.write(`error: ${message}\n${hint === undefined ? '' : `hint: ${hint}\n`}`);
+    if (ui.json)
+      io.stdout.write(`${JSON.stringify({ error: { message, ...(hint === undefined ? {} : { hint }) } })}\n`);
+  };
+  if (error instanceof UsageError) {
+    write(
+      error.message,
+      `run "sparsekit ${error.command ?? ''}${error.command === undefined ? '' : ' '}--help" for usage`,
+    );
+    return 2;
+  }
+  if (error instanceof CliError) {
+    write(error.message, error.hint);
+    return 1;
+  }
+  if (error instanceof SparsekitError) {
+    write(error.message, hintFor(error));
+    return 1;
+  }
+  const e = error as Error;
+  write(
+    e?.message ?? String(error),
+    'this looks like a bug in sparsekit; please report it with the command you ran',
+  );
+  if (process.env.SPARSEKIT_DEBUG === '1' && e?.stack !== undefined) io.stderr.write(`${e.stack}\n`);
+  return 1;
+}
+
+function hintFor(error: SparsekitError): string | undefined {
+  if (
+    error instanceof SafetensorsError ||
+    (error instanceof InvalidFormatError && /safetensors/i.test(error.message))
+  ) {
+    return 'the weights file is damaged or not safetensors: re-download the model or save it again';
+  }
+  if (error instanceof InvalidFormatError && /recipe/.test(error.message)) {
+    return 'fix the recipe field named above (see "sparsekit prune --help" and the pruners README)';
+  }
+  if (error instanceof InvalidFormatError && /json/i.test(error.message)) {
+    return 'a JSON file of the model folder does not parse: restore config.json / tokenizer.json';
+  }
+  if (error instanceof NonFiniteError)
+    return 'the weights or activations hold NaN or Inf: check the checkpoint';
+  if (error instanceof IOError) return 'check that the path exists and is readable';
+  if (error.code === 'UNSUPPORTED_MODEL')
+    return 'supported model types: gpt2, opt, llama (see the models README)';
+  if (error.code === 'MISSING_TENSOR') return 'the checkpoint is incomplete: re-download or save it again';
+  if (error instanceof InvalidArgumentError) return 'change the value named above and run again';
+  return undefined;
+}

@@ -1,0 +1,84 @@
+// Loading models and text for the commands, with errors that say what to do next.
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { Rng, Tensor } from '@sparsekit/core';
+import type { HfTokenizer, LinearKernel } from '@sparsekit/models';
+import { type LoadedModel, loadHfModel, tinyLmPath } from '@sparsekit/models/node';
+
+/** A failure with a hint: exit code 1, message then "hint: ...". */
+export class CliError extends Error {
+  constructor(
+    message: string,
+    readonly hint?: string,
+  ) {
+    super(message);
+    this.name = 'CliError';
+  }
+}
+
+/** The model folder a command works on: --model, or the bundled tiny-lm. */
+export function modelDir(flag: string | undefined): string {
+  return flag === undefined ? tinyLmPath() : resolve(flag);
+}
+
+export async function loadModel(dir: string, kernel?: LinearKernel): Promise<LoadedModel> {
+  if (!existsSync(dir) || !statSync(dir).isDirectory()) {
+    throw new CliError(
+      `no model folder at ${dir}`,
+      'pass --model with a Hugging Face folder (config.json, model.safetensors, tokenizer.json), or leave --model out to use the bundled tiny-lm',
+    );
+  }
+  if (!existsSync(join(dir, 'config.json'))) {
+    throw new CliError(
+      `${dir} has no config.json, so it is not a Hugging Face model folder`,
+      'point --model at the folder that holds config.json and model.safetensors',
+    );
+  }
+  return loadHfModel(dir, kernel === undefined ? {} : { kernel });
+}
+
+export function requireTokenizer(loaded: LoadedModel, dir: string): HfTokenizer {
+  if (loaded.tokenizer === undefined) {
+    throw new CliError(
+      `${dir} has no tokenizer.json`,
+      'copy the tokenizer.json of the model into the folder',
+    );
+  }
+  return loaded.tokenizer;
+}
+
+export function readText(path: string, what: string): string {
+  const full = resolve(path);
+  if (!existsSync(full)) throw new CliError(`${what} file not found: ${full}`, 'check the path');
+  return readFileSync(full, 'utf8');
+}
+
+/** tiny-lm's held-out test text (the default evaluation text). */
+export function builtinText(which: 'test' | 'calibration'): string {
+  return readFileSync(join(tinyLmPath(), `${which}.txt`), 'utf8');
+}
+
+/**
+ * Calibration batches as the references draw them: `samples` random windows of `seqLen` tokens
+ * from the text (seeded), each its own [1, seqLen] batch.
+ */
+export function calibrationBatches(
+  tokenizer: HfTokenizer,
+  text: string,
+  samples: number,
+  seqLen: number,
+  seed: number,
+): Tensor<'i32'>[] {
+  const ids = tokenizer.encode(text);
+  if (ids.length <= seqLen) {
+    throw new CliError(
+      `the calibration text has ${ids.length} tokens, fewer than one window of ${seqLen}`,
+      'give a longer --calib file or a smaller --seq-len',
+    );
+  }
+  const rng = new Rng(seed);
+  return Array.from({ length: samples }, () => {
+    const start = rng.int(ids.length - seqLen);
+    return new Tensor('i32', [1, seqLen], Int32Array.from(ids.slice(start, start + seqLen)));
+  });
+}
