@@ -1,0 +1,217 @@
+import { execFile } from 'node:child_process';
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { tinyLmPath } from '@sparsekit/models/node';
+import { afterAll, describe, expect, it } from 'vitest';
+import { COMMANDS } from './main.js';
+
+// The CLI as users run it: a subprocess of the built bin, on the bundled tiny-lm and broken inputs.
+const CLI = fileURLToPath(new URL('../dist/cli.js', import.meta.url));
+const work = mkdtempSync(join(tmpdir(), 'sparsekit-cli-'));
+afterAll(() => rmSync(work, { recursive: true, force: true }));
+
+function run(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile('node', [CLI, ...args], { cwd: work, maxBuffer: 1 << 24 }, (error, stdout, stderr) => {
+      resolve({ code: error === null ? 0 : ((error as { code?: number }).code ?? 1), stdout, stderr });
+    });
+  });
+}
+
+const json = (s: string) => JSON.parse(s) as Record<string, any>;
+
+describe('help and usage', () => {
+  it('prints help with examples for every command; exit 0', async () => {
+    const top = await run('--help');
+    expect(top.code).toBe(0);
+    for (const c of COMMANDS) expect(top.stdout).toContain(c.name);
+    for (const c of COMMANDS) {
+      const r = await run(c.name, '--help');
+      expect(r.code, c.name).toBe(0);
+      expect(r.stdout, c.name).toMatch(/^Usage: sparsekit/);
+      expect(r.stdout, c.name).toContain('Examples:');
+    }
+  });
+
+  it('exits 2 on usage errors, saying what to do', async () => {
+    const cases: Array<[string[], RegExp]> = [
+      [[], /Usage/],
+      [['frobnicate'], /unknown command "frobnicate"/],
+      [['eval', '--bogus'], /Unknown option '--bogus'/],
+      [['prune', '--method', 'wanda', '--sparsity', '0.5'], /--out is required/],
+      [
+        ['prune', '--method', 'obd', '--sparsity', '0.5', '--out', 'x'],
+        /--method must be one of magnitude, wanda, sparsegpt, slicegpt/,
+      ],
+      [
+        ['prune', '--method', 'wanda', '--sparsity', '1.5', '--out', 'x'],
+        /--sparsity must be a number >= 0 < 1, got "1.5"/,
+      ],
+      [['prune', '--method', 'wanda', '--pattern', '4:2', '--out', 'x'], /N must be in \[1, M\)/],
+      [['prune', '--method', 'wanda', '--out', 'x'], /exactly one of --sparsity/],
+      [['bench', 'gpus'], /unknown benchmark "gpus"/],
+      [['generate'], /--prompt is required/],
+    ];
+    for (const [args, message] of cases) {
+      const r = await run(...args);
+      expect(r.code, args.join(' ')).toBe(2);
+      expect(r.stdout + r.stderr, args.join(' ')).toMatch(message);
+    }
+    const r = await run('eval', '--bogus');
+    expect(r.stderr).toContain('hint: run "sparsekit eval --help"');
+  });
+});
+
+describe('on tiny-lm', () => {
+  it('evaluates, with --json on stdout and progress on stderr', async () => {
+    const r = await run('eval', '--max-windows', '3', '--json');
+    expect(r.code).toBe(0);
+    const out = json(r.stdout);
+    expect(out.protocol.windows).toBe(3);
+    expect(out.perplexity).toBeGreaterThan(1);
+    expect(out.perplexity).toBeLessThan(200);
+    expect(r.stderr).toContain('eval: 3/3 windows');
+  });
+
+  it('prunes 2:4 with Wanda, packs, and the saved model inspects and evaluates as 2:4', async () => {
+    const out = join(work, 'wanda24');
+    const r = await run(
+      'prune',
+      '--method',
+      'wanda',
+      '--pattern',
+      '2:4',
+      '--calib-samples',
+      '4',
+      '--pack',
+      '--out',
+      out,
+    );
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain('layers.3.mlp.down_proj');
+    expect(r.stdout).toMatch(/wanda 2:4: 50\.00% of the pruned layers' weights are zero/);
+    const report = json(readFileSync(join(out, 'prune-report.json'), 'utf8'));
+    expect(report.report.layers).toHaveLength(28);
+    expect(report.calibration).toMatchObject({ samples: 4, seqLen: 128 });
+    const inspect = json((await run('inspect', '--model', out, '--json')).stdout);
+    expect(inspect.sparsity).toBeCloseTo(0.5, 6);
+    for (const l of inspect.layers) expect(l.format).toBe('nm 2:4');
+    const ev = await run('eval', '--model', out, '--max-windows', '2', '--json');
+    expect(ev.code).toBe(0);
+    expect(json(ev.stdout).perplexity).toBeGreaterThan(1);
+  });
+
+  it('slices with SliceGPT into a smaller model that loads and generates', async () => {
+    const out = join(work, 'sliced');
+    const r = await run(
+      'prune',
+      '--method',
+      'slicegpt',
+      '--sparsity',
+      '0.25',
+      '--calib-samples',
+      '4',
+      '--out',
+      out,
+      '--json',
+    );
+    expect(r.code, r.stderr).toBe(0);
+    expect(json(r.stdout).report.slicedWidth).toBe(96);
+    const config = json(readFileSync(join(out, 'config.json'), 'utf8'));
+    expect(config.hidden_size).toBe(96);
+    const g = await run('generate', '--model', out, '--prompt', 'The sea', '--max-new-tokens', '8', '--json');
+    expect(g.code, g.stderr).toBe(0);
+    const gen = json(g.stdout);
+    expect(gen.tokens).toHaveLength(8);
+    expect(gen.decodeTokensPerSecond).toBeGreaterThan(0);
+  });
+
+  it('converts to compressed-tensors and back to dense without changing a weight', async () => {
+    const pruned = join(work, 'mag50');
+    expect((await run('prune', '--method', 'magnitude', '--sparsity', '0.5', '--out', pruned)).code).toBe(0);
+    const ct = join(work, 'ct');
+    const c = await run('convert', '--model', pruned, '--to', 'compressed-tensors', '--out', ct);
+    expect(c.code, c.stderr).toBe(0);
+    const config = json(readFileSync(join(ct, 'config.json'), 'utf8'));
+    expect(config.quantization_config.sparsity_config.format).toBe('sparse-bitmask');
+    const header = readFileSync(join(ct, 'model.safetensors')).subarray(8, 20000).toString('latin1');
+    expect(header).toContain('model.layers.0.mlp.up_proj.bitmask');
+    const back = join(work, 'dense-again');
+    expect((await run('convert', '--model', ct, '--to', 'dense', '--out', back)).code).toBe(0);
+    const a = json((await run('eval', '--model', pruned, '--max-windows', '2', '--json')).stdout);
+    const b = json((await run('eval', '--model', back, '--max-windows', '2', '--json')).stdout);
+    expect(b.perplexity).toBe(a.perplexity);
+  });
+
+  it('benchmarks kernels and the model against dense in the same run', async () => {
+    const k = await run('bench', 'kernels', '--rows', '256', '--cols', '256', '--reps', '3', '--json');
+    expect(k.code, k.stderr).toBe(0);
+    const kernels = json(k.stdout);
+    expect(kernels.results.map((r: { case: string }) => r.case)).toEqual([
+      'dense f32',
+      '50% csr',
+      '2:4 nm',
+      '90% csr',
+    ]);
+    expect(kernels.results[3].sparsity).toBeCloseTo(0.9, 2);
+    const m = await run('bench', 'model', '--tokens', '8', '--reps', '1', '--json');
+    expect(m.code, m.stderr).toBe(0);
+    expect(json(m.stdout).results).toHaveLength(2);
+  });
+
+  it('runs the demo end to end (small settings) and writes its report', async () => {
+    const out = join(work, 'demo');
+    const r = await run('demo', '--windows', '2', '--calib', '4', '--out', out);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/SparseGPT 2:4\s+50\.0%/);
+    expect(r.stdout).toContain(`report: ${join(out, 'report.md')}`);
+    expect(readFileSync(join(out, 'report.md'), 'utf8')).toContain('| Wanda 50% |');
+    expect(readFileSync(join(out, 'report.svg'), 'utf8')).toMatch(/^<svg/);
+  });
+});
+
+describe('broken inputs: exit 1 with a hint, nothing written', () => {
+  it('missing folder', async () => {
+    const r = await run('eval', '--model', join(work, 'nope'));
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/error: no model folder at .*nope\nhint: pass --model/);
+  });
+
+  it('corrupt safetensors', async () => {
+    const broken = join(work, 'broken');
+    cpSync(tinyLmPath(), broken, { recursive: true });
+    truncateSync(join(broken, 'model.safetensors'), 1000);
+    const r = await run('inspect', '--model', broken);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/hint: the weights file is damaged/);
+  });
+
+  it('bad recipe, and the output folder is not created', async () => {
+    const recipe = join(work, 'bad.yaml');
+    writeFileSync(recipe, 'method: wanda\nsparsity: 0.5\nlayerz: []\n');
+    const out = join(work, 'never');
+    const r = await run('prune', '--recipe', recipe, '--out', out);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/recipe\.layerz: unknown field/);
+    expect(r.stderr).toContain('hint: fix the recipe field');
+    expect(existsSync(out)).toBe(false);
+  });
+
+  it('impossible SliceGPT target', async () => {
+    const r = await run(
+      'prune',
+      '--method',
+      'slicegpt',
+      '--sparsity',
+      '0.99',
+      '--calib-samples',
+      '2',
+      '--out',
+      join(work, 'x'),
+    );
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/leaves no coordinates/);
+  });
+});
