@@ -20,7 +20,7 @@ function run(...args: string[]): Promise<{ code: number; stdout: string; stderr:
   });
 }
 
-const json = (s: string) => JSON.parse(s) as Record<string, any>;
+const json = (s: string) => JSON.parse(s);
 
 describe('help and usage', () => {
   it('prints help with examples for every command; exit 0', async () => {
