@@ -13,7 +13,8 @@ export type SparsekitErrorCode =
   | 'KERNEL_NOT_FOUND'
   | 'IO'
   | 'UNSUPPORTED_MODEL'
-  | 'MISSING_TENSOR';
+  | 'MISSING_TENSOR'
+  | 'NO_GPU_ADAPTER';
 
 export class SparsekitError extends Error {
   readonly code: SparsekitErrorCode;

@@ -1,0 +1,180 @@
+// Block-sparse attention forward: a mask over (query block, key block) pairs says which blocks are
+// computed; the GPU kernel visits only those, with an online softmax (as FlexAttention's block mask).
+import { InvalidArgumentError, ShapeMismatchError } from '@sparsekit/core';
+import type { GpuBackend } from './backend.js';
+import { attentionKernel } from './wgsl.js';
+
+export interface BlockSparseAttentionOptions {
+  heads: number;
+  /** Key/value heads (grouped-query attention when fewer than heads; default heads). */
+  kvHeads?: number;
+  seq: number;
+  headDim: number;
+  /** Edge of the square blocks of the mask (default 32). */
+  blockSize?: number;
+  /**
+   * [qBlocks * kBlocks], 1 = compute the block, with qBlocks = kBlocks = ceil(seq / blockSize).
+   * Default: every block on or below the diagonal (with `causal`) or every block.
+   */
+  blockMask?: Uint8Array;
+  /** Also mask keys after the query inside blocks (default true). */
+  causal?: boolean;
+  /** Score scale (default 1 / sqrt(headDim)). */
+  scale?: number;
+}
+
+interface Resolved {
+  heads: number;
+  kvHeads: number;
+  seq: number;
+  dim: number;
+  blockSize: number;
+  blocks: number;
+  mask: Uint8Array;
+  causal: boolean;
+  scale: number;
+}
+
+function resolve(
+  q: Float32Array,
+  k: Float32Array,
+  v: Float32Array,
+  o: BlockSparseAttentionOptions,
+): Resolved {
+  const kvHeads = o.kvHeads ?? o.heads;
+  const blockSize = o.blockSize ?? 32;
+  for (const [name, value] of Object.entries({
+    heads: o.heads,
+    kvHeads,
+    seq: o.seq,
+    headDim: o.headDim,
+    blockSize,
+  })) {
+    if (!Number.isInteger(value) || value < 1)
+      throw new InvalidArgumentError(name, value, 'must be a positive integer');
+  }
+  if (o.heads % kvHeads !== 0)
+    throw new InvalidArgumentError('kvHeads', kvHeads, `must divide heads (${o.heads})`);
+  if (q.length !== o.heads * o.seq * o.headDim)
+    throw new ShapeMismatchError([o.heads, o.seq, o.headDim], [q.length], 'q');
+  for (const [name, t] of [
+    ['k', k],
+    ['v', v],
+  ] as const) {
+    if (t.length !== kvHeads * o.seq * o.headDim)
+      throw new ShapeMismatchError([kvHeads, o.seq, o.headDim], [t.length], name);
+  }
+  const blocks = Math.ceil(o.seq / blockSize);
+  const causal = o.causal ?? true;
+  const mask =
+    o.blockMask ??
+    Uint8Array.from({ length: blocks * blocks }, (_, i) =>
+      !causal || i % blocks <= Math.floor(i / blocks) ? 1 : 0,
+    );
+  if (mask.length !== blocks * blocks)
+    throw new ShapeMismatchError([blocks, blocks], [mask.length], 'blockMask');
+  return {
+    heads: o.heads,
+    kvHeads,
+    seq: o.seq,
+    dim: o.headDim,
+    blockSize,
+    blocks,
+    mask,
+    causal,
+    scale: o.scale ?? 1 / Math.sqrt(o.headDim),
+  };
+}
+
+/** Plain CPU reference: softmax(q k^T * scale + mask) v per head, float64 accumulation; q, k, v [heads, seq, dim]. */
+export function blockSparseAttentionReference(
+  q: Float32Array,
+  k: Float32Array,
+  v: Float32Array,
+  options: BlockSparseAttentionOptions,
+): Float32Array {
+  const r = resolve(q, k, v, options);
+  const out = new Float32Array(q.length);
+  const group = r.heads / r.kvHeads;
+  const scores = new Float64Array(r.seq);
+  for (let h = 0; h < r.heads; h++) {
+    const kh = Math.floor(h / group);
+    for (let i = 0; i < r.seq; i++) {
+      let max = -Infinity;
+      for (let j = 0; j < r.seq; j++) {
+        const allowed =
+          r.mask[Math.floor(i / r.blockSize) * r.blocks + Math.floor(j / r.blockSize)] === 1 &&
+          (!r.causal || j <= i);
+        let s = -Infinity;
+        if (allowed) {
+          s = 0;
+          for (let d = 0; d < r.dim; d++)
+            s += q[(h * r.seq + i) * r.dim + d]! * k[(kh * r.seq + j) * r.dim + d]!;
+          s *= r.scale;
+        }
+        scores[j] = s;
+        max = Math.max(max, s);
+      }
+      if (max === -Infinity) continue;
+      let total = 0;
+      for (let j = 0; j < r.seq; j++) total += scores[j] === -Infinity ? 0 : Math.exp(scores[j]! - max);
+      for (let d = 0; d < r.dim; d++) {
+        let acc = 0;
+        for (let j = 0; j < r.seq; j++) {
+          if (scores[j] !== -Infinity) acc += Math.exp(scores[j]! - max) * v[(kh * r.seq + j) * r.dim + d]!;
+        }
+        out[(h * r.seq + i) * r.dim + d] = acc / total;
+      }
+    }
+  }
+  return out;
+}
+
+/** The fraction of (query block, key block) pairs a mask computes. */
+export function blockDensity(mask: Uint8Array): number {
+  return mask.reduce((s, x) => s + (x === 0 ? 0 : 1), 0) / mask.length;
+}
+
+/** Block-sparse attention forward on the GPU: q [heads, seq, dim], k and v [kvHeads, seq, dim]. */
+export async function blockSparseAttention(
+  backend: GpuBackend,
+  q: Float32Array,
+  k: Float32Array,
+  v: Float32Array,
+  options: BlockSparseAttentionOptions,
+): Promise<Float32Array> {
+  const r = resolve(q, k, v, options);
+  if (r.dim > 256) throw new InvalidArgumentError('headDim', r.dim, 'must be at most 256 for the GPU kernel');
+  if (r.blockSize > 256) throw new InvalidArgumentError('blockSize', r.blockSize, 'must be at most 256');
+  // The mask as CSR over query blocks: the key blocks each query block visits.
+  const ptr = new Uint32Array(r.blocks + 1);
+  const cols: number[] = [];
+  for (let i = 0; i < r.blocks; i++) {
+    for (let j = 0; j < r.blocks; j++) if (r.mask[i * r.blocks + j] !== 0) cols.push(j);
+    ptr[i + 1] = cols.length;
+  }
+  const maxDim = r.dim <= 64 ? 64 : r.dim <= 128 ? 128 : 256;
+  const pipeline = backend.pipeline(
+    `attention-${r.blockSize}-${maxDim}`,
+    attentionKernel(r.blockSize, maxDim),
+  );
+  const out = backend.device.createBuffer({
+    size: Math.max(4, q.byteLength),
+    usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC,
+  });
+  const buffers = [
+    backend.buffer(q),
+    backend.buffer(k),
+    backend.buffer(v),
+    out,
+    backend.uniform([r.heads, r.seq, r.dim, r.causal ? 1 : 0, r.scale, r.kvHeads, 0, 0], [4]),
+    backend.buffer(ptr),
+    backend.buffer(Uint32Array.from(cols.length === 0 ? [0] : cols)),
+  ];
+  try {
+    backend.dispatch(pipeline, buffers, [r.blocks, r.heads, 1]);
+    return await backend.read(out, q.length);
+  } finally {
+    for (const b of buffers) b.destroy();
+  }
+}

@@ -1,0 +1,298 @@
+// The WebGPU backend: matrices uploaded once and kept on the device, y = x W^T per call with an
+// async readback. Same shape as the CPU WasmBackend (prepare / linear / spmv / release / dispose).
+import { InvalidArgumentError, ShapeMismatchError } from '@sparsekit/core';
+import { type SparseMatrix, validate } from '@sparsekit/sparse-formats';
+import { type AcquiredDevice, acquireDevice, type DeviceOptions } from './gpu.js';
+import { BATCH_TILE, GEMM_TILE, gemmKernel, type RowFormat, rowKernel } from './wgsl.js';
+
+/** A matrix resident on the device. Create with `backend.prepare(matrix)`; free with `release`. */
+export interface GpuMatrix {
+  readonly rows: number;
+  readonly cols: number;
+  readonly format: RowFormat;
+  readonly dtype: SparseMatrix['dtype'];
+  /** Bytes held on the device. */
+  readonly bytes: number;
+  /** @internal */
+  readonly buffers: GPUBuffer[];
+  /** @internal extra uniform word (bits per N:M position, or words per bitmask row) */
+  readonly extra: number;
+  /** @internal */
+  readonly n?: number;
+  readonly m?: number;
+}
+
+export interface GpuLinearOptions {
+  bias?: Float32Array;
+  /**
+   * Dense weights only: 'gemm' (tiled, for wide batches), 'rows' (one workgroup per output row, for
+   * decode) or 'auto' (rows up to 4 batch rows, gemm above; the default).
+   */
+  denseKernel?: 'auto' | 'gemm' | 'rows';
+}
+
+const padded = (bytes: number) => Math.max(4, Math.ceil(bytes / 4) * 4);
+
+export class GpuBackend {
+  private readonly pipelines = new Map<string, GPUComputePipeline>();
+  private readonly prepared = new WeakMap<SparseMatrix, GpuMatrix>();
+  private disposed = false;
+
+  private constructor(
+    readonly device: GPUDevice,
+    /** The adapter's description. */
+    readonly adapter: string,
+  ) {}
+
+  /** A backend on the given or an automatically chosen device; NoGpuAdapterError when none exists. */
+  static async create(options: DeviceOptions = {}): Promise<GpuBackend> {
+    const acquired: AcquiredDevice = await acquireDevice(options);
+    return new GpuBackend(acquired.device, acquired.adapter);
+  }
+
+  /** Upload a matrix once (dense, CSR, N:M or bitmask; f32 or f16 values). Cached per matrix object. */
+  prepare(matrix: SparseMatrix | GpuMatrix): GpuMatrix {
+    this.check();
+    if ('buffers' in matrix) return matrix;
+    const cached = this.prepared.get(matrix);
+    if (cached !== undefined) return cached;
+    validate(matrix);
+    const values = this.buffer(
+      new Uint8Array(matrix.values.buffer, matrix.values.byteOffset, matrix.values.byteLength),
+    );
+    const base = { rows: matrix.rows, cols: matrix.cols, dtype: matrix.dtype };
+    let gpu: GpuMatrix;
+    switch (matrix.format) {
+      case 'dense':
+        gpu = { ...base, format: 'dense', buffers: [values], extra: 0, bytes: values.size };
+        break;
+      case 'csr': {
+        const indptr = this.buffer(Uint32Array.from(matrix.indptr));
+        const indices = this.buffer(Uint32Array.from(matrix.indices));
+        gpu = {
+          ...base,
+          format: 'csr',
+          buffers: [values, indptr, indices],
+          extra: 0,
+          bytes: values.size + indptr.size + indices.size,
+        };
+        break;
+      }
+      case 'nm': {
+        const positions = this.buffer(matrix.indices);
+        gpu = {
+          ...base,
+          format: 'nm',
+          n: matrix.n,
+          m: matrix.m,
+          buffers: [values, positions],
+          extra: matrix.indexBits,
+          bytes: values.size + positions.size,
+        };
+        break;
+      }
+      case 'bitmask': {
+        // Rows re-laid as 32-bit words, with the index of each word's first value.
+        const words = Math.ceil(matrix.cols / 32);
+        const rowBytes = Math.ceil(matrix.cols / 8);
+        const mask = new Uint32Array(matrix.rows * words);
+        const offsets = new Uint32Array(matrix.rows * words);
+        for (let r = 0; r < matrix.rows; r++) {
+          let offset = matrix.rowOffsets[r]!;
+          for (let w = 0; w < words; w++) {
+            let word = 0;
+            for (let b = 0; b < 4; b++) {
+              const byte = w * 4 + b;
+              if (byte < rowBytes) word |= matrix.bitmask[r * rowBytes + byte]! << (8 * b);
+            }
+            mask[r * words + w] = word >>> 0;
+            offsets[r * words + w] = offset;
+            offset += popcount(word >>> 0);
+          }
+        }
+        const maskBuffer = this.buffer(mask);
+        const offsetBuffer = this.buffer(offsets);
+        gpu = {
+          ...base,
+          format: 'bitmask',
+          buffers: [values, maskBuffer, offsetBuffer],
+          extra: words,
+          bytes: values.size + maskBuffer.size + offsetBuffer.size,
+        };
+        break;
+      }
+      default:
+        values.destroy();
+        throw new InvalidArgumentError(
+          'matrix format',
+          matrix.format,
+          'the GPU kernels take dense, csr, nm or bitmask (convert with sparse-formats)',
+        );
+    }
+    this.prepared.set(matrix, gpu);
+    return gpu;
+  }
+
+  /** y [batch, rows] = x [batch, cols] W^T (+ bias), read back asynchronously. */
+  async linear(
+    x: Float32Array,
+    batch: number,
+    weight: SparseMatrix | GpuMatrix,
+    options: GpuLinearOptions = {},
+  ): Promise<Float32Array> {
+    const w = this.prepare(weight);
+    if (!Number.isInteger(batch) || batch < 1)
+      throw new InvalidArgumentError('batch', batch, 'must be a positive integer');
+    if (x.length !== batch * w.cols) throw new ShapeMismatchError([batch, w.cols], [x.length / w.cols], 'x');
+    if (options.bias !== undefined && options.bias.length !== w.rows) {
+      throw new ShapeMismatchError([w.rows], [options.bias.length], 'bias');
+    }
+    const out = this.device.createBuffer({
+      size: padded(batch * w.rows * 4),
+      usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC,
+    });
+    const transient = [this.buffer(x), this.buffer(options.bias ?? new Float32Array(1)), out];
+    const params = this.uniform([
+      w.rows,
+      w.cols,
+      batch,
+      options.bias === undefined ? 0 : 1,
+      w.extra,
+      0,
+      0,
+      0,
+    ]);
+    transient.push(params);
+    try {
+      const mode = options.denseKernel ?? 'auto';
+      const gemm = w.format === 'dense' && (mode === 'gemm' || (mode === 'auto' && batch > BATCH_TILE));
+      const pipeline = gemm ? this.pipeline(`gemm-${w.dtype}`, gemmKernel(w.dtype)) : this.rowPipeline(w);
+      const entries = [w.buffers[0]!, transient[0]!, transient[1]!, out, params, ...w.buffers.slice(1)];
+      const [gx, gy, gz] = gemm
+        ? [Math.ceil(w.rows / GEMM_TILE), Math.ceil(batch / GEMM_TILE), 1]
+        : [Math.min(w.rows, 65535), Math.ceil(w.rows / 65535), Math.ceil(batch / BATCH_TILE)];
+      this.dispatch(pipeline, entries, [gx, gy, gz]);
+      return await this.read(out, batch * w.rows);
+    } finally {
+      for (const b of transient) b.destroy();
+    }
+  }
+
+  /** y = W x for one vector x [cols]. */
+  spmv(weight: SparseMatrix | GpuMatrix, x: Float32Array): Promise<Float32Array> {
+    return this.linear(x, 1, weight);
+  }
+
+  /** Free a prepared matrix's device memory. */
+  release(matrix: SparseMatrix | GpuMatrix): void {
+    const gpu = 'buffers' in matrix ? matrix : this.prepared.get(matrix);
+    if (gpu === undefined) return;
+    for (const b of gpu.buffers) b.destroy();
+    if (!('buffers' in matrix)) this.prepared.delete(matrix);
+  }
+
+  /** Destroy the device (when this backend created it). */
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    this.device.destroy();
+  }
+
+  /** @internal a compute pipeline, compiled once per source. */
+  pipeline(key: string, code: string, constants?: Record<string, number>): GPUComputePipeline {
+    let p = this.pipelines.get(key);
+    if (p === undefined) {
+      const module = this.device.createShaderModule({ code });
+      p = this.device.createComputePipeline({
+        layout: 'auto',
+        compute: { module, entryPoint: 'main', ...(constants === undefined ? {} : { constants }) },
+      });
+      this.pipelines.set(key, p);
+    }
+    return p;
+  }
+
+  /** @internal a storage buffer holding `data`. */
+  buffer(data: ArrayBufferView): GPUBuffer {
+    this.check();
+    const buffer = this.device.createBuffer({
+      size: padded(data.byteLength),
+      usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC,
+      mappedAtCreation: true,
+    });
+    new Uint8Array(buffer.getMappedRange()).set(
+      new Uint8Array(data.buffer, data.byteOffset, data.byteLength),
+    );
+    buffer.unmap();
+    return buffer;
+  }
+
+  /** @internal a uniform buffer of eight 32-bit words (u32, or f32 where given as such). */
+  uniform(words: number[], floats: readonly number[] = []): GPUBuffer {
+    const data = new ArrayBuffer(32);
+    const u = new Uint32Array(data);
+    const f = new Float32Array(data);
+    words.forEach((v, i) => {
+      if (floats.includes(i)) f[i] = v;
+      else u[i] = v;
+    });
+    const buffer = this.device.createBuffer({
+      size: 32,
+      usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
+    });
+    this.device.queue.writeBuffer(buffer, 0, data);
+    return buffer;
+  }
+
+  /** @internal encode one dispatch with bindings 0..n-1 = `entries`. */
+  dispatch(pipeline: GPUComputePipeline, entries: GPUBuffer[], groups: [number, number, number]): void {
+    const bindGroup = this.device.createBindGroup({
+      layout: pipeline.getBindGroupLayout(0),
+      entries: entries.map((buffer, binding) => ({ binding, resource: { buffer } })),
+    });
+    const encoder = this.device.createCommandEncoder();
+    const pass = encoder.beginComputePass();
+    pass.setPipeline(pipeline);
+    pass.setBindGroup(0, bindGroup);
+    pass.dispatchWorkgroups(...groups);
+    pass.end();
+    this.device.queue.submit([encoder.finish()]);
+  }
+
+  /** @internal copy `count` floats of `buffer` back to the host. */
+  async read(buffer: GPUBuffer, count: number): Promise<Float32Array> {
+    const staging = this.device.createBuffer({
+      size: padded(count * 4),
+      usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+    });
+    const encoder = this.device.createCommandEncoder();
+    encoder.copyBufferToBuffer(buffer, 0, staging, 0, padded(count * 4));
+    this.device.queue.submit([encoder.finish()]);
+    await staging.mapAsync(GPUMapMode.READ);
+    const out = new Float32Array(staging.getMappedRange().slice(0, count * 4));
+    staging.unmap();
+    staging.destroy();
+    return out;
+  }
+
+  private rowPipeline(w: GpuMatrix): GPUComputePipeline {
+    const code = rowKernel(w.format, w.dtype);
+    if (w.format === 'nm') return this.pipeline(`nm-${w.dtype}-${w.n}-${w.m}`, code, { N: w.n!, M: w.m! });
+    return this.pipeline(`${w.format}-${w.dtype}`, code);
+  }
+
+  private check(): void {
+    if (this.disposed) throw new InvalidArgumentError('GpuBackend', 'disposed', 'create a new backend');
+  }
+}
+
+function popcount(v: number): number {
+  let n = 0;
+  for (let x = v >>> 0; x !== 0; x &= x - 1) n++;
+  return n;
+}
+
+/** A GpuBackend on the given or an automatically chosen adapter. */
+export function createGpuBackend(options: DeviceOptions = {}): Promise<GpuBackend> {
+  return GpuBackend.create(options);
+}
