@@ -136,13 +136,35 @@ export function blockDensity(mask: Uint8Array): number {
 }
 
 /** Block-sparse attention forward on the GPU: q [heads, seq, dim], k and v [kvHeads, seq, dim]. */
-export async function blockSparseAttention(
+export function blockSparseAttention(
   backend: GpuBackend,
   q: Float32Array,
   k: Float32Array,
   v: Float32Array,
   options: BlockSparseAttentionOptions,
 ): Promise<Float32Array> {
+  return runAttention(backend, q, k, v, options) as Promise<Float32Array>;
+}
+
+/** Kernel milliseconds of `blockSparseAttention` (inputs resident; see `GpuBackend.timeDispatch`). */
+export async function timeBlockSparseAttention(
+  backend: GpuBackend,
+  q: Float32Array,
+  k: Float32Array,
+  v: Float32Array,
+  options: BlockSparseAttentionOptions & { reps?: number; trials?: number },
+): Promise<number> {
+  return runAttention(backend, q, k, v, options, options) as Promise<number>;
+}
+
+async function runAttention(
+  backend: GpuBackend,
+  q: Float32Array,
+  k: Float32Array,
+  v: Float32Array,
+  options: BlockSparseAttentionOptions,
+  timing?: { reps?: number; trials?: number },
+): Promise<Float32Array | number> {
   const r = resolve(q, k, v, options);
   if (r.dim > 256) throw new InvalidArgumentError('headDim', r.dim, 'must be at most 256 for the GPU kernel');
   if (r.blockSize > 256) throw new InvalidArgumentError('blockSize', r.blockSize, 'must be at most 256');
@@ -172,6 +194,8 @@ export async function blockSparseAttention(
     backend.buffer(Uint32Array.from(cols.length === 0 ? [0] : cols)),
   ];
   try {
+    if (timing !== undefined)
+      return await backend.timeDispatch(pipeline, buffers, [r.blocks, r.heads, 1], timing);
     backend.dispatch(pipeline, buffers, [r.blocks, r.heads, 1]);
     return await backend.read(out, q.length);
   } finally {

@@ -164,17 +164,43 @@ export class GpuBackend {
     ]);
     transient.push(params);
     try {
-      const mode = options.denseKernel ?? 'auto';
-      const gemm = w.format === 'dense' && (mode === 'gemm' || (mode === 'auto' && batch > BATCH_TILE));
-      const pipeline = gemm ? this.pipeline(`gemm-${w.dtype}`, gemmKernel(w.dtype)) : this.rowPipeline(w);
+      const { pipeline, groups } = this.plan(w, batch, options);
       const entries = [w.buffers[0]!, transient[0]!, transient[1]!, out, params, ...w.buffers.slice(1)];
-      const [gx, gy, gz] = gemm
-        ? [Math.ceil(w.rows / GEMM_TILE), Math.ceil(batch / GEMM_TILE), 1]
-        : [Math.min(w.rows, 65535), Math.ceil(w.rows / 65535), Math.ceil(batch / BATCH_TILE)];
-      this.dispatch(pipeline, entries, [gx, gy, gz]);
+      this.dispatch(pipeline, entries, groups);
       return await this.read(out, batch * w.rows);
     } finally {
       for (const b of transient) b.destroy();
+    }
+  }
+
+  /**
+   * Kernel time of y = x W^T: `reps` dispatches encoded in one pass and submitted together, timed to
+   * queue completion, divided by `reps`; the median of `trials` such runs, in milliseconds. Uploads
+   * and readback are excluded (the weight is resident, x and y stay on the device).
+   */
+  async timeLinear(
+    batch: number,
+    weight: SparseMatrix | GpuMatrix,
+    options: GpuLinearOptions & { reps?: number; trials?: number } = {},
+  ): Promise<number> {
+    const w = this.prepare(weight);
+    const x = this.buffer(new Float32Array(batch * w.cols).fill(0.5));
+    const bias = this.buffer(new Float32Array(1));
+    const out = this.device.createBuffer({
+      size: padded(batch * w.rows * 4),
+      usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC,
+    });
+    const params = this.uniform([w.rows, w.cols, batch, 0, w.extra, 0, 0, 0]);
+    try {
+      const { pipeline, groups } = this.plan(w, batch, options);
+      return await this.timeDispatch(
+        pipeline,
+        [w.buffers[0]!, x, bias, out, params, ...w.buffers.slice(1)],
+        groups,
+        options,
+      );
+    } finally {
+      for (const b of [x, bias, out, params]) b.destroy();
     }
   }
 
@@ -259,6 +285,50 @@ export class GpuBackend {
     this.device.queue.submit([encoder.finish()]);
   }
 
+  /**
+   * @internal median milliseconds of one dispatch: `reps` dispatches in one pass, submitted together
+   * and timed to queue completion, over `trials` runs after a warm-up.
+   */
+  async timeDispatch(
+    pipeline: GPUComputePipeline,
+    entries: GPUBuffer[],
+    groups: [number, number, number],
+    options: { reps?: number; trials?: number } = {},
+  ): Promise<number> {
+    const bindGroup = this.device.createBindGroup({
+      layout: pipeline.getBindGroupLayout(0),
+      entries: entries.map((buffer, binding) => ({ binding, resource: { buffer } })),
+    });
+    const staging = this.device.createBuffer({
+      size: 4,
+      usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+    });
+    const run = async (reps: number) => {
+      const encoder = this.device.createCommandEncoder();
+      const pass = encoder.beginComputePass();
+      pass.setPipeline(pipeline);
+      pass.setBindGroup(0, bindGroup);
+      for (let r = 0; r < reps; r++) pass.dispatchWorkgroups(...groups);
+      pass.end();
+      // Completion is observed through a 4-byte readback (queue.onSubmittedWorkDone does not
+      // settle in every Node WebGPU implementation); its cost is spread over `reps` dispatches.
+      encoder.copyBufferToBuffer(entries[3]!, 0, staging, 0, 4);
+      const t0 = performance.now();
+      this.device.queue.submit([encoder.finish()]);
+      await staging.mapAsync(GPUMapMode.READ);
+      staging.unmap();
+      return (performance.now() - t0) / reps;
+    };
+    try {
+      await run(2);
+      const times: number[] = [];
+      for (let t = 0; t < (options.trials ?? 5); t++) times.push(await run(options.reps ?? 20));
+      return times.sort((a, b) => a - b)[times.length >> 1]!;
+    } finally {
+      staging.destroy();
+    }
+  }
+
   /** @internal copy `count` floats of `buffer` back to the host. */
   async read(buffer: GPUBuffer, count: number): Promise<Float32Array> {
     const staging = this.device.createBuffer({
@@ -273,6 +343,26 @@ export class GpuBackend {
     staging.unmap();
     staging.destroy();
     return out;
+  }
+
+  /** The kernel and grid for y = x W^T. */
+  private plan(
+    w: GpuMatrix,
+    batch: number,
+    options: GpuLinearOptions,
+  ): { pipeline: GPUComputePipeline; groups: [number, number, number] } {
+    const mode = options.denseKernel ?? 'auto';
+    const gemm = w.format === 'dense' && (mode === 'gemm' || (mode === 'auto' && batch > BATCH_TILE));
+    if (gemm) {
+      return {
+        pipeline: this.pipeline(`gemm-${w.dtype}`, gemmKernel(w.dtype)),
+        groups: [Math.ceil(w.rows / GEMM_TILE), Math.ceil(batch / GEMM_TILE), 1],
+      };
+    }
+    return {
+      pipeline: this.rowPipeline(w),
+      groups: [Math.min(w.rows, 65535), Math.ceil(w.rows / 65535), Math.ceil(batch / BATCH_TILE)],
+    };
   }
 
   private rowPipeline(w: GpuMatrix): GPUComputePipeline {

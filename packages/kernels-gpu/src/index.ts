@@ -3,8 +3,10 @@ export {
   blockDensity,
   blockSparseAttention,
   blockSparseAttentionReference,
+  timeBlockSparseAttention,
 } from './attention.js';
 export { createGpuBackend, GpuBackend, type GpuLinearOptions, type GpuMatrix } from './backend.js';
+export { type DenseBaseline, tfjsNodeGpuBaseline } from './baseline.js';
 export {
   type AcquiredDevice,
   acquireDevice,
@@ -12,3 +14,4 @@ export {
   defaultGpu,
   NoGpuAdapterError,
 } from './gpu.js';
+export { createGpuJsBackend, GpuJsBackend, type GpuJsOptions, GpuJsUnavailableError } from './gpujs.js';

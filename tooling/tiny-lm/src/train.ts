@@ -149,8 +149,10 @@ for (; step < steps && elapsed() < minutes * 60; step++) {
   const starts = Array.from({ length: batchSize }, () => rng.int(train.length - seqLen - 1));
   const [x, y] = windowsAt(train, starts);
   const { value, grads } = tf.variableGrads(() => twin.loss(x, y), twin.variables());
-  // Clip the global gradient norm at 1.
-  const norm = Math.sqrt(Object.values(grads).reduce((s, g) => s + tf.sum(tf.square(g)).dataSync()[0]!, 0));
+  // Clip the global gradient norm at 1 (one sync; every intermediate freed, or wasm memory runs out).
+  const norm = Math.sqrt(
+    tf.tidy(() => tf.addN(Object.values(grads).map((g) => tf.sum(tf.square(g)))).dataSync()[0]!),
+  );
   const scale = Math.min(1, 1 / (norm + 1e-6));
   const clipped = Object.fromEntries(Object.entries(grads).map(([k, g]) => [k, tf.mul(g, scale)]));
   optimizer.applyGradients(clipped as unknown as Parameters<typeof optimizer.applyGradients>[0]);
