@@ -4,6 +4,21 @@ import { pruneModel } from './prune-model.js';
 import { calibration, toyModel } from './toy-model.test-util.js';
 
 describe('pruneModel', () => {
+  it.each(['wanda', 'sparsegpt'] as const)(
+    '%s without reconstruction errors prunes the same weights',
+    async (method) => {
+      const [a, b] = [toyModel(3), toyModel(3)];
+      await pruneModel(a, calibration(4), { method, sparsity: 0.5 });
+      const report = await pruneModel(b, calibration(4), {
+        method,
+        sparsity: 0.5,
+        reconstructionError: false,
+      });
+      for (const l of report.layers) expect(l.reconstructionError).toBeNaN();
+      expect(b.weights).toEqual(a.weights);
+    },
+  );
+
   it.each(['magnitude', 'wanda', 'sparsegpt'] as const)(
     '%s reaches the target, layer by layer, with reports',
     async (method) => {

@@ -37,6 +37,12 @@ export interface PruneModelOptions extends ProgressOptions {
   owl?: boolean | OwlOptions;
   /** Recorded in the report (see `recipeOptions`). */
   recipe?: unknown;
+  /**
+   * Measure each layer's reconstruction error on the calibration tokens (default true). It needs
+   * every layer's input covariance (rows x cols^2 work per layer); turn it off for speed on Wanda
+   * and magnitude, which then skip the covariance altogether.
+   */
+  reconstructionError?: boolean;
   /** SparseGPT options. */
   blockSize?: number;
   percDamp?: number;
@@ -119,8 +125,10 @@ export async function pruneModel(
       }
       const hessians = new Map<LinearLayer, HessianAccumulator>();
       const norms = new Map<LinearLayer, InputNormAccumulator>();
+      const withError = options.reconstructionError ?? true;
       for (const l of targets) {
-        hessians.set(l, new HessianAccumulator(l.inFeatures));
+        if (withError || options.method === 'sparsegpt')
+          hessians.set(l, new HessianAccumulator(l.inFeatures));
         if (options.method === 'wanda') norms.set(l, new InputNormAccumulator(l.inFeatures));
       }
       for (const h of hidden) {
@@ -136,15 +144,15 @@ export async function pruneModel(
         const rows = l.outFeatures;
         const cols = l.inFeatures;
         const pattern = patternOf(l);
-        const H = hessians.get(l)!;
-        if (options.method === 'sparsegpt' && H.samples < cols) {
+        const H = hessians.get(l);
+        if (options.method === 'sparsegpt' && H!.samples < cols) {
           throw new InvalidArgumentError(
             'calibration',
-            `${H.samples} tokens`,
+            `${H!.samples} tokens`,
             `is too small for the Hessian of ${l.name} (${cols} inputs): give at least ${cols} calibration tokens`,
           );
         }
-        const hessian = H.samples === 0 ? undefined : H.matrix();
+        const hessian = H === undefined || H.samples === 0 ? undefined : H.matrix();
         const result =
           options.method === 'sparsegpt'
             ? sparseGpt(w, rows, cols, hessian!, {
@@ -165,9 +173,9 @@ export async function pruneModel(
           sparsity: measuredSparsity(result.weight),
           pqIndex: pqIndex(result.weight),
           reconstructionError:
-            H.samples === 0
+            !withError || hessian === undefined
               ? Number.NaN
-              : reconstructionError(w, result.weight, rows, cols, hessian!, H.samples),
+              : reconstructionError(w, result.weight, rows, cols, hessian, H!.samples),
           seconds,
         });
         reportProgress(options, { stage: 'prune', current: layers.length, unit: 'layer', message: l.name });

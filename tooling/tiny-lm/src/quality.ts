@@ -97,7 +97,8 @@ for (const config of configs.filter((c) => only.test(`${c.model} ${c.label}`))) 
   const parameters = model.parameterCount();
   let report: Awaited<ReturnType<typeof pruneModel>> | undefined;
   let sliced: SliceGptReport | undefined;
-  if (config.prune !== undefined) report = await pruneModel(model, batches, config.prune);
+  if (config.prune !== undefined)
+    report = await pruneModel(model, batches, { ...config.prune, reconstructionError: false });
   // roundTo 1: on a 128-wide model the reference's multiples of 8 would turn 10% into 12.5%.
   if (config.slice !== undefined)
     sliced = await sliceGpt(model, batches, { sparsity: config.slice, roundTo: 1 });

@@ -87,6 +87,7 @@ Examples:
         const report = await pruneModel(model, batches, {
           method: c.method,
           ...c.pattern,
+          reconstructionError: false,
           onProgress: ui.progress(`${c.label}: prune`),
         });
         for (const layer of model.linearLayers()) {
