@@ -1,3 +1,4 @@
 export { type AllcloseOptions, type AllcloseReport, allclose } from './allclose.js';
+export { findChromium, type PageServer, servePage } from './browser.js';
 export { denseMatmul, randomOrthonormal, transposeDense } from './dense.js';
 export { fixturePath, readFixture } from './fixtures.js';
