@@ -70,7 +70,7 @@ export function demoMarkdown(
   const lines = [
     '# sparsekit demo',
     '',
-    `Model: ${context.model}. Perplexity: SparseGPT protocol, ${context.windows} windows (${context.tokens} tokens) of the held-out test text. Calibration: ${context.calibration}. Decode: wasm backend, ${context.threads} threads, median of 3 runs of 48 tokens. Run: ${context.date}.`,
+    `Model: ${context.model}. Perplexity: SparseGPT protocol, ${context.windows} windows (${context.tokens} tokens) of the held-out test text. Calibration: ${context.calibration}. Decode: wasm backend, ${context.threads} threads, median of 5 runs of 64 tokens. Run: ${context.date}.`,
     '',
     '| method | sparsity | perplexity | vs dense | linear bytes | decode tokens/s | vs dense | prune s |',
     '|---|--:|--:|--:|--:|--:|--:|--:|',

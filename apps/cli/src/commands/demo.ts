@@ -65,7 +65,7 @@ Examples:
         const bytes = layers.reduce((s, l) => s + byteSize(l.matrix), 0);
         const weights = layers.reduce((s, l) => s + l.inFeatures * l.outFeatures, 0);
         const zeros = layers.reduce((s, l) => s + sparsity(l.matrix) * l.inFeatures * l.outFeatures, 0);
-        const speed = generationSpeed(model, { promptLength: 64, newTokens: 48, reps: 3 });
+        const speed = generationSpeed(model, { promptLength: 64, newTokens: 64, reps: 5 });
         for (const l of layers) backend.release(l.matrix);
         rows.push({
           method,
