@@ -116,6 +116,10 @@ function hintFor(error: SparsekitError): string | undefined {
   if (error instanceof InvalidFormatError && /json/i.test(error.message)) {
     return 'a JSON file of the model folder does not parse: restore config.json / tokenizer.json';
   }
+  if (error instanceof InvalidFormatError && /^Invalid nm/.test(error.message)) {
+    return 'the weights do not follow that N:M pattern: prune to it first (sparsekit prune --pattern N:M)';
+  }
+  if (error instanceof InvalidFormatError) return 'the data does not fit the format named above';
   if (error instanceof NonFiniteError)
     return 'the weights or activations hold NaN or Inf: check the checkpoint';
   if (error instanceof IOError) return 'check that the path exists and is readable';

@@ -1,6 +1,6 @@
 import { generate } from '@sparsekit/models';
 import { createWasmBackend } from '@sparsekit/sparse-formats';
-import { numberFlag, requireFlag, stringFlag } from '../args.js';
+import { numberFlag, requireFlag, stringFlag, UsageError } from '../args.js';
 import type { Command } from '../command.js';
 import { loadModel, modelDir, requireTokenizer } from '../model-io.js';
 
@@ -46,11 +46,13 @@ Examples:
       const loaded = await loadModel(dir, backend);
       const tokenizer = requireTokenizer(loaded, dir);
       const ids = tokenizer.encode(prompt);
-      if (ids.length === 0) throw new Error('the prompt encodes to no tokens; give a non-empty --prompt');
+      if (ids.length === 0)
+        throw new UsageError('the prompt encodes to no tokens; give a non-empty --prompt', 'generate');
       const room = loaded.model.maxSequenceLength - ids.length;
       if (room < 1) {
-        throw new Error(
+        throw new UsageError(
           `the prompt is ${ids.length} tokens, the model takes ${loaded.model.maxSequenceLength}: shorten --prompt`,
+          'generate',
         );
       }
       const out = generate(loaded.model, ids, {
