@@ -23,7 +23,12 @@ export {
   slicedWidth,
   sliceGpt,
 } from './methods/slicegpt.js';
-export { type PruneResult, type SparseGptOptions, sparseGpt } from './methods/sparsegpt.js';
+export {
+  type MatmulKernel,
+  type PruneResult,
+  type SparseGptOptions,
+  sparseGpt,
+} from './methods/sparsegpt.js';
 export {
   pruneBlocks,
   pruneColumns,

@@ -13,7 +13,7 @@ import {
 import { HessianAccumulator, InputNormAccumulator } from './calibration.js';
 import { checkNm, checkSparsity } from './masks.js';
 import { magnitude } from './methods/magnitude.js';
-import { sparseGpt } from './methods/sparsegpt.js';
+import { type MatmulKernel, sparseGpt } from './methods/sparsegpt.js';
 import { wanda } from './methods/wanda.js';
 import { measuredSparsity, pqIndex, reconstructionError } from './metrics.js';
 import { type OwlAllocation, type OwlOptions, owlSparsities } from './owl.js';
@@ -43,9 +43,10 @@ export interface PruneModelOptions extends ProgressOptions {
    * and magnitude, which then skip the covariance altogether.
    */
   reconstructionError?: boolean;
-  /** SparseGPT options. */
+  /** SparseGPT options (`kernel`: see `SparseGptOptions.kernel`). */
   blockSize?: number;
   percDamp?: number;
+  kernel?: MatmulKernel;
 }
 
 export interface LayerReport {
@@ -159,6 +160,7 @@ export async function pruneModel(
                 ...pattern,
                 ...(options.blockSize === undefined ? {} : { blockSize: options.blockSize }),
                 ...(options.percDamp === undefined ? {} : { percDamp: options.percDamp }),
+                ...(options.kernel === undefined ? {} : { kernel: options.kernel }),
               })
             : options.method === 'wanda'
               ? wanda(w, rows, cols, norms.get(l)!.scalerRow, pattern)

@@ -98,7 +98,11 @@ for (const config of configs.filter((c) => only.test(`${c.model} ${c.label}`))) 
   let report: Awaited<ReturnType<typeof pruneModel>> | undefined;
   let sliced: SliceGptReport | undefined;
   if (config.prune !== undefined)
-    report = await pruneModel(model, batches, { ...config.prune, reconstructionError: false });
+    report = await pruneModel(model, batches, {
+      ...config.prune,
+      reconstructionError: false,
+      kernel: backend,
+    });
   // roundTo 1: on a 128-wide model the reference's multiples of 8 would turn 10% into 12.5%.
   if (config.slice !== undefined)
     sliced = await sliceGpt(model, batches, { sparsity: config.slice, roundTo: 1 });

@@ -142,6 +142,7 @@ Examples:
         report = await pruneModel(model, batches, {
           ...options,
           ...(flags.owl === true ? { owl: true } : {}),
+          kernel: backend,
           onProgress: ui.progress('prune'),
         });
       }

@@ -2,6 +2,7 @@
 // masks agree on >= 99% of entries and layer errors within 1%.
 import { NonFiniteError, Tensor } from '@sparsekit/core';
 import { readSafetensors } from '@sparsekit/core/node';
+import { createWasmBackend } from '@sparsekit/sparse-formats';
 import { fixturePath } from '@sparsekit/test-utils';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { HessianAccumulator, InputNormAccumulator } from '../calibration.js';
@@ -75,6 +76,25 @@ describe('against the reference implementations', () => {
       atol: 1e-3,
       rtol: 1e-3,
     });
+  });
+
+  it('SparseGPT with the batched update on the wasm kernel (f32) matches the reference too', async () => {
+    const h = new HessianAccumulator(COLS);
+    h.add(new Tensor('f32', [768, COLS], X));
+    const backend = await createWasmBackend({ threads: 1 });
+    try {
+      for (const [key, pattern] of [
+        ['sparsegpt_50', { sparsity: 0.5 }],
+        ['sparsegpt_2of4', { n: 2, m: 4 }],
+      ] as const) {
+        const fast = sparseGpt(W, ROWS, COLS, h.matrix(), { ...pattern, kernel: backend });
+        check(key, fast);
+        const exact = sparseGpt(W, ROWS, COLS, h.matrix(), pattern);
+        expect(fast.weight).toAllClose(exact.weight, { atol: 1e-4, rtol: 1e-4 });
+      }
+    } finally {
+      await backend.dispose();
+    }
   });
 
   it('the literature ordering holds on this layer: SparseGPT < Wanda < magnitude error', () => {

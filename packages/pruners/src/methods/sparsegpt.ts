@@ -1,5 +1,6 @@
 // SparseGPT (Frantar & Alistarh, 2023), following sparsegpt.py `SparseGPT.fasterprune`.
 import { InvalidArgumentError, ShapeMismatchError } from '@sparsekit/core';
+import { dense, type SparseMatrix } from '@sparsekit/sparse-formats';
 import { cholesky, choleskyInverse, upperCholesky } from '../linalg.js';
 import { checkNm, checkSparsity } from '../masks.js';
 
@@ -13,6 +14,17 @@ export interface SparseGptOptions {
   blockSize?: number;
   /** Dampening as a fraction of the mean diagonal of H (default 0.01). */
   percDamp?: number;
+  /**
+   * Runs the batched update after each block, W[:, i2:] -= Err1 @ Hinv[i1:i2, i2:], as an f32
+   * matrix product (the reference's precision): pass a `WasmBackend` (or any sparse-formats
+   * kernel) for speed. Default: a float64 loop in plain TypeScript.
+   */
+  kernel?: MatmulKernel;
+}
+
+/** y [batch, rows] = x [batch, cols] W^T: what `WasmBackend.linear` and the reference `linear` compute. */
+export interface MatmulKernel {
+  linear(x: Float32Array, batch: number, w: SparseMatrix): Float32Array;
 }
 
 export interface PruneResult {
@@ -110,6 +122,24 @@ export function sparseGpt(
       }
     }
     // W[:, i2:] -= Err1 @ Hinv[i1:i2, i2:]
+    const rest = cols - i2;
+    if (options.kernel !== undefined && rest > 0) {
+      // As x W^T with x = Err1 [rows, count] and W = Hinv[i1:i2, i2:]^T [rest, count].
+      const hT = new Float32Array(rest * count);
+      for (let i = 0; i < count; i++) {
+        const hRow = (i1 + i) * cols + i2;
+        for (let c = 0; c < rest; c++) hT[c * count + i] = Hinv[hRow + c]!;
+      }
+      const update = options.kernel.linear(
+        Float32Array.from(err),
+        rows,
+        dense({ rows: rest, cols: count, values: hT }),
+      );
+      for (let r = 0; r < rows; r++) {
+        for (let c = 0; c < rest; c++) W[r * cols + i2 + c]! -= update[r * rest + c]!;
+      }
+      continue;
+    }
     for (let r = 0; r < rows; r++) {
       for (let i = 0; i < count; i++) {
         const e = err[r * count + i]!;
