@@ -33,21 +33,26 @@ export function cholesky(a: Float64Array, n: number, what = 'Hessian'): Float64A
 
 /** A^-1 from A's lower Cholesky factor L (torch.cholesky_inverse): (L L^T)^-1 = L^-T L^-1. */
 export function choleskyInverse(l: Float64Array, n: number): Float64Array {
-  // Invert L (lower triangular) by forward substitution, column by column.
-  const inv = new Float64Array(n * n);
+  // Invert L by forward substitution, column by column; column c of L^-1 is stored as row c of
+  // `t` (t = L^-T), so every inner loop below walks contiguous memory.
+  const t = new Float64Array(n * n);
   for (let c = 0; c < n; c++) {
+    const tc = c * n;
     for (let i = c; i < n; i++) {
       let s = i === c ? 1 : 0;
-      for (let k = c; k < i; k++) s -= l[i * n + k]! * inv[k * n + c]!;
-      inv[i * n + c] = s / l[i * n + i]!;
+      const li = i * n;
+      for (let k = c; k < i; k++) s -= l[li + k]! * t[tc + k]!;
+      t[tc + i] = s / l[li + i]!;
     }
   }
-  // A^-1 = inv^T inv.
+  // A^-1 = L^-T L^-1: entry (i, j) is the dot product of columns i and j of L^-1 (rows of t).
   const out = new Float64Array(n * n);
   for (let i = 0; i < n; i++) {
     for (let j = 0; j <= i; j++) {
       let s = 0;
-      for (let k = i; k < n; k++) s += inv[k * n + i]! * inv[k * n + j]!;
+      const ti = i * n;
+      const tj = j * n;
+      for (let k = i; k < n; k++) s += t[ti + k]! * t[tj + k]!;
       out[i * n + j] = s;
       out[j * n + i] = s;
     }
