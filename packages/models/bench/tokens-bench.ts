@@ -59,7 +59,9 @@ const VARIANTS: Variant[] = [
 ];
 
 const backend = await createWasmBackend({ threads });
-const rows: Array<Record<string, number | string>> = [];
+// All variants are loaded first and measured round-robin, one run each per round, so that drift in
+// the machine's speed (a shared VM) hits every variant alike; the medians over rounds are reported.
+const models = [];
 for (const variant of VARIANTS) {
   const { model } = await loadHfModel(tinyLmPath(), { kernel: backend });
   let zeros = 0;
@@ -70,14 +72,26 @@ for (const variant of VARIANTS) {
     zeros += sparsity(layer.matrix) * layer.inFeatures * layer.outFeatures;
     total += layer.inFeatures * layer.outFeatures;
   }
-  const speed = generationSpeed(model, { promptLength, newTokens, reps });
-  rows.push({ variant: variant.label, sparsity: zeros / total, ...speed });
-  for (const layer of model.linearLayers()) backend.release(layer.matrix);
+  models.push({ variant, model, sparsity: zeros / total, prefill: [] as number[], decode: [] as number[] });
 }
+for (let r = 0; r < reps; r++) {
+  for (const m of models) {
+    const speed = generationSpeed(m.model, { promptLength, newTokens, reps: 1 });
+    m.prefill.push(speed.prefillTokensPerSecond);
+    m.decode.push(speed.decodeTokensPerSecond);
+  }
+}
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
+const rows: Array<Record<string, number | string>> = models.map((m) => ({
+  variant: m.variant.label,
+  sparsity: m.sparsity,
+  prefillTokensPerSecond: median(m.prefill),
+  decodeTokensPerSecond: median(m.decode),
+}));
 await backend.dispose();
 const dense = rows[0]!;
 console.log(
-  `tiny-lm, prompt ${promptLength} tokens, ${newTokens} new tokens, ${threads} threads, median of ${reps}`,
+  `tiny-lm, prompt ${promptLength} tokens, ${newTokens} new tokens, ${threads} threads, median of ${reps} rounds (variants interleaved)`,
 );
 console.log('variant     sparsity  prefill tok/s  vs dense  decode tok/s  vs dense');
 for (const r of rows) {
