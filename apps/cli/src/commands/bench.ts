@@ -1,7 +1,7 @@
 import { availableParallelism } from 'node:os';
 import { Rng, Tensor } from '@sparsekit/core';
 import { generationSpeed } from '@sparsekit/models';
-import { packWeight } from '@sparsekit/pruners';
+import { magnitude, packWeight } from '@sparsekit/pruners';
 import { byteSize, createWasmBackend, dense, type SparseMatrix, sparsity } from '@sparsekit/sparse-formats';
 import { numberFlag, stringFlag, UsageError } from '../args.js';
 import type { Command } from '../command.js';
@@ -78,28 +78,13 @@ async function benchKernels(flags: Flags, backend: Backend, ui: Ui) {
   const rng = new Rng(0);
   const w = new Tensor('f32', [rows, cols], rng.normalArray(rows * cols, 0, 0.02));
   const x = rng.normalArray(batch * cols);
-  const magnitudeAt = (s: number) => {
-    const t = Float32Array.from(w.data, Math.abs).sort()[Math.floor(s * w.size)]!;
-    return new Tensor(
-      'f32',
-      [rows, cols],
-      w.data.map((v) => (Math.abs(v) > t ? v : 0)),
-    );
-  };
-  const nm24 = () => {
-    const out = w.data.slice();
-    for (let g = 0; g < out.length; g += 4) {
-      const order = [0, 1, 2, 3].sort((a, b) => Math.abs(out[g + a]!) - Math.abs(out[g + b]!));
-      out[g + order[0]!] = 0;
-      out[g + order[1]!] = 0;
-    }
-    return new Tensor('f32', [rows, cols], out);
-  };
+  const pruned = (pattern: { sparsity: number } | { n: number; m: number }) =>
+    new Tensor('f32', [rows, cols], magnitude(w.data, rows, cols, pattern).weight);
   const cases: Array<[string, () => SparseMatrix]> = [
     ['dense f32', () => dense({ rows, cols, values: w.data })],
-    ['50% csr', () => packWeight(magnitudeAt(0.5))],
-    ['2:4 nm', () => packWeight(nm24(), { n: 2, m: 4 })],
-    ['90% csr', () => packWeight(magnitudeAt(0.9))],
+    ['50% csr', () => packWeight(pruned({ sparsity: 0.5 }))],
+    ['2:4 nm', () => packWeight(pruned({ n: 2, m: 4 }), { n: 2, m: 4 })],
+    ['90% csr', () => packWeight(pruned({ sparsity: 0.9 }))],
   ];
   const results = [];
   for (const [i, [label, make]] of cases.entries()) {
