@@ -3,6 +3,7 @@ export { type EssentialSparsity, essentialSparsity, type SweepPoint } from './es
 export {
   cholesky,
   choleskyInverse,
+  type MatmulKernel,
   NotPositiveDefiniteError,
   symmetricEigen,
   upperCholesky,
@@ -24,7 +25,6 @@ export {
   sliceGpt,
 } from './methods/slicegpt.js';
 export {
-  type MatmulKernel,
   type PruneResult,
   type SparseGptOptions,
   sparseGpt,

@@ -1,4 +1,5 @@
 import { Rng } from '@sparsekit/core';
+import { createWasmBackend } from '@sparsekit/sparse-formats';
 import { describe, expect, it } from 'vitest';
 import { cholesky, choleskyInverse, symmetricEigen, upperCholesky } from './linalg.js';
 
@@ -23,6 +24,38 @@ function matmul(a: Float64Array, b: Float64Array, n: number): Float64Array {
 }
 
 describe('linear algebra', () => {
+  it('with a kernel: blocked Cholesky, inverse and upper factor agree with the float64 ones (f32 products)', async () => {
+    const n = 300; // two full panels of 128 and a partial one
+    const a = randomSpd(n, 4);
+    for (let i = 0; i < n; i++) a[i * n + i]! += n; // well conditioned, as a dampened Hessian
+    const backend = await createWasmBackend({ threads: 1 });
+    try {
+      const l = cholesky(a, n);
+      const lk = cholesky(a, n, 'Hessian', backend);
+      const scale = Math.max(...l.map(Math.abs));
+      expect(lk.map((v) => v / scale)).toAllClose(
+        l.map((v) => v / scale),
+        { atol: 1e-5, rtol: 0 },
+      );
+      const inv = choleskyInverse(l, n);
+      const invK = choleskyInverse(lk, n, backend);
+      const invScale = Math.max(...inv.map(Math.abs));
+      expect(invK.map((v) => v / invScale)).toAllClose(
+        inv.map((v) => v / invScale),
+        { atol: 1e-5, rtol: 0 },
+      );
+      const u = upperCholesky(inv, n);
+      const uK = upperCholesky(invK, n, 'inverse Hessian', backend);
+      const uScale = Math.max(...u.map(Math.abs));
+      expect(uK.map((v) => v / uScale)).toAllClose(
+        u.map((v) => v / uScale),
+        { atol: 1e-4, rtol: 0 },
+      );
+    } finally {
+      await backend.dispose();
+    }
+  });
+
   it('Cholesky, its inverse and the upper factor agree with the definitions', () => {
     const n = 9;
     const a = randomSpd(n, 1);

@@ -1,6 +1,21 @@
 // Dense symmetric positive-definite algebra in float64 for SparseGPT: n x n row-major matrices.
 
 import { InvalidArgumentError } from '@sparsekit/core';
+import { dense, type SparseMatrix } from '@sparsekit/sparse-formats';
+
+/** y [batch, rows] = x [batch, cols] W^T: what `WasmBackend.linear` and the reference `linear` compute. */
+export interface MatmulKernel {
+  linear(x: Float32Array, batch: number, w: SparseMatrix): Float32Array;
+}
+
+/** Rows of this many columns are factored per step when a kernel takes the trailing updates. */
+const PANEL = 128;
+
+/** x x^T for x [rows, cols] (f64 values) on the kernel, in f32: [rows, rows]. */
+function gram(kernel: MatmulKernel, x: Float64Array, rows: number, cols: number): Float32Array {
+  const x32 = Float32Array.from(x);
+  return kernel.linear(x32, rows, dense({ rows, cols, values: x32 }));
+}
 
 /** The matrix is not positive definite (a Cholesky pivot was <= 0). */
 export class NotPositiveDefiniteError extends InvalidArgumentError {
@@ -13,8 +28,47 @@ export class NotPositiveDefiniteError extends InvalidArgumentError {
   }
 }
 
-/** Lower Cholesky factor L (A = L L^T), in place over a copy. */
-export function cholesky(a: Float64Array, n: number, what = 'Hessian'): Float64Array {
+/**
+ * Lower Cholesky factor L (A = L L^T). With a `kernel`, right-looking and blocked: panels of 128
+ * columns are factored in float64 and the trailing matrix is updated as an f32 matrix product on the
+ * kernel (the precision of the reference, which factors in f32 throughout).
+ */
+export function cholesky(a: Float64Array, n: number, what = 'Hessian', kernel?: MatmulKernel): Float64Array {
+  if (kernel === undefined || n <= PANEL) return unblockedCholesky(a, n, what);
+  const work = new Float64Array(a);
+  const l = new Float64Array(n * n);
+  for (let k0 = 0; k0 < n; k0 += PANEL) {
+    const k1 = Math.min(k0 + PANEL, n);
+    const b = k1 - k0;
+    // The diagonal block, already updated by the panels before it.
+    const block = new Float64Array(b * b);
+    for (let i = 0; i < b; i++) for (let j = 0; j < b; j++) block[i * b + j] = work[(k0 + i) * n + k0 + j]!;
+    const l11 = unblockedCholesky(block, b, what);
+    for (let i = 0; i < b; i++) for (let j = 0; j <= i; j++) l[(k0 + i) * n + k0 + j] = l11[i * b + j]!;
+    if (k1 === n) break;
+    // The panel below it: L21 = A21 L11^-T, row by row (forward substitution).
+    const m = n - k1;
+    const panel = new Float64Array(m * b);
+    for (let r = 0; r < m; r++) {
+      const row = (k1 + r) * n;
+      for (let j = 0; j < b; j++) {
+        let s = work[row + k0 + j]!;
+        for (let p = 0; p < j; p++) s -= panel[r * b + p]! * l11[j * b + p]!;
+        panel[r * b + j] = s / l11[j * b + j]!;
+      }
+      for (let j = 0; j < b; j++) l[row + k0 + j] = panel[r * b + j]!;
+    }
+    // Trailing update: A22 -= L21 L21^T.
+    const update = gram(kernel, panel, m, b);
+    for (let r = 0; r < m; r++) {
+      const row = (k1 + r) * n + k1;
+      for (let c = 0; c <= r; c++) work[row + c]! -= update[r * m + c]!;
+    }
+  }
+  return l;
+}
+
+function unblockedCholesky(a: Float64Array, n: number, what: string): Float64Array {
   const l = new Float64Array(n * n);
   for (let j = 0; j < n; j++) {
     let d = a[j * n + j]!;
@@ -31,8 +85,11 @@ export function cholesky(a: Float64Array, n: number, what = 'Hessian'): Float64A
   return l;
 }
 
-/** A^-1 from A's lower Cholesky factor L (torch.cholesky_inverse): (L L^T)^-1 = L^-T L^-1. */
-export function choleskyInverse(l: Float64Array, n: number): Float64Array {
+/**
+ * A^-1 from A's lower Cholesky factor L (torch.cholesky_inverse): (L L^T)^-1 = L^-T L^-1. With a
+ * `kernel`, the final product runs on it (in f32).
+ */
+export function choleskyInverse(l: Float64Array, n: number, kernel?: MatmulKernel): Float64Array {
   // Invert L by forward substitution, column by column; column c of L^-1 is stored as row c of
   // `t` (t = L^-T), so every inner loop below walks contiguous memory.
   const t = new Float64Array(n * n);
@@ -46,6 +103,7 @@ export function choleskyInverse(l: Float64Array, n: number): Float64Array {
     }
   }
   // A^-1 = L^-T L^-1: entry (i, j) is the dot product of columns i and j of L^-1 (rows of t).
+  if (kernel !== undefined) return Float64Array.from(gram(kernel, t, n, n));
   const out = new Float64Array(n * n);
   for (let i = 0; i < n; i++) {
     for (let j = 0; j <= i; j++) {
@@ -61,8 +119,13 @@ export function choleskyInverse(l: Float64Array, n: number): Float64Array {
 }
 
 /** Upper Cholesky factor U with A = U^T U (torch.linalg.cholesky(A, upper=True)). */
-export function upperCholesky(a: Float64Array, n: number, what = 'inverse Hessian'): Float64Array {
-  const l = cholesky(a, n, what);
+export function upperCholesky(
+  a: Float64Array,
+  n: number,
+  what = 'inverse Hessian',
+  kernel?: MatmulKernel,
+): Float64Array {
+  const l = cholesky(a, n, what, kernel);
   const u = new Float64Array(n * n);
   for (let i = 0; i < n; i++) for (let j = 0; j <= i; j++) u[j * n + i] = l[i * n + j]!;
   return u;

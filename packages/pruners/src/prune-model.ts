@@ -11,9 +11,10 @@ import {
   Tensor,
 } from '@sparsekit/core';
 import { HessianAccumulator, InputNormAccumulator } from './calibration.js';
+import type { MatmulKernel } from './linalg.js';
 import { checkNm, checkSparsity } from './masks.js';
 import { magnitude } from './methods/magnitude.js';
-import { type MatmulKernel, sparseGpt } from './methods/sparsegpt.js';
+import { sparseGpt } from './methods/sparsegpt.js';
 import { wanda } from './methods/wanda.js';
 import { measuredSparsity, pqIndex, reconstructionError } from './metrics.js';
 import { type OwlAllocation, type OwlOptions, owlSparsities } from './owl.js';

@@ -1,7 +1,7 @@
 // SparseGPT (Frantar & Alistarh, 2023), following sparsegpt.py `SparseGPT.fasterprune`.
 import { InvalidArgumentError, ShapeMismatchError } from '@sparsekit/core';
-import { dense, type SparseMatrix } from '@sparsekit/sparse-formats';
-import { cholesky, choleskyInverse, upperCholesky } from '../linalg.js';
+import { dense } from '@sparsekit/sparse-formats';
+import { cholesky, choleskyInverse, type MatmulKernel, upperCholesky } from '../linalg.js';
 import { checkNm, checkSparsity } from '../masks.js';
 
 export interface SparseGptOptions {
@@ -15,16 +15,12 @@ export interface SparseGptOptions {
   /** Dampening as a fraction of the mean diagonal of H (default 0.01). */
   percDamp?: number;
   /**
-   * Runs the batched update after each block, W[:, i2:] -= Err1 @ Hinv[i1:i2, i2:], as an f32
-   * matrix product (the reference's precision): pass a `WasmBackend` (or any sparse-formats
-   * kernel) for speed. Default: a float64 loop in plain TypeScript.
+   * Runs the matrix products as f32 on this kernel (the reference's precision): the trailing updates
+   * of the blocked Cholesky factorisations, the product giving H^-1, and the batched update after
+   * each block, W[:, i2:] -= Err1 @ Hinv[i1:i2, i2:]. Pass a `WasmBackend` (or any sparse-formats
+   * kernel) for speed. Default: float64 loops in plain TypeScript.
    */
   kernel?: MatmulKernel;
-}
-
-/** y [batch, rows] = x [batch, cols] W^T: what `WasmBackend.linear` and the reference `linear` compute. */
-export interface MatmulKernel {
-  linear(x: Float32Array, batch: number, w: SparseMatrix): Float32Array;
 }
 
 export interface PruneResult {
@@ -76,7 +72,13 @@ export function sparseGpt(
   for (let j = 0; j < cols; j++) meanDiagonal += H[j * cols + j]!;
   const damp = (options.percDamp ?? 0.01) * (meanDiagonal / cols);
   for (let j = 0; j < cols; j++) H[j * cols + j]! += damp;
-  const Hinv = upperCholesky(choleskyInverse(cholesky(H, cols), cols), cols);
+  const k = options.kernel;
+  const Hinv = upperCholesky(
+    choleskyInverse(cholesky(H, cols, 'Hessian', k), cols, k),
+    cols,
+    'inverse Hessian',
+    k,
+  );
   const mask = new Uint8Array(rows * cols);
   const Q = new Float64Array(rows * cols);
   for (let i1 = 0; i1 < cols; i1 += blockSize) {
