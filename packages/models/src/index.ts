@@ -7,7 +7,7 @@ export {
   validateConfig,
 } from './config.js';
 export { MissingTensorError, UnsupportedModelError } from './errors.js';
-export { paramsFromHf, paramsToHf, type StoredLinear, type TensorSource } from './hf/names.js';
+export { hfLinearName, paramsFromHf, paramsToHf, type StoredLinear, type TensorSource } from './hf/names.js';
 export {
   type GenerateOptions,
   type Generation,

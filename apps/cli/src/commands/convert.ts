@@ -3,7 +3,7 @@ import { mkdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { Tensor } from '@sparsekit/core';
 import { writeFileAtomic } from '@sparsekit/core/node';
-import { configToHf, paramsToHf } from '@sparsekit/models';
+import { configToHf, hfLinearName, paramsToHf } from '@sparsekit/models';
 import { saveModel } from '@sparsekit/models/node';
 import {
   FORMAT_NAMES,
@@ -88,7 +88,7 @@ Examples:
           'export a llama or opt model, or convert GPT-2 to a sparsekit format (e.g. --to bitmask)',
         );
       }
-      await exportCompressedTensors(model, config, out, tokenizerJson, layers);
+      await exportCompressedTensors(model, { ...config, family: config.family }, out, tokenizerJson, layers);
     } else {
       await saveModel(model, out, { layout: to === 'dense' ? 'dense' : 'packed', tokenizerJson });
     }
@@ -105,7 +105,7 @@ type Loaded = Awaited<ReturnType<typeof loadModel>>;
 /** Hugging Face names; decoder linear weights as compressed-tensors sparse-bitmask. */
 async function exportCompressedTensors(
   model: Loaded['model'],
-  config: Loaded['config'],
+  config: Loaded['config'] & { family: 'llama' | 'opt' },
   out: string,
   tokenizerJson: string,
   layers: { name: string; sparsity: number }[],
@@ -141,13 +141,4 @@ async function exportCompressedTensors(
     writeFileAtomic(join(out, file), (f) => f.writeFile(text, 'utf8'));
   await write('config.json', `${JSON.stringify(hfConfig, null, 2)}\n`);
   await write('tokenizer.json', tokenizerJson);
-}
-
-/** The Hugging Face name of a decoder linear layer (llama and opt). */
-function hfLinearName(family: 'llama' | 'opt' | 'gpt2', runtime: string): string {
-  if (family === 'llama') return `model.${runtime}`;
-  return `model.decoder.${runtime
-    .replace('self_attn.o_proj', 'self_attn.out_proj')
-    .replace('mlp.up_proj', 'fc1')
-    .replace('mlp.down_proj', 'fc2')}`;
 }

@@ -4,7 +4,7 @@ import { join, resolve } from 'node:path';
 import type { Tensor } from '@sparsekit/core';
 import { writeFileAtomic } from '@sparsekit/core/node';
 import { perplexity } from '@sparsekit/eval-harness';
-import { generationSpeed, type TransformerLM } from '@sparsekit/models';
+import { generationSpeed, type HfTokenizer, type TransformerLM } from '@sparsekit/models';
 import { tinyLmPath } from '@sparsekit/models/node';
 import { packWeight, pruneModel } from '@sparsekit/pruners';
 import { byteSize, createWasmBackend, sparsity } from '@sparsekit/sparse-formats';
@@ -53,9 +53,9 @@ Examples:
       const rows: DemoRow[] = [];
       let scored = 0;
       let batches: Tensor<'i32'>[] = [];
+      let tokenizer: HfTokenizer | undefined;
       const measure = async (model: TransformerLM, method: string, pruneSeconds: number) => {
-        const tokenizer = requireTokenizer(await loadModel(dir), dir);
-        const ppl = await perplexity(model, tokenizer, testText, {
+        const ppl = await perplexity(model, tokenizer!, testText, {
           maxLength: 128,
           maxWindows: windows,
           onProgress: ui.progress(`${method}: perplexity`),
@@ -78,7 +78,7 @@ Examples:
       };
       {
         const loaded = await loadModel(dir, backend);
-        const tokenizer = requireTokenizer(loaded, dir);
+        tokenizer = requireTokenizer(loaded, dir);
         batches = calibrationBatches(tokenizer, builtinText('calibration'), calibWindows, 128, 0);
         await measure(loaded.model, 'dense', 0);
       }

@@ -81,6 +81,7 @@ Examples:
     const recipePath = stringFlag(flags, 'recipe');
     let recipe: Recipe | undefined;
     let method: (typeof METHODS)[number];
+    let sliceSparsity = 0;
     if (recipePath !== undefined) {
       for (const f of ['method', 'sparsity', 'pattern']) {
         if (flags[f] !== undefined) throw new UsageError(`give either --recipe or --${f}, not both`, 'prune');
@@ -103,9 +104,8 @@ Examples:
       }
       if (pattern !== undefined) patternFlag('prune', pattern);
       const sparsity = numberFlag('prune', flags, 'sparsity', 0, { min: 0, below: 1 });
-      if (method !== 'slicegpt') {
-        recipe = { method, ...(pattern === undefined ? { sparsity } : { pattern }) };
-      }
+      if (method === 'slicegpt') sliceSparsity = sparsity;
+      else recipe = { method, ...(pattern === undefined ? { sparsity } : { pattern }) };
     }
     const backend = await createWasmBackend();
     try {
@@ -135,8 +135,10 @@ Examples:
         method === 'magnitude' ? [] : calibrationBatches(tokenizer, calibText, samples, seqLen, seed);
       let report: PruneReport | SliceGptReport;
       if (method === 'slicegpt') {
-        const sparsity = numberFlag('prune', flags, 'sparsity', 0, { min: 0, below: 1 });
-        report = await sliceGpt(model, batches, { sparsity, onProgress: ui.progress('slice') });
+        report = await sliceGpt(model, batches, {
+          sparsity: sliceSparsity,
+          onProgress: ui.progress('slice'),
+        });
       } else {
         const options = recipeOptions(recipe!);
         report = await pruneModel(model, batches, {

@@ -222,6 +222,18 @@ export function paramsFromHf(
   };
 }
 
+/**
+ * The Hugging Face name (without `.weight`) of a decoder linear layer given its runtime name, for
+ * the families that keep one tensor per projection (llama, opt; GPT-2 fuses q/k/v).
+ */
+export function hfLinearName(family: 'llama' | 'opt', runtime: string): string {
+  if (family === 'llama') return `model.${runtime}`;
+  return `model.decoder.${runtime
+    .replace('self_attn.o_proj', 'self_attn.out_proj')
+    .replace('mlp.up_proj', 'fc1')
+    .replace('mlp.down_proj', 'fc2')}`;
+}
+
 /** Dense f32 weight of a layer, whatever its format. */
 function weightOf(layer: Linear): Float32Array {
   return layer.getWeight().data;
@@ -290,12 +302,7 @@ export function paramsToHf(
     if (p.projectOut !== undefined) lin(`${d}project_out`, p.projectOut);
     p.blocks.forEach((b, i) => {
       const n = `${d}layers.${i}.`;
-      lin(`${n}self_attn.q_proj`, b.q);
-      lin(`${n}self_attn.k_proj`, b.k);
-      lin(`${n}self_attn.v_proj`, b.v);
-      lin(`${n}self_attn.out_proj`, b.o);
-      lin(`${n}fc1`, b.up);
-      lin(`${n}fc2`, b.down);
+      for (const layer of [b.q, b.k, b.v, b.o, b.up, b.down]) lin(hfLinearName('opt', layer.name), layer);
       norm(`${n}self_attn_layer_norm`, b.attentionNorm);
       norm(`${n}final_layer_norm`, b.mlpNorm);
     });
@@ -306,13 +313,8 @@ export function paramsToHf(
   put('model.embed_tokens.weight', [c.vocabSize, H], p.embedTokens);
   p.blocks.forEach((b, i) => {
     const n = `model.layers.${i}.`;
-    lin(`${n}self_attn.q_proj`, b.q);
-    lin(`${n}self_attn.k_proj`, b.k);
-    lin(`${n}self_attn.v_proj`, b.v);
-    lin(`${n}self_attn.o_proj`, b.o);
-    lin(`${n}mlp.gate_proj`, b.gate!);
-    lin(`${n}mlp.up_proj`, b.up);
-    lin(`${n}mlp.down_proj`, b.down);
+    for (const layer of [b.q, b.k, b.v, b.o, b.gate!, b.up, b.down])
+      lin(hfLinearName('llama', layer.name), layer);
     norm(`${n}input_layernorm`, b.attentionNorm);
     norm(`${n}post_attention_layernorm`, b.mlpNorm);
     // SliceGPT's names: x -> x Q, stored as Q [in, out] (our layers hold Q^T).
