@@ -64,6 +64,7 @@ export type {
   CausalLM,
   HasLinearLayers,
   LinearLayer,
+  NarrowableLM,
   SliceableLM,
   StreamPoint,
   Tokenizer,

@@ -127,3 +127,23 @@ export interface SliceableLM extends BlockwiseLM {
   /** Capture the parameters; the returned function puts them back (for all-or-nothing edits). */
   checkpoint(): () => void;
 }
+
+/**
+ * A blockwise model whose MLP channels and attention heads can be deleted, leaving a smaller dense
+ * model (the accelerate path of structured pruning). Every block must keep the same shape.
+ */
+export interface NarrowableLM extends BlockwiseLM {
+  /** Per block: MLP channels, attention (query) heads, key/value heads, and the width of a head. */
+  readonly blockShape: { mlpChannels: number; heads: number; kvHeads: number; headDim: number };
+  /**
+   * Delete `channels[b]` from the MLP of block b (rows of the up/gate projections, columns of the
+   * down projection). Every block must lose the same number.
+   */
+  removeMlpChannels(channels: readonly (readonly number[])[]): void;
+  /**
+   * Delete query heads `heads[b]` of block b (rows of q, columns of o); a key/value head goes with
+   * the last query head of its group. Every block must end with the same number of key/value heads
+   * and every remaining group with the same number of query heads.
+   */
+  removeHeads(heads: readonly (readonly number[])[]): void;
+}

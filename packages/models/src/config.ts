@@ -196,6 +196,13 @@ export function configToHf(c: ModelConfig): Record<string, unknown> {
     ...(c.bosTokenId === undefined ? {} : { bos_token_id: c.bosTokenId }),
     ...(c.eosTokenId === undefined ? {} : { eos_token_id: c.eosTokenId }),
   };
+  if (c.family !== 'llama' && c.numHeads * c.headDim !== c.hiddenSize) {
+    // GPT-2 and OPT configs derive the head width from hidden_size / heads: no place for fewer heads.
+    throw new UnsupportedModelError(
+      `${c.family} with ${c.numHeads} heads of ${c.headDim} on a ${c.hiddenSize}-wide stream`,
+      'its config.json cannot describe removed heads; only Llama configs (head_dim) can be saved so',
+    );
+  }
   if (c.family === 'gpt2') {
     return {
       architectures: ['GPT2LMHeadModel'],

@@ -36,6 +36,9 @@ const out = resolve(
 const batchSize = 16;
 const seqLen = 128;
 const peakLr = Number(option('lr', '3e-3'));
+// Decoupled (AdamW) weight decay on the matrices and the embedding, none on the norm gains, as LLMs
+// are trained. Its timescale 1 / (lr * decay) is set against this short run, not against 100k+ steps.
+const weightDecay = Number(option('weight-decay', '0'));
 const warmup = 50;
 const EOT = '<|endoftext|>';
 
@@ -110,7 +113,16 @@ const config: ModelConfig = {
 const { tf, backend } = await loadTfjs();
 const twin = LlamaTwin.init(tf, config, SEED);
 const parameters = twin.variables().reduce((n, v) => n + v.size, 0);
-say({ event: 'model', backend, parameters, peakLr, batchSize, seqLen, config });
+say({ event: 'model', backend, parameters, peakLr, weightDecay, batchSize, seqLen, config });
+const decayed = twin.variables().filter((v) => v.rank === 2);
+const gains = twin.variables().filter((v) => v.rank === 1);
+/** max / median of |gain| over every norm's gains: how unevenly the model scales its features. */
+const gainSpread = () => {
+  const values = gains
+    .flatMap((g) => [...(g.dataSync() as Float32Array)].map(Math.abs))
+    .sort((a, b) => a - b);
+  return values.at(-1)! / values[values.length >> 1]!;
+};
 
 // Training: random windows of seqLen + 1 tokens.
 const rng = new Rng(SEED);
@@ -156,6 +168,10 @@ for (; step < steps && elapsed() < minutes * 60; step++) {
   const scale = Math.min(1, 1 / (norm + 1e-6));
   const clipped = Object.fromEntries(Object.entries(grads).map(([k, g]) => [k, tf.mul(g, scale)]));
   optimizer.applyGradients(clipped as unknown as Parameters<typeof optimizer.applyGradients>[0]);
+  if (weightDecay > 0) {
+    const keep = 1 - lrAt(step) * weightDecay;
+    for (const v of decayed) tf.tidy(() => v.assign(tf.mul(v, keep)));
+  }
   recent.push(value.dataSync()[0]!);
   tf.dispose([x, y, value, ...Object.values(grads), ...Object.values(clipped)]);
   if ((step + 1) % 25 === 0) {
@@ -165,7 +181,10 @@ for (; step < steps && elapsed() < minutes * 60; step++) {
       lr: lrAt(step),
       gradNorm: norm,
     };
-    if ((step + 1) % 100 === 0) entry.validationLoss = validationLoss();
+    if ((step + 1) % 100 === 0) {
+      entry.validationLoss = validationLoss();
+      entry.gainSpread = gainSpread();
+    }
     say(entry);
     recent = [];
   }

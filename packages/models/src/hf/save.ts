@@ -44,6 +44,7 @@ export async function saveModel(model: TransformerLM, dir: string, options: Save
       `every point of the residual stream must have one width to save (widths: ${widths.join(', ')})`,
     );
   }
+  const config = configToHf(model.config); // before anything is written: it refuses what it cannot describe
   await mkdir(dir, { recursive: true });
   const packed = options.layout === 'packed';
   const tensors: Record<string, Tensor> = {};
@@ -59,7 +60,7 @@ export async function saveModel(model: TransformerLM, dir: string, options: Save
     }
   }
   await saveSparseSafetensors(join(dir, 'model.safetensors'), matrices, tensors, { format: 'pt' });
-  await writeText(join(dir, 'config.json'), `${JSON.stringify(configToHf(model.config), null, 2)}\n`);
+  await writeText(join(dir, 'config.json'), `${JSON.stringify(config, null, 2)}\n`);
   if (options.tokenizerJson !== undefined)
     await writeText(join(dir, 'tokenizer.json'), options.tokenizerJson);
 }

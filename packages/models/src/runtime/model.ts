@@ -3,6 +3,7 @@ import {
   type Calibratable,
   type CalibrationHook,
   InvalidArgumentError,
+  type NarrowableLM,
   type ProgressOptions,
   reportProgress,
   ShapeMismatchError,
@@ -14,6 +15,7 @@ import { type ModelConfig, validateConfig } from '../config.js';
 import { attend } from './attention.js';
 import { KvCache } from './kv-cache.js';
 import { type KernelRef, Linear, type LinearKernel } from './linear.js';
+import { removeHeads, removeMlpChannels } from './narrowing.js';
 import { activate, addInPlace, layerNorm, mulInPlace, rmsNorm, ropeTables } from './ops.js';
 import type { BlockParams, ModelParams, NormParams } from './params.js';
 import { embeddingWidth, foldNorms, rotateStream, streamWidth } from './slicing.js';
@@ -22,7 +24,7 @@ import { embeddingWidth, foldNorms, rotateStream, streamWidth } from './slicing.
  * A decoder-only transformer (GPT-2, OPT and Llama blocks) on typed arrays. Linear layers run on the
  * kernel of their weight's format, so a layer packed as CSR, N:M or bitmask runs sparse.
  */
-export class TransformerLM implements BlockwiseLM, SliceableLM, Calibratable {
+export class TransformerLM implements BlockwiseLM, SliceableLM, NarrowableLM, Calibratable {
   readonly vocabSize: number;
   readonly maxSequenceLength: number;
   readonly numBlocks: number;
@@ -68,6 +70,19 @@ export class TransformerLM implements BlockwiseLM, SliceableLM, Calibratable {
 
   rotateStream(point: StreamPoint, q: Tensor<'f32'>): void {
     this.cfg = rotateStream(this.cfg, this.params, point, q, this.kernels);
+  }
+
+  get blockShape(): { mlpChannels: number; heads: number; kvHeads: number; headDim: number } {
+    const c = this.cfg;
+    return { mlpChannels: c.intermediateSize, heads: c.numHeads, kvHeads: c.numKvHeads, headDim: c.headDim };
+  }
+
+  removeMlpChannels(channels: readonly (readonly number[])[]): void {
+    this.cfg = removeMlpChannels(this.cfg, this.params.blocks, channels);
+  }
+
+  removeHeads(heads: readonly (readonly number[])[]): void {
+    this.cfg = removeHeads(this.cfg, this.params.blocks, heads);
   }
 
   parameterCount(): number {

@@ -1,4 +1,15 @@
-import { type BlockwiseLM, type CalibrationHook, type LinearLayer, Rng, Tensor } from '@sparsekit/core';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import {
+  type BlockwiseLM,
+  type CalibrationHook,
+  InvalidArgumentError,
+  type LinearLayer,
+  Rng,
+  Tensor,
+} from '@sparsekit/core';
+import type { TransformerLM } from '@sparsekit/models';
+import { loadHfModel, tinyLmPath } from '@sparsekit/models/node';
 import { describe, expect, it } from 'vitest';
 import { calibration, toyModel } from '../toy-model.test-util.js';
 import { pruneBlocks, pruneColumns, pruneRows, pruneStructured } from './structured.js';
@@ -89,5 +100,66 @@ describe('activation-based structured pruning', () => {
       }
     }
     expect(() => pruneStructured(model, calibration(4), { heads: 0.5 })).toThrow(/numHeads/);
+  });
+});
+
+describe('the accelerate path: deleting what was removed (tiny-lm, 4 heads in 2 key/value groups)', () => {
+  async function setup() {
+    const { model, tokenizer } = await loadHfModel(tinyLmPath());
+    const ids = tokenizer!.encode(readFileSync(join(tinyLmPath(), 'calibration.txt'), 'utf8').slice(0, 4000));
+    const window = (w: number) =>
+      new Tensor('i32', [1, 64], Int32Array.from(ids.slice(w * 64, (w + 1) * 64)));
+    return { model, batches: [window(0), window(1)], probe: window(2) };
+  }
+
+  /** The simulate path for a report: zero rows of gate/up/q and columns of down/o. */
+  function zeroAsReported(
+    model: TransformerLM,
+    report: { blocks: { channels: number[]; heads: number[] }[] },
+  ) {
+    const hd = model.blockShape.headDim;
+    const zero = (l: LinearLayer, rows: number[], cols: number[]) => {
+      const w = Float32Array.from(l.getWeight().data);
+      for (const r of rows) w.fill(0, r * l.inFeatures, (r + 1) * l.inFeatures);
+      for (const c of cols) for (let r = 0; r < l.outFeatures; r++) w[r * l.inFeatures + c] = 0;
+      l.setWeight(new Tensor('f32', [l.outFeatures, l.inFeatures], w));
+    };
+    report.blocks.forEach(({ channels, heads }, i) => {
+      const b = model.params.blocks[i]!;
+      const dims = heads.flatMap((h) => Array.from({ length: hd }, (_, d) => h * hd + d));
+      zero(b.up, channels, []);
+      zero(b.gate!, channels, []);
+      zero(b.down, [], channels);
+      zero(b.q, dims, []);
+      zero(b.o, [], dims);
+    });
+  }
+
+  it('leaves narrower dense layers computing what the zeroed model computes (1e-4)', async () => {
+    const { model, batches, probe } = await setup();
+    const dense = model.parameterCount();
+    const report = pruneStructured(model, batches, { mlpChannels: 0.25, heads: 0.5, narrow: true });
+    expect(report.blockShape).toEqual({ mlpChannels: 288, heads: 2, kvHeads: 2, headDim: 32 });
+    // One query head left each key/value group, in every block.
+    for (const { heads } of report.blocks) expect(heads.map((h) => Math.floor(h / 2))).toEqual([0, 1]);
+    const reference = (await setup()).model;
+    zeroAsReported(reference, report);
+    expect(model.logits(probe).data).toAllClose(reference.logits(probe).data, { atol: 1e-4, rtol: 0 });
+    const block = 4 * 128 * 64 + 3 * 128 * 288; // q, k, v, o of 2 heads (2 KV heads) and the MLP
+    const before = 128 * 128 + 2 * 128 * 64 + 128 * 128 + 3 * 128 * 384;
+    expect(dense - model.parameterCount()).toBe(4 * (before - block));
+  });
+
+  it('refuses, before touching the model, what cannot keep one shape per block', async () => {
+    const { model, batches, probe } = await setup();
+    const before = model.logits(probe).data;
+    // A quarter of 4 heads is one head: it cannot leave both groups of 2 equally.
+    expect(() => pruneStructured(model, batches, { heads: 0.25, narrow: true })).toThrow(
+      InvalidArgumentError,
+    );
+    expect(model.logits(probe).data).toEqual(before);
+    expect(() =>
+      pruneStructured(attentionToy(1), calibration(2), { mlpChannels: 0.5, narrow: true }),
+    ).toThrow(/NarrowableLM/);
   });
 });

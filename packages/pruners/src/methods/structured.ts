@@ -5,6 +5,7 @@ import {
   type BlockwiseLM,
   InvalidArgumentError,
   type LinearLayer,
+  type NarrowableLM,
   Tensor as T,
   type Tensor,
 } from '@sparsekit/core';
@@ -101,11 +102,36 @@ export interface StructuredModelOptions {
   heads?: number;
   numHeads?: number;
   numKvHeads?: number;
+  /**
+   * The accelerate path: delete the removed channels and heads, leaving a smaller dense model (the
+   * model must be a `NarrowableLM`; its own head counts are used). With grouped-query attention the
+   * same number of query heads, floor(heads * group size), leaves every key/value group, so every
+   * block keeps one shape. Default false: the simulate path, which zeroes them.
+   */
+  narrow?: boolean;
 }
 
 export interface StructuredReport {
   /** Per block: removed MLP channels and attention heads. */
   blocks: Array<{ channels: number[]; heads: number[] }>;
+  /** With `narrow`: the shape of every block afterwards. */
+  blockShape?: NarrowableLM['blockShape'];
+}
+
+function narrowable(model: BlockwiseLM): NarrowableLM {
+  const m = model as Partial<NarrowableLM>;
+  if (
+    typeof m.removeMlpChannels !== 'function' ||
+    typeof m.removeHeads !== 'function' ||
+    m.blockShape === undefined
+  ) {
+    throw new InvalidArgumentError(
+      'narrow',
+      true,
+      'needs a model that can delete MLP channels and heads (a NarrowableLM, such as @sparsekit/models TransformerLM)',
+    );
+  }
+  return model as NarrowableLM;
 }
 
 function find(layers: readonly LinearLayer[], suffix: string): LinearLayer | undefined {
@@ -141,7 +167,20 @@ export function pruneStructured(
   const heads = options.heads ?? 0;
   checkSparsity(mlp);
   checkSparsity(heads);
-  if (heads > 0 && options.numHeads === undefined) {
+  const target = options.narrow === true ? narrowable(model) : undefined;
+  const shape = target?.blockShape;
+  const numHeads = shape?.heads ?? options.numHeads;
+  const numKvHeads = shape?.kvHeads ?? options.numKvHeads ?? numHeads;
+  // Narrowing keeps every block one shape: with GQA, the same number of query heads per group.
+  const perGroup = target !== undefined && numKvHeads !== numHeads;
+  if (perGroup && heads > 0 && Math.floor((heads * numHeads!) / numKvHeads!) === 0) {
+    throw new InvalidArgumentError(
+      'heads',
+      heads,
+      `removes no query head from a key/value group of ${numHeads! / numKvHeads!}; narrowing a grouped-query model needs heads >= ${numKvHeads! / numHeads!}`,
+    );
+  }
+  if (heads > 0 && numHeads === undefined) {
     throw new InvalidArgumentError(
       'numHeads',
       undefined,
@@ -181,8 +220,8 @@ export function pruneStructured(
       removed.channels = channels;
     }
     if (heads > 0 && o !== undefined) {
-      const nh = options.numHeads!;
-      const nkv = options.numKvHeads ?? nh;
+      const nh = numHeads!;
+      const nkv = numKvHeads!;
       const hd = o.inFeatures / nh;
       const cols = columnScore(o);
       const headScores = Float64Array.from({ length: nh }, (_, h) => {
@@ -190,12 +229,20 @@ export function pruneStructured(
         for (let d = 0; d < hd; d++) s += cols[h * hd + d]! ** 2;
         return s;
       });
-      const gone = [...smallest(headScores, Math.floor(nh * heads))].sort((a, b) => a - b);
+      const group = nh / nkv;
+      const gone = (
+        perGroup
+          ? Array.from({ length: nkv }, (_, g) =>
+              [...smallest(headScores.subarray(g * group, (g + 1) * group), Math.floor(heads * group))].map(
+                (h) => g * group + h,
+              ),
+            ).flat()
+          : [...smallest(headScores, Math.floor(nh * heads))]
+      ).sort((a, b) => a - b);
       const range = (h: number) => Array.from({ length: hd }, (_, d) => h * hd + d);
       zero(o, undefined, gone.flatMap(range));
       const q = find(layers, 'self_attn.q_proj');
       if (q !== undefined) zero(q, gone.flatMap(range), undefined);
-      const group = nh / nkv;
       const deadKv = Array.from({ length: nkv }, (_, g) => g).filter((g) =>
         Array.from({ length: group }, (_, i) => g * group + i).every((h) => gone.includes(h)),
       );
@@ -207,6 +254,12 @@ export function pruneStructured(
     }
     report.blocks.push(removed);
     hidden = hidden.map((h) => model.runBlock(block, h));
+  }
+  if (target !== undefined) {
+    // The zeroed structures contribute nothing, so deleting them keeps the outputs.
+    if (mlp > 0) target.removeMlpChannels(report.blocks.map((b) => b.channels));
+    if (heads > 0) target.removeHeads(report.blocks.map((b) => b.heads));
+    report.blockShape = target.blockShape;
   }
   return report;
 }
