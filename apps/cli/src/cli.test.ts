@@ -51,6 +51,9 @@ describe('help and usage', () => {
       ],
       [['prune', '--method', 'wanda', '--pattern', '4:2', '--out', 'x'], /N must be in \[1, M\)/],
       [['prune', '--method', 'wanda', '--out', 'x'], /exactly one of --sparsity/],
+      [['prune', '--method', 'wanda', '--heads', '0.5', '--out', 'x'], /--heads is for --method structured/],
+      [['prune', '--method', 'structured', '--out', 'x'], /--mlp-channels F and\/or --heads F/],
+      [['prune', '--method', 'structured', '--sparsity', '0.5', '--out', 'x'], /not --sparsity/],
       [['bench', 'gpus'], /unknown benchmark "gpus"/],
       [['generate'], /--prompt is required/],
     ];
@@ -100,6 +103,33 @@ describe('on tiny-lm', () => {
     for (const l of inspect.layers) expect(l.format).toBe('nm 2:4');
     const ev = await run('eval', '--model', out, '--max-windows', '2', '--json');
     expect(ev.code).toBe(0);
+    expect(json(ev.stdout).perplexity).toBeGreaterThan(1);
+  });
+
+  it('deletes MLP channels and heads (structured) into a smaller model that loads and evaluates', async () => {
+    const out = join(work, 'narrow');
+    const r = await run(
+      'prune',
+      '--method',
+      'structured',
+      '--mlp-channels',
+      '0.25',
+      '--heads',
+      '0.5',
+      '--calib-samples',
+      '4',
+      '--out',
+      out,
+      '--json',
+    );
+    expect(r.code, r.stderr).toBe(0);
+    const report = json(r.stdout).report;
+    expect(report.blockShape).toEqual({ mlpChannels: 288, heads: 2, kvHeads: 2, headDim: 32 });
+    expect(report.parameters.after).toBeLessThan(report.parameters.before);
+    const config = json(readFileSync(join(out, 'config.json'), 'utf8'));
+    expect([config.intermediate_size, config.num_attention_heads, config.head_dim]).toEqual([288, 2, 32]);
+    const ev = await run('eval', '--model', out, '--max-windows', '2', '--json');
+    expect(ev.code, ev.stderr).toBe(0);
     expect(json(ev.stdout).perplexity).toBeGreaterThan(1);
   });
 

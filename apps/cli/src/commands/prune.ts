@@ -8,9 +8,11 @@ import {
   packWeight,
   parseRecipe,
   pruneModel,
+  pruneStructured,
   type Recipe,
   recipeOptions,
   type SliceGptReport,
+  type StructuredReport,
   sliceGpt,
 } from '@sparsekit/pruners';
 import { createWasmBackend } from '@sparsekit/sparse-formats';
@@ -26,24 +28,38 @@ import {
 } from '../model-io.js';
 import { table } from '../ui.js';
 
-const METHODS = ['magnitude', 'wanda', 'sparsegpt', 'slicegpt'] as const;
+const METHODS = ['magnitude', 'wanda', 'sparsegpt', 'slicegpt', 'structured'] as const;
+
+/** What structured pruning reports here: what went, the block shape and the parameter counts. */
+type StructuredResult = StructuredReport & {
+  method: 'structured';
+  mlpChannels: number;
+  heads: number;
+  parameters: { before: number; after: number };
+  seconds: number;
+};
 
 export const pruneCommand: Command = {
   name: 'prune',
-  summary: 'one-shot pruning (magnitude, Wanda, SparseGPT, SliceGPT) and save',
+  summary: 'one-shot pruning (magnitude, Wanda, SparseGPT, SliceGPT, structured) and save',
   help: `Usage: sparsekit prune --method M (--sparsity S | --pattern N:M) --out DIR [--model DIR]
+       sparsekit prune --method structured [--mlp-channels F] [--heads F] --out DIR [--model DIR]
        sparsekit prune --recipe FILE --out DIR [--model DIR]
 
 Prunes block by block on calibration text, as the reference code does, reports per-layer measured
 sparsity, PQ Index, reconstruction error and time, and saves the model to --out (dense weights
 under Hugging Face names; with --pack each pruned layer in the sparse format its kernel runs).
-SliceGPT deletes a fraction of the hidden width instead: the result is a smaller dense model.
+SliceGPT deletes a fraction of the hidden width instead, and structured pruning deletes MLP channels
+and attention heads scored by their activations: both give a smaller dense model.
 
 Flags:
   --model DIR          Hugging Face folder (default: the bundled tiny-lm)
-  --method M           magnitude | wanda | sparsegpt | slicegpt
+  --method M           magnitude | wanda | sparsegpt | slicegpt | structured
   --sparsity S         fraction of weights to remove, in [0, 1) (SliceGPT: of the hidden width)
   --pattern N:M        N kept of every M inputs, e.g. 2:4 (instead of --sparsity)
+  --mlp-channels F     structured: fraction of every block's MLP channels to delete
+  --heads F            structured: fraction of every block's attention heads to delete (with
+                       grouped-query attention, the same number from every key/value group)
   --recipe FILE        a JSON or YAML recipe (method, pattern, layers, overrides, calibration)
   --calib FILE         calibration text, or 'builtin' (default: tiny-lm's calibration text)
   --calib-samples N    random windows drawn from it (default 128)
@@ -58,12 +74,15 @@ Examples:
   sparsekit prune --method wanda --sparsity 0.5 --out out/tiny-lm-wanda50
   sparsekit prune --method sparsegpt --pattern 2:4 --pack --out out/tiny-lm-2of4
   sparsekit prune --method slicegpt --sparsity 0.2 --out out/tiny-lm-sliced
+  sparsekit prune --method structured --mlp-channels 0.25 --heads 0.5 --out out/tiny-lm-narrow
   sparsekit prune --model ./my-llama --recipe recipe.yaml --calib c4-sample.txt --out ./my-llama-50`,
   flags: {
     model: { type: 'string' },
     method: { type: 'string' },
     sparsity: { type: 'string' },
     pattern: { type: 'string' },
+    'mlp-channels': { type: 'string' },
+    heads: { type: 'string' },
     recipe: { type: 'string' },
     calib: { type: 'string' },
     'calib-samples': { type: 'string' },
@@ -82,6 +101,7 @@ Examples:
     let recipe: Recipe | undefined;
     let method: (typeof METHODS)[number];
     let sliceSparsity = 0;
+    const structured = { mlpChannels: 0, heads: 0 };
     if (recipePath !== undefined) {
       for (const f of ['method', 'sparsity', 'pattern']) {
         if (flags[f] !== undefined) throw new UsageError(`give either --recipe or --${f}, not both`, 'prune');
@@ -92,6 +112,20 @@ Examples:
       method = choiceFlag('prune', flags, 'method', METHODS, 'magnitude');
       if (flags.method === undefined)
         throw new UsageError(`--method is required (${METHODS.join(', ')})`, 'prune');
+    }
+    const structuredFlag = ['mlp-channels', 'heads'].find((f) => flags[f] !== undefined);
+    if (method !== 'structured' && structuredFlag !== undefined)
+      throw new UsageError(`--${structuredFlag} is for --method structured`, 'prune');
+    if (method === 'structured') {
+      for (const f of ['sparsity', 'pattern', 'owl', 'pack']) {
+        if (flags[f] !== undefined)
+          throw new UsageError(`structured pruning takes --mlp-channels / --heads, not --${f}`, 'prune');
+      }
+      structured.mlpChannels = numberFlag('prune', flags, 'mlp-channels', 0, { min: 0, below: 1 });
+      structured.heads = numberFlag('prune', flags, 'heads', 0, { min: 0, below: 1 });
+      if (structured.mlpChannels === 0 && structured.heads === 0)
+        throw new UsageError('give --mlp-channels F and/or --heads F (fractions in (0, 1))', 'prune');
+    } else if (recipePath === undefined) {
       const pattern = stringFlag(flags, 'pattern');
       if ((pattern === undefined) === (flags.sparsity === undefined)) {
         throw new UsageError('give exactly one of --sparsity S or --pattern N:M', 'prune');
@@ -133,8 +167,23 @@ Examples:
       const calibText = calibFlag === 'builtin' ? builtinText('calibration') : readText(calibFlag, '--calib');
       const batches =
         method === 'magnitude' ? [] : calibrationBatches(tokenizer, calibText, samples, seqLen, seed);
-      let report: PruneReport | SliceGptReport;
-      if (method === 'slicegpt') {
+      let report: PruneReport | SliceGptReport | StructuredResult;
+      if (method === 'structured') {
+        const started = performance.now();
+        const before = model.parameterCount();
+        const removed = pruneStructured(model, batches, {
+          ...structured,
+          narrow: true,
+          onProgress: ui.progress('prune'),
+        });
+        report = {
+          method: 'structured',
+          ...structured,
+          ...removed,
+          parameters: { before, after: model.parameterCount() },
+          seconds: (performance.now() - started) / 1000,
+        };
+      } else if (method === 'slicegpt') {
         report = await sliceGpt(model, batches, {
           sparsity: sliceSparsity,
           onProgress: ui.progress('slice'),
@@ -150,7 +199,7 @@ Examples:
       }
       ui.done();
       printReport(ui, report);
-      if (flags.pack === true && report.method !== 'slicegpt') {
+      if (flags.pack === true && 'pattern' in report) {
         const nm = /^(\d+):(\d+)$/.exec(report.pattern);
         const pruned = new Set(report.layers.map((l) => l.name));
         for (const layer of model.linearLayers()) {
@@ -181,7 +230,23 @@ Examples:
   },
 };
 
-function printReport(ui: { say(line?: string): void }, report: PruneReport | SliceGptReport): void {
+function printReport(
+  ui: { say(line?: string): void },
+  report: PruneReport | SliceGptReport | StructuredResult,
+): void {
+  if (report.method === 'structured') {
+    const s = report.blockShape!;
+    ui.say(
+      table(
+        ['block', 'MLP channels deleted', 'heads deleted'],
+        report.blocks.map((b, i) => [`${i}`, `${b.channels.length}`, b.heads.join(' ') || '-']),
+      ),
+    );
+    ui.say(
+      `\nstructured: every block now has ${s.mlpChannels} MLP channels and ${s.heads} heads (${s.kvHeads} key/value) of ${s.headDim}; parameters ${report.parameters.before.toLocaleString('en-US')} -> ${report.parameters.after.toLocaleString('en-US')} (${(100 * (report.parameters.after / report.parameters.before)).toFixed(1)}%), ${report.seconds.toFixed(1)} s`,
+    );
+    return;
+  }
   if (report.method === 'slicegpt') {
     ui.say(
       table(

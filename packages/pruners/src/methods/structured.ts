@@ -6,6 +6,8 @@ import {
   InvalidArgumentError,
   type LinearLayer,
   type NarrowableLM,
+  type ProgressOptions,
+  reportProgress,
   Tensor as T,
   type Tensor,
 } from '@sparsekit/core';
@@ -95,7 +97,7 @@ export function pruneBlocks(
   return { weight: applyMask(weight, mask), mask };
 }
 
-export interface StructuredModelOptions {
+export interface StructuredModelOptions extends ProgressOptions {
   /** Fraction of MLP channels to remove in every block. */
   mlpChannels?: number;
   /** Fraction of attention heads to remove in every block (needs numHeads; GQA: numKvHeads). */
@@ -254,6 +256,7 @@ export function pruneStructured(
     }
     report.blocks.push(removed);
     hidden = hidden.map((h) => model.runBlock(block, h));
+    reportProgress(options, { stage: 'prune', current: block + 1, total: model.numBlocks, unit: 'block' });
   }
   if (target !== undefined) {
     // The zeroed structures contribute nothing, so deleting them keeps the outputs.
