@@ -1,6 +1,8 @@
 // Streaming statistics of a linear layer's inputs, accumulated batch by batch exactly as the
 // reference code does, so memory is bounded by one batch.
 import { InvalidArgumentError, NonFiniteError, ShapeMismatchError, type Tensor } from '@sparsekit/core';
+import { dense } from '@sparsekit/sparse-formats';
+import type { MatmulKernel } from './linalg.js';
 
 function checkBatch(inputs: Tensor<'f32'>, columns: number, what: string): number {
   const [tokens, width] = inputs.shape as [number, number];
@@ -26,13 +28,17 @@ function rescale(accumulated: Float64Array, samples: number, tokens: number): nu
 
 /**
  * SparseGPT's Hessian H = (2 / n) sum_t x_t x_t^T over n calibration tokens (`SparseGPT.add_batch`:
- * rescale by n_old / n_new, then add (2 / n_new) X^T X of the batch), in float64.
+ * rescale by n_old / n_new, then add (2 / n_new) X^T X of the batch), accumulated in float64. With a
+ * `kernel`, each batch's X^T X is one product on it in float32 (the reference's precision).
  */
 export class HessianAccumulator {
   readonly h: Float64Array;
   samples = 0;
 
-  constructor(readonly columns: number) {
+  constructor(
+    readonly columns: number,
+    private readonly kernel?: MatmulKernel,
+  ) {
     this.h = new Float64Array(columns * columns);
   }
 
@@ -43,6 +49,15 @@ export class HessianAccumulator {
     const total = rescale(this.h, this.samples, tokens);
     const scale = 2 / total;
     const x = inputs.data;
+    if (this.kernel !== undefined) {
+      // X^T [n, tokens] times (X^T)^T: the kernel computes x w^T.
+      const xt = new Float32Array(n * tokens);
+      for (let t = 0; t < tokens; t++) for (let i = 0; i < n; i++) xt[i * tokens + t] = x[t * n + i]!;
+      const gram = this.kernel.linear(xt, n, dense({ rows: n, cols: tokens, values: xt }));
+      for (let i = 0; i < n; i++) for (let j = 0; j <= i; j++) this.h[i * n + j]! += scale * gram[i * n + j]!;
+      this.samples = total;
+      return;
+    }
     for (let t = 0; t < tokens; t++) {
       const row = t * n;
       for (let i = 0; i < n; i++) {

@@ -1,9 +1,48 @@
-import { type ProgressEvent, Tensor } from '@sparsekit/core';
-import { describe, expect, it } from 'vitest';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { type CalibrationHook, type ProgressEvent, Tensor } from '@sparsekit/core';
+import { loadHfModel, tinyLmPath } from '@sparsekit/models/node';
+import { describe, expect, it, vi } from 'vitest';
+import { HessianAccumulator } from './calibration.js';
 import { pruneModel } from './prune-model.js';
 import { calibration, toyModel } from './toy-model.test-util.js';
 
 describe('pruneModel', () => {
+  it('accumulates one Hessian for layers that read the same inputs (q/k/v), pruning as if each had its own', async () => {
+    const load = async () => {
+      const { model, tokenizer } = await loadHfModel(tinyLmPath());
+      const ids = tokenizer!.encode(
+        readFileSync(join(tinyLmPath(), 'calibration.txt'), 'utf8').slice(0, 3000),
+      );
+      const batches = [0, 1].map(
+        (w) => new Tensor('i32', [1, 64], Int32Array.from(ids.slice(w * 64, (w + 1) * 64))),
+      );
+      return { model, batches };
+    };
+    const options = {
+      method: 'sparsegpt',
+      sparsity: 0.5,
+      filter: (n: string) => /^(model\.)?layers\.0\.self_attn\./.test(n),
+    } as const;
+    const shared = await load();
+    const adds = vi.spyOn(HessianAccumulator.prototype, 'add');
+    const a = await pruneModel(shared.model, shared.batches, options);
+    // Per batch: one add for q, k and v together, one for o.
+    expect(adds).toHaveBeenCalledTimes(2 * 2);
+    adds.mockRestore();
+    // The same model, but every layer handed its own copy of its inputs: nothing can be shared.
+    const separate = await load();
+    const m = separate.model;
+    const copying = Object.create(m) as typeof m;
+    copying.runBlock = (i: number, h: Tensor<'f32'>, hook?: CalibrationHook) =>
+      m.runBlock(i, h, hook && ((l, x) => hook(l, new Tensor('f32', x.shape, x.data.slice()))));
+    const b = await pruneModel(copying, separate.batches, options);
+    expect(b.layers.map((l) => l.reconstructionError)).toEqual(a.layers.map((l) => l.reconstructionError));
+    expect(a.layers).toHaveLength(4);
+    for (const [i, l] of shared.model.blockLinearLayers(0).entries())
+      expect(l.getWeight().data).toEqual(m.blockLinearLayers(0)[i]!.getWeight().data);
+  });
+
   it.each(['wanda', 'sparsegpt'] as const)(
     '%s without reconstruction errors prunes the same weights',
     async (method) => {

@@ -113,8 +113,11 @@ export async function pruneModel(
   const pattern = nm ? `${options.n}:${options.m}` : `${options.sparsity}`;
   let tokens = 0;
   for (const b of batches) tokens += b.size;
+  const withError = options.reconstructionError ?? true;
   try {
-    let hidden = batches.map((b) => model.embed(b));
+    // Magnitude without reconstruction errors needs no calibration statistics: no forward passes.
+    const needsData = options.method !== 'magnitude' || withError;
+    let hidden = needsData ? batches.map((b) => model.embed(b)) : [];
     for (let block = 0; block < model.numBlocks; block++) {
       const targets = model.blockLinearLayers(block).filter((l) => filter(l.name));
       const patternOf = (l: LinearLayer) =>
@@ -127,18 +130,29 @@ export async function pruneModel(
       }
       const hessians = new Map<LinearLayer, HessianAccumulator>();
       const norms = new Map<LinearLayer, InputNormAccumulator>();
-      const withError = options.reconstructionError ?? true;
       for (const l of targets) {
         if (withError || options.method === 'sparsegpt')
-          hessians.set(l, new HessianAccumulator(l.inFeatures));
+          hessians.set(l, new HessianAccumulator(l.inFeatures, options.kernel));
         if (options.method === 'wanda') norms.set(l, new InputNormAccumulator(l.inFeatures));
       }
-      for (const h of hidden) {
+      // Layers handed the same input array in a row (q/k/v, gate/up) share one set of statistics.
+      const wanted = new Set(targets);
+      let consumed: { data: Float32Array; layer: LinearLayer } | undefined;
+      hidden.forEach((h, batch) => {
         model.runBlock(block, h, (layer, inputs) => {
+          if (!wanted.has(layer)) return;
+          if (consumed?.data === inputs.data) {
+            if (batch === 0) {
+              if (hessians.has(layer)) hessians.set(layer, hessians.get(consumed.layer)!);
+              if (norms.has(layer)) norms.set(layer, norms.get(consumed.layer)!);
+            }
+            return;
+          }
           hessians.get(layer)?.add(inputs);
           norms.get(layer)?.add(inputs);
+          consumed = { data: inputs.data, layer };
         });
-      }
+      });
       for (const l of targets) {
         const t0 = performance.now();
         const before = l.getWeight();

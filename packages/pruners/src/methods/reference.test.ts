@@ -49,6 +49,26 @@ function check(name: string, result: { weight: Float32Array; mask: Uint8Array },
   expect(Math.abs(layerError(result.weight) - refErr) / refErr).toBeLessThan(0.01);
 }
 
+describe('calibration statistics', () => {
+  it("the Hessian's X^T X on the wasm kernel (f32) matches the float64 loop to 1e-5 relative", async () => {
+    const backend = await createWasmBackend();
+    try {
+      const [plain, fast] = [new HessianAccumulator(COLS), new HessianAccumulator(COLS, backend)];
+      for (const acc of [plain, fast]) {
+        acc.add(new Tensor('f32', [300, COLS], X.subarray(0, 300 * COLS)));
+        acc.add(new Tensor('f32', [468, COLS], X.subarray(300 * COLS)));
+      }
+      expect(fast.samples).toBe(768);
+      const [a, b] = [plain.matrix(), fast.matrix()];
+      let scale = 0;
+      for (const v of a) scale = Math.max(scale, Math.abs(v));
+      expect(b).toAllClose(a, { atol: 1e-5 * scale, rtol: 0 });
+    } finally {
+      await backend.dispose();
+    }
+  });
+});
+
 describe('against the reference implementations', () => {
   it('magnitude 50% (one threshold per matrix)', () => {
     check('magnitude_50', magnitude(W, ROWS, COLS, { sparsity: 0.5 }));
