@@ -3,6 +3,8 @@ export { type EssentialSparsity, essentialSparsity, type SweepPoint } from './es
 export {
   cholesky,
   choleskyInverse,
+  inverseUpperFactor,
+  lowerTriangularInverse,
   type MatmulKernel,
   NotPositiveDefiniteError,
   symmetricEigen,

@@ -1,7 +1,14 @@
 import { Rng } from '@sparsekit/core';
 import { createWasmBackend } from '@sparsekit/sparse-formats';
 import { describe, expect, it } from 'vitest';
-import { cholesky, choleskyInverse, symmetricEigen, upperCholesky } from './linalg.js';
+import {
+  cholesky,
+  choleskyInverse,
+  inverseUpperFactor,
+  lowerTriangularInverse,
+  symmetricEigen,
+  upperCholesky,
+} from './linalg.js';
 
 function randomSpd(n: number, seed: number): Float64Array {
   const rng = new Rng(seed);
@@ -71,6 +78,34 @@ describe('linear algebra', () => {
     for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) ut[j * n + i] = u[i * n + j]!;
     expect(matmul(ut, u, n)).toAllClose(inv, { atol: 1e-9, rtol: 1e-9 });
     expect(() => cholesky(Float64Array.of(1, 2, 2, 1), 2)).toThrow(/positive definite/);
+    // The one-factorisation route to the upper factor of A^-1 gives the same (unique) factor.
+    expect(inverseUpperFactor(a, n)).toAllClose(u, { atol: 1e-9, rtol: 1e-9 });
+    expect(matmul(lowerTriangularInverse(l, n), l, n)).toAllClose(identity, { atol: 1e-9, rtol: 0 });
+  });
+
+  it('with a kernel: the recursive triangular inverse and the upper factor of A^-1 agree with float64', async () => {
+    const n = 300; // halves of 256 (128 + 128) and 44
+    const a = randomSpd(n, 5);
+    for (let i = 0; i < n; i++) a[i * n + i]! += n;
+    const backend = await createWasmBackend({ threads: 1 });
+    try {
+      const l = cholesky(a, n);
+      const scaled = (m: Float64Array) => {
+        const top = Math.max(...m.map(Math.abs));
+        return m.map((v) => v / top);
+      };
+      expect(scaled(lowerTriangularInverse(l, n, backend))).toAllClose(scaled(lowerTriangularInverse(l, n)), {
+        atol: 1e-5,
+        rtol: 0,
+      });
+      const reference = upperCholesky(choleskyInverse(l, n), n);
+      expect(scaled(inverseUpperFactor(a, n, 'Hessian', backend))).toAllClose(scaled(reference), {
+        atol: 1e-4,
+        rtol: 0,
+      });
+    } finally {
+      await backend.dispose();
+    }
   });
 
   it('symmetric eigen-decomposition: A V = V diag(values), V orthonormal, values descending', () => {

@@ -90,19 +90,11 @@ function unblockedCholesky(a: Float64Array, n: number, what: string): Float64Arr
  * `kernel`, the final product runs on it (in f32).
  */
 export function choleskyInverse(l: Float64Array, n: number, kernel?: MatmulKernel): Float64Array {
-  // Invert L by forward substitution, column by column; column c of L^-1 is stored as row c of
-  // `t` (t = L^-T), so every inner loop below walks contiguous memory.
+  // A^-1 = X^T X with X = L^-1: entry (i, j) is the dot product of columns i and j of X, kept as
+  // the rows of t = X^T so that every inner loop walks contiguous memory.
+  const x = lowerTriangularInverse(l, n, kernel);
   const t = new Float64Array(n * n);
-  for (let c = 0; c < n; c++) {
-    const tc = c * n;
-    for (let i = c; i < n; i++) {
-      let s = i === c ? 1 : 0;
-      const li = i * n;
-      for (let k = c; k < i; k++) s -= l[li + k]! * t[tc + k]!;
-      t[tc + i] = s / l[li + i]!;
-    }
-  }
-  // A^-1 = L^-T L^-1: entry (i, j) is the dot product of columns i and j of L^-1 (rows of t).
+  for (let i = 0; i < n; i++) for (let j = 0; j <= i; j++) t[j * n + i] = x[i * n + j]!;
   if (kernel !== undefined) return Float64Array.from(gram(kernel, t, n, n));
   const out = new Float64Array(n * n);
   for (let i = 0; i < n; i++) {
@@ -128,6 +120,83 @@ export function upperCholesky(
   const l = cholesky(a, n, what, kernel);
   const u = new Float64Array(n * n);
   for (let i = 0; i < n; i++) for (let j = 0; j <= i; j++) u[j * n + i] = l[i * n + j]!;
+  return u;
+}
+
+/**
+ * L^-1 for a lower-triangular L. With a `kernel`, recursively by halves: [[A, 0], [C, D]]^-1 =
+ * [[A^-1, 0], [-D^-1 C A^-1, D^-1]], the two products on the kernel in f32; blocks of at most 128
+ * by forward substitution in float64.
+ */
+export function lowerTriangularInverse(l: Float64Array, n: number, kernel?: MatmulKernel): Float64Array {
+  const out = new Float64Array(n * n);
+  invertInto(l, n, 0, n, out, kernel);
+  return out;
+}
+
+/** Writes the inverse of the diagonal block L[k0:k1, k0:k1] into out[k0:k1, k0:k1]. */
+function invertInto(
+  l: Float64Array,
+  n: number,
+  k0: number,
+  k1: number,
+  out: Float64Array,
+  kernel?: MatmulKernel,
+) {
+  const size = k1 - k0;
+  if (kernel === undefined || size <= PANEL) {
+    // Column c of the inverse by forward substitution, kept as row c of `t` (contiguous loops).
+    const t = new Float64Array(size * size);
+    for (let c = 0; c < size; c++) {
+      for (let i = c; i < size; i++) {
+        let s = i === c ? 1 : 0;
+        const li = (k0 + i) * n + k0;
+        for (let k = c; k < i; k++) s -= l[li + k]! * t[c * size + k]!;
+        t[c * size + i] = s / l[li + i]!;
+      }
+    }
+    for (let c = 0; c < size; c++)
+      for (let i = c; i < size; i++) out[(k0 + i) * n + k0 + c] = t[c * size + i]!;
+    return;
+  }
+  const mid = k0 + Math.ceil(size / 2 / PANEL) * PANEL;
+  invertInto(l, n, k0, mid, out, kernel);
+  invertInto(l, n, mid, k1, out, kernel);
+  const [n1, n2] = [mid - k0, k1 - mid];
+  // C A^-1 = C times ((A^-1)^T)^T; the kernel computes x w^T with w [out, in].
+  const c = new Float32Array(n2 * n1);
+  for (let i = 0; i < n2; i++) for (let j = 0; j < n1; j++) c[i * n1 + j] = l[(mid + i) * n + k0 + j]!;
+  const aInvT = new Float32Array(n1 * n1);
+  for (let i = 0; i < n1; i++) for (let j = 0; j <= i; j++) aInvT[j * n1 + i] = out[(k0 + i) * n + k0 + j]!;
+  const cA = kernel.linear(c, n2, dense({ rows: n1, cols: n1, values: aInvT }));
+  // D^-1 (C A^-1): w = (C A^-1)^T [n1, n2].
+  const dInv = new Float32Array(n2 * n2);
+  for (let i = 0; i < n2; i++) for (let j = 0; j <= i; j++) dInv[i * n2 + j] = out[(mid + i) * n + mid + j]!;
+  const cAT = new Float32Array(n1 * n2);
+  for (let i = 0; i < n2; i++) for (let j = 0; j < n1; j++) cAT[j * n2 + i] = cA[i * n1 + j]!;
+  const lower = kernel.linear(dInv, n2, dense({ rows: n1, cols: n2, values: cAT }));
+  for (let i = 0; i < n2; i++) for (let j = 0; j < n1; j++) out[(mid + i) * n + k0 + j] = -lower[i * n1 + j]!;
+}
+
+/**
+ * The upper factor U of A^-1 = U^T U, which SparseGPT takes from torch in three steps (cholesky,
+ * cholesky_inverse, cholesky(upper=True)), from one factorisation: with J the reversal permutation,
+ * J A J = L L^T gives A^-1 = (J L^-1 J)^T (J L^-1 J) with J L^-1 J upper triangular with a positive
+ * diagonal, hence the same (unique) U.
+ */
+export function inverseUpperFactor(
+  a: Float64Array,
+  n: number,
+  what = 'Hessian',
+  kernel?: MatmulKernel,
+): Float64Array {
+  const reversed = new Float64Array(n * n);
+  for (let i = 0; i < n; i++)
+    for (let j = 0; j < n; j++) reversed[i * n + j] = a[(n - 1 - i) * n + n - 1 - j]!;
+  const inverse = lowerTriangularInverse(cholesky(reversed, n, what, kernel), n, kernel);
+  const u = new Float64Array(n * n);
+  for (let i = 0; i < n; i++)
+    for (let j = i; j < n; j++) u[i * n + j] = inverse[(n - 1 - i) * n + n - 1 - j]!;
   return u;
 }
 

@@ -1,7 +1,7 @@
 // SparseGPT (Frantar & Alistarh, 2023), following sparsegpt.py `SparseGPT.fasterprune`.
 import { InvalidArgumentError, ShapeMismatchError } from '@sparsekit/core';
 import { dense } from '@sparsekit/sparse-formats';
-import { cholesky, choleskyInverse, type MatmulKernel, upperCholesky } from '../linalg.js';
+import { inverseUpperFactor, type MatmulKernel } from '../linalg.js';
 import { checkNm, checkSparsity } from '../masks.js';
 
 export interface SparseGptOptions {
@@ -73,12 +73,7 @@ export function sparseGpt(
   const damp = (options.percDamp ?? 0.01) * (meanDiagonal / cols);
   for (let j = 0; j < cols; j++) H[j * cols + j]! += damp;
   const k = options.kernel;
-  const Hinv = upperCholesky(
-    choleskyInverse(cholesky(H, cols, 'Hessian', k), cols, k),
-    cols,
-    'inverse Hessian',
-    k,
-  );
+  const Hinv = inverseUpperFactor(H, cols, 'Hessian', k);
   const mask = new Uint8Array(rows * cols);
   const Q = new Float64Array(rows * cols);
   for (let i1 = 0; i1 < cols; i1 += blockSize) {
