@@ -58,6 +58,20 @@ describe('pruneModel', () => {
     },
   );
 
+  it("magnitude's comparison group: one threshold per layer, or the same fraction in every row", async () => {
+    const rowsOf = (w: Float32Array, cols: number) =>
+      Array.from(
+        { length: w.length / cols },
+        (_, r) => w.subarray(r * cols, (r + 1) * cols).filter((v) => v === 0).length,
+      );
+    const byRow = toyModel(5);
+    await pruneModel(byRow, [], { method: 'magnitude', sparsity: 0.5, magnitudeScope: 'row' });
+    expect(new Set(rowsOf(byRow.weights[0]!, 16))).toEqual(new Set([8]));
+    const byLayer = toyModel(5);
+    await pruneModel(byLayer, [], { method: 'magnitude', sparsity: 0.5 });
+    expect(new Set(rowsOf(byLayer.weights[0]!, 16)).size).toBeGreaterThan(1);
+  });
+
   it.each(['magnitude', 'wanda', 'sparsegpt'] as const)(
     '%s reaches the target, layer by layer, with reports',
     async (method) => {

@@ -44,6 +44,11 @@ export interface PruneModelOptions extends ProgressOptions {
    * and magnitude, which then skip the covariance altogether.
    */
   reconstructionError?: boolean;
+  /**
+   * Magnitude's comparison group (unstructured targets): 'layer' (default; one threshold per matrix,
+   * as the references' baseline) or 'row' (the same fraction of every output row, Wanda's group).
+   */
+  magnitudeScope?: 'layer' | 'row';
   /** SparseGPT options (`kernel`: see `SparseGptOptions.kernel`). */
   blockSize?: number;
   percDamp?: number;
@@ -179,7 +184,10 @@ export async function pruneModel(
               })
             : options.method === 'wanda'
               ? wanda(w, rows, cols, norms.get(l)!.scalerRow, pattern)
-              : magnitude(w, rows, cols, pattern);
+              : magnitude(w, rows, cols, {
+                  ...pattern,
+                  ...(options.magnitudeScope === undefined ? {} : { scope: options.magnitudeScope }),
+                });
         const seconds = (performance.now() - t0) / 1000;
         originals.set(l, new Tensor('f32', [rows, cols], Float32Array.from(w)));
         l.setWeight(new Tensor('f32', [rows, cols], result.weight));

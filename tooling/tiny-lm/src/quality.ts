@@ -54,6 +54,12 @@ for (const model of ['tiny-lm', 'tiny-lm + outlier channels'] as const) {
     configs.push({ label: `${method} 2:4`, model, prune: { method, n: 2, m: 4 } });
   }
   if (model !== 'tiny-lm') continue;
+  // Magnitude in Wanda's comparison group (each output row), to separate the group from the score.
+  configs.push({
+    label: 'magnitude 50% per row',
+    model,
+    prune: { method: 'magnitude', sparsity: 0.5, magnitudeScope: 'row' },
+  });
   for (const method of ['wanda', 'sparsegpt'] as const) {
     for (const s of [0.6, 0.7, 0.8])
       configs.push({ label: `${method} ${Math.round(s * 100)}%`, model, prune: { method, sparsity: s } });
