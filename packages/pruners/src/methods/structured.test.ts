@@ -101,6 +101,20 @@ describe('activation-based structured pruning', () => {
     }
     expect(() => pruneStructured(model, calibration(4), { heads: 0.5 })).toThrow(/numHeads/);
   });
+
+  it('an abort part way restores every zeroed weight', () => {
+    const model = toyModel(7, 16, 32, 2);
+    const before = model.weights.map((w) => w.slice());
+    const abort = new AbortController();
+    expect(() =>
+      pruneStructured(model, calibration(2), {
+        mlpChannels: 0.5,
+        signal: abort.signal,
+        onProgress: () => abort.abort(),
+      }),
+    ).toThrow();
+    expect(model.weights).toEqual(before);
+  });
 });
 
 describe('the accelerate path: deleting what was removed (tiny-lm, 4 heads in 2 key/value groups)', () => {

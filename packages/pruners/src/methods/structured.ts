@@ -192,71 +192,85 @@ export function pruneStructured(
   if (batches.length === 0)
     throw new InvalidArgumentError('calibration', 0, 'structured pruning needs calibration batches');
   const report: StructuredReport = { blocks: [] };
-  let hidden = batches.map((b) => model.embed(b));
-  for (let block = 0; block < model.numBlocks; block++) {
-    const layers = model.blockLinearLayers(block);
-    const down = find(layers, 'mlp.down_proj');
-    const o = find(layers, 'self_attn.o_proj');
-    const norms = new Map<LinearLayer, InputNormAccumulator>();
-    for (const l of [down, o]) if (l !== undefined) norms.set(l, new InputNormAccumulator(l.inFeatures));
-    for (const h of hidden) model.runBlock(block, h, (layer, x) => norms.get(layer)?.add(x));
-    const columnScore = (l: LinearLayer) => {
-      const w = l.getWeight().data;
-      const s = norms.get(l)!.scalerRow;
-      return Float64Array.from({ length: l.inFeatures }, (_, c) => {
-        let sq = 0;
-        for (let r = 0; r < l.outFeatures; r++) sq += w[r * l.inFeatures + c]! ** 2;
-        return Math.sqrt(sq) * Math.sqrt(s[c]!);
-      });
-    };
-    const removed = { channels: [] as number[], heads: [] as number[] };
-    if (mlp > 0 && down !== undefined) {
-      const channels = [...smallest(columnScore(down), Math.floor(down.inFeatures * mlp))].sort(
-        (a, b) => a - b,
-      );
-      zero(down, undefined, channels);
-      for (const name of ['mlp.up_proj', 'mlp.gate_proj']) {
-        const l = find(layers, name);
-        if (l !== undefined) zero(l, channels, undefined);
-      }
-      removed.channels = channels;
+  // Weights as they were, so that a failure (or an abort) part way leaves the model unmodified.
+  const originals = new Map<LinearLayer, Tensor<'f32'>>();
+  const zeroKeeping = (l: LinearLayer, rows?: Iterable<number>, cols?: Iterable<number>) => {
+    if (!originals.has(l)) {
+      const w = l.getWeight();
+      originals.set(l, new T('f32', w.shape, Float32Array.from(w.data)));
     }
-    if (heads > 0 && o !== undefined) {
-      const nh = numHeads!;
-      const nkv = numKvHeads!;
-      const hd = o.inFeatures / nh;
-      const cols = columnScore(o);
-      const headScores = Float64Array.from({ length: nh }, (_, h) => {
-        let s = 0;
-        for (let d = 0; d < hd; d++) s += cols[h * hd + d]! ** 2;
-        return s;
-      });
-      const group = nh / nkv;
-      const gone = (
-        perGroup
-          ? Array.from({ length: nkv }, (_, g) =>
-              [...smallest(headScores.subarray(g * group, (g + 1) * group), Math.floor(heads * group))].map(
-                (h) => g * group + h,
-              ),
-            ).flat()
-          : [...smallest(headScores, Math.floor(nh * heads))]
-      ).sort((a, b) => a - b);
-      const range = (h: number) => Array.from({ length: hd }, (_, d) => h * hd + d);
-      zero(o, undefined, gone.flatMap(range));
-      const q = find(layers, 'self_attn.q_proj');
-      if (q !== undefined) zero(q, gone.flatMap(range), undefined);
-      const deadKv = Array.from({ length: nkv }, (_, g) => g).filter((g) =>
-        Array.from({ length: group }, (_, i) => g * group + i).every((h) => gone.includes(h)),
-      );
-      for (const name of ['self_attn.k_proj', 'self_attn.v_proj']) {
-        const l = find(layers, name);
-        if (l !== undefined && deadKv.length > 0) zero(l, deadKv.flatMap(range), undefined);
+    zero(l, rows, cols);
+  };
+  try {
+    let hidden = batches.map((b) => model.embed(b));
+    for (let block = 0; block < model.numBlocks; block++) {
+      const layers = model.blockLinearLayers(block);
+      const down = find(layers, 'mlp.down_proj');
+      const o = find(layers, 'self_attn.o_proj');
+      const norms = new Map<LinearLayer, InputNormAccumulator>();
+      for (const l of [down, o]) if (l !== undefined) norms.set(l, new InputNormAccumulator(l.inFeatures));
+      for (const h of hidden) model.runBlock(block, h, (layer, x) => norms.get(layer)?.add(x));
+      const columnScore = (l: LinearLayer) => {
+        const w = l.getWeight().data;
+        const s = norms.get(l)!.scalerRow;
+        return Float64Array.from({ length: l.inFeatures }, (_, c) => {
+          let sq = 0;
+          for (let r = 0; r < l.outFeatures; r++) sq += w[r * l.inFeatures + c]! ** 2;
+          return Math.sqrt(sq) * Math.sqrt(s[c]!);
+        });
+      };
+      const removed = { channels: [] as number[], heads: [] as number[] };
+      if (mlp > 0 && down !== undefined) {
+        const channels = [...smallest(columnScore(down), Math.floor(down.inFeatures * mlp))].sort(
+          (a, b) => a - b,
+        );
+        zeroKeeping(down, undefined, channels);
+        for (const name of ['mlp.up_proj', 'mlp.gate_proj']) {
+          const l = find(layers, name);
+          if (l !== undefined) zeroKeeping(l, channels, undefined);
+        }
+        removed.channels = channels;
       }
-      removed.heads = gone;
+      if (heads > 0 && o !== undefined) {
+        const nh = numHeads!;
+        const nkv = numKvHeads!;
+        const hd = o.inFeatures / nh;
+        const cols = columnScore(o);
+        const headScores = Float64Array.from({ length: nh }, (_, h) => {
+          let s = 0;
+          for (let d = 0; d < hd; d++) s += cols[h * hd + d]! ** 2;
+          return s;
+        });
+        const group = nh / nkv;
+        const gone = (
+          perGroup
+            ? Array.from({ length: nkv }, (_, g) =>
+                [...smallest(headScores.subarray(g * group, (g + 1) * group), Math.floor(heads * group))].map(
+                  (h) => g * group + h,
+                ),
+              ).flat()
+            : [...smallest(headScores, Math.floor(nh * heads))]
+        ).sort((a, b) => a - b);
+        const range = (h: number) => Array.from({ length: hd }, (_, d) => h * hd + d);
+        zeroKeeping(o, undefined, gone.flatMap(range));
+        const q = find(layers, 'self_attn.q_proj');
+        if (q !== undefined) zeroKeeping(q, gone.flatMap(range), undefined);
+        const deadKv = Array.from({ length: nkv }, (_, g) => g).filter((g) =>
+          Array.from({ length: group }, (_, i) => g * group + i).every((h) => gone.includes(h)),
+        );
+        for (const name of ['self_attn.k_proj', 'self_attn.v_proj']) {
+          const l = find(layers, name);
+          if (l !== undefined && deadKv.length > 0) zeroKeeping(l, deadKv.flatMap(range), undefined);
+        }
+        removed.heads = gone;
+      }
+      report.blocks.push(removed);
+      hidden = hidden.map((h) => model.runBlock(block, h));
+      reportProgress(options, { stage: 'prune', current: block + 1, total: model.numBlocks, unit: 'block' });
     }
-    report.blocks.push(removed);
-    hidden = hidden.map((h) => model.runBlock(block, h));
-    reportProgress(options, { stage: 'prune', current: block + 1, total: model.numBlocks, unit: 'block' });
+  } catch (error) {
+    for (const [l, w] of originals) l.setWeight(w);
+    throw error;
   }
   if (target !== undefined) {
     // The zeroed structures contribute nothing, so deleting them keeps the outputs.
