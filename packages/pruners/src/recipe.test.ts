@@ -43,6 +43,12 @@ sparsegpt: { blockSize: 8 }
     expect(model.weights[2]!.every((v) => v !== 0)).toBe(true);
   });
 
+  it("carry magnitude's comparison group", () => {
+    const recipe = parseRecipe('method: magnitude\nsparsity: 0.5\nmagnitude: { scope: row }\n');
+    expect(recipeOptions(recipe).magnitudeScope).toBe('row');
+    expect(recipeOptions(parseRecipe('method: magnitude\nsparsity: 0.5\n')).magnitudeScope).toBeUndefined();
+  });
+
   it('rejects bad recipes with the path of the problem', () => {
     const bad: Array<[string, RegExp]> = [
       ['{"method": "obs", "sparsity": 0.5}', /recipe.method/],
@@ -55,6 +61,7 @@ sparsegpt: { blockSize: 8 }
       ],
       ['{"method": "wanda", "sparsity": 0.5, "calibration": {"samples": 0}}', /calibration.samples/],
       ['{"method": "wanda", "sparsity": 0.5, "bogus": 1}', /recipe.bogus/],
+      ['{"method": "magnitude", "sparsity": 0.5, "magnitude": {"scope": "col"}}', /recipe.magnitude.scope/],
       ['method: [unclosed', /not valid JSON or YAML/],
     ];
     for (const [text, message] of bad) {

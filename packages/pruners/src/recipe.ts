@@ -14,6 +14,8 @@ export interface Recipe {
   overrides?: Array<{ match: string; sparsity?: number; pattern?: string; skip?: boolean }>;
   calibration?: { samples?: number; seqLen?: number; seed?: number };
   sparsegpt?: { blockSize?: number; percDamp?: number };
+  /** Magnitude's comparison group: 'layer' (default) or 'row'. */
+  magnitude?: { scope?: 'layer' | 'row' };
 }
 
 const METHODS = ['magnitude', 'wanda', 'sparsegpt'];
@@ -71,7 +73,7 @@ export function validateRecipe(value: unknown): Recipe {
   const r = object(value, 'recipe');
   checkKeys(
     r,
-    ['method', 'sparsity', 'pattern', 'layers', 'overrides', 'calibration', 'sparsegpt'],
+    ['method', 'sparsity', 'pattern', 'layers', 'overrides', 'calibration', 'sparsegpt', 'magnitude'],
     'recipe',
   );
   if (!METHODS.includes(r.method as string)) fail('recipe.method', `must be one of ${METHODS.join(', ')}`);
@@ -114,6 +116,12 @@ export function validateRecipe(value: unknown): Recipe {
     if (s.percDamp !== undefined && !(typeof s.percDamp === 'number' && s.percDamp >= 0)) {
       fail('recipe.sparsegpt.percDamp', 'must be a non-negative number');
     }
+  }
+  if (r.magnitude !== undefined) {
+    const m = object(r.magnitude, 'recipe.magnitude');
+    checkKeys(m, ['scope'], 'recipe.magnitude');
+    if (m.scope !== undefined && m.scope !== 'layer' && m.scope !== 'row')
+      fail('recipe.magnitude.scope', 'must be "layer" or "row"');
   }
   return r as unknown as Recipe;
 }
@@ -158,5 +166,6 @@ export function recipeOptions(recipe: Recipe): Omit<PruneModelOptions, 'onProgre
     layerPattern,
     ...(recipe.sparsegpt?.blockSize === undefined ? {} : { blockSize: recipe.sparsegpt.blockSize }),
     ...(recipe.sparsegpt?.percDamp === undefined ? {} : { percDamp: recipe.sparsegpt.percDamp }),
+    ...(recipe.magnitude?.scope === undefined ? {} : { magnitudeScope: recipe.magnitude.scope }),
   };
 }
