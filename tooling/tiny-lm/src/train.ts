@@ -2,7 +2,7 @@
  * Train tiny-lm and write it, as a Hugging Face folder, to packages/models/tiny-lm/:
  *
  *   pnpm --filter @sparsekit/tiny-lm-training build && node tooling/tiny-lm/dist/train.js \
- *     [--steps 1000] [--minutes 50] [--lr 3e-3] [--out packages/models/tiny-lm]
+ *     [--steps 1000] [--minutes 50] [--lr 3e-3] [--weight-decay 0] [--out packages/models/tiny-lm]
  *
  * Corpus: Moby-Dick (139 chapters), State of the Union addresses (1790-2021) and the Brown corpus
  * (500 texts, tags removed), split by document with seed 1234 (90% train, 5% validation, 5% test).
