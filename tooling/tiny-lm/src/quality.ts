@@ -3,7 +3,7 @@
  * pruners README, measured in one run:
  *
  *   node tooling/tiny-lm/dist/quality.js [--model DIR] [--calib-windows 32] [--only REGEX]
- *     [--no-sweep] [--out bench-results/pruning-quality.json]
+ *     [--no-sweep] [--prefix-eot] [--out bench-results/pruning-quality.json]
  *
  * Calibration: `--calib-windows` windows of 128 tokens from tiny-lm/calibration.txt. Evaluation:
  * the SparseGPT protocol (windows of 128 tokens) over tiny-lm/test.txt. Also runs the 50% / 4:8 /
@@ -13,7 +13,7 @@
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { Tensor } from '@sparsekit/core';
-import { perplexity } from '@sparsekit/eval-harness';
+import { perplexity, type ScoringWindow, scoreWindows } from '@sparsekit/eval-harness';
 import type { TransformerLM } from '@sparsekit/models';
 import { loadHfModel, tinyLmPath } from '@sparsekit/models/node';
 import {
@@ -88,6 +88,21 @@ function inputOutlierRatios(model: TransformerLM, batches: Tensor<'i32'>[]): Rec
 }
 
 const only = new RegExp(option('only', '.'));
+const prefixEot = process.argv.includes('--prefix-eot');
+
+/** The SparseGPT protocol with <|endoftext|> before every window: chunks of 128 tokens, each predicted once. */
+async function prefixedPerplexity(model: TransformerLM, ids: number[], eot: number) {
+  const windows: ScoringWindow[] = [];
+  for (let s = 0; s + 128 <= ids.length; s += 128) {
+    windows.push({
+      input: Int32Array.from([eot, ...ids.slice(s, s + 127)]),
+      firstScored: 0,
+      targets: Int32Array.from(ids.slice(s, s + 128)),
+    });
+  }
+  const { nll, scored } = await scoreWindows(model, windows);
+  return { perplexity: Math.exp(nll / scored), protocol: { name: 'eot-prefixed', windows: windows.length } };
+}
 
 const rows: Array<Record<string, unknown>> = [];
 const outlierStats: Record<string, Record<string, number>> = {};
@@ -96,8 +111,13 @@ for (const config of configs.filter((c) => only.test(`${c.model} ${c.label}`))) 
   if (config.model !== 'tiny-lm') plantOutlierChannels(model);
   const calibIds = tokenizer!.encode(calibText);
   const batches: Tensor<'i32'>[] = [];
-  for (let w = 0; w < calibWindows && (w + 1) * 128 <= calibIds.length; w++) {
-    batches.push(new Tensor('i32', [1, 128], Int32Array.from(calibIds.slice(w * 128, (w + 1) * 128))));
+  // With --prefix-eot (models trained with --bos) every window is <|endoftext|> + 127 tokens.
+  const eot = prefixEot ? [model.config.eosTokenId!] : [];
+  const span = 128 - eot.length;
+  for (let w = 0; w < calibWindows && (w + 1) * span <= calibIds.length; w++) {
+    batches.push(
+      new Tensor('i32', [1, 128], Int32Array.from([...eot, ...calibIds.slice(w * span, (w + 1) * span)])),
+    );
   }
   if (config.label === 'dense') outlierStats[config.model] = inputOutlierRatios(model, batches);
   const parameters = model.parameterCount();
@@ -112,7 +132,9 @@ for (const config of configs.filter((c) => only.test(`${c.model} ${c.label}`))) 
   // roundTo 1: on a 128-wide model the reference's multiples of 8 would turn 10% into 12.5%.
   if (config.slice !== undefined)
     sliced = await sliceGpt(model, batches, { sparsity: config.slice, roundTo: 1 });
-  const ppl = await perplexity(model, tokenizer!, testText, { maxLength: 128 });
+  const ppl = prefixEot
+    ? await prefixedPerplexity(model, tokenizer!.encode(testText), model.config.eosTokenId!)
+    : await perplexity(model, tokenizer!, testText, { maxLength: 128 });
   const perLayer =
     report === undefined ? 0 : report.layers.reduce((s, l) => s + l.seconds, 0) / report.layers.length;
   const seconds = report?.seconds ?? sliced?.seconds ?? 0;

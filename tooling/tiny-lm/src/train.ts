@@ -2,7 +2,7 @@
  * Train tiny-lm and write it, as a Hugging Face folder, to packages/models/tiny-lm/:
  *
  *   pnpm --filter @sparsekit/tiny-lm-training build && node tooling/tiny-lm/dist/train.js \
- *     [--steps 1000] [--minutes 50] [--lr 3e-3] [--weight-decay 0] [--out packages/models/tiny-lm]
+ *     [--steps 1000] [--minutes 50] [--lr 3e-3] [--weight-decay 0] [--bos] [--out packages/models/tiny-lm]
  *
  * Corpus: Moby-Dick (139 chapters), State of the Union addresses (1790-2021) and the Brown corpus
  * (500 texts, tags removed), split by document with seed 1234 (90% train, 5% validation, 5% test).
@@ -39,6 +39,10 @@ const peakLr = Number(option('lr', '3e-3'));
 // Decoupled (AdamW) weight decay on the matrices and the embedding, none on the norm gains, as LLMs
 // are trained. Its timescale 1 / (lr * decay) is set against this short run, not against 100k+ steps.
 const weightDecay = Number(option('weight-decay', '0'));
+// With --bos every window starts with <|endoftext|> (as Llama-style training prepends BOS), then
+// seqLen - 1 text tokens; the first text token is predicted from it. (The test perplexity this script
+// prints uses unprefixed windows; evaluate such a model with the rolling protocol instead.)
+const bos = process.argv.includes('--bos');
 const warmup = 50;
 const EOT = '<|endoftext|>';
 
@@ -113,7 +117,7 @@ const config: ModelConfig = {
 const { tf, backend } = await loadTfjs();
 const twin = LlamaTwin.init(tf, config, SEED);
 const parameters = twin.variables().reduce((n, v) => n + v.size, 0);
-say({ event: 'model', backend, parameters, peakLr, weightDecay, batchSize, seqLen, config });
+say({ event: 'model', backend, parameters, peakLr, weightDecay, bos, batchSize, seqLen, config });
 const decayed = twin.variables().filter((v) => v.rank === 2);
 const gains = twin.variables().filter((v) => v.rank === 1);
 /** max / median of |gain| over every norm's gains: how unevenly the model scales its features. */
@@ -130,8 +134,14 @@ const windowsAt = (tokens: Int32Array, starts: number[]) => {
   const inputs = new Int32Array(starts.length * seqLen);
   const targets = new Int32Array(starts.length * seqLen);
   starts.forEach((s, b) => {
-    inputs.set(tokens.subarray(s, s + seqLen), b * seqLen);
-    targets.set(tokens.subarray(s + 1, s + seqLen + 1), b * seqLen);
+    if (bos) {
+      inputs[b * seqLen] = eot;
+      inputs.set(tokens.subarray(s, s + seqLen - 1), b * seqLen + 1);
+      targets.set(tokens.subarray(s, s + seqLen), b * seqLen);
+    } else {
+      inputs.set(tokens.subarray(s, s + seqLen), b * seqLen);
+      targets.set(tokens.subarray(s + 1, s + seqLen + 1), b * seqLen);
+    }
   });
   return [
     tf.tensor2d(inputs, [starts.length, seqLen], 'int32'),
