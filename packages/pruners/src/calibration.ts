@@ -1,8 +1,7 @@
 // Streaming statistics of a linear layer's inputs, accumulated batch by batch exactly as the
 // reference code does, so memory is bounded by one batch.
 import { InvalidArgumentError, NonFiniteError, ShapeMismatchError, type Tensor } from '@sparsekit/core';
-import { dense } from '@sparsekit/sparse-formats';
-import type { MatmulKernel } from './linalg.js';
+import { gram, type MatmulKernel } from './linalg.js';
 
 function checkBatch(inputs: Tensor<'f32'>, columns: number, what: string): number {
   const [tokens, width] = inputs.shape as [number, number];
@@ -50,11 +49,11 @@ export class HessianAccumulator {
     const scale = 2 / total;
     const x = inputs.data;
     if (this.kernel !== undefined) {
-      // X^T [n, tokens] times (X^T)^T: the kernel computes x w^T.
+      // X^T X is the Gram matrix of the rows of X^T [n, tokens].
       const xt = new Float32Array(n * tokens);
       for (let t = 0; t < tokens; t++) for (let i = 0; i < n; i++) xt[i * tokens + t] = x[t * n + i]!;
-      const gram = this.kernel.linear(xt, n, dense({ rows: n, cols: tokens, values: xt }));
-      for (let i = 0; i < n; i++) for (let j = 0; j <= i; j++) this.h[i * n + j]! += scale * gram[i * n + j]!;
+      const xtx = gram(this.kernel, xt, n, tokens);
+      for (let i = 0; i < n; i++) for (let j = 0; j <= i; j++) this.h[i * n + j]! += scale * xtx[i * n + j]!;
       this.samples = total;
       return;
     }

@@ -11,9 +11,14 @@ export interface MatmulKernel {
 /** Rows of this many columns are factored per step when a kernel takes the trailing updates. */
 const PANEL = 128;
 
-/** x x^T for x [rows, cols] (f64 values) on the kernel, in f32: [rows, rows]. */
-function gram(kernel: MatmulKernel, x: Float64Array, rows: number, cols: number): Float32Array {
-  const x32 = Float32Array.from(x);
+/** x x^T for x [rows, cols] on the kernel, in f32: [rows, rows]. */
+export function gram(
+  kernel: MatmulKernel,
+  x: Float64Array | Float32Array,
+  rows: number,
+  cols: number,
+): Float32Array {
+  const x32 = x instanceof Float32Array ? x : Float32Array.from(x);
   return kernel.linear(x32, rows, dense({ rows, cols, values: x32 }));
 }
 
