@@ -140,12 +140,15 @@ function find(layers: readonly LinearLayer[], suffix: string): LinearLayer | und
   return layers.find((l) => l.name.endsWith(suffix));
 }
 
+/** Zero rows and columns of a layer, keeping a copy of its weight in `originals` the first time. */
 function zero(
   layer: LinearLayer,
   rows: Iterable<number> | undefined,
   cols: Iterable<number> | undefined,
+  originals: Map<LinearLayer, Tensor<'f32'>>,
 ): void {
   const w = layer.getWeight();
+  if (!originals.has(layer)) originals.set(layer, new T('f32', w.shape, Float32Array.from(w.data)));
   const data = Float32Array.from(w.data);
   const n = layer.inFeatures;
   for (const r of rows ?? []) data.fill(0, r * n, (r + 1) * n);
@@ -194,13 +197,6 @@ export function pruneStructured(
   const report: StructuredReport = { blocks: [] };
   // Weights as they were, so that a failure (or an abort) part way leaves the model unmodified.
   const originals = new Map<LinearLayer, Tensor<'f32'>>();
-  const zeroKeeping = (l: LinearLayer, rows?: Iterable<number>, cols?: Iterable<number>) => {
-    if (!originals.has(l)) {
-      const w = l.getWeight();
-      originals.set(l, new T('f32', w.shape, Float32Array.from(w.data)));
-    }
-    zero(l, rows, cols);
-  };
   try {
     let hidden = batches.map((b) => model.embed(b));
     for (let block = 0; block < model.numBlocks; block++) {
@@ -224,10 +220,10 @@ export function pruneStructured(
         const channels = [...smallest(columnScore(down), Math.floor(down.inFeatures * mlp))].sort(
           (a, b) => a - b,
         );
-        zeroKeeping(down, undefined, channels);
+        zero(down, undefined, channels, originals);
         for (const name of ['mlp.up_proj', 'mlp.gate_proj']) {
           const l = find(layers, name);
-          if (l !== undefined) zeroKeeping(l, channels, undefined);
+          if (l !== undefined) zero(l, channels, undefined, originals);
         }
         removed.channels = channels;
       }
@@ -252,15 +248,15 @@ export function pruneStructured(
             : [...smallest(headScores, Math.floor(nh * heads))]
         ).sort((a, b) => a - b);
         const range = (h: number) => Array.from({ length: hd }, (_, d) => h * hd + d);
-        zeroKeeping(o, undefined, gone.flatMap(range));
+        zero(o, undefined, gone.flatMap(range), originals);
         const q = find(layers, 'self_attn.q_proj');
-        if (q !== undefined) zeroKeeping(q, gone.flatMap(range), undefined);
+        if (q !== undefined) zero(q, gone.flatMap(range), undefined, originals);
         const deadKv = Array.from({ length: nkv }, (_, g) => g).filter((g) =>
           Array.from({ length: group }, (_, i) => g * group + i).every((h) => gone.includes(h)),
         );
         for (const name of ['self_attn.k_proj', 'self_attn.v_proj']) {
           const l = find(layers, name);
-          if (l !== undefined && deadKv.length > 0) zeroKeeping(l, deadKv.flatMap(range), undefined);
+          if (l !== undefined && deadKv.length > 0) zero(l, deadKv.flatMap(range), undefined, originals);
         }
         removed.heads = gone;
       }
