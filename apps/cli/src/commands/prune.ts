@@ -243,7 +243,7 @@ function printReport(
       ),
     );
     ui.say(
-      `\nstructured: every block now has ${s.mlpChannels} MLP channels and ${s.heads} heads (${s.kvHeads} key/value) of ${s.headDim}; parameters ${report.parameters.before.toLocaleString('en-US')} -> ${report.parameters.after.toLocaleString('en-US')} (${(100 * (report.parameters.after / report.parameters.before)).toFixed(1)}%), ${report.seconds.toFixed(1)} s`,
+      `\nstructured: every block now has ${s.mlpChannels} MLP channels and ${s.heads} heads (${s.kvHeads} key/value) of ${s.headDim}; ${parameterChange(report.parameters)}, ${report.seconds.toFixed(1)} s`,
     );
     return;
   }
@@ -255,7 +255,7 @@ function printReport(
       ),
     );
     ui.say(
-      `\nSliceGPT ${report.sparsity}: hidden ${report.originalWidth} -> ${report.slicedWidth}, parameters ${report.parameters.before.toLocaleString('en-US')} -> ${report.parameters.after.toLocaleString('en-US')} (${(100 * (report.parameters.after / report.parameters.before)).toFixed(1)}%), ${report.seconds.toFixed(1)} s`,
+      `\nSliceGPT ${report.sparsity}: hidden ${report.originalWidth} -> ${report.slicedWidth}, ${parameterChange(report.parameters)}, ${report.seconds.toFixed(1)} s`,
     );
     return;
   }
@@ -274,4 +274,9 @@ function printReport(
   ui.say(
     `\n${report.method} ${report.pattern}: ${(100 * report.sparsity).toFixed(2)}% of the pruned layers' weights are zero; ${report.calibrationTokens} calibration tokens; ${report.seconds.toFixed(1)} s`,
   );
+}
+
+/** "parameters 853,120 -> 640,128 (75.0%)". */
+function parameterChange({ before, after }: { before: number; after: number }): string {
+  return `parameters ${before.toLocaleString('en-US')} -> ${after.toLocaleString('en-US')} (${(100 * (after / before)).toFixed(1)}%)`;
 }
