@@ -30,6 +30,12 @@ function matmul(a: Float64Array, b: Float64Array, n: number): Float64Array {
   return c;
 }
 
+/** Both matrices divided by the largest entry of `reference`, so one absolute tolerance fits any scale. */
+function relativeToMax(actual: Float64Array, reference: Float64Array): [Float64Array, Float64Array] {
+  const top = Math.max(...reference.map(Math.abs));
+  return [actual.map((v) => v / top), reference.map((v) => v / top)];
+}
+
 describe('linear algebra', () => {
   it('with a kernel: blocked Cholesky, inverse and upper factor agree with the float64 ones (f32 products)', async () => {
     const n = 300; // two full panels of 128 and a partial one
@@ -39,25 +45,16 @@ describe('linear algebra', () => {
     try {
       const l = cholesky(a, n);
       const lk = cholesky(a, n, 'Hessian', backend);
-      const scale = Math.max(...l.map(Math.abs));
-      expect(lk.map((v) => v / scale)).toAllClose(
-        l.map((v) => v / scale),
-        { atol: 1e-5, rtol: 0 },
-      );
+      const [lkScaled, lScaled] = relativeToMax(lk, l);
+      expect(lkScaled).toAllClose(lScaled, { atol: 1e-5, rtol: 0 });
       const inv = choleskyInverse(l, n);
       const invK = choleskyInverse(lk, n, backend);
-      const invScale = Math.max(...inv.map(Math.abs));
-      expect(invK.map((v) => v / invScale)).toAllClose(
-        inv.map((v) => v / invScale),
-        { atol: 1e-5, rtol: 0 },
-      );
+      const [invKScaled, invScaled] = relativeToMax(invK, inv);
+      expect(invKScaled).toAllClose(invScaled, { atol: 1e-5, rtol: 0 });
       const u = upperCholesky(inv, n);
       const uK = upperCholesky(invK, n, 'inverse Hessian', backend);
-      const uScale = Math.max(...u.map(Math.abs));
-      expect(uK.map((v) => v / uScale)).toAllClose(
-        u.map((v) => v / uScale),
-        { atol: 1e-4, rtol: 0 },
-      );
+      const [uKScaled, uScaled] = relativeToMax(uK, u);
+      expect(uKScaled).toAllClose(uScaled, { atol: 1e-4, rtol: 0 });
     } finally {
       await backend.dispose();
     }
@@ -90,19 +87,16 @@ describe('linear algebra', () => {
     const backend = await createWasmBackend({ threads: 1 });
     try {
       const l = cholesky(a, n);
-      const scaled = (m: Float64Array) => {
-        const top = Math.max(...m.map(Math.abs));
-        return m.map((v) => v / top);
-      };
-      expect(scaled(lowerTriangularInverse(l, n, backend))).toAllClose(scaled(lowerTriangularInverse(l, n)), {
-        atol: 1e-5,
-        rtol: 0,
-      });
-      const reference = upperCholesky(choleskyInverse(l, n), n);
-      expect(scaled(inverseUpperFactor(a, n, 'Hessian', backend))).toAllClose(scaled(reference), {
-        atol: 1e-4,
-        rtol: 0,
-      });
+      const [inverse, inverseRef] = relativeToMax(
+        lowerTriangularInverse(l, n, backend),
+        lowerTriangularInverse(l, n),
+      );
+      expect(inverse).toAllClose(inverseRef, { atol: 1e-5, rtol: 0 });
+      const [factor, factorRef] = relativeToMax(
+        inverseUpperFactor(a, n, 'Hessian', backend),
+        upperCholesky(choleskyInverse(l, n), n),
+      );
+      expect(factor).toAllClose(factorRef, { atol: 1e-4, rtol: 0 });
     } finally {
       await backend.dispose();
     }
