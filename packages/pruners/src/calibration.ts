@@ -1,6 +1,6 @@
 // Streaming statistics of a linear layer's inputs, accumulated batch by batch exactly as the
 // reference code does, so memory is bounded by one batch.
-import { InvalidArgumentError, NonFiniteError, ShapeMismatchError, type Tensor } from '@sparsekit/core';
+import { assertFinite, InvalidArgumentError, ShapeMismatchError, type Tensor } from '@sparsekit/core';
 import { gram, type MatmulKernel } from './linalg.js';
 
 function checkBatch(inputs: Tensor<'f32'>, columns: number, what: string): number {
@@ -8,9 +8,7 @@ function checkBatch(inputs: Tensor<'f32'>, columns: number, what: string): numbe
   if (inputs.shape.length !== 2 || width !== columns) {
     throw new ShapeMismatchError([tokens ?? 0, columns], inputs.shape, what);
   }
-  for (let i = 0; i < inputs.size; i++) {
-    if (!Number.isFinite(inputs.data[i]!)) throw new NonFiniteError(what, i, inputs.data[i]!);
-  }
+  assertFinite(inputs.data, what);
   return tokens;
 }
 

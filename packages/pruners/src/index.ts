@@ -10,7 +10,20 @@ export {
   symmetricEigen,
   upperCholesky,
 } from './linalg.js';
-export { applyMask, checkNm, checkSparsity, matrixMask, nmMask, rowMask } from './masks.js';
+export {
+  applyMask,
+  checkModelWeights,
+  checkNm,
+  checkSparsity,
+  checkWeight,
+  kthSmallest,
+  lowestIndices,
+  magnitudes,
+  markLowest,
+  matrixMask,
+  nmMask,
+  rowMask,
+} from './masks.js';
 export {
   type AllocationReport,
   erkDensities,

@@ -1,6 +1,12 @@
 // Masks from scores, with the reference code's tie-breaking. A mask is a Uint8Array over a
 // [rows, cols] row-major weight with 1 = pruned (as the reference fixtures store it).
-import { InvalidArgumentError } from '@sparsekit/core';
+import {
+  assertFinite,
+  type BlockwiseLM,
+  InvalidArgumentError,
+  type LinearLayer,
+  ShapeMismatchError,
+} from '@sparsekit/core';
 
 /** Check an unstructured sparsity target: a fraction in [0, 1). */
 export function checkSparsity(sparsity: number): void {
@@ -31,11 +37,91 @@ export function checkNm(n: number, m: number, cols: number): void {
   }
 }
 
-/** Ascending order of `scores[start .. start + length)`, ties by index (a stable sort). */
-function stableOrder(scores: ArrayLike<number>, start: number, length: number): Int32Array {
-  const order = Int32Array.from({ length }, (_, i) => i);
-  order.sort((a, b) => scores[start + a]! - scores[start + b]! || a - b);
-  return order;
+/** Check a row-major [rows, cols] weight: its length, and that every value is finite. */
+export function checkWeight(weight: ArrayLike<number>, rows: number, cols: number, what = 'weight'): void {
+  if (weight.length !== rows * cols) throw new ShapeMismatchError([rows, cols], [weight.length], what);
+  assertFinite(weight, what);
+}
+
+/** Check every decoder linear layer of `model` (those `filter` keeps), naming the layer in errors. */
+export function checkModelWeights(
+  model: BlockwiseLM,
+  filter: (l: LinearLayer) => boolean = () => true,
+): void {
+  for (let block = 0; block < model.numBlocks; block++) {
+    for (const l of model.blockLinearLayers(block)) {
+      if (filter(l)) checkWeight(l.getWeight().data, l.outFeatures, l.inFeatures, `${l.name} weight`);
+    }
+  }
+}
+
+/**
+ * The k-th smallest of `values` (k from 0), the value `Float64Array.from(values).sort()[k]` gives, by
+ * quickselect (Hoare partition, median-of-three pivot) on a copy: expected linear time instead of a
+ * sort. `values` must hold no NaN.
+ */
+export function kthSmallest(values: ArrayLike<number>, k: number): number {
+  if (!(Number.isInteger(k) && k >= 0 && k < values.length)) {
+    throw new InvalidArgumentError('k', k, `must be an index into the ${values.length} values`);
+  }
+  const a = Float64Array.from(values);
+  let lo = 0;
+  let hi = a.length - 1;
+  while (lo < hi) {
+    const x = a[lo]!;
+    const y = a[(lo + hi) >>> 1]!;
+    const pivot = Math.max(Math.min(x, y), Math.min(Math.max(x, y), a[hi]!)); // median of three
+    let i = lo;
+    let j = hi;
+    while (i <= j) {
+      while (a[i]! < pivot) i++;
+      while (a[j]! > pivot) j--;
+      if (i <= j) {
+        const t = a[i]!;
+        a[i] = a[j]!;
+        a[j] = t;
+        i++;
+        j--;
+      }
+    }
+    // Now a[lo..j] <= pivot <= a[i..hi], and every entry strictly between j and i equals the pivot.
+    if (k <= j) hi = j;
+    else if (k >= i) lo = i;
+    else return a[k]!;
+  }
+  return a[k]!;
+}
+
+/**
+ * Mark in `mask` (from `offset`) the `count` lowest of `scores`, ties to the lower index (the first
+ * `count` of a stable ascending sort): every score below the count-th smallest, then the scores
+ * equal to it in index order.
+ */
+export function markLowest(scores: Float64Array, count: number, mask: Uint8Array, offset = 0): void {
+  if (count <= 0) return;
+  const threshold = kthSmallest(scores, Math.min(count, scores.length) - 1);
+  let marked = 0;
+  for (let c = 0; c < scores.length; c++) {
+    if (scores[c]! < threshold) {
+      mask[offset + c] = 1;
+      marked++;
+    }
+  }
+  for (let c = 0; c < scores.length && marked < count; c++) {
+    if (scores[c] === threshold) {
+      mask[offset + c] = 1;
+      marked++;
+    }
+  }
+}
+
+/** The indices of the `count` lowest of `scores` (ties to the lower index), ascending. */
+export function lowestIndices(scores: ArrayLike<number>, count: number): number[] {
+  const mask = new Uint8Array(scores.length);
+  markLowest(Float64Array.from(scores), count, mask);
+  const out: number[] = [];
+  for (let i = 0; i < mask.length; i++) if (mask[i] === 1) out.push(i);
+  return out;
 }
 
 /**
@@ -46,9 +132,10 @@ export function rowMask(scores: ArrayLike<number>, rows: number, cols: number, s
   checkSparsity(sparsity);
   const mask = new Uint8Array(rows * cols);
   const count = Math.floor(cols * sparsity);
-  for (let r = 0; r < rows; r++) {
-    const order = stableOrder(scores, r * cols, cols);
-    for (let i = 0; i < count; i++) mask[r * cols + order[i]!] = 1;
+  const row = new Float64Array(cols);
+  for (let r = 0; r < rows && count > 0; r++) {
+    for (let c = 0; c < cols; c++) row[c] = scores[r * cols + c]!;
+    markLowest(row, count, mask, r * cols);
   }
   return mask;
 }
@@ -67,11 +154,17 @@ export function nmMask(
 ): Uint8Array {
   checkNm(n, m, cols);
   const mask = new Uint8Array(rows * cols);
-  for (let r = 0; r < rows; r++) {
-    for (let g = 0; g < cols; g += m) {
-      const order = stableOrder(scores, r * cols + g, m);
-      for (let i = 0; i < m - n; i++) mask[r * cols + g + order[i]!] = 1;
+  // Groups never straddle rows (cols is a multiple of m), so walk the flat array group by group,
+  // ordering each group's indices by (score, index) with an insertion sort in one reused buffer.
+  const order = new Int32Array(m);
+  for (let start = 0; start < rows * cols; start += m) {
+    for (let i = 0; i < m; i++) {
+      const s = scores[start + i]!;
+      let j = i;
+      for (; j > 0 && scores[start + order[j - 1]!]! > s; j--) order[j] = order[j - 1]!;
+      order[j] = i;
     }
+    for (let i = 0; i < m - n; i++) mask[start + order[i]!] = 1;
   }
   return mask;
 }
@@ -82,15 +175,23 @@ export function nmMask(
  */
 export function matrixMask(scores: ArrayLike<number>, sparsity: number): Uint8Array {
   checkSparsity(sparsity);
-  const sorted = Float64Array.from(scores).sort();
   const mask = new Uint8Array(scores.length);
-  if (sparsity === 0) return mask;
-  const threshold = sorted[Math.floor(scores.length * sparsity)]!;
+  if (sparsity === 0 || scores.length === 0) return mask;
+  const threshold = kthSmallest(scores, Math.floor(scores.length * sparsity));
   for (let i = 0; i < scores.length; i++) mask[i] = scores[i]! <= threshold ? 1 : 0;
   return mask;
 }
 
+/** |w| of every weight, in float64. */
+export function magnitudes(weight: ArrayLike<number>): Float64Array {
+  const out = new Float64Array(weight.length);
+  for (let i = 0; i < out.length; i++) out[i] = Math.abs(weight[i]!);
+  return out;
+}
+
 /** Zero the pruned entries of `weight` (a copy). */
 export function applyMask(weight: ArrayLike<number>, mask: Uint8Array): Float32Array {
-  return Float32Array.from(weight, (v, i) => (mask[i] === 1 ? 0 : v));
+  const out = new Float32Array(weight.length);
+  for (let i = 0; i < out.length; i++) out[i] = mask[i] === 1 ? 0 : weight[i]!;
+  return out;
 }

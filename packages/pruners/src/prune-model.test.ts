@@ -150,4 +150,21 @@ describe('pruneModel', () => {
     );
     expect(model.weights).toEqual(before);
   });
+
+  it.each(['magnitude', 'wanda', 'sparsegpt'] as const)(
+    '%s names a layer whose weights hold NaN or Inf, before changing anything',
+    async (method) => {
+      const model = toyModel(5);
+      const bad = model.blockLinearLayers(1)[1]!;
+      const w = bad.getWeight();
+      w.data[7] = Number.NaN;
+      bad.setWeight = () => {}; // as a layer that stores what it is given without checking
+      (bad as { getWeight: () => Tensor<'f32'> }).getWeight = () => w;
+      const before = model.weights.map((x) => x.slice());
+      await expect(
+        pruneModel(model, calibration(6), { method, sparsity: 0.5, reconstructionError: false }),
+      ).rejects.toThrow(/layers\.1\.mlp\.down_proj weight holds a non-finite value \(NaN\) at flat index 7/);
+      expect(model.weights).toEqual(before);
+    },
+  );
 });

@@ -12,7 +12,7 @@ import {
 } from '@sparsekit/core';
 import { HessianAccumulator, InputNormAccumulator } from './calibration.js';
 import type { MatmulKernel } from './linalg.js';
-import { checkNm, checkSparsity } from './masks.js';
+import { checkModelWeights, checkNm, checkSparsity } from './masks.js';
 import { magnitude } from './methods/magnitude.js';
 import { sparseGpt } from './methods/sparsegpt.js';
 import { wanda } from './methods/wanda.js';
@@ -113,6 +113,19 @@ export async function pruneModel(
     owl = owlSparsities(model, batches, options.sparsity!, options.owl === true ? {} : options.owl);
   }
   const filter = options.filter ?? (() => true);
+  const targetsOf = (block: number) => model.blockLinearLayers(block).filter((l) => filter(l.name));
+  const patternOf = (l: LinearLayer, block: number) =>
+    options.layerPattern?.(l.name) ??
+    (nm ? { n: options.n!, m: options.m! } : { sparsity: owl?.sparsities[block] ?? options.sparsity! });
+  // Every pattern and every weight is checked before anything runs or changes.
+  for (let block = 0; block < model.numBlocks; block++) {
+    for (const l of targetsOf(block)) {
+      const p = patternOf(l, block);
+      if ('n' in p) checkNm(p.n, p.m, l.inFeatures);
+      else checkSparsity(p.sparsity);
+    }
+  }
+  checkModelWeights(model, (l) => filter(l.name));
   const originals = new Map<LinearLayer, Tensor<'f32'>>();
   const layers: LayerReport[] = [];
   const pattern = nm ? `${options.n}:${options.m}` : `${options.sparsity}`;
@@ -124,15 +137,7 @@ export async function pruneModel(
     const needsData = options.method !== 'magnitude' || withError;
     let hidden = needsData ? batches.map((b) => model.embed(b)) : [];
     for (let block = 0; block < model.numBlocks; block++) {
-      const targets = model.blockLinearLayers(block).filter((l) => filter(l.name));
-      const patternOf = (l: LinearLayer) =>
-        options.layerPattern?.(l.name) ??
-        (nm ? { n: options.n!, m: options.m! } : { sparsity: owl?.sparsities[block] ?? options.sparsity! });
-      for (const l of targets) {
-        const p = patternOf(l);
-        if ('n' in p) checkNm(p.n, p.m, l.inFeatures);
-        else checkSparsity(p.sparsity);
-      }
+      const targets = targetsOf(block);
       const hessians = new Map<LinearLayer, HessianAccumulator>();
       const norms = new Map<LinearLayer, InputNormAccumulator>();
       for (const l of targets) {
@@ -164,7 +169,7 @@ export async function pruneModel(
         const w = before.data;
         const rows = l.outFeatures;
         const cols = l.inFeatures;
-        const pattern = patternOf(l);
+        const pattern = patternOf(l, block);
         const H = hessians.get(l);
         if (options.method === 'sparsegpt' && H!.samples < cols) {
           throw new InvalidArgumentError(

@@ -18,6 +18,27 @@ describe('global magnitude', () => {
     const noFloor = globalMagnitude(toyModel(2).linearLayers(), 0.5, 0);
     expect(noFloor.sparsity).toBeCloseTo(0.5, 2);
   });
+
+  it('prunes exactly the smallest magnitudes under the threshold, and names a layer holding NaN', () => {
+    const model = toyModel(6);
+    const before = model.weights.map((w) => w.slice());
+    globalMagnitude(model.linearLayers(), 0.4, 0);
+    // One threshold: every kept |w| is at least every pruned |w|, across layers.
+    let maxPruned = 0;
+    let minKept = Number.POSITIVE_INFINITY;
+    before.forEach((w, i) => {
+      w.forEach((v, k) => {
+        if (model.weights[i]![k] === 0) maxPruned = Math.max(maxPruned, Math.abs(v));
+        else minKept = Math.min(minKept, Math.abs(v));
+      });
+    });
+    expect(maxPruned).toBeLessThanOrEqual(minKept);
+    const bad = toyModel(6);
+    const w = bad.linearLayers()[2]!.getWeight();
+    w.data[3] = Number.NaN;
+    bad.linearLayers()[2]!.getWeight = () => w;
+    expect(() => globalMagnitude(bad.linearLayers(), 0.4)).toThrow(/layers\.1\.mlp\.up_proj weight .*NaN/);
+  });
 });
 
 describe('random pruning', () => {

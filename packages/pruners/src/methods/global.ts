@@ -1,7 +1,7 @@
 // Methods that allocate sparsity across layers: global magnitude with a floor per layer, and random
 // pruning with uniform or Erdős–Rényi-Kernel (ERK) layer densities. They need no calibration data.
 import { InvalidArgumentError, type LinearLayer, Rng, Tensor } from '@sparsekit/core';
-import { checkSparsity } from '../masks.js';
+import { checkSparsity, checkWeight, magnitudes, markLowest } from '../masks.js';
 
 export interface AllocationReport {
   /** Fraction pruned in each layer, in the order given. */
@@ -39,8 +39,13 @@ export function globalMagnitude(
   if (!(minKeep >= 0 && minKeep <= 1 - sparsity)) {
     throw new InvalidArgumentError('minKeep', minKeep, `must be in [0, ${1 - sparsity}] (1 - sparsity)`);
   }
-  const weights = layers.map((l) => Float32Array.from(l.getWeight().data));
-  const sorted = weights.map((w) => Float32Array.from(w, Math.abs).sort());
+  const weights = layers.map((l) => {
+    const w = Float32Array.from(l.getWeight().data);
+    checkWeight(w, l.outFeatures, l.inFeatures, `${l.name} weight`);
+    return w;
+  });
+  const scores = weights.map(magnitudes);
+  const sorted = scores.map((s) => Float64Array.from(s).sort());
   const total = weights.reduce((n, w) => n + w.length, 0);
   const goal = Math.floor(sparsity * total);
   // Pruned count of layer i at threshold t: entries with |w| < t, capped by the floor.
@@ -65,10 +70,9 @@ export function globalMagnitude(
   const counts = prunedAt(hi);
   // Prune each layer's `counts[i]` smallest magnitudes (ties by index).
   weights.forEach((w, i) => {
-    const order = Int32Array.from({ length: w.length }, (_, k) => k).sort(
-      (a, b) => Math.abs(w[a]!) - Math.abs(w[b]!) || a - b,
-    );
-    for (let k = 0; k < counts[i]!; k++) w[order[k]!] = 0;
+    const mask = new Uint8Array(w.length);
+    markLowest(scores[i]!, counts[i]!, mask);
+    for (let k = 0; k < w.length; k++) if (mask[k] === 1) w[k] = 0;
   });
   return finish(layers, weights);
 }

@@ -1,6 +1,5 @@
 // Magnitude pruning: one threshold per matrix (sparsegpt's `--gmp`), per output row, or N:M groups.
-import { ShapeMismatchError } from '@sparsekit/core';
-import { applyMask, matrixMask, nmMask, rowMask } from '../masks.js';
+import { applyMask, checkWeight, magnitudes, matrixMask, nmMask, rowMask } from '../masks.js';
 import type { PruneResult } from './sparsegpt.js';
 
 export interface MagnitudeOptions {
@@ -17,8 +16,8 @@ export function magnitude(
   cols: number,
   options: MagnitudeOptions,
 ): PruneResult {
-  if (weight.length !== rows * cols) throw new ShapeMismatchError([rows, cols], [weight.length], 'weight');
-  const scores = Float64Array.from(weight, Math.abs);
+  checkWeight(weight, rows, cols);
+  const scores = magnitudes(weight);
   let mask: Uint8Array;
   if (options.n !== undefined || options.m !== undefined)
     mask = nmMask(scores, rows, cols, options.n!, options.m!);

@@ -111,7 +111,7 @@ describe('sliceGpt on tiny-lm', () => {
     expect(sliced - dense).toBeLessThan((randomNll - dense) / 2);
   });
 
-  it('rejects impossible targets and small calibration sets, and leaves the model as it was on failure', async () => {
+  it('rejects impossible targets, small calibration sets and non-finite weights, and leaves the model as it was on failure', async () => {
     const { model, calibration, test } = await setup();
     const before = model.logits(test[0]!).data;
     for (const sparsity of [1, -0.1, Number.NaN]) {
@@ -121,6 +121,14 @@ describe('sliceGpt on tiny-lm', () => {
     await expect(
       sliceGpt(model, [new Tensor('i32', [1, 16], new Int32Array(16))], { sparsity: 0.2 }),
     ).rejects.toThrow(/at least 128 calibration tokens/);
+    const layer = model.blockLinearLayers(1).at(-1)!;
+    const w = layer.getWeight().data;
+    const kept = w[5]!;
+    w[5] = Number.POSITIVE_INFINITY;
+    await expect(sliceGpt(model, calibration, { sparsity: 0.2 })).rejects.toThrow(
+      `${layer.name} weight holds a non-finite value (Infinity) at flat index 5`,
+    );
+    w[5] = kept;
     const abort = new AbortController();
     const failing = sliceGpt(model, calibration, {
       sparsity: 0.3,

@@ -15,6 +15,7 @@ import {
 } from '@sparsekit/core';
 import { HessianAccumulator } from '../calibration.js';
 import { symmetricEigen } from '../linalg.js';
+import { checkModelWeights } from '../masks.js';
 
 export interface SliceGptOptions extends ProgressOptions {
   /** Fraction of the hidden width to delete, in [0, 1). */
@@ -131,6 +132,7 @@ export async function sliceGpt(
       `is too small for the PCA of a width-${width} stream: give at least ${width} calibration tokens`,
     );
   }
+  checkModelWeights(model);
   const before = model.parameterCount();
   const points: SlicePointReport[] = [];
   const restore = model.checkpoint();

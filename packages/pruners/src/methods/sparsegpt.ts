@@ -2,7 +2,7 @@
 import { InvalidArgumentError, ShapeMismatchError } from '@sparsekit/core';
 import { dense } from '@sparsekit/sparse-formats';
 import { inverseUpperFactor, type MatmulKernel } from '../linalg.js';
-import { checkNm, checkSparsity } from '../masks.js';
+import { checkNm, checkSparsity, checkWeight, matrixMask, nmMask } from '../masks.js';
 
 export interface SparseGptOptions {
   /** Unstructured target (ignored when `n`/`m` are given). */
@@ -33,7 +33,8 @@ export interface PruneResult {
 /**
  * Prune W [rows, cols] (y = x W^T) given the Hessian H = (2/n) X^T X [cols, cols]: dead inputs
  * (zero diagonal) are zeroed, H is dampened, the upper Cholesky factor of H^-1 drives blocks of
- * `blockSize` columns: one mask threshold per block for unstructured sparsity, the M - N smallest
+ * `blockSize` columns: one mask threshold per block for unstructured sparsity (sparsity 0 prunes
+ * nothing, where the reference's `<=` would still take each block's smallest score), the M - N smallest
  * scores w^2 / [H^-1]_jj^2 per group for N:M; each pruned column's error is propagated within the
  * block, and the block's errors update the later columns in one batched step.
  */
@@ -44,7 +45,7 @@ export function sparseGpt(
   hessian: Float64Array,
   options: SparseGptOptions,
 ): PruneResult {
-  if (weight.length !== rows * cols) throw new ShapeMismatchError([rows, cols], [weight.length], 'weight');
+  checkWeight(weight, rows, cols);
   if (hessian.length !== cols * cols) throw new ShapeMismatchError([cols, cols], [hessian.length], 'Hessian');
   const nm = options.n !== undefined || options.m !== undefined;
   const pruneN = nm ? options.m! - options.n! : 0;
@@ -89,23 +90,23 @@ export function sparseGpt(
           scores[r * count + c] = W[r * cols + i1 + c]! ** 2 / d ** 2;
         }
       }
-      const threshold = Float64Array.from(scores).sort()[Math.floor(scores.length * sparsity)]!;
-      for (let r = 0; r < rows; r++) {
-        for (let c = 0; c < count; c++) if (scores[r * count + c]! <= threshold) mask[r * cols + i1 + c] = 1;
-      }
+      const blockMask = matrixMask(scores, sparsity);
+      for (let r = 0; r < rows; r++) mask.set(blockMask.subarray(r * count, (r + 1) * count), r * cols + i1);
     }
     for (let i = 0; i < count; i++) {
       const col = i1 + i;
       const d = Hinv[col * cols + col]!;
       if (nm && i % m === 0) {
+        // The group's scores on the weights as updated so far; the M - N smallest of each row go.
+        const scores = new Float64Array(rows * m);
         for (let r = 0; r < rows; r++) {
-          const scores = Array.from({ length: m }, (_, k) => {
+          for (let k = 0; k < m; k++) {
             const dk = Hinv[(col + k) * cols + col + k]!;
-            return W[r * cols + col + k]! ** 2 / dk ** 2;
-          });
-          const order = scores.map((_, k) => k).sort((a, b) => scores[a]! - scores[b]! || a - b);
-          for (let k = 0; k < pruneN; k++) mask[r * cols + col + order[k]!] = 1;
+            scores[r * m + k] = W[r * cols + col + k]! ** 2 / dk ** 2;
+          }
         }
+        const groupMask = nmMask(scores, rows, m, m - pruneN, m);
+        for (let r = 0; r < rows; r++) mask.set(groupMask.subarray(r * m, (r + 1) * m), r * cols + col);
       }
       for (let r = 0; r < rows; r++) {
         const w = W[r * cols + col]!;

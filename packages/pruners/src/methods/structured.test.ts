@@ -164,13 +164,22 @@ describe('the accelerate path: deleting what was removed (tiny-lm, 4 heads in 2 
     expect(dense - model.parameterCount()).toBe(4 * (before - block));
   });
 
-  it('refuses, before touching the model, what cannot keep one shape per block', async () => {
+  it('refuses, before touching the model, what cannot keep one shape per block, and NaN weights', async () => {
     const { model, batches, probe } = await setup();
     const before = model.logits(probe).data;
     // A quarter of 4 heads is one head: it cannot leave both groups of 2 equally.
     expect(() => pruneStructured(model, batches, { heads: 0.25, narrow: true })).toThrow(
       InvalidArgumentError,
     );
+    // A weight holding NaN (written into the layer's own array) is named, and nothing changes.
+    const layer = model.blockLinearLayers(3).at(-1)!;
+    const w = layer.getWeight().data;
+    const kept = w[5]!;
+    w[5] = Number.NaN;
+    expect(() => pruneStructured(model, batches, { mlpChannels: 0.25, narrow: true })).toThrow(
+      `${layer.name} weight holds a non-finite value (NaN) at flat index 5`,
+    );
+    w[5] = kept;
     expect(model.logits(probe).data).toEqual(before);
     expect(() =>
       pruneStructured(attentionToy(1), calibration(2), { mlpChannels: 0.5, narrow: true }),

@@ -12,14 +12,8 @@ import {
   type Tensor,
 } from '@sparsekit/core';
 import { InputNormAccumulator } from '../calibration.js';
-import { applyMask, checkSparsity } from '../masks.js';
+import { applyMask, checkModelWeights, checkSparsity, checkWeight, lowestIndices } from '../masks.js';
 import type { PruneResult } from './sparsegpt.js';
-
-function smallest(scores: ArrayLike<number>, count: number): Int32Array {
-  const order = Int32Array.from({ length: scores.length }, (_, i) => i);
-  order.sort((a, b) => scores[a]! - scores[b]! || a - b);
-  return order.subarray(0, count);
-}
 
 /** Prune the floor(rows * fraction) output rows with the smallest L2 norm. */
 export function pruneRows(
@@ -29,13 +23,14 @@ export function pruneRows(
   fraction: number,
 ): PruneResult {
   checkSparsity(fraction);
+  checkWeight(weight, rows, cols);
   const norms = Float64Array.from({ length: rows }, (_, r) => {
     let s = 0;
     for (let c = 0; c < cols; c++) s += weight[r * cols + c]! ** 2;
     return s;
   });
   const mask = new Uint8Array(rows * cols);
-  for (const r of smallest(norms, Math.floor(rows * fraction))) mask.fill(1, r * cols, (r + 1) * cols);
+  for (const r of lowestIndices(norms, Math.floor(rows * fraction))) mask.fill(1, r * cols, (r + 1) * cols);
   return { weight: applyMask(weight, mask), mask };
 }
 
@@ -51,13 +46,14 @@ export function pruneColumns(
   scalerRow?: Float64Array,
 ): PruneResult {
   checkSparsity(fraction);
+  checkWeight(weight, rows, cols);
   const scores = Float64Array.from({ length: cols }, (_, c) => {
     let s = 0;
     for (let r = 0; r < rows; r++) s += weight[r * cols + c]! ** 2;
     return Math.sqrt(s) * (scalerRow === undefined ? 1 : Math.sqrt(scalerRow[c]!));
   });
   const mask = new Uint8Array(rows * cols);
-  for (const c of smallest(scores, Math.floor(cols * fraction)))
+  for (const c of lowestIndices(scores, Math.floor(cols * fraction)))
     for (let r = 0; r < rows; r++) mask[r * cols + c] = 1;
   return { weight: applyMask(weight, mask), mask };
 }
@@ -71,6 +67,7 @@ export function pruneBlocks(
   block: readonly [number, number],
 ): PruneResult {
   checkSparsity(fraction);
+  checkWeight(weight, rows, cols);
   const [R, C] = block;
   if (rows % R !== 0 || cols % C !== 0) {
     throw new InvalidArgumentError(
@@ -89,7 +86,7 @@ export function pruneBlocks(
     return s;
   });
   const mask = new Uint8Array(rows * cols);
-  for (const b of smallest(norms, Math.floor(br * bc * fraction))) {
+  for (const b of lowestIndices(norms, Math.floor(br * bc * fraction))) {
     const r0 = Math.floor(b / bc) * R;
     const c0 = (b % bc) * C;
     for (let r = r0; r < r0 + R; r++) mask.fill(1, r * cols + c0, r * cols + c0 + C);
@@ -194,6 +191,7 @@ export function pruneStructured(
   }
   if (batches.length === 0)
     throw new InvalidArgumentError('calibration', 0, 'structured pruning needs calibration batches');
+  checkModelWeights(model);
   const report: StructuredReport = { blocks: [] };
   // Weights as they were, so that a failure (or an abort) part way leaves the model unmodified.
   const originals = new Map<LinearLayer, Tensor<'f32'>>();
@@ -217,9 +215,7 @@ export function pruneStructured(
       };
       const removed = { channels: [] as number[], heads: [] as number[] };
       if (mlp > 0 && down !== undefined) {
-        const channels = [...smallest(columnScore(down), Math.floor(down.inFeatures * mlp))].sort(
-          (a, b) => a - b,
-        );
+        const channels = lowestIndices(columnScore(down), Math.floor(down.inFeatures * mlp));
         zero(down, undefined, channels, originals);
         for (const name of ['mlp.up_proj', 'mlp.gate_proj']) {
           const l = find(layers, name);
@@ -238,15 +234,14 @@ export function pruneStructured(
           return s;
         });
         const group = nh / nkv;
-        const gone = (
-          perGroup
-            ? Array.from({ length: nkv }, (_, g) =>
-                [...smallest(headScores.subarray(g * group, (g + 1) * group), Math.floor(heads * group))].map(
-                  (h) => g * group + h,
-                ),
-              ).flat()
-            : [...smallest(headScores, Math.floor(nh * heads))]
-        ).sort((a, b) => a - b);
+        // Ascending head indices (each group's are ascending, and the groups come in order).
+        const gone = perGroup
+          ? Array.from({ length: nkv }, (_, g) =>
+              lowestIndices(headScores.subarray(g * group, (g + 1) * group), Math.floor(heads * group)).map(
+                (h) => g * group + h,
+              ),
+            ).flat()
+          : lowestIndices(headScores, Math.floor(nh * heads));
         const range = (h: number) => Array.from({ length: hd }, (_, d) => h * hd + d);
         zero(o, undefined, gone.flatMap(range), originals);
         const q = find(layers, 'self_attn.q_proj');

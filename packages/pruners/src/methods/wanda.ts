@@ -1,6 +1,6 @@
 // Wanda (Sun et al., 2023), following lib/prune.py `prune_wanda`.
 import { ShapeMismatchError } from '@sparsekit/core';
-import { applyMask, nmMask, rowMask } from '../masks.js';
+import { applyMask, checkWeight, nmMask, rowMask } from '../masks.js';
 import type { PruneResult } from './sparsegpt.js';
 
 export interface WandaOptions {
@@ -34,7 +34,7 @@ export function wanda(
   scalerRow: Float64Array,
   options: WandaOptions,
 ): PruneResult {
-  if (weight.length !== rows * cols) throw new ShapeMismatchError([rows, cols], [weight.length], 'weight');
+  checkWeight(weight, rows, cols);
   const scores = wandaScores(weight, rows, cols, scalerRow);
   const mask =
     options.n !== undefined || options.m !== undefined
