@@ -98,7 +98,7 @@ describe('against the reference implementations', () => {
     });
   });
 
-  it('SparseGPT with the batched update on the wasm kernel (f32) matches the reference too', async () => {
+  it('SparseGPT with its products on the wasm kernel (f32) matches the reference and the float64 loop', async () => {
     const h = new HessianAccumulator(COLS);
     h.add(new Tensor('f32', [768, COLS], X));
     const backend = await createWasmBackend({ threads: 1 });
@@ -110,6 +110,19 @@ describe('against the reference implementations', () => {
         const fast = sparseGpt(W, ROWS, COLS, h.matrix(), { ...pattern, kernel: backend });
         check(key, fast);
         const exact = sparseGpt(W, ROWS, COLS, h.matrix(), pattern);
+        expect(fast.weight).toAllClose(exact.weight, { atol: 1e-4, rtol: 1e-4 });
+      }
+      // The kernel path sweeps each block in sub-blocks of 32 columns (of a multiple of M for N:M):
+      // ragged ones (48 = 32 + 16; 96 = 30 + 30 + 30 + 6 for 1:3) and 4:8 groups inside them give
+      // the float64 whole-block loop's result.
+      for (const pattern of [
+        { sparsity: 0.6, blockSize: 48 },
+        { n: 4, m: 8 },
+        { n: 1, m: 3, blockSize: 96 },
+      ]) {
+        const fast = sparseGpt(W, ROWS, COLS, h.matrix(), { ...pattern, kernel: backend });
+        const exact = sparseGpt(W, ROWS, COLS, h.matrix(), pattern);
+        expect(fast.mask).toEqual(exact.mask);
         expect(fast.weight).toAllClose(exact.weight, { atol: 1e-4, rtol: 1e-4 });
       }
     } finally {

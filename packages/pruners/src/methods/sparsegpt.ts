@@ -16,11 +16,57 @@ export interface SparseGptOptions {
   percDamp?: number;
   /**
    * Runs the matrix products as f32 on this kernel (the reference's precision): the trailing updates
-   * of the blocked Cholesky factorisations, the product giving H^-1, and the batched update after
-   * each block, W[:, i2:] -= Err1 @ Hinv[i1:i2, i2:]. Pass a `WasmBackend` (or any sparse-formats
+   * of the blocked Cholesky factorisation, the triangular inverse, the batched update after each
+   * block, W[:, i2:] -= Err1 @ Hinv[i1:i2, i2:], and the same update between sub-blocks of 32
+   * columns inside each block. Pass a `WasmBackend` (or any sparse-formats
    * kernel) for speed. Default: float64 loops in plain TypeScript.
    */
   kernel?: MatmulKernel;
+}
+
+/** Columns per sub-block of the within-block sweep when a kernel runs the products. */
+const SUB_BLOCK = 32;
+
+/**
+ * W[:, c0 : c0 + width] -= E @ Hinv[c0 - k : c0, c0 : c0 + width], where E holds columns e0 .. e0 + k
+ * of the block's errors (rows of `stride`), the errors of weight columns c0 - k .. c0. With a kernel the product runs on it in f32 (as x W^T with x = E and W = the Hinv slice transposed).
+ */
+function subtractErrors(
+  W: Float64Array,
+  rows: number,
+  cols: number,
+  err: Float64Array,
+  stride: number,
+  e0: number,
+  k: number,
+  Hinv: Float64Array,
+  c0: number,
+  width: number,
+  kernel: MatmulKernel | undefined,
+): void {
+  const h0 = c0 - k; // the updated columns start right after the error columns
+  if (kernel !== undefined) {
+    const x = new Float32Array(rows * k);
+    for (let r = 0; r < rows; r++) for (let i = 0; i < k; i++) x[r * k + i] = err[r * stride + e0 + i]!;
+    const hT = new Float32Array(width * k);
+    for (let i = 0; i < k; i++) {
+      const hRow = (h0 + i) * cols + c0;
+      for (let c = 0; c < width; c++) hT[c * k + i] = Hinv[hRow + c]!;
+    }
+    const update = kernel.linear(x, rows, dense({ rows: width, cols: k, values: hT }));
+    for (let r = 0; r < rows; r++) {
+      for (let c = 0; c < width; c++) W[r * cols + c0 + c]! -= update[r * width + c]!;
+    }
+    return;
+  }
+  for (let r = 0; r < rows; r++) {
+    for (let i = 0; i < k; i++) {
+      const e = err[r * stride + e0 + i]!;
+      if (e === 0) continue;
+      const hRow = (h0 + i) * cols + c0;
+      for (let c = 0; c < width; c++) W[r * cols + c0 + c]! -= e * Hinv[hRow + c]!;
+    }
+  }
 }
 
 export interface PruneResult {
@@ -93,59 +139,43 @@ export function sparseGpt(
       const blockMask = matrixMask(scores, sparsity);
       for (let r = 0; r < rows; r++) mask.set(blockMask.subarray(r * count, (r + 1) * count), r * cols + i1);
     }
-    for (let i = 0; i < count; i++) {
-      const col = i1 + i;
-      const d = Hinv[col * cols + col]!;
-      if (nm && i % m === 0) {
-        // The group's scores on the weights as updated so far; the M - N smallest of each row go.
-        const scores = new Float64Array(rows * m);
-        for (let r = 0; r < rows; r++) {
-          for (let k = 0; k < m; k++) {
-            const dk = Hinv[(col + k) * cols + col + k]!;
-            scores[r * m + k] = W[r * cols + col + k]! ** 2 / dk ** 2;
+    // With a kernel the block is swept in sub-blocks: the column loop propagates each error only to
+    // the end of its sub-block, and one product carries the sub-block's errors to the rest of the
+    // block (the same nesting as the blocks themselves, so nearly all the O(rows cols B) work runs
+    // on the kernel). Without one, the loop covers the whole block, as the reference's does.
+    const sub = k === undefined ? count : nm ? m * Math.max(1, Math.floor(SUB_BLOCK / m)) : SUB_BLOCK;
+    for (let j1 = 0; j1 < count; j1 += sub) {
+      const j2 = Math.min(j1 + sub, count);
+      for (let i = j1; i < j2; i++) {
+        const col = i1 + i;
+        const d = Hinv[col * cols + col]!;
+        if (nm && i % m === 0) {
+          // The group's scores on the weights as updated so far; the M - N smallest of each row go.
+          const scores = new Float64Array(rows * m);
+          for (let r = 0; r < rows; r++) {
+            for (let g = 0; g < m; g++) {
+              const dg = Hinv[(col + g) * cols + col + g]!;
+              scores[r * m + g] = W[r * cols + col + g]! ** 2 / dg ** 2;
+            }
           }
+          const groupMask = nmMask(scores, rows, m, m - pruneN, m);
+          for (let r = 0; r < rows; r++) mask.set(groupMask.subarray(r * m, (r + 1) * m), r * cols + col);
         }
-        const groupMask = nmMask(scores, rows, m, m - pruneN, m);
-        for (let r = 0; r < rows; r++) mask.set(groupMask.subarray(r * m, (r + 1) * m), r * cols + col);
+        for (let r = 0; r < rows; r++) {
+          const w = W[r * cols + col]!;
+          const q = mask[r * cols + col] === 1 ? 0 : w;
+          Q[r * cols + col] = q;
+          const e = (w - q) / d;
+          err[r * count + i] = e;
+          if (e === 0) continue;
+          // W1[:, i:] -= err1 * Hinv1[i, i:] (to the end of the sub-block)
+          for (let c = i; c < j2; c++) W[r * cols + i1 + c]! -= e * Hinv[col * cols + i1 + c]!;
+        }
       }
-      for (let r = 0; r < rows; r++) {
-        const w = W[r * cols + col]!;
-        const q = mask[r * cols + col] === 1 ? 0 : w;
-        Q[r * cols + col] = q;
-        const e = (w - q) / d;
-        err[r * count + i] = e;
-        if (e === 0) continue;
-        // W1[:, i:] -= err1 * Hinv1[i, i:]
-        for (let c = i; c < count; c++) W[r * cols + i1 + c]! -= e * Hinv[col * cols + i1 + c]!;
-      }
+      if (j2 < count) subtractErrors(W, rows, cols, err, count, j1, j2 - j1, Hinv, i1 + j2, count - j2, k);
     }
     // W[:, i2:] -= Err1 @ Hinv[i1:i2, i2:]
-    const rest = cols - i2;
-    if (options.kernel !== undefined && rest > 0) {
-      // As x W^T with x = Err1 [rows, count] and W = Hinv[i1:i2, i2:]^T [rest, count].
-      const hT = new Float32Array(rest * count);
-      for (let i = 0; i < count; i++) {
-        const hRow = (i1 + i) * cols + i2;
-        for (let c = 0; c < rest; c++) hT[c * count + i] = Hinv[hRow + c]!;
-      }
-      const update = options.kernel.linear(
-        Float32Array.from(err),
-        rows,
-        dense({ rows: rest, cols: count, values: hT }),
-      );
-      for (let r = 0; r < rows; r++) {
-        for (let c = 0; c < rest; c++) W[r * cols + i2 + c]! -= update[r * rest + c]!;
-      }
-      continue;
-    }
-    for (let r = 0; r < rows; r++) {
-      for (let i = 0; i < count; i++) {
-        const e = err[r * count + i]!;
-        if (e === 0) continue;
-        const hRow = (i1 + i) * cols;
-        for (let c = i2; c < cols; c++) W[r * cols + c]! -= e * Hinv[hRow + c]!;
-      }
-    }
+    if (i2 < cols) subtractErrors(W, rows, cols, err, count, 0, count, Hinv, i2, cols - i2, k);
   }
   return { weight: Float32Array.from(Q), mask };
 }
