@@ -54,6 +54,10 @@ describe('help and usage', () => {
       [['prune', '--method', 'wanda', '--heads', '0.5', '--out', 'x'], /--heads is for --method structured/],
       [['prune', '--method', 'structured', '--out', 'x'], /--mlp-channels F and\/or --heads F/],
       [['prune', '--method', 'structured', '--sparsity', '0.5', '--out', 'x'], /not --sparsity/],
+      [
+        ['prune', '--method', 'slicegpt', '--sparsity', '0.2', '--pack', '--out', 'x'],
+        /--pack does not apply/,
+      ],
       [['bench', 'gpus'], /unknown benchmark "gpus"/],
       [['generate'], /--prompt is required/],
     ];
@@ -104,6 +108,27 @@ describe('on tiny-lm', () => {
     const ev = await run('eval', '--model', out, '--max-windows', '2', '--json');
     expect(ev.code).toBe(0);
     expect(json(ev.stdout).perplexity).toBeGreaterThan(1);
+  });
+
+  it('packs each layer by its own pattern when a recipe overrides some, and measures magnitude errors', async () => {
+    const recipe = join(work, 'mixed.yaml');
+    writeFileSync(
+      recipe,
+      'method: magnitude\npattern: "2:4"\noverrides:\n  - { match: "down_proj", sparsity: 0.6 }\ncalibration: { samples: 2 }\n',
+    );
+    const out = join(work, 'mixed');
+    const r = await run('prune', '--recipe', recipe, '--pack', '--out', out);
+    expect(r.code, r.stderr).toBe(0);
+    const report = json(readFileSync(join(out, 'prune-report.json'), 'utf8')).report;
+    for (const l of report.layers) {
+      expect(l.pattern).toBe(l.name.endsWith('down_proj') ? '0.6' : '2:4');
+      expect(l.reconstructionError).toBeGreaterThan(0);
+    }
+    const inspect = json((await run('inspect', '--model', out, '--json')).stdout);
+    for (const l of inspect.layers) {
+      if (l.name.endsWith('down_proj')) expect(l.format).not.toMatch(/^nm/);
+      else expect(l.format).toBe('nm 2:4');
+    }
   });
 
   it('deletes MLP channels and heads (structured) into a smaller model that loads and evaluates', async () => {
@@ -160,7 +185,23 @@ describe('on tiny-lm', () => {
 
   it('converts to compressed-tensors and back to dense without changing a weight', async () => {
     const pruned = join(work, 'mag50');
-    expect((await run('prune', '--method', 'magnitude', '--sparsity', '0.5', '--out', pruned)).code).toBe(0);
+    const p = await run(
+      'prune',
+      '--method',
+      'magnitude',
+      '--sparsity',
+      '0.5',
+      '--no-errors',
+      '--out',
+      pruned,
+    );
+    expect(p.code, p.stderr).toBe(0);
+    // --no-errors: no calibration pass, no reconstruction errors.
+    const noErrors = json(readFileSync(join(pruned, 'prune-report.json'), 'utf8'));
+    expect(noErrors.calibration.samples).toBe(0);
+    expect(
+      noErrors.report.layers.every((l: { reconstructionError: unknown }) => l.reconstructionError === null),
+    ).toBe(true);
     const ct = join(work, 'ct');
     const c = await run('convert', '--model', pruned, '--to', 'compressed-tensors', '--out', ct);
     expect(c.code, c.stderr).toBe(0);

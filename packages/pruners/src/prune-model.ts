@@ -59,6 +59,8 @@ export interface LayerReport {
   name: string;
   rows: number;
   cols: number;
+  /** The pattern this layer was pruned to: `0.5` (unstructured) or `2:4` (N:M), after overrides. */
+  pattern: string;
   sparsity: number;
   pqIndex: number;
   /** sum over calibration tokens of ||x (W - W')^T||^2. */
@@ -200,6 +202,7 @@ export async function pruneModel(
           name: l.name,
           rows,
           cols,
+          pattern: 'n' in pattern ? `${pattern.n}:${pattern.m}` : `${pattern.sparsity}`,
           sparsity: measuredSparsity(result.weight),
           pqIndex: pqIndex(result.weight),
           reconstructionError:

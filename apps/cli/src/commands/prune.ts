@@ -66,6 +66,8 @@ Flags:
   --seq-len N          tokens per window (default: the model's maximum, at most 2048)
   --seed N             seed of the window draw (default 0)
   --owl                OWL layer-wise sparsity (Wanda / SparseGPT, unstructured)
+  --no-errors          skip the per-layer reconstruction error (magnitude then needs no
+                       calibration pass at all)
   --pack               store pruned layers packed (N:M, CSR or bitmask) instead of dense
   --out DIR            where to write the model and prune-report.json (required)
   --json               print the report as JSON
@@ -89,6 +91,7 @@ Examples:
     'seq-len': { type: 'string' },
     seed: { type: 'string' },
     owl: { type: 'boolean' },
+    'no-errors': { type: 'boolean' },
     pack: { type: 'boolean' },
     out: { type: 'string' },
   },
@@ -117,7 +120,7 @@ Examples:
     if (method !== 'structured' && structuredFlag !== undefined)
       throw new UsageError(`--${structuredFlag} is for --method structured`, 'prune');
     if (method === 'structured') {
-      for (const f of ['sparsity', 'pattern', 'owl', 'pack']) {
+      for (const f of ['sparsity', 'pattern', 'owl', 'pack', 'no-errors']) {
         if (flags[f] !== undefined)
           throw new UsageError(`structured pruning takes --mlp-channels / --heads, not --${f}`, 'prune');
       }
@@ -129,6 +132,10 @@ Examples:
       const pattern = stringFlag(flags, 'pattern');
       if ((pattern === undefined) === (flags.sparsity === undefined)) {
         throw new UsageError('give exactly one of --sparsity S or --pattern N:M', 'prune');
+      }
+      for (const f of ['owl', 'pack', 'no-errors']) {
+        if (method === 'slicegpt' && flags[f] !== undefined)
+          throw new UsageError(`SliceGPT gives a smaller dense model; --${f} does not apply`, 'prune');
       }
       if (pattern !== undefined && method === 'slicegpt') {
         throw new UsageError(
@@ -165,8 +172,11 @@ Examples:
       const seed = numberFlag('prune', flags, 'seed', calib.seed ?? 0, { integer: true, min: 0 });
       const calibFlag = stringFlag(flags, 'calib') ?? 'builtin';
       const calibText = calibFlag === 'builtin' ? builtinText('calibration') : readText(calibFlag, '--calib');
+      const errors = flags['no-errors'] !== true;
       const batches =
-        method === 'magnitude' ? [] : calibrationBatches(tokenizer, calibText, samples, seqLen, seed);
+        method === 'magnitude' && !errors
+          ? []
+          : calibrationBatches(tokenizer, calibText, samples, seqLen, seed);
       let report: PruneReport | SliceGptReport | StructuredResult;
       if (method === 'structured') {
         const started = performance.now();
@@ -193,6 +203,7 @@ Examples:
         report = await pruneModel(model, batches, {
           ...options,
           ...(flags.owl === true ? { owl: true } : {}),
+          reconstructionError: errors,
           kernel: backend,
           onProgress: ui.progress('prune'),
         });
@@ -200,10 +211,12 @@ Examples:
       ui.done();
       printReport(ui, report);
       if (flags.pack === true && 'pattern' in report) {
-        const nm = /^(\d+):(\d+)$/.exec(report.pattern);
-        const pruned = new Set(report.layers.map((l) => l.name));
+        // Each layer in the format of its own pattern (a recipe's overrides may differ from the default).
+        const patterns = new Map(report.layers.map((l) => [l.name, l.pattern]));
         for (const layer of model.linearLayers()) {
-          if (!pruned.has(layer.name)) continue;
+          const pattern = patterns.get(layer.name);
+          if (pattern === undefined) continue;
+          const nm = /^(\d+):(\d+)$/.exec(pattern);
           layer.setMatrix(
             packWeight(layer.getWeight(), nm === null ? {} : { n: Number(nm[1]), m: Number(nm[2]) }),
           );
