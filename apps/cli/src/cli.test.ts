@@ -131,6 +131,27 @@ describe('on tiny-lm', () => {
     }
   });
 
+  it('records --owl in the recipe of the report, with the per-block allocation', async () => {
+    const out = join(work, 'owl');
+    const r = await run(
+      'prune',
+      '--method',
+      'wanda',
+      '--sparsity',
+      '0.5',
+      '--owl',
+      '--calib-samples',
+      '2',
+      '--out',
+      out,
+      '--json',
+    );
+    expect(r.code, r.stderr).toBe(0);
+    const report = json(r.stdout).report;
+    expect(report.recipe).toEqual({ method: 'wanda', sparsity: 0.5, owl: true });
+    expect(report.owl.sparsities).toHaveLength(4);
+  });
+
   it('deletes MLP channels and heads (structured) into a smaller model that loads and evaluates', async () => {
     const out = join(work, 'narrow');
     const r = await run(

@@ -1,7 +1,8 @@
 // OWL (Yin et al., 2023, "Outlier Weighed Layerwise Sparsity"), after the reference
 // `prune_wanda_outlier`: a first pass measures, per decoder block, the share of Wanda scores above M
-// times the block's mean score; blocks with more outliers get lower sparsity, within +-lambda of the
-// target, and the average stays at the target.
+// times the block's mean score; blocks with more outliers get lower sparsity. As in the reference,
+// the ratios are scaled onto [0, 2 lambda] and shifted so that the average sparsity is the target:
+// the sparsities span 2 lambda (at most), not necessarily centred on the target.
 import { type BlockwiseLM, InvalidArgumentError, type LinearLayer, type Tensor } from '@sparsekit/core';
 import { InputNormAccumulator } from './calibration.js';
 import { checkSparsity } from './masks.js';
@@ -10,7 +11,7 @@ import { wandaScores } from './methods/wanda.js';
 export interface OwlOptions {
   /** Outlier threshold as a multiple of the block's mean score (the paper's M, default 5). */
   m?: number;
-  /** Half-width of the sparsity range around the target (the paper's lambda, default 0.08). */
+  /** Half the width of the range the block sparsities span (the paper's lambda, default 0.08). */
   lambda?: number;
 }
 
@@ -30,12 +31,8 @@ export function owlSparsities(
   checkSparsity(sparsity);
   const m = options.m ?? 5;
   const lambda = options.lambda ?? 0.08;
-  if (!(lambda >= 0 && lambda <= Math.min(sparsity, 1 - sparsity))) {
-    throw new InvalidArgumentError(
-      'lambda',
-      lambda,
-      `must keep every block's sparsity in [0, 1): at most ${Math.min(sparsity, 1 - sparsity)}`,
-    );
+  if (!(lambda >= 0 && lambda < 0.5)) {
+    throw new InvalidArgumentError('lambda', lambda, 'must be in [0, 0.5) (the paper uses 0.08)');
   }
   if (batches.length === 0) throw new InvalidArgumentError('calibration', 0, 'OWL needs calibration batches');
   let hidden = batches.map((b) => model.embed(b));
@@ -66,6 +63,14 @@ export function owlSparsities(
   const max = Math.max(...ratios);
   const spread = ratios.map((r) => (max === min ? 0 : ((r - min) / (max - min)) * lambda * 2));
   const mean = spread.reduce((a, b) => a + b, 0) / spread.length;
-  const densities = spread.map((d) => d - mean + (1 - sparsity));
-  return { outlierRatios: ratios, sparsities: densities.map((d) => 1 - d) };
+  const sparsities = spread.map((d) => 1 - (d - mean + (1 - sparsity)));
+  const bad = sparsities.findIndex((s) => !(s >= 0 && s < 1));
+  if (bad >= 0) {
+    throw new InvalidArgumentError(
+      'lambda',
+      lambda,
+      `puts block ${bad} at sparsity ${sparsities[bad]!.toFixed(3)} (the blocks span 2 * lambda around an average of ${sparsity}); use a smaller lambda`,
+    );
+  }
+  return { outlierRatios: ratios, sparsities };
 }

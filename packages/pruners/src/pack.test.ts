@@ -26,6 +26,8 @@ describe('packWeight', () => {
   });
 
   it('refuses a weight that does not follow the pattern', () => {
-    expect(() => packWeight(new Tensor('f32', [rows, cols], w), { n: 2, m: 4 })).toThrow();
+    expect(() => packWeight(new Tensor('f32', [rows, cols], w), { n: 2, m: 4 })).toThrow(
+      /holds more than n = 2 nonzeros; prune it to 2:4 first/,
+    );
   });
 });

@@ -102,14 +102,18 @@ describe('pruneModel', () => {
   );
 
   it('2:4 keeps exactly 2 of every 4 inputs; SparseGPT beats magnitude on reconstruction error', async () => {
-    const sg = await pruneModel(toyModel(3), calibration(4), { method: 'sparsegpt', n: 2, m: 4 });
-    const mag = await pruneModel(toyModel(3), calibration(4), { method: 'magnitude', n: 2, m: 4 });
-    const model = toyModel(3);
-    await pruneModel(model, calibration(4), { method: 'wanda', n: 2, m: 4 });
-    for (const w of model.weights) {
-      for (let g = 0; g < w.length; g += 4)
-        expect([...w.subarray(g, g + 4)].filter((v) => v !== 0).length).toBeLessThanOrEqual(2);
+    const reports: Record<string, Awaited<ReturnType<typeof pruneModel>>> = {};
+    for (const method of ['magnitude', 'wanda', 'sparsegpt'] as const) {
+      const model = toyModel(3);
+      reports[method] = await pruneModel(model, calibration(4), { method, n: 2, m: 4 });
+      // Normal weights are never exactly zero, so exactly 2 of every 4 survive (SparseGPT's updated ones too).
+      for (const w of model.weights) {
+        for (let g = 0; g < w.length; g += 4)
+          expect(w.subarray(g, g + 4).filter((v) => v !== 0).length).toBe(2);
+      }
     }
+    const sg = reports.sparsegpt!;
+    const mag = reports.magnitude!;
     const total = (r: typeof sg) => r.layers.reduce((s, l) => s + l.reconstructionError, 0);
     expect(total(sg)).toBeLessThan(total(mag));
   });

@@ -49,6 +49,18 @@ sparsegpt: { blockSize: 8 }
     expect(recipeOptions(parseRecipe('method: magnitude\nsparsity: 0.5\n')).magnitudeScope).toBeUndefined();
   });
 
+  it('carry OWL, which the report then records', async () => {
+    const recipe = parseRecipe('method: wanda\nsparsity: 0.5\nowl: { lambda: 0.05 }\n');
+    expect(recipeOptions(recipe).owl).toEqual({ lambda: 0.05 });
+    const report = await pruneModel(toyModel(13, 16, 32, 3), calibration(14), recipeOptions(recipe));
+    expect(report.owl!.sparsities).toHaveLength(3);
+    expect(Math.max(...report.owl!.sparsities) - Math.min(...report.owl!.sparsities)).toBeLessThanOrEqual(
+      0.1 + 1e-12,
+    );
+    expect(report.recipe).toEqual(recipe);
+    expect(recipeOptions(parseRecipe('method: sparsegpt\nsparsity: 0.5\nowl: true\n')).owl).toBe(true);
+  });
+
   it('rejects bad recipes with the path of the problem', () => {
     const bad: Array<[string, RegExp]> = [
       ['{"method": "obs", "sparsity": 0.5}', /recipe.method/],
@@ -62,6 +74,9 @@ sparsegpt: { blockSize: 8 }
       ['{"method": "wanda", "sparsity": 0.5, "calibration": {"samples": 0}}', /calibration.samples/],
       ['{"method": "wanda", "sparsity": 0.5, "bogus": 1}', /recipe.bogus/],
       ['{"method": "magnitude", "sparsity": 0.5, "magnitude": {"scope": "col"}}', /recipe.magnitude.scope/],
+      ['{"method": "wanda", "pattern": "2:4", "owl": true}', /recipe.owl: .*N:M/],
+      ['{"method": "magnitude", "sparsity": 0.5, "owl": true}', /recipe.owl: applies to wanda and sparsegpt/],
+      ['{"method": "wanda", "sparsity": 0.5, "owl": {"lambda": 0.7}}', /recipe.owl.lambda/],
       ['method: [unclosed', /not valid JSON or YAML/],
     ];
     for (const [text, message] of bad) {

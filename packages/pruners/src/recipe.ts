@@ -16,6 +16,8 @@ export interface Recipe {
   sparsegpt?: { blockSize?: number; percDamp?: number };
   /** Magnitude's comparison group: 'layer' (default) or 'row'. */
   magnitude?: { scope?: 'layer' | 'row' };
+  /** OWL layer-wise sparsity (Wanda or SparseGPT, unstructured): true, or the paper's M and lambda. */
+  owl?: boolean | { m?: number; lambda?: number };
 }
 
 const METHODS = ['magnitude', 'wanda', 'sparsegpt'];
@@ -73,7 +75,7 @@ export function validateRecipe(value: unknown): Recipe {
   const r = object(value, 'recipe');
   checkKeys(
     r,
-    ['method', 'sparsity', 'pattern', 'layers', 'overrides', 'calibration', 'sparsegpt', 'magnitude'],
+    ['method', 'sparsity', 'pattern', 'layers', 'overrides', 'calibration', 'sparsegpt', 'magnitude', 'owl'],
     'recipe',
   );
   if (!METHODS.includes(r.method as string)) fail('recipe.method', `must be one of ${METHODS.join(', ')}`);
@@ -123,6 +125,20 @@ export function validateRecipe(value: unknown): Recipe {
     if (m.scope !== undefined && m.scope !== 'layer' && m.scope !== 'row')
       fail('recipe.magnitude.scope', 'must be "layer" or "row"');
   }
+  if (r.owl !== undefined && r.owl !== false) {
+    if (r.owl !== true) {
+      const o = object(r.owl, 'recipe.owl');
+      checkKeys(o, ['m', 'lambda'], 'recipe.owl');
+      if (o.m !== undefined && !(typeof o.m === 'number' && o.m > 0))
+        fail('recipe.owl.m', 'must be a positive number');
+      if (o.lambda !== undefined && !(typeof o.lambda === 'number' && o.lambda >= 0 && o.lambda < 0.5))
+        fail('recipe.owl.lambda', 'must be a number in [0, 0.5)');
+    }
+    if (r.method === 'magnitude')
+      fail('recipe.owl', 'applies to wanda and sparsegpt (it allocates by Wanda scores)');
+    if (r.pattern !== undefined)
+      fail('recipe.owl', 'allocates unstructured sparsity; it does not apply to N:M');
+  }
   return r as unknown as Recipe;
 }
 
@@ -167,5 +183,6 @@ export function recipeOptions(recipe: Recipe): Omit<PruneModelOptions, 'onProgre
     ...(recipe.sparsegpt?.blockSize === undefined ? {} : { blockSize: recipe.sparsegpt.blockSize }),
     ...(recipe.sparsegpt?.percDamp === undefined ? {} : { percDamp: recipe.sparsegpt.percDamp }),
     ...(recipe.magnitude?.scope === undefined ? {} : { magnitudeScope: recipe.magnitude.scope }),
+    ...(recipe.owl === undefined || recipe.owl === false ? {} : { owl: recipe.owl }),
   };
 }

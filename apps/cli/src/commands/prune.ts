@@ -14,6 +14,7 @@ import {
   type SliceGptReport,
   type StructuredReport,
   sliceGpt,
+  validateRecipe,
 } from '@sparsekit/pruners';
 import { createWasmBackend } from '@sparsekit/sparse-formats';
 import { choiceFlag, numberFlag, patternFlag, requireFlag, stringFlag, UsageError } from '../args.js';
@@ -199,10 +200,12 @@ Examples:
           onProgress: ui.progress('slice'),
         });
       } else {
-        const options = recipeOptions(recipe!);
+        // --owl goes into the recipe, so the report records it.
+        const options = recipeOptions(
+          flags.owl === true ? validateRecipe({ ...recipe!, owl: true }) : recipe!,
+        );
         report = await pruneModel(model, batches, {
           ...options,
-          ...(flags.owl === true ? { owl: true } : {}),
           reconstructionError: errors,
           kernel: backend,
           onProgress: ui.progress('prune'),

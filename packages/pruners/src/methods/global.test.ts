@@ -19,7 +19,7 @@ describe('global magnitude', () => {
     expect(noFloor.sparsity).toBeCloseTo(0.5, 2);
   });
 
-  it('prunes exactly the smallest magnitudes under the threshold, and names a layer holding NaN', () => {
+  it('prunes exactly the smallest magnitudes under the threshold; it and random pruning name a layer holding NaN', () => {
     const model = toyModel(6);
     const before = model.weights.map((w) => w.slice());
     globalMagnitude(model.linearLayers(), 0.4, 0);
@@ -38,6 +38,9 @@ describe('global magnitude', () => {
     w.data[3] = Number.NaN;
     bad.linearLayers()[2]!.getWeight = () => w;
     expect(() => globalMagnitude(bad.linearLayers(), 0.4)).toThrow(/layers\.1\.mlp\.up_proj weight .*NaN/);
+    expect(() => randomPrune(bad.linearLayers(), { sparsity: 0.4 })).toThrow(
+      /layers\.1\.mlp\.up_proj weight .*NaN/,
+    );
   });
 });
 

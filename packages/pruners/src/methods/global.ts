@@ -115,6 +115,7 @@ export function randomPrune(layers: readonly LinearLayer[], options: RandomPrune
       : layers.map(() => 1 - options.sparsity);
   const weights = layers.map((l, i) => {
     const w = Float32Array.from(l.getWeight().data);
+    checkWeight(w, l.outFeatures, l.inFeatures, `${l.name} weight`);
     const prune = Math.round(w.length * (1 - densities[i]!));
     for (const k of rng.sample(w.length, prune)) w[k] = 0;
     return w;

@@ -142,6 +142,43 @@ describe('against the reference implementations', () => {
     expect(w).toBeLessThan(m);
   });
 
+  it('SparseGPT N:M with M not dividing 128 (1:3, 2:6): blocks of a multiple of M, N kept per group', () => {
+    const h = new HessianAccumulator(COLS);
+    h.add(new Tensor('f32', [768, COLS], X));
+    for (const [n, m] of [
+      [1, 3],
+      [2, 6],
+    ] as const) {
+      const { weight, mask } = sparseGpt(W, ROWS, COLS, h.matrix(), { n, m });
+      for (let g = 0; g < weight.length; g += m) {
+        const group = weight.subarray(g, g + m);
+        expect(group.filter((v) => v !== 0).length).toBe(n);
+        expect(mask.subarray(g, g + m).reduce((a, b) => a + b, 0)).toBe(m - n);
+      }
+      // Still far better than magnitude on this layer.
+      expect(layerError(weight)).toBeLessThan(layerError(magnitude(W, ROWS, COLS, { n, m }).weight));
+    }
+  });
+
+  it('SparseGPT zeroes the weights of dead inputs (a zero Hessian diagonal), as the reference', () => {
+    const dead = [5, 130];
+    const x = X.slice();
+    for (let t = 0; t < 768; t++) for (const c of dead) x[t * COLS + c] = 0;
+    const h = new HessianAccumulator(COLS);
+    h.add(new Tensor('f32', [768, COLS], x));
+    for (const pattern of [{ sparsity: 0.5 }, { n: 2, m: 4 }]) {
+      const { weight, mask } = sparseGpt(W, ROWS, COLS, h.matrix(), pattern);
+      for (let r = 0; r < ROWS; r++) {
+        for (const c of dead) {
+          expect(weight[r * COLS + c]).toBe(0);
+          // A zeroed weight scores 0, so it is among the pruned.
+          expect(mask[r * COLS + c]).toBe(1);
+        }
+      }
+      expect(weight.every(Number.isFinite)).toBe(true);
+    }
+  });
+
   it('rejects impossible targets, bad patterns and non-finite activations', () => {
     expect(() => magnitude(W, ROWS, COLS, { sparsity: 1 })).toThrow(/sparsity/);
     expect(() => magnitude(W, ROWS, COLS, { sparsity: -0.1 })).toThrow(/sparsity/);
@@ -152,5 +189,18 @@ describe('against the reference implementations', () => {
     bad[3] = Number.NaN;
     expect(() => h.add(new Tensor('f32', [2, COLS], bad))).toThrow(NonFiniteError);
     expect(() => h.matrix()).toThrow(/no calibration tokens/);
+    const norms = new Float64Array(COLS).fill(1);
+    norms[7] = Number.NaN;
+    expect(() => wanda(W, ROWS, COLS, norms, { sparsity: 0.5 })).toThrow(NonFiniteError);
+    norms[7] = -1;
+    expect(() => wanda(W, ROWS, COLS, norms, { sparsity: 0.5 })).toThrow(/entry 7 is negative/);
+    const w = W.slice();
+    w[9] = Number.NEGATIVE_INFINITY;
+    for (const prune of [
+      () => magnitude(w, ROWS, COLS, { sparsity: 0.5 }),
+      () => wanda(w, ROWS, COLS, new Float64Array(COLS).fill(1), { n: 2, m: 4 }),
+      () => sparseGpt(w, ROWS, COLS, new Float64Array(COLS * COLS), { sparsity: 0.5 }),
+    ])
+      expect(prune).toThrow(/weight holds a non-finite value \(-Infinity\) at flat index 9/);
   });
 });

@@ -10,7 +10,7 @@ export interface SparseGptOptions {
   /** N:M: keep n of every m (2:4). */
   n?: number;
   m?: number;
-  /** Columns per block (default 128). */
+  /** Columns per block (default 128; for N:M the largest multiple of M up to 128). */
   blockSize?: number;
   /** Dampening as a fraction of the mean diagonal of H (default 0.01). */
   percDamp?: number;
@@ -99,7 +99,9 @@ export function sparseGpt(
   if (nm) checkNm(options.n!, m, cols);
   else checkSparsity(options.sparsity ?? Number.NaN);
   const sparsity = options.sparsity ?? 0;
-  const blockSize = options.blockSize ?? 128;
+  // 128 columns per block, as the reference; for N:M, the largest multiple of M up to 128, so that
+  // no group straddles two blocks (M = 3: 126).
+  const blockSize = options.blockSize ?? (nm ? m * Math.max(1, Math.floor(128 / m)) : 128);
   if (!Number.isInteger(blockSize) || blockSize < 1 || (nm && blockSize % m !== 0)) {
     throw new InvalidArgumentError(
       'blockSize',

@@ -1,5 +1,5 @@
 // Wanda (Sun et al., 2023), following lib/prune.py `prune_wanda`.
-import { ShapeMismatchError } from '@sparsekit/core';
+import { InvalidArgumentError, NonFiniteError, ShapeMismatchError } from '@sparsekit/core';
 import { applyMask, checkWeight, nmMask, rowMask } from '../masks.js';
 import type { PruneResult } from './sparsegpt.js';
 
@@ -18,6 +18,12 @@ export function wandaScores(
   scalerRow: Float64Array,
 ): Float64Array {
   if (scalerRow.length !== cols) throw new ShapeMismatchError([cols], [scalerRow.length], 'input norms');
+  for (let c = 0; c < cols; c++) {
+    const v = scalerRow[c]!;
+    if (!Number.isFinite(v)) throw new NonFiniteError('input norms', c, v);
+    if (v < 0)
+      throw new InvalidArgumentError('input norms', v, `must be mean squares (>= 0); entry ${c} is negative`);
+  }
   const scores = new Float64Array(rows * cols);
   for (let r = 0; r < rows; r++) {
     for (let c = 0; c < cols; c++)
