@@ -310,6 +310,7 @@ export class TransformerLM implements BlockwiseLM, SliceableLM, NarrowableLM, Ca
       seq,
       cache,
       this.rope,
+      this.kernels.current,
     );
     const residual = b.attentionShortcut?.forward(hidden, tokens) ?? hidden;
     const h = addInPlace(residual, this.run(b.o, attended, tokens, hook));
