@@ -56,7 +56,7 @@ describe('help and usage', () => {
       [['prune', '--method', 'structured', '--sparsity', '0.5', '--out', 'x'], /not --sparsity/],
       [
         ['prune', '--method', 'slicegpt', '--sparsity', '0.2', '--pack', '--out', 'x'],
-        /--pack does not apply/,
+        /slicegpt gives a smaller dense model; --pack does not apply/,
       ],
       [['bench', 'gpus'], /unknown benchmark "gpus"/],
       [['generate'], /--prompt is required/],
@@ -171,6 +171,7 @@ describe('on tiny-lm', () => {
     expect(r.code, r.stderr).toBe(0);
     const report = json(r.stdout).report;
     expect(report.blockShape).toEqual({ mlpChannels: 288, heads: 2, kvHeads: 2, headDim: 32 });
+    expect(report.recipe).toEqual({ method: 'structured', structured: { mlpChannels: 0.25, heads: 0.5 } });
     expect(report.parameters.after).toBeLessThan(report.parameters.before);
     const config = json(readFileSync(join(out, 'config.json'), 'utf8'));
     expect([config.intermediate_size, config.num_attention_heads, config.head_dim]).toEqual([288, 2, 32]);
@@ -195,6 +196,16 @@ describe('on tiny-lm', () => {
     );
     expect(r.code, r.stderr).toBe(0);
     expect(json(r.stdout).report.slicedWidth).toBe(96);
+    expect(json(r.stdout).report.recipe).toEqual({ method: 'slicegpt', sparsity: 0.25 });
+    // The same from a recipe file.
+    const recipe = join(work, 'slice.yaml');
+    writeFileSync(recipe, 'method: slicegpt\nsparsity: 0.25\ncalibration: { samples: 2 }\n');
+    const fromRecipe = await run('prune', '--recipe', recipe, '--out', join(work, 'sliced-recipe'), '--json');
+    expect(fromRecipe.code, fromRecipe.stderr).toBe(0);
+    expect(json(fromRecipe.stdout).report).toMatchObject({
+      slicedWidth: 96,
+      recipe: { method: 'slicegpt', sparsity: 0.25 },
+    });
     const config = json(readFileSync(join(out, 'config.json'), 'utf8'));
     expect(config.hidden_size).toBe(96);
     const g = await run('generate', '--model', out, '--prompt', 'The sea', '--max-new-tokens', '8', '--json');

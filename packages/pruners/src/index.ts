@@ -63,4 +63,4 @@ export {
   type PruneReport,
   pruneModel,
 } from './prune-model.js';
-export { parseRecipe, type Recipe, recipeOptions, validateRecipe } from './recipe.js';
+export { parseRecipe, type Recipe, type RecipeMethod, recipeOptions, validateRecipe } from './recipe.js';

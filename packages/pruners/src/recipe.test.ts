@@ -61,6 +61,21 @@ sparsegpt: { blockSize: 8 }
     expect(recipeOptions(parseRecipe('method: sparsegpt\nsparsity: 0.5\nowl: true\n')).owl).toBe(true);
   });
 
+  it('describe SliceGPT and structured pruning too, and refuse fields that do not apply to them', () => {
+    expect(parseRecipe('method: slicegpt\nsparsity: 0.25\ncalibration: { samples: 8 }\n')).toEqual({
+      method: 'slicegpt',
+      sparsity: 0.25,
+      calibration: { samples: 8 },
+    });
+    expect(
+      parseRecipe('{"method": "structured", "structured": {"mlpChannels": 0.25, "heads": 0.5}}').structured,
+    ).toEqual({
+      mlpChannels: 0.25,
+      heads: 0.5,
+    });
+    expect(() => recipeOptions(parseRecipe('method: slicegpt\nsparsity: 0.2\n'))).toThrow(/to sliceGpt/);
+  });
+
   it('rejects bad recipes with the path of the problem', () => {
     const bad: Array<[string, RegExp]> = [
       ['{"method": "obs", "sparsity": 0.5}', /recipe.method/],
@@ -77,6 +92,15 @@ sparsegpt: { blockSize: 8 }
       ['{"method": "wanda", "pattern": "2:4", "owl": true}', /recipe.owl: .*N:M/],
       ['{"method": "magnitude", "sparsity": 0.5, "owl": true}', /recipe.owl: applies to wanda and sparsegpt/],
       ['{"method": "wanda", "sparsity": 0.5, "owl": {"lambda": 0.7}}', /recipe.owl.lambda/],
+      ['{"method": "slicegpt", "pattern": "2:4"}', /recipe.pattern: does not apply to slicegpt/],
+      ['{"method": "slicegpt"}', /slicegpt needs sparsity/],
+      ['{"method": "structured", "sparsity": 0.5}', /recipe.sparsity: does not apply to structured/],
+      ['{"method": "structured", "structured": {"heads": 0}}', /mlpChannels and\/or heads above 0/],
+      ['{"method": "structured", "structured": {"heads": 1.2}}', /recipe.structured.heads/],
+      [
+        '{"method": "wanda", "sparsity": 0.5, "structured": {"heads": 0.5}}',
+        /recipe.structured: does not apply to wanda/,
+      ],
       ['method: [unclosed', /not valid JSON or YAML/],
     ];
     for (const [text, message] of bad) {

@@ -3,9 +3,12 @@ import { InvalidArgumentError, InvalidFormatError } from '@sparsekit/core';
 import { parse as parseYaml } from 'yaml';
 import type { PruneMethod, PruneModelOptions } from './prune-model.js';
 
+/** What a recipe can ask for: `pruneModel`'s methods, SliceGPT and activation-based structured pruning. */
+export type RecipeMethod = PruneMethod | 'slicegpt' | 'structured';
+
 export interface Recipe {
-  method: PruneMethod;
-  /** Unstructured target, or an N:M pattern such as "2:4" (N kept of every M). */
+  method: RecipeMethod;
+  /** Unstructured target (SliceGPT: the fraction of the hidden width), or an N:M pattern such as "2:4". */
   sparsity?: number;
   pattern?: string;
   /** Regular expressions over layer names (e.g. "mlp\\."); a layer must match one include and no exclude. */
@@ -18,9 +21,14 @@ export interface Recipe {
   magnitude?: { scope?: 'layer' | 'row' };
   /** OWL layer-wise sparsity (Wanda or SparseGPT, unstructured): true, or the paper's M and lambda. */
   owl?: boolean | { m?: number; lambda?: number };
+  /** Structured pruning: fractions of every block's MLP channels and attention heads to delete. */
+  structured?: { mlpChannels?: number; heads?: number };
 }
 
 const METHODS = ['magnitude', 'wanda', 'sparsegpt'];
+const RECIPE_METHODS = [...METHODS, 'slicegpt', 'structured'];
+/** Fields that only `pruneModel`'s methods take. */
+const PRUNE_MODEL_FIELDS = ['pattern', 'layers', 'overrides', 'sparsegpt', 'magnitude', 'owl'];
 
 function fail(path: string, reason: string): never {
   throw new InvalidFormatError('recipe', `${path}: ${reason}`);
@@ -75,12 +83,45 @@ export function validateRecipe(value: unknown): Recipe {
   const r = object(value, 'recipe');
   checkKeys(
     r,
-    ['method', 'sparsity', 'pattern', 'layers', 'overrides', 'calibration', 'sparsegpt', 'magnitude', 'owl'],
+    [
+      'method',
+      'sparsity',
+      'pattern',
+      'layers',
+      'overrides',
+      'calibration',
+      'sparsegpt',
+      'magnitude',
+      'owl',
+      'structured',
+    ],
     'recipe',
   );
-  if (!METHODS.includes(r.method as string)) fail('recipe.method', `must be one of ${METHODS.join(', ')}`);
-  if ((r.sparsity === undefined) === (r.pattern === undefined))
-    fail('recipe', 'give exactly one of sparsity and pattern');
+  if (!RECIPE_METHODS.includes(r.method as string))
+    fail('recipe.method', `must be one of ${RECIPE_METHODS.join(', ')}`);
+  if (r.method === 'slicegpt' || r.method === 'structured') {
+    for (const f of [...PRUNE_MODEL_FIELDS, ...(r.method === 'slicegpt' ? ['structured'] : ['sparsity'])]) {
+      if (r[f] !== undefined) fail(`recipe.${f}`, `does not apply to ${r.method}`);
+    }
+    if (r.method === 'slicegpt') {
+      if (r.sparsity === undefined)
+        fail('recipe', 'slicegpt needs sparsity (the fraction of the hidden width)');
+      sparsityOf(r.sparsity, 'recipe.sparsity');
+    } else {
+      if (r.structured === undefined) fail('recipe', 'structured needs structured: { mlpChannels, heads }');
+      const st = object(r.structured, 'recipe.structured');
+      checkKeys(st, ['mlpChannels', 'heads'], 'recipe.structured');
+      for (const f of ['mlpChannels', 'heads']) {
+        if (st[f] !== undefined) sparsityOf(st[f], `recipe.structured.${f}`);
+      }
+      if (!((st.mlpChannels as number) > 0 || (st.heads as number) > 0))
+        fail('recipe.structured', 'give mlpChannels and/or heads above 0');
+    }
+  } else {
+    if (r.structured !== undefined) fail('recipe.structured', `does not apply to ${r.method}`);
+    if ((r.sparsity === undefined) === (r.pattern === undefined))
+      fail('recipe', 'give exactly one of sparsity and pattern');
+  }
   if (r.sparsity !== undefined) sparsityOf(r.sparsity, 'recipe.sparsity');
   if (r.pattern !== undefined) patternOf(r.pattern, 'recipe.pattern');
   if (r.layers !== undefined) {
@@ -153,7 +194,11 @@ export function parseRecipe(text: string): Recipe {
   return validateRecipe(value);
 }
 
-/** The `pruneModel` options a recipe stands for. */
+/**
+ * The `pruneModel` options a recipe stands for (magnitude, Wanda, SparseGPT). A SliceGPT or structured
+ * recipe gives `sliceGpt` its `sparsity` or `pruneStructured` its `structured` fractions, with the
+ * recipe as `recipe` so that the report records it.
+ */
 export function recipeOptions(recipe: Recipe): Omit<PruneModelOptions, 'onProgress' | 'signal'> {
   const base =
     recipe.pattern === undefined
@@ -173,9 +218,13 @@ export function recipeOptions(recipe: Recipe): Omit<PruneModelOptions, 'onProgre
     return o.pattern !== undefined ? patternOf(o.pattern, 'override') : { sparsity: o.sparsity! };
   };
   if (!METHODS.includes(recipe.method))
-    throw new InvalidArgumentError('method', recipe.method, METHODS.join(', '));
+    throw new InvalidArgumentError(
+      'method',
+      recipe.method,
+      `recipeOptions is for ${METHODS.join(', ')}; pass a ${recipe.method} recipe's fields to ${recipe.method === 'slicegpt' ? 'sliceGpt' : 'pruneStructured'}`,
+    );
   return {
-    method: recipe.method,
+    method: recipe.method as PruneMethod,
     recipe,
     ...base,
     filter,

@@ -61,7 +61,8 @@ Flags:
   --mlp-channels F     structured: fraction of every block's MLP channels to delete
   --heads F            structured: fraction of every block's attention heads to delete (with
                        grouped-query attention, the same number from every key/value group)
-  --recipe FILE        a JSON or YAML recipe (method, pattern, layers, overrides, calibration)
+  --recipe FILE        a JSON or YAML recipe (method, sparsity or pattern, layers, overrides,
+                       calibration, owl; slicegpt: sparsity; structured: structured.mlpChannels/heads)
   --calib FILE         calibration text, or 'builtin' (default: tiny-lm's calibration text)
   --calib-samples N    random windows drawn from it (default 128)
   --seq-len N          tokens per window (default: the model's maximum, at most 2048)
@@ -107,11 +108,16 @@ Examples:
     let sliceSparsity = 0;
     const structured = { mlpChannels: 0, heads: 0 };
     if (recipePath !== undefined) {
-      for (const f of ['method', 'sparsity', 'pattern']) {
+      for (const f of ['method', 'sparsity', 'pattern', 'mlp-channels', 'heads']) {
         if (flags[f] !== undefined) throw new UsageError(`give either --recipe or --${f}, not both`, 'prune');
       }
       recipe = parseRecipe(readText(recipePath, '--recipe'));
       method = recipe.method;
+      if (method === 'slicegpt') sliceSparsity = recipe.sparsity!;
+      if (method === 'structured') {
+        structured.mlpChannels = recipe.structured?.mlpChannels ?? 0;
+        structured.heads = recipe.structured?.heads ?? 0;
+      }
     } else {
       method = choiceFlag('prune', flags, 'method', METHODS, 'magnitude');
       if (flags.method === undefined)
@@ -120,8 +126,14 @@ Examples:
     const structuredFlag = ['mlp-channels', 'heads'].find((f) => flags[f] !== undefined);
     if (method !== 'structured' && structuredFlag !== undefined)
       throw new UsageError(`--${structuredFlag} is for --method structured`, 'prune');
-    if (method === 'structured') {
-      for (const f of ['sparsity', 'pattern', 'owl', 'pack', 'no-errors']) {
+    if (method === 'slicegpt' || method === 'structured') {
+      for (const f of ['owl', 'pack', 'no-errors']) {
+        if (flags[f] !== undefined)
+          throw new UsageError(`${method} gives a smaller dense model; --${f} does not apply`, 'prune');
+      }
+    }
+    if (method === 'structured' && recipe === undefined) {
+      for (const f of ['sparsity', 'pattern']) {
         if (flags[f] !== undefined)
           throw new UsageError(`structured pruning takes --mlp-channels / --heads, not --${f}`, 'prune');
       }
@@ -129,14 +141,11 @@ Examples:
       structured.heads = numberFlag('prune', flags, 'heads', 0, { min: 0, below: 1 });
       if (structured.mlpChannels === 0 && structured.heads === 0)
         throw new UsageError('give --mlp-channels F and/or --heads F (fractions in (0, 1))', 'prune');
+      recipe = { method, structured: { ...structured } };
     } else if (recipePath === undefined) {
       const pattern = stringFlag(flags, 'pattern');
       if ((pattern === undefined) === (flags.sparsity === undefined)) {
         throw new UsageError('give exactly one of --sparsity S or --pattern N:M', 'prune');
-      }
-      for (const f of ['owl', 'pack', 'no-errors']) {
-        if (method === 'slicegpt' && flags[f] !== undefined)
-          throw new UsageError(`SliceGPT gives a smaller dense model; --${f} does not apply`, 'prune');
       }
       if (pattern !== undefined && method === 'slicegpt') {
         throw new UsageError(
@@ -147,7 +156,7 @@ Examples:
       if (pattern !== undefined) patternFlag('prune', pattern);
       const sparsity = numberFlag('prune', flags, 'sparsity', 0, { min: 0, below: 1 });
       if (method === 'slicegpt') sliceSparsity = sparsity;
-      else recipe = { method, ...(pattern === undefined ? { sparsity } : { pattern }) };
+      recipe = { method, ...(pattern === undefined ? { sparsity } : { pattern }) };
     }
     const backend = await createWasmBackend();
     try {
@@ -185,6 +194,7 @@ Examples:
         const removed = pruneStructured(model, batches, {
           ...structured,
           narrow: true,
+          recipe,
           onProgress: ui.progress('prune'),
         });
         report = {
@@ -197,6 +207,7 @@ Examples:
       } else if (method === 'slicegpt') {
         report = await sliceGpt(model, batches, {
           sparsity: sliceSparsity,
+          recipe,
           onProgress: ui.progress('slice'),
         });
       } else {

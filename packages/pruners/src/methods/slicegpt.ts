@@ -26,6 +26,8 @@ export interface SliceGptOptions extends ProgressOptions {
   sliceHead?: boolean;
   /** Added to the covariance diagonal, relative to its mean (0.01). */
   damp?: number;
+  /** Recorded in the report (a recipe with `method: slicegpt`). */
+  recipe?: unknown;
 }
 
 export interface SlicePointReport {
@@ -46,6 +48,8 @@ export interface SliceGptReport {
   /** Parameters of the whole model (embeddings, head and shortcut matrices included). */
   parameters: { before: number; after: number };
   seconds: number;
+  /** The recipe the run followed, when it was given one. */
+  recipe?: unknown;
 }
 
 const describe = (p: StreamPoint) => (p.at === 'embeddings' ? 'embeddings' : `layers.${p.block}.${p.at}`);
@@ -182,5 +186,6 @@ export async function sliceGpt(
     points,
     parameters: { before, after: model.parameterCount() },
     seconds: (performance.now() - start) / 1000,
+    ...(options.recipe === undefined ? {} : { recipe: options.recipe }),
   };
 }

@@ -108,6 +108,8 @@ export interface StructuredModelOptions extends ProgressOptions {
    * block keeps one shape. Default false: the simulate path, which zeroes them.
    */
   narrow?: boolean;
+  /** Recorded in the report (a recipe with `method: structured`). */
+  recipe?: unknown;
 }
 
 export interface StructuredReport {
@@ -115,6 +117,8 @@ export interface StructuredReport {
   blocks: Array<{ channels: number[]; heads: number[] }>;
   /** With `narrow`: the shape of every block afterwards. */
   blockShape?: NarrowableLM['blockShape'];
+  /** The recipe the run followed, when it was given one. */
+  recipe?: unknown;
 }
 
 function narrowable(model: BlockwiseLM): NarrowableLM {
@@ -192,7 +196,10 @@ export function pruneStructured(
   if (batches.length === 0)
     throw new InvalidArgumentError('calibration', 0, 'structured pruning needs calibration batches');
   checkModelWeights(model);
-  const report: StructuredReport = { blocks: [] };
+  const report: StructuredReport = {
+    blocks: [],
+    ...(options.recipe === undefined ? {} : { recipe: options.recipe }),
+  };
   // Weights as they were, so that a failure (or an abort) part way leaves the model unmodified.
   const originals = new Map<LinearLayer, Tensor<'f32'>>();
   try {
