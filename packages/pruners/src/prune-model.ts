@@ -104,6 +104,9 @@ export async function pruneModel(
     throw new InvalidArgumentError('calibration', 0, `${options.method} needs calibration batches`);
   }
   const start = performance.now();
+  const filter = options.filter ?? (() => true);
+  // Every weight (and below, every pattern) is checked before anything runs or changes.
+  checkModelWeights(model, (l) => filter(l.name));
   let owl: OwlAllocation | undefined;
   if (options.owl !== undefined && options.owl !== false) {
     if (nm)
@@ -114,12 +117,10 @@ export async function pruneModel(
       );
     owl = owlSparsities(model, batches, options.sparsity!, options.owl === true ? {} : options.owl);
   }
-  const filter = options.filter ?? (() => true);
   const targetsOf = (block: number) => model.blockLinearLayers(block).filter((l) => filter(l.name));
   const patternOf = (l: LinearLayer, block: number) =>
     options.layerPattern?.(l.name) ??
     (nm ? { n: options.n!, m: options.m! } : { sparsity: owl?.sparsities[block] ?? options.sparsity! });
-  // Every pattern and every weight is checked before anything runs or changes.
   for (let block = 0; block < model.numBlocks; block++) {
     for (const l of targetsOf(block)) {
       const p = patternOf(l, block);
@@ -127,7 +128,6 @@ export async function pruneModel(
       else checkSparsity(p.sparsity);
     }
   }
-  checkModelWeights(model, (l) => filter(l.name));
   const originals = new Map<LinearLayer, Tensor<'f32'>>();
   const layers: LayerReport[] = [];
   const pattern = nm ? `${options.n}:${options.m}` : `${options.sparsity}`;

@@ -18,8 +18,8 @@ export interface SparseGptOptions {
    * Runs the matrix products as f32 on this kernel (the reference's precision): the trailing updates
    * of the blocked Cholesky factorisation, the triangular inverse, the batched update after each
    * block, W[:, i2:] -= Err1 @ Hinv[i1:i2, i2:], and the same update between sub-blocks of 32
-   * columns inside each block. Pass a `WasmBackend` (or any sparse-formats
-   * kernel) for speed. Default: float64 loops in plain TypeScript.
+   * columns inside each block. Pass a `WasmBackend` (or any sparse-formats kernel) for speed.
+   * Default: float64 loops in plain TypeScript.
    */
   kernel?: MatmulKernel;
 }
@@ -29,7 +29,8 @@ const SUB_BLOCK = 32;
 
 /**
  * W[:, c0 : c0 + width] -= E @ Hinv[c0 - k : c0, c0 : c0 + width], where E holds columns e0 .. e0 + k
- * of the block's errors (rows of `stride`), the errors of weight columns c0 - k .. c0. With a kernel the product runs on it in f32 (as x W^T with x = E and W = the Hinv slice transposed).
+ * of the block's errors (rows of `stride`), the errors of weight columns c0 - k .. c0. With a kernel
+ * the product runs on it in f32 (as x W^T with x = E and W = the Hinv slice transposed).
  */
 function subtractErrors(
   W: Float64Array,
