@@ -55,6 +55,11 @@ describe('help and usage', () => {
       [['prune', '--method', 'structured', '--out', 'x'], /--mlp-channels F and\/or --heads F/],
       [['prune', '--method', 'structured', '--sparsity', '0.5', '--out', 'x'], /not --sparsity/],
       [
+        ['prune', '--method', 'wanda', '--sparsity', '0.5', '--min-keep', '0.1', '--out', 'x'],
+        /--min-keep is for --method global-magnitude/,
+      ],
+      [['prune', '--method', 'random', '--pattern', '2:4', '--out', 'x'], /--pattern does not apply/],
+      [
         ['prune', '--method', 'slicegpt', '--sparsity', '0.2', '--pack', '--out', 'x'],
         /slicegpt gives a smaller dense model; --pack does not apply/,
       ],
@@ -150,6 +155,51 @@ describe('on tiny-lm', () => {
     const report = json(r.stdout).report;
     expect(report.recipe).toEqual({ method: 'wanda', sparsity: 0.5, owl: true });
     expect(report.owl.sparsities).toHaveLength(4);
+  });
+
+  it('global magnitude and random (ERK) pruning over all layers, packed, recorded', async () => {
+    const out = join(work, 'random');
+    const r = await run(
+      'prune',
+      '--method',
+      'random',
+      '--sparsity',
+      '0.6',
+      '--distribution',
+      'erk',
+      '--pack',
+      '--out',
+      out,
+      '--json',
+    );
+    expect(r.code, r.stderr).toBe(0);
+    const report = json(r.stdout).report;
+    expect(report.recipe).toEqual({
+      method: 'random',
+      sparsity: 0.6,
+      random: { distribution: 'erk', seed: 0 },
+    });
+    expect(report.layers).toHaveLength(28);
+    expect(report.sparsity).toBeCloseTo(0.6, 2);
+    expect(new Set(report.layers.map((l: { pattern: string }) => l.pattern)).size).toBeGreaterThan(1); // ERK: per-layer densities
+    const inspect = json((await run('inspect', '--model', out, '--json')).stdout);
+    expect(inspect.sparsity).toBeCloseTo(0.6, 2);
+    const g = await run(
+      'prune',
+      '--method',
+      'global-magnitude',
+      '--sparsity',
+      '0.5',
+      '--min-keep',
+      '0.2',
+      '--out',
+      join(work, 'global'),
+      '--json',
+    );
+    expect(g.code, g.stderr).toBe(0);
+    const global = json(g.stdout).report;
+    expect(global.sparsity).toBeCloseTo(0.5, 2);
+    for (const l of global.layers) expect(l.sparsity).toBeLessThanOrEqual(0.8 + 1e-9);
   });
 
   it('deletes MLP channels and heads (structured) into a smaller model that loads and evaluates', async () => {

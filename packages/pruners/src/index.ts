@@ -25,9 +25,11 @@ export {
   rowMask,
 } from './masks.js';
 export {
+  type AllocationModelOptions,
   type AllocationReport,
   erkDensities,
   globalMagnitude,
+  pruneAllocation,
   type RandomPruneOptions,
   randomPrune,
 } from './methods/global.js';
@@ -63,4 +65,11 @@ export {
   type PruneReport,
   pruneModel,
 } from './prune-model.js';
-export { parseRecipe, type Recipe, type RecipeMethod, recipeOptions, validateRecipe } from './recipe.js';
+export {
+  parseRecipe,
+  type Recipe,
+  type RecipeMethod,
+  recipeLayerFilter,
+  recipeOptions,
+  validateRecipe,
+} from './recipe.js';

@@ -63,13 +63,14 @@ export interface LayerReport {
   pattern: string;
   sparsity: number;
   pqIndex: number;
-  /** sum over calibration tokens of ||x (W - W')^T||^2. */
+  /** sum over calibration tokens of ||x (W - W')^T||^2 (NaN when not measured). */
   reconstructionError: number;
   seconds: number;
 }
 
 export interface PruneReport {
-  method: PruneMethod;
+  /** `pruneModel`'s methods, or `pruneAllocation`'s. */
+  method: PruneMethod | 'global-magnitude' | 'random';
   pattern: string;
   calibrationTokens: number;
   /** With OWL: the outlier ratio and sparsity chosen per block. */

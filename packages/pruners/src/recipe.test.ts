@@ -1,7 +1,7 @@
 import { InvalidFormatError } from '@sparsekit/core';
 import { describe, expect, it } from 'vitest';
 import { pruneModel } from './prune-model.js';
-import { parseRecipe, recipeOptions } from './recipe.js';
+import { parseRecipe, recipeLayerFilter, recipeOptions } from './recipe.js';
 import { calibration, toyModel } from './toy-model.test-util.js';
 
 describe('recipes', () => {
@@ -74,6 +74,16 @@ sparsegpt: { blockSize: 8 }
       heads: 0.5,
     });
     expect(() => recipeOptions(parseRecipe('method: slicegpt\nsparsity: 0.2\n'))).toThrow(/to sliceGpt/);
+    const random = parseRecipe(
+      'method: random\nsparsity: 0.7\nrandom: { distribution: erk, seed: 3 }\nlayers: { exclude: ["down_proj"] }\n',
+    );
+    const selected = recipeLayerFilter(random);
+    expect([selected('layers.0.mlp.up_proj'), selected('layers.0.mlp.down_proj')]).toEqual([true, false]);
+    expect(
+      parseRecipe('method: global-magnitude\nsparsity: 0.5\nglobal: { minKeep: 0.05 }\n').global,
+    ).toEqual({
+      minKeep: 0.05,
+    });
   });
 
   it('rejects bad recipes with the path of the problem', () => {
@@ -90,7 +100,7 @@ sparsegpt: { blockSize: 8 }
       ['{"method": "wanda", "sparsity": 0.5, "bogus": 1}', /recipe.bogus/],
       ['{"method": "magnitude", "sparsity": 0.5, "magnitude": {"scope": "col"}}', /recipe.magnitude.scope/],
       ['{"method": "wanda", "pattern": "2:4", "owl": true}', /recipe.owl: .*N:M/],
-      ['{"method": "magnitude", "sparsity": 0.5, "owl": true}', /recipe.owl: applies to wanda and sparsegpt/],
+      ['{"method": "magnitude", "sparsity": 0.5, "owl": true}', /recipe.owl: does not apply to magnitude/],
       ['{"method": "wanda", "sparsity": 0.5, "owl": {"lambda": 0.7}}', /recipe.owl.lambda/],
       ['{"method": "slicegpt", "pattern": "2:4"}', /recipe.pattern: does not apply to slicegpt/],
       ['{"method": "slicegpt"}', /slicegpt needs sparsity/],
@@ -101,6 +111,16 @@ sparsegpt: { blockSize: 8 }
         '{"method": "wanda", "sparsity": 0.5, "structured": {"heads": 0.5}}',
         /recipe.structured: does not apply to wanda/,
       ],
+      [
+        '{"method": "random", "sparsity": 0.5, "random": {"distribution": "gauss"}}',
+        /recipe.random.distribution/,
+      ],
+      ['{"method": "random", "pattern": "2:4"}', /recipe.pattern: does not apply to random/],
+      [
+        '{"method": "global-magnitude", "sparsity": 0.5, "overrides": []}',
+        /recipe.overrides: does not apply/,
+      ],
+      ['{"method": "global-magnitude", "sparsity": 0.5, "global": {"minKeep": 2}}', /recipe.global.minKeep/],
       ['method: [unclosed', /not valid JSON or YAML/],
     ];
     for (const [text, message] of bad) {

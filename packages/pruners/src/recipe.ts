@@ -3,8 +3,11 @@ import { InvalidArgumentError, InvalidFormatError } from '@sparsekit/core';
 import { parse as parseYaml } from 'yaml';
 import type { PruneMethod, PruneModelOptions } from './prune-model.js';
 
-/** What a recipe can ask for: `pruneModel`'s methods, SliceGPT and activation-based structured pruning. */
-export type RecipeMethod = PruneMethod | 'slicegpt' | 'structured';
+/**
+ * What a recipe can ask for: `pruneModel`'s methods, SliceGPT, activation-based structured pruning,
+ * and the allocations over all selected layers at once (`globalMagnitude`, `randomPrune`).
+ */
+export type RecipeMethod = PruneMethod | 'slicegpt' | 'structured' | 'global-magnitude' | 'random';
 
 export interface Recipe {
   method: RecipeMethod;
@@ -23,12 +26,30 @@ export interface Recipe {
   owl?: boolean | { m?: number; lambda?: number };
   /** Structured pruning: fractions of every block's MLP channels and attention heads to delete. */
   structured?: { mlpChannels?: number; heads?: number };
+  /** Global magnitude: the smallest fraction of its weights any layer keeps (default 0.01). */
+  global?: { minKeep?: number };
+  /** Random pruning: layer densities (`uniform` or `erk`) and the seed of the draw. */
+  random?: { distribution?: 'uniform' | 'erk'; seed?: number };
 }
 
 const METHODS = ['magnitude', 'wanda', 'sparsegpt'];
-const RECIPE_METHODS = [...METHODS, 'slicegpt', 'structured'];
-/** Fields that only `pruneModel`'s methods take. */
-const PRUNE_MODEL_FIELDS = ['pattern', 'layers', 'overrides', 'sparsegpt', 'magnitude', 'owl'];
+const RUNNERS: Record<string, string> = {
+  slicegpt: 'sliceGpt',
+  structured: 'pruneStructured',
+  'global-magnitude': 'globalMagnitude',
+  random: 'randomPrune',
+};
+const RECIPE_METHODS = [...METHODS, 'slicegpt', 'structured', 'global-magnitude', 'random'];
+/** The fields each method takes besides `method` and `calibration`. */
+const FIELDS: Record<string, string[]> = {
+  magnitude: ['sparsity', 'pattern', 'layers', 'overrides', 'magnitude'],
+  wanda: ['sparsity', 'pattern', 'layers', 'overrides', 'owl'],
+  sparsegpt: ['sparsity', 'pattern', 'layers', 'overrides', 'owl', 'sparsegpt'],
+  slicegpt: ['sparsity'],
+  structured: ['structured'],
+  'global-magnitude': ['sparsity', 'layers', 'global'],
+  random: ['sparsity', 'layers', 'random'],
+};
 
 function fail(path: string, reason: string): never {
   throw new InvalidFormatError('recipe', `${path}: ${reason}`);
@@ -81,46 +102,46 @@ function positiveInteger(value: unknown, path: string): number {
 /** Validate a parsed recipe (an unknown JSON value) and return it typed. */
 export function validateRecipe(value: unknown): Recipe {
   const r = object(value, 'recipe');
-  checkKeys(
-    r,
-    [
-      'method',
-      'sparsity',
-      'pattern',
-      'layers',
-      'overrides',
-      'calibration',
-      'sparsegpt',
-      'magnitude',
-      'owl',
-      'structured',
-    ],
-    'recipe',
-  );
+  const fields = Object.values(FIELDS).flat();
+  checkKeys(r, ['method', 'calibration', ...new Set(fields)], 'recipe');
   if (!RECIPE_METHODS.includes(r.method as string))
     fail('recipe.method', `must be one of ${RECIPE_METHODS.join(', ')}`);
-  if (r.method === 'slicegpt' || r.method === 'structured') {
-    for (const f of [...PRUNE_MODEL_FIELDS, ...(r.method === 'slicegpt' ? ['structured'] : ['sparsity'])]) {
-      if (r[f] !== undefined) fail(`recipe.${f}`, `does not apply to ${r.method}`);
+  const method = r.method as RecipeMethod;
+  for (const f of fields) {
+    if (r[f] !== undefined && !FIELDS[method]!.includes(f))
+      fail(`recipe.${f}`, `does not apply to ${method}`);
+  }
+  if (method === 'structured') {
+    if (r.structured === undefined) fail('recipe', 'structured needs structured: { mlpChannels, heads }');
+    const st = object(r.structured, 'recipe.structured');
+    checkKeys(st, ['mlpChannels', 'heads'], 'recipe.structured');
+    for (const f of ['mlpChannels', 'heads']) {
+      if (st[f] !== undefined) sparsityOf(st[f], `recipe.structured.${f}`);
     }
-    if (r.method === 'slicegpt') {
-      if (r.sparsity === undefined)
-        fail('recipe', 'slicegpt needs sparsity (the fraction of the hidden width)');
-      sparsityOf(r.sparsity, 'recipe.sparsity');
-    } else {
-      if (r.structured === undefined) fail('recipe', 'structured needs structured: { mlpChannels, heads }');
-      const st = object(r.structured, 'recipe.structured');
-      checkKeys(st, ['mlpChannels', 'heads'], 'recipe.structured');
-      for (const f of ['mlpChannels', 'heads']) {
-        if (st[f] !== undefined) sparsityOf(st[f], `recipe.structured.${f}`);
-      }
-      if (!((st.mlpChannels as number) > 0 || (st.heads as number) > 0))
-        fail('recipe.structured', 'give mlpChannels and/or heads above 0');
-    }
-  } else {
-    if (r.structured !== undefined) fail('recipe.structured', `does not apply to ${r.method}`);
+    if (!((st.mlpChannels as number) > 0 || (st.heads as number) > 0))
+      fail('recipe.structured', 'give mlpChannels and/or heads above 0');
+  } else if (FIELDS[method]!.includes('pattern')) {
     if ((r.sparsity === undefined) === (r.pattern === undefined))
       fail('recipe', 'give exactly one of sparsity and pattern');
+  } else if (r.sparsity === undefined) {
+    fail(
+      'recipe',
+      `${method} needs sparsity${method === 'slicegpt' ? ' (the fraction of the hidden width)' : ''}`,
+    );
+  }
+  if (r.global !== undefined) {
+    const g = object(r.global, 'recipe.global');
+    checkKeys(g, ['minKeep'], 'recipe.global');
+    if (g.minKeep !== undefined && !(typeof g.minKeep === 'number' && g.minKeep >= 0 && g.minKeep <= 1))
+      fail('recipe.global.minKeep', 'must be a fraction in [0, 1]');
+  }
+  if (r.random !== undefined) {
+    const o = object(r.random, 'recipe.random');
+    checkKeys(o, ['distribution', 'seed'], 'recipe.random');
+    if (o.distribution !== undefined && o.distribution !== 'uniform' && o.distribution !== 'erk')
+      fail('recipe.random.distribution', 'must be "uniform" or "erk"');
+    if (o.seed !== undefined && !(Number.isInteger(o.seed) && (o.seed as number) >= 0))
+      fail('recipe.random.seed', 'must be a non-negative integer');
   }
   if (r.sparsity !== undefined) sparsityOf(r.sparsity, 'recipe.sparsity');
   if (r.pattern !== undefined) patternOf(r.pattern, 'recipe.pattern');
@@ -194,24 +215,28 @@ export function parseRecipe(text: string): Recipe {
   return validateRecipe(value);
 }
 
+/** Whether a layer is selected by the recipe's `layers` (one include matches, no exclude does). */
+export function recipeLayerFilter(recipe: Recipe): (name: string) => boolean {
+  const include = recipe.layers?.include?.map((p) => new RegExp(p));
+  const exclude = recipe.layers?.exclude?.map((p) => new RegExp(p)) ?? [];
+  return (name) =>
+    (include === undefined || include.some((r) => r.test(name))) && !exclude.some((r) => r.test(name));
+}
+
 /**
- * The `pruneModel` options a recipe stands for (magnitude, Wanda, SparseGPT). A SliceGPT or structured
- * recipe gives `sliceGpt` its `sparsity` or `pruneStructured` its `structured` fractions, with the
- * recipe as `recipe` so that the report records it.
+ * The `pruneModel` options a recipe stands for (magnitude, Wanda, SparseGPT). The other methods take
+ * their recipe's fields directly: `sliceGpt` its `sparsity`, `pruneStructured` its `structured`
+ * fractions (both with the recipe as `recipe`, which their reports record), `globalMagnitude` and
+ * `randomPrune` the layers `recipeLayerFilter` selects.
  */
 export function recipeOptions(recipe: Recipe): Omit<PruneModelOptions, 'onProgress' | 'signal'> {
   const base =
     recipe.pattern === undefined
       ? { sparsity: recipe.sparsity! }
       : patternOf(recipe.pattern, 'recipe.pattern');
-  const include = recipe.layers?.include?.map((p) => new RegExp(p));
-  const exclude = recipe.layers?.exclude?.map((p) => new RegExp(p)) ?? [];
   const overrides = (recipe.overrides ?? []).map((o) => ({ ...o, regex: new RegExp(o.match) }));
-  const skipped = (name: string) => overrides.find((o) => o.regex.test(name))?.skip === true;
-  const filter = (name: string) =>
-    (include === undefined || include.some((r) => r.test(name))) &&
-    !exclude.some((r) => r.test(name)) &&
-    !skipped(name);
+  const selected = recipeLayerFilter(recipe);
+  const filter = (name: string) => selected(name) && overrides.find((o) => o.regex.test(name))?.skip !== true;
   const layerPattern = (name: string) => {
     const o = overrides.find((ov) => ov.regex.test(name));
     if (o === undefined || o.skip === true) return undefined;
@@ -221,7 +246,7 @@ export function recipeOptions(recipe: Recipe): Omit<PruneModelOptions, 'onProgre
     throw new InvalidArgumentError(
       'method',
       recipe.method,
-      `recipeOptions is for ${METHODS.join(', ')}; pass a ${recipe.method} recipe's fields to ${recipe.method === 'slicegpt' ? 'sliceGpt' : 'pruneStructured'}`,
+      `recipeOptions is for ${METHODS.join(', ')}; pass a ${recipe.method} recipe's fields to ${RUNNERS[recipe.method]}`,
     );
   return {
     method: recipe.method as PruneMethod,

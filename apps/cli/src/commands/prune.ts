@@ -7,12 +7,13 @@ import {
   type PruneReport,
   packWeight,
   parseRecipe,
+  pruneAllocation,
   pruneModel,
   pruneStructured,
   type Recipe,
+  recipeLayerFilter,
   recipeOptions,
   type SliceGptReport,
-  type StructuredReport,
   sliceGpt,
   validateRecipe,
 } from '@sparsekit/pruners';
@@ -27,22 +28,23 @@ import {
   readText,
   requireTokenizer,
 } from '../model-io.js';
-import { table } from '../ui.js';
+import { printReport, type StructuredResult } from './prune-report.js';
 
-const METHODS = ['magnitude', 'wanda', 'sparsegpt', 'slicegpt', 'structured'] as const;
-
-/** What structured pruning reports here: what went, the block shape and the parameter counts. */
-type StructuredResult = StructuredReport & {
-  method: 'structured';
-  mlpChannels: number;
-  heads: number;
-  parameters: { before: number; after: number };
-  seconds: number;
-};
+const METHODS = [
+  'magnitude',
+  'wanda',
+  'sparsegpt',
+  'slicegpt',
+  'structured',
+  'global-magnitude',
+  'random',
+] as const;
+/** Methods that allocate sparsity over all selected layers at once, without calibration. */
+const ALLOCATIONS = ['global-magnitude', 'random'];
 
 export const pruneCommand: Command = {
   name: 'prune',
-  summary: 'one-shot pruning (magnitude, Wanda, SparseGPT, SliceGPT, structured) and save',
+  summary: 'one-shot pruning (magnitude, Wanda, SparseGPT, SliceGPT, structured, global, random) and save',
   help: `Usage: sparsekit prune --method M (--sparsity S | --pattern N:M) --out DIR [--model DIR]
        sparsekit prune --method structured [--mlp-channels F] [--heads F] --out DIR [--model DIR]
        sparsekit prune --recipe FILE --out DIR [--model DIR]
@@ -55,7 +57,8 @@ and attention heads scored by their activations: both give a smaller dense model
 
 Flags:
   --model DIR          Hugging Face folder (default: the bundled tiny-lm)
-  --method M           magnitude | wanda | sparsegpt | slicegpt | structured
+  --method M           magnitude | wanda | sparsegpt | slicegpt | structured | global-magnitude |
+                       random (the last two allocate sparsity over all layers, no calibration)
   --sparsity S         fraction of weights to remove, in [0, 1) (SliceGPT: of the hidden width)
   --pattern N:M        N kept of every M inputs, e.g. 2:4 (instead of --sparsity)
   --mlp-channels F     structured: fraction of every block's MLP channels to delete
@@ -66,7 +69,9 @@ Flags:
   --calib FILE         calibration text, or 'builtin' (default: tiny-lm's calibration text)
   --calib-samples N    random windows drawn from it (default 128)
   --seq-len N          tokens per window (default: the model's maximum, at most 2048)
-  --seed N             seed of the window draw (default 0)
+  --seed N             seed of the window draw, and of random pruning (default 0)
+  --min-keep F         global-magnitude: the smallest fraction of its weights a layer keeps (0.01)
+  --distribution D     random: uniform (every layer at the target) or erk (default uniform)
   --owl                OWL layer-wise sparsity (Wanda / SparseGPT, unstructured)
   --no-errors          skip the per-layer reconstruction error (magnitude then needs no
                        calibration pass at all)
@@ -94,6 +99,8 @@ Examples:
     seed: { type: 'string' },
     owl: { type: 'boolean' },
     'no-errors': { type: 'boolean' },
+    'min-keep': { type: 'string' },
+    distribution: { type: 'string' },
     pack: { type: 'boolean' },
     out: { type: 'string' },
   },
@@ -122,6 +129,25 @@ Examples:
       method = choiceFlag('prune', flags, 'method', METHODS, 'magnitude');
       if (flags.method === undefined)
         throw new UsageError(`--method is required (${METHODS.join(', ')})`, 'prune');
+    }
+    for (const [flag, only] of [
+      ['min-keep', 'global-magnitude'],
+      ['distribution', 'random'],
+    ] as const) {
+      if (flags[flag] !== undefined && (method !== only || recipe !== undefined))
+        throw new UsageError(
+          `--${flag} is for --method ${only} (a recipe says it in its own fields)`,
+          'prune',
+        );
+    }
+    if (ALLOCATIONS.includes(method)) {
+      for (const f of ['owl', 'no-errors', 'pattern']) {
+        if (flags[f] !== undefined)
+          throw new UsageError(
+            `${method} allocates unstructured sparsity without calibration; --${f} does not apply`,
+            'prune',
+          );
+      }
     }
     const structuredFlag = ['mlp-channels', 'heads'].find((f) => flags[f] !== undefined);
     if (method !== 'structured' && structuredFlag !== undefined)
@@ -157,6 +183,13 @@ Examples:
       const sparsity = numberFlag('prune', flags, 'sparsity', 0, { min: 0, below: 1 });
       if (method === 'slicegpt') sliceSparsity = sparsity;
       recipe = { method, ...(pattern === undefined ? { sparsity } : { pattern }) };
+      if (method === 'global-magnitude' && flags['min-keep'] !== undefined)
+        recipe.global = { minKeep: numberFlag('prune', flags, 'min-keep', 0.01, { min: 0, max: 1 }) };
+      if (method === 'random')
+        recipe.random = {
+          distribution: choiceFlag('prune', flags, 'distribution', ['uniform', 'erk'] as const, 'uniform'),
+          seed: numberFlag('prune', flags, 'seed', 0, { integer: true, min: 0 }),
+        };
     }
     const backend = await createWasmBackend();
     try {
@@ -184,7 +217,7 @@ Examples:
       const calibText = calibFlag === 'builtin' ? builtinText('calibration') : readText(calibFlag, '--calib');
       const errors = flags['no-errors'] !== true;
       const batches =
-        method === 'magnitude' && !errors
+        (method === 'magnitude' && !errors) || ALLOCATIONS.includes(method)
           ? []
           : calibrationBatches(tokenizer, calibText, samples, seqLen, seed);
       let report: PruneReport | SliceGptReport | StructuredResult;
@@ -204,6 +237,18 @@ Examples:
           parameters: { before, after: model.parameterCount() },
           seconds: (performance.now() - started) / 1000,
         };
+      } else if (method === 'global-magnitude' || method === 'random') {
+        report = pruneAllocation(model, {
+          method,
+          sparsity: recipe!.sparsity!,
+          ...(recipe!.global?.minKeep === undefined ? {} : { minKeep: recipe!.global.minKeep }),
+          ...(recipe!.random?.distribution === undefined
+            ? {}
+            : { distribution: recipe!.random.distribution }),
+          ...(recipe!.random?.seed === undefined ? {} : { seed: recipe!.random.seed }),
+          filter: recipeLayerFilter(recipe!),
+          recipe,
+        });
       } else if (method === 'slicegpt') {
         report = await sliceGpt(model, batches, {
           sparsity: sliceSparsity,
@@ -256,54 +301,3 @@ Examples:
     }
   },
 };
-
-function printReport(
-  ui: { say(line?: string): void },
-  report: PruneReport | SliceGptReport | StructuredResult,
-): void {
-  if (report.method === 'structured') {
-    const s = report.blockShape!;
-    ui.say(
-      table(
-        ['block', 'MLP channels deleted', 'heads deleted'],
-        report.blocks.map((b, i) => [`${i}`, `${b.channels.length}`, b.heads.join(' ') || '-']),
-      ),
-    );
-    ui.say(
-      `\nstructured: every block now has ${s.mlpChannels} MLP channels and ${s.heads} heads (${s.kvHeads} key/value) of ${s.headDim}; ${parameterChange(report.parameters)}, ${report.seconds.toFixed(1)} s`,
-    );
-    return;
-  }
-  if (report.method === 'slicegpt') {
-    ui.say(
-      table(
-        ['stream point', 'width', 'kept', 'energy kept'],
-        report.points.map((p) => [p.point, `${p.width}`, `${p.kept}`, `${(100 * p.energyKept).toFixed(1)}%`]),
-      ),
-    );
-    ui.say(
-      `\nSliceGPT ${report.sparsity}: hidden ${report.originalWidth} -> ${report.slicedWidth}, ${parameterChange(report.parameters)}, ${report.seconds.toFixed(1)} s`,
-    );
-    return;
-  }
-  ui.say(
-    table(
-      ['layer', 'sparsity', 'PQ index', 'recon. error', 'ms'],
-      report.layers.map((l) => [
-        l.name,
-        `${(100 * l.sparsity).toFixed(1)}%`,
-        l.pqIndex.toFixed(3),
-        Number.isNaN(l.reconstructionError) ? '-' : l.reconstructionError.toExponential(2),
-        (1000 * l.seconds).toFixed(0),
-      ]),
-    ),
-  );
-  ui.say(
-    `\n${report.method} ${report.pattern}: ${(100 * report.sparsity).toFixed(2)}% of the pruned layers' weights are zero; ${report.calibrationTokens} calibration tokens; ${report.seconds.toFixed(1)} s`,
-  );
-}
-
-/** "parameters 853,120 -> 640,128 (75.0%)". */
-function parameterChange({ before, after }: { before: number; after: number }): string {
-  return `parameters ${before.toLocaleString('en-US')} -> ${after.toLocaleString('en-US')} (${(100 * (after / before)).toFixed(1)}%)`;
-}

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { toyModel } from '../toy-model.test-util.js';
-import { erkDensities, globalMagnitude, randomPrune } from './global.js';
+import { erkDensities, globalMagnitude, pruneAllocation, randomPrune } from './global.js';
 
 describe('global magnitude', () => {
   it('reaches the overall target with one threshold, and never keeps less than the floor in a layer', () => {
@@ -41,6 +41,42 @@ describe('global magnitude', () => {
     expect(() => randomPrune(bad.linearLayers(), { sparsity: 0.4 })).toThrow(
       /layers\.1\.mlp\.up_proj weight .*NaN/,
     );
+  });
+});
+
+describe('pruneAllocation', () => {
+  it('runs global magnitude or random pruning over a model, reported per layer like pruneModel', () => {
+    const model = toyModel(8, 16, 32, 3);
+    const report = pruneAllocation(model, {
+      method: 'global-magnitude',
+      sparsity: 0.5,
+      filter: (n) => !n.startsWith('layers.2.'),
+      recipe: { method: 'global-magnitude', sparsity: 0.5 },
+    });
+    expect(report.layers.map((l) => l.name)).toEqual([
+      'layers.0.mlp.up_proj',
+      'layers.0.mlp.down_proj',
+      'layers.1.mlp.up_proj',
+      'layers.1.mlp.down_proj',
+    ]);
+    expect(report.sparsity).toBeCloseTo(0.5, 2);
+    for (const [i, l] of report.layers.entries()) {
+      const zeros = model.weights[i]!.filter((v) => v === 0).length / model.weights[i]!.length;
+      expect(l.sparsity).toBeCloseTo(zeros, 12);
+      expect(Number(l.pattern)).toBeCloseTo(zeros, 12);
+    }
+    expect(model.weights[4]!.every((v) => v !== 0)).toBe(true); // block 2 not selected
+    expect(report.recipe).toEqual({ method: 'global-magnitude', sparsity: 0.5 });
+    const random = pruneAllocation(toyModel(8, 16, 32, 3), {
+      method: 'random',
+      sparsity: 0.7,
+      distribution: 'erk',
+      seed: 1,
+    });
+    expect(random.sparsity).toBeCloseTo(0.7, 2);
+    expect(() =>
+      pruneAllocation(toyModel(8), { method: 'random', sparsity: 0.5, filter: () => false }),
+    ).toThrow(/no layer is selected/);
   });
 });
 

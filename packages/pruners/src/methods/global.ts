@@ -1,7 +1,9 @@
 // Methods that allocate sparsity across layers: global magnitude with a floor per layer, and random
 // pruning with uniform or Erdős–Rényi-Kernel (ERK) layer densities. They need no calibration data.
-import { InvalidArgumentError, type LinearLayer, Rng, Tensor } from '@sparsekit/core';
+import { type BlockwiseLM, InvalidArgumentError, type LinearLayer, Rng, Tensor } from '@sparsekit/core';
 import { checkSparsity, checkWeight, magnitudes, markLowest } from '../masks.js';
+import { measuredSparsity, pqIndex } from '../metrics.js';
+import type { PruneReport } from '../prune-model.js';
 
 export interface AllocationReport {
   /** Fraction pruned in each layer, in the order given. */
@@ -121,4 +123,60 @@ export function randomPrune(layers: readonly LinearLayer[], options: RandomPrune
     return w;
   });
   return finish(layers, weights);
+}
+
+export interface AllocationModelOptions {
+  method: 'global-magnitude' | 'random';
+  /** Overall target over the selected layers. */
+  sparsity: number;
+  /** Global magnitude: the smallest fraction of its weights any layer keeps (default 0.01). */
+  minKeep?: number;
+  /** Random: layer densities (default 'uniform') and the seed of the draw (default 0). */
+  distribution?: 'uniform' | 'erk';
+  seed?: number;
+  /** Which decoder linear layers take part (default: all). */
+  filter?: (name: string) => boolean;
+  /** Recorded in the report. */
+  recipe?: unknown;
+}
+
+/**
+ * Global magnitude or random pruning over a model's decoder linear layers, reported as `pruneModel`
+ * reports (per layer: pattern, measured sparsity, PQ Index; no calibration, so no reconstruction error).
+ */
+export function pruneAllocation(model: BlockwiseLM, options: AllocationModelOptions): PruneReport {
+  const start = performance.now();
+  const filter = options.filter ?? (() => true);
+  const layers = model.linearLayers().filter((l) => filter(l.name));
+  if (layers.length === 0) throw new InvalidArgumentError('layers', 0, 'no layer is selected');
+  const allocation =
+    options.method === 'global-magnitude'
+      ? globalMagnitude(layers, options.sparsity, options.minKeep)
+      : randomPrune(layers, {
+          sparsity: options.sparsity,
+          ...(options.distribution === undefined ? {} : { distribution: options.distribution }),
+          ...(options.seed === undefined ? {} : { seed: options.seed }),
+        });
+  const seconds = (performance.now() - start) / 1000;
+  return {
+    method: options.method,
+    pattern: `${options.sparsity}`,
+    calibrationTokens: 0,
+    ...(options.recipe === undefined ? {} : { recipe: options.recipe }),
+    layers: layers.map((l, i) => {
+      const w = l.getWeight().data;
+      return {
+        name: l.name,
+        rows: l.outFeatures,
+        cols: l.inFeatures,
+        pattern: `${allocation.sparsities[i]}`,
+        sparsity: measuredSparsity(w),
+        pqIndex: pqIndex(w),
+        reconstructionError: Number.NaN,
+        seconds: Number.NaN,
+      };
+    }),
+    sparsity: allocation.sparsity,
+    seconds,
+  };
 }

@@ -1,0 +1,63 @@
+// How `sparsekit prune` prints its reports.
+import type { PruneReport, SliceGptReport, StructuredReport } from '@sparsekit/pruners';
+import { table } from '../ui.js';
+
+/** What structured pruning reports here: what went, the block shape and the parameter counts. */
+export type StructuredResult = StructuredReport & {
+  method: 'structured';
+  mlpChannels: number;
+  heads: number;
+  parameters: { before: number; after: number };
+  seconds: number;
+};
+
+export function printReport(
+  ui: { say(line?: string): void },
+  report: PruneReport | SliceGptReport | StructuredResult,
+): void {
+  if (report.method === 'structured') {
+    const s = report.blockShape!;
+    ui.say(
+      table(
+        ['block', 'MLP channels deleted', 'heads deleted'],
+        report.blocks.map((b, i) => [`${i}`, `${b.channels.length}`, b.heads.join(' ') || '-']),
+      ),
+    );
+    ui.say(
+      `\nstructured: every block now has ${s.mlpChannels} MLP channels and ${s.heads} heads (${s.kvHeads} key/value) of ${s.headDim}; ${parameterChange(report.parameters)}, ${report.seconds.toFixed(1)} s`,
+    );
+    return;
+  }
+  if (report.method === 'slicegpt') {
+    ui.say(
+      table(
+        ['stream point', 'width', 'kept', 'energy kept'],
+        report.points.map((p) => [p.point, `${p.width}`, `${p.kept}`, `${(100 * p.energyKept).toFixed(1)}%`]),
+      ),
+    );
+    ui.say(
+      `\nSliceGPT ${report.sparsity}: hidden ${report.originalWidth} -> ${report.slicedWidth}, ${parameterChange(report.parameters)}, ${report.seconds.toFixed(1)} s`,
+    );
+    return;
+  }
+  ui.say(
+    table(
+      ['layer', 'sparsity', 'PQ index', 'recon. error', 'ms'],
+      report.layers.map((l) => [
+        l.name,
+        `${(100 * l.sparsity).toFixed(1)}%`,
+        l.pqIndex.toFixed(3),
+        Number.isNaN(l.reconstructionError) ? '-' : l.reconstructionError.toExponential(2),
+        Number.isNaN(l.seconds) ? '-' : (1000 * l.seconds).toFixed(0),
+      ]),
+    ),
+  );
+  ui.say(
+    `\n${report.method} ${report.pattern}: ${(100 * report.sparsity).toFixed(2)}% of the pruned layers' weights are zero; ${report.calibrationTokens} calibration tokens; ${report.seconds.toFixed(1)} s`,
+  );
+}
+
+/** "parameters 853,120 -> 640,128 (75.0%)". */
+function parameterChange({ before, after }: { before: number; after: number }): string {
+  return `parameters ${before.toLocaleString('en-US')} -> ${after.toLocaleString('en-US')} (${(100 * (after / before)).toFixed(1)}%)`;
+}
