@@ -95,9 +95,9 @@ export function sparseGpt(
   checkWeight(weight, rows, cols);
   if (hessian.length !== cols * cols) throw new ShapeMismatchError([cols, cols], [hessian.length], 'Hessian');
   const nm = options.n !== undefined || options.m !== undefined;
-  const pruneN = nm ? options.m! - options.n! : 0;
+  const n = options.n ?? 0;
   const m = options.m ?? 0;
-  if (nm) checkNm(options.n!, m, cols);
+  if (nm) checkNm(n, m, cols);
   else checkSparsity(options.sparsity ?? Number.NaN);
   const sparsity = options.sparsity ?? 0;
   // 128 columns per block, as the reference; for N:M, the largest multiple of M up to 128, so that
@@ -161,7 +161,7 @@ export function sparseGpt(
               scores[r * m + g] = W[r * cols + col + g]! ** 2 / dg ** 2;
             }
           }
-          const groupMask = nmMask(scores, rows, m, m - pruneN, m);
+          const groupMask = nmMask(scores, rows, m, n, m);
           for (let r = 0; r < rows; r++) mask.set(groupMask.subarray(r * m, (r + 1) * m), r * cols + col);
         }
         for (let r = 0; r < rows; r++) {
