@@ -100,6 +100,13 @@ describe('activation-based structured pruning', () => {
       }
     }
     expect(() => pruneStructured(model, calibration(4), { heads: 0.5 })).toThrow(/numHeads/);
+    // Counts that do not divide o_proj's 16 inputs, or the query heads, are refused.
+    expect(() => pruneStructured(model, calibration(4), { heads: 0.5, numHeads: 3 })).toThrow(
+      /numHeads.*does not divide/,
+    );
+    expect(() => pruneStructured(model, calibration(4), { heads: 0.5, numHeads: 4, numKvHeads: 3 })).toThrow(
+      /numKvHeads/,
+    );
   });
 
   it('an abort part way restores every zeroed weight', () => {
@@ -164,13 +171,26 @@ describe('the accelerate path: deleting what was removed (tiny-lm, 4 heads in 2 
     expect(dense - model.parameterCount()).toBe(4 * (before - block));
   });
 
+  it('simulates what narrowing removes: one query head from each key/value group, zeroed', async () => {
+    const { model, batches, probe } = await setup();
+    const report = pruneStructured(model, batches, { mlpChannels: 0.25, heads: 0.5 });
+    const narrowed = (await setup()).model;
+    const narrowReport = pruneStructured(narrowed, batches, { mlpChannels: 0.25, heads: 0.5, narrow: true });
+    expect(report.blocks).toEqual(narrowReport.blocks);
+    expect(model.logits(probe).data).toAllClose(narrowed.logits(probe).data, { atol: 1e-4, rtol: 0 });
+    // The model's own head counts are used; counts that disagree with them are refused.
+    expect(() => pruneStructured(model, batches, { heads: 0.5, numHeads: 4, numKvHeads: 4 })).toThrow(
+      'Invalid numKvHeads = 4: the model has 2.',
+    );
+  });
+
   it('refuses, before touching the model, what cannot keep one shape per block, and NaN weights', async () => {
     const { model, batches, probe } = await setup();
     const before = model.logits(probe).data;
     // A quarter of 4 heads is one head: it cannot leave both groups of 2 equally.
-    expect(() => pruneStructured(model, batches, { heads: 0.25, narrow: true })).toThrow(
-      InvalidArgumentError,
-    );
+    for (const narrow of [true, false]) {
+      expect(() => pruneStructured(model, batches, { heads: 0.25, narrow })).toThrow(InvalidArgumentError);
+    }
     // A weight holding NaN (written into the layer's own array) is named, and nothing changes.
     const layer = model.blockLinearLayers(3).at(-1)!;
     const w = layer.getWeight().data;

@@ -97,15 +97,17 @@ export function pruneBlocks(
 export interface StructuredModelOptions extends ProgressOptions {
   /** Fraction of MLP channels to remove in every block. */
   mlpChannels?: number;
-  /** Fraction of attention heads to remove in every block (needs numHeads; GQA: numKvHeads). */
+  /**
+   * Fraction of attention heads to remove in every block. With grouped-query attention, the same
+   * number of query heads, floor(heads * group size), leaves every key/value group (both paths).
+   */
   heads?: number;
+  /** Head counts, for a model without `blockShape`; a model's own counts are used (and checked). */
   numHeads?: number;
   numKvHeads?: number;
   /**
    * The accelerate path: delete the removed channels and heads, leaving a smaller dense model (the
-   * model must be a `NarrowableLM`; its own head counts are used). With grouped-query attention the
-   * same number of query heads, floor(heads * group size), leaves every key/value group, so every
-   * block keeps one shape. Default false: the simulate path, which zeroes them.
+   * model must be a `NarrowableLM`). Default false: the simulate path, which zeroes them.
    */
   narrow?: boolean;
   /** Recorded in the report (a recipe with `method: structured`). */
@@ -158,6 +160,54 @@ function zero(
 }
 
 /**
+ * Head counts for head pruning: the model's own (`blockShape`) when it has them, else the options'.
+ * Counts that disagree with the model, or that do not divide its attention widths, are refused.
+ */
+function headCounts(
+  model: BlockwiseLM,
+  options: StructuredModelOptions,
+  needed: boolean,
+): { numHeads?: number; numKvHeads?: number } {
+  const shape = (model as Partial<NarrowableLM>).blockShape;
+  for (const [name, given, own] of [
+    ['numHeads', options.numHeads, shape?.heads],
+    ['numKvHeads', options.numKvHeads, shape?.kvHeads],
+  ] as const) {
+    if (given !== undefined && own !== undefined && given !== own)
+      throw new InvalidArgumentError(name, given, `the model has ${own}`);
+  }
+  const numHeads = shape?.heads ?? options.numHeads;
+  const numKvHeads = shape?.kvHeads ?? options.numKvHeads ?? numHeads;
+  if (!needed) return { numHeads, numKvHeads };
+  if (numHeads === undefined)
+    throw new InvalidArgumentError(
+      'numHeads',
+      undefined,
+      'pruning heads needs the number of attention heads',
+    );
+  if (!Number.isInteger(numHeads) || numHeads < 1)
+    throw new InvalidArgumentError('numHeads', numHeads, 'must be a positive integer');
+  if (!Number.isInteger(numKvHeads) || numKvHeads! < 1 || numHeads % numKvHeads! !== 0)
+    throw new InvalidArgumentError(
+      'numKvHeads',
+      numKvHeads,
+      `must be a positive integer dividing numHeads (${numHeads})`,
+    );
+  const layers = model.blockLinearLayers(0);
+  const o = find(layers, 'self_attn.o_proj');
+  const k = find(layers, 'self_attn.k_proj');
+  if (o !== undefined && o.inFeatures % numHeads !== 0)
+    throw new InvalidArgumentError('numHeads', numHeads, `does not divide o_proj's ${o.inFeatures} inputs`);
+  if (o !== undefined && k !== undefined && k.outFeatures !== (o.inFeatures / numHeads) * numKvHeads!)
+    throw new InvalidArgumentError(
+      'numKvHeads',
+      numKvHeads,
+      `k_proj has ${k.outFeatures} outputs, not ${numKvHeads} heads of ${o.inFeatures / numHeads}`,
+    );
+  return { numHeads, numKvHeads };
+}
+
+/**
  * Activation-based structured pruning, block by block on the pruned model's own outputs: an MLP
  * channel c scores ||X_c|| * ||W_down[:, c]|| (X the input of down_proj), a head h scores the same
  * over its columns of o_proj. Removed channels zero their rows of gate/up and column of down;
@@ -174,23 +224,15 @@ export function pruneStructured(
   checkSparsity(mlp);
   checkSparsity(heads);
   const target = options.narrow === true ? narrowable(model) : undefined;
-  const shape = target?.blockShape;
-  const numHeads = shape?.heads ?? options.numHeads;
-  const numKvHeads = shape?.kvHeads ?? options.numKvHeads ?? numHeads;
-  // Narrowing keeps every block one shape: with GQA, the same number of query heads per group.
-  const perGroup = target !== undefined && numKvHeads !== numHeads;
+  const { numHeads, numKvHeads } = headCounts(model, options, heads > 0);
+  // With GQA both paths take the same number of query heads from every key/value group, so the
+  // simulated model is the narrowed one with zeros, and every narrowed block keeps one shape.
+  const perGroup = numKvHeads !== numHeads;
   if (perGroup && heads > 0 && Math.floor((heads * numHeads!) / numKvHeads!) === 0) {
     throw new InvalidArgumentError(
       'heads',
       heads,
-      `removes no query head from a key/value group of ${numHeads! / numKvHeads!}; narrowing a grouped-query model needs heads >= ${numKvHeads! / numHeads!}`,
-    );
-  }
-  if (heads > 0 && numHeads === undefined) {
-    throw new InvalidArgumentError(
-      'numHeads',
-      undefined,
-      'pruning heads needs the number of attention heads',
+      `removes no query head from a key/value group of ${numHeads! / numKvHeads!}; pruning heads of a grouped-query model needs heads >= ${numKvHeads! / numHeads!}`,
     );
   }
   if (batches.length === 0)
