@@ -23,6 +23,9 @@ describe('OWL', () => {
       /puts block \d at sparsity 1\.\d+/,
     );
     expect(() => owlSparsities(model, calibration(12), 0.6, { lambda: -0.1 })).toThrow(/lambda/);
+    expect(() => owlSparsities(model, calibration(12), 0.6, { m: Number.POSITIVE_INFINITY })).toThrow(
+      /m = Infinity/,
+    );
   });
 
   it('drives pruneModel per block with Wanda and SparseGPT, and refuses N:M', async () => {

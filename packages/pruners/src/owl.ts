@@ -31,6 +31,9 @@ export function owlSparsities(
   checkSparsity(sparsity);
   const m = options.m ?? 5;
   const lambda = options.lambda ?? 0.08;
+  if (!(Number.isFinite(m) && m > 0)) {
+    throw new InvalidArgumentError('m', m, 'must be a finite positive number (the paper uses 5)');
+  }
   if (!(lambda >= 0 && lambda < 0.5)) {
     throw new InvalidArgumentError('lambda', lambda, 'must be in [0, 0.5) (the paper uses 0.08)');
   }

@@ -4,6 +4,8 @@ import { type CalibrationHook, type ProgressEvent, Tensor } from '@sparsekit/cor
 import { loadHfModel, tinyLmPath } from '@sparsekit/models/node';
 import { describe, expect, it, vi } from 'vitest';
 import { HessianAccumulator } from './calibration.js';
+import { magnitude } from './methods/magnitude.js';
+import { sparseGpt } from './methods/sparsegpt.js';
 import { pruneModel } from './prune-model.js';
 import { calibration, toyModel } from './toy-model.test-util.js';
 
@@ -147,6 +149,23 @@ describe('pruneModel', () => {
     await expect(
       pruneModel(model, calibration(6), { method: 'obs' as 'wanda', sparsity: 0.5 }),
     ).rejects.toThrow(/method/);
+    await expect(
+      pruneModel(model, calibration(6), { method: 'wanda', sparsity: 0.5, filter: () => false }),
+    ).rejects.toThrow('no layer is selected');
+    for (const percDamp of [Number.POSITIVE_INFINITY, -0.01, Number.NaN]) {
+      await expect(
+        pruneModel(model, calibration(6), { method: 'sparsegpt', sparsity: 0.5, percDamp }),
+      ).rejects.toThrow(/percDamp/);
+      expect(() =>
+        sparseGpt(model.weights[0]!, 32, 16, new Float64Array(256), { sparsity: 0.5, percDamp }),
+      ).toThrow(/percDamp/);
+    }
+    await expect(
+      pruneModel(model, [], { method: 'magnitude', sparsity: 0.5, magnitudeScope: 'rows' as 'row' }),
+    ).rejects.toThrow(/magnitudeScope/);
+    expect(() => magnitude(model.weights[0]!, 32, 16, { sparsity: 0.5, scope: 'rows' as 'row' })).toThrow(
+      /scope/,
+    );
     // 4 tokens for layers with 16 and 32 inputs: too few for the Hessian.
     const few = [new Tensor('i32', [1, 4], Int32Array.of(1, 2, 3, 4))];
     await expect(pruneModel(model, few, { method: 'sparsegpt', sparsity: 0.5 })).rejects.toThrow(

@@ -108,6 +108,20 @@ export async function pruneModel(
   const filter = options.filter ?? (() => true);
   // Every weight (and below, every pattern) is checked before anything runs or changes.
   checkModelWeights(model, (l) => filter(l.name));
+  if (!model.linearLayers().some((l) => filter(l.name)))
+    throw new InvalidArgumentError(
+      'layers',
+      0,
+      'no layer is selected (check the layer filter or recipe.layers)',
+    );
+  if (options.percDamp !== undefined && !(Number.isFinite(options.percDamp) && options.percDamp >= 0))
+    throw new InvalidArgumentError(
+      'percDamp',
+      options.percDamp,
+      'must be a finite non-negative number (the reference uses 0.01)',
+    );
+  if (options.magnitudeScope !== undefined && !['layer', 'row'].includes(options.magnitudeScope))
+    throw new InvalidArgumentError('magnitudeScope', options.magnitudeScope, "must be 'layer' or 'row'");
   let owl: OwlAllocation | undefined;
   if (options.owl !== undefined && options.owl !== false) {
     if (nm)

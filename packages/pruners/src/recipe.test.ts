@@ -102,6 +102,16 @@ sparsegpt: { blockSize: 8 }
       ['{"method": "wanda", "pattern": "2:4", "owl": true}', /recipe.owl: .*N:M/],
       ['{"method": "magnitude", "sparsity": 0.5, "owl": true}', /recipe.owl: does not apply to magnitude/],
       ['{"method": "wanda", "sparsity": 0.5, "owl": {"lambda": 0.7}}', /recipe.owl.lambda/],
+      ['method: wanda\nsparsity: 0.5\nowl: { m: .inf }\n', /recipe.owl.m: must be a finite/],
+      ['method: sparsegpt\nsparsity: 0.5\nsparsegpt: { percDamp: .inf }\n', /recipe.sparsegpt.percDamp/],
+      [
+        '{"method": "wanda", "sparsity": 0.5, "calibration": {"seed": -5}}',
+        /calibration.seed: must be a non-negative/,
+      ],
+      [
+        '{"method": "wanda", "sparsity": 0.5, "calibration": {"seqLen": 1}}',
+        /calibration.seqLen: must be an integer >= 2/,
+      ],
       ['{"method": "slicegpt", "pattern": "2:4"}', /recipe.pattern: does not apply to slicegpt/],
       ['{"method": "slicegpt"}', /slicegpt needs sparsity/],
       ['{"method": "structured", "sparsity": 0.5}', /recipe.sparsity: does not apply to structured/],

@@ -169,16 +169,17 @@ export function validateRecipe(value: unknown): Recipe {
     const c = object(r.calibration, 'recipe.calibration');
     checkKeys(c, ['samples', 'seqLen', 'seed'], 'recipe.calibration');
     if (c.samples !== undefined) positiveInteger(c.samples, 'recipe.calibration.samples');
-    if (c.seqLen !== undefined) positiveInteger(c.seqLen, 'recipe.calibration.seqLen');
-    if (c.seed !== undefined && !Number.isInteger(c.seed))
-      fail('recipe.calibration.seed', 'must be an integer');
+    if (c.seqLen !== undefined && !(Number.isInteger(c.seqLen) && (c.seqLen as number) >= 2))
+      fail('recipe.calibration.seqLen', 'must be an integer >= 2 (a window predicts its next tokens)');
+    if (c.seed !== undefined && !(Number.isInteger(c.seed) && (c.seed as number) >= 0))
+      fail('recipe.calibration.seed', 'must be a non-negative integer');
   }
   if (r.sparsegpt !== undefined) {
     const s = object(r.sparsegpt, 'recipe.sparsegpt');
     checkKeys(s, ['blockSize', 'percDamp'], 'recipe.sparsegpt');
     if (s.blockSize !== undefined) positiveInteger(s.blockSize, 'recipe.sparsegpt.blockSize');
-    if (s.percDamp !== undefined && !(typeof s.percDamp === 'number' && s.percDamp >= 0)) {
-      fail('recipe.sparsegpt.percDamp', 'must be a non-negative number');
+    if (s.percDamp !== undefined && !(Number.isFinite(s.percDamp) && (s.percDamp as number) >= 0)) {
+      fail('recipe.sparsegpt.percDamp', 'must be a finite non-negative number (the reference uses 0.01)');
     }
   }
   if (r.magnitude !== undefined) {
@@ -191,8 +192,8 @@ export function validateRecipe(value: unknown): Recipe {
     if (r.owl !== true) {
       const o = object(r.owl, 'recipe.owl');
       checkKeys(o, ['m', 'lambda'], 'recipe.owl');
-      if (o.m !== undefined && !(typeof o.m === 'number' && o.m > 0))
-        fail('recipe.owl.m', 'must be a positive number');
+      if (o.m !== undefined && !(Number.isFinite(o.m) && (o.m as number) > 0))
+        fail('recipe.owl.m', 'must be a finite positive number');
       if (o.lambda !== undefined && !(typeof o.lambda === 'number' && o.lambda >= 0 && o.lambda < 0.5))
         fail('recipe.owl.lambda', 'must be a number in [0, 0.5)');
     }

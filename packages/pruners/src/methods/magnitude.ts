@@ -1,4 +1,5 @@
 // Magnitude pruning: one threshold per matrix (sparsegpt's `--gmp`), per output row, or N:M groups.
+import { InvalidArgumentError } from '@sparsekit/core';
 import { applyMask, checkWeight, magnitudes, matrixMask, nmMask, rowMask } from '../masks.js';
 import type { PruneResult } from './sparsegpt.js';
 
@@ -17,6 +18,8 @@ export function magnitude(
   options: MagnitudeOptions,
 ): PruneResult {
   checkWeight(weight, rows, cols);
+  if (options.scope !== undefined && options.scope !== 'layer' && options.scope !== 'row')
+    throw new InvalidArgumentError('scope', options.scope, "must be 'layer' or 'row'");
   const scores = magnitudes(weight);
   let mask: Uint8Array;
   if (options.n !== undefined || options.m !== undefined)

@@ -110,6 +110,13 @@ export function sparseGpt(
       'must be a positive integer (a multiple of M for N:M)',
     );
   }
+  const percDamp = options.percDamp ?? 0.01;
+  if (!(Number.isFinite(percDamp) && percDamp >= 0))
+    throw new InvalidArgumentError(
+      'percDamp',
+      percDamp,
+      'must be a finite non-negative number (the reference uses 0.01)',
+    );
   const W = Float64Array.from(weight);
   const H = new Float64Array(hessian);
   for (let j = 0; j < cols; j++) {
@@ -120,7 +127,7 @@ export function sparseGpt(
   }
   let meanDiagonal = 0;
   for (let j = 0; j < cols; j++) meanDiagonal += H[j * cols + j]!;
-  const damp = (options.percDamp ?? 0.01) * (meanDiagonal / cols);
+  const damp = percDamp * (meanDiagonal / cols);
   for (let j = 0; j < cols; j++) H[j * cols + j]! += damp;
   const k = options.kernel;
   const Hinv = inverseUpperFactor(H, cols, 'Hessian', k);
