@@ -1,5 +1,14 @@
 import { execFile } from 'node:child_process';
-import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import {
+  cpSync,
+  existsSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  truncateSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -36,6 +45,8 @@ describe('help and usage', () => {
   });
 
   it('exits 2 on usage errors, saying what to do', async () => {
+    const linkToModel = join(work, 'link-to-tiny-lm');
+    symlinkSync(tinyLmPath(), linkToModel);
     const cases: Array<[string[], RegExp]> = [
       [[], /Usage/],
       [['frobnicate'], /unknown command "frobnicate"/],
@@ -63,6 +74,12 @@ describe('help and usage', () => {
         ['prune', '--method', 'slicegpt', '--sparsity', '0.2', '--pack', '--out', 'x'],
         /slicegpt gives a smaller dense model; --pack does not apply/,
       ],
+      // --out naming the model folder through a symbolic link would overwrite the original.
+      [
+        ['prune', '--method', 'magnitude', '--sparsity', '0.5', '--out', linkToModel],
+        /--out must differ from --model/,
+      ],
+      [['convert', '--to', 'compressed-tensors', '--out', linkToModel], /--out must differ from --model/],
       [['bench', 'gpus'], /unknown benchmark "gpus"/],
       [['generate'], /--prompt is required/],
     ];
@@ -94,7 +111,7 @@ describe('on tiny-lm', () => {
       '--method',
       'wanda',
       '--pattern',
-      '2:4',
+      ' 2:4',
       '--calib-samples',
       '4',
       '--pack',
@@ -107,6 +124,7 @@ describe('on tiny-lm', () => {
     const report = json(readFileSync(join(out, 'prune-report.json'), 'utf8'));
     expect(report.report.layers).toHaveLength(28);
     expect(report.calibration).toMatchObject({ samples: 4, seqLen: 128 });
+    expect(report.report.recipe.pattern).toBe('2:4'); // as parsed, not as typed
     const inspect = json((await run('inspect', '--model', out, '--json')).stdout);
     expect(inspect.sparsity).toBeCloseTo(0.5, 6);
     for (const l of inspect.layers) expect(l.format).toBe('nm 2:4');
@@ -122,9 +140,11 @@ describe('on tiny-lm', () => {
       'method: magnitude\npattern: "2:4"\noverrides:\n  - { match: "down_proj", sparsity: 0.6 }\ncalibration: { samples: 2 }\n',
     );
     const out = join(work, 'mixed');
-    const r = await run('prune', '--recipe', recipe, '--pack', '--out', out);
+    const r = await run('prune', '--recipe', recipe, '--pack', '--seed', '5', '--out', out);
     expect(r.code, r.stderr).toBe(0);
     const report = json(readFileSync(join(out, 'prune-report.json'), 'utf8')).report;
+    // The recorded recipe is the one run: --seed overrides the recipe's calibration.
+    expect(report.recipe.calibration).toEqual({ samples: 2, seqLen: 128, seed: 5 });
     for (const l of report.layers) {
       expect(l.pattern).toBe(l.name.endsWith('down_proj') ? '0.6' : '2:4');
       expect(l.reconstructionError).toBeGreaterThan(0);
@@ -153,7 +173,12 @@ describe('on tiny-lm', () => {
     );
     expect(r.code, r.stderr).toBe(0);
     const report = json(r.stdout).report;
-    expect(report.recipe).toEqual({ method: 'wanda', sparsity: 0.5, owl: true });
+    expect(report.recipe).toEqual({
+      method: 'wanda',
+      sparsity: 0.5,
+      owl: true,
+      calibration: { samples: 2, seqLen: 128, seed: 0 },
+    });
     expect(report.owl.sparsities).toHaveLength(4);
   });
 
@@ -221,7 +246,11 @@ describe('on tiny-lm', () => {
     expect(r.code, r.stderr).toBe(0);
     const report = json(r.stdout).report;
     expect(report.blockShape).toEqual({ mlpChannels: 288, heads: 2, kvHeads: 2, headDim: 32 });
-    expect(report.recipe).toEqual({ method: 'structured', structured: { mlpChannels: 0.25, heads: 0.5 } });
+    expect(report.recipe).toEqual({
+      method: 'structured',
+      structured: { mlpChannels: 0.25, heads: 0.5 },
+      calibration: { samples: 4, seqLen: 128, seed: 0 },
+    });
     expect(report.parameters.after).toBeLessThan(report.parameters.before);
     const config = json(readFileSync(join(out, 'config.json'), 'utf8'));
     expect([config.intermediate_size, config.num_attention_heads, config.head_dim]).toEqual([288, 2, 32]);
@@ -246,7 +275,11 @@ describe('on tiny-lm', () => {
     );
     expect(r.code, r.stderr).toBe(0);
     expect(json(r.stdout).report.slicedWidth).toBe(96);
-    expect(json(r.stdout).report.recipe).toEqual({ method: 'slicegpt', sparsity: 0.25 });
+    expect(json(r.stdout).report.recipe).toEqual({
+      method: 'slicegpt',
+      sparsity: 0.25,
+      calibration: { samples: 4, seqLen: 128, seed: 0 },
+    });
     // The same from a recipe file.
     const recipe = join(work, 'slice.yaml');
     writeFileSync(recipe, 'method: slicegpt\nsparsity: 0.25\ncalibration: { samples: 2 }\n');
@@ -254,7 +287,7 @@ describe('on tiny-lm', () => {
     expect(fromRecipe.code, fromRecipe.stderr).toBe(0);
     expect(json(fromRecipe.stdout).report).toMatchObject({
       slicedWidth: 96,
-      recipe: { method: 'slicegpt', sparsity: 0.25 },
+      recipe: { method: 'slicegpt', sparsity: 0.25, calibration: { samples: 2, seqLen: 128, seed: 0 } },
     });
     const config = json(readFileSync(join(out, 'config.json'), 'utf8'));
     expect(config.hidden_size).toBe(96);

@@ -1,5 +1,5 @@
 // Loading models and text for the commands, with errors that say what to do next.
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, realpathSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { Rng, Tensor } from '@sparsekit/core';
 import type { HfTokenizer, LinearKernel } from '@sparsekit/models';
@@ -19,6 +19,12 @@ export class CliError extends Error {
 /** The model folder a command works on: --model, or the bundled tiny-lm. */
 export function modelDir(flag: string | undefined): string {
   return flag === undefined ? tinyLmPath() : resolve(flag);
+}
+
+/** Whether two paths name one folder, through symbolic links too (a missing path is compared as written). */
+export function samePath(a: string, b: string): boolean {
+  const real = (p: string) => (existsSync(p) ? realpathSync(p) : resolve(p));
+  return real(a) === real(b);
 }
 
 export async function loadModel(dir: string, kernel?: LinearKernel): Promise<LoadedModel> {

@@ -15,7 +15,7 @@ import {
 import { saveSparseSafetensors } from '@sparsekit/sparse-formats/node';
 import { choiceFlag, patternFlag, requireFlag, stringFlag, UsageError } from '../args.js';
 import type { Command } from '../command.js';
-import { CliError, loadModel, modelDir } from '../model-io.js';
+import { CliError, loadModel, modelDir, samePath } from '../model-io.js';
 
 const TARGETS = [...FORMAT_NAMES, 'compressed-tensors'] as const;
 
@@ -58,7 +58,7 @@ Examples:
     const out = resolve(requireFlag('convert', flags, 'out', 'the folder to write to'));
     const dtype = choiceFlag('convert', flags, 'dtype', ['f32', 'f16'] as const, 'f32');
     const dir = modelDir(stringFlag(flags, 'model'));
-    if (out === dir) throw new UsageError('--out must differ from --model', 'convert');
+    if (samePath(out, dir)) throw new UsageError('--out must differ from --model', 'convert');
     const { n, m } = patternFlag('convert', stringFlag(flags, 'pattern') ?? '2:4');
     const blockMatch = /^(\d+)x(\d+)$/.exec(stringFlag(flags, 'block') ?? '4x4');
     if (blockMatch === null) throw new UsageError('--block must look like RxC, e.g. 4x4', 'convert');

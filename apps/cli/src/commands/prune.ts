@@ -27,6 +27,7 @@ import {
   modelDir,
   readText,
   requireTokenizer,
+  samePath,
 } from '../model-io.js';
 import { printReport, type StructuredResult } from './prune-report.js';
 
@@ -107,7 +108,7 @@ Examples:
   async run({ flags, ui }) {
     const out = resolve(requireFlag('prune', flags, 'out', 'the folder to write the pruned model to'));
     const dir = modelDir(stringFlag(flags, 'model'));
-    if (out === dir)
+    if (samePath(out, dir))
       throw new UsageError('--out must differ from --model (the original would be overwritten)', 'prune');
     const recipePath = stringFlag(flags, 'recipe');
     let recipe: Recipe | undefined;
@@ -179,10 +180,10 @@ Examples:
           'prune',
         );
       }
-      if (pattern !== undefined) patternFlag('prune', pattern);
+      const parsed = pattern === undefined ? undefined : patternFlag('prune', pattern);
       const sparsity = numberFlag('prune', flags, 'sparsity', 0, { min: 0, below: 1 });
       if (method === 'slicegpt') sliceSparsity = sparsity;
-      recipe = { method, ...(pattern === undefined ? { sparsity } : { pattern }) };
+      recipe = { method, ...(parsed === undefined ? { sparsity } : { pattern: `${parsed.n}:${parsed.m}` }) };
       if (method === 'global-magnitude' && flags['min-keep'] !== undefined)
         recipe.global = { minKeep: numberFlag('prune', flags, 'min-keep', 0.01, { min: 0, max: 1 }) };
       if (method === 'random')
@@ -220,6 +221,9 @@ Examples:
         (method === 'magnitude' && !errors) || ALLOCATIONS.includes(method)
           ? []
           : calibrationBatches(tokenizer, calibText, samples, seqLen, seed);
+      // The report records the recipe as run: calibration flags override the recipe's.
+      if (recipe !== undefined && batches.length > 0)
+        recipe = { ...recipe, calibration: { samples: batches.length, seqLen, seed } };
       let report: PruneReport | SliceGptReport | StructuredResult;
       if (method === 'structured') {
         const started = performance.now();
