@@ -5,6 +5,7 @@ import {
   type BlockwiseLM,
   InvalidArgumentError,
   type LinearLayer,
+  NonFiniteError,
   ShapeMismatchError,
 } from '@sparsekit/core';
 
@@ -41,6 +42,17 @@ export function checkNm(n: number, m: number, cols: number): void {
 export function checkWeight(weight: ArrayLike<number>, rows: number, cols: number, what = 'weight'): void {
   if (weight.length !== rows * cols) throw new ShapeMismatchError([rows, cols], [weight.length], what);
   assertFinite(weight, what);
+}
+
+/** Check input statistics (Wanda's `scalerRow`, mean x_j^2 per input): one finite, non-negative value per column. */
+export function checkInputNorms(scalerRow: ArrayLike<number>, cols: number): void {
+  if (scalerRow.length !== cols) throw new ShapeMismatchError([cols], [scalerRow.length], 'input norms');
+  for (let c = 0; c < cols; c++) {
+    const v = scalerRow[c]!;
+    if (!Number.isFinite(v)) throw new NonFiniteError('input norms', c, v);
+    if (v < 0)
+      throw new InvalidArgumentError('input norms', v, `must be mean squares (>= 0); entry ${c} is negative`);
+  }
 }
 
 /** Check every decoder linear layer of `model` (those `filter` keeps), naming the layer in errors. */

@@ -32,7 +32,15 @@ describe('layer-level structures', () => {
     expect(c.mask.reduce((a, b) => a + b, 0)).toBe(6 * rows);
     const b = pruneBlocks(w, rows, cols, 0.5, [2, 3]);
     expect(b.mask.reduce((a, v) => a + v, 0)).toBe(rows * cols * 0.5);
-    expect(() => pruneBlocks(w, rows, cols, 0.5, [3, 3])).toThrow(/divide/);
+    expect(() => pruneBlocks(w, rows, cols, 0.5, [3, 3])).toThrow(/dividing the weight shape/);
+    expect(() => pruneBlocks(w, rows, cols, 0.5, [-2, 2])).toThrow(/positive integers/);
+    // Input statistics: one finite, non-negative mean square per column.
+    expect(() => pruneColumns(w, rows, cols, 0.5, new Float64Array(cols - 1))).toThrow(/input norms/);
+    const bad = new Float64Array(cols).fill(1);
+    bad[3] = Number.NaN;
+    expect(() => pruneColumns(w, rows, cols, 0.5, bad)).toThrow(/input norms/);
+    bad[3] = -1;
+    expect(() => pruneColumns(w, rows, cols, 0.5, bad)).toThrow(/entry 3 is negative/);
   });
 });
 

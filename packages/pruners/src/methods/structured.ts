@@ -12,7 +12,14 @@ import {
   type Tensor,
 } from '@sparsekit/core';
 import { InputNormAccumulator } from '../calibration.js';
-import { applyMask, checkModelWeights, checkSparsity, checkWeight, lowestIndices } from '../masks.js';
+import {
+  applyMask,
+  checkInputNorms,
+  checkModelWeights,
+  checkSparsity,
+  checkWeight,
+  lowestIndices,
+} from '../masks.js';
 import type { PruneResult } from './sparsegpt.js';
 
 /** Prune the floor(rows * fraction) output rows with the smallest L2 norm. */
@@ -47,6 +54,7 @@ export function pruneColumns(
 ): PruneResult {
   checkSparsity(fraction);
   checkWeight(weight, rows, cols);
+  if (scalerRow !== undefined) checkInputNorms(scalerRow, cols);
   const scores = Float64Array.from({ length: cols }, (_, c) => {
     let s = 0;
     for (let r = 0; r < rows; r++) s += weight[r * cols + c]! ** 2;
@@ -69,11 +77,11 @@ export function pruneBlocks(
   checkSparsity(fraction);
   checkWeight(weight, rows, cols);
   const [R, C] = block;
-  if (rows % R !== 0 || cols % C !== 0) {
+  if (!Number.isInteger(R) || !Number.isInteger(C) || R < 1 || C < 1 || rows % R !== 0 || cols % C !== 0) {
     throw new InvalidArgumentError(
       'block shape',
       `${R}x${C}`,
-      `must divide the weight shape ${rows}x${cols}`,
+      `must be positive integers dividing the weight shape ${rows}x${cols}`,
     );
   }
   const br = rows / R;

@@ -1,6 +1,5 @@
 // Wanda (Sun et al., 2023), following lib/prune.py `prune_wanda`.
-import { InvalidArgumentError, NonFiniteError, ShapeMismatchError } from '@sparsekit/core';
-import { applyMask, checkWeight, nmMask, rowMask } from '../masks.js';
+import { applyMask, checkInputNorms, checkWeight, nmMask, rowMask } from '../masks.js';
 import type { PruneResult } from './sparsegpt.js';
 
 export interface WandaOptions {
@@ -17,13 +16,7 @@ export function wandaScores(
   cols: number,
   scalerRow: Float64Array,
 ): Float64Array {
-  if (scalerRow.length !== cols) throw new ShapeMismatchError([cols], [scalerRow.length], 'input norms');
-  for (let c = 0; c < cols; c++) {
-    const v = scalerRow[c]!;
-    if (!Number.isFinite(v)) throw new NonFiniteError('input norms', c, v);
-    if (v < 0)
-      throw new InvalidArgumentError('input norms', v, `must be mean squares (>= 0); entry ${c} is negative`);
-  }
+  checkInputNorms(scalerRow, cols);
   const scores = new Float64Array(rows * cols);
   for (let r = 0; r < rows; r++) {
     for (let c = 0; c < cols; c++)
