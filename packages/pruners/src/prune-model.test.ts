@@ -116,6 +116,16 @@ describe('pruneModel', () => {
     }
     const sg = reports.sparsegpt!;
     const mag = reports.magnitude!;
+    // Every layer reports its own time and metrics, counted from its weights.
+    for (const r of Object.values(reports)) {
+      for (const l of r.layers) {
+        expect(l.seconds).toBeGreaterThanOrEqual(0);
+        expect(l.seconds).toBeLessThanOrEqual(r.seconds);
+        expect(l.sparsity).toBe(0.5);
+        expect(l.pqIndex).toBeGreaterThan(0);
+        expect(l.pqIndex).toBeLessThan(1);
+      }
+    }
     const total = (r: typeof sg) => r.layers.reduce((s, l) => s + l.reconstructionError, 0);
     expect(total(sg)).toBeLessThan(total(mag));
   });

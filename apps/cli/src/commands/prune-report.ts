@@ -19,8 +19,13 @@ export function printReport(
     const s = report.blockShape!;
     ui.say(
       table(
-        ['block', 'MLP channels deleted', 'heads deleted'],
-        report.blocks.map((b, i) => [`${i}`, `${b.channels.length}`, b.heads.join(' ') || '-']),
+        ['block', 'MLP channels deleted', 'heads deleted', 'ms'],
+        report.blocks.map((b, i) => [
+          `${i}`,
+          `${b.channels.length}`,
+          b.heads.join(' ') || '-',
+          (1000 * b.seconds).toFixed(0),
+        ]),
       ),
     );
     ui.say(
@@ -31,8 +36,14 @@ export function printReport(
   if (report.method === 'slicegpt') {
     ui.say(
       table(
-        ['stream point', 'width', 'kept', 'energy kept'],
-        report.points.map((p) => [p.point, `${p.width}`, `${p.kept}`, `${(100 * p.energyKept).toFixed(1)}%`]),
+        ['stream point', 'width', 'kept', 'energy kept', 'ms'],
+        report.points.map((p) => [
+          p.point,
+          `${p.width}`,
+          `${p.kept}`,
+          `${(100 * p.energyKept).toFixed(1)}%`,
+          (1000 * p.seconds).toFixed(0),
+        ]),
       ),
     );
     ui.say(

@@ -33,6 +33,23 @@ describe('global magnitude', () => {
       });
     });
     expect(maxPruned).toBeLessThanOrEqual(minKept);
+    const total = before.reduce((n, w) => n + w.length, 0);
+    expect(model.weights.reduce((n, w) => n + w.filter((v) => v === 0).length, 0)).toBe(
+      Math.floor(0.4 * total),
+    );
+    // Weights that tie (quantised to four levels, or all equal): still exactly the target.
+    for (const levels of [4, 1]) {
+      const q = toyModel(6);
+      for (const l of q.linearLayers()) {
+        const t = l.getWeight();
+        t.data.forEach((v, k) => {
+          t.data[k] = Math.sign(v || 1) * (1 + (Math.floor(Math.abs(v) * 97) % levels));
+        });
+        l.setWeight(t);
+      }
+      const r = globalMagnitude(q.linearLayers(), 0.3, 0);
+      expect(r.sparsity * total, `${levels} levels`).toBeCloseTo(Math.floor(0.3 * total), 6);
+    }
     const bad = toyModel(6);
     const w = bad.linearLayers()[2]!.getWeight();
     w.data[3] = Number.NaN;
@@ -64,6 +81,8 @@ describe('pruneAllocation', () => {
       const zeros = model.weights[i]!.filter((v) => v === 0).length / model.weights[i]!.length;
       expect(l.sparsity).toBeCloseTo(zeros, 12);
       expect(Number(l.pattern)).toBeCloseTo(zeros, 12);
+      expect(l.seconds).toBeGreaterThanOrEqual(0);
+      expect(l.seconds).toBeLessThanOrEqual(report.seconds);
     }
     expect(model.weights[4]!.every((v) => v !== 0)).toBe(true); // block 2 not selected
     expect(report.recipe).toEqual({ method: 'global-magnitude', sparsity: 0.5 });
@@ -74,6 +93,7 @@ describe('pruneAllocation', () => {
       seed: 1,
     });
     expect(random.sparsity).toBeCloseTo(0.7, 2);
+    for (const l of random.layers) expect(l.seconds).toBeGreaterThanOrEqual(0);
     expect(() =>
       pruneAllocation(toyModel(8), { method: 'random', sparsity: 0.5, filter: () => false }),
     ).toThrow(/no layer is selected/);

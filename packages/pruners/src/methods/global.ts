@@ -10,27 +10,40 @@ export interface AllocationReport {
   sparsities: number[];
   /** Zeros over all weights of the layers. */
   sparsity: number;
+  /**
+   * Seconds spent on each layer: its checks, mask and write-back (global magnitude's threshold
+   * search, shared by all layers, is not in them).
+   */
+  seconds: number[];
 }
 
-function finish(layers: readonly LinearLayer[], weights: Float32Array[]): AllocationReport {
+/** Write the pruned weights back; `seconds[i]` so far is added to each layer's write-back time. */
+function finish(
+  layers: readonly LinearLayer[],
+  weights: Float32Array[],
+  seconds: number[],
+): AllocationReport {
   let zeros = 0;
   let total = 0;
   const sparsities = weights.map((w, i) => {
+    const t0 = performance.now();
     let z = 0;
     for (const v of w) if (v === 0) z++;
     zeros += z;
     total += w.length;
     const l = layers[i]!;
     l.setWeight(new Tensor('f32', [l.outFeatures, l.inFeatures], w));
+    seconds[i]! += (performance.now() - t0) / 1000;
     return z / w.length;
   });
-  return { sparsities, sparsity: zeros / total };
+  return { sparsities, sparsity: zeros / total, seconds };
 }
 
 /**
  * Global magnitude pruning: one threshold over all the layers' weights, except that no layer keeps
  * fewer than `minKeep` of its weights (pruning everything in a layer collapses the model); the
- * threshold is found by bisection so that the total reaches `sparsity`.
+ * threshold is found by bisection, and weights tied at it are taken in layer then index order, so
+ * that exactly floor(sparsity * total) weights are pruned (fewer only where the floors forbid more).
  */
 export function globalMagnitude(
   layers: readonly LinearLayer[],
@@ -41,12 +54,21 @@ export function globalMagnitude(
   if (!(minKeep >= 0 && minKeep <= 1 - sparsity)) {
     throw new InvalidArgumentError('minKeep', minKeep, `must be in [0, ${1 - sparsity}] (1 - sparsity)`);
   }
-  const weights = layers.map((l) => {
-    const w = Float32Array.from(l.getWeight().data);
-    checkWeight(w, l.outFeatures, l.inFeatures, `${l.name} weight`);
-    return w;
-  });
-  const scores = weights.map(magnitudes);
+  const seconds = layers.map(() => 0);
+  const timed = <T>(i: number, f: () => T): T => {
+    const t0 = performance.now();
+    const out = f();
+    seconds[i]! += (performance.now() - t0) / 1000;
+    return out;
+  };
+  const weights = layers.map((l, i) =>
+    timed(i, () => {
+      const w = Float32Array.from(l.getWeight().data);
+      checkWeight(w, l.outFeatures, l.inFeatures, `${l.name} weight`);
+      return w;
+    }),
+  );
+  const scores = weights.map((w, i) => timed(i, () => magnitudes(w)));
   const sorted = scores.map((s) => Float64Array.from(s).sort());
   const total = weights.reduce((n, w) => n + w.length, 0);
   const goal = Math.floor(sparsity * total);
@@ -69,14 +91,25 @@ export function globalMagnitude(
     if (prunedAt(mid).reduce((a, b) => a + b, 0) < goal) lo = mid;
     else hi = mid;
   }
-  const counts = prunedAt(hi);
-  // Prune each layer's `counts[i]` smallest magnitudes (ties by index).
-  weights.forEach((w, i) => {
-    const mask = new Uint8Array(w.length);
-    markLowest(scores[i]!, counts[i]!, mask);
-    for (let k = 0; k < w.length; k++) if (mask[k] === 1) w[k] = 0;
+  // Below `lo` fewer than the goal are pruned, below `hi` at least the goal: the entries in between
+  // tie at one magnitude. Take just enough of them, layer by layer, to reach the goal exactly.
+  const below = prunedAt(lo);
+  const upTo = prunedAt(hi);
+  let extra = goal - below.reduce((a, b) => a + b, 0);
+  const counts = below.map((c, i) => {
+    const take = Math.max(0, Math.min(upTo[i]! - c, extra));
+    extra -= take;
+    return c + take;
   });
-  return finish(layers, weights);
+  // Prune each layer's `counts[i]` smallest magnitudes (ties by index).
+  weights.forEach((w, i) =>
+    timed(i, () => {
+      const mask = new Uint8Array(w.length);
+      markLowest(scores[i]!, counts[i]!, mask);
+      for (let k = 0; k < w.length; k++) if (mask[k] === 1) w[k] = 0;
+    }),
+  );
+  return finish(layers, weights, seconds);
 }
 
 export interface RandomPruneOptions {
@@ -115,14 +148,17 @@ export function randomPrune(layers: readonly LinearLayer[], options: RandomPrune
           options.sparsity,
         )
       : layers.map(() => 1 - options.sparsity);
+  const seconds: number[] = [];
   const weights = layers.map((l, i) => {
+    const t0 = performance.now();
     const w = Float32Array.from(l.getWeight().data);
     checkWeight(w, l.outFeatures, l.inFeatures, `${l.name} weight`);
     const prune = Math.round(w.length * (1 - densities[i]!));
     for (const k of rng.sample(w.length, prune)) w[k] = 0;
+    seconds.push((performance.now() - t0) / 1000);
     return w;
   });
-  return finish(layers, weights);
+  return finish(layers, weights, seconds);
 }
 
 export interface AllocationModelOptions {
@@ -173,7 +209,7 @@ export function pruneAllocation(model: BlockwiseLM, options: AllocationModelOpti
         sparsity: measuredSparsity(w),
         pqIndex: pqIndex(w),
         reconstructionError: Number.NaN,
-        seconds: Number.NaN,
+        seconds: allocation.seconds[i]!,
       };
     }),
     sparsity: allocation.sparsity,

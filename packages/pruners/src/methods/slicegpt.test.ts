@@ -82,6 +82,9 @@ describe('sliceGpt on tiny-lm', () => {
       expect(p.energyKept).toBeGreaterThan(96 / 128);
     }
     expect(report.points.at(-1)!.kept).toBe(128); // the head's input is not sliced by default
+    const perPoint = report.points.reduce((t, p) => t + p.seconds, 0);
+    expect(perPoint).toBeGreaterThan(0);
+    expect(perPoint).toBeLessThanOrEqual(report.seconds);
     const sliced = nll(model, test);
     // Same widths along random orthonormal directions instead of principal ones.
     const { model: random } = await load();

@@ -36,6 +36,8 @@ export interface SlicePointReport {
   kept: number;
   /** Fraction of the calibration signal's energy (sum of eigenvalues) in the kept coordinates. */
   energyKept: number;
+  /** Seconds since the previous point: the half-block producing the signal, its PCA, the rotation. */
+  seconds: number;
 }
 
 export interface SliceGptReport {
@@ -142,6 +144,7 @@ export async function sliceGpt(
   const restore = model.checkpoint();
   try {
     model.foldNorms();
+    let mark = performance.now();
     // Rotate and slice one point; returns the signals in the new basis.
     const slice = (point: StreamPoint, signals: Tensor<'f32'>[], keep: number) => {
       const n = model.streamWidth(point);
@@ -150,8 +153,17 @@ export async function sliceGpt(
       model.rotateStream(point, q);
       const total = values.reduce((s, v) => s + v, 0);
       const part = values.subarray(0, keep).reduce((s, v) => s + v, 0);
-      points.push({ point: describe(point), width: n, kept: keep, energyKept: total > 0 ? part / total : 1 });
-      return signals.map((x) => project(x, q));
+      const projected = signals.map((x) => project(x, q));
+      const now = performance.now();
+      points.push({
+        point: describe(point),
+        width: n,
+        kept: keep,
+        energyKept: total > 0 ? part / total : 1,
+        seconds: (now - mark) / 1000,
+      });
+      mark = now;
+      return projected;
     };
     let hidden = slice(
       { at: 'embeddings' },

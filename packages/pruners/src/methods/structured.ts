@@ -123,8 +123,8 @@ export interface StructuredModelOptions extends ProgressOptions {
 }
 
 export interface StructuredReport {
-  /** Per block: removed MLP channels and attention heads. */
-  blocks: Array<{ channels: number[]; heads: number[] }>;
+  /** Per block: removed MLP channels and attention heads, and the seconds the block took (calibration pass included). */
+  blocks: Array<{ channels: number[]; heads: number[]; seconds: number }>;
   /** With `narrow`: the shape of every block afterwards. */
   blockShape?: NarrowableLM['blockShape'];
   /** The recipe the run followed, when it was given one. */
@@ -255,6 +255,7 @@ export function pruneStructured(
   try {
     let hidden = batches.map((b) => model.embed(b));
     for (let block = 0; block < model.numBlocks; block++) {
+      const t0 = performance.now();
       const layers = model.blockLinearLayers(block);
       const down = find(layers, 'mlp.down_proj');
       const o = find(layers, 'self_attn.o_proj');
@@ -312,8 +313,8 @@ export function pruneStructured(
         }
         removed.heads = gone;
       }
-      report.blocks.push(removed);
       hidden = hidden.map((h) => model.runBlock(block, h));
+      report.blocks.push({ ...removed, seconds: (performance.now() - t0) / 1000 });
       reportProgress(options, { stage: 'prune', current: block + 1, total: model.numBlocks, unit: 'block' });
     }
   } catch (error) {
