@@ -12,7 +12,11 @@ export interface SweepPoint {
 export interface EssentialSparsity {
   dense: number;
   points: SweepPoint[];
-  /** The largest swept sparsity whose metric is within `tolerance` (relative) of dense. */
+  /**
+   * The highest sparsity before the sweep first leaves `tolerance` (relative) of dense: every level up
+   * to it is within tolerance (0 when the first level is not). A later level back within tolerance
+   * (noise) does not count.
+   */
   essential: number;
   /** Where the curve bends most: the largest second difference of log(metric) over the sweep. */
   knee: number;
