@@ -102,13 +102,13 @@ export function globalMagnitude(
     return c + take;
   });
   // Prune each layer's `counts[i]` smallest magnitudes (ties by index).
-  weights.forEach((w, i) =>
+  for (const [i, w] of weights.entries()) {
     timed(i, () => {
       const mask = new Uint8Array(w.length);
       markLowest(scores[i]!, counts[i]!, mask);
       for (let k = 0; k < w.length; k++) if (mask[k] === 1) w[k] = 0;
-    }),
-  );
+    });
+  }
   return finish(layers, weights, seconds);
 }
 
