@@ -2,7 +2,9 @@ import { execFile } from 'node:child_process';
 import {
   cpSync,
   existsSync,
+  mkdirSync,
   mkdtempSync,
+  readdirSync,
   readFileSync,
   rmSync,
   symlinkSync,
@@ -383,6 +385,44 @@ describe('broken inputs: exit 1 with a hint, nothing written', () => {
     expect(r.stderr).toMatch(/recipe\.layerz: unknown field/);
     expect(r.stderr).toContain('hint: fix the recipe field');
     expect(existsSync(out)).toBe(false);
+  });
+
+  it('output folders: refused before any work when unnamed, a file or holding files; --force replaces whole', async () => {
+    const prune = (out: string, ...more: string[]) =>
+      run('prune', '--method', 'magnitude', '--sparsity', '0.5', '--no-errors', '--out', out, ...more);
+    const file = join(work, 'a-file');
+    writeFileSync(file, 'mine');
+    const full = join(work, 'full');
+    mkdirSync(full);
+    writeFileSync(join(full, 'notes.txt'), 'mine');
+    for (const [out, message] of [
+      ['', /--out must name a folder/],
+      [file, /is a file, not a folder/],
+      [full, /is not empty: choose a new folder, or pass --force/],
+    ] as const) {
+      const r = await prune(out);
+      expect(r.code, out).toBe(2);
+      expect(r.stderr, out).toMatch(message);
+    }
+    expect(readFileSync(file, 'utf8')).toBe('mine');
+    const forced = await prune(full, '--force');
+    expect(forced.code, forced.stderr).toBe(0);
+    expect(readdirSync(full).sort()).toEqual([
+      'config.json',
+      'model.safetensors',
+      'prune-report.json',
+      'tokenizer.json',
+    ]);
+    expect(readdirSync(work).filter((f) => f.includes('.tmp-'))).toEqual([]);
+    // A recipe file with a byte-order mark reads as the text after it.
+    const bom = join(work, 'bom.json');
+    writeFileSync(bom, '\uFEFF{"method": "magnitude", "sparsity": 0.5}');
+    const fromBom = await run('prune', '--recipe', bom, '--no-errors', '--out', join(work, 'bom-out'));
+    expect(fromBom.code, fromBom.stderr).toBe(0);
+    // A folder given as a text file is named as such.
+    const dirAsText = await run('eval', '--text', work);
+    expect(dirAsText.code).toBe(1);
+    expect(dirAsText.stderr).toMatch(/is not a file/);
   });
 
   it('impossible SliceGPT target', async () => {

@@ -56,7 +56,10 @@ export function requireTokenizer(loaded: LoadedModel, dir: string): HfTokenizer 
 export function readText(path: string, what: string): string {
   const full = resolve(path);
   if (!existsSync(full)) throw new CliError(`${what} file not found: ${full}`, 'check the path');
-  return readFileSync(full, 'utf8');
+  if (!statSync(full).isFile())
+    throw new CliError(`${what} ${full} is not a file`, 'give the path of a text file');
+  // A byte-order mark is not part of the text.
+  return readFileSync(full, 'utf8').replace(/^\uFEFF/, '');
 }
 
 /** tiny-lm's held-out test text (the default evaluation text). */

@@ -209,7 +209,8 @@ export function validateRecipe(value: unknown): Recipe {
 export function parseRecipe(text: string): Recipe {
   let value: unknown;
   try {
-    value = text.trimStart().startsWith('{') ? JSON.parse(text) : parseYaml(text);
+    const body = text.replace(/^\uFEFF/, '');
+    value = body.trimStart().startsWith('{') ? JSON.parse(body) : parseYaml(body);
   } catch (error) {
     throw new InvalidFormatError('recipe', `not valid JSON or YAML (${String(error)})`);
   }

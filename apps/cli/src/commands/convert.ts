@@ -1,6 +1,5 @@
-import { readFileSync } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { Tensor } from '@sparsekit/core';
 import { writeFileAtomic } from '@sparsekit/core/node';
 import { configToHf, hfLinearName, paramsToHf } from '@sparsekit/models';
@@ -13,9 +12,10 @@ import {
   sparsity,
 } from '@sparsekit/sparse-formats';
 import { saveSparseSafetensors } from '@sparsekit/sparse-formats/node';
-import { choiceFlag, patternFlag, requireFlag, stringFlag, UsageError } from '../args.js';
+import { choiceFlag, patternFlag, stringFlag, UsageError } from '../args.js';
 import type { Command } from '../command.js';
-import { CliError, loadModel, modelDir, samePath } from '../model-io.js';
+import { CliError, loadModel, modelDir } from '../model-io.js';
+import { outDirFlag, writeDir } from '../out-dir.js';
 
 const TARGETS = [...FORMAT_NAMES, 'compressed-tensors'] as const;
 
@@ -36,7 +36,8 @@ Flags:
   --pattern N:M    for --to nm (default 2:4); every group must already hold at most N nonzeros
   --block RxC      for --to bsr (default 4x4)
   --dtype D        value type of sparse formats: f32 (default) or f16
-  --out DIR        where to write (required)
+  --out DIR        where to write (required; a new or empty folder, written whole at the end)
+  --force          replace --out if it already holds files
   --json           print the result as JSON
 
 Examples:
@@ -51,18 +52,24 @@ Examples:
     block: { type: 'string' },
     dtype: { type: 'string' },
     out: { type: 'string' },
+    force: { type: 'boolean' },
   },
   async run({ flags, ui }) {
     if (flags.to === undefined) throw new UsageError(`--to is required (${TARGETS.join(', ')})`, 'convert');
     const to = choiceFlag('convert', flags, 'to', TARGETS, 'dense');
-    const out = resolve(requireFlag('convert', flags, 'out', 'the folder to write to'));
     const dtype = choiceFlag('convert', flags, 'dtype', ['f32', 'f16'] as const, 'f32');
     const dir = modelDir(stringFlag(flags, 'model'));
-    if (samePath(out, dir)) throw new UsageError('--out must differ from --model', 'convert');
+    const out = outDirFlag('convert', flags, dir, 'the folder to write to');
     const { n, m } = patternFlag('convert', stringFlag(flags, 'pattern') ?? '2:4');
     const blockMatch = /^(\d+)x(\d+)$/.exec(stringFlag(flags, 'block') ?? '4x4');
     if (blockMatch === null) throw new UsageError('--block must look like RxC, e.g. 4x4', 'convert');
     const blockShape = [Number(blockMatch[1]), Number(blockMatch[2])] as const;
+    const tokenizerPath = join(dir, 'tokenizer.json');
+    if (!existsSync(tokenizerPath))
+      throw new CliError(
+        `${dir} has no tokenizer.json`,
+        'copy the tokenizer.json of the model into the folder',
+      );
     const { model, config } = await loadModel(dir);
     const format: FormatName = to === 'compressed-tensors' ? 'bitmask' : to;
     const pack = (w: Tensor<'f32'>): SparseMatrix =>
@@ -78,20 +85,24 @@ Examples:
       layer.setMatrix(matrix);
       return { name: layer.name, format: matrix.format, sparsity: sparsity(matrix) };
     });
-    await mkdir(out, { recursive: true });
-    const tokenizerPath = join(dir, 'tokenizer.json');
     const tokenizerJson = readFileSync(tokenizerPath, 'utf8');
-    if (to === 'compressed-tensors') {
-      if (config.family === 'gpt2') {
-        throw new CliError(
-          'compressed-tensors export needs per-projection weights; GPT-2 fuses q/k/v into one Conv1D',
-          'export a llama or opt model, or convert GPT-2 to a sparsekit format (e.g. --to bitmask)',
-        );
-      }
-      await exportCompressedTensors(model, { ...config, family: config.family }, out, tokenizerJson, layers);
-    } else {
-      await saveModel(model, out, { layout: to === 'dense' ? 'dense' : 'packed', tokenizerJson });
+    if (to === 'compressed-tensors' && config.family === 'gpt2') {
+      throw new CliError(
+        'compressed-tensors export needs per-projection weights; GPT-2 fuses q/k/v into one Conv1D',
+        'export a llama or opt model, or convert GPT-2 to a sparsekit format (e.g. --to bitmask)',
+      );
     }
+    await writeDir(out, async (tmp) => {
+      if (to === 'compressed-tensors' && config.family !== 'gpt2')
+        await exportCompressedTensors(
+          model,
+          { ...config, family: config.family },
+          tmp,
+          tokenizerJson,
+          layers,
+        );
+      else await saveModel(model, tmp, { layout: to === 'dense' ? 'dense' : 'packed', tokenizerJson });
+    });
     const overall = layers.reduce((s, l) => s + l.sparsity, 0) / Math.max(1, layers.length);
     ui.say(
       `converted ${layers.length} layers to ${to} (mean sparsity ${(100 * overall).toFixed(1)}%); wrote ${out}`,

@@ -1,6 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { writeFileAtomic } from '@sparsekit/core/node';
 import { saveModel } from '@sparsekit/models/node';
 import {
@@ -27,8 +26,8 @@ import {
   modelDir,
   readText,
   requireTokenizer,
-  samePath,
 } from '../model-io.js';
+import { outDirFlag, writeDir } from '../out-dir.js';
 import { printReport, type StructuredResult } from './prune-report.js';
 
 const METHODS = [
@@ -77,7 +76,9 @@ Flags:
   --no-errors          skip the per-layer reconstruction error (magnitude then needs no
                        calibration pass at all)
   --pack               store pruned layers packed (N:M, CSR or bitmask) instead of dense
-  --out DIR            where to write the model and prune-report.json (required)
+  --out DIR            where to write the model and prune-report.json (required; a new or empty
+                       folder, written whole at the end)
+  --force              replace --out if it already holds files
   --json               print the report as JSON
 
 Examples:
@@ -104,12 +105,11 @@ Examples:
     distribution: { type: 'string' },
     pack: { type: 'boolean' },
     out: { type: 'string' },
+    force: { type: 'boolean' },
   },
   async run({ flags, ui }) {
-    const out = resolve(requireFlag('prune', flags, 'out', 'the folder to write the pruned model to'));
     const dir = modelDir(stringFlag(flags, 'model'));
-    if (samePath(out, dir))
-      throw new UsageError('--out must differ from --model (the original would be overwritten)', 'prune');
+    const out = outDirFlag('prune', flags, dir, 'the folder to write the pruned model to');
     const recipePath = stringFlag(flags, 'recipe');
     let recipe: Recipe | undefined;
     let method: (typeof METHODS)[number];
@@ -285,19 +285,20 @@ Examples:
           );
         }
       }
-      await mkdir(out, { recursive: true });
       const tokenizerJson = readFileSync(join(dir, 'tokenizer.json'), 'utf8');
-      await saveModel(model, out, { layout: flags.pack === true ? 'packed' : 'dense', tokenizerJson });
       const result = {
         model: dir,
         out,
         calibration: { source: calibFlag, samples: batches.length, seqLen, seed },
-        layout: flags.pack === true ? 'packed' : 'dense',
+        layout: (flags.pack === true ? 'packed' : 'dense') as 'packed' | 'dense',
         report,
       };
-      await writeFileAtomic(join(out, 'prune-report.json'), (f) =>
-        f.writeFile(`${JSON.stringify(result, null, 2)}\n`, 'utf8'),
-      );
+      await writeDir(out, async (tmp) => {
+        await saveModel(model, tmp, { layout: result.layout, tokenizerJson });
+        await writeFileAtomic(join(tmp, 'prune-report.json'), (f) =>
+          f.writeFile(`${JSON.stringify(result, null, 2)}\n`, 'utf8'),
+        );
+      });
       ui.say(`\nwrote ${out} (${result.layout}) and ${join(out, 'prune-report.json')}`);
       return result;
     } finally {
