@@ -184,6 +184,11 @@ export function validateConfig(c: ModelConfig): ModelConfig {
   if (c.numHeads % c.numKvHeads !== 0) {
     throw new InvalidArgumentError('config numKvHeads', c.numKvHeads, `must divide numHeads (${c.numHeads})`);
   }
+  for (const key of ['bosTokenId', 'eosTokenId'] as const) {
+    const id = c[key];
+    if (id !== undefined && !(Number.isInteger(id) && id >= 0 && id < c.vocabSize))
+      throw new InvalidArgumentError(`config ${key}`, id, `must be a token id in [0, ${c.vocabSize})`);
+  }
   if (c.positions === 'rotary' && c.headDim % 2 !== 0) {
     throw new InvalidArgumentError('config headDim', c.headDim, 'must be even for rotary positions');
   }

@@ -14,7 +14,18 @@ export function valuesF32(values: Values, dtype: ValueDType): Float32Array {
 export function encodeValues(values: Float32Array, dtype: ValueDType): Values {
   if (dtype === 'f32') return values;
   const out = new Uint16Array(values.length);
-  for (let i = 0; i < values.length; i++) out[i] = f32ToF16Bits(values[i]!);
+  for (let i = 0; i < values.length; i++) {
+    const bits = f32ToF16Bits(values[i]!);
+    // A finite value that becomes +-Inf is beyond f16's range: refuse rather than store Inf.
+    if ((bits & 0x7fff) === 0x7c00 && Number.isFinite(values[i]!)) {
+      throw new InvalidArgumentError(
+        'f16 value',
+        values[i],
+        `at index ${i} exceeds the f16 range (+-65504): keep this matrix in f32`,
+      );
+    }
+    out[i] = bits;
+  }
   return out;
 }
 

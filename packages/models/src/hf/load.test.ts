@@ -104,6 +104,34 @@ describe('loading errors', () => {
     await expect(loadHfModel(bad)).rejects.toThrow(ShapeMismatchError);
     await writeFile(join(bad, 'config.json'), '{ not json');
     await expect(loadHfModel(bad)).rejects.toThrow(/not a JSON object/);
+    // Fewer layers than the checkpoint holds would drop a block: refused, naming a weight of it.
+    await writeFile(join(bad, 'config.json'), JSON.stringify({ ...config, num_hidden_layers: 1 }));
+    await expect(loadHfModel(bad)).rejects.toThrow(
+      /layers\.1\..* belongs to block 1, but config.json gives 1 layers/,
+    );
+    // Config ids and tokenizer ids must fit the vocabulary; a tokenizer.json that does not parse is named.
+    await writeFile(join(bad, 'config.json'), JSON.stringify({ ...config, bos_token_id: 999 }));
+    await expect(loadHfModel(bad)).rejects.toThrow(
+      /config bosTokenId = 999: must be a token id in \[0, 64\)/,
+    );
+    await writeFile(join(bad, 'config.json'), JSON.stringify(config));
+    const tokenizer = JSON.parse(readFileSync(join(llama, 'tokenizer.json'), 'utf8'));
+    tokenizer.model.vocab.w1 = 999;
+    await writeFile(join(bad, 'tokenizer.json'), JSON.stringify(tokenizer));
+    await expect(loadHfModel(bad)).rejects.toThrow(/token id 999, outside the model's vocabulary of 64/);
+    await writeFile(join(bad, 'tokenizer.json'), '{}');
+    await expect(loadHfModel(bad)).rejects.toThrow(/tokenizer.json is not a tokenizer this runtime reads/);
+  });
+
+  it('refuses NaN or Inf anywhere in the checkpoint, naming the tensor', async () => {
+    const llama = fixturePath(import.meta.url, 'hf-tiny', 'llama');
+    const { model } = await loadHfModel(llama);
+    model.params.blocks[1]!.mlpNorm.weight[3] = Number.NaN;
+    const bad = join(tmp, 'nan-norm');
+    await saveModel(model, bad);
+    await expect(loadHfModel(bad)).rejects.toThrow(
+      /model\.layers\.1\.post_attention_layernorm\.weight holds a non-finite value \(NaN\) at flat index 3/,
+    );
   });
 
   it('rejects out-of-range token ids and too-long sequences with typed errors', async () => {

@@ -1,9 +1,9 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { InvalidFormatError, IOError, Tensor } from '@sparsekit/core';
-import { toDenseArray } from '@sparsekit/sparse-formats';
+import { assertFinite, InvalidFormatError, IOError, Tensor } from '@sparsekit/core';
+import { toDenseArray, valuesF32 } from '@sparsekit/sparse-formats';
 import { loadSparseSafetensors } from '@sparsekit/sparse-formats/node';
-import { configFromHf, type ModelConfig } from '../config.js';
+import { configFromHf, type ModelConfig, validateConfig } from '../config.js';
 import { kernelRef, type LinearKernel, referenceKernel } from '../runtime/linear.js';
 import { TransformerLM } from '../runtime/model.js';
 import { HfTokenizer } from '../tokenizer.js';
@@ -65,6 +65,55 @@ async function weightFiles(dir: string): Promise<string[]> {
 }
 
 /**
+ * Every stored value finite (a NaN in an embedding or a norm would otherwise load, prune and save
+ * without a word), and no weights of blocks beyond the config's layer count (they would be dropped).
+ */
+function checkWeights(
+  tensors: Map<string, Tensor>,
+  stored: Map<string, StoredLinear>,
+  config: ModelConfig,
+): void {
+  for (const [name, t] of tensors) {
+    if (t.dtype === 'f32' || t.dtype === 'f16' || t.dtype === 'bf16' || t.dtype === 'f64')
+      assertFinite(t.astype('f32').data, name);
+  }
+  for (const [name, s] of stored) assertFinite(valuesF32(s.weight.values, s.weight.dtype), name);
+  for (const name of [...tensors.keys(), ...stored.keys()]) {
+    const block = /(?:^|\.)(?:layers|h)\.(\d+)\./.exec(name);
+    if (block !== null && Number(block[1]) >= config.numLayers) {
+      throw new InvalidFormatError(
+        'checkpoint',
+        `${name} belongs to block ${block[1]}, but config.json gives ${config.numLayers} layers: the config does not describe these weights`,
+      );
+    }
+  }
+}
+
+/** A tokenizer.json as a tokenizer, refused (typed) when it does not parse or names ids the model lacks. */
+function tokenizerFrom(json: Record<string, unknown>, config: ModelConfig, path: string): HfTokenizer {
+  const model = json.model as { vocab?: unknown } | undefined;
+  const vocab = model?.vocab;
+  const ids = [
+    ...(vocab !== null && typeof vocab === 'object' && !Array.isArray(vocab) ? Object.values(vocab) : []),
+    ...(Array.isArray(json.added_tokens) ? json.added_tokens.map((t) => (t as { id?: unknown }).id) : []),
+  ];
+  const bad = ids.find((id) => typeof id === 'number' && !(id >= 0 && id < config.vocabSize));
+  if (bad !== undefined)
+    throw new InvalidFormatError(
+      'tokenizer.json',
+      `${path} holds token id ${bad}, outside the model's vocabulary of ${config.vocabSize}`,
+    );
+  try {
+    return HfTokenizer.fromJson(json, config);
+  } catch (error) {
+    throw new InvalidFormatError(
+      'tokenizer.json',
+      `${path} is not a tokenizer this runtime reads (${(error as Error).message})`,
+    );
+  }
+}
+
+/**
  * Load a Hugging Face model folder (config.json, model.safetensors or sharded with
  * model.safetensors.index.json, tokenizer.json) for model types gpt2, opt and llama. f16 and bf16
  * weights are converted to f32. Folders written by `saveModel` with packed layers load too, each
@@ -72,7 +121,8 @@ async function weightFiles(dir: string): Promise<string[]> {
  */
 export async function loadHfModel(dir: string, options: LoadOptions = {}): Promise<LoadedModel> {
   const hfConfig = await readJson(join(dir, 'config.json'));
-  const config = configFromHf(hfConfig);
+  // The config is checked before any weight is read, so its mistakes are named as its own.
+  const config = validateConfig(configFromHf(hfConfig));
   const tensors = new Map<string, Tensor>();
   const stored = new Map<string, StoredLinear>();
   const files = await weightFiles(dir);
@@ -88,6 +138,7 @@ export async function loadHfModel(dir: string, options: LoadOptions = {}): Promi
       else tensors.set(name, new Tensor('f32', [matrix.rows, matrix.cols], toDenseArray(matrix)));
     }
   }
+  checkWeights(tensors, stored, config);
   for (const [layer, s] of stored) {
     const bias = tensors.get(`${layer}.bias`) ?? tensors.get(`model.${layer}.bias`);
     if (bias !== undefined) s.bias = bias.astype('f32').data;
@@ -101,7 +152,7 @@ export async function loadHfModel(dir: string, options: LoadOptions = {}): Promi
   const model = new TransformerLM(config, paramsFromHf(config, source, kernels, stored), kernels);
   const tokenizerPath = join(dir, 'tokenizer.json');
   const tokenizer = (await exists(tokenizerPath))
-    ? HfTokenizer.fromJson(await readJson(tokenizerPath), config)
+    ? tokenizerFrom(await readJson(tokenizerPath), config, tokenizerPath)
     : undefined;
   return { model, config, tokenizer, hfConfig };
 }

@@ -51,6 +51,12 @@ describe.each(FORMATS)('$format $options', ({ format, rowMultiple, colMultiple, 
       }),
       FC_OPTIONS,
     );
+    // A value beyond f16's range would become Inf: refused, not stored.
+    const big = new Float32Array(8 * 8);
+    big[5] = 1e6;
+    expect(() => fromDense(new Tensor('f32', [8, 8], big), format, { ...options, dtype: 'f16' })).toThrow(
+      /exceeds the f16 range/,
+    );
   });
 });
 
