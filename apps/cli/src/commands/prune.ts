@@ -17,7 +17,7 @@ import {
   validateRecipe,
 } from '@sparsekit/pruners';
 import { createWasmBackend } from '@sparsekit/sparse-formats';
-import { choiceFlag, numberFlag, patternFlag, requireFlag, stringFlag, UsageError } from '../args.js';
+import { choiceFlag, numberFlag, patternFlag, stringFlag, UsageError } from '../args.js';
 import type { Command } from '../command.js';
 import {
   builtinText,
