@@ -82,6 +82,14 @@ describe('help and usage', () => {
         /--out must differ from --model/,
       ],
       [['convert', '--to', 'compressed-tensors', '--out', linkToModel], /--out must differ from --model/],
+      [
+        ['prune', '--method', 'magnitude', '--sparsity', '0.5', '--owl', '--out', 'x'],
+        /--owl allocates by Wanda scores: use it with --method wanda or sparsegpt/,
+      ],
+      [
+        ['prune', '--method', 'wanda', '--pattern', '2:4', '--owl', '--out', 'x'],
+        /--owl allocates unstructured sparsity/,
+      ],
       [['bench', 'gpus'], /unknown benchmark "gpus"/],
       [['generate'], /--prompt is required/],
     ];
@@ -419,6 +427,16 @@ describe('broken inputs: exit 1 with a hint, nothing written', () => {
     writeFileSync(bom, '\uFEFF{"method": "magnitude", "sparsity": 0.5}');
     const fromBom = await run('prune', '--recipe', bom, '--no-errors', '--out', join(work, 'bom-out'));
     expect(fromBom.code, fromBom.stderr).toBe(0);
+    // A recipe override that names no layer is refused before any work.
+    const typo = join(work, 'typo.yaml');
+    writeFileSync(
+      typo,
+      'method: magnitude\nsparsity: 0.5\noverrides: [{ match: "down_prj", sparsity: 0.7 }]\n',
+    );
+    const typoRun = await run('prune', '--recipe', typo, '--out', join(work, 'typo-out'));
+    expect(typoRun.code).toBe(1);
+    expect(typoRun.stderr).toMatch(/recipe.overrides\[0\].match: "down_prj" matches no layer/);
+    expect(existsSync(join(work, 'typo-out'))).toBe(false);
     // A folder given as a text file is named as such.
     const dirAsText = await run('eval', '--text', work);
     expect(dirAsText.code).toBe(1);

@@ -5,6 +5,7 @@ import {
   IOError,
   NonFiniteError,
   SafetensorsError,
+  ShapeMismatchError,
   SparsekitError,
 } from '@sparsekit/core';
 import { parseFlags, UsageError } from './args.js';
@@ -117,9 +118,14 @@ function hintFor(error: SparsekitError): string | undefined {
     return 'a JSON file of the model folder does not parse: restore config.json / tokenizer.json';
   }
   if (error instanceof InvalidFormatError && /^Invalid nm/.test(error.message)) {
-    return 'the weights do not follow that N:M pattern: prune to it first (sparsekit prune --pattern N:M)';
+    return 'the weights do not follow that N:M pattern: prune to it first (sparsekit prune --pattern N:M); a saved model that fails so is damaged: save it again';
+  }
+  if (error instanceof InvalidFormatError && /checkpoint/.test(error.message)) {
+    return 'config.json does not describe these weights: use the config.json saved with them';
   }
   if (error instanceof InvalidFormatError) return 'the data does not fit the format named above';
+  if (error instanceof ShapeMismatchError)
+    return 'a shape does not match what config.json describes: use the config.json saved with these weights';
   if (error instanceof NonFiniteError)
     return 'the weights or activations hold NaN or Inf: check the checkpoint';
   if (error instanceof IOError) return 'check that the path exists and is readable';

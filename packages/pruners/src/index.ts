@@ -66,6 +66,7 @@ export {
   pruneModel,
 } from './prune-model.js';
 export {
+  checkRecipeLayers,
   parseRecipe,
   type Recipe,
   type RecipeMethod,

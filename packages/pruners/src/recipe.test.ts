@@ -1,7 +1,7 @@
 import { InvalidFormatError } from '@sparsekit/core';
 import { describe, expect, it } from 'vitest';
 import { pruneModel } from './prune-model.js';
-import { parseRecipe, recipeLayerFilter, recipeOptions } from './recipe.js';
+import { checkRecipeLayers, parseRecipe, recipeLayerFilter, recipeOptions } from './recipe.js';
 import { calibration, toyModel } from './toy-model.test-util.js';
 
 describe('recipes', () => {
@@ -84,6 +84,23 @@ sparsegpt: { blockSize: 8 }
     ).toEqual({
       minKeep: 0.05,
     });
+  });
+
+  it('layer patterns must name a layer of the model (include and overrides; exclude may not)', () => {
+    const names = ['layers.0.mlp.up_proj', 'layers.0.mlp.down_proj'];
+    const recipe = (extra: string) => parseRecipe(`method: wanda\nsparsity: 0.5\n${extra}`);
+    expect(() => checkRecipeLayers(recipe('layers: { include: ["mlp", "atn"] }\n'), names)).toThrow(
+      /recipe.layers.include\[1\]: "atn" matches no layer of the model \(its layers are named like "layers.0.mlp.up_proj"\)/,
+    );
+    expect(() =>
+      checkRecipeLayers(recipe('overrides: [{ match: "down_prj", sparsity: 0.7 }]\n'), names),
+    ).toThrow(/recipe.overrides\[0\].match: "down_prj" matches no layer/);
+    expect(() =>
+      checkRecipeLayers(
+        recipe('layers: { exclude: ["lm_head"] }\noverrides: [{ match: "down", skip: true }]\n'),
+        names,
+      ),
+    ).not.toThrow();
   });
 
   it('rejects bad recipes with the path of the problem', () => {

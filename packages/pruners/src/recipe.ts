@@ -217,6 +217,25 @@ export function parseRecipe(text: string): Recipe {
   return validateRecipe(value);
 }
 
+/**
+ * Check a recipe's layer patterns against a model's layer names: every `layers.include` pattern and
+ * every override's `match` must name at least one layer (a typo would otherwise change nothing,
+ * silently). `exclude` patterns may match nothing (a recipe can serve several models).
+ */
+export function checkRecipeLayers(recipe: Recipe, names: readonly string[]): void {
+  const example = names.length > 0 ? ` (its layers are named like "${names[0]}")` : '';
+  recipe.layers?.include?.forEach((p, i) => {
+    const r = new RegExp(p);
+    if (!names.some((n) => r.test(n)))
+      fail(`recipe.layers.include[${i}]`, `"${p}" matches no layer of the model${example}`);
+  });
+  recipe.overrides?.forEach((o, i) => {
+    const r = new RegExp(o.match);
+    if (!names.some((n) => r.test(n)))
+      fail(`recipe.overrides[${i}].match`, `"${o.match}" matches no layer of the model${example}`);
+  });
+}
+
 /** Whether a layer is selected by the recipe's `layers` (one include matches, no exclude does). */
 export function recipeLayerFilter(recipe: Recipe): (name: string) => boolean {
   const include = recipe.layers?.include?.map((p) => new RegExp(p));

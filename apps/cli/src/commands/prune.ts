@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { writeFileAtomic } from '@sparsekit/core/node';
 import { saveModel } from '@sparsekit/models/node';
 import {
+  checkRecipeLayers,
   type PruneReport,
   packWeight,
   parseRecipe,
@@ -150,6 +151,15 @@ Examples:
           );
       }
     }
+    if (flags.owl === true) {
+      if (method === 'magnitude')
+        throw new UsageError(
+          '--owl allocates by Wanda scores: use it with --method wanda or sparsegpt',
+          'prune',
+        );
+      if (flags.pattern !== undefined)
+        throw new UsageError('--owl allocates unstructured sparsity: use --sparsity, not --pattern', 'prune');
+    }
     const structuredFlag = ['mlp-channels', 'heads'].find((f) => flags[f] !== undefined);
     if (method !== 'structured' && structuredFlag !== undefined)
       throw new UsageError(`--${structuredFlag} is for --method structured`, 'prune');
@@ -196,6 +206,11 @@ Examples:
     try {
       const loaded = await loadModel(dir, backend);
       const { model } = loaded;
+      if (recipe !== undefined)
+        checkRecipeLayers(
+          recipe,
+          model.linearLayers().map((l) => l.name),
+        );
       const tokenizer = requireTokenizer(loaded, dir);
       const calib = recipe?.calibration ?? {};
       const samples = numberFlag('prune', flags, 'calib-samples', calib.samples ?? 128, {

@@ -15,6 +15,9 @@ describe('global magnitude', () => {
     const report = globalMagnitude(layers, 0.5, 0.2);
     expect(report.sparsity).toBeCloseTo(0.5, 2);
     expect(report.sparsities[1]).toBeCloseTo(0.8, 2);
+    expect(() => globalMagnitude(toyModel(2).linearLayers(), 0.999)).toThrow(
+      'at sparsity 0.999 every layer can keep at most 0.001 of its weights (lower minKeep',
+    );
     const noFloor = globalMagnitude(toyModel(2).linearLayers(), 0.5, 0);
     expect(noFloor.sparsity).toBeCloseTo(0.5, 2);
   });

@@ -52,7 +52,11 @@ export function globalMagnitude(
 ): AllocationReport {
   checkSparsity(sparsity);
   if (!(minKeep >= 0 && minKeep <= 1 - sparsity)) {
-    throw new InvalidArgumentError('minKeep', minKeep, `must be in [0, ${1 - sparsity}] (1 - sparsity)`);
+    throw new InvalidArgumentError(
+      'minKeep',
+      minKeep,
+      `must be in [0, 1 - sparsity]: at sparsity ${sparsity} every layer can keep at most ${Number((1 - sparsity).toPrecision(6))} of its weights (lower minKeep, CLI --min-keep, or the sparsity)`,
+    );
   }
   const seconds = layers.map(() => 0);
   const timed = <T>(i: number, f: () => T): T => {
