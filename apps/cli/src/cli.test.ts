@@ -90,6 +90,7 @@ describe('help and usage', () => {
         ['prune', '--method', 'wanda', '--pattern', '2:4', '--owl', '--out', 'x'],
         /--owl allocates unstructured sparsity/,
       ],
+      [['eval', '--protocol', 'rolling', '--max-windows', '2'], /--max-windows is for --protocol sparsegpt/],
       [['bench', 'gpus'], /unknown benchmark "gpus"/],
       [['generate'], /--prompt is required/],
     ];
@@ -437,6 +438,26 @@ describe('broken inputs: exit 1 with a hint, nothing written', () => {
     expect(typoRun.code).toBe(1);
     expect(typoRun.stderr).toMatch(/recipe.overrides\[0\].match: "down_prj" matches no layer/);
     expect(existsSync(join(work, 'typo-out'))).toBe(false);
+    // A calibration text shorter than the windows together: they overlap, and the user is told.
+    const short = join(work, 'short.txt');
+    writeFileSync(short, readFileSync(join(tinyLmPath(), 'calibration.txt'), 'utf8').slice(0, 2000));
+    const shortRun = await run(
+      'prune',
+      '--method',
+      'wanda',
+      '--sparsity',
+      '0.5',
+      '--calib',
+      short,
+      '--calib-samples',
+      '16',
+      '--out',
+      join(work, 'short-out'),
+    );
+    expect(shortRun.code, shortRun.stderr).toBe(0);
+    expect(shortRun.stderr).toMatch(
+      /warning: the calibration text has \d+ tokens, so 16 windows of 128 \(2048 tokens\) overlap/,
+    );
     // A folder given as a text file is named as such.
     const dirAsText = await run('eval', '--text', work);
     expect(dirAsText.code).toBe(1);

@@ -69,7 +69,8 @@ export function builtinText(which: 'test' | 'calibration'): string {
 
 /**
  * Calibration batches as the references draw them: `samples` random windows of `seqLen` tokens
- * from the text (seeded), each its own [1, seqLen] batch.
+ * from the text (seeded), each its own [1, seqLen] batch. `note` is told when the windows must
+ * overlap (the text is shorter than all of them together).
  */
 export function calibrationBatches(
   tokenizer: HfTokenizer,
@@ -77,6 +78,7 @@ export function calibrationBatches(
   samples: number,
   seqLen: number,
   seed: number,
+  note?: (line: string) => void,
 ): Tensor<'i32'>[] {
   const ids = tokenizer.encode(text);
   if (ids.length <= seqLen) {
@@ -85,6 +87,10 @@ export function calibrationBatches(
       'give a longer --calib file or a smaller --seq-len',
     );
   }
+  if (samples * seqLen > ids.length)
+    note?.(
+      `warning: the calibration text has ${ids.length} tokens, so ${samples} windows of ${seqLen} (${samples * seqLen} tokens) overlap; a longer --calib gives more independent samples`,
+    );
   const rng = new Rng(seed);
   return Array.from({ length: samples }, () => {
     const start = rng.int(ids.length - seqLen);

@@ -145,6 +145,8 @@ export async function pruneModel(
   }
   const originals = new Map<LinearLayer, Tensor<'f32'>>();
   const layers: LayerReport[] = [];
+  let totalLayers = 0;
+  for (let block = 0; block < model.numBlocks; block++) totalLayers += targetsOf(block).length;
   const pattern = nm ? `${options.n}:${options.m}` : `${options.sparsity}`;
   let tokens = 0;
   for (const b of batches) tokens += b.size;
@@ -226,7 +228,13 @@ export async function pruneModel(
               : reconstructionError(w, result.weight, rows, cols, hessian, H!.samples),
           seconds,
         });
-        reportProgress(options, { stage: 'prune', current: layers.length, unit: 'layer', message: l.name });
+        reportProgress(options, {
+          stage: 'prune',
+          current: layers.length,
+          total: totalLayers,
+          unit: 'layer',
+          message: l.name,
+        });
       }
       hidden = hidden.map((h) => model.runBlock(block, h));
     }

@@ -1,6 +1,6 @@
 import { perplexity } from '@sparsekit/eval-harness';
 import { createWasmBackend } from '@sparsekit/sparse-formats';
-import { choiceFlag, numberFlag, stringFlag } from '../args.js';
+import { choiceFlag, numberFlag, stringFlag, UsageError } from '../args.js';
 import type { Command } from '../command.js';
 import { builtinText, loadModel, modelDir, readText, requireTokenizer } from '../model-io.js';
 
@@ -17,7 +17,7 @@ Flags:
   --protocol P         sparsegpt | rolling (default sparsegpt)
   --text FILE          text to score (default: tiny-lm's held-out test text)
   --max-length N       window length in tokens (default: the model's maximum)
-  --max-windows N      score only the first N windows (default: all)
+  --max-windows N      sparsegpt: score only the first N windows (default: all)
   --batch-size N       windows per forward pass (default 8)
   --json               print the result as JSON
 
@@ -36,6 +36,11 @@ Examples:
   async run({ flags, ui }) {
     const protocol = choiceFlag('eval', flags, 'protocol', ['sparsegpt', 'rolling'] as const, 'sparsegpt');
     const maxWindows = numberFlag('eval', flags, 'max-windows', 0, { integer: true, min: 1 });
+    if (protocol === 'rolling' && flags['max-windows'] !== undefined)
+      throw new UsageError(
+        '--max-windows is for --protocol sparsegpt (rolling scores whole documents, for word and byte perplexity)',
+        'eval',
+      );
     const batchSize = numberFlag('eval', flags, 'batch-size', 8, { integer: true, min: 1 });
     const dir = modelDir(stringFlag(flags, 'model'));
     const textPath = stringFlag(flags, 'text');

@@ -235,7 +235,7 @@ Examples:
       const batches =
         (method === 'magnitude' && !errors) || ALLOCATIONS.includes(method)
           ? []
-          : calibrationBatches(tokenizer, calibText, samples, seqLen, seed);
+          : calibrationBatches(tokenizer, calibText, samples, seqLen, seed, (line) => ui.note(line));
       // The report records the recipe as run: calibration flags override the recipe's.
       if (recipe !== undefined && batches.length > 0)
         recipe = { ...recipe, calibration: { samples: batches.length, seqLen, seed } };
@@ -267,6 +267,7 @@ Examples:
           ...(recipe!.random?.seed === undefined ? {} : { seed: recipe!.random.seed }),
           filter: recipeLayerFilter(recipe!),
           recipe,
+          onProgress: ui.progress('prune'),
         });
       } else if (method === 'slicegpt') {
         report = await sliceGpt(model, batches, {

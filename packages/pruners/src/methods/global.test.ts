@@ -97,6 +97,30 @@ describe('pruneAllocation', () => {
     });
     expect(random.sparsity).toBeCloseTo(0.7, 2);
     for (const l of random.layers) expect(l.seconds).toBeGreaterThanOrEqual(0);
+    // Progress per layer, with the total; an abort part way leaves every weight as it was.
+    for (const method of ['global-magnitude', 'random'] as const) {
+      const events: string[] = [];
+      pruneAllocation(toyModel(8, 16, 32, 3), {
+        method,
+        sparsity: 0.5,
+        onProgress: (e) => events.push(`${e.current}/${e.total}`),
+      });
+      expect(events).toEqual(['1/6', '2/6', '3/6', '4/6', '5/6', '6/6']);
+      const aborted = toyModel(8, 16, 32, 3);
+      const before = aborted.weights.map((w) => w.slice());
+      const controller = new AbortController();
+      expect(() =>
+        pruneAllocation(aborted, {
+          method,
+          sparsity: 0.5,
+          signal: controller.signal,
+          onProgress: (e) => {
+            if (e.current === 2) controller.abort(new Error('stop'));
+          },
+        }),
+      ).toThrow('stop');
+      expect(aborted.weights).toEqual(before);
+    }
     expect(() =>
       pruneAllocation(toyModel(8), { method: 'random', sparsity: 0.5, filter: () => false }),
     ).toThrow(/no layer is selected/);

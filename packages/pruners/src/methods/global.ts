@@ -1,6 +1,14 @@
 // Methods that allocate sparsity across layers: global magnitude with a floor per layer, and random
 // pruning with uniform or Erdős–Rényi-Kernel (ERK) layer densities. They need no calibration data.
-import { type BlockwiseLM, InvalidArgumentError, type LinearLayer, Rng, Tensor } from '@sparsekit/core';
+import {
+  type BlockwiseLM,
+  InvalidArgumentError,
+  type LinearLayer,
+  type ProgressOptions,
+  Rng,
+  reportProgress,
+  Tensor,
+} from '@sparsekit/core';
 import { checkSparsity, checkWeight, magnitudes, markLowest } from '../masks.js';
 import { measuredSparsity, pqIndex } from '../metrics.js';
 import type { PruneReport } from '../prune-model.js';
@@ -49,6 +57,7 @@ export function globalMagnitude(
   layers: readonly LinearLayer[],
   sparsity: number,
   minKeep = 0.01,
+  progress: ProgressOptions = {},
 ): AllocationReport {
   checkSparsity(sparsity);
   if (!(minKeep >= 0 && minKeep <= 1 - sparsity)) {
@@ -112,11 +121,12 @@ export function globalMagnitude(
       markLowest(scores[i]!, counts[i]!, mask);
       for (let k = 0; k < w.length; k++) if (mask[k] === 1) w[k] = 0;
     });
+    reportProgress(progress, { stage: 'prune', current: i + 1, total: layers.length, unit: 'layer' });
   }
   return finish(layers, weights, seconds);
 }
 
-export interface RandomPruneOptions {
+export interface RandomPruneOptions extends ProgressOptions {
   sparsity: number;
   /** 'uniform': every layer at `sparsity`; 'erk': densities proportional to (in + out) / (in * out). */
   distribution?: 'uniform' | 'erk';
@@ -160,12 +170,13 @@ export function randomPrune(layers: readonly LinearLayer[], options: RandomPrune
     const prune = Math.round(w.length * (1 - densities[i]!));
     for (const k of rng.sample(w.length, prune)) w[k] = 0;
     seconds.push((performance.now() - t0) / 1000);
+    reportProgress(options, { stage: 'prune', current: i + 1, total: layers.length, unit: 'layer' });
     return w;
   });
   return finish(layers, weights, seconds);
 }
 
-export interface AllocationModelOptions {
+export interface AllocationModelOptions extends ProgressOptions {
   method: 'global-magnitude' | 'random';
   /** Overall target over the selected layers. */
   sparsity: number;
@@ -191,8 +202,10 @@ export function pruneAllocation(model: BlockwiseLM, options: AllocationModelOpti
   if (layers.length === 0) throw new InvalidArgumentError('layers', 0, 'no layer is selected');
   const allocation =
     options.method === 'global-magnitude'
-      ? globalMagnitude(layers, options.sparsity, options.minKeep)
+      ? globalMagnitude(layers, options.sparsity, options.minKeep, options)
       : randomPrune(layers, {
+          ...(options.onProgress === undefined ? {} : { onProgress: options.onProgress }),
+          ...(options.signal === undefined ? {} : { signal: options.signal }),
           sparsity: options.sparsity,
           ...(options.distribution === undefined ? {} : { distribution: options.distribution }),
           ...(options.seed === undefined ? {} : { seed: options.seed }),
