@@ -117,8 +117,11 @@ function hintFor(error: SparsekitError): string | undefined {
   if (error instanceof InvalidFormatError && /json/i.test(error.message)) {
     return 'a JSON file of the model folder does not parse: restore config.json / tokenizer.json';
   }
+  if (error instanceof InvalidFormatError && /stored matrix/.test(error.message)) {
+    return 'a packed layer of the weights file is damaged: save the model again';
+  }
   if (error instanceof InvalidFormatError && /^Invalid nm/.test(error.message)) {
-    return 'the weights do not follow that N:M pattern: prune to it first (sparsekit prune --pattern N:M); a saved model that fails so is damaged: save it again';
+    return 'the weights do not follow that N:M pattern: prune to it first (sparsekit prune --pattern N:M)';
   }
   if (error instanceof InvalidFormatError && /checkpoint/.test(error.message)) {
     return 'config.json does not describe these weights: use the config.json saved with them';

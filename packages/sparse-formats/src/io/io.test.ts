@@ -115,6 +115,7 @@ describe('sparse safetensors', () => {
     indices[0] = 99;
     const corrupt = encodeSafetensors(laid.tensors, laid.metadata);
     expect(() => decodeSparseSafetensors(corrupt)).toThrow(InvalidFormatError);
+    expect(() => decodeSparseSafetensors(corrupt)).toThrow(/Invalid csr: stored matrix 'w': /);
 
     const missing = { ...laid.tensors };
     delete missing['w.indptr'];

@@ -224,7 +224,18 @@ export function matrixFromTensors(
         `unknown sparse format '${String(format)}' for '${prefix}'`,
       );
   }
-  validate(x);
+  try {
+    validate(x);
+  } catch (error) {
+    // Name the stored matrix: a file's damage is otherwise hard to place.
+    if (error instanceof InvalidFormatError)
+      throw new InvalidFormatError(
+        error.format,
+        `stored matrix '${prefix}': ${error.reason}`,
+        error.position,
+      );
+    throw error;
+  }
   return x;
 }
 
