@@ -13,8 +13,8 @@ import {
 import { HessianAccumulator, InputNormAccumulator } from './calibration.js';
 import type { MatmulKernel } from './linalg.js';
 import { checkModelWeights, checkNm, checkSparsity } from './masks.js';
-import { magnitude } from './methods/magnitude.js';
-import { sparseGpt } from './methods/sparsegpt.js';
+import { checkMagnitudeScope, magnitude } from './methods/magnitude.js';
+import { checkPercDamp, sparseGpt } from './methods/sparsegpt.js';
 import { wanda } from './methods/wanda.js';
 import { measuredSparsity, pqIndex, reconstructionError } from './metrics.js';
 import { type OwlAllocation, type OwlOptions, owlSparsities } from './owl.js';
@@ -114,14 +114,8 @@ export async function pruneModel(
       0,
       'no layer is selected (check the layer filter or recipe.layers)',
     );
-  if (options.percDamp !== undefined && !(Number.isFinite(options.percDamp) && options.percDamp >= 0))
-    throw new InvalidArgumentError(
-      'percDamp',
-      options.percDamp,
-      'must be a finite non-negative number (the reference uses 0.01)',
-    );
-  if (options.magnitudeScope !== undefined && !['layer', 'row'].includes(options.magnitudeScope))
-    throw new InvalidArgumentError('magnitudeScope', options.magnitudeScope, "must be 'layer' or 'row'");
+  if (options.percDamp !== undefined) checkPercDamp(options.percDamp);
+  checkMagnitudeScope(options.magnitudeScope, 'magnitudeScope');
   let owl: OwlAllocation | undefined;
   if (options.owl !== undefined && options.owl !== false) {
     if (nm)

@@ -75,7 +75,7 @@ function checkWeights(
 ): void {
   for (const [name, t] of tensors) {
     if (t.dtype === 'f32' || t.dtype === 'f16' || t.dtype === 'bf16' || t.dtype === 'f64')
-      assertFinite(t.astype('f32').data, name);
+      assertFinite(t.toFloat32Array(), name);
   }
   for (const [name, s] of stored) assertFinite(valuesF32(s.weight.values, s.weight.dtype), name);
   for (const name of [...tensors.keys(), ...stored.keys()]) {

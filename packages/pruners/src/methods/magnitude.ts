@@ -11,6 +11,12 @@ export interface MagnitudeOptions {
   m?: number;
 }
 
+/** Check a magnitude comparison group: 'layer', 'row' or unset. */
+export function checkMagnitudeScope(scope: unknown, what = 'scope'): void {
+  if (scope !== undefined && scope !== 'layer' && scope !== 'row')
+    throw new InvalidArgumentError(what, scope, "must be 'layer' or 'row'");
+}
+
 export function magnitude(
   weight: ArrayLike<number>,
   rows: number,
@@ -18,8 +24,7 @@ export function magnitude(
   options: MagnitudeOptions,
 ): PruneResult {
   checkWeight(weight, rows, cols);
-  if (options.scope !== undefined && options.scope !== 'layer' && options.scope !== 'row')
-    throw new InvalidArgumentError('scope', options.scope, "must be 'layer' or 'row'");
+  checkMagnitudeScope(options.scope);
   const scores = magnitudes(weight);
   let mask: Uint8Array;
   if (options.n !== undefined || options.m !== undefined)

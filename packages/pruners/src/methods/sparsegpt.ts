@@ -4,6 +4,16 @@ import { dense } from '@sparsekit/sparse-formats';
 import { inverseUpperFactor, type MatmulKernel } from '../linalg.js';
 import { checkNm, checkSparsity, checkWeight, matrixMask, nmMask } from '../masks.js';
 
+/** Check a dampening fraction (of H's mean diagonal): finite and non-negative. */
+export function checkPercDamp(percDamp: number): void {
+  if (!(Number.isFinite(percDamp) && percDamp >= 0))
+    throw new InvalidArgumentError(
+      'percDamp',
+      percDamp,
+      'must be a finite non-negative number (the reference uses 0.01)',
+    );
+}
+
 export interface SparseGptOptions {
   /** Unstructured target (ignored when `n`/`m` are given). */
   sparsity?: number;
@@ -111,12 +121,7 @@ export function sparseGpt(
     );
   }
   const percDamp = options.percDamp ?? 0.01;
-  if (!(Number.isFinite(percDamp) && percDamp >= 0))
-    throw new InvalidArgumentError(
-      'percDamp',
-      percDamp,
-      'must be a finite non-negative number (the reference uses 0.01)',
-    );
+  checkPercDamp(percDamp);
   const W = Float64Array.from(weight);
   const H = new Float64Array(hessian);
   for (let j = 0; j < cols; j++) {
