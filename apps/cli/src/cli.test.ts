@@ -376,6 +376,17 @@ describe('broken inputs: exit 1 with a hint, nothing written', () => {
     expect(r.stderr).toMatch(/error: no model folder at .*nope\nhint: pass --model/);
   });
 
+  it('a tokenizer.json that does not parse: inspect (weights only) works, eval is refused with a hint', async () => {
+    const folder = join(work, 'bad-tokenizer');
+    cpSync(tinyLmPath(), folder, { recursive: true });
+    writeFileSync(join(folder, 'tokenizer.json'), '{}');
+    expect((await run('inspect', '--model', folder)).code).toBe(0);
+    const r = await run('eval', '--model', folder, '--max-windows', '1');
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/tokenizer.json is not a tokenizer this runtime reads/);
+    expect(r.stderr).toContain('hint: ');
+  });
+
   it('corrupt safetensors', async () => {
     const broken = join(work, 'broken');
     cpSync(tinyLmPath(), broken, { recursive: true });

@@ -27,7 +27,11 @@ export function samePath(a: string, b: string): boolean {
   return real(a) === real(b);
 }
 
-export async function loadModel(dir: string, kernel?: LinearKernel): Promise<LoadedModel> {
+export async function loadModel(
+  dir: string,
+  kernel?: LinearKernel,
+  options: { tokenizer?: boolean } = {},
+): Promise<LoadedModel> {
   if (!existsSync(dir) || !statSync(dir).isDirectory()) {
     throw new CliError(
       `no model folder at ${dir}`,
@@ -40,7 +44,7 @@ export async function loadModel(dir: string, kernel?: LinearKernel): Promise<Loa
       'point --model at the folder that holds config.json and model.safetensors',
     );
   }
-  return loadHfModel(dir, kernel === undefined ? {} : { kernel });
+  return loadHfModel(dir, { ...options, ...(kernel === undefined ? {} : { kernel }) });
 }
 
 export function requireTokenizer(loaded: LoadedModel, dir: string): HfTokenizer {

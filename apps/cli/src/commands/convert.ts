@@ -70,7 +70,7 @@ Examples:
         `${dir} has no tokenizer.json`,
         'copy the tokenizer.json of the model into the folder',
       );
-    const { model, config } = await loadModel(dir);
+    const { model, config } = await loadModel(dir, undefined, { tokenizer: false });
     const format: FormatName = to === 'compressed-tensors' ? 'bitmask' : to;
     const pack = (w: Tensor<'f32'>): SparseMatrix =>
       fromDense(w, format, {

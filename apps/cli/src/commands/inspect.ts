@@ -24,7 +24,7 @@ Examples:
   flags: { model: { type: 'string' } },
   async run({ flags, ui }) {
     const dir = modelDir(stringFlag(flags, 'model'));
-    const { model, config } = await loadModel(dir);
+    const { model, config } = await loadModel(dir, undefined, { tokenizer: false });
     const layers = model.linearLayers().map((l) => {
       const m = l.matrix;
       return {

@@ -12,6 +12,8 @@ import { paramsFromHf, type StoredLinear } from './names.js';
 export interface LoadOptions {
   /** What runs the linear layers (default: the reference kernels; pass a wasm backend for speed). */
   kernel?: LinearKernel;
+  /** Read tokenizer.json (default true); false for work on the weights alone (inspection, conversion). */
+  tokenizer?: boolean;
 }
 
 export interface LoadedModel {
@@ -151,8 +153,9 @@ export async function loadHfModel(dir: string, options: LoadOptions = {}): Promi
   const kernels = kernelRef(options.kernel ?? referenceKernel);
   const model = new TransformerLM(config, paramsFromHf(config, source, kernels, stored), kernels);
   const tokenizerPath = join(dir, 'tokenizer.json');
-  const tokenizer = (await exists(tokenizerPath))
-    ? tokenizerFrom(await readJson(tokenizerPath), config, tokenizerPath)
-    : undefined;
+  const tokenizer =
+    options.tokenizer !== false && (await exists(tokenizerPath))
+      ? tokenizerFrom(await readJson(tokenizerPath), config, tokenizerPath)
+      : undefined;
   return { model, config, tokenizer, hfConfig };
 }
