@@ -86,21 +86,20 @@ Examples:
       return { name: layer.name, format: matrix.format, sparsity: sparsity(matrix) };
     });
     const tokenizerJson = readFileSync(tokenizerPath, 'utf8');
-    if (to === 'compressed-tensors' && config.family === 'gpt2') {
-      throw new CliError(
-        'compressed-tensors export needs per-projection weights; GPT-2 fuses q/k/v into one Conv1D',
-        'export a llama or opt model, or convert GPT-2 to a sparsekit format (e.g. --to bitmask)',
-      );
+    // The export's config, narrowed to the families it supports (checked before anything is written).
+    let exportConfig: (typeof config & { family: 'llama' | 'opt' }) | undefined;
+    if (to === 'compressed-tensors') {
+      if (config.family === 'gpt2') {
+        throw new CliError(
+          'compressed-tensors export needs per-projection weights; GPT-2 fuses q/k/v into one Conv1D',
+          'export a llama or opt model, or convert GPT-2 to a sparsekit format (e.g. --to bitmask)',
+        );
+      }
+      exportConfig = { ...config, family: config.family };
     }
     await writeDir(out, async (tmp) => {
-      if (to === 'compressed-tensors' && config.family !== 'gpt2')
-        await exportCompressedTensors(
-          model,
-          { ...config, family: config.family },
-          tmp,
-          tokenizerJson,
-          layers,
-        );
+      if (exportConfig !== undefined)
+        await exportCompressedTensors(model, exportConfig, tmp, tokenizerJson, layers);
       else await saveModel(model, tmp, { layout: to === 'dense' ? 'dense' : 'packed', tokenizerJson });
     });
     const overall = layers.reduce((s, l) => s + l.sparsity, 0) / Math.max(1, layers.length);
