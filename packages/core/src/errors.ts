@@ -10,7 +10,7 @@ export type SparsekitErrorCode =
   | 'UNSUPPORTED_DTYPE'
   | 'SAFETENSORS'
   | 'NON_FINITE'
-  | 'KERNEL_NOT_FOUND'
+  | 'UNSUPPORTED_OP'
   | 'IO'
   | 'UNSUPPORTED_MODEL'
   | 'MISSING_TENSOR'
@@ -124,16 +124,18 @@ export class NonFiniteError extends SparsekitError {
   }
 }
 
-/** No kernel is registered for an operation on a backend. */
-export class KernelNotFoundError extends SparsekitError {
+/**
+ * A backend does not implement an operation (`op`, e.g. 'sddmm') that was asked of it. The message
+ * names the backend and, where one exists, a backend that has the op.
+ */
+export class UnsupportedOpError extends SparsekitError {
   readonly op: string;
   readonly backend: string;
 
-  constructor(op: string, backend: string, available: readonly string[]) {
+  constructor(op: string, backend: string, hint?: string) {
     super(
-      'KERNEL_NOT_FOUND',
-      `No kernel '${op}' is registered for backend '${backend}'` +
-        (available.length > 0 ? `; available backends: ${available.join(', ')}.` : '; no backend has it.'),
+      'UNSUPPORTED_OP',
+      `The '${backend}' backend has no '${op}' operation` + (hint === undefined ? '.' : `; ${hint}.`),
     );
     this.op = op;
     this.backend = backend;

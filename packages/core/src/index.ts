@@ -14,13 +14,13 @@ export {
   InvalidArgumentError,
   InvalidFormatError,
   IOError,
-  KernelNotFoundError,
   NonFiniteError,
   SafetensorsError,
   ShapeMismatchError,
   SparsekitError,
   type SparsekitErrorCode,
   UnsupportedDTypeError,
+  UnsupportedOpError,
 } from './errors.js';
 export {
   bf16ArrayToF32,

@@ -1,3 +1,19 @@
+export { attention, keySegments, PRODUCT_MIN_SEQ } from './backend/attention.js';
+export {
+  type AnyBackend,
+  type AsyncBackend,
+  type AttentionArgs,
+  type AttentionMask,
+  BACKEND_OPS,
+  type Backend,
+  type BackendOp,
+  type GatherGemvArgs,
+  type LinearOptions,
+  type MatmulOptions,
+  type SddmmOptions,
+} from './backend/contract.js';
+export { createReferenceBackend, referenceBackend } from './backend/reference-backend.js';
+export { unsupported } from './backend/unsupported.js';
 export {
   convert,
   denseFromTensor,
@@ -20,8 +36,6 @@ export { type NmFields, nm, nmIndexBits, nmIndexBytes, readNmPosition } from './
 export { decodeSparseSafetensors, encodeSparseSafetensors, type SparseFileContents } from './io/codec.js';
 export { FORMATS_METADATA_KEY, type StoredFormat, storagePrefix } from './io/tensors.js';
 export { linear, nmLinear, sddmm, spmm, spmv } from './kernels/reference.js';
-export { OPS, type OpName, registerReferenceKernels } from './kernels/register-reference.js';
-export { KernelRegistry } from './kernels/registry.js';
 export { blockNnz, byteSize, equals, histogram, nnz, rowNnz, sparsity, storedCount } from './stats.js';
 export {
   type BitmaskMatrix,
@@ -43,9 +57,7 @@ export { validate } from './validate.js';
 export { encodeValues, type IndexType, valuesF32 } from './values.js';
 export {
   createWasmBackend,
-  type LinearOptions,
   WasmBackend,
   type WasmBackendOptions,
 } from './wasm/backend.js';
 export type { PreparedMatrix } from './wasm/prepare.js';
-export { registerWasmKernels } from './wasm/register-wasm.js';

@@ -1,21 +1,11 @@
-import {
-  f16BitsToF32,
-  KernelNotFoundError,
-  NonFiniteError,
-  Rng,
-  ShapeMismatchError,
-  Tensor,
-} from '@sparsekit/core';
+import { f16BitsToF32, NonFiniteError, Rng, ShapeMismatchError, Tensor } from '@sparsekit/core';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { denseCase, FC_OPTIONS } from '../arbitraries.test-util.js';
 import { fromDense } from '../convert.js';
 import { linear, spmm } from '../kernels/reference.js';
-import { registerReferenceKernels } from '../kernels/register-reference.js';
-import { KernelRegistry } from '../kernels/registry.js';
 import type { FormatName, SparseMatrix } from '../types.js';
 import { createWasmBackend, type WasmBackend } from './backend.js';
-import { registerWasmKernels } from './register-wasm.js';
 
 const VARIANTS: Array<[string, FormatName, object]> = [
   ['dense f32', 'dense', {}],
@@ -140,10 +130,18 @@ describe.each([1, 2])('wasm backend, %i thread(s)', (threads) => {
     expect(backend.triad(1 << 20, 2)).toBeGreaterThan(0.1);
   });
 
-  it('registers under the wasm backend and is preferred', () => {
-    const registry = registerWasmKernels(registerReferenceKernels(new KernelRegistry()), backend);
-    expect(registry.preference[0]).toBe('wasm');
-    expect(registry.backends('linear')).toEqual(['js', 'wasm']);
-    expect(() => registry.get('sddmm', 'wasm')).toThrow(KernelNotFoundError);
+  it('frees the operands of matmul and attention after the call', () => {
+    const before = backend.allocator.allocatedBytes;
+    const a = new Float32Array(64 * 32).fill(0.5);
+    for (let i = 0; i < 5; i++) backend.matmul(a, a, 64, 32, 64, { transposeB: true });
+    const q = new Float32Array(2 * 16 * 8).fill(0.1);
+    const kv = new Float32Array(16 * 8).fill(0.2);
+    for (let i = 0; i < 5; i++)
+      backend.attention({ q, heads: 2, seq: 16, headDim: 8, keys: kv, values: kv, keyLength: 16 });
+    // The io region may grow once; no operand stays resident.
+    expect(backend.allocator.allocatedBytes - before).toBeLessThanOrEqual(1 << 20);
+    const after = backend.allocator.allocatedBytes;
+    for (let i = 0; i < 5; i++) backend.matmul(a, a, 64, 32, 64, { transposeB: true });
+    expect(backend.allocator.allocatedBytes).toBe(after);
   });
 });

@@ -1,5 +1,20 @@
 import { InvalidArgumentError, ShapeMismatchError } from '@sparsekit/core';
-import type { SparseMatrix } from '../types.js';
+import { attention } from '../backend/attention.js';
+import type {
+  AttentionArgs,
+  Backend,
+  GatherGemvArgs,
+  LinearOptions,
+  MatmulOptions,
+} from '../backend/contract.js';
+import {
+  checkGatherGemv,
+  gatherGemvColumns,
+  matmulOnLinear,
+  transposedColumns,
+} from '../backend/products.js';
+import { unsupported } from '../backend/unsupported.js';
+import type { CsrMatrix, DenseMatrix, SparseMatrix } from '../types.js';
 import { WasmAllocator } from './allocator.js';
 import { KERNELS_SINGLE_WASM_BASE64, KERNELS_WASM_BASE64 } from './generated/kernels-wasm.js';
 import { ThreadPool } from './pool.js';
@@ -21,11 +36,6 @@ export interface WasmBackendOptions {
    * waking the pool costs more than it saves (default 131072; 0 always uses every thread).
    */
   minParallelWork?: number;
-}
-
-export interface LinearOptions {
-  bias?: Float32Array;
-  out?: Float32Array;
 }
 
 const modulePromises = new Map<boolean, Promise<WebAssembly.Module>>();
@@ -71,11 +81,15 @@ async function defaultThreads(): Promise<number> {
 
 /**
  * The wasm SIMD backend: kernels compiled from AssemblyScript, run on a persistent pool of worker
- * threads over one shared memory. Matrices are copied into that memory on first use (cached per
- * matrix object, released when the matrix is garbage-collected or by `release`).
+ * threads over one shared memory. Weights are copied into that memory on first use (cached per
+ * matrix object, released when the matrix is garbage-collected or by `release`); the operands of
+ * `matmul` and `attention`, which change every call, are copied in for the call and freed after it.
+ * `gatherGemv` runs a TypeScript loop over a resident transposed copy; `sddmm` is not implemented.
  */
-export class WasmBackend {
+export class WasmBackend implements Backend {
   readonly name = 'wasm';
+  readonly flavour = 'sync';
+  private readonly columns = new WeakMap<DenseMatrix, Float32Array>();
   /** See `WasmBackendOptions.minParallelWork`. */
   minParallelWork = 1 << 17;
   private readonly prepared = new WeakMap<SparseMatrix, PreparedMatrix>();
@@ -145,6 +159,7 @@ export class WasmBackend {
 
   /** Free a matrix's copy in wasm memory. */
   release(w: SparseMatrix): void {
+    if (w.format === 'dense') this.columns.delete(w);
     const p = this.prepared.get(w);
     if (p === undefined) return;
     this.prepared.delete(w);
@@ -223,6 +238,50 @@ export class WasmBackend {
     for (let j = 0; j < n; j++) for (let r = 0; r < a.rows; r++) c[r * n + j] = ct[j * a.rows + r]!;
     return c;
   }
+
+  sddmm(): CsrMatrix {
+    return unsupported(this.name, 'sddmm', 'the reference backend has it (referenceBackend.sddmm)');
+  }
+
+  /** C = A B (or A B^T) for operands of this call: B is copied in, multiplied and freed. */
+  matmul(
+    a: Float32Array,
+    b: Float32Array,
+    m: number,
+    k: number,
+    n: number,
+    options: MatmulOptions = {},
+  ): Float32Array {
+    return matmulOnLinear(this.transientLinear, a, b, m, k, n, options);
+  }
+
+  attention(args: AttentionArgs): Float32Array {
+    return attention(args, this.transientLinear);
+  }
+
+  gatherGemv(args: GatherGemvArgs): Float32Array {
+    checkGatherGemv(args);
+    let columns = this.columns.get(args.w);
+    if (columns === undefined) {
+      columns = transposedColumns(args.w);
+      this.columns.set(args.w, columns);
+    }
+    return gatherGemvColumns(args, columns);
+  }
+
+  /** `linear` on a matrix that lives for one call: its wasm copy is freed at once, not cached. */
+  private readonly transientLinear = (
+    x: Float32Array,
+    batch: number,
+    w: SparseMatrix,
+    options?: LinearOptions,
+  ): Float32Array => {
+    try {
+      return this.linear(x, batch, w, options);
+    } finally {
+      this.release(w);
+    }
+  };
 
   /**
    * STREAM triad a = b + s c over `elements` floats per array, on all threads; returns the best

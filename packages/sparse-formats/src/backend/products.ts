@@ -1,0 +1,99 @@
+// Dense products and the column-gather GEMV, written once over a linear kernel so that every backend
+// shares their argument checks and their arithmetic order.
+import { InvalidArgumentError, ShapeMismatchError } from '@sparsekit/core';
+import { dense } from '../formats/dense.js';
+import type { DenseMatrix, SparseMatrix } from '../types.js';
+import { valuesF32 } from '../values.js';
+import type { GatherGemvArgs, LinearOptions, MatmulOptions } from './contract.js';
+
+type LinearFn = (x: Float32Array, batch: number, w: SparseMatrix, options?: LinearOptions) => Float32Array;
+
+function dimension(name: string, value: number): void {
+  if (!Number.isInteger(value) || value < 0)
+    throw new InvalidArgumentError(name, value, 'must be a non-negative integer');
+}
+
+/** Check a matmul call; returns B as the [n, k] weight of a linear call (transposing when needed). */
+export function matmulWeight(
+  a: Float32Array,
+  b: Float32Array,
+  m: number,
+  k: number,
+  n: number,
+  options: MatmulOptions,
+): DenseMatrix {
+  dimension('m', m);
+  dimension('k', k);
+  dimension('n', n);
+  if (a.length !== m * k) throw new ShapeMismatchError([m, k], [a.length], 'A');
+  if (b.length !== k * n) throw new ShapeMismatchError(options.transposeB ? [n, k] : [k, n], [b.length], 'B');
+  if (options.out !== undefined && options.out.length !== m * n)
+    throw new ShapeMismatchError([m, n], [options.out.length], 'out');
+  if (options.transposeB === true) return dense({ rows: n, cols: k, values: b });
+  const bt = new Float32Array(n * k);
+  for (let i = 0; i < k; i++) for (let j = 0; j < n; j++) bt[j * k + i] = b[i * n + j]!;
+  return dense({ rows: n, cols: k, values: bt });
+}
+
+/** C [m, n] = A [m, k] B [k, n] (or A B^T) as one linear call: C = A (B^T)^T. */
+export function matmulOnLinear(
+  linear: LinearFn,
+  a: Float32Array,
+  b: Float32Array,
+  m: number,
+  k: number,
+  n: number,
+  options: MatmulOptions = {},
+): Float32Array {
+  const w = matmulWeight(a, b, m, k, n, options);
+  return linear(a, m, w, options.out === undefined ? {} : { out: options.out });
+}
+
+/** Check a gather-GEMV call (shapes, bias, indices in range and unique). */
+export function checkGatherGemv(args: GatherGemvArgs): void {
+  const { w, x, active } = args;
+  if (w.format !== 'dense')
+    throw new InvalidArgumentError('w.format', (w as SparseMatrix).format, "must be 'dense' for gatherGemv");
+  if (x.length !== w.cols) throw new ShapeMismatchError([w.cols], [x.length], 'x');
+  if (args.bias !== undefined && args.bias.length !== w.rows)
+    throw new ShapeMismatchError([w.rows], [args.bias.length], 'bias');
+  if (args.out !== undefined && args.out.length !== w.rows)
+    throw new ShapeMismatchError([w.rows], [args.out.length], 'out');
+  if (active.length > w.cols)
+    throw new InvalidArgumentError('active', active.length, `must hold at most ${w.cols} indices`);
+  const seen = new Uint8Array(w.cols);
+  for (let i = 0; i < active.length; i++) {
+    const c = active[i]!;
+    if (!(c >= 0 && c < w.cols) || seen[c] === 1)
+      throw new InvalidArgumentError('active index', c, `must be unique and in [0, ${w.cols})`);
+    seen[c] = 1;
+  }
+}
+
+/** W^T [in, out] as f32, so that one input column is one contiguous row. */
+export function transposedColumns(w: DenseMatrix): Float32Array {
+  const values = valuesF32(w.values, w.dtype);
+  const t = new Float32Array(w.rows * w.cols);
+  for (let o = 0; o < w.rows; o++)
+    for (let i = 0; i < w.cols; i++) t[i * w.rows + o] = values[o * w.cols + i]!;
+  return t;
+}
+
+/**
+ * y = W[:, active] x[active] (+ bias) from W^T `columns` [in, out]: one contiguous row per active
+ * input, so the work is proportional to the active count (inactive columns are never read).
+ */
+export function gatherGemvColumns(args: GatherGemvArgs, columns: Float32Array): Float32Array {
+  const rows = args.w.rows;
+  const y = args.out ?? new Float32Array(rows);
+  if (args.bias === undefined) y.fill(0);
+  else y.set(args.bias);
+  const { x, active } = args;
+  for (let a = 0; a < active.length; a++) {
+    const i = active[a]!;
+    const xi = x[i]!;
+    const base = i * rows;
+    for (let o = 0; o < rows; o++) y[o]! += xi * columns[base + o]!;
+  }
+  return y;
+}

@@ -1,0 +1,47 @@
+// The plain-TypeScript backend: the reference kernels behind the backend contract. Obviously correct,
+// f32 accumulation in the products, float64 in the attention loops; the yardstick for the others.
+import { linear, sddmm, spmm } from '../kernels/reference.js';
+import type { DenseMatrix, SparseMatrix } from '../types.js';
+import { attention } from './attention.js';
+import type { AttentionArgs, Backend, GatherGemvArgs, MatmulOptions } from './contract.js';
+import { checkGatherGemv, gatherGemvColumns, matmulOnLinear, transposedColumns } from './products.js';
+
+class ReferenceBackend implements Backend {
+  readonly name = 'reference';
+  readonly flavour = 'sync';
+  private readonly columns = new WeakMap<DenseMatrix, Float32Array>();
+
+  linear = linear;
+  spmm = spmm;
+  sddmm = sddmm;
+
+  matmul(a: Float32Array, b: Float32Array, m: number, k: number, n: number, options?: MatmulOptions) {
+    return matmulOnLinear(linear, a, b, m, k, n, options);
+  }
+
+  attention(args: AttentionArgs): Float32Array {
+    return attention(args, linear);
+  }
+
+  gatherGemv(args: GatherGemvArgs): Float32Array {
+    checkGatherGemv(args);
+    let columns = this.columns.get(args.w);
+    if (columns === undefined) {
+      columns = transposedColumns(args.w);
+      this.columns.set(args.w, columns);
+    }
+    return gatherGemvColumns(args, columns);
+  }
+
+  release(matrix: SparseMatrix): void {
+    if (matrix.format === 'dense') this.columns.delete(matrix);
+  }
+}
+
+/** The reference backend (one per process is enough; it keeps only gather-GEMV column copies). */
+export const referenceBackend: Backend = new ReferenceBackend();
+
+/** A new reference backend with its own caches. */
+export function createReferenceBackend(): Backend {
+  return new ReferenceBackend();
+}
