@@ -2,8 +2,9 @@
 import { existsSync, readFileSync, realpathSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { Rng, Tensor } from '@sparsekit/core';
-import type { HfTokenizer, LinearKernel } from '@sparsekit/models';
+import type { HfTokenizer } from '@sparsekit/models';
 import { type LoadedModel, loadHfModel, tinyLmPath } from '@sparsekit/models/node';
+import type { AnyBackend } from '@sparsekit/sparse-formats';
 
 /** A failure with a hint: exit code 1, message then "hint: ...". */
 export class CliError extends Error {
@@ -29,7 +30,7 @@ export function samePath(a: string, b: string): boolean {
 
 export async function loadModel(
   dir: string,
-  kernel?: LinearKernel,
+  backend?: AnyBackend,
   options: { tokenizer?: boolean } = {},
 ): Promise<LoadedModel> {
   if (!existsSync(dir) || !statSync(dir).isDirectory()) {
@@ -44,7 +45,7 @@ export async function loadModel(
       'point --model at the folder that holds config.json and model.safetensors',
     );
   }
-  return loadHfModel(dir, { ...options, ...(kernel === undefined ? {} : { kernel }) });
+  return loadHfModel(dir, { ...options, ...(backend === undefined ? {} : { backend }) });
 }
 
 export function requireTokenizer(loaded: LoadedModel, dir: string): HfTokenizer {

@@ -34,6 +34,17 @@ export {
   f32ToF16Bits,
 } from './half.js';
 export {
+  calibrationHooks,
+  HOOK_SITES,
+  type Hook,
+  type HookContext,
+  type HookHandle,
+  type HookOptions,
+  type HookSite,
+  Hooks,
+  runHooks,
+} from './hooks.js';
+export {
   type ProgressCallback,
   type ProgressEvent,
   type ProgressOptions,
@@ -65,6 +76,7 @@ export type {
   HasLinearLayers,
   LinearLayer,
   NarrowableLM,
+  RunOptions,
   SliceableLM,
   StreamPoint,
   Tokenizer,

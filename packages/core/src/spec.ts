@@ -1,3 +1,4 @@
+import type { Hooks } from './hooks.js';
 import type { ProgressOptions } from './progress.js';
 import type { Tensor } from './tensor.js';
 
@@ -38,7 +39,9 @@ export interface HasLinearLayers {
 
 /**
  * Receives the inputs of linear layers during a calibration pass: `inputs` is [tokens, inFeatures]
- * for one batch. Called once per batch and layer, so memory stays bounded by one batch.
+ * for one batch. Called once per batch and layer, so memory stays bounded by one batch. Layers that
+ * read one tensor (q, k, v; gate, up) receive the same `inputs`. (A use of the `linear.input` hook
+ * site: see `calibrationHooks`.)
  */
 export type CalibrationHook = (layer: LinearLayer, inputs: Tensor<'f32'>) => void;
 
@@ -66,6 +69,11 @@ export interface Tokenizer {
   readonly eosTokenId?: number;
 }
 
+/** Options of a call that runs (part of) a model: hooks that apply to this call only. */
+export interface RunOptions {
+  hooks?: Hooks;
+}
+
 /**
  * A causal LM that runs one transformer block at a time, as sequential pruning needs (SparseGPT,
  * Wanda with `--use_variant` off): block i runs on the outputs of blocks 0..i-1 as they are now,
@@ -76,13 +84,15 @@ export interface BlockwiseLM extends CausalLM, HasLinearLayers {
   readonly hiddenSize: number;
   /** Hidden states entering block 0 (embeddings, plus learned positions where the model has them). */
   embed(tokenIds: Tensor<'i32'>): Tensor<'f32'>;
-  /**
-   * Run block `index` on `hidden`; `hook` (if given) receives the inputs of each of the block's
-   * linear layers, as `Calibratable.calibrate` does.
-   */
-  runBlock(index: number, hidden: Tensor<'f32'>, hook?: CalibrationHook): Tensor<'f32'>;
+  /** Run block `index` on `hidden`, with this call's hooks (see `Hooks`) if given. */
+  runBlock(index: number, hidden: Tensor<'f32'>, options?: RunOptions): Tensor<'f32'>;
   /** The block's linear layers, in execution order. */
   blockLinearLayers(index: number): readonly LinearLayer[];
+  /**
+   * The block's linear layers grouped by the tensor they read (q, k, v together; gate and up
+   * together), in execution order: layers of one group see identical inputs.
+   */
+  blockLinearGroups(index: number): readonly (readonly LinearLayer[])[];
   /** Logits from the hidden states leaving the last block (final norm and the LM head). */
   head(hidden: Tensor<'f32'>): Tensor<'f32'>;
 }
@@ -113,8 +123,8 @@ export interface SliceableLM extends BlockwiseLM {
    * The residual stream of block `index` after its attention half (the MLP norm's input), for block
    * inputs `hidden` [batch, seq, width]; `runMlpHalf` continues from there to the block's output.
    */
-  runAttentionHalf(index: number, hidden: Tensor<'f32'>, hook?: CalibrationHook): Tensor<'f32'>;
-  runMlpHalf(index: number, mid: Tensor<'f32'>, hook?: CalibrationHook): Tensor<'f32'>;
+  runAttentionHalf(index: number, hidden: Tensor<'f32'>, options?: RunOptions): Tensor<'f32'>;
+  runMlpHalf(index: number, mid: Tensor<'f32'>, options?: RunOptions): Tensor<'f32'>;
   /**
    * Re-express the stream at `point` as x' = x Q for `q` [width, kept] with orthonormal columns:
    * the layers writing to that point are multiplied by Q^T on their outputs, those reading it by Q

@@ -63,7 +63,7 @@ const backend = await createWasmBackend({ threads });
 // the machine's speed (a shared VM) hits every variant alike; the medians over rounds are reported.
 const models = [];
 for (const variant of VARIANTS) {
-  const { model } = await loadHfModel(tinyLmPath(), { kernel: backend });
+  const { model } = await loadHfModel(tinyLmPath(), { backend });
   let zeros = 0;
   let total = 0;
   for (const layer of model.linearLayers()) {

@@ -12,19 +12,14 @@ export {
   type GenerateOptions,
   type Generation,
   generate,
+  generateAsync,
   type SamplingOptions,
   sampleToken,
 } from './runtime/generate.js';
 export { KvCache } from './runtime/kv-cache.js';
-export {
-  denseMatrix,
-  type KernelRef,
-  kernelRef,
-  Linear,
-  type LinearKernel,
-  referenceKernel,
-} from './runtime/linear.js';
-export { TransformerLM } from './runtime/model.js';
+export { denseMatrix, Linear } from './runtime/linear.js';
+export { type ForwardOptions, TransformerLM } from './runtime/model.js';
 export type { BlockParams, ModelParams, NormParams } from './runtime/params.js';
 export { generationSpeed, type Speed, type SpeedOptions } from './runtime/speed.js';
+export { type BackendRef, backendRef, type Step, type Steps } from './runtime/steps.js';
 export { HfTokenizer } from './tokenizer.js';

@@ -61,7 +61,7 @@ for (const [R, C] of shapes) {
   const oneFactor = time(() => inverseUpperFactor(damped, C));
   const oneFactorWasm = time(() => inverseUpperFactor(damped, C, 'Hessian', backend));
   const plain = time(() => sparseGpt(w, R, C, H, { sparsity: 0.5 }));
-  const wasm = time(() => sparseGpt(w, R, C, H, { sparsity: 0.5, kernel: backend }));
+  const wasm = time(() => sparseGpt(w, R, C, H, { sparsity: 0.5, backend }));
   rows.push({
     shape: `${R}x${C}`,
     threeStepsSeconds: threeSteps,

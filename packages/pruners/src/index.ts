@@ -1,25 +1,31 @@
-export { HessianAccumulator, InputNormAccumulator } from './calibration.js';
-export { type EssentialSparsity, essentialSparsity, type SweepPoint } from './essential.js';
+/**
+ * @deprecated Moved to @sparsekit/sparse-formats (shared by every algorithm package); these
+ * re-exports go in the next minor version.
+ */
 export {
   cholesky,
   choleskyInverse,
+  HessianAccumulator,
+  InputNormAccumulator,
   inverseUpperFactor,
+  kthSmallest,
   lowerTriangularInverse,
+  lowestIndices,
   type MatmulKernel,
+  markLowest,
+  measuredSparsity,
   NotPositiveDefiniteError,
   symmetricEigen,
   upperCholesky,
-} from './linalg.js';
+} from '@sparsekit/sparse-formats';
+export { type EssentialSparsity, essentialSparsity, type SweepPoint } from './essential.js';
 export {
   applyMask,
   checkModelWeights,
   checkNm,
   checkSparsity,
   checkWeight,
-  kthSmallest,
-  lowestIndices,
   magnitudes,
-  markLowest,
   matrixMask,
   nmMask,
   rowMask,
@@ -55,7 +61,7 @@ export {
   type StructuredReport,
 } from './methods/structured.js';
 export { type WandaOptions, wanda, wandaScores } from './methods/wanda.js';
-export { measuredSparsity, pqIndex, reconstructionError } from './metrics.js';
+export { pqIndex, reconstructionError } from './metrics.js';
 export { type OwlAllocation, type OwlOptions, owlSparsities } from './owl.js';
 export { type PackOptions, packWeight } from './pack.js';
 export {

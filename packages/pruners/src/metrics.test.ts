@@ -1,7 +1,7 @@
 import { Rng, Tensor } from '@sparsekit/core';
+import { HessianAccumulator, measuredSparsity } from '@sparsekit/sparse-formats';
 import { describe, expect, it } from 'vitest';
-import { HessianAccumulator } from './calibration.js';
-import { measuredSparsity, pqIndex, reconstructionError } from './metrics.js';
+import { pqIndex, reconstructionError } from './metrics.js';
 
 describe('layer metrics', () => {
   it('measured sparsity counts exact zeros', () => {

@@ -1,12 +1,5 @@
 // Measurements of a pruned layer, counted from the data.
 
-/** Fraction of exact zeros. */
-export function measuredSparsity(values: ArrayLike<number>): number {
-  let zeros = 0;
-  for (let i = 0; i < values.length; i++) if (values[i] === 0) zeros++;
-  return values.length === 0 ? 0 : zeros / values.length;
-}
-
 /**
  * PQ Index (Diao et al., 2023) with p = 1, q = 2: 1 - d^(1/q - 1/p) ||w||_1 / ||w||_2, in [0, 1);
  * 0 for a vector of equal magnitudes, near 1 when a few entries dominate (sparser).

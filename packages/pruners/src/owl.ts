@@ -3,8 +3,14 @@
 // times the block's mean score; blocks with more outliers get lower sparsity. As in the reference,
 // the ratios are scaled onto [0, 2 lambda] and shifted so that the average sparsity is the target:
 // the sparsities span 2 lambda (at most), not necessarily centred on the target.
-import { type BlockwiseLM, InvalidArgumentError, type LinearLayer, type Tensor } from '@sparsekit/core';
-import { InputNormAccumulator } from './calibration.js';
+import {
+  type BlockwiseLM,
+  calibrationHooks,
+  InvalidArgumentError,
+  type LinearLayer,
+  type Tensor,
+} from '@sparsekit/core';
+import { InputNormAccumulator } from '@sparsekit/sparse-formats';
 import { checkSparsity } from './masks.js';
 import { wandaScores } from './methods/wanda.js';
 
@@ -45,7 +51,8 @@ export function owlSparsities(
     const norms = new Map<LinearLayer, InputNormAccumulator>(
       layers.map((l) => [l, new InputNormAccumulator(l.inFeatures)]),
     );
-    for (const h of hidden) model.runBlock(block, h, (layer, x) => norms.get(layer)?.add(x));
+    for (const h of hidden)
+      model.runBlock(block, h, { hooks: calibrationHooks((layer, x) => norms.get(layer)?.add(x)) });
     const scores = layers.map((l) =>
       wandaScores(l.getWeight().data, l.outFeatures, l.inFeatures, norms.get(l)!.scalerRow),
     );

@@ -1,9 +1,9 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { type CalibrationHook, type ProgressEvent, Tensor } from '@sparsekit/core';
+import { Hooks, type ProgressEvent, type RunOptions, Tensor } from '@sparsekit/core';
 import { loadHfModel, tinyLmPath } from '@sparsekit/models/node';
+import { HessianAccumulator } from '@sparsekit/sparse-formats';
 import { describe, expect, it, vi } from 'vitest';
-import { HessianAccumulator } from './calibration.js';
 import { magnitude } from './methods/magnitude.js';
 import { sparseGpt } from './methods/sparsegpt.js';
 import { pruneModel } from './prune-model.js';
@@ -32,12 +32,21 @@ describe('pruneModel', () => {
     // Per batch: one add for q, k and v together, one for o.
     expect(adds).toHaveBeenCalledTimes(2 * 2);
     adds.mockRestore();
-    // The same model, but every layer handed its own copy of its inputs: nothing can be shared.
+    // The same model, but every layer of a group handed its own copy of its inputs, one at a time:
+    // the statistics are computed separately, and must come out the same.
     const separate = await load();
     const m = separate.model;
     const copying = Object.create(m) as typeof m;
-    copying.runBlock = (i: number, h: Tensor<'f32'>, hook?: CalibrationHook) =>
-      m.runBlock(i, h, hook && ((l, x) => hook(l, new Tensor('f32', x.shape, x.data.slice()))));
+    copying.blockLinearGroups = (i: number) => m.blockLinearLayers(i).map((l) => [l]);
+    copying.runBlock = (i: number, h: Tensor<'f32'>, options?: RunOptions) => {
+      const outer = options?.hooks;
+      if (outer === undefined) return m.runBlock(i, h);
+      const hooks = new Hooks();
+      hooks.add('linear.input', (x, context) => {
+        for (const l of context.layers ?? []) outer.run(x.data.slice(), x.shape, { ...context, layers: [l] });
+      });
+      return m.runBlock(i, h, { hooks });
+    };
     const b = await pruneModel(copying, separate.batches, options);
     expect(b.layers.map((l) => l.reconstructionError)).toEqual(a.layers.map((l) => l.reconstructionError));
     expect(a.layers).toHaveLength(4);

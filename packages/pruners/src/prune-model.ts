@@ -4,19 +4,24 @@
 // so that the next block sees the outputs of the pruned ones.
 import {
   type BlockwiseLM,
+  Hooks,
   InvalidArgumentError,
   type LinearLayer,
   type ProgressOptions,
   reportProgress,
   Tensor,
 } from '@sparsekit/core';
-import { HessianAccumulator, InputNormAccumulator } from './calibration.js';
-import type { MatmulKernel } from './linalg.js';
+import {
+  type Backend,
+  HessianAccumulator,
+  InputNormAccumulator,
+  measuredSparsity,
+} from '@sparsekit/sparse-formats';
 import { checkModelWeights, checkNm, checkSparsity } from './masks.js';
 import { checkMagnitudeScope, magnitude } from './methods/magnitude.js';
 import { checkPercDamp, sparseGpt } from './methods/sparsegpt.js';
 import { wanda } from './methods/wanda.js';
-import { measuredSparsity, pqIndex, reconstructionError } from './metrics.js';
+import { pqIndex, reconstructionError } from './metrics.js';
 import { type OwlAllocation, type OwlOptions, owlSparsities } from './owl.js';
 
 export type PruneMethod = 'magnitude' | 'wanda' | 'sparsegpt';
@@ -49,10 +54,10 @@ export interface PruneModelOptions extends ProgressOptions {
    * as the references' baseline) or 'row' (the same fraction of every output row, Wanda's group).
    */
   magnitudeScope?: 'layer' | 'row';
-  /** SparseGPT options (`kernel`: see `SparseGptOptions.kernel`). */
+  /** SparseGPT options (`backend`: see `SparseGptOptions.backend`; also runs the Hessians' X^T X). */
   blockSize?: number;
   percDamp?: number;
-  kernel?: MatmulKernel;
+  backend?: Backend;
 }
 
 export interface LayerReport {
@@ -155,27 +160,29 @@ export async function pruneModel(
       const norms = new Map<LinearLayer, InputNormAccumulator>();
       for (const l of targets) {
         if (withError || options.method === 'sparsegpt')
-          hessians.set(l, new HessianAccumulator(l.inFeatures, options.kernel));
+          hessians.set(l, new HessianAccumulator(l.inFeatures, options.backend));
         if (options.method === 'wanda') norms.set(l, new InputNormAccumulator(l.inFeatures));
       }
-      // Layers handed the same input array in a row (q/k/v, gate/up) share one set of statistics.
-      const wanted = new Set(targets);
-      let consumed: { data: Float32Array; layer: LinearLayer } | undefined;
-      hidden.forEach((h, batch) => {
-        model.runBlock(block, h, (layer, inputs) => {
-          if (!wanted.has(layer)) return;
-          if (consumed?.data === inputs.data) {
-            if (batch === 0) {
-              if (hessians.has(layer)) hessians.set(layer, hessians.get(consumed.layer)!);
-              if (norms.has(layer)) norms.set(layer, norms.get(consumed.layer)!);
-            }
-            return;
-          }
-          hessians.get(layer)?.add(inputs);
-          norms.get(layer)?.add(inputs);
-          consumed = { data: inputs.data, layer };
-        });
+      // Layers that read one tensor (q/k/v, gate/up: the model's groups) share one set of statistics.
+      for (const group of model.blockLinearGroups(block)) {
+        const [first, ...rest] = group.filter((l) => hessians.has(l) || norms.has(l));
+        if (first === undefined) continue;
+        for (const l of rest) {
+          if (hessians.has(l)) hessians.set(l, hessians.get(first)!);
+          if (norms.has(l)) norms.set(l, norms.get(first)!);
+        }
+      }
+      // One accumulation per group and batch: the linear.input hook sees each group's tensor once.
+      const hooks = new Hooks();
+      hooks.add('linear.input', (x, context) => {
+        const first = context.layers?.find((l) => hessians.has(l) || norms.has(l));
+        if (first === undefined) return;
+        const width = x.shape.at(-1)!;
+        const inputs = new Tensor('f32', [x.size / width, width], x.data);
+        hessians.get(first)?.add(inputs);
+        norms.get(first)?.add(inputs);
       });
+      for (const h of hidden) model.runBlock(block, h, { hooks });
       for (const l of targets) {
         const t0 = performance.now();
         const before = l.getWeight();
@@ -198,7 +205,7 @@ export async function pruneModel(
                 ...pattern,
                 ...(options.blockSize === undefined ? {} : { blockSize: options.blockSize }),
                 ...(options.percDamp === undefined ? {} : { percDamp: options.percDamp }),
-                ...(options.kernel === undefined ? {} : { kernel: options.kernel }),
+                ...(options.backend === undefined ? {} : { backend: options.backend }),
               })
             : options.method === 'wanda'
               ? wanda(w, rows, cols, norms.get(l)!.scalerRow, pattern)

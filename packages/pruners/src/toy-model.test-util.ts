@@ -1,4 +1,25 @@
-import { type BlockwiseLM, type CalibrationHook, type LinearLayer, Rng, Tensor } from '@sparsekit/core';
+import { type BlockwiseLM, type LinearLayer, Rng, type RunOptions, Tensor } from '@sparsekit/core';
+
+/** Pass a linear layer's input [tokens, width] through the call's `linear.input` hooks (as models do). */
+export function linearInput(
+  options: RunOptions | undefined,
+  layers: readonly LinearLayer[],
+  data: Float32Array,
+  block: number,
+): Float32Array {
+  const width = layers[0]!.inFeatures;
+  const tokens = data.length / width;
+  return (
+    options?.hooks?.run(data, [1, tokens, width], {
+      site: 'linear.input',
+      block,
+      batch: 1,
+      seq: tokens,
+      position: 0,
+      layers,
+    }) ?? data
+  );
+}
 
 /** A toy BlockwiseLM: embeddings, then blocks h += down(relu(up(h))), then a head. */
 export function toyModel(
@@ -52,20 +73,19 @@ export function toyModel(
     hiddenSize: hidden,
     linearLayers: () => layers,
     blockLinearLayers: (i: number) => layers.slice(2 * i, 2 * i + 2),
+    blockLinearGroups: (i: number) => [[layers[2 * i]!], [layers[2 * i + 1]!]],
     embed(ids: Tensor<'i32'>) {
       const out = new Float32Array(ids.size * hidden);
       for (let t = 0; t < ids.size; t++)
         out.set(embed.subarray(ids.data[t]! * hidden, (ids.data[t]! + 1) * hidden), t * hidden);
       return new Tensor('f32', [...ids.shape, hidden], out);
     },
-    runBlock(i: number, h: Tensor<'f32'>, hook?: CalibrationHook) {
+    runBlock(i: number, h: Tensor<'f32'>, options?: RunOptions) {
       const tokens = h.size / hidden;
       const [up, down] = [layers[2 * i]!, layers[2 * i + 1]!];
-      hook?.(up, new Tensor('f32', [tokens, hidden], h.data));
-      const a = matmul(h.data, tokens, up).map((v) => Math.max(0, v));
-      hook?.(down, new Tensor('f32', [tokens, inner], a));
+      const a = matmul(linearInput(options, [up], h.data, i), tokens, up).map((v) => Math.max(0, v));
       const out = h.data.slice();
-      const d = matmul(a, tokens, down);
+      const d = matmul(linearInput(options, [down], a, i), tokens, down);
       for (let k = 0; k < out.length; k++) out[k]! += d[k]!;
       return new Tensor('f32', h.shape, out);
     },

@@ -36,6 +36,20 @@ export { type NmFields, nm, nmIndexBits, nmIndexBytes, readNmPosition } from './
 export { decodeSparseSafetensors, encodeSparseSafetensors, type SparseFileContents } from './io/codec.js';
 export { FORMATS_METADATA_KEY, type StoredFormat, storagePrefix } from './io/tensors.js';
 export { linear, nmLinear, sddmm, spmm, spmv } from './kernels/reference.js';
+export { HessianAccumulator, InputNormAccumulator } from './math/calibration.js';
+export {
+  cholesky,
+  choleskyInverse,
+  gram,
+  inverseUpperFactor,
+  lowerTriangularInverse,
+  type MatmulKernel,
+  NotPositiveDefiniteError,
+  symmetricEigen,
+  upperCholesky,
+} from './math/linalg.js';
+export { kthSmallest, lowestIndices, markLowest } from './math/selection.js';
+export { measuredSparsity } from './math/sparsity.js';
 export { blockNnz, byteSize, equals, histogram, nnz, rowNnz, sparsity, storedCount } from './stats.js';
 export {
   type BitmaskMatrix,

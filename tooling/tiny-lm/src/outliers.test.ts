@@ -1,4 +1,4 @@
-import { Tensor } from '@sparsekit/core';
+import { calibrationHooks, Tensor } from '@sparsekit/core';
 import { loadHfModel, tinyLmPath } from '@sparsekit/models/node';
 import { describe, expect, it } from 'vitest';
 import { plantOutlierChannels } from './outliers.js';
@@ -13,10 +13,12 @@ describe('plantOutlierChannels', () => {
     );
     const norms = () => {
       const sums = new Map<string, Float64Array>();
-      model.forward(ids, model.createCache(1), (layer, x) => {
-        const s = sums.get(layer.name) ?? new Float64Array(layer.inFeatures);
-        for (let i = 0; i < x.size; i++) s[i % layer.inFeatures]! += x.data[i]! ** 2;
-        sums.set(layer.name, s);
+      model.forward(ids, model.createCache(1), {
+        hooks: calibrationHooks((layer, x) => {
+          const s = sums.get(layer.name) ?? new Float64Array(layer.inFeatures);
+          for (let i = 0; i < x.size; i++) s[i % layer.inFeatures]! += x.data[i]! ** 2;
+          sums.set(layer.name, s);
+        }),
       });
       return sums;
     };

@@ -12,7 +12,7 @@
  */
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { Tensor } from '@sparsekit/core';
+import { calibrationHooks, Tensor } from '@sparsekit/core';
 import { perplexity, type ScoringWindow, scoreWindows } from '@sparsekit/eval-harness';
 import type { TransformerLM } from '@sparsekit/models';
 import { loadHfModel, tinyLmPath } from '@sparsekit/models/node';
@@ -72,10 +72,12 @@ for (const model of ['tiny-lm', 'tiny-lm + outlier channels'] as const) {
 function inputOutlierRatios(model: TransformerLM, batches: Tensor<'i32'>[]): Record<string, number> {
   const sums = new Map<string, Float64Array>();
   for (const b of batches) {
-    model.forward(b, model.createCache(b.shape[0]!), (layer, x) => {
-      const s = sums.get(layer.name) ?? new Float64Array(layer.inFeatures);
-      for (let i = 0; i < x.size; i++) s[i % layer.inFeatures]! += x.data[i]! ** 2;
-      sums.set(layer.name, s);
+    model.forward(b, model.createCache(b.shape[0]!), {
+      hooks: calibrationHooks((layer, x) => {
+        const s = sums.get(layer.name) ?? new Float64Array(layer.inFeatures);
+        for (let i = 0; i < x.size; i++) s[i % layer.inFeatures]! += x.data[i]! ** 2;
+        sums.set(layer.name, s);
+      }),
     });
   }
   const byKind = new Map<string, number[]>();
@@ -107,7 +109,7 @@ async function prefixedPerplexity(model: TransformerLM, ids: number[], eot: numb
 const rows: Array<Record<string, unknown>> = [];
 const outlierStats: Record<string, Record<string, number>> = {};
 for (const config of configs.filter((c) => only.test(`${c.model} ${c.label}`))) {
-  const { model, tokenizer } = await loadHfModel(dir, { kernel: backend });
+  const { model, tokenizer } = await loadHfModel(dir, { backend });
   if (config.model !== 'tiny-lm') plantOutlierChannels(model);
   const calibIds = tokenizer!.encode(calibText);
   const batches: Tensor<'i32'>[] = [];
@@ -127,7 +129,7 @@ for (const config of configs.filter((c) => only.test(`${c.model} ${c.label}`))) 
     report = await pruneModel(model, batches, {
       ...config.prune,
       reconstructionError: false,
-      kernel: backend,
+      backend,
     });
   // roundTo 1: on a 128-wide model the reference's multiples of 8 would turn 10% into 12.5%.
   if (config.slice !== undefined)
@@ -163,7 +165,7 @@ for (const config of configs.filter((c) => only.test(`${c.model} ${c.label}`))) 
 const sweep = process.argv.includes('--no-sweep')
   ? undefined
   : await essentialSparsity([0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9], async (s) => {
-      const { model, tokenizer } = await loadHfModel(dir, { kernel: backend });
+      const { model, tokenizer } = await loadHfModel(dir, { backend });
       if (s > 0) await pruneModel(model, [], { method: 'magnitude', sparsity: s });
       return (await perplexity(model, tokenizer!, testText, { maxLength: 128 })).perplexity;
     });

@@ -18,7 +18,7 @@ import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { loadTfjs, Rng } from '@sparsekit/core';
 import { perplexityOfTokens } from '@sparsekit/eval-harness';
-import { HfTokenizer, kernelRef, type ModelConfig, TransformerLM } from '@sparsekit/models';
+import { backendRef, HfTokenizer, type ModelConfig, TransformerLM } from '@sparsekit/models';
 import { saveModel } from '@sparsekit/models/node';
 import { LlamaTwin } from '@sparsekit/models/tfjs';
 import { createWasmBackend } from '@sparsekit/sparse-formats';
@@ -210,12 +210,12 @@ say({
 });
 
 // Save as a Hugging Face folder, then evaluate the saved weights with the runtime.
-const kernels = kernelRef();
-const model = new TransformerLM(config, twin.toParams(kernels), kernels);
+const backends = backendRef();
+const model = new TransformerLM(config, twin.toParams(backends), backends);
 mkdirSync(out, { recursive: true });
 await saveModel(model, out, { tokenizerJson: `${JSON.stringify(tokJson)}\n` });
 const wasm = await createWasmBackend();
-model.kernel = wasm;
+model.backend = wasm;
 const windows = 256;
 const result = await perplexityOfTokens(model, test, { maxLength: seqLen, maxWindows: windows });
 // Unigram baseline on the same scored tokens: add-one counts over the training tokens.

@@ -88,7 +88,7 @@ Examples:
           method: c.method,
           ...c.pattern,
           reconstructionError: false,
-          kernel: backend,
+          backend,
           onProgress: ui.progress(`${c.label}: prune`),
         });
         for (const layer of model.linearLayers()) {

@@ -283,7 +283,7 @@ Examples:
         report = await pruneModel(model, batches, {
           ...options,
           reconstructionError: errors,
-          kernel: backend,
+          backend,
           onProgress: ui.progress('prune'),
         });
       }

@@ -1,17 +1,21 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { assertFinite, InvalidFormatError, IOError, Tensor } from '@sparsekit/core';
+import type { AnyBackend } from '@sparsekit/sparse-formats';
 import { toDenseArray, valuesF32 } from '@sparsekit/sparse-formats';
 import { loadSparseSafetensors } from '@sparsekit/sparse-formats/node';
 import { configFromHf, type ModelConfig, validateConfig } from '../config.js';
-import { kernelRef, type LinearKernel, referenceKernel } from '../runtime/linear.js';
 import { TransformerLM } from '../runtime/model.js';
+import { backendRef } from '../runtime/steps.js';
 import { HfTokenizer } from '../tokenizer.js';
 import { paramsFromHf, type StoredLinear } from './names.js';
 
 export interface LoadOptions {
-  /** What runs the linear layers (default: the reference kernels; pass a wasm backend for speed). */
-  kernel?: LinearKernel;
+  /**
+   * What runs the products (default: the reference backend; pass a wasm backend for speed, or a
+   * WebGPU backend and use the model's async methods).
+   */
+  backend?: AnyBackend;
   /** Read tokenizer.json (default true); false for work on the weights alone (inspection, conversion). */
   tokenizer?: boolean;
 }
@@ -150,8 +154,8 @@ export async function loadHfModel(dir: string, options: LoadOptions = {}): Promi
     names: () => [...tensors.keys()],
     get: (name: string) => tensors.get(name)?.astype('f32'),
   };
-  const kernels = kernelRef(options.kernel ?? referenceKernel);
-  const model = new TransformerLM(config, paramsFromHf(config, source, kernels, stored), kernels);
+  const backends = backendRef(options.backend);
+  const model = new TransformerLM(config, paramsFromHf(config, source, backends, stored), backends);
   const tokenizerPath = join(dir, 'tokenizer.json');
   const tokenizer =
     options.tokenizer !== false && (await exists(tokenizerPath))

@@ -5,8 +5,9 @@ import { ShapeMismatchError, type Tensor } from '@sparsekit/core';
 import type { SparseMatrix } from '@sparsekit/sparse-formats';
 import type { ModelConfig } from '../config.js';
 import { MissingTensorError } from '../errors.js';
-import { denseMatrix, type KernelRef, Linear } from '../runtime/linear.js';
+import { denseMatrix, Linear } from '../runtime/linear.js';
 import type { BlockParams, ModelParams, NormParams } from '../runtime/params.js';
+import type { BackendRef } from '../runtime/steps.js';
 
 /** Read access to a checkpoint's tensors, converted to f32. */
 export interface TensorSource {
@@ -60,7 +61,7 @@ export interface StoredLinear {
 export function paramsFromHf(
   config: ModelConfig,
   source: TensorSource,
-  kernel: KernelRef,
+  kernel: BackendRef,
   stored: ReadonlyMap<string, StoredLinear> = new Map(),
 ): ModelParams {
   const c = config;

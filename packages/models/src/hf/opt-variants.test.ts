@@ -7,8 +7,8 @@ import { join } from 'node:path';
 import { Rng, Tensor } from '@sparsekit/core';
 import { describe, expect, it } from 'vitest';
 import { configFromHf } from '../config.js';
-import { kernelRef } from '../runtime/linear.js';
 import { TransformerLM } from '../runtime/model.js';
+import { backendRef } from '../runtime/steps.js';
 import { loadHfModel } from './load.js';
 import { paramsFromHf } from './names.js';
 import { saveModel } from './save.js';
@@ -63,9 +63,9 @@ function optVariant(): TransformerLM {
       ),
     ]),
   );
-  const kernels = kernelRef();
+  const backends = backendRef();
   const source = { where: 'test', names: () => [...tensors.keys()], get: (n: string) => tensors.get(n) };
-  return new TransformerLM(config, paramsFromHf(config, source, kernels), kernels);
+  return new TransformerLM(config, paramsFromHf(config, source, backends), backends);
 }
 
 describe('OPT variants without reference logits', () => {

@@ -1,34 +1,59 @@
-import { dense } from '@sparsekit/sparse-formats';
+import { type HookContext, type HookSite, type Hooks, runHooks } from '@sparsekit/core';
+import type { AttentionMask } from '@sparsekit/sparse-formats';
+import { keySegments } from '@sparsekit/sparse-formats';
 import type { ModelConfig } from '../config.js';
 import type { KvCache } from './kv-cache.js';
-import type { LinearKernel } from './linear.js';
 import { applyRope } from './ops.js';
+import type { Steps } from './steps.js';
 
-/** From this many new tokens per sequence, the score and value products run on the kernel. */
-const KERNEL_MIN_SEQ = 8;
+/** What one attention call of a block sees: the hooks, the block and the call's shape. */
+export interface AttentionCall {
+  hooks: readonly (Hooks | undefined)[];
+  block: number;
+  batch: number;
+  seq: number;
+  /** Absolute position of the call's first token. */
+  position: number;
+  /** Which keys each query reads (default causal). */
+  mask?: AttentionMask;
+}
+
+function hook(call: AttentionCall, site: HookSite, data: Float32Array, width: number): Float32Array {
+  return runHooks(
+    call.hooks,
+    data,
+    [call.batch, call.seq, width],
+    (): HookContext => ({
+      site,
+      block: call.block,
+      batch: call.batch,
+      seq: call.seq,
+      position: call.position,
+    }),
+    site,
+  );
+}
 
 /**
- * Causal multi-head (or grouped-query) attention for `batch` sequences of `seq` new tokens that follow
+ * Multi-head (or grouped-query) attention for `batch` sequences of `seq` new tokens that follow
  * `cache.length` cached positions. q [batch * seq, heads * headDim], k and v
  * [batch * seq, kvHeads * headDim] are the projections of the new tokens (rotary positions are
  * applied here when the model has them). k and v are appended to the cache; the result is
- * [batch * seq, heads * headDim], before the output projection. With a `kernel` and at least
- * KERNEL_MIN_SEQ new tokens (a prefill, a calibration or evaluation pass), the products Q K^T and
- * P V run on it, one pair per sequence and key/value head; decoding single tokens stays in loops.
+ * [batch * seq, heads * headDim], before the output projection. Each (sequence, key/value head)
+ * pair is one `attention` operation of the backend.
  */
-export function attend(
+export function* attendSteps(
   config: ModelConfig,
   layer: number,
   q: Float32Array,
   k: Float32Array,
   v: Float32Array,
-  batch: number,
-  seq: number,
   cache: KvCache,
   rope: { cos: Float32Array; sin: Float32Array } | undefined,
-  kernel?: LinearKernel,
-): Float32Array {
+  call: AttentionCall,
+): Steps<Float32Array> {
   const { numHeads, numKvHeads, headDim } = config;
+  const { batch, seq } = call;
   const start = cache.length;
   const group = numHeads / numKvHeads;
   const keys = cache.keys[layer]!;
@@ -43,6 +68,8 @@ export function attend(
       for (let h = 0; h < numKvHeads; h++)
         applyRope(k, t * kvWidth + h * headDim, headDim, p, rope.cos, rope.sin);
     }
+    q = hook(call, 'attention.q.rotated', q, qWidth);
+    k = hook(call, 'attention.k.rotated', k, kvWidth);
   }
   for (let b = 0; b < batch; b++) {
     for (let s = 0; s < seq; s++) {
@@ -54,102 +81,50 @@ export function attend(
       }
     }
   }
-  if (kernel !== undefined && seq >= KERNEL_MIN_SEQ) {
-    return attendOnKernel(config, q, keys, values, batch, seq, start, cache, kernel);
-  }
-  const out = new Float32Array(batch * seq * qWidth);
-  const scale = 1 / Math.sqrt(headDim);
-  const scores = new Float64Array(start + seq);
-  // The query row (scaled) and the weighted sum of values, in float64 locals.
-  const query = new Float64Array(headDim);
-  const acc = new Float64Array(headDim);
-  for (let b = 0; b < batch; b++) {
-    for (let h = 0; h < numHeads; h++) {
-      const kvHead = Math.floor(h / group);
-      const base = cache.offset(b, kvHead, 0);
-      for (let s = 0; s < seq; s++) {
-        const qOffset = (b * seq + s) * qWidth + h * headDim;
-        for (let d = 0; d < headDim; d++) query[d] = q[qOffset + d]! * scale;
-        const visible = start + s + 1;
-        let max = Number.NEGATIVE_INFINITY;
-        for (let p = 0; p < visible; p++) {
-          let dot = 0;
-          const kOffset = base + p * headDim;
-          for (let d = 0; d < headDim; d++) dot += query[d]! * keys[kOffset + d]!;
-          scores[p] = dot;
-          if (dot > max) max = dot;
-        }
-        let sum = 0;
-        acc.fill(0);
-        for (let p = 0; p < visible; p++) {
-          const weight = Math.exp(scores[p]! - max);
-          sum += weight;
-          const vOffset = base + p * headDim;
-          for (let d = 0; d < headDim; d++) acc[d]! += weight * values[vOffset + d]!;
-        }
-        for (let d = 0; d < headDim; d++) out[qOffset + d] = acc[d]! / sum;
-      }
-    }
-  }
-  return out;
-}
-
-/**
- * The same attention with its products on `kernel` (f32): for each sequence and key/value head, the
- * group's scaled queries [group * seq, headDim] times the cached keys [total, headDim]^T give the
- * scores; a causal softmax per row (in float64) gives P; P times the values gives the output.
- */
-function attendOnKernel(
-  config: ModelConfig,
-  q: Float32Array,
-  keys: Float32Array,
-  values: Float32Array,
-  batch: number,
-  seq: number,
-  start: number,
-  cache: KvCache,
-  kernel: LinearKernel,
-): Float32Array {
-  const { numHeads, numKvHeads, headDim } = config;
-  const group = numHeads / numKvHeads;
-  const qWidth = numHeads * headDim;
   const total = start + seq;
-  const rows = group * seq;
-  const scale = 1 / Math.sqrt(headDim);
   const out = new Float32Array(batch * seq * qWidth);
-  const queries = new Float32Array(rows * headDim);
-  const valuesT = new Float32Array(headDim * total);
+  const probsHooked = call.hooks.some((h) => h?.has('attention.probs') === true);
+  const queries = new Float32Array(group * seq * headDim);
   for (let b = 0; b < batch; b++) {
+    const probs = probsHooked ? new Float32Array(numHeads * seq * total) : undefined;
     for (let g = 0; g < numKvHeads; g++) {
-      const base = cache.offset(b, g, 0);
+      // The group's queries as [group, seq, headDim].
       for (let i = 0; i < group; i++) {
         const h = g * group + i;
         for (let s = 0; s < seq; s++) {
           const from = (b * seq + s) * qWidth + h * headDim;
-          const to = (i * seq + s) * headDim;
-          for (let d = 0; d < headDim; d++) queries[to + d] = q[from + d]! * scale;
+          queries.set(q.subarray(from, from + headDim), (i * seq + s) * headDim);
         }
       }
-      const k = dense({ rows: total, cols: headDim, values: keys.subarray(base, base + total * headDim) });
-      const scores = kernel.linear(queries, rows, k);
-      for (let r = 0; r < rows; r++) {
-        const row = r * total;
-        const visible = start + (r % seq) + 1;
-        let max = Number.NEGATIVE_INFINITY;
-        for (let p = 0; p < visible; p++) if (scores[row + p]! > max) max = scores[row + p]!;
-        let sum = 0;
-        for (let p = 0; p < visible; p++) {
-          const e = Math.exp(scores[row + p]! - max);
-          scores[row + p] = e;
-          sum += e;
-        }
-        for (let p = 0; p < visible; p++) scores[row + p] = scores[row + p]! / sum;
-        scores.fill(0, row + visible, row + total);
+      const base = cache.offset(b, g, 0);
+      const groupKeys = keys.subarray(base, base + total * headDim);
+      const groupValues = values.subarray(base, base + total * headDim);
+      let o: Float32Array;
+      if (probs !== undefined) {
+        o = weightedValues(
+          probabilities(queries, groupKeys, group, seq, headDim, total, start, call.mask, probs, g * group),
+          groupValues,
+          group,
+          seq,
+          headDim,
+          total,
+        );
+      } else {
+        o = yield {
+          op: 'attention',
+          args: {
+            q: queries,
+            heads: group,
+            seq,
+            headDim,
+            keys: groupKeys,
+            values: groupValues,
+            keyLength: total,
+            queryOffset: start,
+            ...(call.mask === undefined ? {} : { mask: call.mask }),
+          },
+        };
       }
-      for (let p = 0; p < total; p++) {
-        for (let d = 0; d < headDim; d++) valuesT[d * total + p] = values[base + p * headDim + d]!;
-      }
-      const o = kernel.linear(scores, rows, dense({ rows: headDim, cols: total, values: valuesT }));
       for (let i = 0; i < group; i++) {
         const h = g * group + i;
         for (let s = 0; s < seq; s++) {
@@ -158,6 +133,123 @@ function attendOnKernel(
         }
       }
     }
+    if (probs !== undefined) {
+      // The outputs above came from these weights; a replacement recomputes them.
+      const seen = runHooks(
+        call.hooks,
+        probs,
+        [numHeads, seq, total],
+        () => ({ ...contextOf(call), site: 'attention.probs', sequence: b }),
+        'attention.probs',
+      );
+      if (seen !== probs) replaceProbabilities(seen, values, cache, b, config, seq, total, out);
+    }
   }
   return out;
+}
+
+function contextOf(call: AttentionCall): Omit<HookContext, 'site'> {
+  return { block: call.block, batch: call.batch, seq: call.seq, position: call.position };
+}
+
+/**
+ * Softmax weights of `heads` queries [heads, seq, dim] over the keys each may read, written into
+ * `probs` [allHeads, seq, total] at head `firstHead` (float64 arithmetic, as the loop path of the
+ * attention op); returns the group's rows.
+ */
+function probabilities(
+  q: Float32Array,
+  keys: Float32Array,
+  heads: number,
+  seq: number,
+  dim: number,
+  total: number,
+  start: number,
+  mask: AttentionMask | undefined,
+  probs: Float32Array,
+  firstHead: number,
+): Float32Array {
+  const scale = 1 / Math.sqrt(dim);
+  const segments = new Int32Array(2 * (total + 2));
+  const scores = new Float64Array(total);
+  const m = mask ?? { kind: 'causal' as const };
+  for (let s = 0; s < seq; s++) {
+    const count = keySegments(m, start + s, total, segments);
+    for (let h = 0; h < heads; h++) {
+      let max = Number.NEGATIVE_INFINITY;
+      scores.fill(Number.NEGATIVE_INFINITY);
+      for (let c = 0; c < count; c++) {
+        for (let p = segments[2 * c]!; p < segments[2 * c + 1]!; p++) {
+          let dot = 0;
+          for (let d = 0; d < dim; d++) dot += q[(h * seq + s) * dim + d]! * scale * keys[p * dim + d]!;
+          scores[p] = dot;
+          if (dot > max) max = dot;
+        }
+      }
+      const row = ((firstHead + h) * seq + s) * total;
+      if (max === Number.NEGATIVE_INFINITY) continue;
+      let sum = 0;
+      for (let p = 0; p < total; p++)
+        sum += scores[p] === Number.NEGATIVE_INFINITY ? 0 : Math.exp(scores[p]! - max);
+      for (let p = 0; p < total; p++)
+        probs[row + p] = scores[p] === Number.NEGATIVE_INFINITY ? 0 : Math.exp(scores[p]! - max) / sum;
+    }
+  }
+  return probs.subarray(firstHead * seq * total, (firstHead + heads) * seq * total);
+}
+
+/** out [heads, seq, dim] = P [heads, seq, total] V [total, dim]. */
+function weightedValues(
+  probs: Float32Array,
+  values: Float32Array,
+  heads: number,
+  seq: number,
+  dim: number,
+  total: number,
+): Float32Array {
+  const out = new Float32Array(heads * seq * dim);
+  const acc = new Float64Array(dim);
+  for (let r = 0; r < heads * seq; r++) {
+    acc.fill(0);
+    for (let p = 0; p < total; p++) {
+      const w = probs[r * total + p]!;
+      if (w === 0) continue;
+      for (let d = 0; d < dim; d++) acc[d]! += w * values[p * dim + d]!;
+    }
+    for (let d = 0; d < dim; d++) out[r * dim + d] = acc[d]!;
+  }
+  return out;
+}
+
+/** A hook replaced the probabilities of sequence `b`: recompute its heads' outputs from them. */
+function replaceProbabilities(
+  probs: Float32Array,
+  values: Float32Array,
+  cache: KvCache,
+  b: number,
+  config: ModelConfig,
+  seq: number,
+  total: number,
+  out: Float32Array,
+): void {
+  const { numHeads, numKvHeads, headDim } = config;
+  const group = numHeads / numKvHeads;
+  const qWidth = numHeads * headDim;
+  for (let g = 0; g < numKvHeads; g++) {
+    const base = cache.offset(b, g, 0);
+    const o = weightedValues(
+      probs.subarray(g * group * seq * total, (g + 1) * group * seq * total),
+      values.subarray(base, base + total * headDim),
+      group,
+      seq,
+      headDim,
+      total,
+    );
+    for (let i = 0; i < group; i++) {
+      for (let s = 0; s < seq; s++) {
+        const to = (b * seq + s) * qWidth + (g * group + i) * headDim;
+        out.set(o.subarray((i * seq + s) * headDim, (i * seq + s + 1) * headDim), to);
+      }
+    }
+  }
 }

@@ -82,6 +82,32 @@ export function generate(
   prompt: readonly number[],
   options: GenerateOptions = {},
 ): Generation {
+  const cache = model.createCache(1);
+  const steps = generation(model, prompt, options);
+  let r = steps.next();
+  while (r.done !== true) r = steps.next(model.forward(r.value, cache));
+  return r.value;
+}
+
+/** `generate` on any backend (each forward call awaited: WebGPU). */
+export async function generateAsync(
+  model: TransformerLM,
+  prompt: readonly number[],
+  options: GenerateOptions = {},
+): Promise<Generation> {
+  const cache = model.createCache(1);
+  const steps = generation(model, prompt, options);
+  let r = steps.next();
+  while (r.done !== true) r = steps.next(await model.forwardAsync(r.value, cache));
+  return r.value;
+}
+
+/** The decoding loop, yielding the token ids of each forward call and receiving its logits. */
+function* generation(
+  model: TransformerLM,
+  prompt: readonly number[],
+  options: GenerateOptions,
+): Generator<Tensor<'i32'>, Generation, Tensor<'f32'>> {
   const maxNew = options.maxNewTokens ?? 32;
   if (!Number.isInteger(maxNew) || maxNew < 0) {
     throw new InvalidArgumentError('maxNewTokens', maxNew, 'must be a non-negative integer');
@@ -97,10 +123,9 @@ export function generate(
   const eos = model.config.eosTokenId;
   const stop = new Set(options.stopTokens ?? (eos === undefined ? [] : [eos]));
   const rng = new Rng(options.seed ?? 0);
-  const cache = model.createCache(1);
   const vocab = model.vocabSize;
   let start = performance.now();
-  let logits = model.forward(new Tensor('i32', [1, prompt.length], Int32Array.from(prompt)), cache);
+  let logits = yield new Tensor('i32', [1, prompt.length], Int32Array.from(prompt));
   const prefillSeconds = (performance.now() - start) / 1000;
   start = performance.now();
   const tokens: number[] = [];
@@ -110,7 +135,7 @@ export function generate(
     tokens.push(next);
     reportProgress(options, { stage: 'generate', current: tokens.length, total: maxNew, unit: 'token' });
     if (stop.has(next) || tokens.length === maxNew) break;
-    logits = model.forward(new Tensor('i32', [1, 1], Int32Array.of(next)), cache);
+    logits = yield new Tensor('i32', [1, 1], Int32Array.of(next));
     row = logits.data;
   }
   const decodeSeconds = (performance.now() - start) / 1000;

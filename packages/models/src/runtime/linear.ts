@@ -5,38 +5,8 @@ import {
   ShapeMismatchError,
   Tensor,
 } from '@sparsekit/core';
-import {
-  type DenseMatrix,
-  dense,
-  linear as referenceLinear,
-  type SparseMatrix,
-  toDenseArray,
-} from '@sparsekit/sparse-formats';
-
-/**
- * What runs y = x W^T (+ b) for a weight in any sparse-formats format: the plain-TypeScript
- * reference kernels by default, or a `WasmBackend` from `createWasmBackend()` (both fit).
- */
-export interface LinearKernel {
-  linear(
-    x: Float32Array,
-    batch: number,
-    w: SparseMatrix,
-    options?: { bias?: Float32Array; out?: Float32Array },
-  ): Float32Array;
-}
-
-/** The reference kernels of @sparsekit/sparse-formats. */
-export const referenceKernel: LinearKernel = { linear: referenceLinear };
-
-/** The kernel a model and its layers share; replacing `current` switches all of them. */
-export interface KernelRef {
-  current: LinearKernel;
-}
-
-export function kernelRef(kernel: LinearKernel = referenceKernel): KernelRef {
-  return { current: kernel };
-}
+import { type DenseMatrix, dense, type SparseMatrix, toDenseArray } from '@sparsekit/sparse-formats';
+import { type BackendRef, type Step, syncBackend } from './steps.js';
 
 /**
  * A linear layer whose weight may be held in any format; `forward` runs that format's kernel.
@@ -51,7 +21,7 @@ export class Linear implements LinearLayer {
     readonly name: string,
     weight: SparseMatrix,
     bias: Float32Array | undefined,
-    private readonly kernels: KernelRef,
+    private readonly backends: BackendRef,
   ) {
     this.weight = weight;
     this._bias = bias;
@@ -129,8 +99,30 @@ export class Linear implements LinearLayer {
     this.weight = matrix;
   }
 
-  /** y [tokens, out] = x [tokens, in] W^T + b. */
+  /** y [tokens, out] = x [tokens, in] W^T + b, on the model's backend (which must be synchronous). */
   forward(x: Float32Array, tokens: number): Float32Array {
+    this.checkInput(x, tokens);
+    return syncBackend(this.backends.current, 'Linear.forward').linear(
+      x,
+      tokens,
+      this.weight,
+      this.bias === undefined ? {} : { bias: this.bias },
+    );
+  }
+
+  /** The same product as a step of a forward pass (run by either flavour of backend). */
+  *step(x: Float32Array, tokens: number): Generator<Step, Float32Array, Float32Array> {
+    this.checkInput(x, tokens);
+    return yield {
+      op: 'linear',
+      x,
+      batch: tokens,
+      w: this.weight,
+      ...(this.bias === undefined ? {} : { options: { bias: this.bias } }),
+    };
+  }
+
+  private checkInput(x: Float32Array, tokens: number): void {
     if (x.length !== tokens * this.inFeatures) {
       throw new InvalidArgumentError(
         `${this.name} input length`,
@@ -138,12 +130,6 @@ export class Linear implements LinearLayer {
         `must be tokens x ${this.inFeatures}`,
       );
     }
-    return this.kernels.current.linear(
-      x,
-      tokens,
-      this.weight,
-      this.bias === undefined ? {} : { bias: this.bias },
-    );
   }
 }
 

@@ -118,7 +118,7 @@ describe('kernels and storage', () => {
     const reference = model.logits(ids);
     const backend = await createWasmBackend({ threads: 2 });
     try {
-      model.kernel = backend;
+      model.backend = backend;
       expect(model.logits(ids).data).toAllClose(reference.data, { atol: 1e-4, rtol: 1e-4 });
     } finally {
       await backend.dispose();

@@ -2,40 +2,56 @@ import {
   type BlockwiseLM,
   type Calibratable,
   type CalibrationHook,
+  calibrationHooks,
+  Hooks,
   InvalidArgumentError,
   type NarrowableLM,
   type ProgressOptions,
+  type RunOptions,
   reportProgress,
   ShapeMismatchError,
   type SliceableLM,
   type StreamPoint,
   Tensor,
 } from '@sparsekit/core';
+import type { AnyBackend, AttentionMask } from '@sparsekit/sparse-formats';
 import { type ModelConfig, validateConfig } from '../config.js';
-import { attend } from './attention.js';
+import { attentionHalf, hookAt, mlpHalf, norm, type Pass } from './block.js';
 import { KvCache } from './kv-cache.js';
-import { type KernelRef, Linear, type LinearKernel } from './linear.js';
+import { Linear } from './linear.js';
 import { removeHeads, removeMlpChannels } from './narrowing.js';
-import { activate, addInPlace, layerNorm, mulInPlace, rmsNorm, ropeTables } from './ops.js';
+import { ropeTables } from './ops.js';
 import type { BlockParams, ModelParams, NormParams } from './params.js';
 import { embeddingWidth, foldNorms, rotateStream, streamWidth } from './slicing.js';
+import { type BackendRef, runAsync, runSync, type Steps } from './steps.js';
+
+/** Options of a forward call: this call's hooks, and the attention mask for its queries. */
+export interface ForwardOptions extends RunOptions {
+  /** Which keys each new token reads (default causal: every earlier position). */
+  mask?: AttentionMask;
+}
 
 /**
- * A decoder-only transformer (GPT-2, OPT and Llama blocks) on typed arrays. Linear layers run on the
- * kernel of their weight's format, so a layer packed as CSR, N:M or bitmask runs sparse.
+ * A decoder-only transformer (GPT-2, OPT and Llama blocks) on typed arrays. Every product runs on
+ * the model's backend (`model.backend`), each linear layer in its weight's format, so a layer packed
+ * as CSR, N:M or bitmask runs sparse. Hooks registered on `model.hooks` (or passed to one call) see
+ * and may replace the tensors at every named site (see `Hooks`). The synchronous methods need a
+ * synchronous backend; `forwardAsync`, `logitsAsync` and `generateAsync` run on either flavour.
  */
 export class TransformerLM implements BlockwiseLM, SliceableLM, NarrowableLM, Calibratable {
   readonly vocabSize: number;
   readonly maxSequenceLength: number;
   readonly numBlocks: number;
   private cfg: ModelConfig;
+  /** Hooks that apply to every call (see `Hooks.add`). */
+  readonly hooks = new Hooks();
   private readonly rope: { cos: Float32Array; sin: Float32Array } | undefined;
 
-  /** `kernels` is shared with the model's Linear layers (see `kernelRef`). */
+  /** `backends` is shared with the model's Linear layers (see `backendRef`). */
   constructor(
     config: ModelConfig,
     readonly params: ModelParams,
-    private readonly kernels: KernelRef,
+    private readonly backends: BackendRef,
   ) {
     this.cfg = validateConfig(config);
     this.vocabSize = config.vocabSize;
@@ -69,7 +85,7 @@ export class TransformerLM implements BlockwiseLM, SliceableLM, NarrowableLM, Ca
   }
 
   rotateStream(point: StreamPoint, q: Tensor<'f32'>): void {
-    this.cfg = rotateStream(this.cfg, this.params, point, q, this.kernels);
+    this.cfg = rotateStream(this.cfg, this.params, point, q, this.backends);
   }
 
   get blockShape(): { mlpChannels: number; heads: number; kvHeads: number; headDim: number } {
@@ -120,13 +136,13 @@ export class TransformerLM implements BlockwiseLM, SliceableLM, NarrowableLM, Ca
     };
   }
 
-  /** What runs the linear layers: the reference kernels, or e.g. a wasm backend. */
-  get kernel(): LinearKernel {
-    return this.kernels.current;
+  /** What runs the products: the reference backend, a wasm backend, a WebGPU backend... */
+  get backend(): AnyBackend {
+    return this.backends.current;
   }
 
-  set kernel(kernel: LinearKernel) {
-    this.kernels.current = kernel;
+  set backend(backend: AnyBackend) {
+    this.backends.current = backend;
   }
 
   /** Every linear layer of the decoder blocks (the LM head and OPT's projections excluded). */
@@ -135,8 +151,12 @@ export class TransformerLM implements BlockwiseLM, SliceableLM, NarrowableLM, Ca
   }
 
   blockLinearLayers(index: number): readonly Linear[] {
+    return this.blockLinearGroups(index).flat();
+  }
+
+  blockLinearGroups(index: number): readonly (readonly Linear[])[] {
     const b = this.block(index);
-    return [b.q, b.k, b.v, b.o, ...(b.gate === undefined ? [] : [b.gate]), b.up, b.down];
+    return [[b.q, b.k, b.v], [b.o], b.gate === undefined ? [b.up] : [b.gate, b.up], [b.down]];
   }
 
   /** A new cache for `batch` sequences of up to the model's maximum length. */
@@ -145,74 +165,130 @@ export class TransformerLM implements BlockwiseLM, SliceableLM, NarrowableLM, Ca
     return new KvCache(c.numLayers, batch, c.numKvHeads, c.maxPositions, c.headDim);
   }
 
-  logits(tokenIds: Tensor<'i32'>): Tensor<'f32'> {
+  logits(tokenIds: Tensor<'i32'>, options: ForwardOptions = {}): Tensor<'f32'> {
     const [batch, seq] = this.checkTokens(tokenIds);
-    return this.forward(tokenIds, this.createCache(batch)).reshape([batch, seq, this.vocabSize]);
+    return this.forward(tokenIds, this.createCache(batch), options).reshape([batch, seq, this.vocabSize]);
+  }
+
+  /** `logits` on any backend (awaits each operation of an asynchronous one). */
+  async logitsAsync(tokenIds: Tensor<'i32'>, options: ForwardOptions = {}): Promise<Tensor<'f32'>> {
+    const [batch, seq] = this.checkTokens(tokenIds);
+    const out = await this.forwardAsync(tokenIds, this.createCache(batch), options);
+    return out.reshape([batch, seq, this.vocabSize]);
   }
 
   /**
    * Logits [batch * seq, vocab] for tokens that continue the sequences in `cache` (which is
    * extended). Prefill with the prompt, then call with one token per sequence to decode.
    */
-  forward(tokenIds: Tensor<'i32'>, cache: KvCache, hook?: CalibrationHook): Tensor<'f32'> {
+  forward(tokenIds: Tensor<'i32'>, cache: KvCache, options: ForwardOptions = {}): Tensor<'f32'> {
+    return runSync(this.backend, this.forwardSteps(tokenIds, cache, options), 'forward');
+  }
+
+  /** `forward` on any backend. */
+  forwardAsync(
+    tokenIds: Tensor<'i32'>,
+    cache: KvCache,
+    options: ForwardOptions = {},
+  ): Promise<Tensor<'f32'>> {
+    return runAsync(this.backend, this.forwardSteps(tokenIds, cache, options));
+  }
+
+  private *forwardSteps(
+    tokenIds: Tensor<'i32'>,
+    cache: KvCache,
+    options: ForwardOptions,
+  ): Steps<Tensor<'f32'>> {
     const [batch, seq] = this.checkTokens(tokenIds);
     if (batch !== cache.batch) throw new ShapeMismatchError([cache.batch], [batch], 'batch (cache)');
     cache.reserve(seq);
-    let hidden = this.embedAt(tokenIds, cache.length);
+    const pass = this.pass(batch, seq, cache.length, options);
+    let hidden = yield* this.embedSteps(tokenIds, pass);
     for (let i = 0; i < this.numBlocks; i++) {
-      hidden = this.mlpHalf(i, this.attentionHalf(i, hidden, batch, seq, cache, hook, i), batch * seq, hook);
+      const b = this.block(i);
+      hidden = yield* attentionHalf(this.config, b, i, hidden, cache, i, this.rope, pass);
+      hidden = yield* mlpHalf(this.config, b, i, hidden, pass);
     }
     cache.length += seq;
     const width = hidden.length / (batch * seq);
-    return this.head(new Tensor('f32', [batch, seq, width], hidden)).reshape([batch * seq, this.vocabSize]);
+    const logits = yield* this.headSteps(new Tensor('f32', [batch, seq, width], hidden));
+    return logits.reshape([batch * seq, this.vocabSize]);
   }
 
-  embed(tokenIds: Tensor<'i32'>): Tensor<'f32'> {
+  private pass(batch: number, seq: number, position: number, options: ForwardOptions): Pass {
+    return {
+      hooks: [this.hooks, options.hooks],
+      batch,
+      seq,
+      position,
+      ...(options.mask === undefined ? {} : { mask: options.mask }),
+    };
+  }
+
+  embed(tokenIds: Tensor<'i32'>, options: RunOptions = {}): Tensor<'f32'> {
     const [batch, seq] = this.checkTokens(tokenIds);
-    return new Tensor('f32', [batch, seq, this.hiddenSize], this.embedAt(tokenIds, 0));
+    const hidden = runSync(
+      this.backend,
+      this.embedSteps(tokenIds, this.pass(batch, seq, 0, options)),
+      'embed',
+    );
+    return new Tensor('f32', [batch, seq, this.hiddenSize], hidden);
   }
 
-  runBlock(index: number, hidden: Tensor<'f32'>, hook?: CalibrationHook): Tensor<'f32'> {
-    return this.runMlpHalf(index, this.runAttentionHalf(index, hidden, hook), hook);
+  runBlock(index: number, hidden: Tensor<'f32'>, options: RunOptions = {}): Tensor<'f32'> {
+    return this.runMlpHalf(index, this.runAttentionHalf(index, hidden, options), options);
   }
 
-  runAttentionHalf(index: number, hidden: Tensor<'f32'>, hook?: CalibrationHook): Tensor<'f32'> {
-    this.block(index);
+  runAttentionHalf(index: number, hidden: Tensor<'f32'>, options: RunOptions = {}): Tensor<'f32'> {
+    const b = this.block(index);
     const input: StreamPoint = index === 0 ? { at: 'embeddings' } : { at: 'mlp', block: index - 1 };
     const [batch, seq] = this.checkHidden(hidden, this.streamWidth(input));
     const cache = new KvCache(1, batch, this.config.numKvHeads, seq, this.config.headDim);
-    const mid = this.attentionHalf(index, hidden.data.slice(), batch, seq, cache, hook, 0);
+    const pass = this.pass(batch, seq, 0, options);
+    const mid = runSync(
+      this.backend,
+      attentionHalf(this.config, b, index, hidden.data.slice(), cache, 0, this.rope, pass),
+      'runAttentionHalf',
+    );
     return new Tensor('f32', [batch, seq, mid.length / (batch * seq)], mid);
   }
 
-  runMlpHalf(index: number, mid: Tensor<'f32'>, hook?: CalibrationHook): Tensor<'f32'> {
+  runMlpHalf(index: number, mid: Tensor<'f32'>, options: RunOptions = {}): Tensor<'f32'> {
+    const b = this.block(index);
     const [batch, seq] = this.checkHidden(mid, this.streamWidth({ at: 'attention', block: index }));
-    const out = this.mlpHalf(index, mid.data.slice(), batch * seq, hook);
+    const pass = this.pass(batch, seq, 0, options);
+    const out = runSync(this.backend, mlpHalf(this.config, b, index, mid.data.slice(), pass), 'runMlpHalf');
     return new Tensor('f32', [batch, seq, out.length / (batch * seq)], out);
   }
 
   head(hidden: Tensor<'f32'>): Tensor<'f32'> {
+    return runSync(this.backend, this.headSteps(hidden), 'head');
+  }
+
+  private *headSteps(hidden: Tensor<'f32'>): Steps<Tensor<'f32'>> {
     const p = this.params;
     const tokens = hidden.size / hidden.shape.at(-1)!;
     let h = hidden.data;
-    if (p.finalNorm !== undefined) h = this.norm(h, p.finalNorm);
-    if (p.projectOut !== undefined) h = p.projectOut.forward(h, tokens);
-    const logits = p.lmHead.forward(h, tokens);
+    if (p.finalNorm !== undefined) h = norm(this.config, h, p.finalNorm);
+    if (p.projectOut !== undefined) h = yield* p.projectOut.step(h, tokens);
+    const logits = yield* p.lmHead.step(h, tokens);
     return new Tensor('f32', [...hidden.shape.slice(0, -1), this.vocabSize], logits);
   }
 
+  /**
+   * Run `batches` (each [batch, seq] token ids) through the model, handing `hook` the inputs of every
+   * linear layer whose name passes `filter` (a `linear.input` hook for the duration of the pass).
+   */
   async calibrate(
     batches: Iterable<Tensor<'i32'>> | AsyncIterable<Tensor<'i32'>>,
     hook: CalibrationHook,
     options: ProgressOptions & { filter?: (name: string) => boolean } = {},
   ): Promise<void> {
-    const filter = options.filter;
-    const filtered: CalibrationHook =
-      filter === undefined ? hook : (layer, x) => filter(layer.name) && hook(layer, x);
+    const hooks = calibrationHooks(hook, options.filter);
     let n = 0;
     for await (const batch of batches) {
       const [b] = this.checkTokens(batch);
-      this.forward(batch, this.createCache(b), filtered);
+      await this.forwardAsync(batch, this.createCache(b), { hooks });
       reportProgress(options, { stage: 'calibrate', current: ++n, unit: 'batch' });
     }
   }
@@ -252,7 +328,7 @@ export class TransformerLM implements BlockwiseLM, SliceableLM, NarrowableLM, Ca
     return [batch, seq];
   }
 
-  private embedAt(tokenIds: Tensor<'i32'>, start: number): Float32Array {
+  private *embedSteps(tokenIds: Tensor<'i32'>, pass: Pass): Steps<Float32Array> {
     const c = this.config;
     const p = this.params;
     const [batch, seq] = tokenIds.shape as [number, number];
@@ -262,77 +338,14 @@ export class TransformerLM implements BlockwiseLM, SliceableLM, NarrowableLM, Ca
       const id = tokenIds.data[t]!;
       h.set(p.embedTokens.subarray(id * width, (id + 1) * width), t * width);
     }
-    if (p.projectIn !== undefined) h = p.projectIn.forward(h, batch * seq);
+    if (p.projectIn !== undefined) h = yield* p.projectIn.step(h, batch * seq);
     if (p.embedPositions !== undefined) {
       const hidden = h.length / (batch * seq);
       for (let t = 0; t < batch * seq; t++) {
-        const row = (start + (t % seq) + c.positionOffset) * hidden;
+        const row = (pass.position + (t % seq) + c.positionOffset) * hidden;
         for (let i = 0; i < hidden; i++) h[t * hidden + i]! += p.embedPositions[row + i]!;
       }
     }
-    return h;
-  }
-
-  private norm(x: Float32Array, n: NormParams): Float32Array {
-    const c = this.config;
-    const width = n.weight.length;
-    return c.norm === 'rmsnorm'
-      ? rmsNorm(x, width, n.weight, c.normEps, undefined, c.normWidth ?? width)
-      : layerNorm(x, width, n.weight, n.bias, c.normEps);
-  }
-
-  private run(layer: Linear, x: Float32Array, tokens: number, hook: CalibrationHook | undefined) {
-    hook?.(layer, new Tensor('f32', [tokens, layer.inFeatures], x));
-    return layer.forward(x, tokens);
-  }
-
-  /** Block `index` up to its attention residual (plus the post-norm, in post-norm models). */
-  private attentionHalf(
-    index: number,
-    hidden: Float32Array,
-    batch: number,
-    seq: number,
-    cache: KvCache,
-    hook: CalibrationHook | undefined,
-    cacheLayer: number,
-  ): Float32Array {
-    const b = this.block(index);
-    const tokens = batch * seq;
-    const pre = this.config.preNorm;
-    const a = pre ? this.norm(hidden, b.attentionNorm) : hidden;
-    const attended = attend(
-      this.config,
-      cacheLayer,
-      this.run(b.q, a, tokens, hook),
-      this.run(b.k, a, tokens, hook),
-      this.run(b.v, a, tokens, hook),
-      batch,
-      seq,
-      cache,
-      this.rope,
-      this.kernels.current,
-    );
-    const residual = b.attentionShortcut?.forward(hidden, tokens) ?? hidden;
-    const h = addInPlace(residual, this.run(b.o, attended, tokens, hook));
-    return pre ? h : this.norm(h, b.attentionNorm);
-  }
-
-  /** The rest of block `index`: the MLP and its residual. */
-  private mlpHalf(
-    index: number,
-    h: Float32Array,
-    tokens: number,
-    hook: CalibrationHook | undefined,
-  ): Float32Array {
-    const b = this.block(index);
-    const pre = this.config.preNorm;
-    const m = pre ? this.norm(h, b.mlpNorm) : h;
-    const gate =
-      b.gate === undefined ? undefined : activate(this.run(b.gate, m, tokens, hook), this.config.activation);
-    const up = this.run(b.up, m, tokens, hook);
-    const inner = gate === undefined ? activate(up, this.config.activation) : mulInPlace(gate, up);
-    const residual = b.mlpShortcut?.forward(h, tokens) ?? h;
-    const out = addInPlace(residual, this.run(b.down, inner, tokens, hook));
-    return pre ? out : this.norm(out, b.mlpNorm);
+    return hookAt(pass, 'stream', -1, h, { point: { at: 'embeddings' } });
   }
 }

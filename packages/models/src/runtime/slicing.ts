@@ -5,8 +5,9 @@
 import { assertFinite, InvalidArgumentError, type StreamPoint, type Tensor } from '@sparsekit/core';
 import type { ModelConfig } from '../config.js';
 import { UnsupportedModelError } from '../errors.js';
-import { denseMatrix, type KernelRef, Linear } from './linear.js';
+import { denseMatrix, Linear } from './linear.js';
 import type { ModelParams, NormParams } from './params.js';
+import type { BackendRef } from './steps.js';
 
 const ones = (n: number) => new Float32Array(n).fill(1);
 
@@ -168,7 +169,7 @@ function rotateWriter(layer: Linear, q: Tensor<'f32'>): void {
   layer.reshape(qTransposeTimes(q, layer.getWeight().data, cols), q.shape[1]!, cols, bias);
 }
 
-function identity(name: string, width: number, kernels: KernelRef): Linear {
+function identity(name: string, width: number, kernels: BackendRef): Linear {
   const values = new Float32Array(width * width);
   for (let i = 0; i < width; i++) values[i * width + i] = 1;
   return new Linear(name, denseMatrix(values, width, width), undefined, kernels);
@@ -183,7 +184,7 @@ export function rotateStream(
   p: ModelParams,
   point: StreamPoint,
   q: Tensor<'f32'>,
-  kernels: KernelRef,
+  kernels: BackendRef,
 ): ModelConfig {
   if (config.normWidth === undefined) {
     throw new InvalidArgumentError('rotateStream', 'unfolded norms', 'call foldNorms() first');

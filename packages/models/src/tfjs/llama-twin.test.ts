@@ -5,8 +5,8 @@ import { Tensor } from '@sparsekit/core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { hfTinyDir, hfTinyExpected } from '../hf/hf-tiny.test-util.js';
 import { loadHfModel } from '../hf/load.js';
-import { kernelRef } from '../runtime/linear.js';
 import { TransformerLM } from '../runtime/model.js';
+import { backendRef } from '../runtime/steps.js';
 import { LlamaTwin } from './llama-twin.js';
 
 const dir = hfTinyDir('llama');
@@ -24,7 +24,7 @@ describe('tfjs twin of the Llama architecture', () => {
       twin.logits(tf.tensor2d([want.tokens], [1, want.tokens.length], 'int32')).dataSync(),
     );
     expect(Float32Array.from(logits)).toAllClose(want.logits.flat(), { atol: 1e-4, rtol: 0 });
-    const back = new TransformerLM(config, twin.toParams(kernelRef()), kernelRef());
+    const back = new TransformerLM(config, twin.toParams(backendRef()), backendRef());
     const ids = new Tensor('i32', [1, want.tokens.length], Int32Array.from(want.tokens));
     expect(back.logits(ids).data).toAllClose(want.logits.flat(), { atol: 1e-4, rtol: 0 });
     twin.dispose();

@@ -7,8 +7,9 @@
 import { InvalidArgumentError, type Tensor } from '@sparsekit/core';
 import type * as TF from '@tensorflow/tfjs-core';
 import type { ModelConfig } from '../config.js';
-import { denseMatrix, type KernelRef, Linear } from '../runtime/linear.js';
+import { denseMatrix, Linear } from '../runtime/linear.js';
 import type { ModelParams } from '../runtime/params.js';
+import type { BackendRef } from '../runtime/steps.js';
 
 type Tfjs = typeof TF;
 
@@ -167,7 +168,7 @@ export class LlamaTwin {
   }
 
   /** Runtime parameters holding copies of the current weights (dense f32). */
-  toParams(kernels: KernelRef): ModelParams {
+  toParams(kernels: BackendRef): ModelParams {
     const c = this.config;
     const read = (v: TF.Variable) => new Float32Array(v.dataSync() as Float32Array);
     const lin = (name: string, v: TF.Variable) => {

@@ -9,8 +9,9 @@ import {
   reportProgress,
   Tensor,
 } from '@sparsekit/core';
-import { checkSparsity, checkWeight, magnitudes, markLowest } from '../masks.js';
-import { measuredSparsity, pqIndex } from '../metrics.js';
+import { markLowest, measuredSparsity } from '@sparsekit/sparse-formats';
+import { checkSparsity, checkWeight, magnitudes } from '../masks.js';
+import { pqIndex } from '../metrics.js';
 import type { PruneReport } from '../prune-model.js';
 
 export interface AllocationReport {

@@ -19,7 +19,7 @@ afterAll(() => wasm.dispose());
 
 async function load() {
   const loaded = await loadHfModel(tinyLmPath());
-  loaded.model.kernel = wasm;
+  loaded.model.backend = wasm;
   return loaded;
 }
 

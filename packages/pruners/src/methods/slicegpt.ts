@@ -13,8 +13,7 @@ import {
   type StreamPoint,
   Tensor,
 } from '@sparsekit/core';
-import { HessianAccumulator } from '../calibration.js';
-import { symmetricEigen } from '../linalg.js';
+import { HessianAccumulator, symmetricEigen } from '@sparsekit/sparse-formats';
 import { checkModelWeights } from '../masks.js';
 
 export interface SliceGptOptions extends ProgressOptions {

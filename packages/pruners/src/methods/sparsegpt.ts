@@ -1,7 +1,6 @@
 // SparseGPT (Frantar & Alistarh, 2023), following sparsegpt.py `SparseGPT.fasterprune`.
 import { InvalidArgumentError, ShapeMismatchError } from '@sparsekit/core';
-import { dense } from '@sparsekit/sparse-formats';
-import { inverseUpperFactor, type MatmulKernel } from '../linalg.js';
+import { type Backend, dense, inverseUpperFactor } from '@sparsekit/sparse-formats';
 import { checkNm, checkSparsity, checkWeight, matrixMask, nmMask } from '../masks.js';
 
 /** Check a dampening fraction (of H's mean diagonal): finite and non-negative. */
@@ -25,13 +24,13 @@ export interface SparseGptOptions {
   /** Dampening as a fraction of the mean diagonal of H (default 0.01). */
   percDamp?: number;
   /**
-   * Runs the matrix products as f32 on this kernel (the reference's precision): the trailing updates
+   * Runs the matrix products as f32 on this backend (the reference's precision): the trailing updates
    * of the blocked Cholesky factorisation, the triangular inverse, the batched update after each
    * block, W[:, i2:] -= Err1 @ Hinv[i1:i2, i2:], and the same update between sub-blocks of 32
-   * columns inside each block. Pass a `WasmBackend` (or any sparse-formats kernel) for speed.
+   * columns inside each block. Pass a `WasmBackend` (or any synchronous sparse-formats backend) for speed.
    * Default: float64 loops in plain TypeScript.
    */
-  kernel?: MatmulKernel;
+  backend?: Backend;
 }
 
 /** Columns per sub-block of the within-block sweep when a kernel runs the products. */
@@ -53,7 +52,7 @@ function subtractErrors(
   Hinv: Float64Array,
   c0: number,
   width: number,
-  kernel: MatmulKernel | undefined,
+  kernel: Backend | undefined,
 ): void {
   const h0 = c0 - k; // the updated columns start right after the error columns
   if (kernel !== undefined) {
@@ -134,7 +133,7 @@ export function sparseGpt(
   for (let j = 0; j < cols; j++) meanDiagonal += H[j * cols + j]!;
   const damp = percDamp * (meanDiagonal / cols);
   for (let j = 0; j < cols; j++) H[j * cols + j]! += damp;
-  const k = options.kernel;
+  const k = options.backend;
   const Hinv = inverseUpperFactor(H, cols, 'Hessian', k);
   const mask = new Uint8Array(rows * cols);
   const Q = new Float64Array(rows * cols);

@@ -2,16 +2,16 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   type BlockwiseLM,
-  type CalibrationHook,
   InvalidArgumentError,
   type LinearLayer,
   Rng,
+  type RunOptions,
   Tensor,
 } from '@sparsekit/core';
 import type { TransformerLM } from '@sparsekit/models';
 import { loadHfModel, tinyLmPath } from '@sparsekit/models/node';
 import { describe, expect, it } from 'vitest';
-import { calibration, toyModel } from '../toy-model.test-util.js';
+import { calibration, linearInput, toyModel } from '../toy-model.test-util.js';
 import { pruneBlocks, pruneColumns, pruneRows, pruneStructured } from './structured.js';
 
 describe('layer-level structures', () => {
@@ -76,15 +76,14 @@ function attentionToy(seed: number): BlockwiseLM & { layers: LinearLayer[] } {
     layers,
     linearLayers: () => layers,
     blockLinearLayers: () => layers,
-    runBlock(i: number, h: Tensor<'f32'>, hook?: CalibrationHook) {
+    blockLinearGroups: () => layers.map((l) => [l]),
+    runBlock(i: number, h: Tensor<'f32'>, options?: RunOptions) {
       const tokens = h.size / 16;
-      hook?.(q, new Tensor('f32', [tokens, 16], h.data));
-      const a = q.apply(h.data, tokens).map((v) => Math.max(0, v));
-      hook?.(o, new Tensor('f32', [tokens, 16], a));
+      const a = q.apply(linearInput(options, [q], h.data, i), tokens).map((v) => Math.max(0, v));
       const mid = h.data.slice();
-      const d = o.apply(a, tokens);
+      const d = o.apply(linearInput(options, [o], a, i), tokens);
       for (let k = 0; k < mid.length; k++) mid[k]! += d[k]!;
-      return base.runBlock(i, new Tensor('f32', h.shape, mid), hook);
+      return base.runBlock(i, new Tensor('f32', h.shape, mid), options);
     },
   };
 }

@@ -3,6 +3,7 @@
 // the zeros are whole structures, so a BSR / smaller-matrix path can skip them.
 import {
   type BlockwiseLM,
+  calibrationHooks,
   InvalidArgumentError,
   type LinearLayer,
   type NarrowableLM,
@@ -11,15 +12,8 @@ import {
   Tensor as T,
   type Tensor,
 } from '@sparsekit/core';
-import { InputNormAccumulator } from '../calibration.js';
-import {
-  applyMask,
-  checkInputNorms,
-  checkModelWeights,
-  checkSparsity,
-  checkWeight,
-  lowestIndices,
-} from '../masks.js';
+import { InputNormAccumulator, lowestIndices } from '@sparsekit/sparse-formats';
+import { applyMask, checkInputNorms, checkModelWeights, checkSparsity, checkWeight } from '../masks.js';
 import type { PruneResult } from './sparsegpt.js';
 
 /** Prune the floor(rows * fraction) output rows with the smallest L2 norm. */
@@ -261,7 +255,8 @@ export function pruneStructured(
       const o = find(layers, 'self_attn.o_proj');
       const norms = new Map<LinearLayer, InputNormAccumulator>();
       for (const l of [down, o]) if (l !== undefined) norms.set(l, new InputNormAccumulator(l.inFeatures));
-      for (const h of hidden) model.runBlock(block, h, (layer, x) => norms.get(layer)?.add(x));
+      for (const h of hidden)
+        model.runBlock(block, h, { hooks: calibrationHooks((layer, x) => norms.get(layer)?.add(x)) });
       const columnScore = (l: LinearLayer) => {
         const w = l.getWeight().data;
         const s = norms.get(l)!.scalerRow;

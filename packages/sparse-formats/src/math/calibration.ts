@@ -1,5 +1,6 @@
 // Streaming statistics of a linear layer's inputs, accumulated batch by batch exactly as the
-// reference code does, so memory is bounded by one batch.
+// reference pruning code does (SparseGPT's Hessian, Wanda's input norms), so memory is bounded by
+// one batch. Shared by every method that calibrates on a layer's inputs.
 import { assertFinite, InvalidArgumentError, ShapeMismatchError, type Tensor } from '@sparsekit/core';
 import { gram, type MatmulKernel } from './linalg.js';
 

@@ -1,12 +1,12 @@
-// Dense symmetric positive-definite algebra in float64 for SparseGPT: n x n row-major matrices.
+// Dense symmetric positive-definite algebra in float64 (SparseGPT's Hessian inverse, SliceGPT's
+// PCA): n x n row-major matrices. Where a backend is given, the large products run on it in f32.
 
 import { InvalidArgumentError } from '@sparsekit/core';
-import { dense, type SparseMatrix } from '@sparsekit/sparse-formats';
+import type { Backend } from '../backend/contract.js';
+import { dense } from '../formats/dense.js';
 
-/** y [batch, rows] = x [batch, cols] W^T: what `WasmBackend.linear` and the reference `linear` compute. */
-export interface MatmulKernel {
-  linear(x: Float32Array, batch: number, w: SparseMatrix): Float32Array;
-}
+/** What the blocked routines need of a backend: its synchronous `linear`. */
+export type MatmulKernel = Pick<Backend, 'linear'>;
 
 /** Rows of this many columns are factored per step when a kernel takes the trailing updates. */
 const PANEL = 128;

@@ -1,6 +1,6 @@
 import { Rng } from '@sparsekit/core';
-import { createWasmBackend } from '@sparsekit/sparse-formats';
 import { describe, expect, it } from 'vitest';
+import { createWasmBackend } from '../wasm/backend.js';
 import {
   cholesky,
   choleskyInverse,

@@ -1,0 +1,131 @@
+// One decoder block as steps: its attention half and its MLP half, with every hook site on the way.
+import {
+  type HookContext,
+  type HookSite,
+  type Hooks,
+  type LinearLayer,
+  runHooks,
+  type StreamPoint,
+} from '@sparsekit/core';
+import type { AttentionMask } from '@sparsekit/sparse-formats';
+import type { ModelConfig } from '../config.js';
+import { attendSteps } from './attention.js';
+import type { KvCache } from './kv-cache.js';
+import type { Linear } from './linear.js';
+import { activate, addInPlace, layerNorm, mulInPlace, rmsNorm } from './ops.js';
+import type { BlockParams, NormParams } from './params.js';
+import type { Steps } from './steps.js';
+
+/** The call a block runs in: hook sets (the model's, the call's), shape and first position. */
+export interface Pass {
+  hooks: readonly (Hooks | undefined)[];
+  batch: number;
+  seq: number;
+  position: number;
+  mask?: AttentionMask;
+}
+
+export function norm(config: ModelConfig, x: Float32Array, n: NormParams): Float32Array {
+  const width = n.weight.length;
+  return config.norm === 'rmsnorm'
+    ? rmsNorm(x, width, n.weight, config.normEps, undefined, config.normWidth ?? width)
+    : layerNorm(x, width, n.weight, n.bias, config.normEps);
+}
+
+/** Pass `data` [batch, seq, width] through the hooks at `site`. */
+export function hookAt(
+  pass: Pass,
+  site: HookSite,
+  block: number,
+  data: Float32Array,
+  extra: { layers?: readonly LinearLayer[]; point?: StreamPoint } = {},
+): Float32Array {
+  if (pass.hooks.every((h) => h === undefined || !h.has(site))) return data;
+  const tokens = pass.batch * pass.seq;
+  return runHooks(
+    pass.hooks,
+    data,
+    [pass.batch, pass.seq, data.length / Math.max(tokens, 1)],
+    (): HookContext => ({ site, block, batch: pass.batch, seq: pass.seq, position: pass.position, ...extra }),
+    site,
+  );
+}
+
+/** Run `layers` (which read one tensor) on `x`, after the `linear.input` hooks. */
+function* linears(
+  pass: Pass,
+  block: number,
+  x: Float32Array,
+  layers: readonly Linear[],
+): Steps<Float32Array[]> {
+  const input = hookAt(pass, 'linear.input', block, x, { layers });
+  const tokens = pass.batch * pass.seq;
+  const out: Float32Array[] = [];
+  for (const l of layers) out.push(yield* l.step(input, tokens));
+  return out;
+}
+
+/** Block `index` up to its attention residual (plus the post-norm, in post-norm models). */
+export function* attentionHalf(
+  config: ModelConfig,
+  b: BlockParams,
+  index: number,
+  hidden: Float32Array,
+  cache: KvCache,
+  cacheLayer: number,
+  rope: { cos: Float32Array; sin: Float32Array } | undefined,
+  pass: Pass,
+): Steps<Float32Array> {
+  const tokens = pass.batch * pass.seq;
+  const pre = config.preNorm;
+  const a = hookAt(pass, 'attention.input', index, pre ? norm(config, hidden, b.attentionNorm) : hidden);
+  const [q, k, v] = (yield* linears(pass, index, a, [b.q, b.k, b.v])) as [
+    Float32Array,
+    Float32Array,
+    Float32Array,
+  ];
+  const attended = yield* attendSteps(
+    config,
+    cacheLayer,
+    hookAt(pass, 'attention.q', index, q),
+    hookAt(pass, 'attention.k', index, k),
+    hookAt(pass, 'attention.v', index, v),
+    cache,
+    rope,
+    { ...pass, block: index },
+  );
+  const [o] = yield* linears(pass, index, hookAt(pass, 'attention.output', index, attended), [b.o]);
+  const residual =
+    b.attentionShortcut === undefined ? hidden : yield* b.attentionShortcut.step(hidden, tokens);
+  const h = addInPlace(residual, o!);
+  return hookAt(pass, 'stream', index, pre ? h : norm(config, h, b.attentionNorm), {
+    point: { at: 'attention', block: index },
+  });
+}
+
+/** The rest of block `index`: the MLP and its residual. */
+export function* mlpHalf(
+  config: ModelConfig,
+  b: BlockParams,
+  index: number,
+  h: Float32Array,
+  pass: Pass,
+): Steps<Float32Array> {
+  const tokens = pass.batch * pass.seq;
+  const pre = config.preNorm;
+  const m = hookAt(pass, 'mlp.input', index, pre ? norm(config, h, b.mlpNorm) : h);
+  let inner: Float32Array;
+  if (b.gate === undefined) {
+    const [up] = yield* linears(pass, index, m, [b.up]);
+    inner = activate(up!, config.activation);
+  } else {
+    const [gate, up] = (yield* linears(pass, index, m, [b.gate, b.up])) as [Float32Array, Float32Array];
+    inner = mulInPlace(activate(gate, config.activation), up);
+  }
+  const [down] = yield* linears(pass, index, hookAt(pass, 'mlp.hidden', index, inner), [b.down]);
+  const residual = b.mlpShortcut === undefined ? h : yield* b.mlpShortcut.step(h, tokens);
+  const out = addInPlace(residual, down!);
+  return hookAt(pass, 'stream', index, pre ? out : norm(config, out, b.mlpNorm), {
+    point: { at: 'mlp', block: index },
+  });
+}
