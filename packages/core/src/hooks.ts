@@ -57,10 +57,10 @@ export interface HookContext {
  * Observe `tensor`, or return a replacement of the same shape (a Tensor or its data). The tensor's
  * data may be reused by the model after the hook returns: copy what you keep.
  */
-// biome-ignore lint/suspicious/noConfusingVoidType: an observing hook returns nothing
 export type Hook = (
   tensor: Tensor<'f32'>,
   context: HookContext,
+  // biome-ignore lint/suspicious/noConfusingVoidType: an observing hook returns nothing
 ) => Tensor<'f32'> | Float32Array | undefined | void;
 
 export interface HookOptions {

@@ -1,7 +1,16 @@
 // The WebGPU backend: matrices uploaded once and kept on the device, y = x W^T per call with an
 // async readback. Same shape as the CPU WasmBackend (prepare / linear / spmv / release / dispose).
-import { InvalidArgumentError, ShapeMismatchError } from '@sparsekit/core';
-import { type SparseMatrix, validate } from '@sparsekit/sparse-formats';
+import { InvalidArgumentError, ShapeMismatchError, UnsupportedOpError } from '@sparsekit/core';
+import {
+  type AsyncBackend,
+  type AttentionArgs,
+  type CsrMatrix,
+  type LinearOptions,
+  type MatmulOptions,
+  type SparseMatrix,
+  validate,
+} from '@sparsekit/sparse-formats';
+import { gpuAttention, gpuMatmul, gpuSpmm } from './contract-ops.js';
 import { type AcquiredDevice, acquireDevice, type DeviceOptions } from './gpu.js';
 import { BATCH_TILE, GEMM_TILE, gemmKernel, type RowFormat, rowKernel } from './wgsl.js';
 
@@ -22,8 +31,7 @@ export interface GpuMatrix {
   readonly m?: number;
 }
 
-export interface GpuLinearOptions {
-  bias?: Float32Array;
+export interface GpuLinearOptions extends LinearOptions {
   /**
    * Dense weights only: 'gemm' (tiled, for wide batches), 'rows' (one workgroup per output row, for
    * decode) or 'auto' (rows up to 4 batch rows, gemm above; the default).
@@ -33,7 +41,15 @@ export interface GpuLinearOptions {
 
 const padded = (bytes: number) => Math.max(4, Math.ceil(bytes / 4) * 4);
 
-export class GpuBackend {
+/**
+ * The WebGPU backend of the backend contract (asynchronous: results are read back). Weights are
+ * uploaded once per matrix object and stay resident until `release`; `linear` runs the format's
+ * kernel, `attention` the block-sparse kernel for prefill calls (see `gpuAttention`), `matmul` and
+ * `spmm` the linear kernel. `sddmm` and `gatherGemv` are not implemented (typed errors).
+ */
+export class GpuBackend implements AsyncBackend {
+  readonly name = 'webgpu';
+  readonly flavour = 'async';
   private readonly pipelines = new Map<string, GPUComputePipeline>();
   private readonly prepared = new WeakMap<SparseMatrix, GpuMatrix>();
   private disposed = false;
@@ -141,12 +157,15 @@ export class GpuBackend {
     options: GpuLinearOptions = {},
   ): Promise<Float32Array> {
     const w = this.prepare(weight);
-    if (!Number.isInteger(batch) || batch < 1)
-      throw new InvalidArgumentError('batch', batch, 'must be a positive integer');
-    if (x.length !== batch * w.cols) throw new ShapeMismatchError([batch, w.cols], [x.length / w.cols], 'x');
+    if (!Number.isInteger(batch) || batch < 0)
+      throw new InvalidArgumentError('batch', batch, 'must be a non-negative integer');
+    if (x.length !== batch * w.cols) throw new ShapeMismatchError([batch, w.cols], [x.length], 'x');
     if (options.bias !== undefined && options.bias.length !== w.rows) {
       throw new ShapeMismatchError([w.rows], [options.bias.length], 'bias');
     }
+    if (options.out !== undefined && options.out.length !== batch * w.rows)
+      throw new ShapeMismatchError([batch * w.rows], [options.out.length], 'out');
+    if (batch === 0 || w.rows === 0) return options.out ?? new Float32Array(batch * w.rows);
     const out = this.device.createBuffer({
       size: padded(batch * w.rows * 4),
       usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC,
@@ -167,7 +186,10 @@ export class GpuBackend {
       const { pipeline, groups } = this.plan(w, batch, options);
       const entries = [w.buffers[0]!, transient[0]!, transient[1]!, out, params, ...w.buffers.slice(1)];
       this.dispatch(pipeline, entries, groups);
-      return await this.read(out, batch * w.rows);
+      const y = await this.read(out, batch * w.rows);
+      if (options.out === undefined) return y;
+      options.out.set(y);
+      return options.out;
     } finally {
       for (const b of transient) b.destroy();
     }
@@ -202,6 +224,36 @@ export class GpuBackend {
     } finally {
       for (const b of [x, bias, out, params]) b.destroy();
     }
+  }
+
+  /** C = A B for A in any format the kernels take and B [cols, n] dense. */
+  spmm(a: SparseMatrix, b: Float32Array, n: number, out?: Float32Array): Promise<Float32Array> {
+    return gpuSpmm(this, a, b, n, out);
+  }
+
+  sddmm(): Promise<CsrMatrix> {
+    return Promise.reject(new UnsupportedOpError('sddmm', this.name, 'the reference backend has it'));
+  }
+
+  matmul(
+    a: Float32Array,
+    b: Float32Array,
+    m: number,
+    k: number,
+    n: number,
+    options?: MatmulOptions,
+  ): Promise<Float32Array> {
+    return gpuMatmul(this, a, b, m, k, n, options);
+  }
+
+  attention(args: AttentionArgs): Promise<Float32Array> {
+    return gpuAttention(this, args);
+  }
+
+  gatherGemv(): Promise<Float32Array> {
+    return Promise.reject(
+      new UnsupportedOpError('gatherGemv', this.name, 'the reference and wasm backends have it'),
+    );
   }
 
   /** y = W x for one vector x [cols]. */

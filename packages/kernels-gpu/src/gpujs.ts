@@ -2,10 +2,17 @@
 // peer: nothing here loads it until `createGpuJsBackend` is called.
 import { InvalidArgumentError, ShapeMismatchError, SparsekitError } from '@sparsekit/core';
 import {
+  type AttentionArgs,
+  attention,
+  type Backend,
   type CsrMatrix,
   type DenseMatrix,
+  type LinearOptions,
+  type MatmulOptions,
+  matmulOnLinear,
   type SparseMatrix,
   toCsr,
+  unsupported,
   valuesF32,
 } from '@sparsekit/sparse-formats';
 
@@ -64,7 +71,15 @@ function denseKernel(
   return sum;
 }
 
-export class GpuJsBackend {
+/**
+ * gpu.js behind the backend contract (synchronous): `linear` (dense and CSR kernels; other formats
+ * through CSR) with the bias added after the kernel; `spmm`, `matmul` and `attention` built on it.
+ * `sddmm` and `gatherGemv` are not implemented (typed errors).
+ */
+export class GpuJsBackend implements Backend {
+  readonly name = 'gpu.js';
+  readonly flavour = 'sync';
+
   private constructor(private readonly gpu: GpuJs) {}
 
   static async create(options: GpuJsOptions = {}): Promise<GpuJsBackend> {
@@ -83,13 +98,18 @@ export class GpuJsBackend {
     return this.gpu.mode;
   }
 
-  /** y [batch, rows] = x [batch, cols] W^T for a dense or CSR weight (other formats go through CSR). */
-  linear(x: Float32Array, batch: number, weight: SparseMatrix): Float32Array {
-    if (!Number.isInteger(batch) || batch < 1)
-      throw new InvalidArgumentError('batch', batch, 'must be a positive integer');
-    if (x.length !== batch * weight.cols)
-      throw new ShapeMismatchError([batch, weight.cols], [x.length / weight.cols], 'x');
+  /** y [batch, rows] = x [batch, cols] W^T (+ bias) for a dense or CSR weight (other formats go through CSR). */
+  linear(x: Float32Array, batch: number, weight: SparseMatrix, options: LinearOptions = {}): Float32Array {
+    if (!Number.isInteger(batch) || batch < 0)
+      throw new InvalidArgumentError('batch', batch, 'must be a non-negative integer');
+    if (x.length !== batch * weight.cols) throw new ShapeMismatchError([batch, weight.cols], [x.length], 'x');
     const rows = weight.rows;
+    const { bias } = options;
+    if (bias !== undefined && bias.length !== rows)
+      throw new ShapeMismatchError([rows], [bias.length], 'bias');
+    if (options.out !== undefined && options.out.length !== batch * rows)
+      throw new ShapeMismatchError([batch * rows], [options.out.length], 'out');
+    if (batch === 0 || rows === 0) return options.out ?? new Float32Array(batch * rows);
     let result: unknown;
     if (weight.format === 'dense') {
       const w = weight as DenseMatrix;
@@ -106,12 +126,43 @@ export class GpuJsBackend {
       result = kernel(valuesF32(w.values, w.dtype), w.indptr, Int32Array.from(w.indices), x, w.cols);
     }
     // gpu.js returns one Float32Array per batch row.
-    const out = new Float32Array(batch * rows);
+    const out = options.out ?? new Float32Array(batch * rows);
     (result as Float32Array[]).forEach((row, b) => {
       out.set(row, b * rows);
     });
+    if (bias !== undefined) for (let i = 0; i < out.length; i++) out[i]! += bias[i % rows]!;
     return out;
   }
+
+  /** C = A B, B [cols, n] dense: C^T = B^T A^T with the linear kernel. */
+  spmm(a: SparseMatrix, b: Float32Array, n: number, out?: Float32Array): Float32Array {
+    if (b.length !== a.cols * n) throw new ShapeMismatchError([a.cols, n], [b.length], 'B');
+    const bt = new Float32Array(n * a.cols);
+    for (let i = 0; i < a.cols; i++) for (let j = 0; j < n; j++) bt[j * a.cols + i] = b[i * n + j]!;
+    const ct = this.linear(bt, n, a);
+    const c = out ?? new Float32Array(a.rows * n);
+    for (let j = 0; j < n; j++) for (let r = 0; r < a.rows; r++) c[r * n + j] = ct[j * a.rows + r]!;
+    return c;
+  }
+
+  sddmm(): CsrMatrix {
+    return unsupported(this.name, 'sddmm', 'the reference backend has it');
+  }
+
+  matmul(a: Float32Array, b: Float32Array, m: number, k: number, n: number, options?: MatmulOptions) {
+    return matmulOnLinear((x, batch, w, o) => this.linear(x, batch, w, o), a, b, m, k, n, options);
+  }
+
+  attention(args: AttentionArgs): Float32Array {
+    return attention(args, (x, batch, w, o) => this.linear(x, batch, w, o));
+  }
+
+  gatherGemv(): Float32Array {
+    return unsupported(this.name, 'gatherGemv', 'the reference and wasm backends have it');
+  }
+
+  /** gpu.js keeps nothing per matrix. */
+  release(): void {}
 
   /** y = W x for one vector. */
   spmv(weight: SparseMatrix, x: Float32Array): Float32Array {

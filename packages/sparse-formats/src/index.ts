@@ -1,4 +1,4 @@
-export { attention, keySegments, PRODUCT_MIN_SEQ } from './backend/attention.js';
+export { attention, keySegments, PRODUCT_MIN_SEQ, resolveAttention } from './backend/attention.js';
 export {
   type AnyBackend,
   type AsyncBackend,
@@ -12,6 +12,13 @@ export {
   type MatmulOptions,
   type SddmmOptions,
 } from './backend/contract.js';
+export {
+  checkGatherGemv,
+  gatherGemvColumns,
+  matmulOnLinear,
+  matmulWeight,
+  transposedColumns,
+} from './backend/products.js';
 export { createReferenceBackend, referenceBackend } from './backend/reference-backend.js';
 export { unsupported } from './backend/unsupported.js';
 export {

@@ -1,0 +1,104 @@
+// The backend-contract operations of the WebGPU backend that are built from its kernels: attention
+// on the block-sparse kernel where the call fits it, and the dense products on the linear kernel.
+import {
+  type AttentionArgs,
+  attention as cpuAttention,
+  type MatmulOptions,
+  matmulWeight,
+  resolveAttention,
+} from '@sparsekit/sparse-formats';
+import { blockSparseAttention } from './attention.js';
+import type { GpuBackend } from './backend.js';
+
+/** Largest head width and block edge the attention kernel takes. */
+const KERNEL_MAX = 256;
+
+/**
+ * The block mask [qBlocks * kBlocks] for a prefill call (queries at positions 0..seq-1 over the same
+ * keys), or undefined when the call does not fit the kernel: decoding after a cache, a window with
+ * sinks, selected positions, or a head wider than it takes.
+ */
+function kernelPlan(
+  args: AttentionArgs,
+): { blockSize: number; blockMask?: Uint8Array; causal: boolean } | undefined {
+  const r = resolveAttention(args);
+  if (r.offset !== 0 || r.keyLength !== r.seq || r.seq === 0 || r.dim > KERNEL_MAX) return undefined;
+  const mask = r.mask;
+  if (mask.kind === 'full') return { blockSize: 32, causal: false };
+  if (mask.kind === 'causal') return mask.window === undefined ? { blockSize: 32, causal: true } : undefined;
+  if (mask.kind === 'blocks') {
+    if (mask.blockSize > KERNEL_MAX) return undefined;
+    const blocks = Math.ceil(r.seq / mask.blockSize);
+    const blockMask = new Uint8Array(blocks * blocks);
+    for (let i = 0; i < blocks; i++) for (const j of mask.kvBlocks[i]!) blockMask[i * blocks + j] = 1;
+    return { blockSize: mask.blockSize, blockMask, causal: mask.causal === true };
+  }
+  return undefined;
+}
+
+/**
+ * Attention for one key/value head's query group. Prefill calls run on the block-sparse kernel (only
+ * the listed blocks are computed); calls that read a cache (decoding), windows with sinks and
+ * selected positions run the reference loops on the CPU, where the KV cache lives.
+ */
+export async function gpuAttention(backend: GpuBackend, args: AttentionArgs): Promise<Float32Array> {
+  const plan = kernelPlan(args);
+  if (plan === undefined) return cpuAttention(args);
+  const { heads, seq, headDim } = args;
+  const out = await blockSparseAttention(
+    backend,
+    args.q,
+    args.keys.subarray(0, seq * headDim),
+    args.values.subarray(0, seq * headDim),
+    {
+      heads,
+      kvHeads: 1,
+      seq,
+      headDim,
+      blockSize: plan.blockSize,
+      causal: plan.causal,
+      ...(plan.blockMask === undefined ? {} : { blockMask: plan.blockMask }),
+      ...(args.scale === undefined ? {} : { scale: args.scale }),
+    },
+  );
+  if (args.out === undefined) return out;
+  args.out.set(out);
+  return args.out;
+}
+
+/** C = A B (or A B^T) on the linear kernel; B is uploaded for the call and freed after it. */
+export async function gpuMatmul(
+  backend: GpuBackend,
+  a: Float32Array,
+  b: Float32Array,
+  m: number,
+  k: number,
+  n: number,
+  options: MatmulOptions = {},
+): Promise<Float32Array> {
+  const w = matmulWeight(a, b, m, k, n, options);
+  try {
+    const c = await backend.linear(a, m, w);
+    if (options.out === undefined) return c;
+    options.out.set(c);
+    return options.out;
+  } finally {
+    backend.release(w);
+  }
+}
+
+/** C [rows, n] = A B for B [cols, n] dense: C^T = B^T A^T on the linear kernel. */
+export async function gpuSpmm(
+  backend: GpuBackend,
+  a: Parameters<GpuBackend['linear']>[2],
+  b: Float32Array,
+  n: number,
+  out?: Float32Array,
+): Promise<Float32Array> {
+  const bt = new Float32Array(n * a.cols);
+  for (let i = 0; i < a.cols; i++) for (let j = 0; j < n; j++) bt[j * a.cols + i] = b[i * n + j]!;
+  const ct = await backend.linear(bt, n, a);
+  const c = out ?? new Float32Array(a.rows * n);
+  for (let j = 0; j < n; j++) for (let r = 0; r < a.rows; r++) c[r * n + j] = ct[j * a.rows + r]!;
+  return c;
+}
