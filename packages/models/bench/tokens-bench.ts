@@ -5,13 +5,15 @@
  *
  * Every decoder linear layer is pruned by magnitude (per layer: 50% unstructured, 2:4 per group of
  * 4, 90% unstructured) and packed (CSR for unstructured, N:M for 2:4); the dense model runs our wasm
- * dense kernel. Only speed is measured here: quality of pruning methods is the pruners' business.
+ * dense kernel; 'dense+hooks' is the dense model with an observing hook at every hook site (the cost
+ * of hooks that look at every tensor; with none registered the model pays one check per site).
+ * Only speed is measured here: quality of pruning methods is the pruners' business.
  * Prints a table and writes bench-results/tokens.json.
  */
 import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 import { join } from 'node:path';
-import type { Tensor } from '@sparsekit/core';
+import { HOOK_SITES, type Tensor } from '@sparsekit/core';
 import { generationSpeed } from '@sparsekit/models';
 import { loadHfModel, tinyLmPath } from '@sparsekit/models/node';
 import { createWasmBackend, fromDense, type SparseMatrix, sparsity } from '@sparsekit/sparse-formats';
@@ -26,7 +28,12 @@ const promptLength = Number(option('prompt', '64'));
 const newTokens = Number(option('new', '64'));
 const reps = Number(option('reps', '5'));
 
-type Variant = { label: string; pack: (w: Tensor<'f32'>) => SparseMatrix | undefined };
+type Variant = {
+  label: string;
+  pack: (w: Tensor<'f32'>) => SparseMatrix | undefined;
+  /** Register an observing hook (it reads nothing, returns nothing) at every hook site. */
+  hooks?: boolean;
+};
 
 function magnitudeKeep(values: Float32Array, sparsityTarget: number): Uint8Array {
   const sorted = Float32Array.from(values, Math.abs).sort();
@@ -47,6 +54,7 @@ function nmKeep(values: Float32Array, n: number, m: number): Uint8Array {
 
 const VARIANTS: Variant[] = [
   { label: 'dense f32', pack: () => undefined },
+  { label: 'dense+hooks', pack: () => undefined, hooks: true },
   {
     label: '50% csr',
     pack: (w) => fromDense(w, 'csr', { keep: magnitudeKeep(w.data, 0.5), indexType: 'u16' }),
@@ -72,6 +80,7 @@ for (const variant of VARIANTS) {
     zeros += sparsity(layer.matrix) * layer.inFeatures * layer.outFeatures;
     total += layer.inFeatures * layer.outFeatures;
   }
+  if (variant.hooks === true) model.hooks.add(HOOK_SITES, () => undefined);
   models.push({ variant, model, sparsity: zeros / total, prefill: [] as number[], decode: [] as number[] });
 }
 for (let r = 0; r < reps; r++) {

@@ -25,7 +25,7 @@ function run(backend: Backend, hooks?: Hooks): Float32Array {
   const cache = new KvCache(1, batch, 2, 32, 8);
   const call = (s: number, position: number): AttentionCall => ({
     hooks: [hooks],
-    block: 0,
+    hooked: hooks !== undefined,
     batch,
     seq: s,
     position,

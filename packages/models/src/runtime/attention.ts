@@ -1,15 +1,16 @@
 import { type HookContext, type HookSite, type Hooks, runHooks } from '@sparsekit/core';
-import type { AttentionMask } from '@sparsekit/sparse-formats';
+import type { AttentionArgs, AttentionMask } from '@sparsekit/sparse-formats';
 import { keySegments } from '@sparsekit/sparse-formats';
 import type { ModelConfig } from '../config.js';
 import type { KvCache } from './kv-cache.js';
 import { applyRope } from './ops.js';
 import type { Steps } from './steps.js';
 
-/** What one attention call of a block sees: the hooks, the block and the call's shape. */
+/** What one attention call sees: the hooks and the call's shape (a block's `Pass`). */
 export interface AttentionCall {
   hooks: readonly (Hooks | undefined)[];
-  block: number;
+  /** Whether any of `hooks` holds a hook. */
+  hooked: boolean;
   batch: number;
   seq: number;
   /** Absolute position of the call's first token. */
@@ -18,14 +19,21 @@ export interface AttentionCall {
   mask?: AttentionMask;
 }
 
-function hook(call: AttentionCall, site: HookSite, data: Float32Array, width: number): Float32Array {
+function hook(
+  call: AttentionCall,
+  block: number,
+  site: HookSite,
+  data: Float32Array,
+  width: number,
+): Float32Array {
+  if (!call.hooked) return data;
   return runHooks(
     call.hooks,
     data,
     [call.batch, call.seq, width],
     (): HookContext => ({
       site,
-      block: call.block,
+      block,
       batch: call.batch,
       seq: call.seq,
       position: call.position,
@@ -51,6 +59,7 @@ export function* attendSteps(
   cache: KvCache,
   rope: { cos: Float32Array; sin: Float32Array } | undefined,
   call: AttentionCall,
+  block: number,
 ): Steps<Float32Array> {
   const { numHeads, numKvHeads, headDim } = config;
   const { batch, seq } = call;
@@ -68,8 +77,8 @@ export function* attendSteps(
       for (let h = 0; h < numKvHeads; h++)
         applyRope(k, t * kvWidth + h * headDim, headDim, p, rope.cos, rope.sin);
     }
-    q = hook(call, 'attention.q.rotated', q, qWidth);
-    k = hook(call, 'attention.k.rotated', k, kvWidth);
+    q = hook(call, block, 'attention.q.rotated', q, qWidth);
+    k = hook(call, block, 'attention.k.rotated', k, kvWidth);
   }
   for (let b = 0; b < batch; b++) {
     for (let s = 0; s < seq; s++) {
@@ -83,13 +92,16 @@ export function* attendSteps(
   }
   const total = start + seq;
   const out = new Float32Array(batch * seq * qWidth);
-  const probsHooked = call.hooks.some((h) => h?.has('attention.probs') === true);
+  const probsHooked = call.hooked && call.hooks.some((h) => h?.has('attention.probs') === true);
   const queries = new Float32Array(group * seq * headDim);
   for (let b = 0; b < batch; b++) {
     const probs = probsHooked ? new Float32Array(numHeads * seq * total) : undefined;
     for (let g = 0; g < numKvHeads; g++) {
-      // The group's queries as [group, seq, headDim].
-      for (let i = 0; i < group; i++) {
+      // One new token: the group's queries and outputs are contiguous [group, 1, headDim] views.
+      const direct = seq === 1 && probs === undefined;
+      const at = b * qWidth + g * group * headDim;
+      // Otherwise the group's queries are gathered as [group, seq, headDim].
+      for (let i = 0; !direct && i < group; i++) {
         const h = g * group + i;
         for (let s = 0; s < seq; s++) {
           const from = (b * seq + s) * qWidth + h * headDim;
@@ -110,20 +122,24 @@ export function* attendSteps(
           total,
         );
       } else {
-        o = yield {
-          op: 'attention',
-          args: {
-            q: queries,
-            heads: group,
-            seq,
-            headDim,
-            keys: groupKeys,
-            values: groupValues,
-            keyLength: total,
-            queryOffset: start,
-            ...(call.mask === undefined ? {} : { mask: call.mask }),
-          },
+        const args: AttentionArgs = {
+          q: direct ? q.subarray(at, at + group * headDim) : queries,
+          heads: group,
+          seq,
+          headDim,
+          keys: groupKeys,
+          values: groupValues,
+          keyLength: total,
+          queryOffset: start,
         };
+        if (call.mask !== undefined) args.mask = call.mask;
+        if (direct) args.out = out.subarray(at, at + group * headDim);
+        o = yield { op: 'attention', args };
+        if (direct) {
+          // A backend that returned a new array instead of filling `out`: copy it in.
+          if (o.buffer !== out.buffer || o.byteOffset !== out.byteOffset + at * 4) out.set(o, at);
+          continue;
+        }
       }
       for (let i = 0; i < group; i++) {
         const h = g * group + i;
@@ -139,7 +155,7 @@ export function* attendSteps(
         call.hooks,
         probs,
         [numHeads, seq, total],
-        () => ({ ...contextOf(call), site: 'attention.probs', sequence: b }),
+        () => ({ ...contextOf(call, block), site: 'attention.probs', sequence: b }),
         'attention.probs',
       );
       if (seen !== probs) replaceProbabilities(seen, values, cache, b, config, seq, total, out);
@@ -148,8 +164,8 @@ export function* attendSteps(
   return out;
 }
 
-function contextOf(call: AttentionCall): Omit<HookContext, 'site'> {
-  return { block: call.block, batch: call.batch, seq: call.seq, position: call.position };
+function contextOf(call: AttentionCall, block: number): Omit<HookContext, 'site'> {
+  return { block, batch: call.batch, seq: call.seq, position: call.position };
 }
 
 /**

@@ -19,6 +19,8 @@ import type { Steps } from './steps.js';
 /** The call a block runs in: hook sets (the model's, the call's), shape and first position. */
 export interface Pass {
   hooks: readonly (Hooks | undefined)[];
+  /** Whether any of `hooks` holds a hook (checked once per call; false skips every site). */
+  hooked: boolean;
   batch: number;
   seq: number;
   position: number;
@@ -40,7 +42,7 @@ export function hookAt(
   data: Float32Array,
   extra: { layers?: readonly LinearLayer[]; point?: StreamPoint } = {},
 ): Float32Array {
-  if (pass.hooks.every((h) => h === undefined || !h.has(site))) return data;
+  if (!pass.hooked) return data;
   const tokens = pass.batch * pass.seq;
   return runHooks(
     pass.hooks,
@@ -58,10 +60,10 @@ function* linears(
   x: Float32Array,
   layers: readonly Linear[],
 ): Steps<Float32Array[]> {
-  const input = hookAt(pass, 'linear.input', block, x, { layers });
+  const input = pass.hooked ? hookAt(pass, 'linear.input', block, x, { layers }) : x;
   const tokens = pass.batch * pass.seq;
   const out: Float32Array[] = [];
-  for (const l of layers) out.push(yield* l.step(input, tokens));
+  for (const l of layers) out.push(yield l.stepOf(input, tokens));
   return out;
 }
 
@@ -92,15 +94,17 @@ export function* attentionHalf(
     hookAt(pass, 'attention.v', index, v),
     cache,
     rope,
-    { ...pass, block: index },
+    pass,
+    index,
   );
   const [o] = yield* linears(pass, index, hookAt(pass, 'attention.output', index, attended), [b.o]);
   const residual =
     b.attentionShortcut === undefined ? hidden : yield* b.attentionShortcut.step(hidden, tokens);
   const h = addInPlace(residual, o!);
-  return hookAt(pass, 'stream', index, pre ? h : norm(config, h, b.attentionNorm), {
-    point: { at: 'attention', block: index },
-  });
+  const stream = pre ? h : norm(config, h, b.attentionNorm);
+  return pass.hooked
+    ? hookAt(pass, 'stream', index, stream, { point: { at: 'attention', block: index } })
+    : stream;
 }
 
 /** The rest of block `index`: the MLP and its residual. */
@@ -125,7 +129,6 @@ export function* mlpHalf(
   const [down] = yield* linears(pass, index, hookAt(pass, 'mlp.hidden', index, inner), [b.down]);
   const residual = b.mlpShortcut === undefined ? h : yield* b.mlpShortcut.step(h, tokens);
   const out = addInPlace(residual, down!);
-  return hookAt(pass, 'stream', index, pre ? out : norm(config, out, b.mlpNorm), {
-    point: { at: 'mlp', block: index },
-  });
+  const stream = pre ? out : norm(config, out, b.mlpNorm);
+  return pass.hooked ? hookAt(pass, 'stream', index, stream, { point: { at: 'mlp', block: index } }) : stream;
 }

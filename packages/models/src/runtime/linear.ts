@@ -112,14 +112,15 @@ export class Linear implements LinearLayer {
 
   /** The same product as a step of a forward pass (run by either flavour of backend). */
   *step(x: Float32Array, tokens: number): Generator<Step, Float32Array, Float32Array> {
+    return yield this.stepOf(x, tokens);
+  }
+
+  /** The step itself, for a caller that yields it directly. */
+  stepOf(x: Float32Array, tokens: number): Step {
     this.checkInput(x, tokens);
-    return yield {
-      op: 'linear',
-      x,
-      batch: tokens,
-      w: this.weight,
-      ...(this.bias === undefined ? {} : { options: { bias: this.bias } }),
-    };
+    return this._bias === undefined
+      ? { op: 'linear', x, batch: tokens, w: this.weight }
+      : { op: 'linear', x, batch: tokens, w: this.weight, options: { bias: this._bias } };
   }
 
   private checkInput(x: Float32Array, tokens: number): void {

@@ -218,6 +218,7 @@ export class TransformerLM implements BlockwiseLM, SliceableLM, NarrowableLM, Ca
   private pass(batch: number, seq: number, position: number, options: ForwardOptions): Pass {
     return {
       hooks: [this.hooks, options.hooks],
+      hooked: this.hooks.has() || options.hooks?.has() === true,
       batch,
       seq,
       position,

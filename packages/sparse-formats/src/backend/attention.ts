@@ -168,22 +168,38 @@ export function attention(args: AttentionArgs, linear?: LinearFn): Float32Array 
   return out;
 }
 
+/** Scratch arrays of the loops, grown on demand and reused (the loops are synchronous). */
+const scratch = {
+  i32: new Int32Array(8),
+  f64: [new Float64Array(256), new Float64Array(64), new Float64Array(64)],
+  ints(n: number): Int32Array {
+    if (this.i32.length < n) this.i32 = new Int32Array(n);
+    return this.i32;
+  },
+  /** Float64 scratch `slot` (0: scores, 1: query, 2: accumulator) of at least n entries. */
+  floats(slot: 0 | 1 | 2, n: number): Float64Array {
+    if (this.f64[slot]!.length < n) this.f64[slot] = new Float64Array(n);
+    return this.f64[slot]!;
+  },
+};
+
 function loopAttention(args: AttentionArgs, r: Resolved, out: Float32Array): void {
   const { q, keys, values } = args;
-  const { dim, seq, scale } = r;
-  const keyBlocks = r.mask.kind === 'blocks' ? Math.ceil(r.keyLength / r.mask.blockSize) : 0;
-  const segments = new Int32Array(2 * segmentCapacity(r.mask, keyBlocks));
-  const scores = new Float64Array(r.keyLength);
-  const query = new Float64Array(dim);
-  const acc = new Float64Array(dim);
+  const { dim, seq, scale, keyLength } = r;
+  const keyBlocks = r.mask.kind === 'blocks' ? Math.ceil(keyLength / r.mask.blockSize) : 0;
+  const segments = scratch.ints(2 * segmentCapacity(r.mask, keyBlocks));
+  const scores = scratch.floats(0, keyLength);
+  const query = scratch.floats(1, dim);
+  const acc = scratch.floats(2, dim);
   for (let s = 0; s < seq; s++) {
-    const count = keySegments(r.mask, r.offset + s, r.keyLength, segments);
+    const count = keySegments(r.mask, r.offset + s, keyLength, segments);
     for (let h = 0; h < r.heads; h++) {
       const qOffset = (h * seq + s) * dim;
       for (let d = 0; d < dim; d++) query[d] = q[qOffset + d]! * scale;
       let max = Number.NEGATIVE_INFINITY;
       for (let g = 0; g < count; g++) {
-        for (let p = segments[2 * g]!; p < segments[2 * g + 1]!; p++) {
+        const end = segments[2 * g + 1]!;
+        for (let p = segments[2 * g]!; p < end; p++) {
           let dot = 0;
           const kOffset = p * dim;
           for (let d = 0; d < dim; d++) dot += query[d]! * keys[kOffset + d]!;
@@ -191,15 +207,16 @@ function loopAttention(args: AttentionArgs, r: Resolved, out: Float32Array): voi
           if (dot > max) max = dot;
         }
       }
-      acc.fill(0);
       if (max === Number.NEGATIVE_INFINITY) {
         // A query that reads no key gets zeros (FlexAttention's convention for fully masked rows).
         out.fill(0, qOffset, qOffset + dim);
         continue;
       }
+      acc.fill(0, 0, dim);
       let sum = 0;
       for (let g = 0; g < count; g++) {
-        for (let p = segments[2 * g]!; p < segments[2 * g + 1]!; p++) {
+        const end = segments[2 * g + 1]!;
+        for (let p = segments[2 * g]!; p < end; p++) {
           const weight = Math.exp(scores[p]! - max);
           sum += weight;
           const vOffset = p * dim;
