@@ -157,3 +157,58 @@ export interface NarrowableLM extends BlockwiseLM {
    */
   removeHeads(heads: readonly (readonly number[])[]): void;
 }
+
+/**
+ * Which experts each token goes to: `k` slots per token, slot j of token t at index t * k + j.
+ * Expert -1 marks a dropped slot (over capacity): that slot adds nothing, so a token with every slot
+ * dropped passes through the block's residual unchanged.
+ */
+export interface Routing {
+  readonly k: number;
+  /** [tokens * k] expert ids, or -1. */
+  readonly experts: Int32Array;
+  /** [tokens * k] combine weights (the expert outputs are summed with these). */
+  readonly weights: Float32Array;
+}
+
+/** What a router sees: the MLP input and the gate projection's logits for it. */
+export interface RouterInput {
+  /** [tokens, width] hidden states entering the MLP (after its norm). */
+  readonly hidden: Tensor<'f32'>;
+  /** [tokens, numExperts] the gate layer's output (router logits), computed on the model's backend. */
+  readonly logits: Tensor<'f32'>;
+  readonly block: number;
+}
+
+/**
+ * The gate of a mixture-of-experts MLP slot: hidden states (and router logits) to per-token expert
+ * ids and weights. Capacity, dropping and balancing belong to the implementation (moe-router); the
+ * model dispatches every kept slot and combines the weighted outputs.
+ */
+export interface Router {
+  readonly numExperts: number;
+  route(input: RouterInput): Routing;
+}
+
+/** Kinds of module in a model's module tree. */
+export type ModuleKind =
+  | 'embedding'
+  | 'norm'
+  | 'linear'
+  | 'block'
+  | 'attention'
+  | 'mlp'
+  | 'router'
+  | 'expert';
+
+/** One entry of `modules()`: a Hugging Face-style name, its kind, and the object itself. */
+export interface ModuleEntry {
+  readonly name: string;
+  readonly kind: ModuleKind;
+  readonly module: unknown;
+}
+
+/** A model whose modules can be listed (every parameter-holding piece, under stable names). */
+export interface HasModules {
+  modules(): readonly ModuleEntry[];
+}

@@ -41,6 +41,11 @@ export interface ModelConfig {
   normWidth?: number;
   /** Width of the stream after the last block when it differs from `hiddenSize` (SliceGPT, head not sliced). */
   outputWidth?: number;
+  /**
+   * A mixture-of-experts MLP in every block (Mixtral: `num_local_experts` gated experts of
+   * `intermediateSize` channels, `num_experts_per_tok` chosen per token).
+   */
+  moe?: { numExperts: number; expertsPerToken: number };
 }
 
 type Json = Record<string, unknown>;
@@ -129,7 +134,7 @@ export function configFromHf(json: Json): ModelConfig {
       ...ids,
     });
   }
-  if (type === 'llama') {
+  if (type === 'llama' || type === 'mixtral') {
     const hidden = num(json, 'hidden_size');
     const heads = num(json, 'num_attention_heads');
     if (json.rope_scaling !== undefined && json.rope_scaling !== null) {
@@ -159,10 +164,18 @@ export function configFromHf(json: Json): ModelConfig {
       wordEmbedDim: hidden,
       ...(json.rms_norm_width === undefined ? {} : { normWidth: num(json, 'rms_norm_width') }),
       ...(json.output_hidden_size === undefined ? {} : { outputWidth: num(json, 'output_hidden_size') }),
+      ...(type === 'mixtral'
+        ? {
+            moe: {
+              numExperts: num(json, 'num_local_experts', 8),
+              expertsPerToken: num(json, 'num_experts_per_tok', 2),
+            },
+          }
+        : {}),
       ...ids,
     });
   }
-  throw new UnsupportedModelError('model_type', `${String(type)}; supported: gpt2, opt, llama`);
+  throw new UnsupportedModelError('model_type', `${String(type)}; supported: gpt2, opt, llama, mixtral`);
 }
 
 /** Check the numbers of a config (whatever its source) hang together. */
@@ -188,6 +201,17 @@ export function validateConfig(c: ModelConfig): ModelConfig {
     const id = c[key];
     if (id !== undefined && !(Number.isInteger(id) && id >= 0 && id < c.vocabSize))
       throw new InvalidArgumentError(`config ${key}`, id, `must be a token id in [0, ${c.vocabSize})`);
+  }
+  if (c.moe !== undefined) {
+    const { numExperts: e, expertsPerToken: k } = c.moe;
+    if (!Number.isInteger(e) || e < 1)
+      throw new InvalidArgumentError('config numExperts', e, 'must be a positive integer');
+    if (!Number.isInteger(k) || k < 1 || k > e)
+      throw new InvalidArgumentError(
+        'config expertsPerToken',
+        k,
+        `must be in [1, ${e}] (the number of experts)`,
+      );
   }
   if (c.positions === 'rotary' && c.headDim % 2 !== 0) {
     throw new InvalidArgumentError('config headDim', c.headDim, 'must be even for rotary positions');
@@ -244,9 +268,14 @@ export function configToHf(c: ModelConfig): Record<string, unknown> {
       ...ids,
     };
   }
+  const moe =
+    c.moe === undefined
+      ? {}
+      : { num_local_experts: c.moe.numExperts, num_experts_per_tok: c.moe.expertsPerToken };
   return {
-    architectures: ['LlamaForCausalLM'],
-    model_type: 'llama',
+    architectures: [c.moe === undefined ? 'LlamaForCausalLM' : 'MixtralForCausalLM'],
+    model_type: c.moe === undefined ? 'llama' : 'mixtral',
+    ...moe,
     vocab_size: c.vocabSize,
     hidden_size: c.hiddenSize,
     intermediate_size: c.intermediateSize,

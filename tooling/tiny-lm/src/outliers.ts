@@ -4,7 +4,7 @@
 // `scale` (through the norm gains for q/k/v and gate/up, through up_proj's rows for down_proj, and
 // through v_proj's rows for o_proj). The logits are unchanged up to rounding; per-weight magnitudes
 // are not, which is what one-shot magnitude pruning sees and Wanda / SparseGPT do not.
-import { Rng, Tensor } from '@sparsekit/core';
+import { InvalidArgumentError, Rng, Tensor } from '@sparsekit/core';
 import type { Linear, TransformerLM } from '@sparsekit/models';
 
 function pick(rng: Rng, n: number, count: number): number[] {
@@ -45,19 +45,22 @@ export function plantOutlierChannels(model: TransformerLM, options: OutlierOptio
   const rng = new Rng(options.seed ?? 99);
   const c = model.config;
   for (const b of model.params.blocks) {
+    if (b.mlp.kind === 'moe')
+      throw new InvalidArgumentError('MLP', 'moe', 'outlier planting needs dense or gated MLPs');
+    const mlp = b.mlp;
     // Residual-stream channels after each norm.
     for (const [norm, readers] of [
       [b.attentionNorm, [b.q, b.k, b.v]],
-      [b.mlpNorm, b.gate === undefined ? [b.up] : [b.gate, b.up]],
+      [b.mlpNorm, mlp.kind === 'gated' ? [mlp.gate, mlp.up] : [mlp.up]],
     ] as const) {
       const channels = pick(rng, norm.weight.length, count);
       for (const j of channels) norm.weight[j]! *= scale;
       for (const layer of readers) scaleColumns(layer, channels, 1 / scale);
     }
     // MLP channels: up_proj's rows scale the product silu(gate) * up linearly.
-    const inner = pick(rng, b.down.inFeatures, count);
-    scaleRows(b.up, inner, scale);
-    scaleColumns(b.down, inner, 1 / scale);
+    const inner = pick(rng, mlp.down.inFeatures, count);
+    scaleRows(mlp.up, inner, scale);
+    scaleColumns(mlp.down, inner, 1 / scale);
     // Attention value channels: every query head of a KV group reads the same v row.
     const kvDims = pick(rng, c.numKvHeads * c.headDim, count);
     scaleRows(b.v, kvDims, scale);

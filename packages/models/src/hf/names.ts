@@ -1,11 +1,12 @@
-// Hugging Face tensor names <-> the runtime's parameters, for gpt2, opt and llama checkpoints.
+// Hugging Face tensor names <-> the runtime's parameters, for gpt2, opt, llama and mixtral checkpoints.
 // GPT-2's Conv1D weights are stored [in, out] and its c_attn holds q, k and v side by side; they are
 // transposed and split on load and joined back on save.
 import { ShapeMismatchError, type Tensor } from '@sparsekit/core';
 import type { SparseMatrix } from '@sparsekit/sparse-formats';
 import type { ModelConfig } from '../config.js';
-import { MissingTensorError } from '../errors.js';
+import { MissingTensorError, UnsupportedModelError } from '../errors.js';
 import { denseMatrix, Linear } from '../runtime/linear.js';
+import { type MlpParams, mlpGroups, TopKRouter } from '../runtime/mlp.js';
 import type { BlockParams, ModelParams, NormParams } from '../runtime/params.js';
 import type { BackendRef } from '../runtime/steps.js';
 
@@ -110,8 +111,11 @@ export function paramsFromHf(
         v: lazy(`${n}self_attn.v_proj`, H, H, part(2), biasPart(2)),
         o: lazy(`${n}self_attn.o_proj`, H, H, conv('attn.c_proj', H, H), convBias('attn.c_proj', H)),
         mlpNorm: { weight: r.need(`${p}ln_2.weight`, [H]), bias: r.need(`${p}ln_2.bias`, [H]) },
-        up: lazy(`${n}mlp.up_proj`, I, H, conv('mlp.c_fc', I, H), convBias('mlp.c_fc', I)),
-        down: lazy(`${n}mlp.down_proj`, H, I, conv('mlp.c_proj', H, I), convBias('mlp.c_proj', H)),
+        mlp: {
+          kind: 'dense',
+          up: lazy(`${n}mlp.up_proj`, I, H, conv('mlp.c_fc', I, H), convBias('mlp.c_fc', I)),
+          down: lazy(`${n}mlp.down_proj`, H, I, conv('mlp.c_proj', H, I), convBias('mlp.c_proj', H)),
+        },
       });
     }
     const embedTokens = r.need('wte.weight', [c.vocabSize, H]);
@@ -150,8 +154,11 @@ export function paramsFromHf(
         v: proj('self_attn.v_proj', 'self_attn.v_proj', H, H),
         o: proj('self_attn.out_proj', 'self_attn.o_proj', H, H),
         mlpNorm: norm('final_layer_norm'),
-        up: proj('fc1', 'mlp.up_proj', I, H),
-        down: proj('fc2', 'mlp.down_proj', H, I),
+        mlp: {
+          kind: 'dense',
+          up: proj('fc1', 'mlp.up_proj', I, H),
+          down: proj('fc2', 'mlp.down_proj', H, I),
+        },
       });
     }
     const D = c.wordEmbedDim;
@@ -187,8 +194,8 @@ export function paramsFromHf(
         `${p}${name}`,
         rows,
         cols,
-        () => r.need(`${p}${name}.weight`, [rows, cols]),
-        () => (hasBias ? r.need(`${p}${name}.bias`, [rows]) : undefined),
+        () => r.need(`${mixtralName(p + name)}.weight`, [rows, cols]),
+        () => (hasBias ? r.need(`${mixtralName(p + name)}.bias`, [rows]) : undefined),
       );
     const shortcut = (name: 'attn' | 'mlp') => {
       const cols = name === 'attn' ? H : out;
@@ -206,9 +213,7 @@ export function paramsFromHf(
       v: proj('self_attn.v_proj', kvOut, H, c.attentionBias),
       o: proj('self_attn.o_proj', H, qOut, c.attentionBias),
       mlpNorm: { weight: r.need(`${p}post_attention_layernorm.weight`, [H]) },
-      gate: proj('mlp.gate_proj', I, H, c.mlpBias),
-      up: proj('mlp.up_proj', I, H, c.mlpBias),
-      down: proj('mlp.down_proj', out, I, c.mlpBias),
+      mlp: llamaMlp(c, out, proj),
     });
   }
   const embedTokens = r.need('embed_tokens.weight', [c.vocabSize, H]);
@@ -227,12 +232,65 @@ export function paramsFromHf(
  * The Hugging Face name (without `.weight`) of a decoder linear layer given its runtime name, for
  * the families that keep one tensor per projection (llama, opt; GPT-2 fuses q/k/v).
  */
-export function hfLinearName(family: 'llama' | 'opt', runtime: string): string {
+export function hfLinearName(family: 'llama' | 'opt' | 'mixtral', runtime: string): string {
   if (family === 'llama') return `model.${runtime}`;
+  if (family === 'mixtral') return `model.${mixtralName(runtime)}`;
   return `model.decoder.${runtime
     .replace('self_attn.o_proj', 'self_attn.out_proj')
     .replace('mlp.up_proj', 'fc1')
     .replace('mlp.down_proj', 'fc2')}`;
+}
+
+/**
+ * Mixtral's names for the runtime's MoE layers: `mlp.gate` is `block_sparse_moe.gate`, expert e's
+ * gate/down/up projections are `block_sparse_moe.experts.e.w1` / `w2` / `w3`.
+ */
+function mixtralName(runtime: string): string {
+  return runtime
+    .replace(/\.mlp\.gate$/, '.block_sparse_moe.gate')
+    .replace(/\.mlp\.experts\.(\d+)\.gate_proj$/, '.block_sparse_moe.experts.$1.w1')
+    .replace(/\.mlp\.experts\.(\d+)\.down_proj$/, '.block_sparse_moe.experts.$1.w2')
+    .replace(/\.mlp\.experts\.(\d+)\.up_proj$/, '.block_sparse_moe.experts.$1.w3');
+}
+
+/** The layers of a block's MLP slot, which must be of `kind` (the family's layout). */
+function mlpLayers(b: BlockParams, kind: 'dense' | 'gated'): Linear[] {
+  if (b.mlp.kind !== kind)
+    throw new UnsupportedModelError(`${b.mlp.kind} MLP`, `this family saves ${kind} MLPs only`);
+  return mlpGroups(b.mlp).flat();
+}
+
+/**
+ * A Llama block's MLP slot: gated, or with `config.moe` a Mixtral mixture of experts (router gate
+ * [experts, hidden]; each expert a gated MLP) routed by softmax top-k.
+ */
+function llamaMlp(
+  c: ModelConfig,
+  out: number,
+  proj: (name: string, rows: number, cols: number, hasBias: boolean) => Linear,
+): MlpParams {
+  const H = c.hiddenSize;
+  const I = c.intermediateSize;
+  if (c.moe === undefined) {
+    return {
+      kind: 'gated',
+      gate: proj('mlp.gate_proj', I, H, c.mlpBias),
+      up: proj('mlp.up_proj', I, H, c.mlpBias),
+      down: proj('mlp.down_proj', out, I, c.mlpBias),
+    };
+  }
+  const { numExperts, expertsPerToken } = c.moe;
+  return {
+    kind: 'moe',
+    gate: proj('mlp.gate', numExperts, H, false),
+    router: new TopKRouter(numExperts, expertsPerToken),
+    experts: Array.from({ length: numExperts }, (_, e) => ({
+      kind: 'gated' as const,
+      gate: proj(`mlp.experts.${e}.gate_proj`, I, H, false),
+      up: proj(`mlp.experts.${e}.up_proj`, I, H, false),
+      down: proj(`mlp.experts.${e}.down_proj`, out, I, false),
+    })),
+  };
 }
 
 /** Dense f32 weight of a layer, whatever its format. */
@@ -286,10 +344,11 @@ export function paramsToHf(
       put(`${n}attn.c_attn.bias`, [3 * H], bias);
       put(`${n}attn.c_proj.weight`, [H, H], transpose(weightOf(b.o), H, H));
       put(`${n}attn.c_proj.bias`, [H], b.o.bias!);
-      put(`${n}mlp.c_fc.weight`, [H, I], transpose(weightOf(b.up), I, H));
-      put(`${n}mlp.c_fc.bias`, [I], b.up.bias!);
-      put(`${n}mlp.c_proj.weight`, [I, H], transpose(weightOf(b.down), H, I));
-      put(`${n}mlp.c_proj.bias`, [H], b.down.bias!);
+      const [up, down] = mlpLayers(b, 'dense') as [Linear, Linear];
+      put(`${n}mlp.c_fc.weight`, [H, I], transpose(weightOf(up), I, H));
+      put(`${n}mlp.c_fc.bias`, [I], up.bias!);
+      put(`${n}mlp.c_proj.weight`, [I, H], transpose(weightOf(down), H, I));
+      put(`${n}mlp.c_proj.bias`, [H], down.bias!);
     });
     norm('transformer.ln_f', p.finalNorm);
     if (!c.tieEmbeddings) lin('lm_head', p.lmHead);
@@ -303,7 +362,8 @@ export function paramsToHf(
     if (p.projectOut !== undefined) lin(`${d}project_out`, p.projectOut);
     p.blocks.forEach((b, i) => {
       const n = `${d}layers.${i}.`;
-      for (const layer of [b.q, b.k, b.v, b.o, b.up, b.down]) lin(hfLinearName('opt', layer.name), layer);
+      for (const layer of [b.q, b.k, b.v, b.o, ...mlpLayers(b, 'dense')])
+        lin(hfLinearName('opt', layer.name), layer);
       norm(`${n}self_attn_layer_norm`, b.attentionNorm);
       norm(`${n}final_layer_norm`, b.mlpNorm);
     });
@@ -314,8 +374,8 @@ export function paramsToHf(
   put('model.embed_tokens.weight', [c.vocabSize, H], p.embedTokens);
   p.blocks.forEach((b, i) => {
     const n = `model.layers.${i}.`;
-    for (const layer of [b.q, b.k, b.v, b.o, b.gate!, b.up, b.down])
-      lin(hfLinearName('llama', layer.name), layer);
+    for (const layer of [b.q, b.k, b.v, b.o, ...mlpGroups(b.mlp).flat()])
+      lin(hfLinearName(c.moe === undefined ? 'llama' : 'mixtral', layer.name), layer);
     norm(`${n}input_layernorm`, b.attentionNorm);
     norm(`${n}post_attention_layernorm`, b.mlpNorm);
     // SliceGPT's names: x -> x Q, stored as Q [in, out] (our layers hold Q^T).

@@ -32,13 +32,13 @@ function run(backend: Backend, hooks?: Hooks): Float32Array {
   });
   runSync(
     backend,
-    attendSteps(config, 0, first.q, first.k, first.v, cache, undefined, call(cached, 0)),
+    attendSteps(config, 0, first.q, first.k, first.v, cache, undefined, call(cached, 0), 0),
     'test',
   );
   cache.length = cached;
   return runSync(
     backend,
-    attendSteps(config, 0, next.q, next.k, next.v, cache, undefined, call(seq, cached)),
+    attendSteps(config, 0, next.q, next.k, next.v, cache, undefined, call(seq, cached), 0),
     'test',
   );
 }

@@ -12,7 +12,8 @@ import type { ModelConfig } from '../config.js';
 import { attendSteps } from './attention.js';
 import type { KvCache } from './kv-cache.js';
 import type { Linear } from './linear.js';
-import { activate, addInPlace, layerNorm, mulInPlace, rmsNorm } from './ops.js';
+import { type MlpHooks, mlpSteps } from './mlp.js';
+import { addInPlace, layerNorm, rmsNorm } from './ops.js';
 import type { BlockParams, NormParams } from './params.js';
 import type { Steps } from './steps.js';
 
@@ -107,7 +108,7 @@ export function* attentionHalf(
     : stream;
 }
 
-/** The rest of block `index`: the MLP and its residual. */
+/** The rest of block `index`: the MLP slot and its residual. */
 export function* mlpHalf(
   config: ModelConfig,
   b: BlockParams,
@@ -118,17 +119,21 @@ export function* mlpHalf(
   const tokens = pass.batch * pass.seq;
   const pre = config.preNorm;
   const m = hookAt(pass, 'mlp.input', index, pre ? norm(config, h, b.mlpNorm) : h);
-  let inner: Float32Array;
-  if (b.gate === undefined) {
-    const [up] = yield* linears(pass, index, m, [b.up]);
-    inner = activate(up!, config.activation);
-  } else {
-    const [gate, up] = (yield* linears(pass, index, m, [b.gate, b.up])) as [Float32Array, Float32Array];
-    inner = mulInPlace(activate(gate, config.activation), up);
-  }
-  const [down] = yield* linears(pass, index, hookAt(pass, 'mlp.hidden', index, inner), [b.down]);
+  const down = yield* mlpSteps(config, b.mlp, m, tokens, index, mlpHooks(pass, index, tokens));
   const residual = b.mlpShortcut === undefined ? h : yield* b.mlpShortcut.step(h, tokens);
-  const out = addInPlace(residual, down!);
+  const out = addInPlace(residual, down);
   const stream = pre ? out : norm(config, out, b.mlpNorm);
   return pass.hooked ? hookAt(pass, 'stream', index, stream, { point: { at: 'mlp', block: index } }) : stream;
+}
+
+/**
+ * The hook sites inside the MLP slot. Inside a mixture of experts each expert sees only the tokens
+ * routed to it: its `linear.input` and `mlp.hidden` tensors are [1, routed tokens, width].
+ */
+function mlpHooks(pass: Pass, block: number, tokens: number): MlpHooks {
+  const view = (n: number): Pass => (n === tokens ? pass : { ...pass, batch: 1, seq: n });
+  return {
+    linearInput: (x, layers, n) => (pass.hooked ? hookAt(view(n), 'linear.input', block, x, { layers }) : x),
+    hidden: (x, n) => (pass.hooked ? hookAt(view(n), 'mlp.hidden', block, x) : x),
+  };
 }

@@ -3,8 +3,10 @@ import {
   type Calibratable,
   type CalibrationHook,
   calibrationHooks,
+  type HasModules,
   Hooks,
   InvalidArgumentError,
+  type ModuleEntry,
   type NarrowableLM,
   type ProgressOptions,
   type RunOptions,
@@ -18,10 +20,12 @@ import type { AnyBackend, AttentionMask } from '@sparsekit/sparse-formats';
 import { type ModelConfig, validateConfig } from '../config.js';
 import { attentionHalf, hookAt, mlpHalf, norm, type Pass } from './block.js';
 import { KvCache } from './kv-cache.js';
-import { Linear } from './linear.js';
+import type { Linear } from './linear.js';
+import { mlpGroups } from './mlp.js';
+import { countParameters, linearModules, moduleTree } from './modules.js';
 import { removeHeads, removeMlpChannels } from './narrowing.js';
 import { ropeTables } from './ops.js';
-import type { BlockParams, ModelParams, NormParams } from './params.js';
+import type { BlockParams, ModelParams } from './params.js';
 import { embeddingWidth, foldNorms, rotateStream, streamWidth } from './slicing.js';
 import { type BackendRef, runAsync, runSync, type Steps } from './steps.js';
 
@@ -38,7 +42,7 @@ export interface ForwardOptions extends RunOptions {
  * and may replace the tensors at every named site (see `Hooks`). The synchronous methods need a
  * synchronous backend; `forwardAsync`, `logitsAsync` and `generateAsync` run on either flavour.
  */
-export class TransformerLM implements BlockwiseLM, SliceableLM, NarrowableLM, Calibratable {
+export class TransformerLM implements BlockwiseLM, SliceableLM, NarrowableLM, Calibratable, HasModules {
   readonly vocabSize: number;
   readonly maxSequenceLength: number;
   readonly numBlocks: number;
@@ -102,35 +106,27 @@ export class TransformerLM implements BlockwiseLM, SliceableLM, NarrowableLM, Ca
   }
 
   parameterCount(): number {
-    const p = this.params;
-    const linear = (l: Linear | undefined) =>
-      l === undefined ? 0 : l.inFeatures * l.outFeatures + (l.bias?.length ?? 0);
-    const norm = (n: NormParams | undefined) =>
-      n === undefined ? 0 : n.weight.length + (n.bias?.length ?? 0);
-    let count = p.embedTokens.length + (p.embedPositions?.length ?? 0) + norm(p.finalNorm);
-    count += linear(p.projectIn) + linear(p.projectOut) + (this.cfg.tieEmbeddings ? 0 : linear(p.lmHead));
-    for (const b of p.blocks) {
-      count += norm(b.attentionNorm) + norm(b.mlpNorm);
-      for (const l of [b.q, b.k, b.v, b.o, b.gate, b.up, b.down, b.attentionShortcut, b.mlpShortcut])
-        count += linear(l);
-    }
-    return count;
+    return countParameters(this.modules(), this.cfg.tieEmbeddings);
+  }
+
+  /** Every module `{ name, kind, module }` (embeddings, norms, linears, blocks, MLP slots, routers, experts). */
+  modules(): readonly ModuleEntry[] {
+    return moduleTree(this.params);
   }
 
   checkpoint(): () => void {
     const p = this.params;
     const cfg = this.cfg;
     const arrays = { embedTokens: p.embedTokens, embedPositions: p.embedPositions, finalNorm: p.finalNorm };
-    const blocks = p.blocks.map((b) => ({ ...b }));
-    const layers = [p.lmHead, p.projectIn, p.projectOut, ...p.blocks.flatMap((b) => Object.values(b))]
-      .filter((l): l is Linear => l instanceof Linear)
-      .map((l) => l.checkpoint());
+    const blocks = p.blocks.map((b) => ({ ...b, mlp: { ...b.mlp } }));
+    const layers = linearModules(this.modules()).map((l) => l.checkpoint());
     return () => {
       this.cfg = cfg;
       Object.assign(p, arrays);
       p.blocks.forEach((b, i) => {
         for (const key of Object.keys(b) as (keyof BlockParams)[]) if (!(key in blocks[i]!)) delete b[key];
-        Object.assign(b, blocks[i]);
+        Object.assign(b.mlp, blocks[i]!.mlp);
+        Object.assign(b, { ...blocks[i], mlp: b.mlp });
       });
       for (const restore of layers) restore();
     };
@@ -156,7 +152,7 @@ export class TransformerLM implements BlockwiseLM, SliceableLM, NarrowableLM, Ca
 
   blockLinearGroups(index: number): readonly (readonly Linear[])[] {
     const b = this.block(index);
-    return [[b.q, b.k, b.v], [b.o], b.gate === undefined ? [b.up] : [b.gate, b.up], [b.down]];
+    return [[b.q, b.k, b.v], [b.o], ...mlpGroups(b.mlp)];
   }
 
   /** A new cache for `batch` sequences of up to the model's maximum length. */

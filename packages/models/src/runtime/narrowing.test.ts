@@ -8,6 +8,7 @@ import { hfTinyDir, hfTinyExpected } from '../hf/hf-tiny.test-util.js';
 import { loadHfModel } from '../hf/load.js';
 import { saveModel } from '../hf/save.js';
 import type { Linear } from './linear.js';
+import type { DenseMlp, GatedMlp } from './mlp.js';
 import type { TransformerLM } from './model.js';
 
 const tokensOf = (family: 'gpt2' | 'opt' | 'llama') => {
@@ -31,9 +32,10 @@ const dims = (heads: number[], hd: number) =>
 function zeroStructures(model: TransformerLM, channels: number[][], heads: number[][]): void {
   const hd = model.blockShape.headDim;
   model.params.blocks.forEach((b, i) => {
-    zero(b.up, channels[i]!, []);
-    if (b.gate !== undefined) zero(b.gate, channels[i]!, []);
-    zero(b.down, [], channels[i]!);
+    const m = b.mlp as DenseMlp | GatedMlp;
+    zero(m.up, channels[i]!, []);
+    if (m.kind === 'gated') zero(m.gate, channels[i]!, []);
+    zero(m.down, [], channels[i]!);
     zero(b.o, [], dims(heads[i]!, hd));
   });
 }
@@ -71,7 +73,8 @@ describe.each(['gpt2', 'opt', 'llama'] as const)('%s: deleting MLP channels and 
       headDim: shape.headDim,
     });
     const b = model.params.blocks[1]!;
-    expect([b.up.outFeatures, b.down.inFeatures, b.q.outFeatures, b.o.inFeatures]).toEqual([
+    const m = b.mlp as DenseMlp;
+    expect([m.up.outFeatures, m.down.inFeatures, b.q.outFeatures, b.o.inFeatures]).toEqual([
       shape.mlpChannels - 4,
       shape.mlpChannels - 4,
       (shape.heads - 2) * shape.headDim,

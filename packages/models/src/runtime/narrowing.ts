@@ -2,6 +2,7 @@
 // layers and a config that describes them (saved and loaded like any other model).
 import { InvalidArgumentError } from '@sparsekit/core';
 import type { ModelConfig } from '../config.js';
+import { UnsupportedModelError } from '../errors.js';
 import type { Linear } from './linear.js';
 import type { BlockParams } from './params.js';
 
@@ -66,16 +67,24 @@ export function removeMlpChannels(
   channels: readonly (readonly number[])[],
 ): ModelConfig {
   checkBlocks(channels, blocks.length, 'MLP channels');
-  const keep = blocks.map((b, i) => kept(channels[i]!, b.up.outFeatures, `MLP channel of block ${i}`));
+  const mlps = blocks.map((b) => {
+    if (b.mlp.kind === 'moe')
+      throw new UnsupportedModelError(
+        'mixture-of-experts MLP',
+        'removing MLP channels (prune experts instead)',
+      );
+    return b.mlp;
+  });
+  const keep = mlps.map((m, i) => kept(channels[i]!, m.up.outFeatures, `MLP channel of block ${i}`));
   const width = sameCount(
     keep.map((k) => k.length),
     'kept MLP channels',
   );
   if (width === 0) throw new InvalidArgumentError('MLP channels', 0, 'at least one channel must remain');
-  blocks.forEach((b, i) => {
-    keepRows(b.up, keep[i]!);
-    if (b.gate !== undefined) keepRows(b.gate, keep[i]!);
-    keepColumns(b.down, keep[i]!);
+  mlps.forEach((m, i) => {
+    keepRows(m.up, keep[i]!);
+    if (m.kind === 'gated') keepRows(m.gate, keep[i]!);
+    keepColumns(m.down, keep[i]!);
   });
   return { ...config, intermediateSize: width };
 }

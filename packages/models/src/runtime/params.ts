@@ -1,11 +1,15 @@
 import type { Linear } from './linear.js';
+import type { MlpParams } from './mlp.js';
 
 export interface NormParams {
   weight: Float32Array;
   bias?: Float32Array;
 }
 
-/** One decoder block. Names follow Llama: q/k/v/o_proj, gate/up/down_proj (GPT-2's c_fc is `up`). */
+/**
+ * One decoder block. Names follow Llama: q/k/v/o_proj, and in the MLP slot gate/up/down_proj
+ * (GPT-2's c_fc is `up`) or, for a mixture of experts, the router gate and each expert's layers.
+ */
 export interface BlockParams {
   /** Before attention (pre-norm) or after the attention residual (post-norm). */
   attentionNorm: NormParams;
@@ -14,9 +18,7 @@ export interface BlockParams {
   v: Linear;
   o: Linear;
   mlpNorm: NormParams;
-  gate?: Linear;
-  up: Linear;
-  down: Linear;
+  mlp: MlpParams;
   /**
    * SliceGPT's residual shortcuts, as layers x -> x Q (weight Q^T): the stream entering the block
    * re-expressed in the basis after attention, and that one in the basis after the MLP. Absent: identity.

@@ -8,6 +8,7 @@ import { UnsupportedModelError } from '../errors.js';
 import { hfTinyDir, hfTinyExpected } from '../hf/hf-tiny.test-util.js';
 import { loadHfModel } from '../hf/load.js';
 import { saveModel } from '../hf/save.js';
+import { type GatedMlp, mlpGroups } from './mlp.js';
 import type { TransformerLM } from './model.js';
 
 /** Columns 0..kept of a random orthogonal [n, n] matrix. */
@@ -69,7 +70,7 @@ describe('slicing the stream (llama)', () => {
       model.params.blocks.reduce(
         (n, b) =>
           n +
-          [b.q, b.k, b.v, b.o, b.gate!, b.up, b.down, b.attentionShortcut, b.mlpShortcut].reduce(
+          [b.q, b.k, b.v, b.o, ...mlpGroups(b.mlp).flat(), b.attentionShortcut, b.mlpShortcut].reduce(
             (m, l) => m + (l === undefined ? 0 : l.inFeatures * l.outFeatures),
             0,
           ),
@@ -86,7 +87,8 @@ describe('slicing the stream (llama)', () => {
     expect(model.config.hiddenSize).toBe(kept);
     expect(model.config.normWidth).toBe(width);
     for (const b of model.params.blocks) {
-      expect([b.q.inFeatures, b.o.outFeatures, b.up.inFeatures, b.down.outFeatures]).toEqual([
+      const m = b.mlp as GatedMlp;
+      expect([b.q.inFeatures, b.o.outFeatures, m.up.inFeatures, m.down.outFeatures]).toEqual([
         kept,
         kept,
         kept,

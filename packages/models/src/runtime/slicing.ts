@@ -6,6 +6,7 @@ import { assertFinite, InvalidArgumentError, type StreamPoint, type Tensor } fro
 import type { ModelConfig } from '../config.js';
 import { UnsupportedModelError } from '../errors.js';
 import { denseMatrix, Linear } from './linear.js';
+import { mlpOutputWidth, mlpReaders, mlpWriters } from './mlp.js';
 import type { ModelParams, NormParams } from './params.js';
 import type { BackendRef } from './steps.js';
 
@@ -23,7 +24,7 @@ export function streamWidth(config: ModelConfig, p: ModelParams, point: StreamPo
   if (b === undefined) {
     throw new InvalidArgumentError('stream point block', point.block, `must be in [0, ${p.blocks.length})`);
   }
-  return point.at === 'attention' ? b.o.outFeatures : b.down.outFeatures;
+  return point.at === 'attention' ? b.o.outFeatures : mlpOutputWidth(b.mlp);
 }
 
 /**
@@ -47,7 +48,7 @@ export function foldNorms(config: ModelConfig, p: ModelParams): ModelConfig {
   if (config.norm === 'layernorm') {
     p.embedTokens = centerRows(p.embedTokens, width);
     if (p.embedPositions !== undefined) p.embedPositions = centerRows(p.embedPositions, width);
-    for (const b of p.blocks) for (const writer of [b.o, b.down]) centerOutputs(writer);
+    for (const b of p.blocks) for (const writer of [b.o, ...mlpWriters(b.mlp)]) centerOutputs(writer);
   }
   // The head gets its own copy of the weights before anything scales them.
   p.lmHead.reshape(
@@ -58,7 +59,7 @@ export function foldNorms(config: ModelConfig, p: ModelParams): ModelConfig {
   );
   for (const b of p.blocks) {
     foldInto(b.attentionNorm, [b.q, b.k, b.v]);
-    foldInto(b.mlpNorm, b.gate === undefined ? [b.up] : [b.gate, b.up]);
+    foldInto(b.mlpNorm, mlpReaders(b.mlp));
     b.attentionNorm = { weight: ones(width) };
     b.mlpNorm = { weight: ones(width) };
   }
@@ -216,14 +217,14 @@ export function rotateStream(
       p.embedPositions = timesQ(p.embedPositions, p.embedPositions.length / width, q);
   } else {
     const b = blocks[point.block]!;
-    rotateWriter(point.at === 'attention' ? b.o : b.down, q);
+    for (const writer of point.at === 'attention' ? [b.o] : mlpWriters(b.mlp)) rotateWriter(writer, q);
     rotateWriter(shortcut(point.block, point.at === 'attention' ? 'attentionShortcut' : 'mlpShortcut'), q);
   }
   // Readers, and the norm in front of them.
   const next = point.at === 'embeddings' ? 0 : point.at === 'mlp' ? point.block + 1 : undefined;
   if (point.at === 'attention') {
     const b = blocks[point.block]!;
-    for (const layer of b.gate === undefined ? [b.up] : [b.gate, b.up]) rotateReader(layer, q);
+    for (const layer of mlpReaders(b.mlp)) rotateReader(layer, q);
     rotateReader(shortcut(point.block, 'mlpShortcut'), q);
     b.mlpNorm = { weight: ones(kept) };
   } else if (next !== undefined && next < blocks.length) {
@@ -236,7 +237,10 @@ export function rotateStream(
     if (p.finalNorm !== undefined) p.finalNorm = { weight: ones(kept) };
   }
   // The config follows once the stream has one width (the last block's output may differ: head not sliced).
-  const widths = [embeddingWidth(config, p), ...blocks.flatMap((b) => [b.o.outFeatures, b.down.outFeatures])];
+  const widths = [
+    embeddingWidth(config, p),
+    ...blocks.flatMap((b) => [b.o.outFeatures, mlpOutputWidth(b.mlp)]),
+  ];
   const output = widths.pop()!;
   if (!widths.every((w) => w === widths[0])) return config;
   const { outputWidth: _, ...rest } = config;

@@ -7,8 +7,9 @@
 import { InvalidArgumentError, type Tensor } from '@sparsekit/core';
 import type * as TF from '@tensorflow/tfjs-core';
 import type { ModelConfig } from '../config.js';
+import { UnsupportedModelError } from '../errors.js';
 import { denseMatrix, Linear } from '../runtime/linear.js';
-import type { ModelParams } from '../runtime/params.js';
+import type { BlockParams, ModelParams } from '../runtime/params.js';
 import type { BackendRef } from '../runtime/steps.js';
 
 type Tfjs = typeof TF;
@@ -148,6 +149,11 @@ export class LlamaTwin {
         ]),
       );
     const vec = (v: Float32Array) => tf.variable(tf.tensor1d(v));
+    const gatedMlp = (b: BlockParams) => {
+      if (b.mlp.kind !== 'gated')
+        throw new UnsupportedModelError(`${b.mlp.kind} MLP`, 'the tfjs twin trains gated (Llama) MLPs only');
+      return { gate: lin(b.mlp.gate), up: lin(b.mlp.up), down: lin(b.mlp.down) };
+    };
     const c = config;
     return new LlamaTwin(tf, config, {
       embed: tf.variable(tf.tensor2d(p.embedTokens, [c.vocabSize, c.hiddenSize])),
@@ -158,9 +164,7 @@ export class LlamaTwin {
         v: lin(b.v),
         o: lin(b.o),
         mlpNorm: vec(b.mlpNorm.weight),
-        gate: lin(b.gate!),
-        up: lin(b.up),
-        down: lin(b.down),
+        ...gatedMlp(b),
       })),
       norm: vec(p.finalNorm!.weight),
       ...(c.tieEmbeddings ? {} : { head: lin(p.lmHead) }),
@@ -190,9 +194,12 @@ export class LlamaTwin {
         v: lin(`layers.${i}.self_attn.v_proj`, l.v),
         o: lin(`layers.${i}.self_attn.o_proj`, l.o),
         mlpNorm: { weight: read(l.mlpNorm) },
-        gate: lin(`layers.${i}.mlp.gate_proj`, l.gate),
-        up: lin(`layers.${i}.mlp.up_proj`, l.up),
-        down: lin(`layers.${i}.mlp.down_proj`, l.down),
+        mlp: {
+          kind: 'gated' as const,
+          gate: lin(`layers.${i}.mlp.gate_proj`, l.gate),
+          up: lin(`layers.${i}.mlp.up_proj`, l.up),
+          down: lin(`layers.${i}.mlp.down_proj`, l.down),
+        },
       })),
       finalNorm: { weight: read(this.weights.norm) },
       lmHead:

@@ -155,9 +155,10 @@ describe('the accelerate path: deleting what was removed (tiny-lm, 4 heads in 2 
     report.blocks.forEach(({ channels, heads }, i) => {
       const b = model.params.blocks[i]!;
       const dims = heads.flatMap((h) => Array.from({ length: hd }, (_, d) => h * hd + d));
-      zero(b.up, channels, []);
-      zero(b.gate!, channels, []);
-      zero(b.down, [], channels);
+      const [gate, up, down] = model.blockLinearGroups(i).slice(2).flat();
+      zero(up!, channels, []);
+      zero(gate!, channels, []);
+      zero(down!, [], channels);
       zero(b.q, dims, []);
       zero(b.o, [], dims);
     });
