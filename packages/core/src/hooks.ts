@@ -17,8 +17,10 @@ import { Tensor } from './tensor.js';
  *   tensor (q, k and v share it; so do gate and up), so a replacement reaches all of them;
  * - `stream`: a residual stream point (`context.point`), after the embeddings or after a block's
  *   attention or MLP residual.
- * `attention.probs` carries [heads, seq, keyLength] per sequence (`context.sequence`): the softmax
- * weights of each query over the keys it may read (zero elsewhere).
+ * `attention.probs` carries [groupHeads, seq, keyLength] per sequence and key/value head
+ * (`context.sequence`, `context.kvHead`; the query heads sharing that head): the softmax weights of
+ * each query over the cached entries it may read (zero elsewhere). A replacement is used as the
+ * weights of that call.
  */
 export const HOOK_SITES = [
   'stream',
@@ -49,8 +51,9 @@ export interface HookContext {
   readonly layers?: readonly LinearLayer[];
   /** `stream`: which residual point. */
   readonly point?: StreamPoint;
-  /** `attention.probs`: which sequence of the batch. */
+  /** `attention.probs`: which sequence of the batch, and which key/value head. */
   readonly sequence?: number;
+  readonly kvHead?: number;
 }
 
 /**

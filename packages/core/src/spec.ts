@@ -212,3 +212,44 @@ export interface ModuleEntry {
 export interface HasModules {
   modules(): readonly ModuleEntry[];
 }
+
+/**
+ * One lane of a paged KV cache: the cached keys and values of one key/value head of one sequence
+ * in one layer, in arrival order. Entries are grouped in pages of `pageSize` consecutive entries
+ * (page p holds entries [p * pageSize, (p + 1) * pageSize)); eviction removes entries and moves the
+ * later ones down, so pages are renumbered after it. Views are valid until the cache next changes.
+ */
+export interface KvLane {
+  readonly layer: number;
+  readonly sequence: number;
+  readonly kvHead: number;
+  readonly headDim: number;
+  readonly pageSize: number;
+  /** Entries held. */
+  readonly length: number;
+  /** [length, headDim] keys (after rotary positions when the cache keeps original positions). */
+  readonly keys: Float32Array;
+  readonly values: Float32Array;
+  /** [length] the original position of each entry. */
+  readonly positions: Int32Array;
+}
+
+/** What a KV policy sees of the queries of a decode step: [heads, 1, headDim] of one group. */
+export interface KvQuery {
+  readonly q: Float32Array;
+  readonly heads: number;
+  /** The new token's original position. */
+  readonly position: number;
+  readonly block: number;
+}
+
+/**
+ * Decode-time control of the KV cache (Quest, Double Sparsity, H2O, StreamingLLM, SnapKV):
+ * `select` picks the entries a decode step's queries read (sorted entry indices, or undefined for
+ * all; pages are `pageSize` entries); `evict` names entries to drop after the step (their memory is
+ * compacted away at once). Both are called per lane; a policy with neither is exact attention.
+ */
+export interface KvPolicy {
+  select?(lane: KvLane, query: KvQuery): Int32Array | undefined;
+  evict?(lane: KvLane, query: KvQuery): Int32Array | undefined;
+}

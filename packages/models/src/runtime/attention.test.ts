@@ -63,7 +63,7 @@ describe('attention', () => {
     const seen: number[][] = [];
     const observe = new Hooks();
     observe.add('attention.probs', (p, ctx) => {
-      expect(p.shape).toEqual([4, ctx.seq, ctx.position + ctx.seq]);
+      expect(p.shape).toEqual([2, ctx.seq, ctx.position + ctx.seq]);
       const total = p.shape[2]!;
       // Every row sums to 1 over the keys it may read, and is zero after its own position.
       for (let r = 0; r < p.shape[0]! * ctx.seq; r++) {
@@ -73,14 +73,18 @@ describe('attention', () => {
         const s = r % ctx.seq;
         for (let k = ctx.position + s + 1; k < total; k++) expect(p.data[r * total + k]).toBe(0);
       }
-      seen.push([ctx.sequence!, ctx.position]);
+      seen.push([ctx.sequence!, ctx.kvHead!, ctx.position]);
     });
     expect(run(referenceBackend, observe)).toAllClose(plain, { atol: 1e-5, rtol: 1e-5 });
     expect(seen).toEqual([
-      [0, 0],
-      [1, 0],
-      [0, cached],
-      [1, cached],
+      [0, 0, 0],
+      [0, 1, 0],
+      [1, 0, 0],
+      [1, 1, 0],
+      [0, 0, cached],
+      [0, 1, cached],
+      [1, 0, cached],
+      [1, 1, cached],
     ]);
     // Uniform weights over the first key only: every output is that key's value row.
     const replace = new Hooks();

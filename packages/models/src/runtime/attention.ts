@@ -1,4 +1,4 @@
-import { type HookContext, type HookSite, type Hooks, runHooks } from '@sparsekit/core';
+import { type HookContext, type HookSite, type Hooks, type KvPolicy, runHooks } from '@sparsekit/core';
 import type { AttentionArgs, AttentionMask } from '@sparsekit/sparse-formats';
 import { keySegments } from '@sparsekit/sparse-formats';
 import type { ModelConfig } from '../config.js';
@@ -9,6 +9,8 @@ import type { Steps } from './steps.js';
 /** What one attention call sees: the hooks and the call's shape (a block's `Pass`). */
 export interface AttentionCall {
   hooks: readonly (Hooks | undefined)[];
+  /** Decode-time selection and eviction of cached entries. */
+  kvPolicy?: KvPolicy;
   /** Whether any of `hooks` holds a hook. */
   hooked: boolean;
   batch: number;
@@ -43,12 +45,13 @@ function hook(
 }
 
 /**
- * Multi-head (or grouped-query) attention for `batch` sequences of `seq` new tokens that follow
- * `cache.length` cached positions. q [batch * seq, heads * headDim], k and v
- * [batch * seq, kvHeads * headDim] are the projections of the new tokens (rotary positions are
- * applied here when the model has them). k and v are appended to the cache; the result is
- * [batch * seq, heads * headDim], before the output projection. Each (sequence, key/value head)
- * pair is one `attention` operation of the backend.
+ * Multi-head (or grouped-query) attention for `batch` sequences of `seq` new tokens that follow the
+ * cached ones. q [batch * seq, heads * headDim], k and v [batch * seq, kvHeads * headDim] are the
+ * projections of the new tokens (rotary positions are applied here when the model has them). k and
+ * v are appended to the cache; the result is [batch * seq, heads * headDim], before the output
+ * projection. Each (sequence, key/value head) lane is one `attention` operation of the backend; at
+ * decode (one new token) a `KvPolicy` may choose the entries it reads, and after the step the entries
+ * to evict.
  */
 export function* attendSteps(
   config: ModelConfig,
@@ -65,11 +68,10 @@ export function* attendSteps(
   const { batch, seq } = call;
   const start = cache.length;
   const group = numHeads / numKvHeads;
-  const keys = cache.keys[layer]!;
-  const values = cache.values[layer]!;
   const qWidth = numHeads * headDim;
   const kvWidth = numKvHeads * headDim;
-  if (rope !== undefined) {
+  const shifted = cache.positionMode === 'shifted';
+  if (rope !== undefined && !shifted) {
     for (let t = 0; t < batch * seq; t++) {
       const p = start + (t % seq);
       for (let h = 0; h < numHeads; h++)
@@ -80,25 +82,43 @@ export function* attendSteps(
     q = hook(call, block, 'attention.q.rotated', q, qWidth);
     k = hook(call, block, 'attention.k.rotated', k, kvWidth);
   }
+  if (shifted && rope !== undefined) {
+    // Queries take the index their token gets in each lane (StreamingLLM's positions in the cache).
+    for (let t = 0; t < batch * seq; t++) {
+      const b = Math.floor(t / seq);
+      for (let h = 0; h < numHeads; h++) {
+        const p = cache.positionOf(layer, b, Math.floor(h / group), t % seq);
+        applyRope(q, t * qWidth + h * headDim, headDim, p, rope.cos, rope.sin);
+      }
+    }
+    q = hook(call, block, 'attention.q.rotated', q, qWidth);
+  }
   for (let b = 0; b < batch; b++) {
     for (let s = 0; s < seq; s++) {
       const t = b * seq + s;
       for (let h = 0; h < numKvHeads; h++) {
-        const at = cache.offset(b, h, start + s);
-        keys.set(k.subarray(t * kvWidth + h * headDim, t * kvWidth + (h + 1) * headDim), at);
-        values.set(v.subarray(t * kvWidth + h * headDim, t * kvWidth + (h + 1) * headDim), at);
+        const from = t * kvWidth + h * headDim;
+        cache.append(
+          layer,
+          b,
+          h,
+          k.subarray(from, from + headDim),
+          v.subarray(from, from + headDim),
+          start + s,
+        );
       }
     }
   }
-  const total = start + seq;
   const out = new Float32Array(batch * seq * qWidth);
   const probsHooked = call.hooked && call.hooks.some((h) => h?.has('attention.probs') === true);
+  const policy = call.kvPolicy;
   const queries = new Float32Array(group * seq * headDim);
   for (let b = 0; b < batch; b++) {
-    const probs = probsHooked ? new Float32Array(numHeads * seq * total) : undefined;
     for (let g = 0; g < numKvHeads; g++) {
+      const lane = cache.lane(layer, b, g);
+      const total = lane.length;
       // One new token: the group's queries and outputs are contiguous [group, 1, headDim] views.
-      const direct = seq === 1 && probs === undefined;
+      const direct = seq === 1 && !probsHooked;
       const at = b * qWidth + g * group * headDim;
       // Otherwise the group's queries are gathered as [group, seq, headDim].
       for (let i = 0; !direct && i < group; i++) {
@@ -108,59 +128,70 @@ export function* attendSteps(
           queries.set(q.subarray(from, from + headDim), (i * seq + s) * headDim);
         }
       }
-      const base = cache.offset(b, g, 0);
-      const groupKeys = keys.subarray(base, base + total * headDim);
-      const groupValues = values.subarray(base, base + total * headDim);
+      const groupQueries = direct ? q.subarray(at, at + group * headDim) : queries;
+      const query = { q: groupQueries, heads: group, position: start, block };
+      let mask = call.mask;
+      if (seq === 1 && policy?.select !== undefined) {
+        const chosen = policy.select(lane, query);
+        if (chosen !== undefined) mask = { kind: 'positions', positions: chosen };
+      }
+      const groupKeys =
+        shifted && rope !== undefined ? rotatedKeys(lane.keys, total, headDim, rope) : lane.keys;
       let o: Float32Array;
-      if (probs !== undefined) {
-        o = weightedValues(
-          probabilities(queries, groupKeys, group, seq, headDim, total, start, call.mask, probs, g * group),
-          groupValues,
-          group,
-          seq,
-          headDim,
-          total,
+      if (probsHooked) {
+        let probs = probabilities(groupQueries, groupKeys, group, seq, headDim, total, total - seq, mask);
+        probs = runHooks(
+          call.hooks,
+          probs,
+          [group, seq, total],
+          () => ({ ...contextOf(call, block), site: 'attention.probs', sequence: b, kvHead: g }),
+          'attention.probs',
         );
+        o = weightedValues(probs, lane.values, group, seq, headDim, total);
       } else {
         const args: AttentionArgs = {
-          q: direct ? q.subarray(at, at + group * headDim) : queries,
+          q: groupQueries,
           heads: group,
           seq,
           headDim,
           keys: groupKeys,
-          values: groupValues,
+          values: lane.values,
           keyLength: total,
-          queryOffset: start,
+          queryOffset: total - seq,
         };
-        if (call.mask !== undefined) args.mask = call.mask;
+        if (mask !== undefined) args.mask = mask;
         if (direct) args.out = out.subarray(at, at + group * headDim);
         o = yield { op: 'attention', args };
         if (direct) {
           // A backend that returned a new array instead of filling `out`: copy it in.
           if (o.buffer !== out.buffer || o.byteOffset !== out.byteOffset + at * 4) out.set(o, at);
-          continue;
         }
       }
-      for (let i = 0; i < group; i++) {
-        const h = g * group + i;
-        for (let s = 0; s < seq; s++) {
-          const to = (b * seq + s) * qWidth + h * headDim;
-          out.set(o.subarray((i * seq + s) * headDim, (i * seq + s + 1) * headDim), to);
+      if (!direct) {
+        for (let i = 0; i < group; i++) {
+          const h = g * group + i;
+          for (let s = 0; s < seq; s++) {
+            const to = (b * seq + s) * qWidth + h * headDim;
+            out.set(o.subarray((i * seq + s) * headDim, (i * seq + s + 1) * headDim), to);
+          }
         }
       }
-    }
-    if (probs !== undefined) {
-      // The outputs above came from these weights; a replacement recomputes them.
-      const seen = runHooks(
-        call.hooks,
-        probs,
-        [numHeads, seq, total],
-        () => ({ ...contextOf(call, block), site: 'attention.probs', sequence: b }),
-        'attention.probs',
-      );
-      if (seen !== probs) replaceProbabilities(seen, values, cache, b, config, seq, total, out);
+      const evicted = policy?.evict?.(lane, query);
+      if (evicted !== undefined && evicted.length > 0) cache.evict(layer, b, g, evicted);
     }
   }
+  return out;
+}
+
+/** Keys [total, dim] rotated by their index in the lane (shifted positions). */
+function rotatedKeys(
+  keys: Float32Array,
+  total: number,
+  dim: number,
+  rope: { cos: Float32Array; sin: Float32Array },
+): Float32Array {
+  const out = keys.slice(0, total * dim);
+  for (let p = 0; p < total; p++) applyRope(out, p * dim, dim, p, rope.cos, rope.sin);
   return out;
 }
 
@@ -169,9 +200,8 @@ function contextOf(call: AttentionCall, block: number): Omit<HookContext, 'site'
 }
 
 /**
- * Softmax weights of `heads` queries [heads, seq, dim] over the keys each may read, written into
- * `probs` [allHeads, seq, total] at head `firstHead` (float64 arithmetic, as the loop path of the
- * attention op); returns the group's rows.
+ * Softmax weights [heads, seq, total] of queries [heads, seq, dim] over the keys each may read (zero
+ * elsewhere), in float64 arithmetic as the loop path of the attention op.
  */
 function probabilities(
   q: Float32Array,
@@ -182,9 +212,8 @@ function probabilities(
   total: number,
   start: number,
   mask: AttentionMask | undefined,
-  probs: Float32Array,
-  firstHead: number,
 ): Float32Array {
+  const probs = new Float32Array(heads * seq * total);
   const scale = 1 / Math.sqrt(dim);
   const segments = new Int32Array(2 * (total + 2));
   const scores = new Float64Array(total);
@@ -202,8 +231,8 @@ function probabilities(
           if (dot > max) max = dot;
         }
       }
-      const row = ((firstHead + h) * seq + s) * total;
       if (max === Number.NEGATIVE_INFINITY) continue;
+      const row = (h * seq + s) * total;
       let sum = 0;
       for (let p = 0; p < total; p++)
         sum += scores[p] === Number.NEGATIVE_INFINITY ? 0 : Math.exp(scores[p]! - max);
@@ -211,7 +240,7 @@ function probabilities(
         probs[row + p] = scores[p] === Number.NEGATIVE_INFINITY ? 0 : Math.exp(scores[p]! - max) / sum;
     }
   }
-  return probs.subarray(firstHead * seq * total, (firstHead + heads) * seq * total);
+  return probs;
 }
 
 /** out [heads, seq, dim] = P [heads, seq, total] V [total, dim]. */
@@ -235,37 +264,4 @@ function weightedValues(
     for (let d = 0; d < dim; d++) out[r * dim + d] = acc[d]!;
   }
   return out;
-}
-
-/** A hook replaced the probabilities of sequence `b`: recompute its heads' outputs from them. */
-function replaceProbabilities(
-  probs: Float32Array,
-  values: Float32Array,
-  cache: KvCache,
-  b: number,
-  config: ModelConfig,
-  seq: number,
-  total: number,
-  out: Float32Array,
-): void {
-  const { numHeads, numKvHeads, headDim } = config;
-  const group = numHeads / numKvHeads;
-  const qWidth = numHeads * headDim;
-  for (let g = 0; g < numKvHeads; g++) {
-    const base = cache.offset(b, g, 0);
-    const o = weightedValues(
-      probs.subarray(g * group * seq * total, (g + 1) * group * seq * total),
-      values.subarray(base, base + total * headDim),
-      group,
-      seq,
-      headDim,
-      total,
-    );
-    for (let i = 0; i < group; i++) {
-      for (let s = 0; s < seq; s++) {
-        const to = (b * seq + s) * qWidth + (g * group + i) * headDim;
-        out.set(o.subarray((i * seq + s) * headDim, (i * seq + s + 1) * headDim), to);
-      }
-    }
-  }
 }

@@ -3,6 +3,7 @@ import {
   type HookContext,
   type HookSite,
   type Hooks,
+  type KvPolicy,
   type LinearLayer,
   runHooks,
   type StreamPoint,
@@ -22,6 +23,8 @@ export interface Pass {
   hooks: readonly (Hooks | undefined)[];
   /** Whether any of `hooks` holds a hook (checked once per call; false skips every site). */
   hooked: boolean;
+  /** Decode-time selection and eviction of cached entries. */
+  kvPolicy?: KvPolicy;
   batch: number;
   seq: number;
   position: number;

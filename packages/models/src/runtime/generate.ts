@@ -1,5 +1,6 @@
 import { InvalidArgumentError, type ProgressOptions, Rng, reportProgress, Tensor } from '@sparsekit/core';
-import type { TransformerLM } from './model.js';
+import type { KvCacheOptions } from './kv-cache.js';
+import type { ForwardOptions, TransformerLM } from './model.js';
 
 export interface SamplingOptions {
   /** 0 (default) picks the most likely token (greedy); otherwise logits are divided by it. */
@@ -12,6 +13,11 @@ export interface SamplingOptions {
 }
 
 export interface GenerateOptions extends SamplingOptions, ProgressOptions {
+  /** Attention mask and decode-time KV policy of every forward call (see `ForwardOptions`). */
+  mask?: ForwardOptions['mask'];
+  kvPolicy?: ForwardOptions['kvPolicy'];
+  /** Options of the KV cache (page size, position convention). */
+  cache?: KvCacheOptions;
   /** Default 32. */
   maxNewTokens?: number;
   /** Stop after producing one of these (default: the model's eos token, if it has one). */
@@ -82,10 +88,11 @@ export function generate(
   prompt: readonly number[],
   options: GenerateOptions = {},
 ): Generation {
-  const cache = model.createCache(1);
+  const cache = model.createCache(1, options.cache);
+  const forward = forwardOptions(options);
   const steps = generation(model, prompt, options);
   let r = steps.next();
-  while (r.done !== true) r = steps.next(model.forward(r.value, cache));
+  while (r.done !== true) r = steps.next(model.forward(r.value, cache, forward));
   return r.value;
 }
 
@@ -95,11 +102,19 @@ export async function generateAsync(
   prompt: readonly number[],
   options: GenerateOptions = {},
 ): Promise<Generation> {
-  const cache = model.createCache(1);
+  const cache = model.createCache(1, options.cache);
+  const forward = forwardOptions(options);
   const steps = generation(model, prompt, options);
   let r = steps.next();
-  while (r.done !== true) r = steps.next(await model.forwardAsync(r.value, cache));
+  while (r.done !== true) r = steps.next(await model.forwardAsync(r.value, cache, forward));
   return r.value;
+}
+
+function forwardOptions(options: GenerateOptions): ForwardOptions {
+  return {
+    ...(options.mask === undefined ? {} : { mask: options.mask }),
+    ...(options.kvPolicy === undefined ? {} : { kvPolicy: options.kvPolicy }),
+  };
 }
 
 /** The decoding loop, yielding the token ids of each forward call and receiving its logits. */
@@ -113,7 +128,8 @@ function* generation(
     throw new InvalidArgumentError('maxNewTokens', maxNew, 'must be a non-negative integer');
   }
   if (prompt.length === 0) throw new InvalidArgumentError('prompt', prompt, 'must hold at least one token');
-  if (prompt.length + maxNew > model.maxSequenceLength) {
+  // With shifted positions an evicting policy keeps the cache bounded: the cache checks each step.
+  if (options.cache?.positions !== 'shifted' && prompt.length + maxNew > model.maxSequenceLength) {
     throw new InvalidArgumentError(
       'maxNewTokens',
       maxNew,

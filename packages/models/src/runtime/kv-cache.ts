@@ -1,13 +1,38 @@
-import { InvalidArgumentError } from '@sparsekit/core';
+import { InvalidArgumentError, type KvLane, ShapeMismatchError } from '@sparsekit/core';
+
+export interface KvCacheOptions {
+  /** Entries per page (default 16, as vLLM and Quest). */
+  pageSize?: number;
+  /**
+   * 'original' (default): keys are stored after rotary positions at their original positions, and a
+   * new token's position counts every token seen. 'shifted' (StreamingLLM): keys are stored before
+   * rotary positions and rotated at attention time by their index in the cache, and a new token's
+   * position is the number of entries held, so generation can run past the model's positions once
+   * entries are evicted. Shifted positions need a rotary model.
+   */
+  positions?: 'original' | 'shifted';
+}
 
 /**
- * Keys and values of every layer for `batch` sequences, up to `capacity` positions:
- * per layer [batch, kvHeads, capacity, headDim]. `length` positions are filled.
+ * Keys and values of every layer for `batch` sequences. Each (layer, sequence, key/value head) is a
+ * lane of up to `capacity` entries in arrival order, grouped in pages of `pageSize` entries, each
+ * entry with its original position. Entries can be evicted (the lane is compacted at once: later
+ * entries move down, keeping their order and positions). Storage per layer is
+ * [batch, kvHeads, capacity, headDim]; `length` counts the tokens appended per sequence.
  */
 export class KvCache {
   readonly keys: Float32Array[];
   readonly values: Float32Array[];
+  /** Tokens appended per sequence (the next token's original position). */
   length = 0;
+  readonly pageSize: number;
+  readonly positionMode: 'original' | 'shifted';
+  /** Per layer: entries held per lane [batch * kvHeads]. */
+  private readonly held: Int32Array[];
+  /** Per layer: original positions [batch * kvHeads * capacity]. */
+  private readonly origin: Int32Array[];
+  /** Whether any entry was ever evicted (then lanes may differ in length). */
+  private evicted = false;
 
   constructor(
     readonly layers: number,
@@ -15,25 +40,154 @@ export class KvCache {
     readonly kvHeads: number,
     readonly capacity: number,
     readonly headDim: number,
+    options: KvCacheOptions = {},
   ) {
+    const pageSize = options.pageSize ?? 16;
+    if (!Number.isInteger(pageSize) || pageSize < 1)
+      throw new InvalidArgumentError('pageSize', pageSize, 'must be a positive integer');
+    this.pageSize = pageSize;
+    this.positionMode = options.positions ?? 'original';
     const size = batch * kvHeads * capacity * headDim;
     this.keys = Array.from({ length: layers }, () => new Float32Array(size));
     this.values = Array.from({ length: layers }, () => new Float32Array(size));
+    this.held = Array.from({ length: layers }, () => new Int32Array(batch * kvHeads));
+    this.origin = Array.from({ length: layers }, () => new Int32Array(batch * kvHeads * capacity));
   }
 
-  /** Offset of (b, head, position) in a layer's arrays. */
-  offset(b: number, head: number, position: number): number {
-    return ((b * this.kvHeads + head) * this.capacity + position) * this.headDim;
+  /** Offset of entry `index` of lane (b, head) in a layer's arrays. */
+  offset(b: number, head: number, index: number): number {
+    return ((b * this.kvHeads + head) * this.capacity + index) * this.headDim;
   }
 
-  /** Check that `count` more positions fit. */
+  /** Entries held by lane (layer, b, head). */
+  laneLength(layer: number, b: number, head: number): number {
+    return this.held[layer]![b * this.kvHeads + head]!;
+  }
+
+  /** Whether every lane holds every token appended (nothing evicted). */
+  get complete(): boolean {
+    return !this.evicted;
+  }
+
+  /** Position a new token `s` of this call takes in lane (layer, b, head). */
+  positionOf(layer: number, b: number, head: number, s: number): number {
+    return (this.positionMode === 'original' ? this.length : this.laneLength(layer, b, head)) + s;
+  }
+
+  /** A view of lane (layer, b, head) (valid until the cache next changes). */
+  lane(layer: number, b: number, head: number): KvLane {
+    this.checkLane(layer, b, head);
+    const length = this.laneLength(layer, b, head);
+    const base = this.offset(b, head, 0);
+    const at = (b * this.kvHeads + head) * this.capacity;
+    return {
+      layer,
+      sequence: b,
+      kvHead: head,
+      headDim: this.headDim,
+      pageSize: this.pageSize,
+      length,
+      keys: this.keys[layer]!.subarray(base, base + length * this.headDim),
+      values: this.values[layer]!.subarray(base, base + length * this.headDim),
+      positions: this.origin[layer]!.subarray(at, at + length),
+    };
+  }
+
+  /** Append one entry to lane (layer, b, head) at original `position`. */
+  append(
+    layer: number,
+    b: number,
+    head: number,
+    key: Float32Array,
+    value: Float32Array,
+    position: number,
+  ): void {
+    const lane = b * this.kvHeads + head;
+    const index = this.held[layer]![lane]!;
+    if (index >= this.capacity)
+      throw new InvalidArgumentError('KV cache lane', index + 1, `exceeds the capacity (${this.capacity})`);
+    const at = this.offset(b, head, index);
+    this.keys[layer]!.set(key, at);
+    this.values[layer]!.set(value, at);
+    this.origin[layer]![lane * this.capacity + index] = position;
+    this.held[layer]![lane] = index + 1;
+  }
+
+  /**
+   * Drop entries `indices` (sorted or not, unique, in [0, laneLength)) of lane (layer, b, head); the
+   * kept entries move down in order, with their original positions. Returns the entries left.
+   */
+  evict(layer: number, b: number, head: number, indices: ArrayLike<number>): number {
+    this.checkLane(layer, b, head);
+    const length = this.laneLength(layer, b, head);
+    const drop = new Uint8Array(length);
+    for (let i = 0; i < indices.length; i++) {
+      const e = indices[i]!;
+      if (!(Number.isInteger(e) && e >= 0 && e < length) || drop[e] === 1)
+        throw new InvalidArgumentError('evicted entry', e, `must be unique and in [0, ${length})`);
+      drop[e] = 1;
+    }
+    if (indices.length === 0) return length;
+    const keys = this.keys[layer]!;
+    const values = this.values[layer]!;
+    const origin = this.origin[layer]!;
+    const lane = b * this.kvHeads + head;
+    const d = this.headDim;
+    let kept = 0;
+    for (let e = 0; e < length; e++) {
+      if (drop[e] === 1) continue;
+      if (kept !== e) {
+        const from = this.offset(b, head, e);
+        keys.copyWithin(this.offset(b, head, kept), from, from + d);
+        values.copyWithin(this.offset(b, head, kept), from, from + d);
+        origin[lane * this.capacity + kept] = origin[lane * this.capacity + e]!;
+      }
+      kept++;
+    }
+    this.held[layer]![lane] = kept;
+    this.evicted = true;
+    return kept;
+  }
+
+  /** Drop whole pages (page p = entries [p * pageSize, (p + 1) * pageSize)) of a lane. */
+  evictPages(layer: number, b: number, head: number, pages: ArrayLike<number>): number {
+    const length = this.laneLength(layer, b, head);
+    const indices: number[] = [];
+    for (let i = 0; i < pages.length; i++) {
+      const p = pages[i]!;
+      if (!(Number.isInteger(p) && p >= 0 && p * this.pageSize < length))
+        throw new InvalidArgumentError(
+          'evicted page',
+          p,
+          `must be in [0, ${Math.ceil(length / this.pageSize)})`,
+        );
+      for (let e = p * this.pageSize; e < Math.min(length, (p + 1) * this.pageSize); e++) indices.push(e);
+    }
+    return this.evict(layer, b, head, indices);
+  }
+
+  /** Check that `count` more tokens fit (positions in 'original' mode, entries in every lane). */
   reserve(count: number): void {
-    if (this.length + count > this.capacity) {
+    let most = 0;
+    for (const held of this.held) for (let i = 0; i < held.length; i++) most = Math.max(most, held[i]!);
+    if (
+      most + count > this.capacity ||
+      (this.positionMode === 'original' && this.length + count > this.capacity)
+    ) {
       throw new InvalidArgumentError(
         'sequence length',
-        this.length + count,
-        `exceeds the cache capacity (${this.capacity}, the model's maximum); generate fewer tokens or shorten the prompt`,
+        (this.positionMode === 'original' ? this.length : most) + count,
+        `exceeds the cache capacity (${this.capacity}, the model's maximum); generate fewer tokens or shorten the prompt${this.positionMode === 'original' ? '' : ', or evict entries'}`,
       );
     }
+  }
+
+  private checkLane(layer: number, b: number, head: number): void {
+    if (!(layer >= 0 && layer < this.layers && b >= 0 && b < this.batch && head >= 0 && head < this.kvHeads))
+      throw new ShapeMismatchError(
+        [this.layers, this.batch, this.kvHeads],
+        [layer, b, head],
+        'KV cache lane',
+      );
   }
 }

@@ -6,6 +6,7 @@ import {
   type HasModules,
   Hooks,
   InvalidArgumentError,
+  type KvPolicy,
   type ModuleEntry,
   type NarrowableLM,
   type ProgressOptions,
@@ -19,7 +20,7 @@ import {
 import type { AnyBackend, AttentionMask } from '@sparsekit/sparse-formats';
 import { type ModelConfig, validateConfig } from '../config.js';
 import { attentionHalf, hookAt, mlpHalf, norm, type Pass } from './block.js';
-import { KvCache } from './kv-cache.js';
+import { KvCache, type KvCacheOptions } from './kv-cache.js';
 import type { Linear } from './linear.js';
 import { mlpGroups } from './mlp.js';
 import { countParameters, linearModules, moduleTree } from './modules.js';
@@ -31,8 +32,13 @@ import { type BackendRef, runAsync, runSync, type Steps } from './steps.js';
 
 /** Options of a forward call: this call's hooks, and the attention mask for its queries. */
 export interface ForwardOptions extends RunOptions {
-  /** Which keys each new token reads (default causal: every earlier position). */
+  /**
+   * Which cached entries each new token reads (default causal: every earlier one). Indices count
+   * the entries held in the cache, which are the positions until entries are evicted.
+   */
   mask?: AttentionMask;
+  /** At decode (one new token per sequence): which entries to read and which to evict (see `KvPolicy`). */
+  kvPolicy?: KvPolicy;
 }
 
 /**
@@ -155,10 +161,16 @@ export class TransformerLM implements BlockwiseLM, SliceableLM, NarrowableLM, Ca
     return [[b.q, b.k, b.v], [b.o], ...mlpGroups(b.mlp)];
   }
 
-  /** A new cache for `batch` sequences of up to the model's maximum length. */
-  createCache(batch: number): KvCache {
+  /** A new cache for `batch` sequences of up to the model's maximum length (see `KvCacheOptions`). */
+  createCache(batch: number, options: KvCacheOptions = {}): KvCache {
     const c = this.config;
-    return new KvCache(c.numLayers, batch, c.numKvHeads, c.maxPositions, c.headDim);
+    if (options.positions === 'shifted' && c.positions !== 'rotary')
+      throw new InvalidArgumentError(
+        'positions',
+        'shifted',
+        'needs rotary positions; this model learns absolute ones',
+      );
+    return new KvCache(c.numLayers, batch, c.numKvHeads, c.maxPositions, c.headDim, options);
   }
 
   logits(tokenIds: Tensor<'i32'>, options: ForwardOptions = {}): Tensor<'f32'> {
@@ -219,6 +231,7 @@ export class TransformerLM implements BlockwiseLM, SliceableLM, NarrowableLM, Ca
       seq,
       position,
       ...(options.mask === undefined ? {} : { mask: options.mask }),
+      ...(options.kvPolicy === undefined ? {} : { kvPolicy: options.kvPolicy }),
     };
   }
 
