@@ -1,4 +1,10 @@
 export {
+  ActivationStore,
+  ActivationStoreFullError,
+  type ActivationStoreOptions,
+  type ShardSink,
+} from './activation-store.js';
+export {
   allocate,
   bytesPerElement,
   DTYPES,
