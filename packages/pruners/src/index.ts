@@ -11,7 +11,6 @@ export {
   kthSmallest,
   lowerTriangularInverse,
   lowestIndices,
-  type MatmulKernel,
   markLowest,
   measuredSparsity,
   NotPositiveDefiniteError,
@@ -63,7 +62,7 @@ export {
 export { type WandaOptions, wanda, wandaScores } from './methods/wanda.js';
 export { pqIndex, reconstructionError } from './metrics.js';
 export { type OwlAllocation, type OwlOptions, owlSparsities } from './owl.js';
-export { type PackOptions, packWeight } from './pack.js';
+export { type PackOptions, packLayer, packLayers, packWeight } from './pack.js';
 export {
   type LayerReport,
   type PruneMethod,

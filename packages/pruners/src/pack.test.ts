@@ -1,8 +1,8 @@
 import { Rng, Tensor } from '@sparsekit/core';
-import { toDenseArray } from '@sparsekit/sparse-formats';
+import { dense, type PackableLinear, type SparseMatrix, toDenseArray } from '@sparsekit/sparse-formats';
 import { describe, expect, it } from 'vitest';
 import { magnitude } from './methods/magnitude.js';
-import { packWeight } from './pack.js';
+import { packLayer, packLayers, packWeight } from './pack.js';
 
 describe('packWeight', () => {
   const rows = 8;
@@ -29,5 +29,38 @@ describe('packWeight', () => {
     expect(() => packWeight(new Tensor('f32', [rows, cols], w), { n: 2, m: 4 })).toThrow(
       /holds more than n = 2 nonzeros; prune it to 2:4 first/,
     );
+  });
+});
+
+describe('packLayers', () => {
+  it('packs the layers a pattern names, through the PackableLinear interface', () => {
+    const make = (name: string) => {
+      let matrix: SparseMatrix = dense({
+        rows: 4,
+        cols: 8,
+        values: magnitude(new Rng(2).normalArray(32), 4, 8, { n: 2, m: 4 }).weight,
+      });
+      const layer: PackableLinear = {
+        name,
+        inFeatures: 8,
+        outFeatures: 4,
+        get matrix() {
+          return matrix;
+        },
+        setMatrix: (m) => {
+          matrix = m;
+        },
+        getWeight: () => new Tensor('f32', [4, 8], toDenseArray(matrix)),
+        setWeight: () => undefined,
+      };
+      return layer;
+    };
+    const layers = [make('a'), make('b')];
+    const before = toDenseArray(layers[0]!.matrix);
+    packLayers({ linearLayers: () => layers }, (l) => (l.name === 'a' ? { n: 2, m: 4 } : undefined));
+    expect(layers[0]!.matrix.format).toBe('nm');
+    expect(toDenseArray(layers[0]!.matrix)).toEqual(before);
+    expect(layers[1]!.matrix.format).toBe('dense');
+    expect(packLayer(layers[1]!).format).toBe('csr'); // half the weights kept: CSR is the smaller
   });
 });

@@ -1,6 +1,12 @@
 // The accelerate path: a pruned dense weight into the sparse format whose kernel will skip its zeros.
 import type { Tensor } from '@sparsekit/core';
-import { fromDense, type SparseMatrix, type ValueDType } from '@sparsekit/sparse-formats';
+import {
+  fromDense,
+  type HasPackableLayers,
+  type PackableLinear,
+  type SparseMatrix,
+  type ValueDType,
+} from '@sparsekit/sparse-formats';
 import { checkNm } from './masks.js';
 
 export interface PackOptions {
@@ -28,4 +34,25 @@ export function packWeight(weight: Tensor<'f32'>, options: PackOptions = {}): Sp
   for (const v of weight.data) if (v !== 0) nonzeros++;
   if (nonzeros > weight.size / 2) return fromDense(weight, 'bitmask', { threshold: 0, dtype });
   return fromDense(weight, 'csr', { threshold: 0, dtype, indexType: cols <= 65536 ? 'u16' : 'i32' });
+}
+
+/** Pack one layer's (pruned) weight in place: `packWeight` of its weight, installed with `setMatrix`. */
+export function packLayer(layer: PackableLinear, options: PackOptions = {}): SparseMatrix {
+  const matrix = packWeight(layer.getWeight(), options);
+  layer.setMatrix(matrix);
+  return matrix;
+}
+
+/**
+ * Pack every linear layer of `model` that `options` names (a function of the layer: its pattern, or
+ * undefined to leave it as it is).
+ */
+export function packLayers(
+  model: HasPackableLayers,
+  options: (layer: PackableLinear) => PackOptions | undefined = () => ({}),
+): void {
+  for (const layer of model.linearLayers()) {
+    const o = options(layer);
+    if (o !== undefined) packLayer(layer, o);
+  }
 }

@@ -6,7 +6,7 @@ import { writeFileAtomic } from '@sparsekit/core/node';
 import { perplexity } from '@sparsekit/eval-harness';
 import { generationSpeed, type HfTokenizer, type TransformerLM } from '@sparsekit/models';
 import { tinyLmPath } from '@sparsekit/models/node';
-import { packWeight, pruneModel } from '@sparsekit/pruners';
+import { packLayers, pruneModel } from '@sparsekit/pruners';
 import { byteSize, createWasmBackend, sparsity } from '@sparsekit/sparse-formats';
 import { numberFlag, stringFlag } from '../args.js';
 import type { Command } from '../command.js';
@@ -91,9 +91,7 @@ Examples:
           backend,
           onProgress: ui.progress(`${c.label}: prune`),
         });
-        for (const layer of model.linearLayers()) {
-          layer.setMatrix(packWeight(layer.getWeight(), 'n' in c.pattern ? c.pattern : {}));
-        }
+        packLayers(model, () => ('n' in c.pattern ? c.pattern : {}));
         await measure(model, c.label, report.seconds);
       }
       ui.done();

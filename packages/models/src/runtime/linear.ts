@@ -1,11 +1,11 @@
+import { assertFinite, InvalidArgumentError, ShapeMismatchError, Tensor } from '@sparsekit/core';
 import {
-  assertFinite,
-  InvalidArgumentError,
-  type LinearLayer,
-  ShapeMismatchError,
-  Tensor,
-} from '@sparsekit/core';
-import { type DenseMatrix, dense, type SparseMatrix, toDenseArray } from '@sparsekit/sparse-formats';
+  type DenseMatrix,
+  dense,
+  type PackableLinear,
+  type SparseMatrix,
+  toDenseArray,
+} from '@sparsekit/sparse-formats';
 import { type BackendRef, type Step, syncBackend } from './steps.js';
 
 /**
@@ -13,7 +13,7 @@ import { type BackendRef, type Step, syncBackend } from './steps.js';
  * `getWeight` / `setWeight` work on dense f32 tensors (what pruners edit); `setMatrix` installs a
  * packed matrix (what the accelerate path does).
  */
-export class Linear implements LinearLayer {
+export class Linear implements PackableLinear {
   private weight: SparseMatrix;
   private _bias: Float32Array | undefined;
 

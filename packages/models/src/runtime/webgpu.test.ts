@@ -40,6 +40,23 @@ suite(`models on the WebGPU backend${gpu instanceof GpuBackend ? '' : ` (skipped
     },
   );
 
+  it('a block mask runs on the block-sparse attention kernel, as on the CPU', async () => {
+    const cpu = (await loadHfModel(hfTinyDir('llama'))).model;
+    const onGpu = (await loadHfModel(hfTinyDir('llama'), { backend })).model;
+    const want = hfTinyExpected('llama');
+    const ids = new Tensor('i32', [1, 12], Int32Array.from(want.tokens.slice(0, 12)));
+    const mask = {
+      kind: 'blocks' as const,
+      blockSize: 4,
+      kvBlocks: [Int32Array.of(0), Int32Array.of(0, 1), Int32Array.of(0, 2)],
+      causal: true,
+    };
+    const masked = cpu.logits(ids, { mask }).data;
+    expect((await onGpu.logitsAsync(ids, { mask })).data).toAllClose(masked, { atol: 2e-4, rtol: 2e-4 });
+    // The mask matters: the full causal logits differ.
+    expect(cpu.logits(ids).data).not.toEqual(masked);
+  });
+
   it('tiny-lm: same greedy continuation as the CPU backend', async () => {
     const { model: cpu, tokenizer } = await loadHfModel(tinyLmPath());
     const { model: onGpu } = await loadHfModel(tinyLmPath(), { backend });

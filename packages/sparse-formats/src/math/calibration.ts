@@ -2,7 +2,8 @@
 // reference pruning code does (SparseGPT's Hessian, Wanda's input norms), so memory is bounded by
 // one batch. Shared by every method that calibrates on a layer's inputs.
 import { assertFinite, InvalidArgumentError, ShapeMismatchError, type Tensor } from '@sparsekit/core';
-import { gram, type MatmulKernel } from './linalg.js';
+import type { Backend } from '../backend/contract.js';
+import { gram } from './linalg.js';
 
 function checkBatch(inputs: Tensor<'f32'>, columns: number, what: string): number {
   const [tokens, width] = inputs.shape as [number, number];
@@ -35,7 +36,7 @@ export class HessianAccumulator {
 
   constructor(
     readonly columns: number,
-    private readonly kernel?: MatmulKernel,
+    private readonly kernel?: Backend,
   ) {
     this.h = new Float64Array(columns * columns);
   }

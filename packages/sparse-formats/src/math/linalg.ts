@@ -5,15 +5,12 @@ import { InvalidArgumentError } from '@sparsekit/core';
 import type { Backend } from '../backend/contract.js';
 import { dense } from '../formats/dense.js';
 
-/** What the blocked routines need of a backend: its synchronous `linear`. */
-export type MatmulKernel = Pick<Backend, 'linear'>;
-
 /** Rows of this many columns are factored per step when a kernel takes the trailing updates. */
 const PANEL = 128;
 
 /** x x^T for x [rows, cols] on the kernel, in f32: [rows, rows]. */
 export function gram(
-  kernel: MatmulKernel,
+  kernel: Backend,
   x: Float64Array | Float32Array,
   rows: number,
   cols: number,
@@ -38,7 +35,7 @@ export class NotPositiveDefiniteError extends InvalidArgumentError {
  * columns are factored in float64 and the trailing matrix is updated as an f32 matrix product on the
  * kernel (the precision of the reference, which factors in f32 throughout).
  */
-export function cholesky(a: Float64Array, n: number, what = 'Hessian', kernel?: MatmulKernel): Float64Array {
+export function cholesky(a: Float64Array, n: number, what = 'Hessian', kernel?: Backend): Float64Array {
   if (kernel === undefined || n <= PANEL) return unblockedCholesky(a, n, what);
   const work = new Float64Array(a);
   const l = new Float64Array(n * n);
@@ -94,7 +91,7 @@ function unblockedCholesky(a: Float64Array, n: number, what: string): Float64Arr
  * A^-1 from A's lower Cholesky factor L (torch.cholesky_inverse): (L L^T)^-1 = L^-T L^-1. With a
  * `kernel`, the final product runs on it (in f32).
  */
-export function choleskyInverse(l: Float64Array, n: number, kernel?: MatmulKernel): Float64Array {
+export function choleskyInverse(l: Float64Array, n: number, kernel?: Backend): Float64Array {
   // A^-1 = X^T X with X = L^-1: entry (i, j) is the dot product of columns i and j of X, kept as
   // the rows of t = X^T so that every inner loop walks contiguous memory.
   const x = lowerTriangularInverse(l, n, kernel);
@@ -120,7 +117,7 @@ export function upperCholesky(
   a: Float64Array,
   n: number,
   what = 'inverse Hessian',
-  kernel?: MatmulKernel,
+  kernel?: Backend,
 ): Float64Array {
   const l = cholesky(a, n, what, kernel);
   const u = new Float64Array(n * n);
@@ -133,21 +130,14 @@ export function upperCholesky(
  * [[A^-1, 0], [-D^-1 C A^-1, D^-1]], the two products on the kernel in f32; blocks of at most 128
  * by forward substitution in float64.
  */
-export function lowerTriangularInverse(l: Float64Array, n: number, kernel?: MatmulKernel): Float64Array {
+export function lowerTriangularInverse(l: Float64Array, n: number, kernel?: Backend): Float64Array {
   const out = new Float64Array(n * n);
   invertInto(l, n, 0, n, out, kernel);
   return out;
 }
 
 /** Writes the inverse of the diagonal block L[k0:k1, k0:k1] into out[k0:k1, k0:k1]. */
-function invertInto(
-  l: Float64Array,
-  n: number,
-  k0: number,
-  k1: number,
-  out: Float64Array,
-  kernel?: MatmulKernel,
-) {
+function invertInto(l: Float64Array, n: number, k0: number, k1: number, out: Float64Array, kernel?: Backend) {
   const size = k1 - k0;
   if (kernel === undefined || size <= PANEL) {
     // Column c of the inverse by forward substitution, kept as row c of `t` (contiguous loops).
@@ -193,7 +183,7 @@ export function inverseUpperFactor(
   a: Float64Array,
   n: number,
   what = 'Hessian',
-  kernel?: MatmulKernel,
+  kernel?: Backend,
 ): Float64Array {
   const reversed = new Float64Array(n * n);
   for (let i = 0; i < n; i++)
