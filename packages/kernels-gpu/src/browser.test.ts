@@ -3,8 +3,8 @@
 // against the CPU reference in the page. Skipped, with a message, where no Chromium is installed.
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { findChromium, type PageServer, servePage } from '@sparsekit/test-utils';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describeInChromium, noWebGpuAdapter } from '@sparsekit/test-utils';
+import { expect, it } from 'vitest';
 
 const packages = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
@@ -51,28 +51,10 @@ try {
 }
 </script>`;
 
-const chromium = findChromium();
-if (chromium === undefined) {
-  console.warn(
-    'browser.test.ts: no chromium on PATH, the browser WebGPU test is skipped (apt-get install chromium)',
-  );
-}
-
-describe.skipIf(chromium === undefined)('WebGPU kernels in headless Chromium (navigator.gpu)', () => {
-  let server: PageServer;
-  beforeAll(async () => {
-    server = await servePage(chromium!, packages, PAGE);
-  });
-  afterAll(() => server.close());
-
+describeInChromium('WebGPU kernels in headless Chromium (navigator.gpu)', packages, PAGE, (server) => {
   it('match the CPU reference kernels', async () => {
-    const result = await server.run('', ['--enable-unsafe-webgpu']);
-    if (typeof result.error === 'string' && /NO_GPU_ADAPTER|No WebGPU adapter/.test(result.error)) {
-      console.warn(
-        `browser.test.ts: this Chromium offers no WebGPU adapter, skipped (${result.error.slice(0, 120)})`,
-      );
-      return;
-    }
+    const result = await server().run('', ['--enable-unsafe-webgpu']);
+    if (noWebGpuAdapter(result, 'browser.test.ts')) return;
     expect(result.error).toBeUndefined();
     expect(result.worst as number).toBeLessThan(1e-4);
     expect(result.attention as number).toBeLessThan(1e-4);

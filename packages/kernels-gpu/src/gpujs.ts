@@ -11,6 +11,7 @@ import {
   type MatmulOptions,
   matmulOnLinear,
   type SparseMatrix,
+  spmmOnLinear,
   toCsr,
   unsupported,
   valuesF32,
@@ -136,13 +137,7 @@ export class GpuJsBackend implements Backend {
 
   /** C = A B, B [cols, n] dense: C^T = B^T A^T with the linear kernel. */
   spmm(a: SparseMatrix, b: Float32Array, n: number, out?: Float32Array): Float32Array {
-    if (b.length !== a.cols * n) throw new ShapeMismatchError([a.cols, n], [b.length], 'B');
-    const bt = new Float32Array(n * a.cols);
-    for (let i = 0; i < a.cols; i++) for (let j = 0; j < n; j++) bt[j * a.cols + i] = b[i * n + j]!;
-    const ct = this.linear(bt, n, a);
-    const c = out ?? new Float32Array(a.rows * n);
-    for (let j = 0; j < n; j++) for (let r = 0; r < a.rows; r++) c[r * n + j] = ct[j * a.rows + r]!;
-    return c;
+    return spmmOnLinear((x, batch, w, o) => this.linear(x, batch, w, o), a, b, n, out);
   }
 
   sddmm(): CsrMatrix {

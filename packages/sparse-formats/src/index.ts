@@ -13,10 +13,12 @@ export {
   type SddmmOptions,
 } from './backend/contract.js';
 export {
+  cachedGatherGemv,
   checkGatherGemv,
   gatherGemvColumns,
   matmulOnLinear,
   matmulWeight,
+  spmmOnLinear,
   transposedColumns,
 } from './backend/products.js';
 export { createReferenceBackend, referenceBackend } from './backend/reference-backend.js';

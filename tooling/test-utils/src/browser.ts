@@ -6,6 +6,7 @@ import { readFile } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { extname, join, normalize } from 'node:path';
+import { afterAll, beforeAll, describe } from 'vitest';
 
 /** The Chromium (or Chrome) binary on PATH, if any. */
 export function findChromium(): string | undefined {
@@ -93,4 +94,39 @@ export async function servePage(chromium: string, root: string, page: string): P
     },
     close: () => new Promise<void>((resolve) => server.close(() => resolve())),
   };
+}
+
+/**
+ * A suite that runs `page` in headless Chromium: the packages under `root` are served, `body`
+ * registers tests that load the page with `server().run(...)`. Skipped, with a warning naming the
+ * file, where no Chromium is installed.
+ */
+export function describeInChromium(
+  title: string,
+  root: string,
+  page: string,
+  body: (server: () => PageServer) => void,
+): void {
+  const chromium = findChromium();
+  if (chromium === undefined)
+    console.warn(`${title}: no chromium on PATH, skipped (apt-get install chromium)`);
+  describe.skipIf(chromium === undefined)(title, () => {
+    let server: PageServer | undefined;
+    beforeAll(async () => {
+      server = await servePage(chromium!, root, page);
+    });
+    afterAll(() => server?.close());
+    body(() => server!);
+  });
+}
+
+/**
+ * Whether a page's result says its Chromium has no WebGPU adapter (then the caller returns early,
+ * after this warning).
+ */
+export function noWebGpuAdapter(result: Record<string, unknown>, what: string): boolean {
+  if (typeof result.error !== 'string' || !/NO_GPU_ADAPTER|No WebGPU adapter/.test(result.error))
+    return false;
+  console.warn(`${what}: this Chromium offers no WebGPU adapter, skipped (${result.error.slice(0, 120)})`);
+  return true;
 }

@@ -4,8 +4,8 @@
 // model on the reference backend in the page. Skipped, with a message, without Chromium or an adapter.
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { findChromium, type PageServer, servePage } from '@sparsekit/test-utils';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describeInChromium, noWebGpuAdapter } from '@sparsekit/test-utils';
+import { expect, it } from 'vitest';
 
 const packages = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 const fixture = '/models/src/hf/fixtures/hf-tiny/llama';
@@ -52,28 +52,10 @@ try {
 }
 </script>`;
 
-const chromium = findChromium();
-if (chromium === undefined) {
-  console.warn(
-    'webgpu-browser.test.ts: no chromium on PATH, the browser test is skipped (apt-get install chromium)',
-  );
-}
-
-describe.skipIf(chromium === undefined)('a model on WebGPU in headless Chromium (navigator.gpu)', () => {
-  let server: PageServer;
-  beforeAll(async () => {
-    server = await servePage(chromium!, packages, PAGE);
-  });
-  afterAll(() => server.close());
-
+describeInChromium('a model on WebGPU in headless Chromium (navigator.gpu)', packages, PAGE, (server) => {
   it('generates the reference backend greedy tokens, with the same logits', async () => {
-    const result = await server.run('', ['--enable-unsafe-webgpu']);
-    if (typeof result.error === 'string' && /NO_GPU_ADAPTER|No WebGPU adapter/.test(result.error)) {
-      console.warn(
-        `webgpu-browser.test.ts: no WebGPU adapter in this Chromium, skipped (${result.error.slice(0, 120)})`,
-      );
-      return;
-    }
+    const result = await server().run('', ['--enable-unsafe-webgpu']);
+    if (noWebGpuAdapter(result, 'webgpu-browser.test.ts')) return;
     expect(result.error).toBeUndefined();
     expect(typeof result.adapter).toBe('string');
     expect(result.worst as number).toBeLessThan(2e-4);

@@ -70,6 +70,42 @@ export function checkGatherGemv(args: GatherGemvArgs): void {
   }
 }
 
+/** C [rows, n] = A B for B [cols, n] dense, as C^T = B^T A^T: one linear call on A. */
+export function spmmOnLinear(
+  linear: LinearFn,
+  a: SparseMatrix,
+  b: Float32Array,
+  n: number,
+  out?: Float32Array,
+): Float32Array {
+  dimension('n', n);
+  if (b.length !== a.cols * n) throw new ShapeMismatchError([a.cols, n], [b.length], 'B');
+  const c = out ?? new Float32Array(a.rows * n);
+  if (c.length !== a.rows * n) throw new ShapeMismatchError([a.rows, n], [c.length], 'out');
+  const bt = new Float32Array(n * a.cols);
+  for (let k = 0; k < a.cols; k++) for (let j = 0; j < n; j++) bt[j * a.cols + k] = b[k * n + j]!;
+  const ct = linear(bt, n, a);
+  for (let j = 0; j < n; j++) for (let r = 0; r < a.rows; r++) c[r * n + j] = ct[j * a.rows + r]!;
+  return c;
+}
+
+/**
+ * `gatherGemv` with the transposed copy of each weight kept in `cache` (made on first use), as the
+ * reference and wasm backends run it.
+ */
+export function cachedGatherGemv(
+  cache: WeakMap<DenseMatrix, Float32Array>,
+  args: GatherGemvArgs,
+): Float32Array {
+  checkGatherGemv(args);
+  let columns = cache.get(args.w);
+  if (columns === undefined) {
+    columns = transposedColumns(args.w);
+    cache.set(args.w, columns);
+  }
+  return gatherGemvColumns(args, columns);
+}
+
 /** W^T [in, out] as f32, so that one input column is one contiguous row. */
 export function transposedColumns(w: DenseMatrix): Float32Array {
   const values = valuesF32(w.values, w.dtype);

@@ -4,7 +4,7 @@ import { linear, sddmm, spmm } from '../kernels/reference.js';
 import type { DenseMatrix, SparseMatrix } from '../types.js';
 import { attention } from './attention.js';
 import type { AttentionArgs, Backend, GatherGemvArgs, MatmulOptions } from './contract.js';
-import { checkGatherGemv, gatherGemvColumns, matmulOnLinear, transposedColumns } from './products.js';
+import { cachedGatherGemv, matmulOnLinear } from './products.js';
 
 class ReferenceBackend implements Backend {
   readonly name = 'reference';
@@ -24,13 +24,7 @@ class ReferenceBackend implements Backend {
   }
 
   gatherGemv(args: GatherGemvArgs): Float32Array {
-    checkGatherGemv(args);
-    let columns = this.columns.get(args.w);
-    if (columns === undefined) {
-      columns = transposedColumns(args.w);
-      this.columns.set(args.w, columns);
-    }
-    return gatherGemvColumns(args, columns);
+    return cachedGatherGemv(this.columns, args);
   }
 
   release(matrix: SparseMatrix): void {

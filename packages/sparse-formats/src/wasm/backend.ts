@@ -7,12 +7,7 @@ import type {
   LinearOptions,
   MatmulOptions,
 } from '../backend/contract.js';
-import {
-  checkGatherGemv,
-  gatherGemvColumns,
-  matmulOnLinear,
-  transposedColumns,
-} from '../backend/products.js';
+import { cachedGatherGemv, matmulOnLinear, spmmOnLinear } from '../backend/products.js';
 import { unsupported } from '../backend/unsupported.js';
 import type { CsrMatrix, DenseMatrix, SparseMatrix } from '../types.js';
 import { WasmAllocator } from './allocator.js';
@@ -229,14 +224,7 @@ export class WasmBackend implements Backend {
 
   /** C = A B with B dense [cols, n]: computed as (B^T A^T)^T with the linear kernel. */
   spmm(a: SparseMatrix, b: Float32Array, n: number, out?: Float32Array): Float32Array {
-    if (b.length !== a.cols * n) throw new ShapeMismatchError([a.cols, n], [b.length], 'B');
-    const bt = new Float32Array(n * a.cols);
-    for (let k = 0; k < a.cols; k++) for (let j = 0; j < n; j++) bt[j * a.cols + k] = b[k * n + j]!;
-    const ct = this.linear(bt, n, a);
-    const c = out ?? new Float32Array(a.rows * n);
-    if (c.length !== a.rows * n) throw new ShapeMismatchError([a.rows * n], [c.length], 'out');
-    for (let j = 0; j < n; j++) for (let r = 0; r < a.rows; r++) c[r * n + j] = ct[j * a.rows + r]!;
-    return c;
+    return spmmOnLinear((x, batch, w, o) => this.linear(x, batch, w, o), a, b, n, out);
   }
 
   sddmm(): CsrMatrix {
@@ -260,13 +248,7 @@ export class WasmBackend implements Backend {
   }
 
   gatherGemv(args: GatherGemvArgs): Float32Array {
-    checkGatherGemv(args);
-    let columns = this.columns.get(args.w);
-    if (columns === undefined) {
-      columns = transposedColumns(args.w);
-      this.columns.set(args.w, columns);
-    }
-    return gatherGemvColumns(args, columns);
+    return cachedGatherGemv(this.columns, args);
   }
 
   /** `linear` on a matrix that lives for one call: its wasm copy is freed at once, not cached. */

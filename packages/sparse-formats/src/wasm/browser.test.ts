@@ -3,8 +3,8 @@
 // Skipped, with a message, where no Chromium is installed (.ci/run installs one).
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { findChromium, type PageServer, servePage } from '@sparsekit/test-utils';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describeInChromium } from '@sparsekit/test-utils';
+import { expect, it } from 'vitest';
 
 const packages = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 
@@ -40,29 +40,16 @@ try {
 }
 </script>`;
 
-const chromium = findChromium();
-if (chromium === undefined) {
-  console.warn(
-    'browser.test.ts: no chromium on PATH, the browser tests are skipped (apt-get install chromium)',
-  );
-}
-
-describe.skipIf(chromium === undefined)('wasm backend in headless Chromium', () => {
-  let server: PageServer;
-  beforeAll(async () => {
-    server = await servePage(chromium!, packages, PAGE);
-  });
-  afterAll(() => server.close());
-
+describeInChromium('wasm backend in headless Chromium', packages, PAGE, (server) => {
   it('runs on a plain page (no SharedArrayBuffer: plain memory, one thread) and matches the reference', async () => {
-    const result = await server.run('');
+    const result = await server().run('');
     expect(result.error).toBeUndefined();
     expect(result).toMatchObject({ threads: 1, shared: false, crossOriginIsolated: false });
     expect(result.worst as number).toBeLessThan(1e-4);
   }, 90_000);
 
   it('runs on a cross-origin-isolated page with shared memory', async () => {
-    const result = await server.run('?isolated');
+    const result = await server().run('?isolated');
     expect(result.error).toBeUndefined();
     expect(result).toMatchObject({ shared: true, crossOriginIsolated: true });
     expect(result.worst as number).toBeLessThan(1e-4);
