@@ -7,6 +7,7 @@ import type { ModelConfig } from '../config.js';
 import { MissingTensorError, UnsupportedModelError } from '../errors.js';
 import { denseMatrix, Linear } from '../runtime/linear.js';
 import { type MlpParams, mlpGroups, TopKRouter } from '../runtime/mlp.js';
+import { moduleTree } from '../runtime/modules.js';
 import type { BlockParams, ModelParams, NormParams } from '../runtime/params.js';
 import type { BackendRef } from '../runtime/steps.js';
 
@@ -371,24 +372,21 @@ export function paramsToHf(
     if (!c.tieEmbeddings) lin('lm_head', p.lmHead);
     return out;
   }
-  put('model.embed_tokens.weight', [c.vocabSize, H], p.embedTokens);
-  p.blocks.forEach((b, i) => {
-    const n = `model.layers.${i}.`;
-    for (const layer of [b.q, b.k, b.v, b.o, ...mlpGroups(b.mlp).flat()])
-      lin(hfLinearName(c.moe === undefined ? 'llama' : 'mixtral', layer.name), layer);
-    norm(`${n}input_layernorm`, b.attentionNorm);
-    norm(`${n}post_attention_layernorm`, b.mlpNorm);
-    // SliceGPT's names: x -> x Q, stored as Q [in, out] (our layers hold Q^T).
-    for (const [name, layer] of [
-      ['attn', b.attentionShortcut],
-      ['mlp', b.mlpShortcut],
-    ] as const) {
-      if (layer === undefined) continue;
-      const q = transpose(weightOf(layer), layer.outFeatures, layer.inFeatures);
-      put(`${n}${name}_shortcut_Q`, [layer.inFeatures, layer.outFeatures], q);
+  // Llama and Mixtral: every module of the tree under its Hugging Face name.
+  const family = c.moe === undefined ? 'llama' : 'mixtral';
+  for (const { name, kind, module } of moduleTree(p)) {
+    if (kind === 'embedding') put('model.embed_tokens.weight', [c.vocabSize, H], module as Float32Array);
+    else if (kind === 'norm') norm(`model.${name}`, module as NormParams);
+    else if (kind === 'linear') {
+      const layer = module as Linear;
+      if (name === 'lm_head') {
+        if (!c.tieEmbeddings) lin('lm_head', layer);
+      } else if (name.endsWith('_shortcut')) {
+        // SliceGPT's names: x -> x Q, stored as Q [in, out] (our layers hold Q^T).
+        const q = transpose(weightOf(layer), layer.outFeatures, layer.inFeatures);
+        put(`model.${name}_Q`, [layer.inFeatures, layer.outFeatures], q);
+      } else lin(hfLinearName(family, name), layer);
     }
-  });
-  norm('model.norm', p.finalNorm);
-  if (!c.tieEmbeddings) lin('lm_head', p.lmHead);
+  }
   return out;
 }

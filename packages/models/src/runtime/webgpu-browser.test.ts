@@ -1,4 +1,4 @@
-// The hf-tiny Llama checkpoint on the WebGPU backend through navigator.gpu in headless Chromium
+// The hf-tiny checkpoints and tiny-lm on the WebGPU backend through navigator.gpu in headless Chromium
 // (SwiftShader, --enable-unsafe-webgpu): the built packages load through an import map, the page
 // builds the model from the checkpoint's files and compares greedy tokens and logits with the same
 // model on the reference backend in the page. Skipped, with a message, without Chromium or an adapter.
@@ -8,7 +8,7 @@ import { describeInChromium, noWebGpuAdapter } from '@sparsekit/test-utils';
 import { expect, it } from 'vitest';
 
 const packages = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
-const fixture = '/models/src/hf/fixtures/hf-tiny/llama';
+const fixture = '/models/src/hf/fixtures/hf-tiny';
 
 const PAGE = `<!doctype html>
 <script type="importmap">
@@ -27,25 +27,30 @@ import { referenceBackend } from '@sparsekit/sparse-formats';
 import { createGpuBackend } from '@sparsekit/kernels-gpu';
 import { backendRef, configFromHf, generate, generateAsync, paramsFromHf, TransformerLM } from '@sparsekit/models';
 try {
-  const config = configFromHf(await (await fetch('${fixture}/config.json')).json());
-  const expected = await (await fetch('${fixture}/expected.json')).json();
-  const bytes = new Uint8Array(await (await fetch('${fixture}/model.safetensors')).arrayBuffer());
-  const { tensors } = decodeSafetensors(bytes);
-  const source = { where: 'page', names: () => Object.keys(tensors), get: (n) => tensors[n]?.astype('f32') };
-  const build = (backend) => {
-    const ref = backendRef(backend);
-    return new TransformerLM(config, paramsFromHf(config, source, ref), ref);
-  };
   const gpu = await createGpuBackend();
-  const onGpu = build(gpu);
-  const cpu = build(referenceBackend);
-  const ids = new Tensor('i32', [1, expected.tokens.length], Int32Array.from(expected.tokens));
-  const a = (await onGpu.logitsAsync(ids)).data, b = cpu.logits(ids).data;
-  let worst = 0;
-  for (let i = 0; i < a.length; i++) worst = Math.max(worst, Math.abs(a[i] - b[i]) / (1 + Math.abs(b[i])));
-  const prompt = expected.tokens.slice(0, 4), options = { maxNewTokens: 8, stopTokens: [] };
-  const tokens = (await generateAsync(onGpu, prompt, options)).tokens;
-  report({ adapter: gpu.adapter, worst, tokens, want: generate(cpu, prompt, options).tokens });
+  const results = [];
+  // The three hf-tiny checkpoints and the bundled tiny-lm, each built from its files in the page.
+  for (const dir of ['${fixture}/gpt2', '${fixture}/opt', '${fixture}/llama', '/models/tiny-lm']) {
+    const config = configFromHf(await (await fetch(dir + '/config.json')).json());
+    const bytes = new Uint8Array(await (await fetch(dir + '/model.safetensors')).arrayBuffer());
+    const { tensors } = decodeSafetensors(bytes);
+    const source = { where: dir, names: () => Object.keys(tensors), get: (n) => tensors[n]?.astype('f32') };
+    const build = (backend) => {
+      const ref = backendRef(backend);
+      return new TransformerLM(config, paramsFromHf(config, source, ref), ref);
+    };
+    const onGpu = build(gpu);
+    const cpu = build(referenceBackend);
+    const prompt = [1, 7, 3, 30, 2, 9, 11, 4].map((t) => t % config.vocabSize);
+    const ids = new Tensor('i32', [1, prompt.length], Int32Array.from(prompt));
+    const a = (await onGpu.logitsAsync(ids)).data, b = cpu.logits(ids).data;
+    let worst = 0;
+    for (let i = 0; i < a.length; i++) worst = Math.max(worst, Math.abs(a[i] - b[i]) / (1 + Math.abs(b[i])));
+    const options = { maxNewTokens: 8, stopTokens: [] };
+    const tokens = (await generateAsync(onGpu, prompt.slice(0, 4), options)).tokens;
+    results.push({ dir, worst, tokens, want: generate(cpu, prompt.slice(0, 4), options).tokens });
+  }
+  report({ adapter: gpu.adapter, results });
   gpu.dispose();
 } catch (error) {
   report({ error: String(error && error.stack || error) });
@@ -53,12 +58,16 @@ try {
 </script>`;
 
 describeInChromium('a model on WebGPU in headless Chromium (navigator.gpu)', packages, PAGE, (server) => {
-  it('generates the reference backend greedy tokens, with the same logits', async () => {
+  it('gpt2, opt, llama and tiny-lm: the reference backend greedy tokens, with the same logits', async () => {
     const result = await server().run('', ['--enable-unsafe-webgpu']);
     if (noWebGpuAdapter(result, 'webgpu-browser.test.ts')) return;
     expect(result.error).toBeUndefined();
     expect(typeof result.adapter).toBe('string');
-    expect(result.worst as number).toBeLessThan(2e-4);
-    expect(result.tokens).toEqual(result.want);
+    const results = result.results as Array<{ dir: string; worst: number; tokens: number[]; want: number[] }>;
+    expect(results.map((r) => r.dir.split('/').at(-1))).toEqual(['gpt2', 'opt', 'llama', 'tiny-lm']);
+    for (const r of results) {
+      expect(r.worst, r.dir).toBeLessThan(2e-4);
+      expect(r.tokens, r.dir).toEqual(r.want);
+    }
   }, 90_000);
 });
