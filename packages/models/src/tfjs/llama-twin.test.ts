@@ -3,8 +3,10 @@ import '@tensorflow/tfjs-backend-cpu';
 import '@tensorflow/tfjs-core/dist/register_all_gradients';
 import { Tensor } from '@sparsekit/core';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { UnsupportedModelError } from '../errors.js';
 import { hfTinyDir, hfTinyExpected } from '../hf/hf-tiny.test-util.js';
 import { loadHfModel } from '../hf/load.js';
+import { type GatedMlp, TopKRouter } from '../runtime/mlp.js';
 import { TransformerLM } from '../runtime/model.js';
 import { backendRef } from '../runtime/steps.js';
 import { LlamaTwin } from './llama-twin.js';
@@ -28,6 +30,15 @@ describe('tfjs twin of the Llama architecture', () => {
     const ids = new Tensor('i32', [1, want.tokens.length], Int32Array.from(want.tokens));
     expect(back.logits(ids).data).toAllClose(want.logits.flat(), { atol: 1e-4, rtol: 0 });
     twin.dispose();
+  });
+
+  it('refuses a model it has no counterpart for (a mixture-of-experts MLP), naming the module', async () => {
+    const { model, config } = await loadHfModel(dir);
+    const b = model.params.blocks[1]!;
+    const experts = [b.mlp as GatedMlp];
+    b.mlp = { kind: 'moe', gate: experts[0]!.gate, router: new TopKRouter(1, 1), experts };
+    expect(() => LlamaTwin.fromParams(tf, config, model.params)).toThrow(/moe MLP \(layers\.1\.mlp\)/);
+    expect(() => LlamaTwin.fromParams(tf, config, model.params)).toThrow(UnsupportedModelError);
   });
 
   it('trains: a few Adam steps lower the loss on a repeated sequence', async () => {

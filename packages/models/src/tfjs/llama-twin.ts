@@ -9,7 +9,9 @@ import type * as TF from '@tensorflow/tfjs-core';
 import type { ModelConfig } from '../config.js';
 import { UnsupportedModelError } from '../errors.js';
 import { denseMatrix, Linear } from '../runtime/linear.js';
-import type { BlockParams, ModelParams } from '../runtime/params.js';
+import type { MlpParams } from '../runtime/mlp.js';
+import { moduleTree } from '../runtime/modules.js';
+import type { ModelParams, NormParams } from '../runtime/params.js';
 import type { BackendRef } from '../runtime/steps.js';
 
 type Tfjs = typeof TF;
@@ -25,6 +27,19 @@ export interface TwinLayer {
   up: TF.Variable;
   down: TF.Variable;
 }
+
+/** A block's module names in the runtime's tree (after `layers.{i}.`) and the twin's field for each. */
+const TWIN_FIELDS = {
+  input_layernorm: 'attentionNorm',
+  'self_attn.q_proj': 'q',
+  'self_attn.k_proj': 'k',
+  'self_attn.v_proj': 'v',
+  'self_attn.o_proj': 'o',
+  post_attention_layernorm: 'mlpNorm',
+  'mlp.gate_proj': 'gate',
+  'mlp.up_proj': 'up',
+  'mlp.down_proj': 'down',
+} as const satisfies Record<string, keyof TwinLayer>;
 
 export interface TwinWeights {
   embed: TF.Variable;
@@ -139,39 +154,58 @@ export class LlamaTwin {
     });
   }
 
-  /** The twin of a runtime model's parameters (dense weights; copies). */
+  /**
+   * The twin of a runtime model's parameters (dense weights; copies), read off the module tree:
+   * every module must be one the twin has (`TWIN_FIELDS`), so a model the twin cannot train (a
+   * mixture of experts, SliceGPT's shortcuts) is refused, naming the module.
+   */
   static fromParams(tf: Tfjs, config: ModelConfig, p: ModelParams): LlamaTwin {
-    const lin = (l: { getWeight(): Tensor<'f32'>; outFeatures: number; inFeatures: number }) =>
+    const lin = (l: Linear) =>
       tf.variable(
         tf.tensor2d(transposeValues(l.getWeight().data, l.outFeatures, l.inFeatures), [
           l.inFeatures,
           l.outFeatures,
         ]),
       );
-    const vec = (v: Float32Array) => tf.variable(tf.tensor1d(v));
-    const gatedMlp = (b: BlockParams) => {
-      if (b.mlp.kind !== 'gated')
-        throw new UnsupportedModelError(`${b.mlp.kind} MLP`, 'the tfjs twin trains gated (Llama) MLPs only');
-      return { gate: lin(b.mlp.gate), up: lin(b.mlp.up), down: lin(b.mlp.down) };
-    };
     const c = config;
+    const layers: Partial<TwinLayer>[] = p.blocks.map(() => ({}));
+    const top: Partial<TwinWeights> = {};
+    for (const { name, kind, module } of moduleTree(p)) {
+      const inBlock = /^layers\.(\d+)\.(.+)$/.exec(name);
+      const field = inBlock === null ? undefined : TWIN_FIELDS[inBlock[2] as keyof typeof TWIN_FIELDS];
+      if (kind === 'block' || kind === 'attention') continue;
+      if (kind === 'mlp') {
+        if ((module as MlpParams).kind !== 'gated')
+          throw new UnsupportedModelError(
+            `${(module as MlpParams).kind} MLP (${name})`,
+            'the tfjs twin trains gated (Llama) MLPs only',
+          );
+        continue;
+      }
+      if (kind === 'embedding' && name === 'embed_tokens')
+        top.embed = tf.variable(tf.tensor2d(module as Float32Array, [c.vocabSize, c.hiddenSize]));
+      else if (kind === 'norm' && name === 'norm')
+        top.norm = tf.variable(tf.tensor1d((module as NormParams).weight));
+      else if (kind === 'linear' && name === 'lm_head') {
+        if (!c.tieEmbeddings) top.head = lin(module as Linear);
+      } else if (field !== undefined && inBlock !== null) {
+        layers[Number(inBlock[1])]![field] =
+          kind === 'norm' ? tf.variable(tf.tensor1d((module as NormParams).weight)) : lin(module as Linear);
+      } else
+        throw new UnsupportedModelError(
+          `module ${name} (${kind})`,
+          'the tfjs twin has no counterpart for it',
+        );
+    }
     return new LlamaTwin(tf, config, {
-      embed: tf.variable(tf.tensor2d(p.embedTokens, [c.vocabSize, c.hiddenSize])),
-      layers: p.blocks.map((b) => ({
-        attentionNorm: vec(b.attentionNorm.weight),
-        q: lin(b.q),
-        k: lin(b.k),
-        v: lin(b.v),
-        o: lin(b.o),
-        mlpNorm: vec(b.mlpNorm.weight),
-        ...gatedMlp(b),
-      })),
-      norm: vec(p.finalNorm!.weight),
-      ...(c.tieEmbeddings ? {} : { head: lin(p.lmHead) }),
+      embed: top.embed!,
+      layers: layers as TwinLayer[],
+      norm: top.norm!,
+      ...(top.head === undefined ? {} : { head: top.head }),
     });
   }
 
-  /** Runtime parameters holding copies of the current weights (dense f32). */
+  /** Runtime parameters holding copies of the current weights (dense f32), under the tree's names. */
   toParams(kernels: BackendRef): ModelParams {
     const c = this.config;
     const read = (v: TF.Variable) => new Float32Array(v.dataSync() as Float32Array);
@@ -187,20 +221,23 @@ export class LlamaTwin {
     const embedTokens = read(this.weights.embed);
     return {
       embedTokens,
-      blocks: this.weights.layers.map((l, i) => ({
-        attentionNorm: { weight: read(l.attentionNorm) },
-        q: lin(`layers.${i}.self_attn.q_proj`, l.q),
-        k: lin(`layers.${i}.self_attn.k_proj`, l.k),
-        v: lin(`layers.${i}.self_attn.v_proj`, l.v),
-        o: lin(`layers.${i}.self_attn.o_proj`, l.o),
-        mlpNorm: { weight: read(l.mlpNorm) },
-        mlp: {
-          kind: 'gated' as const,
-          gate: lin(`layers.${i}.mlp.gate_proj`, l.gate),
-          up: lin(`layers.${i}.mlp.up_proj`, l.up),
-          down: lin(`layers.${i}.mlp.down_proj`, l.down),
-        },
-      })),
+      blocks: this.weights.layers.map((l, i) => {
+        const at = (module: keyof typeof TWIN_FIELDS) => lin(`layers.${i}.${module}`, l[TWIN_FIELDS[module]]);
+        return {
+          attentionNorm: { weight: read(l.attentionNorm) },
+          q: at('self_attn.q_proj'),
+          k: at('self_attn.k_proj'),
+          v: at('self_attn.v_proj'),
+          o: at('self_attn.o_proj'),
+          mlpNorm: { weight: read(l.mlpNorm) },
+          mlp: {
+            kind: 'gated' as const,
+            gate: at('mlp.gate_proj'),
+            up: at('mlp.up_proj'),
+            down: at('mlp.down_proj'),
+          },
+        };
+      }),
       finalNorm: { weight: read(this.weights.norm) },
       lmHead:
         this.weights.head === undefined
