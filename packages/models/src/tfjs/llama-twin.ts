@@ -4,7 +4,7 @@
 // transposes: on tfjs-backend-wasm a matMul with transpose flags is several times slower than
 // transposing first, and tf.gather has no gradient kernel, so embeddings are a one-hot matMul.
 
-import { InvalidArgumentError, type Tensor } from '@sparsekit/core';
+import { InvalidArgumentError } from '@sparsekit/core';
 import type * as TF from '@tensorflow/tfjs-core';
 import type { ModelConfig } from '../config.js';
 import { UnsupportedModelError } from '../errors.js';
