@@ -1,5 +1,6 @@
 import { InvalidArgumentError } from '@sparsekit/core';
 import { UnsupportedModelError } from './errors.js';
+import { type RopeScaling, ropeFromHf, ropeToHf } from './rope.js';
 
 export type ModelFamily = 'gpt2' | 'opt' | 'llama';
 export type Activation = 'gelu_new' | 'gelu' | 'relu' | 'silu';
@@ -24,6 +25,18 @@ export interface ModelConfig {
   /** Learned positions: index of position 0 in the table (OPT: 2). */
   positionOffset: number;
   ropeTheta: number;
+  /** Rescaled rotary frequencies (linear, llama3); absent: the default rope. */
+  ropeScaling?: RopeScaling;
+  /** Each token reads only the last `slidingWindow` positions (Mistral, Mixtral). */
+  slidingWindow?: number;
+  /** GPT-2: scores are not scaled by 1/sqrt(headDim) (`scale_attn_weights: false`). */
+  unscaledAttention?: boolean;
+  /** GPT-2: scores of layer i are divided by i + 1 (`scale_attn_by_inverse_layer_idx`). */
+  scaleByInverseLayer?: boolean;
+  /** OPT: LayerNorms without weight and bias (`layer_norm_elementwise_affine: false`). */
+  normsWithoutAffine?: boolean;
+  /** OPT: no final LayerNorm (`_remove_final_layer_norm`, or post-norm blocks). */
+  noFinalNorm?: boolean;
   activation: Activation;
   /** SwiGLU-style gate (Llama) or a plain two-layer MLP. */
   gatedMlp: boolean;
@@ -80,6 +93,11 @@ export function configFromHf(json: Json): ModelConfig {
     const hidden = num(json, 'n_embd');
     const heads = num(json, 'n_head');
     const inner = json.n_inner;
+    if (json.add_cross_attention === true)
+      throw new UnsupportedModelError(
+        'add_cross_attention',
+        'GPT-2 with cross-attention (an encoder-decoder) is not a causal LM',
+      );
     return clean({
       family: 'gpt2',
       vocabSize: num(json, 'vocab_size'),
@@ -102,6 +120,8 @@ export function configFromHf(json: Json): ModelConfig {
       mlpBias: true,
       tieEmbeddings: json.tie_word_embeddings !== false,
       wordEmbedDim: hidden,
+      ...(json.scale_attn_weights === false ? { unscaledAttention: true } : {}),
+      ...(json.scale_attn_by_inverse_layer_idx === true ? { scaleByInverseLayer: true } : {}),
       ...ids,
     });
   }
@@ -131,15 +151,28 @@ export function configFromHf(json: Json): ModelConfig {
       mlpBias: bias,
       tieEmbeddings: json.tie_word_embeddings !== false,
       wordEmbedDim: num(json, 'word_embed_proj_dim', hidden),
+      ...(json.layer_norm_elementwise_affine === false ? { normsWithoutAffine: true } : {}),
+      ...(json._remove_final_layer_norm === true || json.do_layer_norm_before === false
+        ? { noFinalNorm: true }
+        : {}),
       ...ids,
     });
   }
-  if (type === 'llama' || type === 'mixtral') {
+  if (type === 'llama' || type === 'mixtral' || type === 'mistral') {
     const hidden = num(json, 'hidden_size');
     const heads = num(json, 'num_attention_heads');
-    if (json.rope_scaling !== undefined && json.rope_scaling !== null) {
-      throw new UnsupportedModelError('rope_scaling', JSON.stringify(json.rope_scaling));
-    }
+    const rope = ropeFromHf(json);
+    const window = json.sliding_window;
+    if (
+      window !== undefined &&
+      window !== null &&
+      !(typeof window === 'number' && Number.isInteger(window) && window > 0)
+    )
+      throw new InvalidArgumentError(
+        'config.json "sliding_window"',
+        window,
+        'must be a positive integer or null',
+      );
     return clean({
       family: 'llama',
       vocabSize: num(json, 'vocab_size'),
@@ -155,7 +188,9 @@ export function configFromHf(json: Json): ModelConfig {
       preNorm: true,
       positions: 'rotary',
       positionOffset: 0,
-      ropeTheta: num(json, 'rope_theta', 10000),
+      ropeTheta: rope.theta,
+      ...(rope.scaling === undefined ? {} : { ropeScaling: rope.scaling }),
+      ...(typeof window === 'number' && type !== 'llama' ? { slidingWindow: window } : {}),
       activation: activation(json.hidden_act ?? 'silu'),
       gatedMlp: true,
       attentionBias: json.attention_bias === true,
@@ -175,7 +210,10 @@ export function configFromHf(json: Json): ModelConfig {
       ...ids,
     });
   }
-  throw new UnsupportedModelError('model_type', `${String(type)}; supported: gpt2, opt, llama, mixtral`);
+  throw new UnsupportedModelError(
+    'model_type',
+    `${String(type)}; supported: gpt2, opt, llama, mistral, mixtral`,
+  );
 }
 
 /** Check the numbers of a config (whatever its source) hang together. */
@@ -244,6 +282,8 @@ export function configToHf(c: ModelConfig): Record<string, unknown> {
       n_inner: c.intermediateSize,
       activation_function: c.activation,
       layer_norm_epsilon: c.normEps,
+      ...(c.unscaledAttention === true ? { scale_attn_weights: false } : {}),
+      ...(c.scaleByInverseLayer === true ? { scale_attn_by_inverse_layer_idx: true } : {}),
       tie_word_embeddings: c.tieEmbeddings,
       torch_dtype: 'float32',
       ...ids,
@@ -261,6 +301,8 @@ export function configToHf(c: ModelConfig): Record<string, unknown> {
       max_position_embeddings: c.maxPositions,
       word_embed_proj_dim: c.wordEmbedDim,
       do_layer_norm_before: c.preNorm,
+      ...(c.normsWithoutAffine === true ? { layer_norm_elementwise_affine: false } : {}),
+      ...(c.noFinalNorm === true && c.preNorm ? { _remove_final_layer_norm: true } : {}),
       activation_function: c.activation,
       enable_bias: c.attentionBias,
       tie_word_embeddings: c.tieEmbeddings,
@@ -272,10 +314,14 @@ export function configToHf(c: ModelConfig): Record<string, unknown> {
     c.moe === undefined
       ? {}
       : { num_local_experts: c.moe.numExperts, num_experts_per_tok: c.moe.expertsPerToken };
+  const type = c.moe !== undefined ? 'mixtral' : c.slidingWindow !== undefined ? 'mistral' : 'llama';
   return {
-    architectures: [c.moe === undefined ? 'LlamaForCausalLM' : 'MixtralForCausalLM'],
-    model_type: c.moe === undefined ? 'llama' : 'mixtral',
+    architectures: [
+      { llama: 'LlamaForCausalLM', mistral: 'MistralForCausalLM', mixtral: 'MixtralForCausalLM' }[type],
+    ],
+    model_type: type,
     ...moe,
+    ...(c.slidingWindow === undefined ? {} : { sliding_window: c.slidingWindow }),
     vocab_size: c.vocabSize,
     hidden_size: c.hiddenSize,
     intermediate_size: c.intermediateSize,
@@ -285,7 +331,7 @@ export function configToHf(c: ModelConfig): Record<string, unknown> {
     head_dim: c.headDim,
     max_position_embeddings: c.maxPositions,
     rms_norm_eps: c.normEps,
-    rope_theta: c.ropeTheta,
+    ...ropeToHf(c.ropeTheta, c.ropeScaling),
     hidden_act: c.activation,
     tie_word_embeddings: c.tieEmbeddings,
     attention_bias: c.attentionBias,

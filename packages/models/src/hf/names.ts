@@ -136,10 +136,10 @@ export function paramsFromHf(
     const bias = (name: string, n: number) => (c.attentionBias ? r.need(name, [n]) : undefined);
     for (let i = 0; i < c.numLayers; i++) {
       const p = `layers.${i}.`;
-      const norm = (name: string): NormParams => ({
-        weight: r.need(`${p}${name}.weight`, [H]),
-        bias: r.need(`${p}${name}.bias`, [H]),
-      });
+      const norm = (name: string): NormParams =>
+        c.normsWithoutAffine === true
+          ? { weight: new Float32Array(H).fill(1) }
+          : { weight: r.need(`${p}${name}.weight`, [H]), bias: r.need(`${p}${name}.bias`, [H]) };
       const proj = (hf: string, ours: string, rows: number, cols: number) =>
         lazy(
           `layers.${i}.${ours}`,
@@ -164,7 +164,12 @@ export function paramsFromHf(
     }
     const D = c.wordEmbedDim;
     const embedTokens = r.need('embed_tokens.weight', [c.vocabSize, D]);
-    const finalWeight = r.get('final_layer_norm.weight', [H], true);
+    const finalWeight =
+      c.normsWithoutAffine === true
+        ? c.noFinalNorm === true
+          ? undefined
+          : new Float32Array(H).fill(1)
+        : r.get('final_layer_norm.weight', [H], true);
     const head = c.tieEmbeddings
       ? embedTokens
       : new Reader(source, ['']).need('lm_head.weight', [c.vocabSize, D]);
@@ -180,7 +185,9 @@ export function paramsFromHf(
       blocks,
       ...(finalWeight === undefined
         ? {}
-        : { finalNorm: { weight: finalWeight, bias: r.need('final_layer_norm.bias', [H]) } }),
+        : c.normsWithoutAffine === true
+          ? { finalNorm: { weight: finalWeight } }
+          : { finalNorm: { weight: finalWeight, bias: r.need('final_layer_norm.bias', [H]) } }),
       lmHead: linear('lm_head', head, c.vocabSize, D),
     };
   }
@@ -365,10 +372,11 @@ export function paramsToHf(
       const n = `${d}layers.${i}.`;
       for (const layer of [b.q, b.k, b.v, b.o, ...mlpLayers(b, 'dense')])
         lin(hfLinearName('opt', layer.name), layer);
+      if (c.normsWithoutAffine === true) return;
       norm(`${n}self_attn_layer_norm`, b.attentionNorm);
       norm(`${n}final_layer_norm`, b.mlpNorm);
     });
-    norm(`${d}final_layer_norm`, p.finalNorm);
+    if (c.normsWithoutAffine !== true) norm(`${d}final_layer_norm`, p.finalNorm);
     if (!c.tieEmbeddings) lin('lm_head', p.lmHead);
     return out;
   }

@@ -71,6 +71,7 @@ export function* attendSteps(
   const qWidth = numHeads * headDim;
   const kvWidth = numKvHeads * headDim;
   const shifted = cache.positionMode === 'shifted';
+  const scale = attentionScale(config, block);
   if (rope !== undefined && !shifted) {
     for (let t = 0; t < batch * seq; t++) {
       const p = start + (t % seq);
@@ -139,7 +140,17 @@ export function* attendSteps(
         shifted && rope !== undefined ? rotatedKeys(lane.keys, total, headDim, rope) : lane.keys;
       let o: Float32Array;
       if (probsHooked) {
-        let probs = probabilities(groupQueries, groupKeys, group, seq, headDim, total, total - seq, mask);
+        let probs = probabilities(
+          groupQueries,
+          groupKeys,
+          group,
+          seq,
+          headDim,
+          total,
+          total - seq,
+          mask,
+          scale,
+        );
         probs = runHooks(
           call.hooks,
           probs,
@@ -160,6 +171,7 @@ export function* attendSteps(
           queryOffset: total - seq,
         };
         if (mask !== undefined) args.mask = mask;
+        if (scale !== undefined) args.scale = scale;
         if (direct) args.out = out.subarray(at, at + group * headDim);
         o = yield { op: 'attention', args };
         if (direct) {
@@ -181,6 +193,17 @@ export function* attendSteps(
     }
   }
   return out;
+}
+
+/**
+ * The score scale of block `block` when it is not the default 1 / sqrt(headDim): GPT-2's
+ * `scale_attn_weights: false` (no 1 / sqrt(headDim)) and `scale_attn_by_inverse_layer_idx`
+ * (divided by block + 1).
+ */
+function attentionScale(config: ModelConfig, block: number): number | undefined {
+  if (config.unscaledAttention !== true && config.scaleByInverseLayer !== true) return undefined;
+  const base = config.unscaledAttention === true ? 1 : 1 / Math.sqrt(config.headDim);
+  return config.scaleByInverseLayer === true ? base / (block + 1) : base;
 }
 
 /** Keys [total, dim] rotated by their index in the lane (shifted positions). */
@@ -212,9 +235,10 @@ function probabilities(
   total: number,
   start: number,
   mask: AttentionMask | undefined,
+  scaleOverride: number | undefined,
 ): Float32Array {
   const probs = new Float32Array(heads * seq * total);
-  const scale = 1 / Math.sqrt(dim);
+  const scale = scaleOverride ?? 1 / Math.sqrt(dim);
   const segments = new Int32Array(2 * (total + 2));
   const scores = new Float64Array(total);
   const m = mask ?? { kind: 'causal' as const };

@@ -19,6 +19,7 @@ import {
 } from '@sparsekit/core';
 import type { AnyBackend, AttentionMask } from '@sparsekit/sparse-formats';
 import { type ModelConfig, validateConfig } from '../config.js';
+import { inverseFrequencies } from '../rope.js';
 import { attentionHalf, hookAt, mlpHalf, norm, type Pass } from './block.js';
 import { KvCache, type KvCacheOptions } from './kv-cache.js';
 import type { Linear } from './linear.js';
@@ -72,7 +73,10 @@ export class TransformerLM implements BlockwiseLM, SliceableLM, NarrowableLM, Ca
     }
     this.rope =
       config.positions === 'rotary'
-        ? ropeTables(config.maxPositions, config.headDim, config.ropeTheta)
+        ? ropeTables(
+            config.maxPositions,
+            inverseFrequencies(config.headDim, config.ropeTheta, config.ropeScaling),
+          )
         : undefined;
   }
 
@@ -230,7 +234,11 @@ export class TransformerLM implements BlockwiseLM, SliceableLM, NarrowableLM, Ca
       batch,
       seq,
       position,
-      ...(options.mask === undefined ? {} : { mask: options.mask }),
+      ...(options.mask !== undefined
+        ? { mask: options.mask }
+        : this.cfg.slidingWindow !== undefined
+          ? { mask: { kind: 'causal' as const, window: this.cfg.slidingWindow } }
+          : {}),
       ...(options.kvPolicy === undefined ? {} : { kvPolicy: options.kvPolicy }),
     };
   }

@@ -120,19 +120,15 @@ export function mulInPlace(a: Float32Array, b: Float32Array): Float32Array {
 }
 
 /**
- * Rotary tables for positions [0, length): cos and sin [length, headDim / 2] with
- * inv_freq[i] = theta^(-2i / headDim) (Hugging Face's default rope).
+ * Rotary tables for positions [0, length): cos and sin [length, headDim / 2] from the inverse
+ * frequencies `invFreq` [headDim / 2] (see `inverseFrequencies`).
  */
-export function ropeTables(
-  length: number,
-  headDim: number,
-  theta: number,
-): { cos: Float32Array; sin: Float32Array } {
-  const half = headDim / 2;
+export function ropeTables(length: number, invFreqs: Float32Array): { cos: Float32Array; sin: Float32Array } {
+  const half = invFreqs.length;
   const cos = new Float32Array(length * half);
   const sin = new Float32Array(length * half);
   for (let i = 0; i < half; i++) {
-    const invFreq = Math.fround(1 / theta ** ((2 * i) / headDim));
+    const invFreq = invFreqs[i]!;
     for (let p = 0; p < length; p++) {
       const angle = Math.fround(p * invFreq);
       cos[p * half + i] = Math.cos(angle);
