@@ -4,7 +4,7 @@
 // uniform reservoir sample, or are refused. Iteration mixes shards in a buffer as SAELens's
 // ActivationsStore does, and never holds more than the budget.
 import { InvalidArgumentError, ShapeMismatchError, SparsekitError } from './errors.js';
-import type { HookHandle, HookSite, Hooks } from './hooks.js';
+import type { HookContext, HookHandle, HookSite, Hooks } from './hooks.js';
 import { Rng } from './rng.js';
 import { Tensor } from './tensor.js';
 
@@ -73,6 +73,12 @@ export class ActivationStore {
       throw new InvalidArgumentError('width', width, 'must be a positive integer');
     this.width = width;
     this.budgetBytes = options.memoryBudgetBytes ?? 64 * 2 ** 20;
+    if (!(Number.isSafeInteger(this.budgetBytes) && this.budgetBytes > 0))
+      throw new InvalidArgumentError(
+        'memoryBudgetBytes',
+        this.budgetBytes,
+        'must be a positive whole number of bytes',
+      );
     const rowBytes = 4 * width;
     this.sink = options.shards;
     this.capacityRows = Math.floor(this.budgetBytes / rowBytes / (this.sink === undefined ? 1 : 3));
@@ -136,10 +142,22 @@ export class ActivationStore {
 
   /**
    * Register a hook at `site` on `hooks` that adds every row passing it (token-wise sites: each
-   * token's vector; `blocks` limits it to some blocks). `remove()` the handle to stop collecting.
+   * token's vector; `blocks` limits it to some blocks, `filter` to some calls: one stream point
+   * (`context.point`), one layer group (`context.layers`), one expert). `remove()` the handle to stop.
    */
-  collect(hooks: Hooks, site: HookSite, options: { blocks?: readonly number[] } = {}): HookHandle {
-    return hooks.add(site, (tensor) => this.add(tensor), options);
+  collect(
+    hooks: Hooks,
+    site: HookSite,
+    options: { blocks?: readonly number[]; filter?: (context: HookContext) => boolean } = {},
+  ): HookHandle {
+    const { filter, ...rest } = options;
+    return hooks.add(
+      site,
+      (tensor, context) => {
+        if (filter === undefined || filter(context)) this.add(tensor);
+      },
+      rest,
+    );
   }
 
   /**

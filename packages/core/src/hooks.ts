@@ -2,6 +2,7 @@
 // returns a replacement of the same shape. Activation sparsity, SAEs, calibration and attention
 // statistics are all hooks; a model with none registered pays one array lookup per site.
 import { InvalidArgumentError, ShapeMismatchError } from './errors.js';
+import { shapesEqual } from './shape.js';
 import type { CalibrationHook, LinearLayer, StreamPoint } from './spec.js';
 import { Tensor } from './tensor.js';
 
@@ -51,6 +52,11 @@ export interface HookContext {
   readonly layers?: readonly LinearLayer[];
   /** `stream`: which residual point. */
   readonly point?: StreamPoint;
+  /**
+   * Inside a mixture of experts (`linear.input` and `mlp.hidden` of an expert): the expert, and for
+   * each row of the tensor (shaped [1, rows, width]) the index of the token it belongs to.
+   */
+  readonly expert?: { readonly id: number; readonly tokens: Int32Array };
   /** `attention.probs`: which sequence of the batch, and which key/value head. */
   readonly sequence?: number;
   readonly kvHead?: number;
@@ -140,14 +146,16 @@ export class Hooks {
       const result = hook(new Tensor('f32', shape, current), context);
       if (result === undefined) continue;
       const replacement = result instanceof Tensor ? result.data : result;
-      if (!(replacement instanceof Float32Array) || replacement.length !== current.length) {
+      const sameShape = !(result instanceof Tensor) || shapesEqual(result.shape, shape);
+      if (!(replacement instanceof Float32Array) || replacement.length !== current.length || !sameShape) {
         throw new ShapeMismatchError(
           [...shape],
           result instanceof Tensor ? result.shape : [(replacement as { length?: number }).length ?? -1],
           `replacement returned by a '${context.site}' hook (block ${context.block})`,
         );
       }
-      current = replacement;
+      // A copy: the model computes in place on what it is given, and the hook may keep its array.
+      current = replacement.slice();
     }
     return current;
   }

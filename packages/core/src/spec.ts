@@ -234,11 +234,15 @@ export interface KvLane {
   readonly positions: Int32Array;
 }
 
-/** What a KV policy sees of the queries of a decode step: [heads, 1, headDim] of one group. */
+/**
+ * What a KV policy sees of a call's queries, for one lane: [heads, seq, headDim] of the query heads
+ * sharing its key/value head (seq is 1 at decode; `evict` is also called after a prefill).
+ */
 export interface KvQuery {
   readonly q: Float32Array;
   readonly heads: number;
-  /** The new token's original position. */
+  readonly seq: number;
+  /** The original position of the call's first new token. */
   readonly position: number;
   readonly block: number;
 }

@@ -50,6 +50,8 @@ const padded = (bytes: number) => Math.max(4, Math.ceil(bytes / 4) * 4);
 export class GpuBackend implements AsyncBackend {
   readonly name = 'webgpu';
   readonly flavour = 'async';
+  /** Attention calls run on the block-sparse kernel, and on the CPU loops (see `gpuAttention`). */
+  readonly stats = { attentionOnKernel: 0, attentionOnCpu: 0 };
   private readonly pipelines = new Map<string, GPUComputePipeline>();
   private readonly prepared = new WeakMap<SparseMatrix, GpuMatrix>();
   private disposed = false;

@@ -1,5 +1,6 @@
 // The backend-contract operations of the WebGPU backend that are built from its kernels: attention
 // on the block-sparse kernel where the call fits it, and the dense products on the linear kernel.
+import { InvalidArgumentError, ShapeMismatchError } from '@sparsekit/core';
 import {
   type AttentionArgs,
   attention as cpuAttention,
@@ -43,7 +44,11 @@ function kernelPlan(
  */
 export async function gpuAttention(backend: GpuBackend, args: AttentionArgs): Promise<Float32Array> {
   const plan = kernelPlan(args);
-  if (plan === undefined) return cpuAttention(args);
+  if (plan === undefined) {
+    backend.stats.attentionOnCpu++;
+    return cpuAttention(args);
+  }
+  backend.stats.attentionOnKernel++;
   const { heads, seq, headDim } = args;
   const out = await blockSparseAttention(
     backend,
@@ -95,6 +100,10 @@ export async function gpuSpmm(
   n: number,
   out?: Float32Array,
 ): Promise<Float32Array> {
+  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError('n', n, 'must be a non-negative integer');
+  if (b.length !== a.cols * n) throw new ShapeMismatchError([a.cols, n], [b.length], 'B');
+  if (out !== undefined && out.length !== a.rows * n)
+    throw new ShapeMismatchError([a.rows, n], [out.length], 'out');
   const bt = new Float32Array(n * a.cols);
   for (let i = 0; i < a.cols; i++) for (let j = 0; j < n; j++) bt[j * a.cols + i] = b[i * n + j]!;
   const ct = await backend.linear(bt, n, a);

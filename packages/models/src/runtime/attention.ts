@@ -130,7 +130,7 @@ export function* attendSteps(
         }
       }
       const groupQueries = direct ? q.subarray(at, at + group * headDim) : queries;
-      const query = { q: groupQueries, heads: group, position: start, block };
+      const query = { q: groupQueries, heads: group, seq, position: start, block };
       let mask = call.mask;
       if (seq === 1 && policy?.select !== undefined) {
         const chosen = policy.select(lane, query);

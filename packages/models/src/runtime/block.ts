@@ -13,7 +13,7 @@ import type { ModelConfig } from '../config.js';
 import { attendSteps } from './attention.js';
 import type { KvCache } from './kv-cache.js';
 import type { Linear } from './linear.js';
-import { type MlpHooks, mlpSteps } from './mlp.js';
+import { type ExpertRows, type MlpHooks, mlpSteps } from './mlp.js';
 import { addInPlace, layerNorm, rmsNorm } from './ops.js';
 import type { BlockParams, NormParams } from './params.js';
 import type { Steps } from './steps.js';
@@ -44,7 +44,7 @@ export function hookAt(
   site: HookSite,
   block: number,
   data: Float32Array,
-  extra: { layers?: readonly LinearLayer[]; point?: StreamPoint } = {},
+  extra: { layers?: readonly LinearLayer[]; point?: StreamPoint; expert?: ExpertRows } = {},
 ): Float32Array {
   if (!pass.hooked) return data;
   const tokens = pass.batch * pass.seq;
@@ -134,9 +134,13 @@ export function* mlpHalf(
  * routed to it: its `linear.input` and `mlp.hidden` tensors are [1, routed tokens, width].
  */
 function mlpHooks(pass: Pass, block: number, tokens: number): MlpHooks {
-  const view = (n: number): Pass => (n === tokens ? pass : { ...pass, batch: 1, seq: n });
+  const view = (n: number, expert: ExpertRows | undefined): Pass =>
+    expert === undefined && n === tokens ? pass : { ...pass, batch: 1, seq: n };
+  const extra = (expert: ExpertRows | undefined) => (expert === undefined ? {} : { expert });
   return {
-    linearInput: (x, layers, n) => (pass.hooked ? hookAt(view(n), 'linear.input', block, x, { layers }) : x),
-    hidden: (x, n) => (pass.hooked ? hookAt(view(n), 'mlp.hidden', block, x) : x),
+    linearInput: (x, layers, n, expert) =>
+      pass.hooked ? hookAt(view(n, expert), 'linear.input', block, x, { layers, ...extra(expert) }) : x,
+    hidden: (x, n, expert) =>
+      pass.hooked ? hookAt(view(n, expert), 'mlp.hidden', block, x, extra(expert)) : x,
   };
 }

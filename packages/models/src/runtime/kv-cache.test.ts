@@ -122,3 +122,26 @@ describe('KV policies in the model', async () => {
     ).toThrow(/evict/);
   });
 });
+
+describe('a failed call leaves the cache as it was', async () => {
+  const { model } = await loadHfModel(tinyLmPath());
+  it('rolls back what it appended, and refuses a cache it cannot restore', () => {
+    const cache = model.createCache(1);
+    const prompt = new Tensor('i32', [1, 5], Int32Array.of(3, 4, 5, 6, 7));
+    model.forward(prompt, cache);
+    const failing = new Hooks();
+    failing.add('attention.v', () => new Float32Array(1), { blocks: [2] });
+    const next = new Tensor('i32', [1, 1], Int32Array.of(9));
+    expect(() => model.forward(next, cache, { hooks: failing })).toThrow(/replacement/);
+    expect(cache.length).toBe(5);
+    for (let layer = 0; layer < model.numBlocks; layer++) expect(cache.laneLength(layer, 0, 0)).toBe(5);
+    // The same step then gives what a fresh cache gives.
+    const fresh = model.createCache(1);
+    model.forward(prompt, fresh);
+    expect(model.forward(next, cache).data).toEqual(model.forward(next, fresh).data);
+    // A call that evicted before failing cannot be undone.
+    const evictFirst: KvPolicy = { evict: (lane) => (lane.layer === 0 ? Int32Array.of(0) : undefined) };
+    expect(() => model.forward(next, cache, { hooks: failing, kvPolicy: evictFirst })).toThrow(/replacement/);
+    expect(() => model.forward(next, cache)).toThrow(/new cache/);
+  });
+});

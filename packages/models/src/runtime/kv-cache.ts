@@ -33,6 +33,10 @@ export class KvCache {
   private readonly origin: Int32Array[];
   /** Whether any entry was ever evicted (then lanes may differ in length). */
   private evicted = false;
+  /** Evictions so far (a failed call that evicted cannot be undone). */
+  private evictions = 0;
+  /** Set when a failed call left lanes it could not restore. */
+  private broken = false;
 
   constructor(
     readonly layers: number,
@@ -146,6 +150,7 @@ export class KvCache {
     }
     this.held[layer]![lane] = kept;
     this.evicted = true;
+    this.evictions++;
     return kept;
   }
 
@@ -166,8 +171,32 @@ export class KvCache {
     return this.evict(layer, b, head, indices);
   }
 
+  /** The state before a call, for `rollback` if the call fails. */
+  mark(): { held: Int32Array[]; length: number; evictions: number } {
+    return { held: this.held.map((h) => h.slice()), length: this.length, evictions: this.evictions };
+  }
+
+  /**
+   * Undo what a failed call appended (entries past the marked lane lengths are dropped). A call that
+   * evicted entries before failing cannot be undone: the cache then refuses further use.
+   */
+  rollback(mark: { held: Int32Array[]; length: number; evictions: number }): void {
+    if (mark.evictions !== this.evictions) {
+      this.broken = true;
+      return;
+    }
+    for (const [layer, h] of mark.held.entries()) this.held[layer]!.set(h);
+    this.length = mark.length;
+  }
+
   /** Check that `count` more tokens fit (positions in 'original' mode, entries in every lane). */
   reserve(count: number): void {
+    if (this.broken)
+      throw new InvalidArgumentError(
+        'KV cache',
+        'inconsistent',
+        'a call that evicted entries failed part way, so its layers disagree; start from a new cache',
+      );
     let most = 0;
     for (const held of this.held) for (let i = 0; i < held.length; i++) most = Math.max(most, held[i]!);
     if (

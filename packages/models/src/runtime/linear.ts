@@ -61,7 +61,7 @@ export class Linear implements PackableLinear {
       throw new ShapeMismatchError([this.outFeatures, this.inFeatures], weight.shape, `${this.name} weight`);
     }
     assertFinite(weight.data, `${this.name} weight`);
-    this.weight = dense({ rows: this.outFeatures, cols: this.inFeatures, values: weight.data });
+    this.replace(dense({ rows: this.outFeatures, cols: this.inFeatures, values: weight.data }));
   }
 
   /**
@@ -74,7 +74,7 @@ export class Linear implements PackableLinear {
     if (bias !== undefined && bias.length !== rows)
       throw new ShapeMismatchError([rows], [bias.length], `${this.name} bias`);
     assertFinite(values, `${this.name} weight`);
-    this.weight = dense({ rows, cols, values });
+    this.replace(dense({ rows, cols, values }));
     this._bias = bias;
   }
 
@@ -96,7 +96,14 @@ export class Linear implements PackableLinear {
         `${this.name} weight`,
       );
     }
+    this.replace(matrix);
+  }
+
+  /** Install `matrix`, freeing what the backend kept for the one it replaces (wasm or device copies). */
+  private replace(matrix: SparseMatrix): void {
+    const old = this.weight;
     this.weight = matrix;
+    if (old !== matrix) this.backends.current.release(old);
   }
 
   /** y [tokens, out] = x [tokens, in] W^T + b, on the model's backend (which must be synchronous). */

@@ -84,8 +84,14 @@ export function mlpOutputWidth(mlp: MlpParams): number {
 
 /** Passes a layer group's input through the `linear.input` hooks, and records `mlp.hidden`. */
 export interface MlpHooks {
-  linearInput(x: Float32Array, layers: readonly Linear[], tokens: number): Float32Array;
-  hidden(x: Float32Array, tokens: number): Float32Array;
+  linearInput(x: Float32Array, layers: readonly Linear[], tokens: number, expert?: ExpertRows): Float32Array;
+  hidden(x: Float32Array, tokens: number, expert?: ExpertRows): Float32Array;
+}
+
+/** Which expert runs, and the token each of its rows belongs to. */
+export interface ExpertRows {
+  id: number;
+  tokens: Int32Array;
 }
 
 function* expertSteps(
@@ -94,19 +100,20 @@ function* expertSteps(
   x: Float32Array,
   tokens: number,
   hooks: MlpHooks,
+  expert?: ExpertRows,
 ): Steps<Float32Array> {
   let inner: Float32Array;
   if (e.kind === 'dense') {
-    const input = hooks.linearInput(x, [e.up], tokens);
+    const input = hooks.linearInput(x, [e.up], tokens, expert);
     inner = activate(yield e.up.stepOf(input, tokens), config.activation);
   } else {
-    const input = hooks.linearInput(x, [e.gate, e.up], tokens);
+    const input = hooks.linearInput(x, [e.gate, e.up], tokens, expert);
     const gate = yield e.gate.stepOf(input, tokens);
     const up = yield e.up.stepOf(input, tokens);
     inner = mulInPlace(activate(gate, config.activation), up);
   }
-  const hidden = hooks.hidden(inner, tokens);
-  return yield e.down.stepOf(hooks.linearInput(hidden, [e.down], tokens), tokens);
+  const hidden = hooks.hidden(inner, tokens, expert);
+  return yield e.down.stepOf(hooks.linearInput(hidden, [e.down], tokens, expert), tokens);
 }
 
 /** The MLP on `x` [tokens, width]: [tokens, outputWidth], before the residual. */
@@ -140,11 +147,16 @@ export function* mlpSteps(
     const slots = rows[e]!;
     if (slots.length === 0) continue;
     const gathered = new Float32Array(slots.length * width);
+    const rowTokens = new Int32Array(slots.length);
     slots.forEach((slot, i) => {
       const t = Math.floor(slot / k);
+      rowTokens[i] = t;
       gathered.set(x.subarray(t * width, (t + 1) * width), i * width);
     });
-    const y = yield* expertSteps(config, mlp.experts[e]!, gathered, slots.length, hooks);
+    const y = yield* expertSteps(config, mlp.experts[e]!, gathered, slots.length, hooks, {
+      id: e,
+      tokens: rowTokens,
+    });
     slots.forEach((slot, i) => {
       const t = Math.floor(slot / k);
       const w = weights[slot]!;
@@ -152,7 +164,10 @@ export function* mlpSteps(
     });
   }
   if (mlp.sharedExpert !== undefined) {
-    const y = yield* expertSteps(config, mlp.sharedExpert, x, tokens, hooks);
+    const y = yield* expertSteps(config, mlp.sharedExpert, x, tokens, hooks, {
+      id: mlp.experts.length,
+      tokens: Int32Array.from({ length: tokens }, (_, t) => t),
+    });
     for (let i = 0; i < out.length; i++) out[i]! += y[i]!;
   }
   return out;

@@ -194,16 +194,29 @@ export class TransformerLM implements BlockwiseLM, SliceableLM, NarrowableLM, Ca
    * extended). Prefill with the prompt, then call with one token per sequence to decode.
    */
   forward(tokenIds: Tensor<'i32'>, cache: KvCache, options: ForwardOptions = {}): Tensor<'f32'> {
-    return runSync(this.backend, this.forwardSteps(tokenIds, cache, options), 'forward');
+    const mark = cache.mark();
+    try {
+      return runSync(this.backend, this.forwardSteps(tokenIds, cache, options), 'forward');
+    } catch (error) {
+      // A failure part way (a hook's bad replacement, a policy's bad index) leaves the cache as it was.
+      cache.rollback(mark);
+      throw error;
+    }
   }
 
   /** `forward` on any backend. */
-  forwardAsync(
+  async forwardAsync(
     tokenIds: Tensor<'i32'>,
     cache: KvCache,
     options: ForwardOptions = {},
   ): Promise<Tensor<'f32'>> {
-    return runAsync(this.backend, this.forwardSteps(tokenIds, cache, options));
+    const mark = cache.mark();
+    try {
+      return await runAsync(this.backend, this.forwardSteps(tokenIds, cache, options));
+    } catch (error) {
+      cache.rollback(mark);
+      throw error;
+    }
   }
 
   private *forwardSteps(

@@ -9,7 +9,7 @@ import { hfTinyDir, hfTinyExpected } from '../hf/hf-tiny.test-util.js';
 import { loadHfModel } from '../hf/load.js';
 import { saveModel } from '../hf/save.js';
 import { denseMatrix, Linear } from './linear.js';
-import { type GatedMlp, type MoeMlp, mlpSteps, TopKRouter } from './mlp.js';
+import { type GatedMlp, type MlpHooks, type MoeMlp, mlpSteps, TopKRouter } from './mlp.js';
 import { backendRef, runSync } from './steps.js';
 
 const backends = backendRef();
@@ -120,6 +120,26 @@ describe('mixture-of-experts MLP slot', () => {
       'test',
     );
     expect(Array.from(dropped).every((v) => v === 0)).toBe(true);
+    // Inside the mixture, expert hooks name the expert and the token of each row.
+    const rowsSeen: Array<[number, number[]]> = [];
+    const expertHooks: MlpHooks = {
+      linearInput: (v: Float32Array) => v,
+      hidden: (v: Float32Array, _n: number, expert?: { id: number; tokens: Int32Array }) => {
+        rowsSeen.push([expert!.id, Array.from(expert!.tokens)]);
+        return v;
+      },
+    };
+    runSync(referenceBackend, mlpSteps(config, moe, x, tokens, 0, expertHooks), 'test');
+    const gateLogits = new Float32Array(tokens * E);
+    for (let t = 0; t < tokens; t++) gateLogits.set(dot(x.subarray(t * H, (t + 1) * H), moe.gate), t * E);
+    const routed = moe.router.route({
+      hidden: new Tensor('f32', [tokens, H], x),
+      logits: new Tensor('f32', [tokens, E], gateLogits),
+      block: 0,
+    });
+    for (const [id, rows] of rowsSeen)
+      for (const t of rows) expect([routed.experts[2 * t], routed.experts[2 * t + 1]]).toContain(id);
+    expect(rowsSeen.reduce((n, [, rows]) => n + rows.length, 0)).toBe(2 * tokens);
     const bad: Router = {
       numExperts: E,
       route: () => ({ k: 1, experts: Int32Array.of(9, 0, 0, 0, 0), weights: new Float32Array(5) }),

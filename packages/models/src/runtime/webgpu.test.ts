@@ -52,7 +52,11 @@ suite(`models on the WebGPU backend${gpu instanceof GpuBackend ? '' : ` (skipped
       causal: true,
     };
     const masked = cpu.logits(ids, { mask }).data;
+    const before = backend.stats.attentionOnKernel;
     expect((await onGpu.logitsAsync(ids, { mask })).data).toAllClose(masked, { atol: 2e-4, rtol: 2e-4 });
+    // Every layer's key/value heads ran on the kernel (a CPU fallback would not count here).
+    const c = onGpu.config;
+    expect(backend.stats.attentionOnKernel - before).toBe(c.numLayers * c.numKvHeads);
     // The mask matters: the full causal logits differ.
     expect(cpu.logits(ids).data).not.toEqual(masked);
   });
