@@ -38,6 +38,7 @@ export class HfTokenizer implements Tokenizer {
   }
 
   decode(ids: readonly number[]): string {
+    if (ids.length === 0) return '';
     return this.impl.decode([...ids]);
   }
 }

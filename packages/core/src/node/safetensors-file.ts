@@ -96,7 +96,7 @@ export class SafetensorsFile {
 export async function readSafetensors(path: string): Promise<SafetensorsContents> {
   const file = await SafetensorsFile.open(path);
   try {
-    const tensors: Record<string, Tensor> = {};
+    const tensors: Record<string, Tensor> = Object.create(null); // a tensor may be named __proto__
     for (const name of file.names()) tensors[name] = await file.read(name);
     return { tensors, metadata: { ...file.metadata } };
   } finally {

@@ -170,3 +170,19 @@ describe('safetensors codec', () => {
     expect(MAX_HEADER_SIZE).toBe(100_000_000);
   });
 });
+
+describe('tensor names', () => {
+  it('keeps a tensor named __proto__ (as the reference implementation does)', () => {
+    const t = new Tensor('f32', [2], Float32Array.of(1, 2));
+    const bytes = encodeSafetensors(
+      new Map([
+        ['__proto__', t],
+        ['a', t],
+      ]),
+    );
+    const { tensors } = decodeSafetensors(bytes);
+    expect(Object.keys(tensors).sort()).toEqual(['__proto__', 'a']);
+    const proto = Object.getOwnPropertyDescriptor(tensors, '__proto__')?.value as Tensor;
+    expect(Array.from(proto.toFloat32Array())).toEqual([1, 2]);
+  });
+});

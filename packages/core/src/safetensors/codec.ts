@@ -44,7 +44,7 @@ export function tensorFromBytes(entry: TensorEntry, bytes: Uint8Array): Tensor {
 /** Parse a whole safetensors file held in memory (works in browsers). */
 export function decodeSafetensors(bytes: Uint8Array): SafetensorsContents {
   const header = decodeSafetensorsHeader(bytes);
-  const tensors: Record<string, Tensor> = {};
+  const tensors: Record<string, Tensor> = Object.create(null); // a tensor may be named __proto__
   for (const entry of header.entries) {
     tensors[entry.name] = tensorFromBytes(
       entry,

@@ -98,7 +98,7 @@ export function parseHeader(headerBytes: Uint8Array, dataLength: number, file?: 
   if (json === null || typeof json !== 'object' || Array.isArray(json)) {
     throw new SafetensorsError('header is not a JSON object', { file });
   }
-  const metadata: Record<string, string> = {};
+  const metadata: Record<string, string> = Object.create(null);
   const entries: TensorEntry[] = [];
   for (const [name, value] of Object.entries(json as Record<string, unknown>)) {
     if (name === '__metadata__') {

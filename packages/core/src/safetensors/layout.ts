@@ -44,7 +44,7 @@ export function planLayout(
     ([an, a], [bn, b]) =>
       bytesPerElement(b.dtype) - bytesPerElement(a.dtype) || (an < bn ? -1 : an > bn ? 1 : 0),
   );
-  const header: Record<string, unknown> = {};
+  const header: Record<string, unknown> = Object.create(null); // a tensor may be named __proto__
   if (Object.keys(metadata).length > 0) header.__metadata__ = metadata;
   const planned: PlannedTensor[] = [];
   let offset = 0;

@@ -1,6 +1,13 @@
 import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
-import { assertFinite, InvalidFormatError, IOError, Tensor } from '@sparsekit/core';
+import { isAbsolute, join } from 'node:path';
+import {
+  assertFinite,
+  InvalidFormatError,
+  IOError,
+  isFloatDType,
+  Tensor,
+  UnsupportedDTypeError,
+} from '@sparsekit/core';
 import type { AnyBackend } from '@sparsekit/sparse-formats';
 import { toDenseArray, valuesF32 } from '@sparsekit/sparse-formats';
 import { loadSparseSafetensors } from '@sparsekit/sparse-formats/node';
@@ -67,7 +74,24 @@ async function weightFiles(dir: string): Promise<string[]> {
   if (typeof map !== 'object' || map === null) {
     throw new InvalidFormatError('json', `${indexPath} has no "weight_map" object`);
   }
-  return [...new Set(Object.values(map as Record<string, string>))].map((file) => join(dir, file));
+  const files = new Set<string>();
+  for (const [tensor, file] of Object.entries(map as Record<string, unknown>)) {
+    // A shard is a plain file name inside the folder: no other folder, no parent, no absolute path.
+    if (
+      typeof file !== 'string' ||
+      file === '' ||
+      /[\\/]/.test(file) ||
+      file === '.' ||
+      file === '..' ||
+      isAbsolute(file)
+    )
+      throw new InvalidFormatError(
+        'json',
+        `${indexPath} maps ${tensor} to ${JSON.stringify(file)}: shards must be file names inside the model folder`,
+      );
+    files.add(file);
+  }
+  return [...files].map((file) => join(dir, file));
 }
 
 /**
@@ -152,7 +176,14 @@ export async function loadHfModel(dir: string, options: LoadOptions = {}): Promi
   const source = {
     where: files.join(', '),
     names: () => [...tensors.keys()],
-    get: (name: string) => tensors.get(name)?.astype('f32'),
+    get: (name: string) => {
+      const t = tensors.get(name);
+      if (t === undefined) return undefined;
+      // Integer or boolean data where a weight is read would load as floats and run silently wrong.
+      if (!isFloatDType(t.dtype))
+        throw new UnsupportedDTypeError(t.dtype, ['f32', 'f16', 'bf16', 'f64'], `weight ${name}`);
+      return t.astype('f32');
+    },
   };
   const backends = backendRef(options.backend);
   const model = new TransformerLM(config, paramsFromHf(config, source, backends, stored), backends);

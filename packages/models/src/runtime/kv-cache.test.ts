@@ -16,6 +16,7 @@ describe('paged KV cache', () => {
     expect(cache.laneLength(0, 0, 0)).toBe(10);
     expect(cache.laneLength(0, 0, 1)).toBe(5);
     // Entries 1..3 and page 2 (entries 8, 9) of lane 0 go; the rest move down in order.
+    expect(new KvCache(1, 1, 1, 4, 2).pageSize).toBe(16); // vLLM's and Quest's default
     expect(cache.evict(0, 0, 0, [3, 1, 2])).toBe(7);
     expect(Array.from(cache.lane(0, 0, 0).positions)).toEqual([0, 4, 5, 6, 7, 8, 9]);
     expect(cache.evictPages(0, 0, 0, [1])).toBe(4);

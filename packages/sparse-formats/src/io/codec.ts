@@ -45,13 +45,13 @@ export function sparseFromTensorMap(
   const formats = parseStoredFormats(metadata);
   const prefixes = new Set(Object.values(formats).map((f) => f.prefix));
   Object.assign(formats, detectCompressedTensorsBitmasks(Object.keys(tensors), prefixes));
-  const matrices: Record<string, SparseMatrix> = {};
+  const matrices: Record<string, SparseMatrix> = Object.create(null); // a name may be __proto__
   const used = new Set<string>();
   for (const [name, stored] of Object.entries(formats)) {
     matrices[name] = matrixFromTensors(stored, tensors);
     for (const key of Object.keys(matrixToTensors(name, matrices[name]).tensors)) used.add(key);
   }
-  const rest: Record<string, Tensor> = {};
+  const rest: Record<string, Tensor> = Object.create(null); // a tensor may be named __proto__
   for (const [key, t] of Object.entries(tensors)) if (!used.has(key)) rest[key] = t;
   const { [FORMATS_METADATA_KEY]: _, ...otherMetadata } = metadata;
   return { matrices, tensors: rest, metadata: otherMetadata };

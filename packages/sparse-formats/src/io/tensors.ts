@@ -44,7 +44,7 @@ export function matrixToTensors(
 ): { tensors: Record<string, Tensor>; stored: StoredFormat } {
   const prefix = storagePrefix(name, x.format);
   const stored: StoredFormat = { format: x.format, prefix };
-  const t: Record<string, Tensor> = {};
+  const t: Record<string, Tensor> = Object.create(null); // a tensor may be named __proto__
   switch (x.format) {
     case 'dense':
       t[prefix] = valueTensor(x.values, x.dtype, [x.rows, x.cols]);

@@ -1,0 +1,62 @@
+// Regression tests of the loader's guards against hostile or clumsy folders.
+import { cpSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { InvalidFormatError, Tensor, UnsupportedDTypeError } from '@sparsekit/core';
+import { readSafetensors, writeSafetensors } from '@sparsekit/core/node';
+import { afterAll, describe, expect, it } from 'vitest';
+import { hfTinyDir } from './hf-tiny.test-util.js';
+import { loadHfModel } from './load.js';
+
+const work = mkdtempSync(join(tmpdir(), 'sparsekit-guards-'));
+afterAll(() => rmSync(work, { recursive: true, force: true }));
+
+function copy(name: string): string {
+  const dir = join(work, name);
+  cpSync(hfTinyDir('llama'), dir, { recursive: true });
+  return dir;
+}
+
+describe('loader guards', () => {
+  it('refuses shard names in model.safetensors.index.json that leave the folder', async () => {
+    for (const [name, shard] of [
+      ['parent', '../outside.safetensors'],
+      ['absolute', '/etc/passwd'],
+      ['nested', 'sub/model.safetensors'],
+      ['not-a-string', 42],
+    ] as const) {
+      const dir = copy(`index-${name}`);
+      renameSync(join(dir, 'model.safetensors'), join(dir, 'shard.safetensors'));
+      writeFileSync(
+        join(dir, 'model.safetensors.index.json'),
+        JSON.stringify({
+          weight_map: { 'model.embed_tokens.weight': 'shard.safetensors', 'model.norm.weight': shard },
+        }),
+      );
+      await expect(loadHfModel(dir)).rejects.toThrow(InvalidFormatError);
+      await expect(loadHfModel(dir)).rejects.toThrow(/file names inside the model folder/);
+    }
+  });
+
+  it('refuses integer weights instead of reading them as floats', async () => {
+    const dir = copy('int-weights');
+    const { tensors } = await readSafetensors(join(dir, 'model.safetensors'));
+    const w = tensors['model.layers.0.mlp.up_proj.weight']!;
+    tensors['model.layers.0.mlp.up_proj.weight'] = new Tensor(
+      'i32',
+      w.shape,
+      Int32Array.from(w.toFloat32Array(), (v) => Math.round(v * 100)),
+    );
+    await writeSafetensors(join(dir, 'model.safetensors'), tensors);
+    await expect(loadHfModel(dir)).rejects.toThrow(UnsupportedDTypeError);
+    await expect(loadHfModel(dir)).rejects.toThrow(/up_proj/);
+  });
+
+  it('decodes no tokens to the empty string', async () => {
+    const { tokenizer } = await loadHfModel(hfTinyDir('llama'));
+    expect(tokenizer!.decode([])).toBe('');
+    expect(JSON.parse(readFileSync(join(hfTinyDir('llama'), 'config.json'), 'utf8')).model_type).toBe(
+      'llama',
+    );
+  });
+});
