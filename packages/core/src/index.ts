@@ -50,6 +50,7 @@ export {
   Hooks,
   runHooks,
 } from './hooks.js';
+export { hasLoneSurrogate, type StrictJsonOptions, strictJsonIssue } from './json-strict.js';
 export {
   type ProgressCallback,
   type ProgressEvent,

@@ -156,3 +156,11 @@ sparsegpt: { blockSize: 8 }
     }
   });
 });
+
+describe('recipe text', () => {
+  it('refuses duplicate keys in JSON, as YAML does (JSON.parse would keep the last)', () => {
+    expect(() => parseRecipe('{"method":"wanda","sparsity":0.5,"sparsity":0.9}')).toThrow(/appears twice/);
+    expect(() => parseRecipe('method: wanda\nsparsity: 0.5\nsparsity: 0.9\n')).toThrow(InvalidFormatError);
+    expect(parseRecipe('{"method":"wanda","sparsity":0.5}').sparsity).toBe(0.5);
+  });
+});

@@ -1,5 +1,5 @@
 // Pruning recipes: JSON or YAML, validated field by field; a run records the recipe it used.
-import { InvalidArgumentError, InvalidFormatError } from '@sparsekit/core';
+import { InvalidArgumentError, InvalidFormatError, strictJsonIssue } from '@sparsekit/core';
 import { parse as parseYaml } from 'yaml';
 import type { PruneMethod, PruneModelOptions } from './prune-model.js';
 
@@ -208,12 +208,16 @@ export function validateRecipe(value: unknown): Recipe {
 /** Parse a recipe from JSON or YAML text. */
 export function parseRecipe(text: string): Recipe {
   let value: unknown;
+  const body = text.replace(/^\uFEFF/, '');
   try {
-    const body = text.replace(/^\uFEFF/, '');
     value = body.trimStart().startsWith('{') ? JSON.parse(body) : parseYaml(body);
   } catch (error) {
     throw new InvalidFormatError('recipe', `not valid JSON or YAML (${String(error)})`);
   }
+  // JSON.parse keeps the last of duplicate keys ({"sparsity":0.5,"sparsity":0.9} would prune 90%);
+  // YAML refuses them, and so does this.
+  const duplicate = body.trimStart().startsWith('{') ? strictJsonIssue(body) : undefined;
+  if (duplicate !== undefined) throw new InvalidFormatError('recipe', duplicate);
   return validateRecipe(value);
 }
 

@@ -186,3 +186,39 @@ describe('tensor names', () => {
     expect(Array.from(proto.toFloat32Array())).toEqual([1, 2]);
   });
 });
+
+describe('header strictness (as the reference implementation)', () => {
+  /** A file whose header is `json` (padded) and whose data is `bytes` zero bytes. */
+  const file = (json: string, bytes = 8, prefix = new Uint8Array(0)) => {
+    const text = new TextEncoder().encode(json);
+    const head = new Uint8Array(prefix.length + text.length);
+    head.set(prefix);
+    head.set(text, prefix.length);
+    const out = new Uint8Array(8 + head.length + bytes);
+    new DataView(out.buffer).setBigUint64(0, BigInt(head.length), true);
+    out.set(head, 8);
+    return out;
+  };
+  const tensor = '"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}';
+
+  it('accepts a plain header', () => {
+    expect(Object.keys(decodeSafetensors(file(`{${tensor}}`)).tensors)).toEqual(['a']);
+  });
+
+  it.each([
+    ['duplicate __metadata__', `{"__metadata__":{"x":"1"},"__metadata__":{"x":"2"},${tensor}}`, /twice/],
+    ['duplicate tensor names', `{${tensor},${tensor}}`, /twice/],
+    ['an integer written as 4.0', '{"a":{"dtype":"F32","shape":[2.0],"data_offsets":[0,8]}}', /integer/],
+    ['an exponent', '{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8e0]}}', /integer/],
+    ['a lone surrogate in a name', '{"\\ud800":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}', /Unicode/],
+  ])('rejects %s', (_, json, message) => {
+    expect(() => decodeSafetensors(file(json))).toThrow(SafetensorsError);
+    expect(() => decodeSafetensors(file(json))).toThrow(message);
+  });
+
+  it('rejects a UTF-8 BOM before the JSON', () => {
+    expect(() => decodeSafetensors(file(`{${tensor}}`, 8, Uint8Array.of(0xef, 0xbb, 0xbf)))).toThrow(
+      SafetensorsError,
+    );
+  });
+});

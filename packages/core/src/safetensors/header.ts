@@ -1,5 +1,6 @@
 import { bytesPerElement, type DType } from '../dtype.js';
 import { SafetensorsError } from '../errors.js';
+import { hasLoneSurrogate, strictJsonIssue } from '../json-strict.js';
 
 /** The largest header the reference implementation accepts (bytes). */
 export const MAX_HEADER_SIZE = 100_000_000;
@@ -84,7 +85,7 @@ export function parseHeaderLength(prefix: Uint8Array, totalBytes: number, file?:
 export function parseHeader(headerBytes: Uint8Array, dataLength: number, file?: string): SafetensorsHeader {
   let text: string;
   try {
-    text = new TextDecoder('utf-8', { fatal: true }).decode(headerBytes);
+    text = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(headerBytes); // a BOM stays, and is refused
   } catch {
     throw new SafetensorsError('header is not valid UTF-8', { file });
   }
@@ -98,9 +99,14 @@ export function parseHeader(headerBytes: Uint8Array, dataLength: number, file?: 
   if (json === null || typeof json !== 'object' || Array.isArray(json)) {
     throw new SafetensorsError('header is not a JSON object', { file });
   }
+  // As the reference implementation: no duplicate keys (e.g. two __metadata__), integers only.
+  const issue = strictJsonIssue(text, { integers: true });
+  if (issue !== undefined) throw new SafetensorsError(`header: ${issue}`, { file });
   const metadata: Record<string, string> = Object.create(null);
   const entries: TensorEntry[] = [];
   for (const [name, value] of Object.entries(json as Record<string, unknown>)) {
+    if (hasLoneSurrogate(name))
+      throw new SafetensorsError(`tensor name ${JSON.stringify(name)} is not valid Unicode`, { file });
     if (name === '__metadata__') {
       if (value === null || typeof value !== 'object' || Array.isArray(value)) {
         throw new SafetensorsError('__metadata__ must be an object of strings', { file });
