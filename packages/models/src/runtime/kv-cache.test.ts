@@ -146,3 +146,31 @@ describe('a failed call leaves the cache as it was', async () => {
     expect(() => model.forward(next, cache)).toThrow(/new cache/);
   });
 });
+
+describe('memory on demand', () => {
+  it('a cache grows by doubling as entries arrive, keeping every lane intact', () => {
+    const cache = new KvCache(1, 2, 2, 1000, 2, { initialEntries: 4 });
+    expect(cache.allocated).toBe(4);
+    for (let p = 0; p < 20; p++)
+      for (let b = 0; b < 2; b++)
+        for (let h = 0; h < 2; h++) cache.append(0, b, h, entry(100 * b + 10 * h + p), entry(-p), p);
+    expect(cache.allocated).toBe(32);
+    const lane = cache.lane(0, 1, 1);
+    expect(lane.length).toBe(20);
+    expect(lane.keys[2 * 19]).toBe(100 + 10 + 19);
+    expect(Array.from(lane.positions)).toEqual(Array.from({ length: 20 }, (_, i) => i));
+  });
+
+  it('a model declaring a huge context allocates only what it runs', async () => {
+    const { model } = await loadHfModel(tinyLmPath());
+    const big = new (model.constructor as typeof import('./model.js').TransformerLM)(
+      { ...model.config, maxPositions: 50_000_000 },
+      model.params,
+      { current: model.backend },
+    );
+    const cache = big.createCache(1);
+    expect(cache.allocated).toBe(256);
+    const ids = new Tensor('i32', [1, 6], Int32Array.of(1, 2, 3, 4, 5, 6));
+    expect(big.forward(ids, cache).data).toEqual(model.forward(ids, model.createCache(1)).data);
+  });
+});

@@ -3,6 +3,8 @@ import { InvalidArgumentError, type KvLane, ShapeMismatchError } from '@sparseki
 export interface KvCacheOptions {
   /** Entries per page (default 16, as vLLM and Quest). */
   pageSize?: number;
+  /** Entries per lane allocated at first (default 256, or the capacity if smaller); doubled as needed. */
+  initialEntries?: number;
   /**
    * 'original' (default): keys are stored after rotary positions at their original positions, and a
    * new token's position counts every token seen. 'shifted' (StreamingLLM): keys are stored before
@@ -18,11 +20,15 @@ export interface KvCacheOptions {
  * lane of up to `capacity` entries in arrival order, grouped in pages of `pageSize` entries, each
  * entry with its original position. Entries can be evicted (the lane is compacted at once: later
  * entries move down, keeping their order and positions). Storage per layer is
- * [batch, kvHeads, capacity, headDim]; `length` counts the tokens appended per sequence.
+ * [batch, kvHeads, allocated, headDim], grown by doubling as entries arrive (never past
+ * `capacity`), so a model with a long context costs memory only for what it holds; `length` counts
+ * the tokens appended per sequence.
  */
 export class KvCache {
-  readonly keys: Float32Array[];
-  readonly values: Float32Array[];
+  keys: Float32Array[];
+  values: Float32Array[];
+  /** Entries per lane allocated now (grows to `capacity`). */
+  allocated: number;
   /** Tokens appended per sequence (the next token's original position). */
   length = 0;
   readonly pageSize: number;
@@ -51,21 +57,59 @@ export class KvCache {
       throw new InvalidArgumentError('pageSize', pageSize, 'must be a positive integer');
     this.pageSize = pageSize;
     this.positionMode = options.positions ?? 'original';
-    const size = batch * kvHeads * capacity * headDim;
+    const initial = options.initialEntries ?? 256;
+    if (!Number.isInteger(initial) || initial < 1)
+      throw new InvalidArgumentError('initialEntries', initial, 'must be a positive integer');
+    this.allocated = Math.min(capacity, initial);
+    const size = batch * kvHeads * this.allocated * headDim;
     this.keys = Array.from({ length: layers }, () => new Float32Array(size));
     this.values = Array.from({ length: layers }, () => new Float32Array(size));
     this.held = Array.from({ length: layers }, () => new Int32Array(batch * kvHeads));
-    this.origin = Array.from({ length: layers }, () => new Int32Array(batch * kvHeads * capacity));
+    this.origin = Array.from({ length: layers }, () => new Int32Array(batch * kvHeads * this.allocated));
   }
 
   /** Offset of entry `index` of lane (b, head) in a layer's arrays. */
   offset(b: number, head: number, index: number): number {
-    return ((b * this.kvHeads + head) * this.capacity + index) * this.headDim;
+    return ((b * this.kvHeads + head) * this.allocated + index) * this.headDim;
+  }
+
+  /** Grow every lane's storage to hold at least `entries` (doubling, at most `capacity`). */
+  private grow(entries: number): void {
+    if (entries <= this.allocated) return;
+    let next = this.allocated;
+    while (next < entries) next *= 2;
+    next = Math.min(this.capacity, next);
+    const lanes = this.batch * this.kvHeads;
+    const d = this.headDim;
+    const move = (old: Float32Array, width: number, from: number) => {
+      const grown = new Float32Array(lanes * next * width);
+      for (let lane = 0; lane < lanes; lane++)
+        grown.set(old.subarray(lane * from * width, (lane + 1) * from * width), lane * next * width);
+      return grown;
+    };
+    const from = this.allocated;
+    this.keys = this.keys.map((k) => move(k, d, from));
+    this.values = this.values.map((v) => move(v, d, from));
+    for (let layer = 0; layer < this.layers; layer++) {
+      const old = this.origin[layer]!;
+      const grown = new Int32Array(lanes * next);
+      for (let lane = 0; lane < lanes; lane++)
+        grown.set(old.subarray(lane * from, (lane + 1) * from), lane * next);
+      this.origin[layer] = grown;
+    }
+    this.allocated = next;
   }
 
   /** Entries held by lane (layer, b, head). */
   laneLength(layer: number, b: number, head: number): number {
     return this.held[layer]![b * this.kvHeads + head]!;
+  }
+
+  /** Entries held by the fullest lane. */
+  get longestLane(): number {
+    let most = 0;
+    for (const held of this.held) for (let i = 0; i < held.length; i++) most = Math.max(most, held[i]!);
+    return most;
   }
 
   /** Whether every lane holds every token appended (nothing evicted). */
@@ -83,7 +127,7 @@ export class KvCache {
     this.checkLane(layer, b, head);
     const length = this.laneLength(layer, b, head);
     const base = this.offset(b, head, 0);
-    const at = (b * this.kvHeads + head) * this.capacity;
+    const at = (b * this.kvHeads + head) * this.allocated;
     return {
       layer,
       sequence: b,
@@ -110,10 +154,11 @@ export class KvCache {
     const index = this.held[layer]![lane]!;
     if (index >= this.capacity)
       throw new InvalidArgumentError('KV cache lane', index + 1, `exceeds the capacity (${this.capacity})`);
+    this.grow(index + 1);
     const at = this.offset(b, head, index);
     this.keys[layer]!.set(key, at);
     this.values[layer]!.set(value, at);
-    this.origin[layer]![lane * this.capacity + index] = position;
+    this.origin[layer]![lane * this.allocated + index] = position;
     this.held[layer]![lane] = index + 1;
   }
 
@@ -144,7 +189,7 @@ export class KvCache {
         const from = this.offset(b, head, e);
         keys.copyWithin(this.offset(b, head, kept), from, from + d);
         values.copyWithin(this.offset(b, head, kept), from, from + d);
-        origin[lane * this.capacity + kept] = origin[lane * this.capacity + e]!;
+        origin[lane * this.allocated + kept] = origin[lane * this.allocated + e]!;
       }
       kept++;
     }
@@ -197,8 +242,7 @@ export class KvCache {
         'inconsistent',
         'a call that evicted entries failed part way, so its layers disagree; start from a new cache',
       );
-    let most = 0;
-    for (const held of this.held) for (let i = 0; i < held.length; i++) most = Math.max(most, held[i]!);
+    const most = this.longestLane;
     if (
       most + count > this.capacity ||
       (this.positionMode === 'original' && this.length + count > this.capacity)

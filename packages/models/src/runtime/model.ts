@@ -56,7 +56,9 @@ export class TransformerLM implements BlockwiseLM, SliceableLM, NarrowableLM, Ca
   private cfg: ModelConfig;
   /** Hooks that apply to every call (see `Hooks.add`). */
   readonly hooks = new Hooks();
-  private readonly rope: { cos: Float32Array; sin: Float32Array } | undefined;
+  private readonly invFreqs: Float32Array | undefined;
+  private rope: { cos: Float32Array; sin: Float32Array } | undefined;
+  private ropeLength = 0;
 
   /** `backends` is shared with the model's Linear layers (see `backendRef`). */
   constructor(
@@ -71,13 +73,26 @@ export class TransformerLM implements BlockwiseLM, SliceableLM, NarrowableLM, Ca
     if (params.blocks.length !== config.numLayers) {
       throw new ShapeMismatchError([config.numLayers], [params.blocks.length], 'blocks');
     }
-    this.rope =
+    this.invFreqs =
       config.positions === 'rotary'
-        ? ropeTables(
-            config.maxPositions,
-            inverseFrequencies(config.headDim, config.ropeTheta, config.ropeScaling),
-          )
+        ? inverseFrequencies(config.headDim, config.ropeTheta, config.ropeScaling)
         : undefined;
+  }
+
+  /**
+   * Rotary tables covering positions [0, positions), computed on demand and grown by doubling (a
+   * model declaring a long context pays only for the positions it runs).
+   */
+  private ropeUpTo(positions: number): { cos: Float32Array; sin: Float32Array } | undefined {
+    if (this.invFreqs === undefined) return undefined;
+    if (this.rope === undefined || this.ropeLength < positions) {
+      let length = Math.max(this.ropeLength, 128);
+      while (length < positions) length *= 2;
+      length = Math.min(length, this.config.maxPositions);
+      this.rope = ropeTables(length, this.invFreqs);
+      this.ropeLength = length;
+    }
+    return this.rope;
   }
 
   /** The architecture; `hiddenSize` follows the stream once it is sliced. */
@@ -228,10 +243,11 @@ export class TransformerLM implements BlockwiseLM, SliceableLM, NarrowableLM, Ca
     if (batch !== cache.batch) throw new ShapeMismatchError([cache.batch], [batch], 'batch (cache)');
     cache.reserve(seq);
     const pass = this.pass(batch, seq, cache.length, options);
+    const rope = this.ropeUpTo(Math.max(cache.length, cache.longestLane) + seq);
     let hidden = yield* this.embedSteps(tokenIds, pass);
     for (let i = 0; i < this.numBlocks; i++) {
       const b = this.block(i);
-      hidden = yield* attentionHalf(this.config, b, i, hidden, cache, i, this.rope, pass);
+      hidden = yield* attentionHalf(this.config, b, i, hidden, cache, i, rope, pass);
       hidden = yield* mlpHalf(this.config, b, i, hidden, pass);
     }
     cache.length += seq;
@@ -278,7 +294,7 @@ export class TransformerLM implements BlockwiseLM, SliceableLM, NarrowableLM, Ca
     const pass = this.pass(batch, seq, 0, options);
     const mid = runSync(
       this.backend,
-      attentionHalf(this.config, b, index, hidden.data.slice(), cache, 0, this.rope, pass),
+      attentionHalf(this.config, b, index, hidden.data.slice(), cache, 0, this.ropeUpTo(seq), pass),
       'runAttentionHalf',
     );
     return new Tensor('f32', [batch, seq, mid.length / (batch * seq)], mid);
