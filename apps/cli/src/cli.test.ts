@@ -14,7 +14,7 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { tinyLmPath } from '@sparsekit/models/node';
+import { loadHfModel, tinyLmPath } from '@sparsekit/models/node';
 import { afterAll, describe, expect, it } from 'vitest';
 import { COMMANDS } from './main.js';
 
@@ -307,6 +307,16 @@ describe('on tiny-lm', () => {
     const gen = json(g.stdout);
     expect(gen.tokens).toHaveLength(8);
     expect(gen.decodeTokensPerSecond).toBeGreaterThan(0);
+  });
+
+  it('generate prints prompt and continuation as the tokenizer decodes them together', async () => {
+    const args = ['generate', '--prompt', 'It was the best of', '--max-new-tokens', '6', '--seed', '3'];
+    const j = json((await run(...args, '--json')).stdout);
+    const p = await run(...args);
+    expect(p.code, p.stderr).toBe(0);
+    const { tokenizer } = await loadHfModel(tinyLmPath());
+    const ids = tokenizer!.encode('It was the best of');
+    expect(p.stdout).toContain(tokenizer!.decode([...ids, ...j.tokens]));
   });
 
   it('converts to compressed-tensors and back to dense without changing a weight', async () => {

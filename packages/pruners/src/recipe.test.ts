@@ -164,3 +164,15 @@ describe('recipe text', () => {
     expect(parseRecipe('{"method":"wanda","sparsity":0.5}').sparsity).toBe(0.5);
   });
 });
+
+describe('recipe size bounds', () => {
+  it('refuses huge layer patterns and huge recipe texts with typed errors', () => {
+    const long = 'a'.repeat(2000);
+    expect(() =>
+      parseRecipe(JSON.stringify({ method: 'wanda', sparsity: 0.5, layers: { include: [long] } })),
+    ).toThrow(/at most 1000/);
+    expect(() => parseRecipe(`method: wanda\nsparsity: 0.5\n# ${'x'.repeat(2 ** 21)}\n`)).toThrow(
+      InvalidFormatError,
+    );
+  });
+});

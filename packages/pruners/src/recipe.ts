@@ -80,11 +80,19 @@ function patternOf(value: unknown, path: string): { n: number; m: number } {
   return { n, m };
 }
 
+/** Longest recipe text (a recipe is a few lines; a huge one would take seconds to parse). */
+const MAX_RECIPE_CHARS = 1 << 20;
+
+/** Longest layer pattern a recipe may hold (a huge one costs seconds and memory to compile). */
+const MAX_PATTERN = 1000;
+
 function regexes(value: unknown, path: string): RegExp[] {
   if (!Array.isArray(value)) fail(path, 'must be a list of regular expressions');
   const out: RegExp[] = [];
   for (const [i, v] of value.entries()) {
     if (typeof v !== 'string') fail(`${path}[${i}]`, 'must be a string');
+    if (v.length > MAX_PATTERN)
+      fail(`${path}[${i}]`, `is ${v.length} characters long; a layer pattern has at most ${MAX_PATTERN}`);
     try {
       out.push(new RegExp(v));
     } catch (error) {
@@ -207,6 +215,11 @@ export function validateRecipe(value: unknown): Recipe {
 
 /** Parse a recipe from JSON or YAML text. */
 export function parseRecipe(text: string): Recipe {
+  if (text.length > MAX_RECIPE_CHARS)
+    throw new InvalidFormatError(
+      'recipe',
+      `is ${text.length} characters long; a recipe has at most ${MAX_RECIPE_CHARS}`,
+    );
   let value: unknown;
   const body = text.replace(/^\uFEFF/, '');
   try {

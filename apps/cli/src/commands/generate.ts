@@ -65,7 +65,8 @@ Examples:
       });
       ui.done();
       const text = tokenizer.decode(out.tokens);
-      ui.say(`${prompt}${text}`);
+      // Prompt and continuation decoded together, so the tokenizer's own spacing joins them.
+      ui.say(tokenizer.decode([...ids, ...out.tokens]));
       ui.say();
       ui.say(
         `${out.tokens.length} tokens; decode ${out.decodeTokensPerSecond.toFixed(1)} tokens/s, prefill ${out.prefillTokensPerSecond.toFixed(1)} tokens/s`,

@@ -50,6 +50,8 @@ export function csrToBsr(
   blockShape: readonly [number, number],
   indexType: IndexType = 'i32',
 ): BsrMatrix {
+  if (!Array.isArray(blockShape) || blockShape.length !== 2)
+    throw new InvalidArgumentError('blockShape', blockShape, 'must be [rows, cols], e.g. [4, 4]');
   const [R, C] = blockShape;
   checkBlockShape(m.rows, m.cols, R, C);
   const blockRowCount = m.rows / R;

@@ -69,6 +69,7 @@ export function denseToCsr(
 }
 
 export function csrToDense(m: CsrMatrix): DenseMatrix {
+  checkDenseSize(m.rows, m.cols);
   const out = new Float32Array(m.rows * m.cols);
   const values = valuesF32(m.values, m.dtype);
   for (let i = 0; i < m.rows; i++) {
@@ -93,4 +94,18 @@ export function zerosDense(rows: number, cols: number, dtype: ValueDType = 'f32'
   if (rows * cols > 2 ** 31)
     throw new InvalidFormatError('dense', `shape [${rows}, ${cols}] exceeds 2^31 elements`);
   return { format: 'dense', rows, cols, dtype, values: allocateValues(rows * cols, dtype) };
+}
+
+/** Largest dense matrix the runtime makes (a JS typed array's length limit, 2^32 - 1 here). */
+const MAX_DENSE = 2 ** 32 - 1;
+
+/** Refuse, typed, a dense matrix too large for one typed array (declared sizes are not trusted). */
+export function checkDenseSize(rows: number, cols: number): void {
+  const size = rows * cols;
+  if (!Number.isSafeInteger(size) || size > MAX_DENSE)
+    throw new InvalidArgumentError(
+      'dense size',
+      `${rows} x ${cols}`,
+      `exceeds the ${MAX_DENSE} elements one typed array holds; keep the matrix sparse`,
+    );
 }

@@ -1,4 +1,4 @@
-import { f16BitsToF32, f32ToF16Bits, Tensor } from '@sparsekit/core';
+import { f16BitsToF32, f32ToF16Bits, InvalidArgumentError, Tensor } from '@sparsekit/core';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { denseCase, FC_OPTIONS } from '../arbitraries.test-util.js';
@@ -86,5 +86,28 @@ describe('conversions', () => {
       }),
       { ...FC_OPTIONS, numRuns: 25 },
     );
+  });
+});
+
+describe('declared sizes and malformed options', () => {
+  it('refuses, typed, a dense copy larger than a typed array can hold', () => {
+    const empty = {
+      format: 'coo' as const,
+      rows: 8,
+      cols: 2147483647,
+      dtype: 'f32' as const,
+      values: new Float32Array(0),
+      rowIndices: new Int32Array(0),
+      colIndices: new Int32Array(0),
+    };
+    expect(() => toDenseArray(empty)).toThrow(InvalidArgumentError);
+    expect(() => toDenseArray(empty)).toThrow(/keep the matrix sparse/);
+  });
+
+  it('refuses a BSR blockShape that is not [rows, cols]', () => {
+    const t = new Tensor('f32', [4, 4], new Float32Array(16).fill(1));
+    for (const blockShape of [4, {}, [2], 'x']) {
+      expect(() => fromDense(t, 'bsr', { blockShape: blockShape as never })).toThrow(InvalidArgumentError);
+    }
   });
 });

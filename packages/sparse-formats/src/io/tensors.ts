@@ -172,7 +172,13 @@ export function matrixFromTensors(
       break;
     case 'bsr': {
       const v = take('values');
-      const [R, C] = stored.blockShape ?? [v.shape[1] ?? 0, v.shape[2] ?? 0];
+      const shape = stored.blockShape ?? [v.shape[1] ?? 0, v.shape[2] ?? 0];
+      if (!Array.isArray(shape) || shape.length !== 2 || !shape.every((d) => Number.isInteger(d) && d > 0))
+        throw new InvalidFormatError(
+          'bsr',
+          `${name}: blockShape ${JSON.stringify(shape)} must be [rows, cols] of positive integers`,
+        );
+      const [R, C] = shape as [number, number];
       x = {
         format,
         rows,
