@@ -1,5 +1,14 @@
 // Regression tests of the loader's guards against hostile or clumsy folders.
-import { cpSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  cpSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { InvalidFormatError, Tensor, UnsupportedDTypeError } from '@sparsekit/core';
@@ -58,5 +67,18 @@ describe('loader guards', () => {
     expect(JSON.parse(readFileSync(join(hfTinyDir('llama'), 'config.json'), 'utf8')).model_type).toBe(
       'llama',
     );
+  });
+});
+
+describe('file checks name the real cause', () => {
+  it('a folder or a symbolic-link loop where model.safetensors belongs is said to be one, not "missing"', async () => {
+    const folder = copy('weights-folder');
+    rmSync(join(folder, 'model.safetensors'));
+    mkdirSync(join(folder, 'model.safetensors'));
+    await expect(loadHfModel(folder)).rejects.toThrow(/is a folder/);
+    const loop = copy('weights-loop');
+    rmSync(join(loop, 'model.safetensors'));
+    symlinkSync(join(loop, 'model.safetensors'), join(loop, 'model.safetensors'));
+    await expect(loadHfModel(loop)).rejects.toThrow(/loops/);
   });
 });

@@ -1,4 +1,4 @@
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { isAbsolute, join } from 'node:path';
 import {
   assertFinite,
@@ -52,13 +52,27 @@ async function readJson(path: string): Promise<Record<string, unknown>> {
   }
 }
 
+/**
+ * Whether a file is at `path`, from its directory entry alone (never reading it: a weight file may be
+ * many GiB). Something other than a regular file there is an error that names it, not "missing".
+ */
 async function exists(path: string): Promise<boolean> {
+  let info: Awaited<ReturnType<typeof stat>>;
   try {
-    await readFile(path, { flag: 'r' }).then(() => undefined);
-    return true;
-  } catch {
-    return false;
+    info = await stat(path);
+  } catch (error) {
+    const code = (error as { code?: string }).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') return false;
+    if (code === 'ELOOP')
+      throw new IOError(path, 'is a symbolic link that loops (it resolves to itself)', error);
+    throw new IOError(path, `cannot be examined (${code ?? String(error)})`, error);
   }
+  if (!info.isFile())
+    throw new InvalidFormatError(
+      'file',
+      `${path} is ${info.isDirectory() ? 'a folder' : 'not a regular file'}; a file belongs there`,
+    );
+  return true;
 }
 
 /** The safetensors files of a folder: model.safetensors, or the shards its index names. */
