@@ -397,6 +397,17 @@ describe('broken inputs: exit 1 with a hint, nothing written', () => {
     expect(r.stderr).toContain('hint: ');
   });
 
+  it('a config.json with fewer layers than the weights gets the hint about configs, not about JSON', async () => {
+    const folder = join(work, 'fewer-layers');
+    cpSync(tinyLmPath(), folder, { recursive: true });
+    const config = JSON.parse(readFileSync(join(folder, 'config.json'), 'utf8'));
+    writeFileSync(join(folder, 'config.json'), JSON.stringify({ ...config, num_hidden_layers: 2 }));
+    const r = await run('inspect', '--model', folder);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/belongs to block 2/);
+    expect(r.stderr).toContain('hint: config.json does not describe these weights');
+  });
+
   it('corrupt safetensors', async () => {
     const broken = join(work, 'broken');
     cpSync(tinyLmPath(), broken, { recursive: true });

@@ -105,26 +105,26 @@ function report(error: unknown, io: Io, ui: Ui): number {
 }
 
 function hintFor(error: SparsekitError): string | undefined {
-  if (
-    error instanceof SafetensorsError ||
-    (error instanceof InvalidFormatError && /safetensors/i.test(error.message))
-  ) {
+  // Chosen from the error's class and fields (which format, which file), not from its wording.
+  if (error instanceof SafetensorsError)
     return 'the weights file is damaged or not safetensors: re-download the model or save it again';
-  }
-  if (error instanceof InvalidFormatError && /recipe/.test(error.message)) {
-    return 'fix the recipe field named above (see "sparsekit prune --help" and the pruners README)';
-  }
-  if (error instanceof InvalidFormatError && /json/i.test(error.message)) {
-    return 'a JSON file of the model folder does not parse: restore config.json / tokenizer.json';
-  }
-  if (error instanceof InvalidFormatError && /stored matrix/.test(error.message)) {
-    return 'a packed layer of the weights file is damaged: save the model again';
-  }
-  if (error instanceof InvalidFormatError && /^Invalid nm/.test(error.message)) {
-    return 'the weights do not follow that N:M pattern: prune to it first (sparsekit prune --pattern N:M)';
-  }
-  if (error instanceof InvalidFormatError && /checkpoint/.test(error.message)) {
-    return 'config.json does not describe these weights: use the config.json saved with them';
+  if (error instanceof InvalidFormatError) {
+    switch (error.format) {
+      case 'recipe':
+        return 'fix the recipe field named above (see "sparsekit prune --help" and the pruners README)';
+      case 'checkpoint':
+        return 'config.json does not describe these weights: use the config.json saved with them';
+      case 'json':
+      case 'tokenizer.json':
+        return "a JSON file of the model folder is damaged or does not fit: restore it from the model's source";
+      case 'file':
+        return 'something other than a file sits where the model folder needs one: put the file itself there';
+      case 'nm':
+        if (!error.reason.startsWith('stored matrix'))
+          return 'the weights do not follow that N:M pattern: prune to it first (sparsekit prune --pattern N:M)';
+    }
+    if (error.reason.startsWith('stored matrix'))
+      return 'a packed layer of the weights file is damaged: save the model again';
   }
   if (error instanceof InvalidFormatError) return 'the data does not fit the format named above';
   if (error instanceof ShapeMismatchError)
