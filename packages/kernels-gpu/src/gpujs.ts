@@ -35,6 +35,14 @@ interface GpuJs {
 }
 
 /** gpu.js is not installed. */
+interface PreparedWeight {
+  kind: 'dense' | 'csr';
+  values: Float32Array;
+  indptr?: Int32Array;
+  indices?: Int32Array;
+  longest: number;
+}
+
 export class GpuJsUnavailableError extends SparsekitError {
   constructor(cause: unknown) {
     super(
@@ -81,6 +89,10 @@ export class GpuJsBackend implements Backend {
   readonly name = 'gpu.js';
   readonly flavour = 'sync';
 
+  /** Compiled kernels by (format, rows, batch, longest row): compiled once, not per call. */
+  private readonly kernels = new Map<string, GpuJsKernel>();
+  private readonly prepared = new WeakMap<SparseMatrix, PreparedWeight>();
+
   private constructor(private readonly gpu: GpuJs) {}
 
   static async create(options: GpuJsOptions = {}): Promise<GpuJsBackend> {
@@ -111,21 +123,23 @@ export class GpuJsBackend implements Backend {
     if (options.out !== undefined && options.out.length !== batch * rows)
       throw new ShapeMismatchError([batch * rows], [options.out.length], 'out');
     if (batch === 0 || rows === 0) return options.out ?? new Float32Array(batch * rows);
-    let result: unknown;
-    if (weight.format === 'dense') {
-      const w = weight as DenseMatrix;
-      const kernel = this.gpu.createKernel(denseKernel as never).setOutput([rows, batch]);
-      result = kernel(valuesF32(w.values, w.dtype), x, w.cols);
-    } else {
-      const w: CsrMatrix = weight.format === 'csr' ? weight : toCsr(weight);
-      let longest = 1;
-      for (let r = 0; r < rows; r++) longest = Math.max(longest, w.indptr[r + 1]! - w.indptr[r]!);
-      const kernel = this.gpu
-        .createKernel(csrKernel as never)
-        .setOutput([rows, batch])
-        .setLoopMaxIterations(longest);
-      result = kernel(valuesF32(w.values, w.dtype), w.indptr, Int32Array.from(w.indices), x, w.cols);
+    const prepared = this.prepare(weight);
+    const key = `${prepared.kind}:${rows}:${batch}:${prepared.longest}`;
+    let kernel = this.kernels.get(key);
+    if (kernel === undefined) {
+      kernel =
+        prepared.kind === 'dense'
+          ? this.gpu.createKernel(denseKernel as never).setOutput([rows, batch])
+          : this.gpu
+              .createKernel(csrKernel as never)
+              .setOutput([rows, batch])
+              .setLoopMaxIterations(prepared.longest);
+      this.kernels.set(key, kernel);
     }
+    const result: unknown =
+      prepared.kind === 'dense'
+        ? kernel(prepared.values, x, weight.cols)
+        : kernel(prepared.values, prepared.indptr!, prepared.indices!, x, weight.cols);
     // gpu.js returns one Float32Array per batch row.
     const out = options.out ?? new Float32Array(batch * rows);
     (result as Float32Array[]).forEach((row, b) => {
@@ -156,8 +170,37 @@ export class GpuJsBackend implements Backend {
     return unsupported(this.name, 'gatherGemv', 'the reference and wasm backends have it');
   }
 
-  /** gpu.js keeps nothing per matrix. */
-  release(): void {}
+  /**
+   * The kernel arguments of a weight, made once per matrix object: f32 values (f16 decoded), CSR
+   * arrays for sparse formats (converted once) and the longest row. gpu.js still copies them to the
+   * device on each call: it has no buffers that outlive a kernel call outside its pipeline mode.
+   */
+  private prepare(weight: SparseMatrix): PreparedWeight {
+    let p = this.prepared.get(weight);
+    if (p === undefined) {
+      if (weight.format === 'dense') {
+        p = { kind: 'dense', values: valuesF32((weight as DenseMatrix).values, weight.dtype), longest: 0 };
+      } else {
+        const w: CsrMatrix = weight.format === 'csr' ? weight : toCsr(weight);
+        let longest = 1;
+        for (let r = 0; r < w.rows; r++) longest = Math.max(longest, w.indptr[r + 1]! - w.indptr[r]!);
+        p = {
+          kind: 'csr',
+          values: valuesF32(w.values, w.dtype),
+          indptr: w.indptr,
+          indices: Int32Array.from(w.indices),
+          longest,
+        };
+      }
+      this.prepared.set(weight, p);
+    }
+    return p;
+  }
+
+  /** Forget what is kept for a matrix. */
+  release(matrix: SparseMatrix): void {
+    this.prepared.delete(matrix);
+  }
 
   /** y = W x for one vector. */
   spmv(weight: SparseMatrix, x: Float32Array): Float32Array {
