@@ -1,4 +1,3 @@
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeFileAtomic } from '@sparsekit/core/node';
 import { saveModel } from '@sparsekit/models/node';
@@ -301,7 +300,6 @@ Examples:
           );
         }
       }
-      const tokenizerJson = readFileSync(join(dir, 'tokenizer.json'), 'utf8');
       const result = {
         model: dir,
         out,
@@ -310,7 +308,7 @@ Examples:
         report,
       };
       await writeDir(out, async (tmp) => {
-        await saveModel(model, tmp, { layout: result.layout, tokenizerJson });
+        await saveModel(model, tmp, { layout: result.layout }); // copies the tokenizer files itself
         await writeFileAtomic(join(tmp, 'prune-report.json'), (f) =>
           f.writeFile(`${JSON.stringify(result, null, 2)}\n`, 'utf8'),
         );

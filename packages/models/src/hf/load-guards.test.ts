@@ -16,6 +16,7 @@ import { readSafetensors, writeSafetensors } from '@sparsekit/core/node';
 import { afterAll, describe, expect, it } from 'vitest';
 import { hfTinyDir } from './hf-tiny.test-util.js';
 import { loadHfModel } from './load.js';
+import { saveModel } from './save.js';
 
 const work = mkdtempSync(join(tmpdir(), 'sparsekit-guards-'));
 afterAll(() => rmSync(work, { recursive: true, force: true }));
@@ -80,5 +81,27 @@ describe('file checks name the real cause', () => {
     rmSync(join(loop, 'model.safetensors'));
     symlinkSync(join(loop, 'model.safetensors'), join(loop, 'model.safetensors'));
     await expect(loadHfModel(loop)).rejects.toThrow(/loops/);
+  });
+});
+
+describe('saving keeps what it does not compute', () => {
+  it("keeps the source config's fields (OPT's pad_token_id) and copies the tokenizer and generation files", async () => {
+    const dir = join(work, 'opt-source');
+    cpSync(hfTinyDir('opt'), dir, { recursive: true });
+    writeFileSync(join(dir, 'generation_config.json'), JSON.stringify({ max_new_tokens: 7 }));
+    const { model } = await loadHfModel(dir);
+    const out = join(work, 'opt-saved');
+    await saveModel(model, out);
+    const saved = JSON.parse(readFileSync(join(out, 'config.json'), 'utf8'));
+    expect(saved.pad_token_id).toBe(0);
+    expect(saved.model_type).toBe('opt');
+    expect(readFileSync(join(out, 'tokenizer.json'), 'utf8')).toBe(
+      readFileSync(join(dir, 'tokenizer.json'), 'utf8'),
+    );
+    expect(JSON.parse(readFileSync(join(out, 'generation_config.json'), 'utf8'))).toEqual({
+      max_new_tokens: 7,
+    });
+    const back = await loadHfModel(out);
+    expect(back.tokenizer).toBeDefined();
   });
 });

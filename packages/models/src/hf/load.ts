@@ -201,6 +201,7 @@ export async function loadHfModel(dir: string, options: LoadOptions = {}): Promi
   };
   const backends = backendRef(options.backend);
   const model = new TransformerLM(config, paramsFromHf(config, source, backends, stored), backends);
+  model.source = { dir, config: hfConfig };
   const tokenizerPath = join(dir, 'tokenizer.json');
   const tokenizer =
     options.tokenizer !== false && (await exists(tokenizerPath))

@@ -1,5 +1,5 @@
-import { mkdir } from 'node:fs/promises';
-import { join } from 'node:path';
+import { mkdir, readFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
 import { InvalidArgumentError, Tensor } from '@sparsekit/core';
 import { writeFileAtomic } from '@sparsekit/core/node';
 import type { SparseMatrix } from '@sparsekit/sparse-formats';
@@ -16,11 +16,25 @@ export interface SaveOptions {
    * its runtime name; the rest under HF names. Both load with `loadHfModel`.
    */
   layout?: 'dense' | 'packed';
-  /** A tokenizer.json to copy into the folder. */
+  /** A tokenizer.json to write into the folder (default: the one of the folder the model came from). */
   tokenizerJson?: string;
 }
 
-/** Write `model` to `dir` (config.json, model.safetensors, tokenizer.json); each file atomically. */
+/** Files of a Hugging Face folder that describe the tokenizer and generation, copied on save. */
+const COMPANION_FILES = [
+  'tokenizer.json',
+  'tokenizer_config.json',
+  'special_tokens_map.json',
+  'generation_config.json',
+] as const;
+
+/** Source config fields that describe weights no longer stored that way (the saved weights are f32). */
+const DROPPED_FIELDS = ['quantization_config', 'compression_config', 'dtype'] as const;
+
+/**
+ * Write `model` to `dir` (config.json, model.safetensors, and the tokenizer and generation files of
+ * the folder it was loaded from); each file atomically.
+ */
 export async function saveModel(model: TransformerLM, dir: string, options: SaveOptions = {}): Promise<void> {
   const c = model.config;
   if (c.normWidth !== undefined && c.family !== 'llama') {
@@ -44,7 +58,11 @@ export async function saveModel(model: TransformerLM, dir: string, options: Save
       `every point of the residual stream must have one width to save (widths: ${widths.join(', ')})`,
     );
   }
-  const config = configToHf(model.config); // before anything is written: it refuses what it cannot describe
+  // Before anything is written: configToHf refuses what it cannot describe. The source config's other
+  // fields (pad_token_id, transformers_version, ...) are kept; the runtime's own fields win.
+  const source = { ...(model.source?.config ?? {}) };
+  for (const field of DROPPED_FIELDS) delete source[field];
+  const config = { ...source, ...configToHf(model.config) };
   await mkdir(dir, { recursive: true });
   const packed = options.layout === 'packed';
   const tensors: Record<string, Tensor> = {};
@@ -63,6 +81,20 @@ export async function saveModel(model: TransformerLM, dir: string, options: Save
   await writeText(join(dir, 'config.json'), `${JSON.stringify(config, null, 2)}\n`);
   if (options.tokenizerJson !== undefined)
     await writeText(join(dir, 'tokenizer.json'), options.tokenizerJson);
+  // The companions of the source folder (unless saving over it, or given a tokenizer above).
+  const from = model.source?.dir;
+  if (from !== undefined && resolve(from) !== resolve(dir)) {
+    for (const name of COMPANION_FILES) {
+      if (name === 'tokenizer.json' && options.tokenizerJson !== undefined) continue;
+      let text: string;
+      try {
+        text = await readFile(join(from, name), 'utf8');
+      } catch {
+        continue; // the source folder has no such file
+      }
+      await writeText(join(dir, name), text);
+    }
+  }
 }
 
 function writeText(path: string, text: string): Promise<void> {

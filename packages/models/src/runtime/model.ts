@@ -56,6 +56,11 @@ export class TransformerLM implements BlockwiseLM, SliceableLM, NarrowableLM, Ca
   private cfg: ModelConfig;
   /** Hooks that apply to every call (see `Hooks.add`). */
   readonly hooks = new Hooks();
+  /**
+   * Where the model was loaded from (`loadHfModel` sets it): its folder and raw config.json, so that
+   * `saveModel` keeps the fields the runtime does not use and copies the tokenizer and generation files.
+   */
+  source: { dir: string; config: Record<string, unknown> } | undefined;
   private readonly invFreqs: Float32Array | undefined;
   private rope: { cos: Float32Array; sin: Float32Array } | undefined;
   private ropeLength = 0;
