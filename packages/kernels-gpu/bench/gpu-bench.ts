@@ -14,14 +14,10 @@
  */
 import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { option } from '@sparsekit/bench';
 import { Rng, Tensor } from '@sparsekit/core';
 import { blockDensity, GpuBackend, timeBlockSparseAttention } from '@sparsekit/kernels-gpu';
 import { fromDense, type SparseMatrix } from '@sparsekit/sparse-formats';
-
-function option(name: string, fallback: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 && process.argv[i + 1] !== undefined ? process.argv[i + 1]! : fallback;
-}
 
 const shapes = option('shapes', '4096x4096,11008x4096')
   .split(',')

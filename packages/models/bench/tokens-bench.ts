@@ -13,15 +13,11 @@
 import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 import { join } from 'node:path';
+import { median, option } from '@sparsekit/bench';
 import { HOOK_SITES, type Tensor } from '@sparsekit/core';
 import { generationSpeed } from '@sparsekit/models';
 import { loadHfModel, tinyLmPath } from '@sparsekit/models/node';
 import { createWasmBackend, fromDense, type SparseMatrix, sparsity } from '@sparsekit/sparse-formats';
-
-function option(name: string, fallback: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 && process.argv[i + 1] !== undefined ? process.argv[i + 1]! : fallback;
-}
 
 const threads = Number(option('threads', String(os.availableParallelism())));
 const promptLength = Number(option('prompt', '64'));
@@ -90,7 +86,6 @@ for (let r = 0; r < reps; r++) {
     m.decode.push(speed.decodeTokensPerSecond);
   }
 }
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
 const rows: Array<Record<string, number | string>> = models.map((m) => ({
   variant: m.variant.label,
   sparsity: m.sparsity,

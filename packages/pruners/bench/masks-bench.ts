@@ -11,13 +11,9 @@
  */
 import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { option } from '@sparsekit/bench';
 import { Rng } from '@sparsekit/core';
 import { magnitudes, matrixMask, nmMask, rowMask } from '@sparsekit/pruners';
-
-function option(name: string, fallback: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 && process.argv[i + 1] !== undefined ? process.argv[i + 1]! : fallback;
-}
 
 const shapes = option('shapes', '1024x1024,2048x2048,4096x4096')
   .split(',')

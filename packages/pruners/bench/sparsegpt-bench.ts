@@ -11,6 +11,7 @@
 import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
+import { option } from '@sparsekit/bench';
 import { Rng, Tensor } from '@sparsekit/core';
 import {
   cholesky,
@@ -21,11 +22,6 @@ import {
   upperCholesky,
 } from '@sparsekit/pruners';
 import { createWasmBackend } from '@sparsekit/sparse-formats';
-
-function option(name: string, fallback: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 && process.argv[i + 1] !== undefined ? process.argv[i + 1]! : fallback;
-}
 
 const shapes = option('shapes', '1024x1024,2048x2048')
   .split(',')

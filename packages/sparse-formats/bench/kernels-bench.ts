@@ -12,17 +12,13 @@
 import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 import { join } from 'node:path';
+import { option } from '@sparsekit/bench';
 import { Rng } from '@sparsekit/core';
 import { createWasmBackend, type DenseMatrix, sparsity } from '@sparsekit/sparse-formats';
 import { denseWeight, type WeightCase, WeightFactory, weightCases } from './matrices.js';
 import { lastLevelCacheBytes, measure } from './measure.js';
 import { checkTargets, markdownTable, printTable, type Row } from './report.js';
 import { onnxSubject, type Subject, tfjsSubject, transposed, wasmSubject } from './subjects.js';
-
-function option(name: string, fallback: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 && process.argv[i + 1] !== undefined ? process.argv[i + 1]! : fallback;
-}
 
 const shapes = option('shapes', '4096x4096,11008x4096')
   .split(',')

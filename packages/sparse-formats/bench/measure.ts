@@ -1,6 +1,7 @@
 // Timing: each call is timed on its own; "cold" calls rotate through the subject's copies so every
 // call reads a weight that left the cache since its last use, "warm" calls repeat copy 0.
 import { readFileSync } from 'node:fs';
+import { median } from '@sparsekit/bench';
 import type { Subject } from './subjects.js';
 
 export interface Timing {
@@ -16,11 +17,7 @@ export interface TimingOptions {
   maxReps: number;
 }
 
-export function median(xs: readonly number[]): number {
-  const sorted = [...xs].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
-}
+export { median };
 
 async function timed(subject: Subject, i: number): Promise<number> {
   const start = performance.now();

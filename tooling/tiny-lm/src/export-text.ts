@@ -8,13 +8,9 @@
  */
 import { renameSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { option } from '@sparsekit/bench';
 import { Rng } from '@sparsekit/core';
 import { loadCorpus, splitCorpus } from './corpus.js';
-
-function option(name: string, fallback: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 && process.argv[i + 1] !== undefined ? process.argv[i + 1]! : fallback;
-}
 
 const out = resolve(
   option('out', join(import.meta.dirname ?? '.', '..', '..', '..', 'packages', 'models', 'tiny-lm')),

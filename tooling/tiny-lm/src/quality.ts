@@ -12,6 +12,7 @@
  */
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import { option } from '@sparsekit/bench';
 import { calibrationHooks, Tensor } from '@sparsekit/core';
 import { perplexity, type ScoringWindow, scoreWindows } from '@sparsekit/eval-harness';
 import type { TransformerLM } from '@sparsekit/models';
@@ -25,11 +26,6 @@ import {
 } from '@sparsekit/pruners';
 import { createWasmBackend } from '@sparsekit/sparse-formats';
 import { plantOutlierChannels } from './outliers.js';
-
-function option(name: string, fallback: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 && process.argv[i + 1] !== undefined ? process.argv[i + 1]! : fallback;
-}
 
 const calibWindows = Number(option('calib-windows', '32'));
 const outPath = option('out', join('bench-results', 'pruning-quality.json'));

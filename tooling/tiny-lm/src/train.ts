@@ -16,6 +16,7 @@
  */
 import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { option } from '@sparsekit/bench';
 import { loadTfjs, Rng } from '@sparsekit/core';
 import { perplexityOfTokens } from '@sparsekit/eval-harness';
 import { backendRef, HfTokenizer, type ModelConfig, TransformerLM } from '@sparsekit/models';
@@ -24,11 +25,6 @@ import { LlamaTwin } from '@sparsekit/models/tfjs';
 import { createWasmBackend } from '@sparsekit/sparse-formats';
 import { tokenizerJson, trainBpe } from './bpe.js';
 import { loadCorpus, splitCorpus } from './corpus.js';
-
-function option(name: string, fallback: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 && process.argv[i + 1] !== undefined ? process.argv[i + 1]! : fallback;
-}
 
 const SEED = 1234;
 const steps = Number(option('steps', '2200'));

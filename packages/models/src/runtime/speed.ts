@@ -15,7 +15,12 @@ export interface Speed {
   decodeTokensPerSecond: number;
 }
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
+/** The median (the mean of the two middle values for an even count, as the bench runner's). */
+function median(xs: readonly number[]): number {
+  const sorted = [...xs].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}
 
 /** Measured prefill and decode tokens/s of `model` as its layers are stored (median of `reps` runs). */
 export function generationSpeed(model: TransformerLM, options: SpeedOptions = {}): Speed {
