@@ -1,5 +1,5 @@
 import { Tokenizer as HfTokenizerImpl } from '@huggingface/tokenizers';
-import type { Tokenizer } from '@sparsekit/core';
+import { InvalidArgumentError, type Tokenizer } from '@sparsekit/core';
 import type { ModelConfig } from './config.js';
 
 /**
@@ -30,11 +30,39 @@ export class HfTokenizer implements Tokenizer {
     const ids: { bos?: number; eos?: number } = {};
     if (config?.bosTokenId !== undefined) ids.bos = config.bosTokenId;
     if (config?.eosTokenId !== undefined) ids.eos = config.eosTokenId;
-    return new HfTokenizer(new HfTokenizerImpl(json, tokenizerConfig), json, ids);
+    // transformers' default: no clean-up of spaces before punctuation unless the config asks for it.
+    const settings = { clean_up_tokenization_spaces: false, ...tokenizerConfig };
+    return new HfTokenizer(new HfTokenizerImpl(json, settings), json, ids);
+  }
+
+  /** The id of the model's unknown token (`model.unk_token` in its vocabulary), if it has one. */
+  private get unkId(): number | undefined {
+    const model = this.json.model as { unk_token?: unknown; vocab?: unknown } | undefined;
+    const vocab = model?.vocab;
+    if (
+      typeof model?.unk_token !== 'string' ||
+      vocab === null ||
+      typeof vocab !== 'object' ||
+      Array.isArray(vocab)
+    )
+      return undefined;
+    const id = (vocab as Record<string, unknown>)[model.unk_token];
+    return typeof id === 'number' ? id : undefined;
   }
 
   encode(text: string): number[] {
-    return this.impl.encode(text, { add_special_tokens: false }).ids;
+    const ids: number[] = this.impl.encode(text, { add_special_tokens: false }).ids;
+    // A word a WordLevel vocabulary lacks comes back without an id: it is the unknown token, as in
+    // Hugging Face's tokenizers, or an error when there is none.
+    if (ids.every((id) => Number.isInteger(id))) return ids;
+    const unk = this.unkId;
+    if (unk === undefined)
+      throw new InvalidArgumentError(
+        'text',
+        text.slice(0, 80),
+        'holds a word the vocabulary lacks, and the tokenizer has no unk_token',
+      );
+    return ids.map((id) => (Number.isInteger(id) ? id : unk));
   }
 
   decode(ids: readonly number[]): string {

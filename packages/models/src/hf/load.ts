@@ -134,7 +134,12 @@ function checkWeights(
 }
 
 /** A tokenizer.json as a tokenizer, refused (typed) when it does not parse or names ids the model lacks. */
-function tokenizerFrom(json: Record<string, unknown>, config: ModelConfig, path: string): HfTokenizer {
+function tokenizerFrom(
+  json: Record<string, unknown>,
+  config: ModelConfig,
+  path: string,
+  tokenizerConfig: Record<string, unknown> = {},
+): HfTokenizer {
   const model = json.model as { vocab?: unknown } | undefined;
   const vocab = model?.vocab;
   const ids = [
@@ -148,7 +153,7 @@ function tokenizerFrom(json: Record<string, unknown>, config: ModelConfig, path:
       `${path} holds token id ${bad}, outside the model's vocabulary of ${config.vocabSize}`,
     );
   try {
-    return HfTokenizer.fromJson(json, config);
+    return HfTokenizer.fromJson(json, config, tokenizerConfig);
   } catch (error) {
     throw new InvalidFormatError(
       'tokenizer.json',
@@ -205,7 +210,14 @@ export async function loadHfModel(dir: string, options: LoadOptions = {}): Promi
   const tokenizerPath = join(dir, 'tokenizer.json');
   const tokenizer =
     options.tokenizer !== false && (await exists(tokenizerPath))
-      ? tokenizerFrom(await readJson(tokenizerPath), config, tokenizerPath)
+      ? tokenizerFrom(
+          await readJson(tokenizerPath),
+          config,
+          tokenizerPath,
+          (await exists(join(dir, 'tokenizer_config.json')))
+            ? await readJson(join(dir, 'tokenizer_config.json'))
+            : {},
+        )
       : undefined;
   return { model, config, tokenizer, hfConfig };
 }
