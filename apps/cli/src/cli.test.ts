@@ -408,6 +408,50 @@ describe('broken inputs: exit 1 with a hint, nothing written', () => {
     expect(r.stderr).toContain('hint: config.json does not describe these weights');
   });
 
+  it("another model's eval and prune need their own text; text of unknown tokens is refused", async () => {
+    const gpt2 = join(
+      fileURLToPath(new URL('.', import.meta.url)),
+      '../../../packages/models/src/hf/fixtures/hf-tiny/gpt2',
+    );
+    const e = await run('eval', '--model', gpt2);
+    expect(e.code).toBe(1);
+    expect(e.stderr).toMatch(/built-in test text is tiny-lm's/);
+    expect(e.stderr).toContain('hint: give text for this model with --text FILE');
+    const p = await run(
+      'prune',
+      '--model',
+      gpt2,
+      '--method',
+      'wanda',
+      '--sparsity',
+      '0.5',
+      '--out',
+      join(work, 'gpt2-out'),
+    );
+    expect(p.code).toBe(1);
+    expect(p.stderr).toMatch(/built-in calibration text is tiny-lm's/);
+    // A tokenizer that knows three words: English text is nearly all unknown tokens.
+    const folder = join(work, 'word-level');
+    cpSync(tinyLmPath(), folder, { recursive: true });
+    writeFileSync(
+      join(folder, 'tokenizer.json'),
+      JSON.stringify({
+        version: '1.0',
+        added_tokens: [],
+        normalizer: null,
+        pre_tokenizer: { type: 'Whitespace' },
+        post_processor: null,
+        decoder: null,
+        model: { type: 'WordLevel', vocab: { the: 0, sea: 1, '<unk>': 2 }, unk_token: '<unk>' },
+      }),
+    );
+    const text = join(work, 'english.txt');
+    writeFileSync(text, 'Call me Ishmael. Some years ago, never mind how long precisely, I went to the sea.');
+    const u = await run('eval', '--model', folder, '--text', text);
+    expect(u.code).toBe(1);
+    expect(u.stderr).toMatch(/% of the evaluation text is unknown tokens/);
+  });
+
   it('corrupt safetensors', async () => {
     const broken = join(work, 'broken');
     cpSync(tinyLmPath(), broken, { recursive: true });

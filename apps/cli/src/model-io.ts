@@ -73,6 +73,46 @@ export function builtinText(which: 'test' | 'calibration'): string {
 }
 
 /**
+ * The default text of a command: tiny-lm's own, which only tiny-lm's vocabulary reads; another model
+ * needs text given with `flag`.
+ */
+export function defaultText(which: 'test' | 'calibration', dir: string, flag: string): string {
+  // tiny-lm itself, or a model saved from it (same tokenizer.json): its text is the right one.
+  const sameTokenizer = () => {
+    try {
+      return (
+        readFileSync(join(dir, 'tokenizer.json'), 'utf8') ===
+        readFileSync(join(tinyLmPath(), 'tokenizer.json'), 'utf8')
+      );
+    } catch {
+      return false;
+    }
+  };
+  if (!samePath(dir, tinyLmPath()) && !sameTokenizer())
+    throw new CliError(
+      `the built-in ${which} text is tiny-lm's, and ${dir} is another model`,
+      `give text for this model with ${flag} FILE`,
+    );
+  return builtinText(which);
+}
+
+/** Share of unknown tokens above which a text is refused: the model would be scored on noise. */
+const MAX_UNKNOWN = 0.05;
+
+/** Refuse a text that is mostly unknown tokens to the model's tokenizer (when it has an unknown token). */
+export function checkKnownText(tokenizer: HfTokenizer, ids: readonly number[], what: string): void {
+  const unk = tokenizer.unknownTokenId;
+  if (unk === undefined || ids.length === 0) return;
+  let unknown = 0;
+  for (const id of ids) if (id === unk) unknown++;
+  if (unknown / ids.length > MAX_UNKNOWN)
+    throw new CliError(
+      `${((100 * unknown) / ids.length).toFixed(1)}% of the ${what} is unknown tokens to this model's tokenizer`,
+      `give text in the model's language and vocabulary (at most ${100 * MAX_UNKNOWN}% unknown tokens)`,
+    );
+}
+
+/**
  * Calibration batches as the references draw them: `samples` random windows of `seqLen` tokens
  * from the text (seeded), each its own [1, seqLen] batch. `note` is told when the windows must
  * overlap (the text is shorter than all of them together).
@@ -86,6 +126,7 @@ export function calibrationBatches(
   note?: (line: string) => void,
 ): Tensor<'i32'>[] {
   const ids = tokenizer.encode(text);
+  checkKnownText(tokenizer, ids, 'calibration text');
   if (ids.length <= seqLen) {
     throw new CliError(
       `the calibration text has ${ids.length} tokens, fewer than one window of ${seqLen}`,

@@ -36,7 +36,7 @@ export class HfTokenizer implements Tokenizer {
   }
 
   /** The id of the model's unknown token (`model.unk_token` in its vocabulary), if it has one. */
-  private get unkId(): number | undefined {
+  get unknownTokenId(): number | undefined {
     const model = this.json.model as { unk_token?: unknown; vocab?: unknown } | undefined;
     const vocab = model?.vocab;
     if (
@@ -55,7 +55,7 @@ export class HfTokenizer implements Tokenizer {
     // A word a WordLevel vocabulary lacks comes back without an id: it is the unknown token, as in
     // Hugging Face's tokenizers, or an error when there is none.
     if (ids.every((id) => Number.isInteger(id))) return ids;
-    const unk = this.unkId;
+    const unk = this.unknownTokenId;
     if (unk === undefined)
       throw new InvalidArgumentError(
         'text',

@@ -2,7 +2,7 @@ import { perplexity } from '@sparsekit/eval-harness';
 import { createWasmBackend } from '@sparsekit/sparse-formats';
 import { choiceFlag, numberFlag, stringFlag, UsageError } from '../args.js';
 import type { Command } from '../command.js';
-import { builtinText, loadModel, modelDir, readText, requireTokenizer } from '../model-io.js';
+import { checkKnownText, defaultText, loadModel, modelDir, readText, requireTokenizer } from '../model-io.js';
 
 export const evalCommand: Command = {
   name: 'eval',
@@ -44,7 +44,6 @@ Examples:
     const batchSize = numberFlag('eval', flags, 'batch-size', 8, { integer: true, min: 1 });
     const dir = modelDir(stringFlag(flags, 'model'));
     const textPath = stringFlag(flags, 'text');
-    const text = textPath === undefined ? builtinText('test') : readText(textPath, '--text');
     const backend = await createWasmBackend();
     try {
       const loaded = await loadModel(dir, backend);
@@ -53,7 +52,10 @@ Examples:
         min: 2,
         max: loaded.model.maxSequenceLength,
       });
-      const result = await perplexity(loaded.model, requireTokenizer(loaded, dir), text, {
+      const tokenizer = requireTokenizer(loaded, dir);
+      const text = textPath === undefined ? defaultText('test', dir, '--text') : readText(textPath, '--text');
+      checkKnownText(tokenizer, tokenizer.encode(text), 'evaluation text');
+      const result = await perplexity(loaded.model, tokenizer, text, {
         protocol,
         maxLength,
         batchSize,

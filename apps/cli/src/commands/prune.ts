@@ -22,6 +22,7 @@ import type { Command } from '../command.js';
 import {
   builtinText,
   calibrationBatches,
+  defaultText,
   loadModel,
   modelDir,
   readText,
@@ -228,13 +229,20 @@ Examples:
         },
       );
       const seed = numberFlag('prune', flags, 'seed', calib.seed ?? 0, { integer: true, min: 0 });
-      const calibFlag = stringFlag(flags, 'calib') ?? 'builtin';
-      const calibText = calibFlag === 'builtin' ? builtinText('calibration') : readText(calibFlag, '--calib');
+      const given = stringFlag(flags, 'calib');
+      const calibFlag = given ?? 'builtin';
+      // The default text is tiny-lm's; `--calib builtin` asks for it explicitly (and is checked for unknown tokens).
+      const calibText = () =>
+        given === undefined
+          ? defaultText('calibration', dir, '--calib')
+          : calibFlag === 'builtin'
+            ? builtinText('calibration')
+            : readText(calibFlag, '--calib');
       const errors = flags['no-errors'] !== true;
       const batches =
         (method === 'magnitude' && !errors) || ALLOCATIONS.includes(method)
           ? []
-          : calibrationBatches(tokenizer, calibText, samples, seqLen, seed, (line) => ui.note(line));
+          : calibrationBatches(tokenizer, calibText(), samples, seqLen, seed, (line) => ui.note(line));
       // The report records the recipe as run: calibration flags override the recipe's.
       if (recipe !== undefined && batches.length > 0)
         recipe = { ...recipe, calibration: { samples: batches.length, seqLen, seed } };
