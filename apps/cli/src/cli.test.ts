@@ -408,6 +408,22 @@ describe('broken inputs: exit 1 with a hint, nothing written', () => {
     expect(r.stderr).toContain('hint: config.json does not describe these weights');
   });
 
+  it('bounds the calibration sample count', async () => {
+    const r = await run(
+      'prune',
+      '--method',
+      'wanda',
+      '--sparsity',
+      '0.5',
+      '--calib-samples',
+      '1000000000',
+      '--out',
+      join(work, 'too-many'),
+    );
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(/--calib-samples must be an integer >= 1 <= 65536/);
+  });
+
   it("another model's eval and prune need their own text; text of unknown tokens is refused", async () => {
     const gpt2 = join(
       fileURLToPath(new URL('.', import.meta.url)),

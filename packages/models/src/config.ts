@@ -232,6 +232,12 @@ export function validateConfig(c: ModelConfig): ModelConfig {
     if (!Number.isInteger(c[key]) || c[key] < 1)
       throw new InvalidArgumentError(`config ${key}`, c[key], 'must be a positive integer');
   }
+  if (c.maxPositions < 2)
+    throw new InvalidArgumentError(
+      'config maxPositions',
+      c.maxPositions,
+      'must be at least 2 (a causal LM needs one token to predict the next)',
+    );
   if (c.numHeads % c.numKvHeads !== 0) {
     throw new InvalidArgumentError('config numKvHeads', c.numKvHeads, `must divide numHeads (${c.numHeads})`);
   }

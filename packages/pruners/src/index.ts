@@ -72,6 +72,7 @@ export {
 } from './prune-model.js';
 export {
   checkRecipeLayers,
+  MAX_CALIBRATION_SAMPLES,
   parseRecipe,
   type Recipe,
   type RecipeMethod,

@@ -176,3 +176,14 @@ describe('recipe size bounds', () => {
     );
   });
 });
+
+describe('calibration bounds', () => {
+  it('refuses more calibration windows than the bound', () => {
+    expect(() =>
+      parseRecipe('{"method":"wanda","sparsity":0.5,"calibration":{"samples":1000000000}}'),
+    ).toThrow(/at most 65536/);
+    expect(
+      parseRecipe('{"method":"wanda","sparsity":0.5,"calibration":{"samples":128}}').calibration?.samples,
+    ).toBe(128);
+  });
+});

@@ -80,6 +80,9 @@ function patternOf(value: unknown, path: string): { n: number; m: number } {
   return { n, m };
 }
 
+/** Most calibration windows a recipe may ask for (the references use 128; memory grows with each). */
+export const MAX_CALIBRATION_SAMPLES = 65_536;
+
 /** Longest recipe text (a recipe is a few lines; a huge one would take seconds to parse). */
 const MAX_RECIPE_CHARS = 1 << 20;
 
@@ -177,6 +180,8 @@ export function validateRecipe(value: unknown): Recipe {
     const c = object(r.calibration, 'recipe.calibration');
     checkKeys(c, ['samples', 'seqLen', 'seed'], 'recipe.calibration');
     if (c.samples !== undefined) positiveInteger(c.samples, 'recipe.calibration.samples');
+    if (typeof c.samples === 'number' && c.samples > MAX_CALIBRATION_SAMPLES)
+      fail('recipe.calibration.samples', `must be at most ${MAX_CALIBRATION_SAMPLES}`);
     if (c.seqLen !== undefined && !(Number.isInteger(c.seqLen) && (c.seqLen as number) >= 2))
       fail('recipe.calibration.seqLen', 'must be an integer >= 2 (a window predicts its next tokens)');
     if (c.seed !== undefined && !(Number.isInteger(c.seed) && (c.seed as number) >= 0))

@@ -3,6 +3,7 @@ import { writeFileAtomic } from '@sparsekit/core/node';
 import { saveModel } from '@sparsekit/models/node';
 import {
   checkRecipeLayers,
+  MAX_CALIBRATION_SAMPLES,
   type PruneReport,
   packWeight,
   parseRecipe,
@@ -216,6 +217,7 @@ Examples:
       const samples = numberFlag('prune', flags, 'calib-samples', calib.samples ?? 128, {
         integer: true,
         min: 1,
+        max: MAX_CALIBRATION_SAMPLES,
       });
       const seqLen = numberFlag(
         'prune',

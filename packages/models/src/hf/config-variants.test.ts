@@ -126,6 +126,13 @@ describe('rotary parameters', () => {
   });
 });
 
+describe('positions', () => {
+  it('refuses a model of fewer than 2 positions (nothing to predict from)', async () => {
+    const dir = await variant('llama', 'one-position', { max_position_embeddings: 1 });
+    await expect(loadHfModel(dir)).rejects.toThrow(/maxPositions/);
+  });
+});
+
 describe('GPT-2 attention scaling flags', () => {
   it('scale_attn_by_inverse_layer_idx divides block i scores by i + 1; scale_attn_weights: false drops 1/sqrt(d)', async () => {
     for (const [fields, factor] of [
