@@ -14,9 +14,10 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { IOError } from '@sparsekit/core';
 import { loadHfModel, tinyLmPath } from '@sparsekit/models/node';
 import { afterAll, describe, expect, it } from 'vitest';
-import { COMMANDS } from './main.js';
+import { COMMANDS, hintFor } from './main.js';
 
 // The CLI as users run it: a subprocess of the built bin, on the bundled tiny-lm and broken inputs.
 const CLI = fileURLToPath(new URL('../dist/cli.js', import.meta.url));
@@ -406,6 +407,14 @@ describe('broken inputs: exit 1 with a hint, nothing written', () => {
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/belongs to block 2/);
     expect(r.stderr).toContain('hint: config.json does not describe these weights');
+  });
+
+  it('hints name the system reason of a failed write (a full disk is not a missing path)', () => {
+    const io = (code: string) =>
+      new IOError('/x', 'Could not write', Object.assign(new Error(code), { code }));
+    expect(hintFor(io('ENOSPC'))).toMatch(/disk .* is full/);
+    expect(hintFor(io('EACCES'))).toMatch(/permission denied/);
+    expect(hintFor(io('ENOENT'))).toMatch(/exists/);
   });
 
   it('bounds the calibration sample count', async () => {

@@ -104,7 +104,8 @@ function report(error: unknown, io: Io, ui: Ui): number {
   return 1;
 }
 
-function hintFor(error: SparsekitError): string | undefined {
+/** The hint printed under an error, from its class, fields and cause (exported for tests). */
+export function hintFor(error: SparsekitError): string | undefined {
   // Chosen from the error's class and fields (which format, which file), not from its wording.
   if (error instanceof SafetensorsError)
     return 'the weights file is damaged or not safetensors: re-download the model or save it again';
@@ -131,7 +132,17 @@ function hintFor(error: SparsekitError): string | undefined {
     return 'a shape does not match what config.json describes: use the config.json saved with these weights';
   if (error instanceof NonFiniteError)
     return 'the weights or activations hold NaN or Inf: check the checkpoint';
-  if (error instanceof IOError) return 'check that the path exists and is readable';
+  if (error instanceof IOError) {
+    // The system's reason, from the error's cause (its errno code), not from the message.
+    const code = (error.cause as { code?: unknown } | undefined)?.code;
+    if (code === 'ENOSPC' || code === 'EDQUOT')
+      return 'the disk (or quota) is full: free some space or write elsewhere';
+    if (code === 'EACCES' || code === 'EPERM')
+      return 'permission denied: check the ownership and mode of the path';
+    if (code === 'EROFS') return 'the file system is read-only: write elsewhere';
+    if (code === 'ELOOP') return 'a symbolic link loops: fix or remove it';
+    return 'check that the path exists and is readable';
+  }
   if (error.code === 'UNSUPPORTED_MODEL')
     return 'supported model types: gpt2, opt, llama (see the models README)';
   if (error.code === 'MISSING_TENSOR') return 'the checkpoint is incomplete: re-download or save it again';
