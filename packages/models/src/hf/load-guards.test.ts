@@ -105,3 +105,15 @@ describe('saving keeps what it does not compute', () => {
     expect(back.tokenizer).toBeDefined();
   });
 });
+
+describe('size bounds', () => {
+  it('refuses a JSON file of the folder past 64 MiB before reading it', async () => {
+    const dir = copy('huge-tokenizer');
+    const { openSync, ftruncateSync, closeSync } = await import('node:fs');
+    const fd = openSync(join(dir, 'tokenizer.json'), 'r+');
+    ftruncateSync(fd, 65 * 2 ** 20); // sparse: no 65 MiB written
+    closeSync(fd);
+    await expect(loadHfModel(dir)).rejects.toThrow(/65 MiB/);
+    expect((await loadHfModel(dir, { tokenizer: false })).tokenizer).toBeUndefined();
+  });
+});

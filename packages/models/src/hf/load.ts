@@ -36,11 +36,21 @@ export interface LoadedModel {
   hfConfig: Record<string, unknown>;
 }
 
+/** Largest JSON file of a model folder read (the largest real tokenizer.json files are ~20 MB). */
+const MAX_JSON_BYTES = 64 * 2 ** 20;
+
 async function readJson(path: string): Promise<Record<string, unknown>> {
   let text: string;
   try {
+    const size = (await stat(path)).size;
+    if (size > MAX_JSON_BYTES)
+      throw new InvalidFormatError(
+        'json',
+        `${path} is ${(size / 2 ** 20).toFixed(0)} MiB; a model folder's JSON files are read up to ${MAX_JSON_BYTES / 2 ** 20} MiB`,
+      );
     text = await readFile(path, 'utf8');
   } catch (error) {
+    if (error instanceof InvalidFormatError) throw error;
     throw new IOError(path, 'cannot read the file (is this a Hugging Face model folder?)', error);
   }
   try {
