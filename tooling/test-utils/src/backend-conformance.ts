@@ -19,7 +19,12 @@ type Mask =
 export interface ConformanceBackend {
   readonly name: string;
   readonly flavour: 'sync' | 'async';
-  linear(x: Float32Array, batch: number, w: never, options?: { bias?: Float32Array }): Maybe<Float32Array>;
+  linear(
+    x: Float32Array,
+    batch: number,
+    w: never,
+    options?: { bias?: Float32Array; out?: Float32Array },
+  ): Maybe<Float32Array>;
   spmm(a: never, b: Float32Array, n: number): Maybe<Float32Array>;
   sddmm(pattern: never, a: Float32Array, b: Float32Array, k: number): Maybe<{ values: ArrayLike<number> }>;
   matmul(
@@ -206,6 +211,11 @@ export function backendConformance(
       const expected = referenceLinear(x, batch, w, rows, cols).map((y, i) => y + bias[i % rows]!);
       for (const m of [denseMatrix(rows, cols, w), csrMatrix(rows, cols, w)]) {
         close(await b.linear(x, batch, m as never, { bias }), expected, tol);
+        // An `out` array is filled (whatever it held) and returned.
+        const out = new Float32Array(batch * rows).fill(Number.NaN);
+        const y = await b.linear(x, batch, m as never, { bias, out } as never);
+        expect(y).toBe(out);
+        close(out, expected, tol);
         close(await b.linear(x, batch, m as never), referenceLinear(x, batch, w, rows, cols), tol);
       }
     });
