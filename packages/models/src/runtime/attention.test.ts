@@ -2,8 +2,9 @@ import { Hooks, Rng } from '@sparsekit/core';
 import { attention, type Backend, createWasmBackend, referenceBackend } from '@sparsekit/sparse-formats';
 import { describe, expect, it } from 'vitest';
 import type { ModelConfig } from '../config.js';
-import { type AttentionCall, attendSteps } from './attention.js';
+import { attendSteps } from './attention.js';
 import { KvCache } from './kv-cache.js';
+import type { Pass } from './pass.js';
 import { runSync } from './steps.js';
 
 const config = { numHeads: 4, numKvHeads: 2, headDim: 8 } as ModelConfig;
@@ -23,7 +24,7 @@ function inputs() {
 function run(backend: Backend, hooks?: Hooks): Float32Array {
   const { first, next } = inputs();
   const cache = new KvCache(1, batch, 2, 32, 8);
-  const call = (s: number, position: number): AttentionCall => ({
+  const call = (s: number, position: number): Pass => ({
     hooks: [hooks],
     hooked: hooks !== undefined,
     batch,

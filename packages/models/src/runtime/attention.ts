@@ -1,48 +1,10 @@
-import { type HookContext, type HookSite, type Hooks, type KvPolicy, runHooks } from '@sparsekit/core';
 import type { AttentionArgs, AttentionMask } from '@sparsekit/sparse-formats';
 import { keySegments } from '@sparsekit/sparse-formats';
 import type { ModelConfig } from '../config.js';
 import type { KvCache } from './kv-cache.js';
 import { applyRope } from './ops.js';
+import { hookAt, type Pass } from './pass.js';
 import type { Steps } from './steps.js';
-
-/** What one attention call sees: the hooks and the call's shape (a block's `Pass`). */
-export interface AttentionCall {
-  hooks: readonly (Hooks | undefined)[];
-  /** Decode-time selection and eviction of cached entries. */
-  kvPolicy?: KvPolicy;
-  /** Whether any of `hooks` holds a hook. */
-  hooked: boolean;
-  batch: number;
-  seq: number;
-  /** Absolute position of the call's first token. */
-  position: number;
-  /** Which keys each query reads (default causal). */
-  mask?: AttentionMask;
-}
-
-function hook(
-  call: AttentionCall,
-  block: number,
-  site: HookSite,
-  data: Float32Array,
-  width: number,
-): Float32Array {
-  if (!call.hooked) return data;
-  return runHooks(
-    call.hooks,
-    data,
-    [call.batch, call.seq, width],
-    (): HookContext => ({
-      site,
-      block,
-      batch: call.batch,
-      seq: call.seq,
-      position: call.position,
-    }),
-    site,
-  );
-}
 
 /**
  * Multi-head (or grouped-query) attention for `batch` sequences of `seq` new tokens that follow the
@@ -61,7 +23,7 @@ export function* attendSteps(
   v: Float32Array,
   cache: KvCache,
   rope: { cos: Float32Array; sin: Float32Array } | undefined,
-  call: AttentionCall,
+  call: Pass,
   block: number,
 ): Steps<Float32Array> {
   const { numHeads, numKvHeads, headDim } = config;
@@ -80,8 +42,8 @@ export function* attendSteps(
       for (let h = 0; h < numKvHeads; h++)
         applyRope(k, t * kvWidth + h * headDim, headDim, p, rope.cos, rope.sin);
     }
-    q = hook(call, block, 'attention.q.rotated', q, qWidth);
-    k = hook(call, block, 'attention.k.rotated', k, kvWidth);
+    q = hookAt(call, 'attention.q.rotated', block, q);
+    k = hookAt(call, 'attention.k.rotated', block, k);
   }
   if (shifted && rope !== undefined) {
     // Queries take the index their token gets in each lane (StreamingLLM's positions in the cache).
@@ -92,7 +54,7 @@ export function* attendSteps(
         applyRope(q, t * qWidth + h * headDim, headDim, p, rope.cos, rope.sin);
       }
     }
-    q = hook(call, block, 'attention.q.rotated', q, qWidth);
+    q = hookAt(call, 'attention.q.rotated', block, q);
   }
   for (let b = 0; b < batch; b++) {
     for (let s = 0; s < seq; s++) {
@@ -151,13 +113,11 @@ export function* attendSteps(
           mask,
           scale,
         );
-        probs = runHooks(
-          call.hooks,
-          probs,
-          [group, seq, total],
-          () => ({ ...contextOf(call, block), site: 'attention.probs', sequence: b, kvHead: g }),
-          'attention.probs',
-        );
+        probs = hookAt(call, 'attention.probs', block, probs, { sequence: b, kvHead: g }, [
+          group,
+          seq,
+          total,
+        ]);
         o = weightedValues(probs, lane.values, group, seq, headDim, total);
       } else {
         const args: AttentionArgs = {
@@ -216,10 +176,6 @@ function rotatedKeys(
   const out = keys.slice(0, total * dim);
   for (let p = 0; p < total; p++) applyRope(out, p * dim, dim, p, rope.cos, rope.sin);
   return out;
-}
-
-function contextOf(call: AttentionCall, block: number): Omit<HookContext, 'site'> {
-  return { block, batch: call.batch, seq: call.seq, position: call.position };
 }
 
 /**

@@ -1,14 +1,4 @@
 // One decoder block as steps: its attention half and its MLP half, with every hook site on the way.
-import {
-  type HookContext,
-  type HookSite,
-  type Hooks,
-  type KvPolicy,
-  type LinearLayer,
-  runHooks,
-  type StreamPoint,
-} from '@sparsekit/core';
-import type { AttentionMask } from '@sparsekit/sparse-formats';
 import type { ModelConfig } from '../config.js';
 import { attendSteps } from './attention.js';
 import type { KvCache } from './kv-cache.js';
@@ -16,45 +6,14 @@ import type { Linear } from './linear.js';
 import { type ExpertRows, type MlpHooks, mlpSteps } from './mlp.js';
 import { addInPlace, layerNorm, rmsNorm } from './ops.js';
 import type { BlockParams, NormParams } from './params.js';
+import { hookAt, type Pass } from './pass.js';
 import type { Steps } from './steps.js';
-
-/** The call a block runs in: hook sets (the model's, the call's), shape and first position. */
-export interface Pass {
-  hooks: readonly (Hooks | undefined)[];
-  /** Whether any of `hooks` holds a hook (checked once per call; false skips every site). */
-  hooked: boolean;
-  /** Decode-time selection and eviction of cached entries. */
-  kvPolicy?: KvPolicy;
-  batch: number;
-  seq: number;
-  position: number;
-  mask?: AttentionMask;
-}
 
 export function norm(config: ModelConfig, x: Float32Array, n: NormParams): Float32Array {
   const width = n.weight.length;
   return config.norm === 'rmsnorm'
     ? rmsNorm(x, width, n.weight, config.normEps, undefined, config.normWidth ?? width)
     : layerNorm(x, width, n.weight, n.bias, config.normEps);
-}
-
-/** Pass `data` [batch, seq, width] through the hooks at `site`. */
-export function hookAt(
-  pass: Pass,
-  site: HookSite,
-  block: number,
-  data: Float32Array,
-  extra: { layers?: readonly LinearLayer[]; point?: StreamPoint; expert?: ExpertRows } = {},
-): Float32Array {
-  if (!pass.hooked) return data;
-  const tokens = pass.batch * pass.seq;
-  return runHooks(
-    pass.hooks,
-    data,
-    [pass.batch, pass.seq, data.length / Math.max(tokens, 1)],
-    (): HookContext => ({ site, block, batch: pass.batch, seq: pass.seq, position: pass.position, ...extra }),
-    site,
-  );
 }
 
 /** Run `layers` (which read one tensor) on `x`, after the `linear.input` hooks. */
@@ -129,18 +88,21 @@ export function* mlpHalf(
   return pass.hooked ? hookAt(pass, 'stream', index, stream, { point: { at: 'mlp', block: index } }) : stream;
 }
 
+/** The MLP's sites of a call without hooks: nothing to build per block. */
+const NO_MLP_HOOKS: MlpHooks = { linearInput: (x) => x, hidden: (x) => x };
+
 /**
  * The hook sites inside the MLP slot. Inside a mixture of experts each expert sees only the tokens
  * routed to it: its `linear.input` and `mlp.hidden` tensors are [1, routed tokens, width].
  */
 function mlpHooks(pass: Pass, block: number, tokens: number): MlpHooks {
+  if (!pass.hooked) return NO_MLP_HOOKS;
   const view = (n: number, expert: ExpertRows | undefined): Pass =>
     expert === undefined && n === tokens ? pass : { ...pass, batch: 1, seq: n };
   const extra = (expert: ExpertRows | undefined) => (expert === undefined ? {} : { expert });
   return {
     linearInput: (x, layers, n, expert) =>
-      pass.hooked ? hookAt(view(n, expert), 'linear.input', block, x, { layers, ...extra(expert) }) : x,
-    hidden: (x, n, expert) =>
-      pass.hooked ? hookAt(view(n, expert), 'mlp.hidden', block, x, extra(expert)) : x,
+      hookAt(view(n, expert), 'linear.input', block, x, { layers, ...extra(expert) }),
+    hidden: (x, n, expert) => hookAt(view(n, expert), 'mlp.hidden', block, x, extra(expert)),
   };
 }

@@ -20,7 +20,7 @@ import {
 import type { AnyBackend, AttentionMask } from '@sparsekit/sparse-formats';
 import { type ModelConfig, validateConfig } from '../config.js';
 import { inverseFrequencies } from '../rope.js';
-import { attentionHalf, hookAt, mlpHalf, norm, type Pass } from './block.js';
+import { attentionHalf, mlpHalf, norm } from './block.js';
 import { KvCache, type KvCacheOptions } from './kv-cache.js';
 import type { Linear } from './linear.js';
 import { mlpGroups } from './mlp.js';
@@ -28,6 +28,7 @@ import { countParameters, linearModules, moduleTree } from './modules.js';
 import { removeHeads, removeMlpChannels } from './narrowing.js';
 import { ropeTables } from './ops.js';
 import type { BlockParams, ModelParams } from './params.js';
+import { hookAt, type Pass } from './pass.js';
 import { embeddingWidth, foldNorms, rotateStream, streamWidth } from './slicing.js';
 import { type BackendRef, runAsync, runSync, type Steps } from './steps.js';
 
