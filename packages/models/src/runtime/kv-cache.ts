@@ -37,8 +37,6 @@ export class KvCache {
   private readonly held: Int32Array[];
   /** Per layer: original positions [batch * kvHeads * capacity]. */
   private readonly origin: Int32Array[];
-  /** Whether any entry was ever evicted (then lanes may differ in length). */
-  private evicted = false;
   /** Evictions so far (a failed call that evicted cannot be undone). */
   private evictions = 0;
   /** Set when a failed call left lanes it could not restore. */
@@ -114,7 +112,7 @@ export class KvCache {
 
   /** Whether every lane holds every token appended (nothing evicted). */
   get complete(): boolean {
-    return !this.evicted;
+    return this.evictions === 0;
   }
 
   /** Position a new token `s` of this call takes in lane (layer, b, head). */
@@ -194,7 +192,6 @@ export class KvCache {
       kept++;
     }
     this.held[layer]![lane] = kept;
-    this.evicted = true;
     this.evictions++;
     return kept;
   }
@@ -234,8 +231,11 @@ export class KvCache {
     this.length = mark.length;
   }
 
-  /** Check that `count` more tokens fit (positions in 'original' mode, entries in every lane). */
-  reserve(count: number): void {
+  /**
+   * Check that `count` more tokens fit (positions in 'original' mode, entries in every lane);
+   * returns the entries of the fullest lane.
+   */
+  reserve(count: number): number {
     if (this.broken)
       throw new InvalidArgumentError(
         'KV cache',
@@ -253,6 +253,7 @@ export class KvCache {
         `exceeds the cache capacity (${this.capacity}, the model's maximum); generate fewer tokens or shorten the prompt${this.positionMode === 'original' ? '' : ', or evict entries'}`,
       );
     }
+    return most;
   }
 
   private checkLane(layer: number, b: number, head: number): void {

@@ -247,9 +247,9 @@ export class TransformerLM implements BlockwiseLM, SliceableLM, NarrowableLM, Ca
   ): Steps<Tensor<'f32'>> {
     const [batch, seq] = this.checkTokens(tokenIds);
     if (batch !== cache.batch) throw new ShapeMismatchError([cache.batch], [batch], 'batch (cache)');
-    cache.reserve(seq);
+    const longest = cache.reserve(seq);
     const pass = this.pass(batch, seq, cache.length, options);
-    const rope = this.ropeUpTo(Math.max(cache.length, cache.longestLane) + seq);
+    const rope = this.ropeUpTo(Math.max(cache.length, longest) + seq);
     let hidden = yield* this.embedSteps(tokenIds, pass);
     for (let i = 0; i < this.numBlocks; i++) {
       const b = this.block(i);
