@@ -1,12 +1,14 @@
 // The backend-contract operations of the WebGPU backend that are built from its kernels: attention
 // on the block-sparse kernel where the call fits it, and the dense products on the linear kernel.
-import { InvalidArgumentError, ShapeMismatchError } from '@sparsekit/core';
 import {
   type AttentionArgs,
   attention as cpuAttention,
   type MatmulOptions,
   matmulWeight,
   resolveAttention,
+  type SparseMatrix,
+  spmmInput,
+  spmmOutput,
 } from '@sparsekit/sparse-formats';
 import { blockSparseAttention } from './attention.js';
 import type { GpuBackend } from './backend.js';
@@ -95,19 +97,11 @@ export async function gpuMatmul(
 /** C [rows, n] = A B for B [cols, n] dense: C^T = B^T A^T on the linear kernel. */
 export async function gpuSpmm(
   backend: GpuBackend,
-  a: Parameters<GpuBackend['linear']>[2],
+  a: SparseMatrix,
   b: Float32Array,
   n: number,
   out?: Float32Array,
 ): Promise<Float32Array> {
-  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError('n', n, 'must be a non-negative integer');
-  if (b.length !== a.cols * n) throw new ShapeMismatchError([a.cols, n], [b.length], 'B');
-  if (out !== undefined && out.length !== a.rows * n)
-    throw new ShapeMismatchError([a.rows, n], [out.length], 'out');
-  const bt = new Float32Array(n * a.cols);
-  for (let i = 0; i < a.cols; i++) for (let j = 0; j < n; j++) bt[j * a.cols + i] = b[i * n + j]!;
-  const ct = await backend.linear(bt, n, a);
-  const c = out ?? new Float32Array(a.rows * n);
-  for (let j = 0; j < n; j++) for (let r = 0; r < a.rows; r++) c[r * n + j] = ct[j * a.rows + r]!;
-  return c;
+  const { bt, c } = spmmInput(a, b, n, out);
+  return spmmOutput(await backend.linear(bt, n, a), c, a.rows, n);
 }

@@ -18,7 +18,9 @@ export {
   gatherGemvColumns,
   matmulOnLinear,
   matmulWeight,
+  spmmInput,
   spmmOnLinear,
+  spmmOutput,
   transposedColumns,
 } from './backend/products.js';
 export { createReferenceBackend, referenceBackend } from './backend/reference-backend.js';

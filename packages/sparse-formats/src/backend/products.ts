@@ -70,6 +70,31 @@ export function checkGatherGemv(args: GatherGemvArgs): void {
   }
 }
 
+/**
+ * The two halves of C [rows, n] = A B (B [cols, n] dense) as C^T = B^T A^T, for backends of either
+ * flavour: `spmmInput` checks the call and gives B^T (the linear call's input) and the output array;
+ * `spmmOutput` writes the linear call's result (C^T) into it.
+ */
+export function spmmInput(
+  a: SparseMatrix,
+  b: Float32Array,
+  n: number,
+  out?: Float32Array,
+): { bt: Float32Array; c: Float32Array } {
+  dimension('n', n);
+  if (b.length !== a.cols * n) throw new ShapeMismatchError([a.cols, n], [b.length], 'B');
+  const c = out ?? new Float32Array(a.rows * n);
+  if (c.length !== a.rows * n) throw new ShapeMismatchError([a.rows, n], [c.length], 'out');
+  const bt = new Float32Array(n * a.cols);
+  for (let k = 0; k < a.cols; k++) for (let j = 0; j < n; j++) bt[j * a.cols + k] = b[k * n + j]!;
+  return { bt, c };
+}
+
+export function spmmOutput(ct: Float32Array, c: Float32Array, rows: number, n: number): Float32Array {
+  for (let j = 0; j < n; j++) for (let r = 0; r < rows; r++) c[r * n + j] = ct[j * rows + r]!;
+  return c;
+}
+
 /** C [rows, n] = A B for B [cols, n] dense, as C^T = B^T A^T: one linear call on A. */
 export function spmmOnLinear(
   linear: LinearFn,
@@ -78,15 +103,8 @@ export function spmmOnLinear(
   n: number,
   out?: Float32Array,
 ): Float32Array {
-  dimension('n', n);
-  if (b.length !== a.cols * n) throw new ShapeMismatchError([a.cols, n], [b.length], 'B');
-  const c = out ?? new Float32Array(a.rows * n);
-  if (c.length !== a.rows * n) throw new ShapeMismatchError([a.rows, n], [c.length], 'out');
-  const bt = new Float32Array(n * a.cols);
-  for (let k = 0; k < a.cols; k++) for (let j = 0; j < n; j++) bt[j * a.cols + k] = b[k * n + j]!;
-  const ct = linear(bt, n, a);
-  for (let j = 0; j < n; j++) for (let r = 0; r < a.rows; r++) c[r * n + j] = ct[j * a.rows + r]!;
-  return c;
+  const { bt, c } = spmmInput(a, b, n, out);
+  return spmmOutput(linear(bt, n, a), c, a.rows, n);
 }
 
 /**
