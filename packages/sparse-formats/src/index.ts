@@ -1,4 +1,11 @@
-export { attention, keySegments, PRODUCT_MIN_SEQ, resolveAttention } from './backend/attention.js';
+export {
+  attention,
+  attentionWeights,
+  keySegments,
+  PRODUCT_MIN_SEQ,
+  resolveAttention,
+  weightedValues,
+} from './backend/attention.js';
 export {
   type AnyBackend,
   type AsyncBackend,

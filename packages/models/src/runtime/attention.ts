@@ -1,5 +1,5 @@
-import type { AttentionArgs, AttentionMask } from '@sparsekit/sparse-formats';
-import { keySegments } from '@sparsekit/sparse-formats';
+import type { AttentionArgs } from '@sparsekit/sparse-formats';
+import { attentionWeights, weightedValues } from '@sparsekit/sparse-formats';
 import type { ModelConfig } from '../config.js';
 import type { KvCache } from './kv-cache.js';
 import { applyRope } from './ops.js';
@@ -102,23 +102,25 @@ export function* attendSteps(
         shifted && rope !== undefined ? rotatedKeys(lane.keys, total, headDim, rope) : lane.keys;
       let o: Float32Array;
       if (probsHooked) {
-        let probs = probabilities(
-          groupQueries,
-          groupKeys,
-          group,
+        const weights: AttentionArgs = {
+          q: groupQueries,
+          heads: group,
           seq,
           headDim,
-          total,
-          total - seq,
-          mask,
-          scale,
-        );
+          keys: groupKeys,
+          values: lane.values,
+          keyLength: total,
+          queryOffset: total - seq,
+        };
+        if (mask !== undefined) weights.mask = mask;
+        if (scale !== undefined) weights.scale = scale;
+        let probs = attentionWeights(weights);
         probs = hookAt(call, 'attention.probs', block, probs, { sequence: b, kvHead: g }, [
           group,
           seq,
           total,
         ]);
-        o = weightedValues(probs, lane.values, group, seq, headDim, total);
+        o = weightedValues(probs, lane.values, group * seq, headDim, total);
       } else {
         const args: AttentionArgs = {
           q: groupQueries,
@@ -175,73 +177,5 @@ function rotatedKeys(
 ): Float32Array {
   const out = keys.slice(0, total * dim);
   for (let p = 0; p < total; p++) applyRope(out, p * dim, dim, p, rope.cos, rope.sin);
-  return out;
-}
-
-/**
- * Softmax weights [heads, seq, total] of queries [heads, seq, dim] over the keys each may read (zero
- * elsewhere), in float64 arithmetic as the loop path of the attention op.
- */
-function probabilities(
-  q: Float32Array,
-  keys: Float32Array,
-  heads: number,
-  seq: number,
-  dim: number,
-  total: number,
-  start: number,
-  mask: AttentionMask | undefined,
-  scaleOverride: number | undefined,
-): Float32Array {
-  const probs = new Float32Array(heads * seq * total);
-  const scale = scaleOverride ?? 1 / Math.sqrt(dim);
-  const segments = new Int32Array(2 * (total + 2));
-  const scores = new Float64Array(total);
-  const m = mask ?? { kind: 'causal' as const };
-  for (let s = 0; s < seq; s++) {
-    const count = keySegments(m, start + s, total, segments);
-    for (let h = 0; h < heads; h++) {
-      let max = Number.NEGATIVE_INFINITY;
-      scores.fill(Number.NEGATIVE_INFINITY);
-      for (let c = 0; c < count; c++) {
-        for (let p = segments[2 * c]!; p < segments[2 * c + 1]!; p++) {
-          let dot = 0;
-          for (let d = 0; d < dim; d++) dot += q[(h * seq + s) * dim + d]! * scale * keys[p * dim + d]!;
-          scores[p] = dot;
-          if (dot > max) max = dot;
-        }
-      }
-      if (max === Number.NEGATIVE_INFINITY) continue;
-      const row = (h * seq + s) * total;
-      let sum = 0;
-      for (let p = 0; p < total; p++)
-        sum += scores[p] === Number.NEGATIVE_INFINITY ? 0 : Math.exp(scores[p]! - max);
-      for (let p = 0; p < total; p++)
-        probs[row + p] = scores[p] === Number.NEGATIVE_INFINITY ? 0 : Math.exp(scores[p]! - max) / sum;
-    }
-  }
-  return probs;
-}
-
-/** out [heads, seq, dim] = P [heads, seq, total] V [total, dim]. */
-function weightedValues(
-  probs: Float32Array,
-  values: Float32Array,
-  heads: number,
-  seq: number,
-  dim: number,
-  total: number,
-): Float32Array {
-  const out = new Float32Array(heads * seq * dim);
-  const acc = new Float64Array(dim);
-  for (let r = 0; r < heads * seq; r++) {
-    acc.fill(0);
-    for (let p = 0; p < total; p++) {
-      const w = probs[r * total + p]!;
-      if (w === 0) continue;
-      for (let d = 0; d < dim; d++) acc[d]! += w * values[p * dim + d]!;
-    }
-    for (let d = 0; d < dim; d++) out[r * dim + d] = acc[d]!;
-  }
   return out;
 }

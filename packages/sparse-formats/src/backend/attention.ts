@@ -260,3 +260,62 @@ function productAttention(args: AttentionArgs, r: Resolved, linear: LinearFn, ou
   }
   linear(scores, rows, dense({ rows: dim, cols: total, values: valuesT }), { out });
 }
+
+/**
+ * The softmax weights [heads, seq, keyLength] of an attention call: each query's weights over the
+ * keys its mask lets it read, zero elsewhere (float64 arithmetic, stored in f32). What an observer
+ * of attention (H2O's statistics, a hook) sees; `weightedValues` turns them into the output.
+ */
+export function attentionWeights(args: AttentionArgs): Float32Array {
+  const r = resolveAttention(args);
+  const { heads, seq, dim, keyLength: total, scale } = r;
+  const { q, keys } = args;
+  const probs = new Float32Array(heads * seq * total);
+  const segments = new Int32Array(2 * (total + 2));
+  const scores = new Float64Array(total);
+  for (let s = 0; s < seq; s++) {
+    const count = keySegments(r.mask, r.offset + s, total, segments);
+    for (let h = 0; h < heads; h++) {
+      let max = Number.NEGATIVE_INFINITY;
+      scores.fill(Number.NEGATIVE_INFINITY);
+      for (let c = 0; c < count; c++) {
+        for (let p = segments[2 * c]!; p < segments[2 * c + 1]!; p++) {
+          let dot = 0;
+          for (let d = 0; d < dim; d++) dot += q[(h * seq + s) * dim + d]! * scale * keys[p * dim + d]!;
+          scores[p] = dot;
+          if (dot > max) max = dot;
+        }
+      }
+      if (max === Number.NEGATIVE_INFINITY) continue;
+      const row = (h * seq + s) * total;
+      let sum = 0;
+      for (let p = 0; p < total; p++)
+        sum += scores[p] === Number.NEGATIVE_INFINITY ? 0 : Math.exp(scores[p]! - max);
+      for (let p = 0; p < total; p++)
+        probs[row + p] = scores[p] === Number.NEGATIVE_INFINITY ? 0 : Math.exp(scores[p]! - max) / sum;
+    }
+  }
+  return probs;
+}
+
+/** out [rows, dim] = P [rows, total] V [total, dim], in float64 (zero weights skip their row of V). */
+export function weightedValues(
+  probs: Float32Array,
+  values: Float32Array,
+  rows: number,
+  dim: number,
+  total: number,
+): Float32Array {
+  const out = new Float32Array(rows * dim);
+  const acc = new Float64Array(dim);
+  for (let r = 0; r < rows; r++) {
+    acc.fill(0);
+    for (let p = 0; p < total; p++) {
+      const w = probs[r * total + p]!;
+      if (w === 0) continue;
+      for (let d = 0; d < dim; d++) acc[d]! += w * values[p * dim + d]!;
+    }
+    for (let d = 0; d < dim; d++) out[r * dim + d] = acc[d]!;
+  }
+  return out;
+}
