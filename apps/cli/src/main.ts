@@ -1,13 +1,5 @@
 // The command table, --help, and the mapping of failures to exit codes: 0 ok, 1 failure, 2 usage.
-import {
-  InvalidArgumentError,
-  InvalidFormatError,
-  IOError,
-  NonFiniteError,
-  SafetensorsError,
-  ShapeMismatchError,
-  SparsekitError,
-} from '@sparsekit/core';
+import { InvalidFormatError, ShapeMismatchError, SparsekitError } from '@sparsekit/core';
 import { parseFlags, UsageError } from './args.js';
 import type { Command } from './command.js';
 import { benchCommand } from './commands/bench.js';
@@ -75,15 +67,18 @@ export async function main(argv: readonly string[], io: Io): Promise<number> {
 }
 
 function report(error: unknown, io: Io, ui: Ui): number {
-  const write = (message: string, hint?: string) => {
+  const write = (message: string, hint?: string, code?: string) => {
     io.stderr.write(`error: ${message}\n${hint === undefined ? '' : `hint: ${hint}\n`}`);
     if (ui.json)
-      io.stdout.write(`${JSON.stringify({ error: { message, ...(hint === undefined ? {} : { hint }) } })}\n`);
+      io.stdout.write(
+        `${JSON.stringify({ error: { message, ...(code === undefined ? {} : { code }), ...(hint === undefined ? {} : { hint }) } })}\n`,
+      );
   };
   if (error instanceof UsageError) {
     write(
       error.message,
       `run "sparsekit ${error.command ?? ''}${error.command === undefined ? '' : ' '}--help" for usage`,
+      'sparsekit/usage',
     );
     return 2;
   }
@@ -91,8 +86,9 @@ function report(error: unknown, io: Io, ui: Ui): number {
     write(error.message, error.hint);
     return 1;
   }
-  if (error instanceof SparsekitError) {
-    write(error.message, hintFor(error));
+  // isInstance, not instanceof: errors from a second installed copy of a package count too.
+  if (SparsekitError.isInstance(error)) {
+    write(error.message, hintFor(error), error.code);
     return 1;
   }
   const e = error as Error;
@@ -104,12 +100,12 @@ function report(error: unknown, io: Io, ui: Ui): number {
   return 1;
 }
 
-/** The hint printed under an error, from its class, fields and cause (exported for tests). */
+/**
+ * The hint printed under an error (exported for tests): the error's own hint, or, where the CLI
+ * knows better what the user typed, one chosen from its code and fields, never from its wording.
+ */
 export function hintFor(error: SparsekitError): string | undefined {
-  // Chosen from the error's class and fields (which format, which file), not from its wording.
-  if (error instanceof SafetensorsError)
-    return 'the weights file is damaged or not safetensors: re-download the model or save it again';
-  if (error instanceof InvalidFormatError) {
+  if (InvalidFormatError.isInstance(error) && error.tensor === undefined) {
     switch (error.format) {
       case 'recipe':
         return 'fix the recipe field named above (see "sparsekit prune --help" and the pruners README)';
@@ -121,31 +117,10 @@ export function hintFor(error: SparsekitError): string | undefined {
       case 'file':
         return 'something other than a file sits where the model folder needs one: put the file itself there';
       case 'nm':
-        if (!error.reason.startsWith('stored matrix'))
-          return 'the weights do not follow that N:M pattern: prune to it first (sparsekit prune --pattern N:M)';
+        return 'the weights do not follow that N:M pattern: prune to it first (sparsekit prune --pattern N:M)';
     }
-    if (error.reason.startsWith('stored matrix'))
-      return 'a packed layer of the weights file is damaged: save the model again';
   }
-  if (error instanceof InvalidFormatError) return 'the data does not fit the format named above';
-  if (error instanceof ShapeMismatchError)
+  if (ShapeMismatchError.isInstance(error))
     return 'a shape does not match what config.json describes: use the config.json saved with these weights';
-  if (error instanceof NonFiniteError)
-    return 'the weights or activations hold NaN or Inf: check the checkpoint';
-  if (error instanceof IOError) {
-    // The system's reason, from the error's cause (its errno code), not from the message.
-    const code = (error.cause as { code?: unknown } | undefined)?.code;
-    if (code === 'ENOSPC' || code === 'EDQUOT')
-      return 'the disk (or quota) is full: free some space or write elsewhere';
-    if (code === 'EACCES' || code === 'EPERM')
-      return 'permission denied: check the ownership and mode of the path';
-    if (code === 'EROFS') return 'the file system is read-only: write elsewhere';
-    if (code === 'ELOOP') return 'a symbolic link loops: fix or remove it';
-    return 'check that the path exists and is readable';
-  }
-  if (error.code === 'UNSUPPORTED_MODEL')
-    return 'supported model types: gpt2, opt, llama (see the models README)';
-  if (error.code === 'MISSING_TENSOR') return 'the checkpoint is incomplete: re-download or save it again';
-  if (error instanceof InvalidArgumentError) return 'change the value named above and run again';
-  return undefined;
+  return error.hint;
 }

@@ -36,11 +36,19 @@ export interface ActivationStoreOptions {
 
 /** The store's memory budget is reached and it has nowhere to put more rows. */
 export class ActivationStoreFullError extends SparsekitError {
+  static override readonly code = 'core/activation-store-full';
+  static override readonly hint =
+    "give the store a shard sink (diskShards), a larger budget, or whenFull: 'reservoir'";
+  readonly rows: number;
+  readonly budget: number;
+
   constructor(rows: number, budget: number) {
     super(
-      'INVALID_ARGUMENT',
+      ActivationStoreFullError.code,
       `The activation store holds ${rows} rows, its memory budget (${budget} bytes); give it a shard sink (diskShards from @sparsekit/core/node), a larger budget, or whenFull: 'reservoir'.`,
     );
+    this.rows = rows;
+    this.budget = budget;
   }
 }
 

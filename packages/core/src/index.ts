@@ -17,6 +17,7 @@ export {
   storageView,
 } from './dtype.js';
 export {
+  type ErrorCode,
   InvalidArgumentError,
   InvalidFormatError,
   IOError,
@@ -24,7 +25,7 @@ export {
   SafetensorsError,
   ShapeMismatchError,
   SparsekitError,
-  type SparsekitErrorCode,
+  type SparsekitErrorOptions,
   UnsupportedDTypeError,
   UnsupportedOpError,
 } from './errors.js';

@@ -3,9 +3,13 @@ import { SparsekitError } from '@sparsekit/core';
 
 /** No WebGPU adapter is available (no GPU, no driver, or no WebGPU implementation). */
 export class NoGpuAdapterError extends SparsekitError {
+  static override readonly code = 'kernels-gpu/no-gpu-adapter';
+  static override readonly hint =
+    'use the CPU backend (createWasmBackend), or install a GPU driver (on Linux without a GPU: mesa-vulkan-drivers, Mesa 23 or newer)';
+
   constructor(reason: string) {
     super(
-      'NO_GPU_ADAPTER',
+      NoGpuAdapterError.code,
       `No WebGPU adapter: ${reason}. Use the CPU kernels (createWasmBackend from @sparsekit/sparse-formats), or install a GPU driver; on Linux without a GPU, Mesa's lavapipe gives a software adapter (apt-get install mesa-vulkan-drivers, Mesa 23 or newer).`,
     );
   }

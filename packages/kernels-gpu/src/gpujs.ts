@@ -44,9 +44,12 @@ interface PreparedWeight {
 }
 
 export class GpuJsUnavailableError extends SparsekitError {
+  static override readonly code = 'kernels-gpu/gpujs-unavailable';
+  static override readonly hint = 'npm install gpu.js@2.24.1, or use the WebGPU backend';
+
   constructor(cause: unknown) {
     super(
-      'NO_GPU_ADAPTER',
+      GpuJsUnavailableError.code,
       'The gpu.js backend needs the optional peer dependency gpu.js (npm install gpu.js@2.24.1); or use the WebGPU backend.',
       { cause },
     );

@@ -19,7 +19,7 @@ function expectFormatError(fn: () => unknown, format: string, message: RegExp, p
   expect(caught, 'expected an InvalidFormatError').toBeInstanceOf(InvalidFormatError);
   const e = caught as InvalidFormatError;
   expect(e.format).toBe(format);
-  expect(e.code).toBe('INVALID_FORMAT');
+  expect(e.code).toBe('core/invalid-format');
   expect(e.message).toMatch(message);
   if (position !== undefined) expect(e.position).toBe(position);
 }

@@ -188,7 +188,7 @@ export function backendConformance(
     const b = get();
     if (!lacks.has(name)) return body(b);
     await expect(async () => body(b)).rejects.toMatchObject({
-      code: 'UNSUPPORTED_OP',
+      code: 'core/unsupported-op',
       op: name,
       backend: b.name,
     });
@@ -320,7 +320,7 @@ export function backendConformance(
       await expect(async () =>
         b.linear(new Float32Array(5), 1, denseMatrix(2, 4, values(8, 1)) as never),
       ).rejects.toMatchObject({
-        code: 'SHAPE_MISMATCH',
+        code: 'core/shape-mismatch',
       });
     });
   });

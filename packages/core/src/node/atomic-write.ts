@@ -24,7 +24,7 @@ export async function writeFileAtomic(
   } catch (error) {
     await handle?.close().catch(() => undefined);
     await rm(temp, { force: true });
-    if (error instanceof SparsekitError) throw error;
+    if (SparsekitError.isInstance(error)) throw error;
     throw new IOError(path, `Could not write ${(error as Error).message}`, error);
   }
 }

@@ -46,7 +46,7 @@ export function diskShards(dir: string, options: { prefix?: string } = {}): Shar
       } catch (error) {
         if (fd !== undefined) closeSync(fd);
         rmSync(temp, { force: true });
-        if (error instanceof SparsekitError) throw error;
+        if (SparsekitError.isInstance(error)) throw error;
         throw new IOError(file, `Could not write an activation shard: ${(error as Error).message}`, error);
       }
     },

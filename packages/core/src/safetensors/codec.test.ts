@@ -162,7 +162,7 @@ describe('safetensors codec', () => {
       caught = error;
     }
     expect(caught).toBeInstanceOf(SafetensorsError);
-    expect((caught as SafetensorsError).code).toBe('SAFETENSORS');
+    expect((caught as SafetensorsError).code).toBe('core/safetensors');
     expect((caught as Error).message).toMatch(message);
   });
 

@@ -50,7 +50,7 @@ async function readJson(path: string): Promise<Record<string, unknown>> {
       );
     text = await readFile(path, 'utf8');
   } catch (error) {
-    if (error instanceof InvalidFormatError) throw error;
+    if (InvalidFormatError.isInstance(error)) throw error;
     throw new IOError(path, 'cannot read the file (is this a Hugging Face model folder?)', error);
   }
   try {

@@ -64,7 +64,7 @@ describe('unsupported ops', () => {
       expect.unreachable();
     } catch (error) {
       expect(error).toBeInstanceOf(UnsupportedOpError);
-      expect(error).toMatchObject({ op: 'sddmm', backend: 'wasm', code: 'UNSUPPORTED_OP' });
+      expect(error).toMatchObject({ op: 'sddmm', backend: 'wasm', code: 'core/unsupported-op' });
     }
   });
 });

@@ -234,11 +234,16 @@ export function matrixFromTensors(
     validate(x);
   } catch (error) {
     // Name the stored matrix: a file's damage is otherwise hard to place.
-    if (error instanceof InvalidFormatError)
+    if (InvalidFormatError.isInstance(error))
       throw new InvalidFormatError(
         error.format,
         `stored matrix '${prefix}': ${error.reason}`,
         error.position,
+        {
+          tensor: prefix,
+          hint: 'a packed layer of the weights file is damaged: save the model again',
+          cause: error,
+        },
       );
     throw error;
   }

@@ -84,7 +84,7 @@ export class WasmAllocator {
       this.memory.grow(pages);
     } catch (cause) {
       throw new SparsekitError(
-        'INVALID_ARGUMENT',
+        'sparse-formats/wasm-memory',
         `wasm memory cannot grow to ${(end / 2 ** 20).toFixed(0)} MiB (the limit is 4096 MiB); release prepared matrices or use smaller ones`,
         { cause },
       );
