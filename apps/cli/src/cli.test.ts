@@ -565,6 +565,42 @@ describe('broken inputs: exit 1 with a hint, nothing written', () => {
     expect(dirAsText.stderr).toMatch(/is not a file/);
   });
 
+  it('--out above the model folder never deletes it; two prunes to one folder: one is refused, none lost', async () => {
+    const parent = join(work, 'holder');
+    mkdirSync(parent);
+    const model = join(parent, 'model');
+    cpSync(tinyLmPath(), model, { recursive: true });
+    const prune = (out: string, ...more: string[]) =>
+      run(
+        'prune',
+        '--model',
+        model,
+        '--method',
+        'magnitude',
+        '--sparsity',
+        '0.5',
+        '--no-errors',
+        '--out',
+        out,
+        ...more,
+      );
+    const above = await prune(parent, '--force');
+    expect(above.code).toBe(2);
+    expect(above.stderr).toMatch(/--out must differ from --model and may not hold it/);
+    expect(existsSync(join(model, 'model.safetensors'))).toBe(true);
+    // Two runs writing one folder at once: the second finds the lock and says so; the first writes.
+    const out = join(work, 'contended');
+    const [a, b] = await Promise.all([prune(out), prune(out)]);
+    const codes = [a.code, b.code].sort();
+    expect(codes, `${a.stderr}\n${b.stderr}`).toEqual([0, 1]);
+    const refused = a.code === 1 ? a : b;
+    // Refused at the lock while the other writes, or, if the other finished first, as no longer empty.
+    expect(refused.stderr).toMatch(/is being written by process \d+|Refusing to write .*: it is not empty/);
+    const written = json(readFileSync(join(out, 'prune-report.json'), 'utf8'));
+    expect(written.report.method).toBe('magnitude');
+    expect(readdirSync(work).filter((f) => f.startsWith('.contended'))).toEqual([]);
+  });
+
   it('impossible SliceGPT target', async () => {
     const r = await run(
       'prune',

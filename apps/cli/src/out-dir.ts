@@ -1,82 +1,56 @@
-// Output folders: checked before any work starts, and written whole or not at all.
-import {
-  accessSync,
-  constants,
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  readdirSync,
-  renameSync,
-  rmSync,
-  statSync,
-} from 'node:fs';
-import { basename, dirname, join, resolve } from 'node:path';
+// Output folders: checked before any work starts, and written whole or not at all (core/node's
+// writeDirAtomic: a temporary sibling, a lock per folder, cleanup of what killed runs left).
+import { accessSync, constants, existsSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { checkDirTarget, TargetRefusedError, writeDirAtomic } from '@sparsekit/core/node';
 import { type Flags, requireFlag, UsageError } from './args.js';
-import { CliError, samePath } from './model-io.js';
+import { CliError } from './model-io.js';
+
+/** An `--out` folder, checked, with what `writeDir` needs to write it safely. */
+export interface OutDir {
+  path: string;
+  /** Replace a folder that holds files (`--force`). */
+  replace: boolean;
+  /** The input model's folder: --out may not be it or hold it. */
+  protect: string[];
+}
 
 /**
- * The `--out` folder of a command, checked before anything is loaded: a name, not the model folder,
- * not a file, empty or absent (a folder with files in it is replaced only with `--force`), and
- * inside a folder that can be written.
+ * The `--out` folder of a command, checked before anything is loaded: a name, not the model folder
+ * nor a folder above it, not a file, empty or absent (a folder with files in it is replaced only
+ * with `--force`), and inside a folder that can be written.
  */
-export function outDirFlag(command: string, flags: Flags, model: string, what: string): string {
+export function outDirFlag(command: string, flags: Flags, model: string, what: string): OutDir {
   const raw = requireFlag(command, flags, 'out', what);
   if (raw.trim() === '') throw new UsageError('--out must name a folder', command);
-  const out = resolve(raw);
-  if (samePath(out, model))
-    throw new UsageError('--out must differ from --model (the original would be overwritten)', command);
-  if (existsSync(out)) {
-    if (!statSync(out).isDirectory()) throw new UsageError(`--out ${out} is a file, not a folder`, command);
-    if (readdirSync(out).length > 0 && flags.force !== true)
-      throw new UsageError(
-        `--out ${out} is not empty: choose a new folder, or pass --force to replace it`,
-        command,
-      );
+  const out: OutDir = { path: resolve(raw), replace: flags.force === true, protect: [model] };
+  try {
+    checkDirTarget(out.path, out);
+  } catch (error) {
+    if (!TargetRefusedError.isInstance(error)) throw error;
+    const reason = {
+      'holds-protected': `--out must differ from --model and may not hold it (the original would be deleted): ${out.path}`,
+      'not-a-folder': `--out ${out.path} is a file, not a folder`,
+      'not-empty': `--out ${out.path} is not empty: choose a new folder, or pass --force to replace it`,
+    }[error.reason];
+    throw new UsageError(reason, command);
   }
-  let parent = dirname(out);
-  while (!existsSync(parent)) parent = dirname(parent);
+  let parent = out.path;
+  while (!existsSync(parent)) parent = resolve(parent, '..');
+  if (parent === out.path) parent = resolve(parent, '..');
   // The temporary folder is made beside `out`: the nearest existing folder above it must be writable.
   try {
     accessSync(parent, constants.W_OK);
   } catch {
-    throw new CliError(`cannot write ${out}: permission denied`, 'choose an --out folder you can write to');
+    throw new CliError(
+      `cannot write ${out.path}: permission denied`,
+      'choose an --out folder you can write to',
+    );
   }
   return out;
 }
 
-/**
- * Write a folder whole: `write` fills a temporary sibling folder, which then takes the place of
- * `out` (replacing what was there). A failure, Ctrl-C or SIGTERM part way removes the temporary
- * folder and leaves `out` as it was.
- */
-export async function writeDir(out: string, write: (dir: string) => Promise<void>): Promise<void> {
-  mkdirSync(dirname(out), { recursive: true });
-  const tmp = mkdtempSync(join(dirname(out), `.${basename(out)}.tmp-`));
-  const cleanup = () => rmSync(tmp, { recursive: true, force: true });
-  const onSignal = (signal: NodeJS.Signals) => {
-    cleanup();
-    process.exit(signal === 'SIGINT' ? 130 : 143);
-  };
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
-  try {
-    await write(tmp);
-    if (existsSync(out)) {
-      const old = `${tmp}-old`;
-      renameSync(out, old);
-      try {
-        renameSync(tmp, out);
-      } catch (error) {
-        renameSync(old, out);
-        throw error;
-      }
-      rmSync(old, { recursive: true, force: true });
-    } else renameSync(tmp, out);
-  } catch (error) {
-    cleanup();
-    throw error;
-  } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
-  }
+/** Write the `--out` folder whole: `write` fills a temporary folder that then takes its place. */
+export function writeDir(out: OutDir, write: (dir: string) => Promise<void>): Promise<void> {
+  return writeDirAtomic(out.path, write, { replace: out.replace, protect: out.protect });
 }

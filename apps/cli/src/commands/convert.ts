@@ -1,8 +1,4 @@
-import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { Tensor } from '@sparsekit/core';
-import { writeFileAtomic } from '@sparsekit/core/node';
-import { configToHf, hfLinearName, paramsToHf } from '@sparsekit/models';
+import type { Tensor } from '@sparsekit/core';
 import { saveModel } from '@sparsekit/models/node';
 import {
   FORMAT_NAMES,
@@ -11,7 +7,6 @@ import {
   type SparseMatrix,
   sparsity,
 } from '@sparsekit/sparse-formats';
-import { saveSparseSafetensors } from '@sparsekit/sparse-formats/node';
 import { choiceFlag, patternFlag, stringFlag, UsageError } from '../args.js';
 import type { Command } from '../command.js';
 import { CliError, loadModel, modelDir } from '../model-io.js';
@@ -64,12 +59,6 @@ Examples:
     const blockMatch = /^(\d+)x(\d+)$/.exec(stringFlag(flags, 'block') ?? '4x4');
     if (blockMatch === null) throw new UsageError('--block must look like RxC, e.g. 4x4', 'convert');
     const blockShape = [Number(blockMatch[1]), Number(blockMatch[2])] as const;
-    const tokenizerPath = join(dir, 'tokenizer.json');
-    if (!existsSync(tokenizerPath))
-      throw new CliError(
-        `${dir} has no tokenizer.json`,
-        'copy the tokenizer.json of the model into the folder',
-      );
     const { model, config } = await loadModel(dir, undefined, { tokenizer: false });
     const format: FormatName = to === 'compressed-tensors' ? 'bitmask' : to;
     const pack = (w: Tensor<'f32'>): SparseMatrix =>
@@ -85,70 +74,21 @@ Examples:
       layer.setMatrix(matrix);
       return { name: layer.name, format: matrix.format, sparsity: sparsity(matrix) };
     });
-    const tokenizerJson = readFileSync(tokenizerPath, 'utf8');
-    // The export's config, narrowed to the families it supports (checked before anything is written).
-    let exportConfig: (typeof config & { family: 'llama' | 'opt' }) | undefined;
-    if (to === 'compressed-tensors') {
-      if (config.family === 'gpt2') {
-        throw new CliError(
-          'compressed-tensors export needs per-projection weights; GPT-2 fuses q/k/v into one Conv1D',
-          'export a llama or opt model, or convert GPT-2 to a sparsekit format (e.g. --to bitmask)',
-        );
-      }
-      exportConfig = { ...config, family: config.family };
-    }
-    await writeDir(out, async (tmp) => {
-      if (exportConfig !== undefined)
-        await exportCompressedTensors(model, exportConfig, tmp, tokenizerJson, layers);
-      else await saveModel(model, tmp, { layout: to === 'dense' ? 'dense' : 'packed', tokenizerJson });
-    });
+    if (to === 'compressed-tensors' && config.family === 'gpt2')
+      throw new CliError(
+        'compressed-tensors export needs per-projection weights; GPT-2 fuses q/k/v into one Conv1D',
+        'export a llama or opt model, or convert GPT-2 to a sparsekit format (e.g. --to bitmask)',
+      );
+    // saveModel copies the tokenizer and generation files of the source folder itself.
+    await writeDir(out, (tmp) =>
+      saveModel(model, tmp, {
+        layout: to === 'compressed-tensors' ? 'compressed-tensors' : to === 'dense' ? 'hf' : 'packed',
+      }),
+    );
     const overall = layers.reduce((s, l) => s + l.sparsity, 0) / Math.max(1, layers.length);
     ui.say(
-      `converted ${layers.length} layers to ${to} (mean sparsity ${(100 * overall).toFixed(1)}%); wrote ${out}`,
+      `converted ${layers.length} layers to ${to} (mean sparsity ${(100 * overall).toFixed(1)}%); wrote ${out.path}`,
     );
-    return { model: dir, out, to, layers };
+    return { model: dir, out: out.path, to, layers };
   },
 };
-
-type Loaded = Awaited<ReturnType<typeof loadModel>>;
-
-/** Hugging Face names; decoder linear weights as compressed-tensors sparse-bitmask. */
-async function exportCompressedTensors(
-  model: Loaded['model'],
-  config: Loaded['config'] & { family: 'llama' | 'opt' },
-  out: string,
-  tokenizerJson: string,
-  layers: { name: string; sparsity: number }[],
-): Promise<void> {
-  const tensors: Record<string, Tensor> = {};
-  for (const [name, [shape, values]] of paramsToHf(config, model.params, { linears: false })) {
-    tensors[name] = new Tensor('f32', shape, values);
-  }
-  const matrices: Record<string, SparseMatrix> = {};
-  for (const layer of model.linearLayers()) {
-    const name = hfLinearName(config.family, layer.name);
-    matrices[`${name}.weight`] = layer.matrix;
-    if (layer.bias !== undefined)
-      tensors[`${name}.bias`] = new Tensor('f32', [layer.outFeatures], layer.bias);
-  }
-  const zeros = layers.reduce((s, l) => s + l.sparsity, 0) / Math.max(1, layers.length);
-  await saveSparseSafetensors(join(out, 'model.safetensors'), matrices, tensors, { format: 'pt' });
-  const hfConfig = {
-    ...configToHf(config),
-    quantization_config: {
-      quant_method: 'compressed-tensors',
-      format: 'dense',
-      sparsity_config: {
-        format: 'sparse-bitmask',
-        global_sparsity: zeros,
-        sparsity_structure: 'unstructured',
-        targets: ['Linear'],
-        ignore: ['lm_head'],
-      },
-    },
-  };
-  const write = (file: string, text: string) =>
-    writeFileAtomic(join(out, file), (f) => f.writeFile(text, 'utf8'));
-  await write('config.json', `${JSON.stringify(hfConfig, null, 2)}\n`);
-  await write('tokenizer.json', tokenizerJson);
-}

@@ -312,7 +312,7 @@ Examples:
       }
       const result = {
         model: dir,
-        out,
+        out: out.path,
         calibration: { source: calibFlag, samples: batches.length, seqLen, seed },
         layout: (flags.pack === true ? 'packed' : 'dense') as 'packed' | 'dense',
         report,
@@ -323,7 +323,7 @@ Examples:
           f.writeFile(`${JSON.stringify(result, null, 2)}\n`, 'utf8'),
         );
       });
-      ui.say(`\nwrote ${out} (${result.layout}) and ${join(out, 'prune-report.json')}`);
+      ui.say(`\nwrote ${out.path} (${result.layout}) and ${join(out.path, 'prune-report.json')}`);
       return result;
     } finally {
       await backend.dispose();

@@ -2,23 +2,28 @@ import { mkdir, readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { InvalidArgumentError, Tensor } from '@sparsekit/core';
 import { writeFileAtomic } from '@sparsekit/core/node';
-import type { SparseMatrix } from '@sparsekit/sparse-formats';
+import { fromDense, type SparseMatrix, sparsity } from '@sparsekit/sparse-formats';
 import { saveSparseSafetensors } from '@sparsekit/sparse-formats/node';
 import { configToHf } from '../config.js';
 import { UnsupportedModelError } from '../errors.js';
 import type { TransformerLM } from '../runtime/model.js';
-import { paramsToHf } from './names.js';
+import { hfLinearName, paramsToHf } from './names.js';
 
 export interface SaveOptions {
   /**
-   * 'dense' (default): every weight dense f32 under the Hugging Face names, loadable by any HF tool.
+   * 'hf' (default): every weight dense f32 under the Hugging Face names, loadable by any HF tool.
    * 'packed': each decoder linear layer in the format it is held in (CSR, N:M, bitmask, ...), under
-   * its runtime name; the rest under HF names. Both load with `loadHfModel`.
+   * its runtime name; the rest under HF names.
+   * 'compressed-tensors': the sparse-bitmask layout of llm-compressor / vLLM (decoder linears as
+   * bitmasks under their HF names, a `quantization_config` saying so; llama and opt only).
+   * All three load with `loadHfModel`. 'dense' is the former name of 'hf'.
    */
-  layout?: 'dense' | 'packed';
+  layout?: SaveLayout;
   /** A tokenizer.json to write into the folder (default: the one of the folder the model came from). */
   tokenizerJson?: string;
 }
+
+export type SaveLayout = 'hf' | 'packed' | 'compressed-tensors' | 'dense';
 
 /** Files of a Hugging Face folder that describe the tokenizer and generation, copied on save. */
 const COMPANION_FILES = [
@@ -62,21 +67,49 @@ export async function saveModel(model: TransformerLM, dir: string, options: Save
   // fields (pad_token_id, transformers_version, ...) are kept; the runtime's own fields win.
   const source = { ...(model.source?.config ?? {}) };
   for (const field of DROPPED_FIELDS) delete source[field];
-  const config = { ...source, ...configToHf(model.config) };
+  const config: Record<string, unknown> = { ...source, ...configToHf(model.config) };
+  const layout = options.layout ?? 'hf';
+  if (layout === 'compressed-tensors' && c.family !== 'llama' && c.family !== 'opt')
+    throw new UnsupportedModelError(
+      'compressed-tensors export',
+      `${c.family} fuses or names its projections differently; export llama or opt, or use layout 'packed'`,
+    );
   await mkdir(dir, { recursive: true });
-  const packed = options.layout === 'packed';
+  const packed = layout === 'packed';
+  const compressed = layout === 'compressed-tensors';
   const tensors: Record<string, Tensor> = {};
-  for (const [name, [shape, values]] of paramsToHf(model.config, model.params, { linears: !packed })) {
+  for (const [name, [shape, values]] of paramsToHf(model.config, model.params, {
+    linears: !packed && !compressed,
+  })) {
     tensors[name] = new Tensor('f32', shape, values);
   }
   const matrices: Record<string, SparseMatrix> = {};
-  if (packed) {
-    for (const layer of model.linearLayers()) {
-      matrices[`${layer.name}.weight`] = layer.matrix;
-      if (layer.bias !== undefined)
-        tensors[`${layer.name}.bias`] = new Tensor('f32', [layer.outFeatures], layer.bias);
-    }
+  let zeros = 0;
+  let total = 0;
+  for (const layer of packed || compressed ? model.linearLayers() : []) {
+    const name = compressed ? hfLinearName(c.family as 'llama' | 'opt', layer.name) : layer.name;
+    const matrix =
+      compressed && layer.matrix.format !== 'bitmask'
+        ? fromDense(layer.getWeight(), 'bitmask', { threshold: 0 })
+        : layer.matrix;
+    matrices[`${name}.weight`] = matrix;
+    zeros += sparsity(matrix) * layer.outFeatures * layer.inFeatures;
+    total += layer.outFeatures * layer.inFeatures;
+    if (layer.bias !== undefined)
+      tensors[`${name}.bias`] = new Tensor('f32', [layer.outFeatures], layer.bias);
   }
+  if (compressed)
+    config.quantization_config = {
+      quant_method: 'compressed-tensors',
+      format: 'dense',
+      sparsity_config: {
+        format: 'sparse-bitmask',
+        global_sparsity: total === 0 ? 0 : zeros / total,
+        sparsity_structure: 'unstructured',
+        targets: ['Linear'],
+        ignore: ['lm_head'],
+      },
+    };
   await saveSparseSafetensors(join(dir, 'model.safetensors'), matrices, tensors, { format: 'pt' });
   await writeText(join(dir, 'config.json'), `${JSON.stringify(config, null, 2)}\n`);
   if (options.tokenizerJson !== undefined)
