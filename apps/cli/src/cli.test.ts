@@ -158,7 +158,7 @@ describe('on tiny-lm', () => {
     // The recorded recipe is the one run: --seed overrides the recipe's calibration.
     expect(report.recipe.calibration).toEqual({ samples: 2, seqLen: 128, seed: 5 });
     for (const l of report.layers) {
-      expect(l.pattern).toBe(l.name.endsWith('down_proj') ? '0.6' : '2:4');
+      expect(l.pattern).toEqual(l.name.endsWith('down_proj') ? { sparsity: 0.6 } : { n: 2, m: 4 });
       expect(l.reconstructionError).toBeGreaterThan(0);
     }
     const inspect = json((await run('inspect', '--model', out, '--json')).stdout);
@@ -218,7 +218,9 @@ describe('on tiny-lm', () => {
     });
     expect(report.layers).toHaveLength(28);
     expect(report.sparsity).toBeCloseTo(0.6, 2);
-    expect(new Set(report.layers.map((l: { pattern: string }) => l.pattern)).size).toBeGreaterThan(1); // ERK: per-layer densities
+    expect(
+      new Set(report.layers.map((l: { pattern: { sparsity: number } }) => l.pattern.sparsity)).size,
+    ).toBeGreaterThan(1); // ERK: per-layer densities
     const inspect = json((await run('inspect', '--model', out, '--json')).stdout);
     expect(inspect.sparsity).toBeCloseTo(0.6, 2);
     const g = await run(
@@ -257,7 +259,7 @@ describe('on tiny-lm', () => {
     );
     expect(r.code, r.stderr).toBe(0);
     const report = json(r.stdout).report;
-    expect(report.blockShape).toEqual({ mlpChannels: 288, heads: 2, kvHeads: 2, headDim: 32 });
+    expect(report.structured.blockShape).toEqual({ mlpChannels: 288, heads: 2, kvHeads: 2, headDim: 32 });
     expect(report.recipe).toEqual({
       method: 'structured',
       structured: { mlpChannels: 0.25, heads: 0.5 },
@@ -286,7 +288,7 @@ describe('on tiny-lm', () => {
       '--json',
     );
     expect(r.code, r.stderr).toBe(0);
-    expect(json(r.stdout).report.slicedWidth).toBe(96);
+    expect(json(r.stdout).report.slice.slicedWidth).toBe(96);
     expect(json(r.stdout).report.recipe).toEqual({
       method: 'slicegpt',
       sparsity: 0.25,
@@ -298,7 +300,7 @@ describe('on tiny-lm', () => {
     const fromRecipe = await run('prune', '--recipe', recipe, '--out', join(work, 'sliced-recipe'), '--json');
     expect(fromRecipe.code, fromRecipe.stderr).toBe(0);
     expect(json(fromRecipe.stdout).report).toMatchObject({
-      slicedWidth: 96,
+      slice: { slicedWidth: 96 },
       recipe: { method: 'slicegpt', sparsity: 0.25, calibration: { samples: 2, seqLen: 128, seed: 0 } },
     });
     const config = json(readFileSync(join(out, 'config.json'), 'utf8'));

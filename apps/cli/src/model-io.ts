@@ -1,7 +1,8 @@
 // Loading models and text for the commands, with errors that say what to do next.
 import { existsSync, readFileSync, realpathSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { Rng, Tensor } from '@sparsekit/core';
+import type { Tensor } from '@sparsekit/core';
+import { calibrationWindows } from '@sparsekit/eval-harness';
 import type { HfTokenizer } from '@sparsekit/models';
 import { type LoadedModel, loadHfModel, tinyLmPath } from '@sparsekit/models/node';
 import type { AnyBackend } from '@sparsekit/sparse-formats';
@@ -113,33 +114,26 @@ export function checkKnownText(tokenizer: HfTokenizer, ids: readonly number[], w
 }
 
 /**
- * Calibration batches as the references draw them: `samples` random windows of `seqLen` tokens
- * from the text (seeded), each its own [1, seqLen] batch. `note` is told when the windows must
- * overlap (the text is shorter than all of them together).
+ * Calibration batches as the references draw them (eval-harness's `calibrationWindows`: `samples`
+ * seeded random windows of `seqLen` tokens) from a text in the model's vocabulary. `note` is told
+ * when the windows must overlap (the text is shorter than all of them together).
  */
 export function calibrationBatches(
   tokenizer: HfTokenizer,
   text: string,
-  samples: number,
-  seqLen: number,
-  seed: number,
+  options: { samples: number; seqLen: number; seed: number },
   note?: (line: string) => void,
 ): Tensor<'i32'>[] {
   const ids = tokenizer.encode(text);
   checkKnownText(tokenizer, ids, 'calibration text');
-  if (ids.length <= seqLen) {
+  if (ids.length <= options.seqLen) {
     throw new CliError(
-      `the calibration text has ${ids.length} tokens, fewer than one window of ${seqLen}`,
+      `the calibration text has ${ids.length} tokens, fewer than one window of ${options.seqLen}`,
       'give a longer --calib file or a smaller --seq-len',
     );
   }
-  if (samples * seqLen > ids.length)
-    note?.(
-      `warning: the calibration text has ${ids.length} tokens, so ${samples} windows of ${seqLen} (${samples * seqLen} tokens) overlap; a longer --calib gives more independent samples`,
-    );
-  const rng = new Rng(seed);
-  return Array.from({ length: samples }, () => {
-    const start = rng.int(ids.length - seqLen);
-    return new Tensor('i32', [1, seqLen], Int32Array.from(ids.slice(start, start + seqLen)));
+  return calibrationWindows(ids, {
+    ...options,
+    onWarning: (message) => note?.(`warning: ${message}; a longer --calib gives more independent samples`),
   });
 }

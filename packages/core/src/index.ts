@@ -98,6 +98,7 @@ export type {
   StreamPoint,
   Tokenizer,
 } from './spec.js';
+export { MAX_CALIBRATION_SAMPLES } from './spec.js';
 export { Tensor } from './tensor.js';
 export { type LoadedTfjs, loadTfjs, type TfjsBackendName } from './tfjs.js';
 export { assertFinite } from './validate.js';

@@ -45,6 +45,12 @@ export interface HasLinearLayers {
  */
 export type CalibrationHook = (layer: LinearLayer, inputs: Tensor<'f32'>) => void;
 
+/**
+ * Most calibration windows one run may ask for (the references use 128; memory grows with each), for
+ * recipes and the window draw alike.
+ */
+export const MAX_CALIBRATION_SAMPLES = 65_536;
+
 /** A model that can run calibration data and report each linear layer's inputs to a hook. */
 export interface Calibratable {
   /**

@@ -1,4 +1,8 @@
 export {
+  type CalibrationWindowOptions,
+  calibrationWindows,
+} from './calibration/windows.js';
+export {
   countWords,
   logProbability,
   type PerplexityOptions,

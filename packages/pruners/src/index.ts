@@ -30,6 +30,14 @@ export {
   rowMask,
 } from './masks.js';
 export {
+  type FieldKind,
+  METHOD_NAMES,
+  METHOD_TABLE,
+  type MethodField,
+  type MethodSpec,
+  methodSpec,
+} from './method-table.js';
+export {
   type AllocationModelOptions,
   type AllocationReport,
   erkDensities,
@@ -65,9 +73,11 @@ export { type OwlAllocation, type OwlOptions, owlSparsities } from './owl.js';
 export { type PackOptions, packLayer, packLayers, packWeight } from './pack.js';
 export {
   type LayerReport,
+  type Pattern,
   type PruneMethod,
   type PruneModelOptions,
   type PruneReport,
+  patternText,
   pruneModel,
 } from './prune-model.js';
 export {
@@ -80,3 +90,10 @@ export {
   recipeOptions,
   validateRecipe,
 } from './recipe.js';
+export {
+  needsCalibration,
+  type RecipeModel,
+  type RecipeReport,
+  type RunRecipeOptions,
+  runRecipe,
+} from './run-recipe.js';

@@ -45,7 +45,7 @@ describe('OWL', () => {
     expect(sg.owl).toEqual(report.owl);
     sg.layers.forEach((l) => {
       const block = Number(l.name.split('.')[1]);
-      expect(l.pattern).toBe(`${report.owl!.sparsities[block]}`);
+      expect(l.pattern).toEqual({ sparsity: report.owl!.sparsities[block] });
       expect(l.sparsity).toBeCloseTo(report.owl!.sparsities[block]!, 1);
     });
     await expect(

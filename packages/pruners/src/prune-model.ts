@@ -26,6 +26,19 @@ import { type OwlAllocation, type OwlOptions, owlSparsities } from './owl.js';
 
 export type PruneMethod = 'magnitude' | 'wanda' | 'sparsegpt';
 
+/** A pruning target: a fraction of weights (unstructured), or N kept of every M inputs. */
+export type Pattern = { sparsity: number } | { n: number; m: number };
+
+/** A pattern as people write it: "0.5" or "2:4". */
+export function patternText(pattern: Pattern): string {
+  return 'n' in pattern ? `${pattern.n}:${pattern.m}` : `${pattern.sparsity}`;
+}
+
+/** A copy of the pattern with only its own fields. */
+function ownPattern(pattern: Pattern): Pattern {
+  return 'n' in pattern ? { n: pattern.n, m: pattern.m } : { sparsity: pattern.sparsity };
+}
+
 export interface PruneModelOptions extends ProgressOptions {
   method: PruneMethod;
   /** Unstructured target; or give `n` and `m` for N:M (N kept of every M). */
@@ -35,7 +48,7 @@ export interface PruneModelOptions extends ProgressOptions {
   /** Which layers to prune (default: every decoder linear layer). */
   filter?: (name: string) => boolean;
   /** Per-layer pattern overrides (a recipe's `overrides`): return a pattern for the layer, or undefined. */
-  layerPattern?: (name: string) => { sparsity: number } | { n: number; m: number } | undefined;
+  layerPattern?: (name: string) => Pattern | undefined;
   /**
    * OWL: non-uniform sparsity per block from outlier ratios (unstructured targets only), measured on
    * the same calibration batches before pruning. `true` uses the paper's M = 5, lambda = 0.08.
@@ -64,8 +77,8 @@ export interface LayerReport {
   name: string;
   rows: number;
   cols: number;
-  /** The pattern this layer was pruned to: `0.5` (unstructured) or `2:4` (N:M), after overrides. */
-  pattern: string;
+  /** The pattern this layer was pruned to (`{ sparsity: 0.5 }` or `{ n: 2, m: 4 }`), after overrides. */
+  pattern: Pattern;
   sparsity: number;
   pqIndex: number;
   /** sum over calibration tokens of ||x (W - W')^T||^2 (NaN when not measured). */
@@ -76,7 +89,8 @@ export interface LayerReport {
 export interface PruneReport {
   /** `pruneModel`'s methods, or `pruneAllocation`'s. */
   method: PruneMethod | 'global-magnitude' | 'random';
-  pattern: string;
+  /** The default target (layers may differ: overrides, OWL, allocations). */
+  pattern: Pattern;
   calibrationTokens: number;
   /** With OWL: the outlier ratio and sparsity chosen per block. */
   owl?: OwlAllocation;
@@ -132,7 +146,7 @@ export async function pruneModel(
     owl = owlSparsities(model, batches, options.sparsity!, options.owl === true ? {} : options.owl);
   }
   const targetsOf = (block: number) => model.blockLinearLayers(block).filter((l) => filter(l.name));
-  const patternOf = (l: LinearLayer, block: number) =>
+  const patternOf = (l: LinearLayer, block: number): Pattern =>
     options.layerPattern?.(l.name) ??
     (nm ? { n: options.n!, m: options.m! } : { sparsity: owl?.sparsities[block] ?? options.sparsity! });
   for (let block = 0; block < model.numBlocks; block++) {
@@ -146,7 +160,7 @@ export async function pruneModel(
   const layers: LayerReport[] = [];
   let totalLayers = 0;
   for (let block = 0; block < model.numBlocks; block++) totalLayers += targetsOf(block).length;
-  const pattern = nm ? `${options.n}:${options.m}` : `${options.sparsity}`;
+  const pattern: Pattern = nm ? { n: options.n!, m: options.m! } : { sparsity: options.sparsity! };
   let tokens = 0;
   for (const b of batches) tokens += b.size;
   const withError = options.reconstructionError ?? true;
@@ -220,7 +234,7 @@ export async function pruneModel(
           name: l.name,
           rows,
           cols,
-          pattern: 'n' in pattern ? `${pattern.n}:${pattern.m}` : `${pattern.sparsity}`,
+          pattern: ownPattern(pattern),
           sparsity: measuredSparsity(result.weight),
           pqIndex: pqIndex(result.weight),
           reconstructionError:

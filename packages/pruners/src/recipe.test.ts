@@ -73,7 +73,7 @@ sparsegpt: { blockSize: 8 }
       mlpChannels: 0.25,
       heads: 0.5,
     });
-    expect(() => recipeOptions(parseRecipe('method: slicegpt\nsparsity: 0.2\n'))).toThrow(/to sliceGpt/);
+    expect(() => recipeOptions(parseRecipe('method: slicegpt\nsparsity: 0.2\n'))).toThrow(/with runRecipe/);
     const random = parseRecipe(
       'method: random\nsparsity: 0.7\nrandom: { distribution: erk, seed: 3 }\nlayers: { exclude: ["down_proj"] }\n',
     );

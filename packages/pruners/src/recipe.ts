@@ -1,13 +1,15 @@
 // Pruning recipes: JSON or YAML, validated field by field; a run records the recipe it used.
-import { InvalidArgumentError, InvalidFormatError, strictJsonIssue } from '@sparsekit/core';
+import {
+  InvalidArgumentError,
+  InvalidFormatError,
+  MAX_CALIBRATION_SAMPLES,
+  strictJsonIssue,
+} from '@sparsekit/core';
 import { parse as parseYaml } from 'yaml';
+import { METHOD_NAMES, METHOD_TABLE, type RecipeMethod } from './method-table.js';
 import type { PruneMethod, PruneModelOptions } from './prune-model.js';
 
-/**
- * What a recipe can ask for: `pruneModel`'s methods, SliceGPT, activation-based structured pruning,
- * and the allocations over all selected layers at once (`globalMagnitude`, `randomPrune`).
- */
-export type RecipeMethod = PruneMethod | 'slicegpt' | 'structured' | 'global-magnitude' | 'random';
+export type { RecipeMethod } from './method-table.js';
 
 export interface Recipe {
   method: RecipeMethod;
@@ -32,24 +34,13 @@ export interface Recipe {
   random?: { distribution?: 'uniform' | 'erk'; seed?: number };
 }
 
-const METHODS = ['magnitude', 'wanda', 'sparsegpt'];
-const RUNNERS: Record<string, string> = {
-  slicegpt: 'sliceGpt',
-  structured: 'pruneStructured',
-  'global-magnitude': 'globalMagnitude',
-  random: 'randomPrune',
-};
-const RECIPE_METHODS = [...METHODS, 'slicegpt', 'structured', 'global-magnitude', 'random'];
-/** The fields each method takes besides `method` and `calibration`. */
-const FIELDS: Record<string, string[]> = {
-  magnitude: ['sparsity', 'pattern', 'layers', 'overrides', 'magnitude'],
-  wanda: ['sparsity', 'pattern', 'layers', 'overrides', 'owl'],
-  sparsegpt: ['sparsity', 'pattern', 'layers', 'overrides', 'owl', 'sparsegpt'],
-  slicegpt: ['sparsity'],
-  structured: ['structured'],
-  'global-magnitude': ['sparsity', 'layers', 'global'],
-  random: ['sparsity', 'layers', 'random'],
-};
+/** `pruneModel`'s methods (the ones `recipeOptions` translates). */
+const METHODS: readonly string[] = ['magnitude', 'wanda', 'sparsegpt'] satisfies PruneMethod[];
+/** The fields each method takes besides `method` and `calibration` (from the method table). */
+const FIELDS: Record<string, string[]> = Object.fromEntries(
+  METHOD_TABLE.map((m) => [m.name, m.fields.map((f) => f.name)]),
+);
+const TARGETS: Record<string, string> = Object.fromEntries(METHOD_TABLE.map((m) => [m.name, m.target]));
 
 function fail(path: string, reason: string): never {
   throw new InvalidFormatError('recipe', `${path}: ${reason}`);
@@ -80,8 +71,7 @@ function patternOf(value: unknown, path: string): { n: number; m: number } {
   return { n, m };
 }
 
-/** Most calibration windows a recipe may ask for (the references use 128; memory grows with each). */
-export const MAX_CALIBRATION_SAMPLES = 65_536;
+export { MAX_CALIBRATION_SAMPLES } from '@sparsekit/core';
 
 /** Longest recipe text (a recipe is a few lines; a huge one would take seconds to parse). */
 const MAX_RECIPE_CHARS = 1 << 20;
@@ -115,14 +105,14 @@ export function validateRecipe(value: unknown): Recipe {
   const r = object(value, 'recipe');
   const fields = Object.values(FIELDS).flat();
   checkKeys(r, ['method', 'calibration', ...new Set(fields)], 'recipe');
-  if (!RECIPE_METHODS.includes(r.method as string))
-    fail('recipe.method', `must be one of ${RECIPE_METHODS.join(', ')}`);
+  if (!(METHOD_NAMES as readonly unknown[]).includes(r.method))
+    fail('recipe.method', `must be one of ${METHOD_NAMES.join(', ')}`);
   const method = r.method as RecipeMethod;
   for (const f of fields) {
     if (r[f] !== undefined && !FIELDS[method]!.includes(f))
       fail(`recipe.${f}`, `does not apply to ${method}`);
   }
-  if (method === 'structured') {
+  if (TARGETS[method] === 'none') {
     if (r.structured === undefined) fail('recipe', 'structured needs structured: { mlpChannels, heads }');
     const st = object(r.structured, 'recipe.structured');
     checkKeys(st, ['mlpChannels', 'heads'], 'recipe.structured');
@@ -131,7 +121,7 @@ export function validateRecipe(value: unknown): Recipe {
     }
     if (!((st.mlpChannels as number) > 0 || (st.heads as number) > 0))
       fail('recipe.structured', 'give mlpChannels and/or heads above 0');
-  } else if (FIELDS[method]!.includes('pattern')) {
+  } else if (TARGETS[method] === 'sparsity-or-pattern') {
     if ((r.sparsity === undefined) === (r.pattern === undefined))
       fail('recipe', 'give exactly one of sparsity and pattern');
   } else if (r.sparsity === undefined) {
@@ -267,10 +257,8 @@ export function recipeLayerFilter(recipe: Recipe): (name: string) => boolean {
 }
 
 /**
- * The `pruneModel` options a recipe stands for (magnitude, Wanda, SparseGPT). The other methods take
- * their recipe's fields directly: `sliceGpt` its `sparsity`, `pruneStructured` its `structured`
- * fractions (both with the recipe as `recipe`, which their reports record), `globalMagnitude` and
- * `randomPrune` the layers `recipeLayerFilter` selects.
+ * The `pruneModel` options a recipe stands for (magnitude, Wanda, SparseGPT). `runRecipe` runs any
+ * recipe; this is the translation it uses for those three.
  */
 export function recipeOptions(recipe: Recipe): Omit<PruneModelOptions, 'onProgress' | 'signal'> {
   const base =
@@ -289,7 +277,7 @@ export function recipeOptions(recipe: Recipe): Omit<PruneModelOptions, 'onProgre
     throw new InvalidArgumentError(
       'method',
       recipe.method,
-      `recipeOptions is for ${METHODS.join(', ')}; pass a ${recipe.method} recipe's fields to ${RUNNERS[recipe.method]}`,
+      `recipeOptions is for ${METHODS.join(', ')}; run a ${recipe.method} recipe with runRecipe`,
     );
   return {
     method: recipe.method as PruneMethod,

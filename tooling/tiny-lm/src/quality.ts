@@ -13,8 +13,8 @@
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { option } from '@sparsekit/bench';
-import { calibrationHooks, Tensor } from '@sparsekit/core';
-import { perplexity, type ScoringWindow, scoreWindows } from '@sparsekit/eval-harness';
+import { calibrationHooks, type Tensor } from '@sparsekit/core';
+import { calibrationWindows, perplexity, type ScoringWindow, scoreWindows } from '@sparsekit/eval-harness';
 import type { TransformerLM } from '@sparsekit/models';
 import { loadHfModel, tinyLmPath } from '@sparsekit/models/node';
 import {
@@ -107,16 +107,13 @@ const outlierStats: Record<string, Record<string, number>> = {};
 for (const config of configs.filter((c) => only.test(`${c.model} ${c.label}`))) {
   const { model, tokenizer } = await loadHfModel(dir, { backend });
   if (config.model !== 'tiny-lm') plantOutlierChannels(model);
-  const calibIds = tokenizer!.encode(calibText);
-  const batches: Tensor<'i32'>[] = [];
   // With --prefix-eot (models trained with --bos) every window is <|endoftext|> + 127 tokens.
-  const eot = prefixEot ? [model.config.eosTokenId!] : [];
-  const span = 128 - eot.length;
-  for (let w = 0; w < calibWindows && (w + 1) * span <= calibIds.length; w++) {
-    batches.push(
-      new Tensor('i32', [1, 128], Int32Array.from([...eot, ...calibIds.slice(w * span, (w + 1) * span)])),
-    );
-  }
+  const batches = calibrationWindows(tokenizer!.encode(calibText), {
+    samples: calibWindows,
+    seqLen: 128,
+    mode: 'consecutive',
+    prefix: prefixEot ? [model.config.eosTokenId!] : [],
+  });
   if (config.label === 'dense') outlierStats[config.model] = inputOutlierRatios(model, batches);
   const parameters = model.parameterCount();
   let report: Awaited<ReturnType<typeof pruneModel>> | undefined;

@@ -79,7 +79,11 @@ Examples:
       {
         const loaded = await loadModel(dir, backend);
         tokenizer = requireTokenizer(loaded, dir);
-        batches = calibrationBatches(tokenizer, builtinText('calibration'), calibWindows, 128, 0);
+        batches = calibrationBatches(tokenizer, builtinText('calibration'), {
+          samples: calibWindows,
+          seqLen: 128,
+          seed: 0,
+        });
         await measure(loaded.model, 'dense', 0);
       }
       for (const c of CASES) {

@@ -1,26 +1,16 @@
 // How `sparsekit prune` prints its reports.
-import type { PruneReport, SliceGptReport, StructuredReport } from '@sparsekit/pruners';
+import { patternText, type RecipeReport } from '@sparsekit/pruners';
 import { table } from '../ui.js';
 
-/** What structured pruning reports here: what went, the block shape and the parameter counts. */
-export type StructuredResult = StructuredReport & {
-  method: 'structured';
-  mlpChannels: number;
-  heads: number;
-  parameters: { before: number; after: number };
-  seconds: number;
-};
-
-export function printReport(
-  ui: { say(line?: string): void },
-  report: PruneReport | SliceGptReport | StructuredResult,
-): void {
-  if (report.method === 'structured') {
-    const s = report.blockShape!;
+export function printReport(ui: { say(line?: string): void }, report: RecipeReport): void {
+  const parameters = report.parameters === undefined ? '' : `, ${parameterChange(report.parameters)}`;
+  if (report.structured !== undefined) {
+    const st = report.structured;
+    const s = st.blockShape!;
     ui.say(
       table(
         ['block', 'MLP channels deleted', 'heads deleted', 'ms'],
-        report.blocks.map((b, i) => [
+        st.blocks.map((b, i) => [
           `${i}`,
           `${b.channels.length}`,
           b.heads.join(' ') || '-',
@@ -29,15 +19,16 @@ export function printReport(
       ),
     );
     ui.say(
-      `\nstructured: every block now has ${s.mlpChannels} MLP channels and ${s.heads} heads (${s.kvHeads} key/value) of ${s.headDim}; ${parameterChange(report.parameters)}, ${report.seconds.toFixed(1)} s`,
+      `\nstructured: every block now has ${s.mlpChannels} MLP channels and ${s.heads} heads (${s.kvHeads} key/value) of ${s.headDim}${parameters}, ${report.seconds.toFixed(1)} s`,
     );
     return;
   }
-  if (report.method === 'slicegpt') {
+  if (report.slice !== undefined) {
+    const sl = report.slice;
     ui.say(
       table(
         ['stream point', 'width', 'kept', 'energy kept', 'ms'],
-        report.points.map((p) => [
+        sl.points.map((p) => [
           p.point,
           `${p.width}`,
           `${p.kept}`,
@@ -47,15 +38,16 @@ export function printReport(
       ),
     );
     ui.say(
-      `\nSliceGPT ${report.sparsity}: hidden ${report.originalWidth} -> ${report.slicedWidth}, ${parameterChange(report.parameters)}, ${report.seconds.toFixed(1)} s`,
+      `\nSliceGPT ${sl.sparsity}: hidden ${sl.originalWidth} -> ${sl.slicedWidth}${parameters}, ${report.seconds.toFixed(1)} s`,
     );
     return;
   }
   ui.say(
     table(
-      ['layer', 'sparsity', 'PQ index', 'recon. error', 'ms'],
+      ['layer', 'pattern', 'sparsity', 'PQ index', 'recon. error', 'ms'],
       report.layers.map((l) => [
         l.name,
+        patternText(l.pattern),
         `${(100 * l.sparsity).toFixed(1)}%`,
         l.pqIndex.toFixed(3),
         Number.isNaN(l.reconstructionError) ? '-' : l.reconstructionError.toExponential(2),
@@ -64,7 +56,7 @@ export function printReport(
     ),
   );
   ui.say(
-    `\n${report.method} ${report.pattern}: ${(100 * report.sparsity).toFixed(2)}% of the pruned layers' weights are zero; ${report.calibrationTokens} calibration tokens; ${report.seconds.toFixed(1)} s`,
+    `\n${report.method} ${report.pattern === undefined ? '' : patternText(report.pattern)}: ${(100 * report.sparsity).toFixed(2)}% of the pruned layers' weights are zero; ${report.calibrationTokens} calibration tokens; ${report.seconds.toFixed(1)} s`,
   );
 }
 

@@ -2,19 +2,13 @@ import { join } from 'node:path';
 import { writeFileAtomic } from '@sparsekit/core/node';
 import { saveModel } from '@sparsekit/models/node';
 import {
-  checkRecipeLayers,
   MAX_CALIBRATION_SAMPLES,
-  type PruneReport,
-  packWeight,
+  METHOD_NAMES,
+  METHOD_TABLE,
+  needsCalibration,
   parseRecipe,
-  pruneAllocation,
-  pruneModel,
-  pruneStructured,
   type Recipe,
-  recipeLayerFilter,
-  recipeOptions,
-  type SliceGptReport,
-  sliceGpt,
+  runRecipe,
   validateRecipe,
 } from '@sparsekit/pruners';
 import { createWasmBackend } from '@sparsekit/sparse-formats';
@@ -30,19 +24,15 @@ import {
   requireTokenizer,
 } from '../model-io.js';
 import { outDirFlag, writeDir } from '../out-dir.js';
-import { printReport, type StructuredResult } from './prune-report.js';
+import { printReport } from './prune-report.js';
 
-const METHODS = [
-  'magnitude',
-  'wanda',
-  'sparsegpt',
-  'slicegpt',
-  'structured',
-  'global-magnitude',
-  'random',
-] as const;
+const METHODS = METHOD_NAMES;
 /** Methods that allocate sparsity over all selected layers at once, without calibration. */
-const ALLOCATIONS = ['global-magnitude', 'random'];
+const ALLOCATIONS: readonly string[] = METHOD_TABLE.filter((m) => m.calibration === 'never').map(
+  (m) => m.name,
+);
+/** Methods that give a smaller dense model (nothing to pack, no per-layer errors). */
+const SMALLER: readonly string[] = METHOD_TABLE.filter((m) => m.gives === 'smaller').map((m) => m.name);
 
 export const pruneCommand: Command = {
   name: 'prune',
@@ -115,19 +105,12 @@ Examples:
     const recipePath = stringFlag(flags, 'recipe');
     let recipe: Recipe | undefined;
     let method: (typeof METHODS)[number];
-    let sliceSparsity = 0;
-    const structured = { mlpChannels: 0, heads: 0 };
     if (recipePath !== undefined) {
       for (const f of ['method', 'sparsity', 'pattern', 'mlp-channels', 'heads']) {
         if (flags[f] !== undefined) throw new UsageError(`give either --recipe or --${f}, not both`, 'prune');
       }
       recipe = parseRecipe(readText(recipePath, '--recipe'));
       method = recipe.method;
-      if (method === 'slicegpt') sliceSparsity = recipe.sparsity!;
-      if (method === 'structured') {
-        structured.mlpChannels = recipe.structured?.mlpChannels ?? 0;
-        structured.heads = recipe.structured?.heads ?? 0;
-      }
     } else {
       method = choiceFlag('prune', flags, 'method', METHODS, 'magnitude');
       if (flags.method === undefined)
@@ -164,7 +147,7 @@ Examples:
     const structuredFlag = ['mlp-channels', 'heads'].find((f) => flags[f] !== undefined);
     if (method !== 'structured' && structuredFlag !== undefined)
       throw new UsageError(`--${structuredFlag} is for --method structured`, 'prune');
-    if (method === 'slicegpt' || method === 'structured') {
+    if (SMALLER.includes(method)) {
       for (const f of ['owl', 'pack', 'no-errors']) {
         if (flags[f] !== undefined)
           throw new UsageError(`${method} gives a smaller dense model; --${f} does not apply`, 'prune');
@@ -175,11 +158,11 @@ Examples:
         if (flags[f] !== undefined)
           throw new UsageError(`structured pruning takes --mlp-channels / --heads, not --${f}`, 'prune');
       }
-      structured.mlpChannels = numberFlag('prune', flags, 'mlp-channels', 0, { min: 0, below: 1 });
-      structured.heads = numberFlag('prune', flags, 'heads', 0, { min: 0, below: 1 });
-      if (structured.mlpChannels === 0 && structured.heads === 0)
+      const mlpChannels = numberFlag('prune', flags, 'mlp-channels', 0, { min: 0, below: 1 });
+      const heads = numberFlag('prune', flags, 'heads', 0, { min: 0, below: 1 });
+      if (mlpChannels === 0 && heads === 0)
         throw new UsageError('give --mlp-channels F and/or --heads F (fractions in (0, 1))', 'prune');
-      recipe = { method, structured: { ...structured } };
+      recipe = { method, structured: { mlpChannels, heads } };
     } else if (recipePath === undefined) {
       const pattern = stringFlag(flags, 'pattern');
       if ((pattern === undefined) === (flags.sparsity === undefined)) {
@@ -193,7 +176,6 @@ Examples:
       }
       const parsed = pattern === undefined ? undefined : patternFlag('prune', pattern);
       const sparsity = numberFlag('prune', flags, 'sparsity', 0, { min: 0, below: 1 });
-      if (method === 'slicegpt') sliceSparsity = sparsity;
       recipe = { method, ...(parsed === undefined ? { sparsity } : { pattern: `${parsed.n}:${parsed.m}` }) };
       if (method === 'global-magnitude' && flags['min-keep'] !== undefined)
         recipe.global = { minKeep: numberFlag('prune', flags, 'min-keep', 0.01, { min: 0, max: 1 }) };
@@ -203,17 +185,16 @@ Examples:
           seed: numberFlag('prune', flags, 'seed', 0, { integer: true, min: 0 }),
         };
     }
+    // --owl goes into the recipe, so the report records it.
+    if (flags.owl === true) recipe = { ...recipe!, owl: true };
+    recipe = validateRecipe(recipe);
+    const errors = flags['no-errors'] !== true;
     const backend = await createWasmBackend();
     try {
       const loaded = await loadModel(dir, backend);
       const { model } = loaded;
-      if (recipe !== undefined)
-        checkRecipeLayers(
-          recipe,
-          model.linearLayers().map((l) => l.name),
-        );
       const tokenizer = requireTokenizer(loaded, dir);
-      const calib = recipe?.calibration ?? {};
+      const calib = recipe.calibration ?? {};
       const samples = numberFlag('prune', flags, 'calib-samples', calib.samples ?? 128, {
         integer: true,
         min: 1,
@@ -224,11 +205,7 @@ Examples:
         flags,
         'seq-len',
         calib.seqLen ?? Math.min(model.maxSequenceLength, 2048),
-        {
-          integer: true,
-          min: 2,
-          max: model.maxSequenceLength,
-        },
+        { integer: true, min: 2, max: model.maxSequenceLength },
       );
       const seed = numberFlag('prune', flags, 'seed', calib.seed ?? 0, { integer: true, min: 0 });
       const given = stringFlag(flags, 'calib');
@@ -240,81 +217,24 @@ Examples:
           : calibFlag === 'builtin'
             ? builtinText('calibration')
             : readText(calibFlag, '--calib');
-      const errors = flags['no-errors'] !== true;
-      const batches =
-        (method === 'magnitude' && !errors) || ALLOCATIONS.includes(method)
-          ? []
-          : calibrationBatches(tokenizer, calibText(), samples, seqLen, seed, (line) => ui.note(line));
+      const batches = needsCalibration(recipe, { reconstructionError: errors })
+        ? calibrationBatches(tokenizer, calibText(), { samples, seqLen, seed }, (line) => ui.note(line))
+        : [];
       // The report records the recipe as run: calibration flags override the recipe's.
-      if (recipe !== undefined && batches.length > 0)
-        recipe = { ...recipe, calibration: { samples: batches.length, seqLen, seed } };
-      let report: PruneReport | SliceGptReport | StructuredResult;
-      if (method === 'structured') {
-        const started = performance.now();
-        const before = model.parameterCount();
-        const removed = pruneStructured(model, batches, {
-          ...structured,
-          narrow: true,
-          recipe,
-          onProgress: ui.progress('prune'),
-        });
-        report = {
-          method: 'structured',
-          ...structured,
-          ...removed,
-          parameters: { before, after: model.parameterCount() },
-          seconds: (performance.now() - started) / 1000,
-        };
-      } else if (method === 'global-magnitude' || method === 'random') {
-        report = pruneAllocation(model, {
-          method,
-          sparsity: recipe!.sparsity!,
-          ...(recipe!.global?.minKeep === undefined ? {} : { minKeep: recipe!.global.minKeep }),
-          ...(recipe!.random?.distribution === undefined
-            ? {}
-            : { distribution: recipe!.random.distribution }),
-          ...(recipe!.random?.seed === undefined ? {} : { seed: recipe!.random.seed }),
-          filter: recipeLayerFilter(recipe!),
-          recipe,
-          onProgress: ui.progress('prune'),
-        });
-      } else if (method === 'slicegpt') {
-        report = await sliceGpt(model, batches, {
-          sparsity: sliceSparsity,
-          recipe,
-          onProgress: ui.progress('slice'),
-        });
-      } else {
-        // --owl goes into the recipe, so the report records it.
-        const options = recipeOptions(
-          flags.owl === true ? validateRecipe({ ...recipe!, owl: true }) : recipe!,
-        );
-        report = await pruneModel(model, batches, {
-          ...options,
-          reconstructionError: errors,
-          backend,
-          onProgress: ui.progress('prune'),
-        });
-      }
+      if (batches.length > 0) recipe = { ...recipe, calibration: { samples: batches.length, seqLen, seed } };
+      const report = await runRecipe(model, batches, recipe, {
+        backend,
+        reconstructionError: errors,
+        pack: flags.pack === true,
+        onProgress: ui.progress(method === 'slicegpt' ? 'slice' : 'prune'),
+      });
       ui.done();
       printReport(ui, report);
-      if (flags.pack === true && 'pattern' in report) {
-        // Each layer in the format of its own pattern (a recipe's overrides may differ from the default).
-        const patterns = new Map(report.layers.map((l) => [l.name, l.pattern]));
-        for (const layer of model.linearLayers()) {
-          const pattern = patterns.get(layer.name);
-          if (pattern === undefined) continue;
-          const nm = /^(\d+):(\d+)$/.exec(pattern);
-          layer.setMatrix(
-            packWeight(layer.getWeight(), nm === null ? {} : { n: Number(nm[1]), m: Number(nm[2]) }),
-          );
-        }
-      }
       const result = {
         model: dir,
         out: out.path,
         calibration: { source: calibFlag, samples: batches.length, seqLen, seed },
-        layout: (flags.pack === true ? 'packed' : 'dense') as 'packed' | 'dense',
+        layout: (flags.pack === true ? 'packed' : 'hf') as 'packed' | 'hf',
         report,
       };
       await writeDir(out, async (tmp) => {

@@ -214,7 +214,7 @@ export function pruneAllocation(model: BlockwiseLM, options: AllocationModelOpti
   const seconds = (performance.now() - start) / 1000;
   return {
     method: options.method,
-    pattern: `${options.sparsity}`,
+    pattern: { sparsity: options.sparsity },
     calibrationTokens: 0,
     ...(options.recipe === undefined ? {} : { recipe: options.recipe }),
     layers: layers.map((l, i) => {
@@ -223,7 +223,7 @@ export function pruneAllocation(model: BlockwiseLM, options: AllocationModelOpti
         name: l.name,
         rows: l.outFeatures,
         cols: l.inFeatures,
-        pattern: `${allocation.sparsities[i]}`,
+        pattern: { sparsity: allocation.sparsities[i]! },
         sparsity: measuredSparsity(w),
         pqIndex: pqIndex(w),
         reconstructionError: Number.NaN,
