@@ -379,6 +379,15 @@ describe('on tiny-lm', () => {
     expect(r.stdout).toContain(`report: ${join(out, 'report.md')}`);
     expect(readFileSync(join(out, 'report.md'), 'utf8')).toContain('| Wanda 50% |');
     expect(readFileSync(join(out, 'report.svg'), 'utf8')).toMatch(/^<svg/);
+    // Every measured row is in results.jsonl; --resume reuses them (here: all five) instead of rerunning.
+    const lines = readFileSync(join(out, 'results.jsonl'), 'utf8').trim().split('\n');
+    expect(lines).toHaveLength(6);
+    const again = await run('demo', '--windows', '2', '--calib', '4', '--out', out, '--resume');
+    expect(again.code, again.stderr).toBe(0);
+    expect(again.stderr).toContain('resumed dense, Wanda 50%, Wanda 2:4, SparseGPT 50%, SparseGPT 2:4');
+    const other = await run('demo', '--windows', '3', '--calib', '4', '--out', out, '--resume');
+    expect(other.code).toBe(1);
+    expect(other.stderr).toMatch(/holds a sweep with other settings/);
   });
 });
 

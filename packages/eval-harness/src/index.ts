@@ -13,3 +13,4 @@ export {
   scoreWindows,
 } from './perplexity/perplexity.js';
 export { rollingWindows, type ScoringWindow, sparsegptWindows } from './perplexity/windows.js';
+export { type SweepRow, sweepChart, sweepMarkdown } from './sweep/report.js';

@@ -1,45 +1,65 @@
 import { mkdir } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { join, resolve } from 'node:path';
-import type { Tensor } from '@sparsekit/core';
 import { writeFileAtomic } from '@sparsekit/core/node';
-import { perplexity } from '@sparsekit/eval-harness';
-import { generationSpeed, type HfTokenizer, type TransformerLM } from '@sparsekit/models';
+import { perplexity, type SweepRow, sweepChart, sweepMarkdown } from '@sparsekit/eval-harness';
+import { runSweep, type SweepPoint, sweepGrid } from '@sparsekit/eval-harness/node';
+import { generationSpeed, type TransformerLM } from '@sparsekit/models';
 import { tinyLmPath } from '@sparsekit/models/node';
-import { packLayers, pruneModel } from '@sparsekit/pruners';
+import { type Recipe, runRecipe } from '@sparsekit/pruners';
 import { byteSize, createWasmBackend, sparsity } from '@sparsekit/sparse-formats';
 import { numberFlag, stringFlag } from '../args.js';
 import type { Command } from '../command.js';
 import { builtinText, calibrationBatches, loadModel, requireTokenizer } from '../model-io.js';
-import { type DemoRow, demoChart, demoMarkdown } from '../report.js';
 import { formatBytes, table } from '../ui.js';
 
-const CASES = [
-  { method: 'wanda', label: 'Wanda 50%', pattern: { sparsity: 0.5 } },
-  { method: 'wanda', label: 'Wanda 2:4', pattern: { n: 2, m: 4 } },
-  { method: 'sparsegpt', label: 'SparseGPT 50%', pattern: { sparsity: 0.5 } },
-  { method: 'sparsegpt', label: 'SparseGPT 2:4', pattern: { n: 2, m: 4 } },
-] as const;
+/** The demo's sweep: dense, then Wanda and SparseGPT at 50% and 2:4 (methods x targets). */
+const POINTS: SweepPoint<{ label: string; recipe?: Recipe }>[] = [
+  { key: 'dense', params: { label: 'dense' } },
+  ...sweepGrid(
+    {
+      method: [
+        ['wanda', 'Wanda'],
+        ['sparsegpt', 'SparseGPT'],
+      ],
+      target: [
+        ['50%', { sparsity: 0.5 }],
+        ['2:4', { pattern: '2:4' }],
+      ],
+    } as const,
+    (p) => `${p.method[1]} ${p.target[0]}`,
+  ).map(({ key, params }) => ({
+    key,
+    params: { label: key, recipe: { method: params.method[0], ...params.target[1] } as Recipe },
+  })),
+];
 
 export const demoCommand: Command = {
   name: 'demo',
   summary: 'prune the bundled tiny-lm with Wanda and SparseGPT, evaluate, pack, time, report',
-  help: `Usage: sparsekit demo [--out DIR] [--windows N]
+  help: `Usage: sparsekit demo [--out DIR] [--windows N] [--calib N] [--resume]
 
 The main job on the bundled tiny-lm: dense perplexity; Wanda and SparseGPT at 50% and 2:4 (calibrated
 on tiny-lm's calibration text); perplexity again; each model packed (CSR / N:M); decode tokens/s
-dense vs sparse. Prints a summary table and writes report.md, report.svg and report.json.
+dense vs sparse. Prints a summary table and writes report.md, report.svg and report.json; each
+measured row is appended to results.jsonl as it finishes, so --resume after a crash runs only the rest.
 
 Flags:
   --out DIR       report folder (default: ./sparsekit-demo)
   --windows N     test windows of 128 tokens to score (default 96)
   --calib N       calibration windows of 128 tokens (default 64)
+  --resume        keep the rows already in DIR/results.jsonl (same settings) and run the rest
   --json          print the result as JSON
 
 Examples:
   sparsekit demo
   sparsekit demo --out /tmp/demo --json`,
-  flags: { out: { type: 'string' }, windows: { type: 'string' }, calib: { type: 'string' } },
+  flags: {
+    out: { type: 'string' },
+    windows: { type: 'string' },
+    calib: { type: 'string' },
+    resume: { type: 'boolean' },
+  },
   async run({ flags, ui }) {
     const out = resolve(stringFlag(flags, 'out') ?? 'sparsekit-demo');
     const windows = numberFlag('demo', flags, 'windows', 96, { integer: true, min: 1 });
@@ -50,54 +70,59 @@ Examples:
     try {
       const dir = tinyLmPath();
       const testText = builtinText('test');
-      const rows: DemoRow[] = [];
-      let scored = 0;
-      let batches: Tensor<'i32'>[] = [];
-      let tokenizer: HfTokenizer | undefined;
-      const measure = async (model: TransformerLM, method: string, pruneSeconds: number) => {
-        const ppl = await perplexity(model, tokenizer!, testText, {
+      const loaded = await loadModel(dir, backend);
+      const tokenizer = requireTokenizer(loaded, dir);
+      const batches = calibrationBatches(tokenizer, builtinText('calibration'), {
+        samples: calibWindows,
+        seqLen: 128,
+        seed: 0,
+      });
+      const measure = async (
+        model: TransformerLM,
+        method: string,
+        pruneSeconds: number,
+      ): Promise<SweepRow & { scoredTokens: number }> => {
+        const ppl = await perplexity(model, tokenizer, testText, {
           maxLength: 128,
           maxWindows: windows,
           onProgress: ui.progress(`${method}: perplexity`),
         });
-        scored = ppl.scoredTokens;
         const layers = model.linearLayers();
         const bytes = layers.reduce((s, l) => s + byteSize(l.matrix), 0);
         const weights = layers.reduce((s, l) => s + l.inFeatures * l.outFeatures, 0);
         const zeros = layers.reduce((s, l) => s + sparsity(l.matrix) * l.inFeatures * l.outFeatures, 0);
         const speed = generationSpeed(model, { promptLength: 64, newTokens: 64, reps: 5 });
         for (const l of layers) backend.release(l.matrix);
-        rows.push({
+        return {
           method,
           sparsity: zeros / weights,
           perplexity: ppl.perplexity,
           bytes,
           decodeTokensPerSecond: speed.decodeTokensPerSecond,
           pruneSeconds,
-        });
+          scoredTokens: ppl.scoredTokens,
+        };
       };
-      {
-        const loaded = await loadModel(dir, backend);
-        tokenizer = requireTokenizer(loaded, dir);
-        batches = calibrationBatches(tokenizer, builtinText('calibration'), {
-          samples: calibWindows,
-          seqLen: 128,
-          seed: 0,
-        });
-        await measure(loaded.model, 'dense', 0);
-      }
-      for (const c of CASES) {
-        const { model } = await loadModel(dir, backend);
-        const report = await pruneModel(model, batches, {
-          method: c.method,
-          ...c.pattern,
-          reconstructionError: false,
-          backend,
-          onProgress: ui.progress(`${c.label}: prune`),
-        });
-        packLayers(model, () => ('n' in c.pattern ? c.pattern : {}));
-        await measure(model, c.label, report.seconds);
-      }
+      await mkdir(out, { recursive: true });
+      const sweep = await runSweep({
+        points: POINTS,
+        file: join(out, 'results.jsonl'),
+        resume: flags.resume === true,
+        settings: { model: 'tiny-lm', windows, calibWindows, threads },
+        run: async ({ label, recipe }) => {
+          if (recipe === undefined) return measure(loaded.model, label, 0);
+          const { model } = await loadModel(dir, backend);
+          const report = await runRecipe(model, batches, recipe, {
+            reconstructionError: false,
+            pack: true,
+            backend,
+            onProgress: ui.progress(`${label}: prune`),
+          });
+          return measure(model, label, report.seconds);
+        },
+      });
+      if (sweep.resumed.length > 0) ui.note(`resumed ${sweep.resumed.join(', ')} from results.jsonl`);
+      const rows = sweep.rows.map((r) => r.result);
       ui.done();
       const dense = rows[0]!;
       ui.say(
@@ -120,18 +145,18 @@ Examples:
       const context = {
         model: 'tiny-lm (bundled)',
         windows,
-        tokens: scored,
+        tokens: rows[0]!.scoredTokens,
         calibration: `${batches.length} random windows of 128 tokens of tiny-lm/calibration.txt (seed 0)`,
+        title: 'sparsekit demo',
         threads,
         date,
       };
-      await mkdir(out, { recursive: true });
       const write = (file: string, text: string) =>
         writeFileAtomic(join(out, file), (f) => f.writeFile(text, 'utf8'));
-      await write('report.md', demoMarkdown(rows, context));
+      await write('report.md', sweepMarkdown(rows, context));
       await write(
         'report.svg',
-        `${demoChart(rows, 'tiny-lm: one-shot pruning, perplexity and decode speed')}\n`,
+        `${sweepChart(rows, 'tiny-lm: one-shot pruning, perplexity and decode speed')}\n`,
       );
       const result = { ...context, seconds: (performance.now() - started) / 1000, rows, report: out };
       await write('report.json', `${JSON.stringify(result, null, 2)}\n`);

@@ -1,6 +1,7 @@
-// The demo's report: a Markdown summary and an SVG chart of perplexity and decode speed by method.
+// A sweep's report: a Markdown table and an SVG chart of perplexity and decode speed by method.
 
-export interface DemoRow {
+/** One point of a pruning sweep, measured: the baseline row has method 'dense'. */
+export interface SweepRow {
   method: string;
   sparsity: number;
   perplexity: number;
@@ -11,8 +12,11 @@ export interface DemoRow {
 
 const escapeXml = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 
-/** Two horizontal bar charts side by side: perplexity (lower is better) and decode tokens/s. */
-export function demoChart(rows: readonly DemoRow[], title: string): string {
+/**
+ * Two horizontal bar charts side by side: perplexity (lower is better) and decode tokens/s. A
+ * self-contained SVG: no fonts or scripts to fetch.
+ */
+export function sweepChart(rows: readonly SweepRow[], title: string): string {
   const labelWidth = 150;
   const barWidth = 260;
   const gap = 40;
@@ -20,7 +24,7 @@ export function demoChart(rows: readonly DemoRow[], title: string): string {
   const top = 60;
   const height = top + rows.length * rowHeight + 30;
   const width = labelWidth + 2 * barWidth + gap + 80;
-  const panel = (x0: number, heading: string, value: (r: DemoRow) => number, digits: number) => {
+  const panel = (x0: number, heading: string, value: (r: SweepRow) => number, digits: number) => {
     const max = Math.max(...rows.map(value));
     const bars = rows.map((r, i) => {
       const y = top + i * rowHeight;
@@ -55,9 +59,11 @@ export function demoChart(rows: readonly DemoRow[], title: string): string {
   ].join('\n');
 }
 
-export function demoMarkdown(
-  rows: readonly DemoRow[],
+export function sweepMarkdown(
+  rows: readonly SweepRow[],
   context: {
+    /** The report's heading (default "Pruning sweep"). */
+    title?: string;
     model: string;
     windows: number;
     tokens: number;
@@ -66,9 +72,9 @@ export function demoMarkdown(
     date: string;
   },
 ): string {
-  const dense = rows.find((r) => r.method === 'dense')!;
+  const dense = rows.find((r) => r.method === 'dense') ?? rows[0]!;
   const lines = [
-    '# sparsekit demo',
+    `# ${context.title ?? 'Pruning sweep'}`,
     '',
     `Model: ${context.model}. Perplexity: SparseGPT protocol, ${context.windows} windows (${context.tokens} tokens) of the held-out test text. Calibration: ${context.calibration}. Decode: wasm backend, ${context.threads} threads, median of 5 runs of 64 tokens. Run: ${context.date}.`,
     '',
