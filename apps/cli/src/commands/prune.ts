@@ -49,8 +49,7 @@ and attention heads scored by their activations: both give a smaller dense model
 
 Flags:
   --model DIR          Hugging Face folder (default: the bundled tiny-lm)
-  --method M           magnitude | wanda | sparsegpt | slicegpt | structured | global-magnitude |
-                       random (the last two allocate sparsity over all layers, no calibration)
+  --method M           one of the methods below
   --sparsity S         fraction of weights to remove, in [0, 1) (SliceGPT: of the hidden width)
   --pattern N:M        N kept of every M inputs, e.g. 2:4 (instead of --sparsity)
   --mlp-channels F     structured: fraction of every block's MLP channels to delete
@@ -72,6 +71,9 @@ Flags:
                        folder, written whole at the end)
   --force              replace --out if it already holds files
   --json               print the report as JSON
+
+Methods:
+${METHOD_TABLE.map((m) => `  ${m.name.padEnd(19)} ${m.summary}${m.calibration === 'never' ? ' (no calibration)' : ''}`).join('\n')}
 
 Examples:
   sparsekit prune --method wanda --sparsity 0.5 --out out/tiny-lm-wanda50
