@@ -1,0 +1,18 @@
+export { ActivationCalibration, type CalibrateOptions, calibrateActivations } from './calibrate.js';
+export { type HistogramData, type HistogramOptions, SiteHistogram } from './histogram.js';
+export {
+  type MeasureOptions,
+  measureActivations,
+  type SiteSparsity,
+  type SparsityMeasurement,
+} from './measure.js';
+export { ACTIVATION_SITES, type ActivationSite, type HookableLM, SITE_READERS, siteKey } from './sites.js';
+export {
+  type AppliedSparsity,
+  type AppliedThresholds,
+  type ApplyOptions,
+  applyThresholds,
+  type ThresholdEntry,
+  type Thresholds,
+  tealThresholds,
+} from './thresholds.js';

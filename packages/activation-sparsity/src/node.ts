@@ -1,0 +1,1 @@
+export { loadCalibration, loadThresholds, saveCalibration, saveThresholds } from './io.js';
