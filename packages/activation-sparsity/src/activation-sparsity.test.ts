@@ -4,8 +4,10 @@ import { join } from 'node:path';
 import { Hooks, NonFiniteError, Rng, Tensor } from '@sparsekit/core';
 import { calibrationWindows } from '@sparsekit/eval-harness';
 import { loadHfModel, tinyLmPath } from '@sparsekit/models/node';
+import { createWasmBackend } from '@sparsekit/sparse-formats';
 import { describe, expect, it } from 'vitest';
 import { calibrateActivations } from './calibrate.js';
+import { greedyThresholds } from './greedy.js';
 import { SiteHistogram } from './histogram.js';
 import { loadCalibration, loadThresholds, saveCalibration, saveThresholds } from './io.js';
 import { measureActivations } from './measure.js';
@@ -119,6 +121,45 @@ describe('TEAL on tiny-lm', () => {
       code: 'core/safetensors',
     });
   }, 30_000);
+});
+
+describe('TEAL greedy allocation', () => {
+  it('reaches the target per block, with a block error no larger than the uniform allocation', async () => {
+    const { model, batches: all } = await tinyLm();
+    model.backend = await createWasmBackend();
+    const batches = all.slice(0, 1);
+    const calibration = await calibrateActivations(model, batches);
+    // A coarse step keeps the test short (TEAL's is 0.05).
+    const greedy = await greedyThresholds(model, calibration, batches, { target: 0.4, step: 0.4 });
+    const blockError = (block: number, thresholds: ReturnType<typeof tealThresholds>, h: Tensor<'f32'>[]) => {
+      const hooks = new Hooks();
+      applyThresholds(hooks, { ...thresholds, entries: thresholds.entries.filter((e) => e.block === block) });
+      let sum = 0;
+      let n = 0;
+      for (const x of h) {
+        const want = model.runBlock(block, x).data;
+        const got = model.runBlock(block, x, { hooks }).data;
+        const width = x.shape.at(-1)!;
+        for (let row = 0; row < got.length / width; row++) {
+          if (row % 64 < 48) continue; // the last quarter, as the allocation measures it
+          let e = 0;
+          for (let c = row * width; c < (row + 1) * width; c++) e += (want[c]! - got[c]!) ** 2;
+          sum += Math.sqrt(e);
+          n++;
+        }
+      }
+      return sum / n;
+    };
+    const uniform = tealThresholds(calibration, 0.4);
+    let hidden = batches.map((b) => model.embed(b));
+    for (const b of greedy.blocks) {
+      expect(b.effective).toBeGreaterThanOrEqual(0.4 - 1e-9);
+      expect(b.effective).toBeLessThan(0.45); // one round adds step / (sum of the weights), 0.4 / 12 here
+      expect(b.error).toBeCloseTo(blockError(b.block, greedy.thresholds, hidden), 9);
+      expect(b.error).toBeLessThanOrEqual(blockError(b.block, uniform, hidden));
+      hidden = hidden.map((h) => model.runBlock(b.block, h));
+    }
+  }, 60_000);
 });
 
 describe('measureActivations', () => {

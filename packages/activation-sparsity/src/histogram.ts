@@ -33,6 +33,8 @@ export class SiteHistogram {
   private exactCount = 0;
   private hist: HistogramData | undefined;
   private total = 0;
+  /** The kept values' magnitudes, sorted (made on the first exact threshold after an add). */
+  private sorted: Float32Array | undefined;
 
   constructor(options: HistogramOptions = {}) {
     this.exactLimit = options.exactLimit ?? 1 << 20;
@@ -61,6 +63,7 @@ export class SiteHistogram {
       if (!Number.isFinite(values[i]!)) throw new NonFiniteError('activations', i, values[i]!);
     }
     this.total += values.length;
+    this.sorted = undefined;
     if (this.hist === undefined) {
       this.exact.push(Float32Array.from(values));
       this.exactCount += values.length;

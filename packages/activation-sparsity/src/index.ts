@@ -1,4 +1,5 @@
 export { ActivationCalibration, type CalibrateOptions, calibrateActivations } from './calibrate.js';
+export { type GreedyOptions, type GreedyReport, greedyThresholds } from './greedy.js';
 export { type HistogramData, type HistogramOptions, SiteHistogram } from './histogram.js';
 export {
   type MeasureOptions,

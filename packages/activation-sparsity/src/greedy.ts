@@ -1,0 +1,150 @@
+// TEAL's greedy allocation (teal/greedyopt.py), per block: raise, one step at a time, the sparsity of
+// the site whose increase grows the block's output error least, until the block reaches the target
+// effective sparsity (sites weighted by the parameters of the projections that read them).
+import {
+  type BlockwiseLM,
+  Hooks,
+  InvalidArgumentError,
+  type ProgressOptions,
+  reportProgress,
+  type Tensor,
+} from '@sparsekit/core';
+import type { ActivationCalibration } from './calibrate.js';
+import { type ActivationSite, type HookableLM, SITE_READERS } from './sites.js';
+import { applyThresholds, type ThresholdEntry, type Thresholds } from './thresholds.js';
+
+export interface GreedyOptions extends ProgressOptions {
+  /** The effective (parameter-weighted) sparsity every block reaches. */
+  target: number;
+  /** TEAL's step: a site of weight w rises by step / w per round (default 0.05). */
+  step?: number;
+  /** No site goes beyond this sparsity (default 0.9, TEAL's last level). */
+  maxSparsity?: number;
+  /** The error is measured on the last share of each sequence's tokens (default 0.25, as TEAL). */
+  lastShare?: number;
+}
+
+export interface GreedyReport {
+  thresholds: Thresholds;
+  /** Per block: the sparsity chosen for each site, the effective sparsity and the final error. */
+  blocks: Array<{
+    block: number;
+    sparsities: Partial<Record<ActivationSite, number>>;
+    effective: number;
+    error: number;
+  }>;
+}
+
+/**
+ * TEAL's greedy per-block allocation to a target effective sparsity. Differences from greedyopt.py:
+ * q, k and v read one tensor here (the `attention.input` site), so they share one sparsity, as do gate
+ * and up; a site's weight is the parameter count of the projections reading it over that of q.
+ * The block inputs and targets come from the dense model on `batches`; thresholds come from the
+ * (dense) calibration, as TEAL's lookup does.
+ */
+export async function greedyThresholds(
+  model: HookableLM & BlockwiseLM,
+  calibration: ActivationCalibration,
+  batches: readonly Tensor<'i32'>[],
+  options: GreedyOptions,
+): Promise<GreedyReport> {
+  const step = options.step ?? 0.05;
+  const max = options.maxSparsity ?? 0.9;
+  const lastShare = options.lastShare ?? 0.25;
+  if (!(options.target >= 0 && options.target <= max))
+    throw new InvalidArgumentError('target', options.target, `must be in [0, ${max}] (maxSparsity)`);
+  if (!(step > 0 && step < 1)) throw new InvalidArgumentError('step', step, 'must be in (0, 1)');
+  if (batches.length === 0)
+    throw new InvalidArgumentError('batches', 0, 'greedy allocation needs calibration batches');
+  const sites = calibration.sites;
+  const entries: ThresholdEntry[] = [];
+  const blocks: GreedyReport['blocks'] = [];
+  let hidden = batches.map((b) => model.embed(b));
+  for (let block = 0; block < model.numBlocks; block++) {
+    const weights = siteWeights(model, block, sites);
+    const total = sites.reduce((s, site) => s + weights[site], 0);
+    const targets = hidden.map((h) => model.runBlock(block, h));
+    const sparsity = Object.fromEntries(sites.map((s) => [s, 0])) as Record<ActivationSite, number>;
+    const errorOf = (config: Record<ActivationSite, number>): number => {
+      const hooks = new Hooks();
+      const thresholds: Thresholds = {
+        method: 'teal-custom',
+        sparsity: 0,
+        entries: sites.map((site) => ({
+          block,
+          site,
+          sparsity: config[site],
+          threshold: calibration.histogram(block, site).threshold(config[site]),
+        })),
+      };
+      applyThresholds(hooks, thresholds);
+      let sum = 0;
+      let count = 0;
+      for (const [i, h] of hidden.entries()) {
+        const out = model.runBlock(block, h, { hooks }).data;
+        const want = targets[i]!.data;
+        const width = h.shape.at(-1)!;
+        const seq = h.shape.at(-2)!;
+        const from = seq - Math.max(1, Math.floor(lastShare * seq));
+        for (let row = 0; row < out.length / width; row++) {
+          if (row % seq < from) continue;
+          let e = 0;
+          for (let c = row * width; c < (row + 1) * width; c++) e += (want[c]! - out[c]!) ** 2;
+          sum += Math.sqrt(e);
+          count++;
+        }
+      }
+      return sum / count;
+    };
+    let effective = 0;
+    let error = 0;
+    while (effective < options.target - 1e-12) {
+      let best: { site: ActivationSite; error: number; value: number } | undefined;
+      for (const site of sites) {
+        if (sparsity[site] >= max) continue;
+        const value = Math.min(max, sparsity[site] + step / weights[site]);
+        const e = errorOf({ ...sparsity, [site]: value });
+        if (best === undefined || e < best.error) best = { site, error: e, value };
+      }
+      if (best === undefined) break; // every site at its maximum
+      sparsity[best.site] = best.value;
+      error = best.error;
+      effective = sites.reduce((s, site) => s + weights[site] * sparsity[site], 0) / total;
+    }
+    for (const site of sites)
+      entries.push({
+        block,
+        site,
+        sparsity: sparsity[site],
+        threshold: calibration.histogram(block, site).threshold(sparsity[site]),
+      });
+    blocks.push({ block, sparsities: { ...sparsity }, effective, error });
+    hidden = targets;
+    reportProgress(options, { stage: 'allocate', current: block + 1, total: model.numBlocks, unit: 'block' });
+  }
+  const mean = blocks.reduce((s, b) => s + b.effective, 0) / Math.max(1, blocks.length);
+  return { thresholds: { method: 'teal-custom', sparsity: mean, entries }, blocks };
+}
+
+/** Each site's weight: the parameters of the projections that read it, over those of q (TEAL's units). */
+function siteWeights(
+  model: BlockwiseLM,
+  block: number,
+  sites: readonly ActivationSite[],
+): Record<ActivationSite, number> {
+  const layers = model.blockLinearLayers(block);
+  const size = (suffix: string) =>
+    layers
+      .filter((l) => l.name.endsWith(`${suffix}_proj`))
+      .reduce((s, l) => s + l.inFeatures * l.outFeatures, 0);
+  const unit = size('q');
+  if (unit === 0)
+    throw new InvalidArgumentError(
+      'model',
+      'no q_proj',
+      'greedy allocation needs Llama-style projection names',
+    );
+  const out = {} as Record<ActivationSite, number>;
+  for (const site of sites) out[site] = SITE_READERS[site].reduce((s, r) => s + size(r), 0) / unit;
+  return out;
+}
