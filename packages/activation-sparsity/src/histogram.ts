@@ -88,12 +88,14 @@ export class SiteHistogram {
       throw new InvalidArgumentError('histogram', 0, 'has seen no values: calibrate first');
     if (sparsity === 0) return 0;
     if (this.hist === undefined) {
-      const magnitudes = new Float32Array(this.exactCount);
-      let o = 0;
-      for (const chunk of this.exact)
-        for (let i = 0; i < chunk.length; i++) magnitudes[o++] = Math.abs(chunk[i]!);
-      magnitudes.sort();
-      return magnitudes[Math.floor(sparsity * magnitudes.length)]!;
+      if (this.sorted === undefined) {
+        const magnitudes = new Float32Array(this.exactCount);
+        let o = 0;
+        for (const chunk of this.exact)
+          for (let i = 0; i < chunk.length; i++) magnitudes[o++] = Math.abs(chunk[i]!);
+        this.sorted = magnitudes.sort();
+      }
+      return this.sorted[Math.floor(sparsity * this.sorted.length)]!;
     }
     return Math.max(0, this.icdf(0.5 + sparsity / 2));
   }
