@@ -16,6 +16,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { IOError } from '@sparsekit/core';
 import { loadHfModel, tinyLmPath } from '@sparsekit/models/node';
+import { safetensorsWithHole } from '@sparsekit/test-utils';
 import { afterAll, describe, expect, it } from 'vitest';
 import { COMMANDS, hintFor } from './main.js';
 
@@ -33,6 +34,37 @@ function run(...args: string[]): Promise<{ code: number; stdout: string; stderr:
 }
 
 const json = (s: string) => JSON.parse(s);
+
+/**
+ * `run`, reporting the process's peak RSS (bytes) and, on Linux, the bytes it read through read
+ * system calls (a preload prints both on stderr as the process exits).
+ */
+async function runMeasured(...args: string[]) {
+  const preload = join(work, 'measure.mjs');
+  writeFileSync(
+    preload,
+    `import { readFileSync } from 'node:fs';
+process.on('exit', () => {
+  let rchar = null;
+  try { rchar = Number(/^rchar:\\s*(\\d+)$/m.exec(readFileSync('/proc/self/io', 'utf8'))[1]); } catch {}
+  process.stderr.write('measured ' + JSON.stringify({ maxRss: process.resourceUsage().maxRSS * 1024, rchar }) + '\\n');
+});
+`,
+  );
+  const r = await new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
+    execFile(
+      'node',
+      ['--import', preload, CLI, ...args],
+      { cwd: work, maxBuffer: 1 << 24 },
+      (error, stdout, stderr) => {
+        resolve({ code: error === null ? 0 : ((error as { code?: number }).code ?? 1), stdout, stderr });
+      },
+    );
+  });
+  const line = /^measured (.*)$/m.exec(r.stderr);
+  const measured = JSON.parse(line![1]!) as { maxRss: number; rchar: number | null };
+  return { ...r, ...measured };
+}
 
 describe('help and usage', () => {
   it('prints help with examples for every command; exit 0', async () => {
@@ -377,6 +409,23 @@ describe('on tiny-lm', () => {
     expect(r.stdout).toContain(`report: ${join(out, 'report.md')}`);
     expect(readFileSync(join(out, 'report.md'), 'utf8')).toContain('| Wanda 50% |');
     expect(readFileSync(join(out, 'report.svg'), 'utf8')).toMatch(/^<svg/);
+  });
+});
+
+describe('large folders', () => {
+  it('inspects a 600 MB model.safetensors reading only the 3.4 MB of tensors the model uses', async () => {
+    const folder = join(work, 'unused-tensor');
+    mkdirSync(folder);
+    for (const file of ['config.json', 'tokenizer.json'])
+      cpSync(join(tinyLmPath(), file), join(folder, file));
+    const unused = 600 * 2 ** 20; // a file hole: no disk used
+    safetensorsWithHole(join(tinyLmPath(), 'model.safetensors'), join(folder, 'model.safetensors'), unused);
+    const r = await runMeasured('inspect', '--model', folder, '--json');
+    expect(r.code, r.stderr).toBe(0);
+    const reference = json((await run('inspect', '--json')).stdout);
+    expect(json(r.stdout).layers).toEqual(reference.layers);
+    expect(r.maxRss).toBeLessThan(unused / 2);
+    if (r.rchar !== null) expect(r.rchar).toBeLessThan(64 * 2 ** 20);
   });
 });
 
