@@ -1,10 +1,22 @@
 import { Tokenizer as HfTokenizerImpl } from '@huggingface/tokenizers';
 import { InvalidArgumentError, type Tokenizer } from '@sparsekit/core';
 import type { ModelConfig } from './config.js';
+import { digitPieces, whitespacePieces, whitespaceSplitPieces } from './pre-tokenizers.js';
+
+/**
+ * The part of @huggingface/tokenizers' pipeline used here (a pre-tokenizer step, a Sequence's
+ * steps), written out: the library's bundled declarations do not resolve under NodeNext.
+ */
+interface PreTokenizerStep {
+  pre_tokenize_text(text: string, options?: unknown): string[];
+  tokenizers?: Array<PreTokenizerStep | null>;
+}
 
 /**
  * A Hugging Face tokenizer.json (through @huggingface/tokenizers) behind the core `Tokenizer`
  * interface. `encode` adds no special tokens; bos/eos come from the model config when present.
+ * The Whitespace, WhitespaceSplit and Digits pre-tokenizers split with Hugging Face's Unicode
+ * classes (pre-tokenizers.ts) instead of the library's ASCII ones.
  */
 export class HfTokenizer implements Tokenizer {
   readonly vocabSize: number;
@@ -16,6 +28,7 @@ export class HfTokenizer implements Tokenizer {
     readonly json: Record<string, unknown>,
     ids: { bos?: number; eos?: number },
   ) {
+    unicodeSplitting(impl.pre_tokenizer as PreTokenizerStep | null, json.pre_tokenizer);
     this.vocabSize = impl.get_vocab(true).size;
     if (ids.bos !== undefined) this.bosTokenId = ids.bos;
     if (ids.eos !== undefined) this.eosTokenId = ids.eos;
@@ -68,5 +81,24 @@ export class HfTokenizer implements Tokenizer {
   decode(ids: readonly number[]): string {
     if (ids.length === 0) return '';
     return this.impl.decode([...ids]);
+  }
+}
+
+/**
+ * Hugging Face's Unicode splitting where the library's is ASCII-only. Each library step is matched
+ * with its tokenizer.json entry (a Sequence's steps in order).
+ */
+function unicodeSplitting(step: PreTokenizerStep | null, config: unknown): void {
+  if (step === null || config === null || typeof config !== 'object') return;
+  const { type, pretokenizers, individual_digits } = config as Record<string, unknown>;
+  if (type === 'Sequence' && Array.isArray(pretokenizers) && Array.isArray(step.tokenizers)) {
+    step.tokenizers.forEach((inner, i) => {
+      unicodeSplitting(inner, pretokenizers[i]);
+    });
+  } else if (type === 'Whitespace') step.pre_tokenize_text = whitespacePieces;
+  else if (type === 'WhitespaceSplit') step.pre_tokenize_text = whitespaceSplitPieces;
+  else if (type === 'Digits') {
+    const individual = individual_digits === true;
+    step.pre_tokenize_text = (text: string) => digitPieces(text, individual);
   }
 }
