@@ -15,6 +15,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { IOError } from '@sparsekit/core';
+import { TokenizerTimeoutError } from '@sparsekit/models';
 import { loadHfModel, tinyLmPath } from '@sparsekit/models/node';
 import { safetensorsWithHole } from '@sparsekit/test-utils';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -412,7 +413,7 @@ describe('on tiny-lm', () => {
   });
 });
 
-describe('large folders', () => {
+describe('large and hostile folders', () => {
   it('inspects a 600 MB model.safetensors reading only the 3.4 MB of tensors the model uses', async () => {
     const folder = join(work, 'unused-tensor');
     mkdirSync(folder);
@@ -426,6 +427,33 @@ describe('large folders', () => {
     expect(json(r.stdout).layers).toEqual(reference.layers);
     expect(r.maxRss).toBeLessThan(unused / 2);
     if (r.rchar !== null) expect(r.rchar).toBeLessThan(64 * 2 ** 20);
+  });
+
+  it('refuses a tokenizer.json whose Split pattern backtracks exponentially, at once, with a hint', async () => {
+    const folder = join(work, 'hostile-tokenizer');
+    cpSync(tinyLmPath(), folder, { recursive: true });
+    const tokenizer = JSON.parse(readFileSync(join(folder, 'tokenizer.json'), 'utf8'));
+    tokenizer.pre_tokenizer = {
+      type: 'Sequence',
+      pretokenizers: [
+        { type: 'Split', pattern: { Regex: '(a|aa)+$' }, behavior: 'Isolated', invert: false },
+        tokenizer.pre_tokenizer,
+      ],
+    };
+    writeFileSync(join(folder, 'tokenizer.json'), JSON.stringify(tokenizer));
+    const text = join(work, 'aaa.txt');
+    writeFileSync(text, `${'a'.repeat(60)}b `.repeat(50)); // hours of backtracking per line, unchecked
+    const started = Date.now();
+    const r = await run('eval', '--model', folder, '--text', text, '--max-windows', '1');
+    expect(Date.now() - started).toBeLessThan(15_000);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(
+      /pre_tokenizer\.pretokenizers\[0\]\.pattern\.Regex "\(a\|aa\)\+\$" can backtrack exponentially/,
+    );
+    expect(r.stderr).toContain('hint: ');
+    expect(hintFor(new TokenizerTimeoutError('t', 10, 11, 5))).toMatch(
+      /tokenizer.json is pathologically slow/,
+    );
   });
 });
 

@@ -146,6 +146,8 @@ export function hintFor(error: SparsekitError): string | undefined {
   if (error.code === 'UNSUPPORTED_MODEL')
     return 'supported model types: gpt2, opt, llama (see the models README)';
   if (error.code === 'MISSING_TENSOR') return 'the checkpoint is incomplete: re-download or save it again';
+  if (error.code === 'TOKENIZER_TIMEOUT')
+    return "the tokenizer.json is pathologically slow on this text (a hostile or broken pattern): restore it from the model's source";
   if (error instanceof InvalidArgumentError) return 'change the value named above and run again';
   return undefined;
 }

@@ -14,6 +14,7 @@ export type SparsekitErrorCode =
   | 'IO'
   | 'UNSUPPORTED_MODEL'
   | 'MISSING_TENSOR'
+  | 'TOKENIZER_TIMEOUT'
   | 'NO_GPU_ADAPTER';
 
 export class SparsekitError extends Error {

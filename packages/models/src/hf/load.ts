@@ -131,28 +131,21 @@ function checkBlocks(names: Iterable<string>, config: ModelConfig): void {
   }
 }
 
-/** A tokenizer.json as a tokenizer, refused (typed) when it does not parse or names ids the model lacks. */
+/**
+ * A tokenizer.json as a tokenizer, refused (typed) when it does not parse, is too large, names ids
+ * the model lacks or holds a pattern that can backtrack exponentially (HfTokenizer's checks).
+ */
 function tokenizerFrom(
   json: Record<string, unknown>,
   config: ModelConfig,
   path: string,
   tokenizerConfig: Record<string, unknown> = {},
 ): HfTokenizer {
-  const model = json.model as { vocab?: unknown } | undefined;
-  const vocab = model?.vocab;
-  const ids = [
-    ...(vocab !== null && typeof vocab === 'object' && !Array.isArray(vocab) ? Object.values(vocab) : []),
-    ...(Array.isArray(json.added_tokens) ? json.added_tokens.map((t) => (t as { id?: unknown }).id) : []),
-  ];
-  const bad = ids.find((id) => typeof id === 'number' && !(id >= 0 && id < config.vocabSize));
-  if (bad !== undefined)
-    throw new InvalidFormatError(
-      'tokenizer.json',
-      `${path} holds token id ${bad}, outside the model's vocabulary of ${config.vocabSize}`,
-    );
   try {
-    return HfTokenizer.fromJson(json, config, tokenizerConfig);
+    return HfTokenizer.fromJson(json, config, tokenizerConfig, { name: path });
   } catch (error) {
+    if (error instanceof InvalidFormatError)
+      throw new InvalidFormatError(error.format, `${path}: ${error.reason}`);
     throw new InvalidFormatError(
       'tokenizer.json',
       `${path} is not a tokenizer this runtime reads (${(error as Error).message})`,
