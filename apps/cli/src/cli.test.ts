@@ -15,7 +15,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { IOError } from '@sparsekit/core';
+import { TokenizerTimeoutError } from '@sparsekit/models';
 import { loadHfModel, tinyLmPath } from '@sparsekit/models/node';
+import { safetensorsWithHole } from '@sparsekit/test-utils';
 import { afterAll, describe, expect, it } from 'vitest';
 import { COMMANDS, hintFor } from './main.js';
 
@@ -33,6 +35,37 @@ function run(...args: string[]): Promise<{ code: number; stdout: string; stderr:
 }
 
 const json = (s: string) => JSON.parse(s);
+
+/**
+ * `run`, reporting the process's peak RSS (bytes) and, on Linux, the bytes it read through read
+ * system calls (a preload prints both on stderr as the process exits).
+ */
+async function runMeasured(...args: string[]) {
+  const preload = join(work, 'measure.mjs');
+  writeFileSync(
+    preload,
+    `import { readFileSync } from 'node:fs';
+process.on('exit', () => {
+  let rchar = null;
+  try { rchar = Number(/^rchar:\\s*(\\d+)$/m.exec(readFileSync('/proc/self/io', 'utf8'))[1]); } catch {}
+  process.stderr.write('measured ' + JSON.stringify({ maxRss: process.resourceUsage().maxRSS * 1024, rchar }) + '\\n');
+});
+`,
+  );
+  const r = await new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
+    execFile(
+      'node',
+      ['--import', preload, CLI, ...args],
+      { cwd: work, maxBuffer: 1 << 24 },
+      (error, stdout, stderr) => {
+        resolve({ code: error === null ? 0 : ((error as { code?: number }).code ?? 1), stdout, stderr });
+      },
+    );
+  });
+  const line = /^measured (.*)$/m.exec(r.stderr);
+  const measured = JSON.parse(line![1]!) as { maxRss: number; rchar: number | null };
+  return { ...r, ...measured };
+}
 
 describe('help and usage', () => {
   it('prints help with examples for every command; exit 0', async () => {
@@ -388,6 +421,50 @@ describe('on tiny-lm', () => {
     const other = await run('demo', '--windows', '3', '--calib', '4', '--out', out, '--resume');
     expect(other.code).toBe(1);
     expect(other.stderr).toMatch(/holds a sweep with other settings/);
+  });
+});
+
+describe('large and hostile folders', () => {
+  it('inspects a 600 MB model.safetensors reading only the 3.4 MB of tensors the model uses', async () => {
+    const folder = join(work, 'unused-tensor');
+    mkdirSync(folder);
+    for (const file of ['config.json', 'tokenizer.json'])
+      cpSync(join(tinyLmPath(), file), join(folder, file));
+    const unused = 600 * 2 ** 20; // a file hole: no disk used
+    safetensorsWithHole(join(tinyLmPath(), 'model.safetensors'), join(folder, 'model.safetensors'), unused);
+    const r = await runMeasured('inspect', '--model', folder, '--json');
+    expect(r.code, r.stderr).toBe(0);
+    const reference = json((await run('inspect', '--json')).stdout);
+    expect(json(r.stdout).layers).toEqual(reference.layers);
+    expect(r.maxRss).toBeLessThan(unused / 2);
+    if (r.rchar !== null) expect(r.rchar).toBeLessThan(64 * 2 ** 20);
+  });
+
+  it('refuses a tokenizer.json whose Split pattern backtracks exponentially, at once, with a hint', async () => {
+    const folder = join(work, 'hostile-tokenizer');
+    cpSync(tinyLmPath(), folder, { recursive: true });
+    const tokenizer = JSON.parse(readFileSync(join(folder, 'tokenizer.json'), 'utf8'));
+    tokenizer.pre_tokenizer = {
+      type: 'Sequence',
+      pretokenizers: [
+        { type: 'Split', pattern: { Regex: '(a|aa)+$' }, behavior: 'Isolated', invert: false },
+        tokenizer.pre_tokenizer,
+      ],
+    };
+    writeFileSync(join(folder, 'tokenizer.json'), JSON.stringify(tokenizer));
+    const text = join(work, 'aaa.txt');
+    writeFileSync(text, `${'a'.repeat(60)}b `.repeat(50)); // hours of backtracking per line, unchecked
+    const started = Date.now();
+    const r = await run('eval', '--model', folder, '--text', text, '--max-windows', '1');
+    expect(Date.now() - started).toBeLessThan(15_000);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(
+      /pre_tokenizer\.pretokenizers\[0\]\.pattern\.Regex "\(a\|aa\)\+\$" can backtrack exponentially/,
+    );
+    expect(r.stderr).toContain('hint: ');
+    expect(hintFor(new TokenizerTimeoutError('t', 10, 11, 5))).toMatch(
+      /tokenizer.json is pathologically slow/,
+    );
   });
 });
 

@@ -27,3 +27,30 @@ export class MissingTensorError extends SparsekitError {
     this.tensor = tensor;
   }
 }
+
+/**
+ * An `encode` call ran past its time limit: the tokenizer's pre-tokenizer patterns or model are
+ * pathologically slow on this text (a hostile or broken tokenizer.json).
+ */
+export class TokenizerTimeoutError extends SparsekitError {
+  static override readonly code = 'models/tokenizer-timeout';
+  static override readonly hint =
+    "the tokenizer.json is pathologically slow on this text (a hostile or broken pattern): restore it from the model's source";
+  /** The tokenizer (its tokenizer.json path when loaded from a folder). */
+  readonly tokenizer: string;
+  readonly limitMs: number;
+  readonly elapsedMs: number;
+  /** Length of the text being encoded (UTF-16 code units). */
+  readonly textLength: number;
+
+  constructor(tokenizer: string, limitMs: number, elapsedMs: number, textLength: number) {
+    super(
+      TokenizerTimeoutError.code,
+      `Tokenizer ${tokenizer} did not encode ${textLength} characters within its limit of ${Math.round(limitMs)} ms (stopped after ${Math.round(elapsedMs)} ms); its pre-tokenizer or model is pathologically slow on this text: check the tokenizer.json against the model's source, or raise encodeTimeLimitMs.`,
+    );
+    this.tokenizer = tokenizer;
+    this.limitMs = limitMs;
+    this.elapsedMs = elapsedMs;
+    this.textLength = textLength;
+  }
+}

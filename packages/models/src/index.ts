@@ -6,8 +6,9 @@ export {
   type ModelFamily,
   validateConfig,
 } from './config.js';
-export { MissingTensorError, UnsupportedModelError } from './errors.js';
+export { MissingTensorError, TokenizerTimeoutError, UnsupportedModelError } from './errors.js';
 export { hfLinearName, paramsFromHf, paramsToHf, type StoredLinear, type TensorSource } from './hf/names.js';
+export { backtrackingIssue } from './regex-backtracking.js';
 export {
   type GenerateOptions,
   type Generation,
@@ -22,4 +23,5 @@ export { type ForwardOptions, TransformerLM } from './runtime/model.js';
 export type { BlockParams, ModelParams, NormParams } from './runtime/params.js';
 export { generationSpeed, type Speed, type SpeedOptions } from './runtime/speed.js';
 export { type BackendRef, backendRef, type Step, type Steps } from './runtime/steps.js';
-export { HfTokenizer } from './tokenizer.js';
+export { defaultEncodeTimeLimitMs, HfTokenizer, type HfTokenizerOptions } from './tokenizer.js';
+export { checkTokenizerJson, MAX_TOKENIZER_ENTRIES } from './tokenizer-json.js';

@@ -1,1 +1,1 @@
-export { loadSparseSafetensors, saveSparseSafetensors } from './io/node.js';
+export { loadSparseSafetensors, SparseSafetensorsFile, saveSparseSafetensors } from './io/node.js';

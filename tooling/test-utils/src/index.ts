@@ -3,3 +3,5 @@ export { backendConformance, type ConformanceBackend } from './backend-conforman
 export { describeInChromium, findChromium, noWebGpuAdapter, type PageServer, servePage } from './browser.js';
 export { denseMatmul, randomOrthonormal, transposeDense } from './dense.js';
 export { fixturePath, readFixture } from './fixtures.js';
+export { bytesReadByProcess } from './process-io.js';
+export { safetensorsWithHole } from './safetensors-hole.js';

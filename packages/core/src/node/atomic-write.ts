@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { readSync } from 'node:fs';
 import { type FileHandle, mkdir, open, rename, rm } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { IOError, SparsekitError } from '../errors.js';
@@ -51,6 +52,28 @@ export async function readExactlyAt(
   for (let done = 0; done < length; ) {
     const want = Math.min(chunk, length - done);
     const { bytesRead } = await file.read(out, done, want, position + done);
+    if (bytesRead === 0) throw new IOError(path, `Unexpected end of file after ${position + done} bytes`);
+    done += bytesRead;
+  }
+  return out;
+}
+
+/** `readExactlyAt`, synchronously, on a file descriptor (for readers that cannot await). */
+export function readExactlyAtSync(fd: number, length: number, position: number, path: string): Uint8Array {
+  const out = new Uint8Array(length);
+  const chunk = 1 << 30;
+  for (let done = 0; done < length; ) {
+    const want = Math.min(chunk, length - done);
+    let bytesRead: number;
+    try {
+      bytesRead = readSync(fd, out, done, want, position + done);
+    } catch (error) {
+      throw new IOError(
+        path,
+        `Cannot read the file (${(error as NodeJS.ErrnoException).code ?? 'error'})`,
+        error,
+      );
+    }
     if (bytesRead === 0) throw new IOError(path, `Unexpected end of file after ${position + done} bytes`);
     done += bytesRead;
   }

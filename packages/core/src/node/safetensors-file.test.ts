@@ -1,6 +1,7 @@
 import { mkdtemp, open, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { bytesReadByProcess } from '@sparsekit/test-utils';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { IOError, SafetensorsError } from '../errors.js';
 import { Tensor } from '../tensor.js';
@@ -51,16 +52,76 @@ describe('safetensors files', () => {
     await file.close();
     expect((await stat(path)).size).toBeGreaterThan(2 ** 31);
 
+    const before = bytesReadByProcess();
     const st = await SafetensorsFile.open(path);
     try {
       expect(st.names()).toEqual(['big', 'small']);
       expect(st.entry('big').shape).toEqual([bigBytes]);
       expect((await st.read('small')).toArray()).toEqual([3.5, -1]);
+      expect(st.readSync('small').toArray()).toEqual([3.5, -1]);
       await expect(st.read('nope')).rejects.toThrow(SafetensorsError);
+      expect(() => st.readSync('nope')).toThrow(SafetensorsError);
     } finally {
       await st.close();
     }
+    // The header and 2 x 8 bytes, not the 2 GiB before them (the counter is Linux's).
+    const after = bytesReadByProcess();
+    if (before !== undefined && after !== undefined) expect(after - before).toBeLessThan(2 ** 20);
   });
+
+  /** A file whose header declares `entries` (name -> [dtype, shape, bytes]) back to back, `size` bytes long. */
+  async function declared(name: string, entries: Record<string, [string, number[], number]>, size?: number) {
+    const header: Record<string, unknown> = {};
+    let offset = 0;
+    for (const [tensor, [dtype, shape, bytes]] of Object.entries(entries)) {
+      header[tensor] = { dtype, shape, data_offsets: [offset, offset + bytes] };
+      offset += bytes;
+    }
+    const json = JSON.stringify(header);
+    const prefix = Buffer.alloc(8);
+    prefix.writeBigUInt64LE(BigInt(json.length));
+    const path = join(dir, name);
+    const file = await open(path, 'w');
+    await file.write(Buffer.concat([prefix, Buffer.from(json)]));
+    if (size !== undefined) await file.truncate(size);
+    await file.close();
+    return { path, dataOffset: 8 + json.length, dataBytes: offset };
+  }
+
+  it('refuses a tensor declared larger than the file, before allocating anything', async () => {
+    const { path } = await declared('short.safetensors', { huge: ['F32', [25e9], 100e9] }, 4096);
+    const error = await SafetensorsFile.open(path).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(SafetensorsError);
+    expect((error as SafetensorsError).tensor).toBe('huge');
+    expect((error as SafetensorsError).reason).toMatch(/run past the \d+-byte data buffer/);
+  });
+
+  it.skipIf(process.platform === 'win32')(
+    'refuses a 100 GB tensor that the (sparse) file does hold with a SafetensorsError, not a RangeError',
+    async () => {
+      const layout = {
+        small: ['F32', [2], 8] as [string, number[], number],
+        huge: ['U8', [100e9], 100e9] as [string, number[], number],
+      };
+      const probe = await declared('huge.safetensors', layout);
+      await declared('huge.safetensors', layout, probe.dataOffset + probe.dataBytes);
+      const st = await SafetensorsFile.open(probe.path);
+      try {
+        expect(st.readSync('small').toArray()).toEqual([0, 0]);
+        for (const read of [() => st.readSync('huge'), () => st.read('huge')]) {
+          const error = await Promise.resolve()
+            .then(read)
+            .catch((e: unknown) => e);
+          expect(error).toBeInstanceOf(SafetensorsError);
+          expect((error as SafetensorsError).reason).toMatch(
+            /100000000000 bytes, more than the \d+ bytes one array/,
+          );
+        }
+      } finally {
+        await st.close();
+      }
+    },
+  );
 
   it('reports a missing file and a corrupt file with typed errors', async () => {
     await expect(SafetensorsFile.open(join(dir, 'missing.safetensors'))).rejects.toThrow(IOError);

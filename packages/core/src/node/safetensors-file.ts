@@ -1,3 +1,4 @@
+import { constants } from 'node:buffer';
 import { type FileHandle, open } from 'node:fs/promises';
 import { IOError, SafetensorsError } from '../errors.js';
 import { type SafetensorsContents, tensorFromBytes } from '../safetensors/codec.js';
@@ -9,11 +10,13 @@ import {
 } from '../safetensors/header.js';
 import { planLayout, type TensorMap, tensorBytes } from '../safetensors/layout.js';
 import type { Tensor } from '../tensor.js';
-import { readExactlyAt, writeAllAt, writeFileAtomic } from './atomic-write.js';
+import { readExactlyAt, readExactlyAtSync, writeAllAt, writeFileAtomic } from './atomic-write.js';
 
 /**
- * An open safetensors file. Opening reads and validates only the header; `read(name)` reads one
- * tensor's bytes. Offsets are plain numbers (exact to 2^53), so files over 2 GB work.
+ * An open safetensors file. Opening reads and validates only the header (at most MAX_HEADER_SIZE
+ * bytes; every tensor's byte range must lie inside the file); `read(name)` and `readSync(name)` read
+ * one tensor's bytes and nothing else. Offsets are plain numbers (exact to 2^53), so files over 2 GB
+ * work. A tensor larger than one typed array can hold here is refused before anything is allocated.
  */
 export class SafetensorsFile {
   readonly path: string;
@@ -78,13 +81,50 @@ export class SafetensorsFile {
   /** Read one tensor, touching only its bytes. */
   async read(name: string): Promise<Tensor> {
     const entry = this.entry(name);
-    const bytes = await readExactlyAt(
-      this.handle,
-      entry.end - entry.begin,
-      this.header.dataOffset + entry.begin,
-      this.path,
+    const length = this.checkLength(entry);
+    try {
+      const bytes = await readExactlyAt(this.handle, length, this.header.dataOffset + entry.begin, this.path);
+      return tensorFromBytes(entry, bytes, { copy: false });
+    } catch (error) {
+      throw this.allocationError(entry, error);
+    }
+  }
+
+  /** `read`, synchronously (for sources that cannot await, such as a model loader's tensor lookups). */
+  readSync(name: string): Tensor {
+    const entry = this.entry(name);
+    const length = this.checkLength(entry);
+    try {
+      const bytes = readExactlyAtSync(
+        this.handle.fd,
+        length,
+        this.header.dataOffset + entry.begin,
+        this.path,
+      );
+      return tensorFromBytes(entry, bytes, { copy: false });
+    } catch (error) {
+      throw this.allocationError(entry, error);
+    }
+  }
+
+  /** The tensor's byte length, refused when no typed array can hold it. */
+  private checkLength(entry: TensorEntry): number {
+    const length = entry.end - entry.begin;
+    if (length > constants.MAX_LENGTH)
+      throw new SafetensorsError(
+        `the tensor is ${length} bytes, more than the ${constants.MAX_LENGTH} bytes one array can hold in this runtime`,
+        { file: this.path, tensor: entry.name },
+      );
+    return length;
+  }
+
+  /** An allocation failure (RangeError) as a SafetensorsError naming the tensor; other errors as they are. */
+  private allocationError(entry: TensorEntry, error: unknown): unknown {
+    if (!(error instanceof RangeError)) return error;
+    return new SafetensorsError(
+      `cannot allocate the tensor's ${entry.end - entry.begin} bytes (${error.message})`,
+      { file: this.path, tensor: entry.name },
     );
-    return tensorFromBytes(entry, bytes);
   }
 
   async close(): Promise<void> {

@@ -27,18 +27,28 @@ export function decodeSafetensorsHeader(bytes: Uint8Array): SafetensorsHeader {
   return parseHeader(bytes.subarray(8, 8 + n), bytes.length - 8 - n);
 }
 
-/** Copy one tensor out of a file's bytes (the copy is aligned, whatever the file's alignment). */
-export function tensorFromBytes(entry: TensorEntry, bytes: Uint8Array): Tensor {
+/**
+ * One tensor from a file's bytes: a copy (aligned, whatever the file's alignment), or with
+ * `{ copy: false }` a view of `bytes`, which must then start its own buffer (a fresh read).
+ */
+export function tensorFromBytes(
+  entry: TensorEntry,
+  bytes: Uint8Array,
+  options: { copy?: boolean } = {},
+): Tensor {
   assertLittleEndian();
   if (bytes.length !== entry.end - entry.begin) {
     throw new SafetensorsError(`expected ${entry.end - entry.begin} bytes, got ${bytes.length}`, {
       tensor: entry.name,
     });
   }
-  const copy = new Uint8Array(bytes.length);
-  copy.set(bytes);
+  let data = bytes;
+  if (options.copy !== false || bytes.byteOffset !== 0) {
+    data = new Uint8Array(bytes.length);
+    data.set(bytes);
+  }
   const size = entry.shape.reduce((a, b) => a * b, 1);
-  return new Tensor(entry.dtype, entry.shape, storageView(entry.dtype, copy.buffer, 0, size));
+  return new Tensor(entry.dtype, entry.shape, storageView(entry.dtype, data.buffer, 0, size));
 }
 
 /** Parse a whole safetensors file held in memory (works in browsers). */

@@ -13,10 +13,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { InvalidFormatError, Tensor, UnsupportedDTypeError } from '@sparsekit/core';
 import { readSafetensors, writeSafetensors } from '@sparsekit/core/node';
+import { bytesReadByProcess, safetensorsWithHole } from '@sparsekit/test-utils';
 import { afterAll, describe, expect, it } from 'vitest';
 import { hfTinyDir } from './hf-tiny.test-util.js';
 import { loadHfModel } from './load.js';
 import { saveModel } from './save.js';
+import { tinyLmPath } from './tiny-lm.js';
 
 const work = mkdtempSync(join(tmpdir(), 'sparsekit-guards-'));
 afterAll(() => rmSync(work, { recursive: true, force: true }));
@@ -28,6 +30,26 @@ function copy(name: string): string {
 }
 
 describe('loader guards', () => {
+  it('reads only the tensors the model uses: a 200 MB unused tensor is never read', async () => {
+    // tiny-lm's 3.4 MB of weights plus 200 MB the architecture does not use (a file hole: no disk).
+    const dir = join(work, 'unused-tensor');
+    mkdirSync(dir);
+    for (const file of ['config.json', 'tokenizer.json']) cpSync(join(tinyLmPath(), file), join(dir, file));
+    const unused = 200 * 2 ** 20;
+    safetensorsWithHole(join(tinyLmPath(), 'model.safetensors'), join(dir, 'model.safetensors'), unused);
+    const reference = await loadHfModel(tinyLmPath());
+    const readBefore = bytesReadByProcess();
+    const buffersBefore = process.memoryUsage().arrayBuffers;
+    const { model } = await loadHfModel(dir);
+    const buffersGrowth = process.memoryUsage().arrayBuffers - buffersBefore;
+    const readAfter = bytesReadByProcess();
+    if (readBefore !== undefined && readAfter !== undefined)
+      expect(readAfter - readBefore).toBeLessThan(20 * 2 ** 20);
+    expect(buffersGrowth).toBeLessThan(unused / 4);
+    const ids = new Tensor('i32', [1, 4], Int32Array.of(5, 17, 100, 3));
+    expect(model.logits(ids).data).toEqual(reference.model.logits(ids).data);
+  });
+
   it('refuses shard names in model.safetensors.index.json that leave the folder', async () => {
     for (const [name, shard] of [
       ['parent', '../outside.safetensors'],

@@ -10,7 +10,7 @@ import {
 } from '@sparsekit/core';
 import type { AnyBackend } from '@sparsekit/sparse-formats';
 import { toDenseArray, valuesF32 } from '@sparsekit/sparse-formats';
-import { loadSparseSafetensors } from '@sparsekit/sparse-formats/node';
+import { SparseSafetensorsFile } from '@sparsekit/sparse-formats/node';
 import { configFromHf, type ModelConfig, validateConfig } from '../config.js';
 import { TransformerLM } from '../runtime/model.js';
 import { backendRef } from '../runtime/steps.js';
@@ -118,21 +118,9 @@ async function weightFiles(dir: string): Promise<string[]> {
   return [...files].map((file) => join(dir, file));
 }
 
-/**
- * Every stored value finite (a NaN in an embedding or a norm would otherwise load, prune and save
- * without a word), and no weights of blocks beyond the config's layer count (they would be dropped).
- */
-function checkWeights(
-  tensors: Map<string, Tensor>,
-  stored: Map<string, StoredLinear>,
-  config: ModelConfig,
-): void {
-  for (const [name, t] of tensors) {
-    if (t.dtype === 'f32' || t.dtype === 'f16' || t.dtype === 'bf16' || t.dtype === 'f64')
-      assertFinite(t.toFloat32Array(), name);
-  }
-  for (const [name, s] of stored) assertFinite(valuesF32(s.weight.values, s.weight.dtype), name);
-  for (const name of [...tensors.keys(), ...stored.keys()]) {
+/** No weights of blocks beyond the config's layer count (they would be dropped), from the names alone. */
+function checkBlocks(names: Iterable<string>, config: ModelConfig): void {
+  for (const name of names) {
     const block = /(?:^|\.)(?:layers|h)\.(\d+)\./.exec(name);
     if (block !== null && Number(block[1]) >= config.numLayers) {
       throw new InvalidFormatError(
@@ -143,28 +131,21 @@ function checkWeights(
   }
 }
 
-/** A tokenizer.json as a tokenizer, refused (typed) when it does not parse or names ids the model lacks. */
+/**
+ * A tokenizer.json as a tokenizer, refused (typed) when it does not parse, is too large, names ids
+ * the model lacks or holds a pattern that can backtrack exponentially (HfTokenizer's checks).
+ */
 function tokenizerFrom(
   json: Record<string, unknown>,
   config: ModelConfig,
   path: string,
   tokenizerConfig: Record<string, unknown> = {},
 ): HfTokenizer {
-  const model = json.model as { vocab?: unknown } | undefined;
-  const vocab = model?.vocab;
-  const ids = [
-    ...(vocab !== null && typeof vocab === 'object' && !Array.isArray(vocab) ? Object.values(vocab) : []),
-    ...(Array.isArray(json.added_tokens) ? json.added_tokens.map((t) => (t as { id?: unknown }).id) : []),
-  ];
-  const bad = ids.find((id) => typeof id === 'number' && !(id >= 0 && id < config.vocabSize));
-  if (bad !== undefined)
-    throw new InvalidFormatError(
-      'tokenizer.json',
-      `${path} holds token id ${bad}, outside the model's vocabulary of ${config.vocabSize}`,
-    );
   try {
-    return HfTokenizer.fromJson(json, config, tokenizerConfig);
+    return HfTokenizer.fromJson(json, config, tokenizerConfig, { name: path });
   } catch (error) {
+    if (InvalidFormatError.isInstance(error))
+      throw new InvalidFormatError(error.format, `${path}: ${error.reason}`);
     throw new InvalidFormatError(
       'tokenizer.json',
       `${path} is not a tokenizer this runtime reads (${(error as Error).message})`,
@@ -182,40 +163,14 @@ export async function loadHfModel(dir: string, options: LoadOptions = {}): Promi
   const hfConfig = await readJson(join(dir, 'config.json'));
   // The config is checked before any weight is read, so its mistakes are named as its own.
   const config = validateConfig(configFromHf(hfConfig));
-  const tensors = new Map<string, Tensor>();
-  const stored = new Map<string, StoredLinear>();
-  const files = await weightFiles(dir);
-  for (const file of files) {
-    const contents = await loadSparseSafetensors(file);
-    for (const [name, t] of Object.entries(contents.tensors)) tensors.set(name, t);
-    for (const [name, matrix] of Object.entries(contents.matrices)) {
-      // Runtime names (saveModel's packed layout) keep their format, as do Llama's Hugging Face names
-      // (compressed-tensors files); other Hugging Face names are densified for the name mapping.
-      const layer = name.replace(/\.weight$/, '');
-      const runtime = config.family === 'llama' ? layer.replace(/^model\./, '') : layer;
-      if (/^layers\.\d+\./.test(runtime)) stored.set(runtime, { weight: matrix });
-      else tensors.set(name, new Tensor('f32', [matrix.rows, matrix.cols], toDenseArray(matrix)));
-    }
+  const files: SparseSafetensorsFile[] = [];
+  let model: TransformerLM;
+  try {
+    for (const path of await weightFiles(dir)) files.push(await SparseSafetensorsFile.open(path));
+    model = await modelFrom(files, config, options);
+  } finally {
+    await Promise.all(files.map((file) => file.close()));
   }
-  checkWeights(tensors, stored, config);
-  for (const [layer, s] of stored) {
-    const bias = tensors.get(`${layer}.bias`) ?? tensors.get(`model.${layer}.bias`);
-    if (bias !== undefined) s.bias = bias.astype('f32').data;
-  }
-  const source = {
-    where: files.join(', '),
-    names: () => [...tensors.keys()],
-    get: (name: string) => {
-      const t = tensors.get(name);
-      if (t === undefined) return undefined;
-      // Integer or boolean data where a weight is read would load as floats and run silently wrong.
-      if (!isFloatDType(t.dtype))
-        throw new UnsupportedDTypeError(t.dtype, ['f32', 'f16', 'bf16', 'f64'], `weight ${name}`);
-      return t.astype('f32');
-    },
-  };
-  const backends = backendRef(options.backend);
-  const model = new TransformerLM(config, paramsFromHf(config, source, backends, stored), backends);
   model.source = { dir, config: hfConfig };
   const tokenizerPath = join(dir, 'tokenizer.json');
   const tokenizer =
@@ -230,4 +185,72 @@ export async function loadHfModel(dir: string, options: LoadOptions = {}): Promi
         )
       : undefined;
   return { model, config, tokenizer, hfConfig };
+}
+
+/**
+ * The model of open weight files. Only their headers have been read: each tensor is read when the
+ * architecture asks for it, so tensors it does not use (optimizer state, extra heads, buffers) are
+ * never read at all. Every value read must be finite (a NaN in an embedding or a norm would
+ * otherwise load, prune and save without a word).
+ */
+async function modelFrom(
+  files: readonly SparseSafetensorsFile[],
+  config: ModelConfig,
+  options: LoadOptions,
+): Promise<TransformerLM> {
+  const tensors = new Map<string, SparseSafetensorsFile>();
+  const densified = new Map<string, SparseSafetensorsFile>();
+  const packed = new Map<string, { file: SparseSafetensorsFile; name: string }>();
+  for (const file of files) {
+    for (const name of file.tensorNames()) tensors.set(name, file);
+    for (const name of file.matrixNames()) {
+      // Runtime names (saveModel's packed layout) keep their format, as do Llama's Hugging Face names
+      // (compressed-tensors files); other Hugging Face names are densified for the name mapping.
+      const layer = name.replace(/\.weight$/, '');
+      const runtime = config.family === 'llama' ? layer.replace(/^model\./, '') : layer;
+      if (/^layers\.\d+\./.test(runtime)) packed.set(runtime, { file, name });
+      else densified.set(name, file);
+    }
+  }
+  checkBlocks([...tensors.keys(), ...densified.keys(), ...packed.keys()], config);
+  /** A plain tensor as read; one of floats as f32 (converted from f16, bf16 or f64), checked finite. */
+  const read = (name: string): Tensor | undefined => {
+    const t = tensors.get(name)?.readTensorSync(name);
+    if (t === undefined || !isFloatDType(t.dtype)) return t;
+    const f32 = t.dtype === 'f32' ? t : t.astype('f32');
+    assertFinite(f32.data as Float32Array, name);
+    return f32;
+  };
+  const stored = new Map<string, StoredLinear>();
+  for (const [layer, { file, name }] of packed) {
+    const weight = await file.readMatrix(name);
+    assertFinite(valuesF32(weight.values, weight.dtype), name);
+    const bias = read(`${layer}.bias`) ?? read(`model.${layer}.bias`);
+    if (bias === undefined) stored.set(layer, { weight });
+    else
+      stored.set(layer, {
+        weight,
+        bias: (bias.dtype === 'f32' ? bias : bias.astype('f32')).data as Float32Array,
+      });
+  }
+  const source = {
+    where: files.map((file) => file.path).join(', '),
+    names: () => [...tensors.keys(), ...densified.keys()],
+    get: (name: string) => {
+      const matrixFile = densified.get(name);
+      if (matrixFile !== undefined) {
+        const m = matrixFile.readMatrixSync(name);
+        assertFinite(valuesF32(m.values, m.dtype), name);
+        return new Tensor('f32', [m.rows, m.cols], toDenseArray(m));
+      }
+      const t = read(name);
+      if (t === undefined) return undefined;
+      // Integer or boolean data where a weight is read would load as floats and run silently wrong.
+      if (!isFloatDType(t.dtype))
+        throw new UnsupportedDTypeError(t.dtype, ['f32', 'f16', 'bf16', 'f64'], `weight ${name}`);
+      return t as Tensor<'f32'>;
+    },
+  };
+  const backends = backendRef(options.backend);
+  return new TransformerLM(config, paramsFromHf(config, source, backends, stored), backends);
 }

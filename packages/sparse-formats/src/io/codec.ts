@@ -7,6 +7,7 @@ import {
   matrixToTensors,
   parseStoredFormats,
   type StoredFormat,
+  storedTensorNames,
 } from './tensors.js';
 
 export interface SparseFileContents {
@@ -37,24 +38,41 @@ export function sparseToTensorMap(
   return { tensors: out, metadata: { ...metadata, [FORMATS_METADATA_KEY]: JSON.stringify(formats) } };
 }
 
+/** Which tensors of a file make up which matrix, from the tensor names and metadata alone. */
+export interface SparseFileLayout {
+  /** Each matrix's metadata entry, by matrix name. */
+  formats: Record<string, StoredFormat>;
+  /** Tensors that belong to no matrix, in file order. */
+  tensorNames: string[];
+  /** File metadata, without the entry Sparsekit uses for formats. */
+  metadata: Record<string, string>;
+}
+
+/** The layout of a file with tensors `names` and `metadata` (no tensor is read). */
+export function sparseFileLayout(
+  names: readonly string[],
+  metadata: Readonly<Record<string, string>>,
+): SparseFileLayout {
+  const formats = parseStoredFormats(metadata);
+  const prefixes = new Set(Object.values(formats).map((f) => f.prefix));
+  Object.assign(formats, detectCompressedTensorsBitmasks(names, prefixes));
+  const used = new Set(Object.values(formats).flatMap(storedTensorNames));
+  const { [FORMATS_METADATA_KEY]: _, ...otherMetadata } = metadata;
+  return { formats, tensorNames: names.filter((name) => !used.has(name)), metadata: otherMetadata };
+}
+
 /** Split a file's tensors back into matrices and plain tensors. */
 export function sparseFromTensorMap(
   tensors: Readonly<Record<string, Tensor>>,
   metadata: Readonly<Record<string, string>>,
 ): SparseFileContents {
-  const formats = parseStoredFormats(metadata);
-  const prefixes = new Set(Object.values(formats).map((f) => f.prefix));
-  Object.assign(formats, detectCompressedTensorsBitmasks(Object.keys(tensors), prefixes));
+  const layout = sparseFileLayout(Object.keys(tensors), metadata);
   const matrices: Record<string, SparseMatrix> = Object.create(null); // a name may be __proto__
-  const used = new Set<string>();
-  for (const [name, stored] of Object.entries(formats)) {
-    matrices[name] = matrixFromTensors(stored, tensors);
-    for (const key of Object.keys(matrixToTensors(name, matrices[name]).tensors)) used.add(key);
-  }
+  for (const [name, stored] of Object.entries(layout.formats))
+    matrices[name] = matrixFromTensors(stored, (key) => tensors[key]);
   const rest: Record<string, Tensor> = Object.create(null); // a tensor may be named __proto__
-  for (const [key, t] of Object.entries(tensors)) if (!used.has(key)) rest[key] = t;
-  const { [FORMATS_METADATA_KEY]: _, ...otherMetadata } = metadata;
-  return { matrices, tensors: rest, metadata: otherMetadata };
+  for (const key of layout.tensorNames) rest[key] = tensors[key]!;
+  return { matrices, tensors: rest, metadata: layout.metadata };
 }
 
 /** Serialize matrices to safetensors bytes (browser-safe). */

@@ -13,8 +13,8 @@ import { makeDense } from '../arbitraries.test-util.js';
 import { fromDense, toDenseArray } from '../convert.js';
 import type { FormatName, SparseMatrix } from '../types.js';
 import { decodeSparseSafetensors, encodeSparseSafetensors } from './codec.js';
-import { loadSparseSafetensors, saveSparseSafetensors } from './node.js';
-import { FORMATS_METADATA_KEY } from './tensors.js';
+import { loadSparseSafetensors, SparseSafetensorsFile, saveSparseSafetensors } from './node.js';
+import { FORMATS_METADATA_KEY, matrixToTensors, storedTensorNames } from './tensors.js';
 
 const W = new Tensor('f32', [6, 8], makeDense(6, 8, 0.5, 11, true, [2, 4]));
 
@@ -143,5 +143,32 @@ describe('sparse safetensors', () => {
     expect((await readdir(dir)).filter((f) => f.includes('.tmp-'))).toEqual([]);
     await writeFile(join(dir, 'bad.safetensors'), 'not a safetensors file at all');
     await expect(loadSparseSafetensors(join(dir, 'bad.safetensors'))).rejects.toThrow(SafetensorsError);
+  });
+
+  it('names the tensors of every format from the metadata entry alone, as matrixToTensors lays them out', () => {
+    for (const [format, options] of ALL) {
+      const { tensors, stored } = matrixToTensors('x.weight', fromDense(W, format, options));
+      expect(storedTensorNames(stored).sort(), format).toEqual(Object.keys(tensors).sort());
+    }
+  });
+
+  it('opens a file reading its header alone, then reads one matrix or tensor at a time', async () => {
+    const path = join(dir, 'lazy.safetensors');
+    const matrices = { 'a.weight': fromDense(W, 'csr'), 'b.weight': fromDense(W, 'bitmask') };
+    await saveSparseSafetensors(path, matrices, { 'a.bias': Tensor.f32([1, 2]) }, { source: 'test' });
+    const file = await SparseSafetensorsFile.open(path);
+    try {
+      expect(file.matrixNames().sort()).toEqual(['a.weight', 'b.weight']);
+      expect(file.tensorNames()).toEqual(['a.bias']);
+      expect(file.metadata).toEqual({ source: 'test' });
+      expect(file.entry('a.bias').shape).toEqual([2]);
+      expect(toDenseArray(file.readMatrixSync('b.weight'))).toEqual(W.toFloat32Array());
+      expect((await file.readMatrix('a.weight')).format).toBe('csr');
+      expect(file.readTensorSync('a.bias').toArray()).toEqual([1, 2]);
+      expect((await file.readTensor('a.bias')).toArray()).toEqual([1, 2]);
+      expect(() => file.readMatrixSync('a.bias')).toThrow(/no matrix named 'a.bias'/);
+    } finally {
+      await file.close();
+    }
   });
 });

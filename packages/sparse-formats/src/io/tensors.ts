@@ -23,6 +23,24 @@ export function storagePrefix(name: string, format: FormatName): string {
   return format === 'bitmask' && name.endsWith('.weight') ? name.slice(0, -'.weight'.length) : name;
 }
 
+/** The tensor-name suffixes each format stores its matrix in ('' is the prefix itself). */
+const STORED_PARTS: Record<FormatName, readonly string[]> = {
+  dense: [''],
+  coo: ['row_indices', 'col_indices', 'values', 'shape'],
+  csr: ['indptr', 'indices', 'values', 'shape'],
+  csc: ['indptr', 'indices', 'values', 'shape'],
+  bsr: ['indptr', 'indices', 'values', 'shape'],
+  nm: ['values', 'indices', 'shape'],
+  bitmask: ['compressed', 'bitmask', 'shape', 'row_offsets'],
+};
+
+/** The names of the tensors a stored matrix is made of, from its metadata entry alone. */
+export function storedTensorNames(stored: StoredFormat): string[] {
+  return (STORED_PARTS[stored.format] ?? []).map((part) =>
+    part === '' ? stored.prefix : `${stored.prefix}.${part}`,
+  );
+}
+
 function valueTensor(values: Values, dtype: ValueDType, shape: number[]): Tensor {
   return dtype === 'f32'
     ? new Tensor('f32', shape, values as Float32Array)
@@ -90,15 +108,15 @@ export function matrixToTensors(
   return { tensors: t, stored };
 }
 
-/** Rebuild (and validate) a matrix from its tensors. */
+/** Rebuild (and validate) a matrix from its tensors, looked up by name. */
 export function matrixFromTensors(
   stored: StoredFormat,
-  tensors: Readonly<Record<string, Tensor>>,
+  tensors: (name: string) => Tensor | undefined,
 ): SparseMatrix {
   const { prefix, format } = stored;
   const take = (suffix: string): Tensor => {
     const key = suffix === '' ? prefix : `${prefix}.${suffix}`;
-    const t = tensors[key];
+    const t = tensors(key);
     if (t === undefined)
       throw new SafetensorsError(
         `the ${format} matrix '${prefix}' needs a tensor '${key}', which is missing`,
