@@ -1,7 +1,14 @@
 // Calibration: the distribution of every (block, site)'s activations over a calibration stream.
 import { InvalidArgumentError, type ProgressOptions, reportProgress, type Tensor } from '@sparsekit/core';
 import { type HistogramOptions, SiteHistogram } from './histogram.js';
-import { ACTIVATION_SITES, type ActivationSite, checkSites, type HookableLM, siteKey } from './sites.js';
+import {
+  ACTIVATION_SITES,
+  type ActivationSite,
+  checkSites,
+  type HookableLM,
+  runWithHooks,
+  siteKey,
+} from './sites.js';
 
 export interface CalibrateOptions extends HistogramOptions, ProgressOptions {
   /** Sites to calibrate (default TEAL's four). */
@@ -43,18 +50,15 @@ export async function calibrateActivations(
   const histograms = new Map<string, SiteHistogram>();
   for (let b = 0; b < model.numBlocks; b++)
     for (const site of sites) histograms.set(siteKey(b, site), new SiteHistogram(options));
-  const handle = model.hooks.add(sites, (tensor, context) => {
-    histograms.get(siteKey(context.block, context.site as ActivationSite))?.add(tensor.data);
-  });
-  let tokens = 0;
-  try {
-    for (const [i, batch] of batches.entries()) {
-      await model.logits(batch);
-      tokens += batch.size;
-      reportProgress(options, { stage: 'calibrate', current: i + 1, total: batches.length, unit: 'batch' });
-    }
-  } finally {
-    handle.remove();
-  }
+  const tokens = await runWithHooks(
+    model,
+    batches,
+    () =>
+      model.hooks.add(sites, (tensor, context) => {
+        histograms.get(siteKey(context.block, context.site as ActivationSite))?.add(tensor.data);
+      }),
+    'calibrate',
+    options,
+  );
   return new ActivationCalibration(sites, model.numBlocks, histograms, tokens);
 }

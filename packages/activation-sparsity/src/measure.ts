@@ -2,7 +2,14 @@
 // (TLS), chunk-level sparsity (CLS, BlockFFN's: a channel inactive across k consecutive tokens), and
 // how often each channel fires (the lazy-neuron curve by width; by depth it is the per-block TLS).
 import { type ProgressOptions, reportProgress, type Tensor } from '@sparsekit/core';
-import { ACTIVATION_SITES, type ActivationSite, checkSites, type HookableLM, siteKey } from './sites.js';
+import {
+  ACTIVATION_SITES,
+  type ActivationSite,
+  checkSites,
+  type HookableLM,
+  runWithHooks,
+  siteKey,
+} from './sites.js';
 
 export interface MeasureOptions extends ProgressOptions {
   sites?: readonly ActivationSite[];
@@ -55,59 +62,53 @@ export async function measureActivations(
       active: Float64Array;
     }
   >();
-  const handle = model.hooks.add(sites, (tensor, context) => {
-    const width = tensor.shape.at(-1)!;
-    const key = siteKey(context.block, context.site as ActivationSite);
-    let a = acc.get(key);
-    if (a === undefined) {
-      a = {
-        block: context.block,
-        site: context.site as ActivationSite,
-        width,
-        tokens: 0,
-        inactive: 0,
-        chunks: 0,
-        chunkInactive: 0,
-        active: new Float64Array(width),
-      };
-      acc.set(key, a);
-    }
-    const x = tensor.data;
-    const seq = context.seq;
-    const sequences = x.length / width / seq;
-    const chunkActive = new Uint8Array(width);
-    for (let s = 0; s < sequences; s++) {
-      for (let start = 0; start < seq; start += chunk) {
-        const end = Math.min(seq, start + chunk);
-        chunkActive.fill(0);
-        for (let t = start; t < end; t++) {
-          const base = (s * seq + t) * width;
-          for (let c = 0; c < width; c++) {
-            if (Math.abs(x[base + c]!) > eps) {
-              a.active[c]!++;
-              chunkActive[c] = 1;
-            } else a.inactive++;
+  const register = () =>
+    model.hooks.add(sites, (tensor, context) => {
+      const width = tensor.shape.at(-1)!;
+      const key = siteKey(context.block, context.site as ActivationSite);
+      let a = acc.get(key);
+      if (a === undefined) {
+        a = {
+          block: context.block,
+          site: context.site as ActivationSite,
+          width,
+          tokens: 0,
+          inactive: 0,
+          chunks: 0,
+          chunkInactive: 0,
+          active: new Float64Array(width),
+        };
+        acc.set(key, a);
+      }
+      const x = tensor.data;
+      const seq = context.seq;
+      const sequences = x.length / width / seq;
+      const chunkActive = new Uint8Array(width);
+      for (let s = 0; s < sequences; s++) {
+        for (let start = 0; start < seq; start += chunk) {
+          const end = Math.min(seq, start + chunk);
+          chunkActive.fill(0);
+          for (let t = start; t < end; t++) {
+            const base = (s * seq + t) * width;
+            for (let c = 0; c < width; c++) {
+              if (Math.abs(x[base + c]!) > eps) {
+                a.active[c]!++;
+                chunkActive[c] = 1;
+              } else a.inactive++;
+            }
+          }
+          // Only whole chunks count (a last, shorter chunk would look sparser than k tokens do).
+          if (end - start === chunk) {
+            let off = 0;
+            for (let c = 0; c < width; c++) if (chunkActive[c] === 0) off++;
+            a.chunkInactive += off / width;
+            a.chunks++;
           }
         }
-        // Only whole chunks count (a last, shorter chunk would look sparser than k tokens do).
-        if (end - start === chunk) {
-          let off = 0;
-          for (let c = 0; c < width; c++) if (chunkActive[c] === 0) off++;
-          a.chunkInactive += off / width;
-          a.chunks++;
-        }
       }
-    }
-    a.tokens += sequences * seq;
-  });
-  try {
-    for (const [i, batch] of batches.entries()) {
-      await model.logits(batch);
-      reportProgress(options, { stage: 'measure', current: i + 1, total: batches.length, unit: 'batch' });
-    }
-  } finally {
-    handle.remove();
-  }
+      a.tokens += sequences * seq;
+    });
+  await runWithHooks(model, batches, register, 'measure', options);
   let inactive = 0;
   let values = 0;
   const out: SiteSparsity[] = [];

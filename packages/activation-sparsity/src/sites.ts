@@ -1,5 +1,13 @@
 // The hook sites activation sparsity works at: TEAL's four, named by the projections that read them.
-import { type CausalLM, type Hooks, InvalidArgumentError } from '@sparsekit/core';
+import {
+  type CausalLM,
+  type HookHandle,
+  type Hooks,
+  InvalidArgumentError,
+  type ProgressOptions,
+  reportProgress,
+  type Tensor,
+} from '@sparsekit/core';
 
 /** TEAL's sites: the inputs of q/k/v, of o_proj, of gate/up and of down_proj. */
 export const ACTIVATION_SITES = ['attention.input', 'attention.output', 'mlp.input', 'mlp.hidden'] as const;
@@ -30,4 +38,29 @@ export function checkSites(sites: readonly string[]): readonly ActivationSite[] 
       throw new InvalidArgumentError('site', s, `must be one of ${ACTIVATION_SITES.join(', ')}`);
   }
   return sites as readonly ActivationSite[];
+}
+
+/**
+ * Run `batches` through `model` with hooks registered (by `register`, removed afterwards whatever
+ * happens), reporting progress as `stage`. Returns the tokens run.
+ */
+export async function runWithHooks(
+  model: HookableLM,
+  batches: readonly Tensor<'i32'>[],
+  register: () => HookHandle,
+  stage: string,
+  options: ProgressOptions,
+): Promise<number> {
+  const handle = register();
+  let tokens = 0;
+  try {
+    for (const [i, batch] of batches.entries()) {
+      await model.logits(batch);
+      tokens += batch.size;
+      reportProgress(options, { stage, current: i + 1, total: batches.length, unit: 'batch' });
+    }
+  } finally {
+    handle.remove();
+  }
+  return tokens;
 }
