@@ -1,5 +1,5 @@
 // Calibration: the distribution of every (block, site)'s activations over a calibration stream.
-import { InvalidArgumentError, type ProgressOptions, reportProgress, type Tensor } from '@sparsekit/core';
+import { InvalidArgumentError, type ProgressOptions, type Tensor } from '@sparsekit/core';
 import { type HistogramOptions, SiteHistogram } from './histogram.js';
 import {
   ACTIVATION_SITES,
