@@ -1,7 +1,7 @@
 // Measuring activation sparsity: per (block, site) the share of inactive values, token-level sparsity
 // (TLS), chunk-level sparsity (CLS, BlockFFN's: a channel inactive across k consecutive tokens), and
 // how often each channel fires (the lazy-neuron curve by width; by depth it is the per-block TLS).
-import { type ProgressOptions, type Tensor } from '@sparsekit/core';
+import type { ProgressOptions, Tensor } from '@sparsekit/core';
 import {
   ACTIVATION_SITES,
   type ActivationSite,
