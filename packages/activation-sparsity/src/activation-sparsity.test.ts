@@ -12,7 +12,7 @@ import { SiteHistogram } from './histogram.js';
 import { loadCalibration, loadThresholds, saveCalibration, saveThresholds } from './io.js';
 import { measureActivations } from './measure.js';
 import type { HookableLM } from './sites.js';
-import { applyThresholds, tealThresholds } from './thresholds.js';
+import { applyThresholds, catsThresholds, tealThresholds } from './thresholds.js';
 
 const fixture = JSON.parse(readFileSync(new URL('./fixtures/teal-seed5.json', import.meta.url), 'utf8'))
   .teal as {
@@ -120,6 +120,25 @@ describe('TEAL on tiny-lm', () => {
     await expect(loadCalibration(join(dir, 'calibration.safetensors'))).rejects.toMatchObject({
       code: 'core/safetensors',
     });
+  }, 30_000);
+});
+
+describe('CATS', () => {
+  it('thresholds |act(gate)| per block; down_proj then reads zeros wherever the gate was cut', async () => {
+    const { model, batches } = await tinyLm();
+    const calibration = await calibrateActivations(model, batches, { sites: ['mlp.gate'] });
+    const cats = catsThresholds(calibration, 0.5);
+    expect(cats.entries.map((e) => e.site)).toEqual(['mlp.gate', 'mlp.gate', 'mlp.gate', 'mlp.gate']);
+    const applied = applyThresholds(model.hooks, cats);
+    const hidden = await measureActivations(model, batches, { sites: ['mlp.hidden'] });
+    const gate = applied.measured();
+    // Block 0's gate sees exactly the values it was calibrated on: half cut, to one value.
+    expect(Math.abs(gate[0]!.zeros / gate[0]!.values - 0.5)).toBeLessThanOrEqual(1 / gate[0]!.values + 1e-12);
+    for (const site of hidden.sites) expect(site.tls, `block ${site.block}`).toBeGreaterThanOrEqual(0.45);
+    applied.remove();
+    expect(() => catsThresholds(calibration, 1)).toThrow(/\[0, 1\)/);
+    const teal = await calibrateActivations(model, batches.slice(0, 1), { sites: ['mlp.hidden'] });
+    expect(() => catsThresholds(teal, 0.5)).toThrow(/needs 'mlp.gate'/);
   }, 30_000);
 });
 

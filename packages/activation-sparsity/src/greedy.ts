@@ -145,6 +145,14 @@ function siteWeights(
       'greedy allocation needs Llama-style projection names',
     );
   const out = {} as Record<ActivationSite, number>;
-  for (const site of sites) out[site] = SITE_READERS[site].reduce((s, r) => s + size(r), 0) / unit;
+  for (const site of sites) {
+    out[site] = SITE_READERS[site].reduce((s, r) => s + size(r), 0) / unit;
+    if (out[site] === 0)
+      throw new InvalidArgumentError(
+        'site',
+        site,
+        "has no projection of its own to weigh it by: greedy allocation takes TEAL's four sites",
+      );
+  }
   return out;
 }

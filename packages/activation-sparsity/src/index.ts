@@ -7,12 +7,20 @@ export {
   type SiteSparsity,
   type SparsityMeasurement,
 } from './measure.js';
-export { ACTIVATION_SITES, type ActivationSite, type HookableLM, SITE_READERS, siteKey } from './sites.js';
+export {
+  ACTIVATION_SITES,
+  type ActivationSite,
+  ALL_ACTIVATION_SITES,
+  type HookableLM,
+  SITE_READERS,
+  siteKey,
+} from './sites.js';
 export {
   type AppliedSparsity,
   type AppliedThresholds,
   type ApplyOptions,
   applyThresholds,
+  catsThresholds,
   type ThresholdEntry,
   type Thresholds,
   tealThresholds,

@@ -4,7 +4,7 @@ import { InvalidFormatError, IOError, strictJsonIssue, Tensor } from '@sparsekit
 import { readSafetensors, writeFileAtomic, writeSafetensors } from '@sparsekit/core/node';
 import { ActivationCalibration } from './calibrate.js';
 import { SiteHistogram } from './histogram.js';
-import { ACTIVATION_SITES, type ActivationSite, checkSites, siteKey } from './sites.js';
+import { type ActivationSite, ALL_ACTIVATION_SITES, checkSites, siteKey } from './sites.js';
 import type { Thresholds } from './thresholds.js';
 
 const FORMAT = 'sparsekit.activation-calibration';
@@ -52,7 +52,7 @@ export async function loadCalibration(path: string): Promise<ActivationCalibrati
   } catch {
     throw new InvalidFormatError(
       'activation calibration',
-      `${path}: metadata 'sites' must list sites of ${ACTIVATION_SITES.join(', ')}`,
+      `${path}: metadata 'sites' must list sites of ${ALL_ACTIVATION_SITES.join(', ')}`,
     );
   }
   const numBlocks = Number(metadata.numBlocks);
@@ -117,14 +117,14 @@ export async function loadThresholds(path: string): Promise<Thresholds> {
   const issue = strictJsonIssue(text);
   if (issue !== undefined) bad(issue);
   if (value?.format !== 'sparsekit.activation-thresholds') bad('not a thresholds file (format field)');
-  if (value.method !== 'teal-uniform' && value.method !== 'teal-custom')
+  if (!['teal-uniform', 'teal-custom', 'cats'].includes(value.method as string))
     bad(`unknown method ${JSON.stringify(value.method)}`);
   if (!Array.isArray(value.entries)) bad('entries must be a list');
   for (const [i, e] of (value.entries as Record<string, unknown>[]).entries()) {
     if (!Number.isInteger(e?.block) || (e.block as number) < 0)
       bad(`entries[${i}].block must be a non-negative integer`);
-    if (!(ACTIVATION_SITES as readonly unknown[]).includes(e.site))
-      bad(`entries[${i}].site must be one of ${ACTIVATION_SITES.join(', ')}`);
+    if (!(ALL_ACTIVATION_SITES as readonly unknown[]).includes(e.site))
+      bad(`entries[${i}].site must be one of ${ALL_ACTIVATION_SITES.join(', ')}`);
     if (!(typeof e.threshold === 'number' && e.threshold >= 0 && Number.isFinite(e.threshold)))
       bad(`entries[${i}].threshold must be a finite number >= 0`);
     if (!(typeof e.sparsity === 'number' && e.sparsity >= 0 && e.sparsity < 1))

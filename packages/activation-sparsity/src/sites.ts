@@ -11,7 +11,9 @@ import {
 
 /** TEAL's sites: the inputs of q/k/v, of o_proj, of gate/up and of down_proj. */
 export const ACTIVATION_SITES = ['attention.input', 'attention.output', 'mlp.input', 'mlp.hidden'] as const;
-export type ActivationSite = (typeof ACTIVATION_SITES)[number];
+/** Every site this package works at: TEAL's, and CATS' `mlp.gate` (act(gate) before the product with up). */
+export const ALL_ACTIVATION_SITES = [...ACTIVATION_SITES, 'mlp.gate'] as const;
+export type ActivationSite = (typeof ALL_ACTIVATION_SITES)[number];
 
 /** The projections that read each site (TEAL's names for them). */
 export const SITE_READERS: Readonly<Record<ActivationSite, readonly string[]>> = {
@@ -19,6 +21,7 @@ export const SITE_READERS: Readonly<Record<ActivationSite, readonly string[]>> =
   'attention.output': ['o'],
   'mlp.input': ['gate', 'up'],
   'mlp.hidden': ['down'],
+  'mlp.gate': [],
 };
 
 /** A model whose forward passes run its hooks (models' `TransformerLM` is one). */
@@ -34,8 +37,8 @@ export function siteKey(block: number, site: ActivationSite): string {
 
 export function checkSites(sites: readonly string[]): readonly ActivationSite[] {
   for (const s of sites) {
-    if (!(ACTIVATION_SITES as readonly string[]).includes(s))
-      throw new InvalidArgumentError('site', s, `must be one of ${ACTIVATION_SITES.join(', ')}`);
+    if (!(ALL_ACTIVATION_SITES as readonly string[]).includes(s))
+      throw new InvalidArgumentError('site', s, `must be one of ${ALL_ACTIVATION_SITES.join(', ')}`);
   }
   return sites as readonly ActivationSite[];
 }

@@ -14,7 +14,7 @@ export interface ThresholdEntry {
 
 export interface Thresholds {
   /** How the per-site sparsities were chosen. */
-  method: 'teal-uniform' | 'teal-custom';
+  method: 'teal-uniform' | 'teal-custom' | 'cats';
   /** The model-wide target (uniform: every site's). */
   sparsity: number;
   entries: ThresholdEntry[];
@@ -39,6 +39,33 @@ export function tealThresholds(
   }
   const mean = entries.reduce((a, e) => a + e.sparsity, 0) / Math.max(1, entries.length);
   return { method: typeof sparsity === 'number' ? 'teal-uniform' : 'teal-custom', sparsity: mean, entries };
+}
+
+/**
+ * CATS' thresholds (ScalingIntelligence/CATS): one per block on |act(gate)| (the `mlp.gate` site,
+ * gated MLPs only), at `sparsity`: act(gate) values at or below it are zeroed before the product
+ * with up, so down_proj reads zeros there too. The calibration must include `mlp.gate`. CATS takes
+ * its threshold from a 5000-bin histogram over [-5, 5]; here it is the calibration's quantile
+ * (exact for small data), which that histogram approximates.
+ */
+export function catsThresholds(calibration: ActivationCalibration, sparsity: number): Thresholds {
+  if (!calibration.sites.includes('mlp.gate'))
+    throw new InvalidArgumentError(
+      'calibration sites',
+      calibration.sites.join(', '),
+      "CATS needs 'mlp.gate' calibrated",
+    );
+  if (!(sparsity >= 0 && sparsity < 1))
+    throw new InvalidArgumentError('sparsity', sparsity, 'must be in [0, 1)');
+  const entries: ThresholdEntry[] = [];
+  for (let block = 0; block < calibration.numBlocks; block++)
+    entries.push({
+      block,
+      site: 'mlp.gate',
+      sparsity,
+      threshold: calibration.histogram(block, 'mlp.gate').threshold(sparsity),
+    });
+  return { method: 'cats', sparsity, entries };
 }
 
 export interface ApplyOptions {

@@ -12,7 +12,8 @@ import { Tensor } from './tensor.js';
  * - `attention.q` / `attention.k` / `attention.v`: after projection (q and k before rotary positions);
  * - `attention.q.rotated` / `attention.k.rotated`: after rotary positions (rotary models only);
  * - `attention.output`: the heads' output before the output projection;
- * - `mlp.input`: the MLP norm's output; `mlp.hidden`: after the activation (gated: act(gate) * up),
+ * - `mlp.input`: the MLP norm's output; `mlp.gate` (gated MLPs only): act(gate) before the product
+ *   with up (CATS' and CHESS' site); `mlp.hidden`: after the activation (gated: act(gate) * up),
  *   before the down projection;
  * - `linear.input`: the input of linear layers; `context.layers` lists the layers that read this one
  *   tensor (q, k and v share it; so do gate and up), so a replacement reaches all of them;
@@ -34,6 +35,7 @@ export const HOOK_SITES = [
   'attention.probs',
   'attention.output',
   'mlp.input',
+  'mlp.gate',
   'mlp.hidden',
   'linear.input',
 ] as const;

@@ -85,6 +85,8 @@ export function mlpOutputWidth(mlp: MlpParams): number {
 /** Passes a layer group's input through the `linear.input` hooks, and records `mlp.hidden`. */
 export interface MlpHooks {
   linearInput(x: Float32Array, layers: readonly Linear[], tokens: number, expert?: ExpertRows): Float32Array;
+  /** act(gate) of a gated MLP, before the product with up. */
+  gate(x: Float32Array, tokens: number, expert?: ExpertRows): Float32Array;
   hidden(x: Float32Array, tokens: number, expert?: ExpertRows): Float32Array;
 }
 
@@ -110,7 +112,7 @@ function* expertSteps(
     const input = hooks.linearInput(x, [e.gate, e.up], tokens, expert);
     const gate = yield e.gate.stepOf(input, tokens);
     const up = yield e.up.stepOf(input, tokens);
-    inner = mulInPlace(activate(gate, config.activation), up);
+    inner = mulInPlace(hooks.gate(activate(gate, config.activation), tokens, expert), up);
   }
   const hidden = hooks.hidden(inner, tokens, expert);
   return yield e.down.stepOf(hooks.linearInput(hidden, [e.down], tokens, expert), tokens);

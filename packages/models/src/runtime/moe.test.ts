@@ -13,7 +13,11 @@ import { type GatedMlp, type MlpHooks, type MoeMlp, mlpSteps, TopKRouter } from 
 import { backendRef, runSync } from './steps.js';
 
 const backends = backendRef();
-const noHooks = { linearInput: (x: Float32Array) => x, hidden: (x: Float32Array) => x };
+const noHooks = {
+  linearInput: (x: Float32Array) => x,
+  gate: (x: Float32Array) => x,
+  hidden: (x: Float32Array) => x,
+};
 const silu = (v: number) => v / (1 + Math.exp(-v));
 
 function randomLinear(rng: Rng, name: string, rows: number, cols: number): Linear {
@@ -124,6 +128,7 @@ describe('mixture-of-experts MLP slot', () => {
     const rowsSeen: Array<[number, number[]]> = [];
     const expertHooks: MlpHooks = {
       linearInput: (v: Float32Array) => v,
+      gate: (v: Float32Array) => v,
       hidden: (v: Float32Array, _n: number, expert?: { id: number; tokens: Int32Array }) => {
         rowsSeen.push([expert!.id, Array.from(expert!.tokens)]);
         return v;
