@@ -69,12 +69,12 @@ export class SiteHistogram {
       this.exactCount += values.length;
       if (this.exactCount <= this.exactLimit) return;
       this.hist = this.fixEdges();
-      for (const chunk of this.exact) this.bin(chunk);
+      for (const chunk of this.exact) this.bin(chunk, this.hist);
       this.exact = [];
       this.exactCount = 0;
       return;
     }
-    this.bin(values);
+    this.bin(values, this.hist);
   }
 
   /**
@@ -105,10 +105,7 @@ export class SiteHistogram {
     if (this.hist !== undefined) return { edges: this.hist.edges.slice(), counts: this.hist.counts.slice() };
     if (this.exactCount === 0) throw new InvalidArgumentError('histogram', 0, 'has seen no values');
     const h = this.fixEdges();
-    const saved = this.hist;
-    this.hist = h;
-    for (const chunk of this.exact) this.bin(chunk);
-    this.hist = saved;
+    for (const chunk of this.exact) this.bin(chunk, h);
     return h;
   }
 
@@ -154,8 +151,8 @@ export class SiteHistogram {
     return { edges, counts: new Float64Array(this.bins) };
   }
 
-  private bin(values: ArrayLike<number>): void {
-    const { edges, counts } = this.hist!;
+  private bin(values: ArrayLike<number>, hist: HistogramData): void {
+    const { edges, counts } = hist;
     const lo = edges[1]!;
     const hi = edges[this.bins - 1]!;
     const inner = this.bins - 2;

@@ -1,7 +1,7 @@
 // TEAL: magnitude thresholds per (block, site) at a target sparsity, applied through hooks.
 import { type HookHandle, type Hooks, InvalidArgumentError } from '@sparsekit/core';
 import type { ActivationCalibration } from './calibrate.js';
-import type { ActivationSite } from './sites.js';
+import { type ActivationSite, siteKey } from './sites.js';
 
 /** One site's threshold: values with |x| <= threshold are dropped. */
 export interface ThresholdEntry {
@@ -104,7 +104,7 @@ export function applyThresholds(
   for (const e of thresholds.entries) {
     if (!(e.threshold >= 0))
       throw new InvalidArgumentError(`threshold of block ${e.block} ${e.site}`, e.threshold, 'must be >= 0');
-    bySite.set(`${e.block}/${e.site}`, {
+    bySite.set(siteKey(e.block, e.site), {
       t: e.threshold,
       stats: { block: e.block, site: e.site, zeros: 0, values: 0 },
     });
@@ -112,7 +112,7 @@ export function applyThresholds(
   const sites = [...new Set(thresholds.entries.map((e) => e.site))];
   const lastHalf = options.tokens === 'last-half';
   const handle = hooks.add(sites, (tensor, context) => {
-    const entry = bySite.get(`${context.block}/${context.site}`);
+    const entry = bySite.get(siteKey(context.block, context.site as ActivationSite));
     if (entry === undefined) return;
     const x = tensor.data;
     const width = tensor.shape.at(-1)!;

@@ -69,7 +69,12 @@ type Run = (
   batches: readonly Tensor<'i32'>[],
   recipe: Recipe,
   options: RunRecipeOptions,
-) => Promise<Omit<RecipeReport, 'method' | 'gives' | 'recipe' | 'parameters' | 'packed' | 'seconds'>>;
+) => Promise<
+  Omit<
+    RecipeReport,
+    'method' | 'gives' | 'recipe' | 'calibrationTokens' | 'parameters' | 'packed' | 'seconds'
+  >
+>;
 
 const sparse: Run = async (model, batches, recipe, options) => {
   const report = await pruneModel(model, batches, {
@@ -82,7 +87,6 @@ const sparse: Run = async (model, batches, recipe, options) => {
   });
   return {
     pattern: report.pattern,
-    calibrationTokens: report.calibrationTokens,
     layers: report.layers,
     sparsity: report.sparsity,
     ...(report.owl === undefined ? {} : { owl: report.owl }),
@@ -99,7 +103,7 @@ const allocation: Run = async (model, _batches, recipe, options) => {
     filter: recipeLayerFilter(recipe),
     ...progress(options),
   });
-  return { pattern: report.pattern, calibrationTokens: 0, layers: report.layers, sparsity: report.sparsity };
+  return { pattern: report.pattern, layers: report.layers, sparsity: report.sparsity };
 };
 
 /** Each method's run; typed by the table, so a method without one does not compile. */
@@ -116,7 +120,6 @@ const RUNS: Record<RecipeMethod, Run> = {
       ...progress(options),
     });
     return {
-      calibrationTokens: r.calibrationTokens,
       layers: [],
       sparsity: 0,
       slice: {
@@ -134,10 +137,7 @@ const RUNS: Record<RecipeMethod, Run> = {
       heads: recipe.structured?.heads ?? 0,
     };
     const r = pruneStructured(model, batches, { ...fractions, narrow: true, ...progress(options) });
-    let tokens = 0;
-    for (const b of batches) tokens += b.size;
     return {
-      calibrationTokens: tokens,
       layers: [],
       sparsity: 0,
       structured: {

@@ -11,6 +11,7 @@ import {
   realpathSync,
   renameSync,
   rmSync,
+  type Stats,
   statSync,
   unlinkSync,
   writeSync,
@@ -238,7 +239,7 @@ function checkTarget(out: string, options: WriteDirOptions): void {
         'write to a new folder beside the input, not to it or a folder above it',
       );
   }
-  let stat: ReturnType<typeof lstatSync> | undefined;
+  let stat: Stats;
   try {
     stat = statSync(out);
   } catch {

@@ -101,20 +101,20 @@ export function* attendSteps(
       const groupKeys =
         shifted && rope !== undefined ? rotatedKeys(lane.keys, total, headDim, rope) : lane.keys;
       let o: Float32Array;
+      const args: AttentionArgs = {
+        q: groupQueries,
+        heads: group,
+        seq,
+        headDim,
+        keys: groupKeys,
+        values: lane.values,
+        keyLength: total,
+        queryOffset: total - seq,
+      };
+      if (mask !== undefined) args.mask = mask;
+      if (scale !== undefined) args.scale = scale;
       if (probsHooked) {
-        const weights: AttentionArgs = {
-          q: groupQueries,
-          heads: group,
-          seq,
-          headDim,
-          keys: groupKeys,
-          values: lane.values,
-          keyLength: total,
-          queryOffset: total - seq,
-        };
-        if (mask !== undefined) weights.mask = mask;
-        if (scale !== undefined) weights.scale = scale;
-        let probs = attentionWeights(weights);
+        let probs = attentionWeights(args);
         probs = hookAt(call, 'attention.probs', block, probs, { sequence: b, kvHead: g }, [
           group,
           seq,
@@ -122,18 +122,6 @@ export function* attendSteps(
         ]);
         o = weightedValues(probs, lane.values, group * seq, headDim, total);
       } else {
-        const args: AttentionArgs = {
-          q: groupQueries,
-          heads: group,
-          seq,
-          headDim,
-          keys: groupKeys,
-          values: lane.values,
-          keyLength: total,
-          queryOffset: total - seq,
-        };
-        if (mask !== undefined) args.mask = mask;
-        if (scale !== undefined) args.scale = scale;
         if (direct) args.out = out.subarray(at, at + group * headDim);
         o = yield { op: 'attention', args };
         if (direct) {
