@@ -50,25 +50,36 @@ function leftovers(parent: string): string[] {
 function childWrite(
   target: string,
   next: string,
-  options: { killAt?: WriteDirStep; holdMs?: number } = {},
+  options: { killAt?: WriteDirStep; holdMs?: number; keep?: boolean; startAt?: number } = {},
 ): Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string }> {
   const script = `
     import { writeDirAtomic } from ${JSON.stringify(BUILT)};
     import { writeFile } from 'node:fs/promises';
     import { join } from 'node:path';
-    const [target, next, killAt, holdMs] = process.argv.slice(1);
+    const [target, next, killAt, holdMs, keep, startAt] = process.argv.slice(1);
+    while (Date.now() < Number(startAt)) {} // contenders start together
     try {
       await writeDirAtomic(target, async (dir) => {
         await writeFile(join(dir, 'config.json'), next);
         await writeFile(join(dir, 'weights.bin'), next.repeat(200000));
         if (Number(holdMs) > 0) await new Promise((r) => setTimeout(r, Number(holdMs)));
-      }, { replace: true, onStep: (s) => { if (s === killAt) process.kill(process.pid, 'SIGKILL'); } });
+      }, { replace: keep !== 'keep', onStep: (s) => { if (s === killAt) process.kill(process.pid, 'SIGKILL'); } });
       console.log('wrote');
     } catch (e) { console.log(e.code ?? e.message); process.exitCode = 3; }`;
   return new Promise((done, fail) => {
     const child = spawn(
       process.execPath,
-      ['--input-type=module', '-e', script, target, next, options.killAt ?? '', String(options.holdMs ?? 0)],
+      [
+        '--input-type=module',
+        '-e',
+        script,
+        target,
+        next,
+        options.killAt ?? '',
+        String(options.holdMs ?? 0),
+        options.keep === true ? 'keep' : '',
+        String(options.startAt ?? 0),
+      ],
       { stdio: ['ignore', 'pipe', 'inherit'] },
     );
     let stdout = '';
@@ -168,6 +179,22 @@ describe('writeDirAtomic', () => {
     expect(outputs).toEqual(['core/dir-locked', 'wrote']);
     const winner = results.findIndex((r) => r.stdout === 'wrote');
     expect(version(out)).toBe(winner === 0 ? 'a' : 'b');
+    expect(leftovers(parent)).toEqual([]);
+  });
+
+  it('eight processes racing for one new folder: exactly one writes, each other is refused', async () => {
+    // Contenders read the lock while its owner creates it: the lock must never look half-written
+    // (and so stale) to them, or two would write and the second replace the first.
+    const parent = scratch();
+    const out = join(parent, 'out');
+    const names = ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h'];
+    const startAt = Date.now() + 1500;
+    const results = await Promise.all(names.map((n) => childWrite(out, n, { keep: true, startAt })));
+    const wrote = results.filter((r) => r.stdout === 'wrote');
+    expect(wrote, results.map((r) => r.stdout).join(' ')).toHaveLength(1);
+    for (const r of results.filter((x) => x.stdout !== 'wrote'))
+      expect(['core/dir-locked', 'core/target-refused']).toContain(r.stdout);
+    expect(version(out)).toBe(names[results.indexOf(wrote[0]!)]);
     expect(leftovers(parent)).toEqual([]);
   });
 

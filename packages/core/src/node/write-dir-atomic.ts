@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import {
   closeSync,
   fsyncSync,
+  linkSync,
   lstatSync,
   mkdirSync,
   openSync,
@@ -14,6 +15,7 @@ import {
   type Stats,
   statSync,
   unlinkSync,
+  writeFileSync,
   writeSync,
 } from 'node:fs';
 import { hostname } from 'node:os';
@@ -82,8 +84,9 @@ export function lockPath(target: string): string {
  * Write the folder `target` whole, or not at all. `write` fills a temporary sibling folder (created
  * with the umask's mode, like any new folder); its files and the folder are fsynced, and it is renamed
  * into place. Properties:
- * - a lock file per target (`.NAME.lock`, holding the writer's pid): a second writer fails at once
- *   with `DirLockedError`; the lock of a dead process is taken over;
+ * - a lock file per target (`.NAME.lock`, holding the writer's pid, linked into place whole so no
+ *   contender reads it half-written): a second writer fails at once with `DirLockedError`; the lock
+ *   of a dead process is taken over;
  * - a replaced target is moved aside only once the new folder is complete, and the two renames that
  *   swap them follow each other directly; if the process dies between them, the next write (or
  *   `recoverDir`) moves the old folder back, so the target is never lost;
@@ -129,6 +132,9 @@ export async function writeDirAtomic(
     step('written');
     ioCall(out, 'Could not flush the new folder to disk', () => syncTree(tmp));
     step('synced');
+    // A folder that appeared while writing (not possible under the lock, checked anyway) is not
+    // replaced unless allowed.
+    checkTarget(out, options);
     if (exists(out)) {
       const old = join(parent, `.${basename(out)}.old-${process.pid}-${randomBytes(4).toString('hex')}`);
       ioCall(out, 'Could not move the old folder aside', () => renameSync(out, old));
@@ -198,7 +204,7 @@ export function recoverDir(
         removed.push(path);
       }
     }
-    for (const e of leftovers.filter((l) => l.kind === 'tmp')) {
+    for (const e of leftovers.filter((l) => l.kind === 'tmp' || l.kind === 'lock')) {
       const path = join(parent, e.name);
       rmSync(path, { recursive: true, force: true });
       removed.push(path);
@@ -209,10 +215,14 @@ export function recoverDir(
   }
 }
 
-function parseLeftover(name: string, prefix: string): { kind?: 'tmp' | 'old'; pid?: number } {
+function parseLeftover(name: string, prefix: string): { kind?: 'tmp' | 'old' | 'lock'; pid?: number } {
   if (!name.startsWith(prefix)) return {};
-  const m = /^(tmp|old)-(\d+)-[0-9a-f]{8}$/.exec(name.slice(prefix.length));
-  return m === null ? {} : { kind: m[1] as 'tmp' | 'old', pid: Number(m[2]) };
+  const rest = name.slice(prefix.length);
+  const m = /^(tmp|old)-(\d+)-[0-9a-f]{8}$/.exec(rest);
+  if (m !== null) return { kind: m[1] as 'tmp' | 'old', pid: Number(m[2]) };
+  // Drafts and moved-aside copies of the lock file, left by a process killed while taking it.
+  const l = /^lock\.(?:new|stale)-(\d+)-[0-9a-f]{8}$/.exec(rest);
+  return l === null ? {} : { kind: 'lock', pid: Number(l[1]) };
 }
 
 /**
@@ -270,35 +280,69 @@ function real(p: string): string {
 function acquireLock(out: string): () => void {
   const path = lockPath(out);
   for (let attempt = 0; attempt < 5; attempt++) {
-    try {
-      const fd = openSync(path, 'wx', 0o644);
-      writeSync(
-        fd,
-        JSON.stringify({ pid: process.pid, host: hostname(), started: new Date().toISOString() }),
-      );
-      closeSync(fd);
+    if (createLock(path)) {
       let held = true;
       return () => {
         if (!held) return;
         held = false;
         rmSync(path, { force: true });
       };
-    } catch (error) {
-      if ((error as { code?: string }).code !== 'EEXIST')
-        throw new IOError(path, 'Could not create the lock file', error);
     }
     const pid = lockOwner(path);
     if (pid !== undefined && alive(pid)) throw new DirLockedError(out, pid);
-    // Stale: move it aside (only one contender's rename succeeds), then try again.
+    // Stale: move it aside (only one contender's rename succeeds), then try again. A contender that
+    // judged the same stale lock a moment later may have moved a live one instead: it puts it back.
+    const stale = `${path}.stale-${process.pid}-${randomBytes(4).toString('hex')}`;
     try {
-      const stale = `${path}.stale-${process.pid}-${randomBytes(4).toString('hex')}`;
       renameSync(path, stale);
-      unlinkSync(stale);
     } catch {
-      // Another process took it over first; the next attempt sees its lock.
+      continue; // another process took it over first; the next attempt sees its lock
     }
+    const moved = lockOwner(stale);
+    if (moved !== undefined && moved !== pid && alive(moved)) {
+      try {
+        linkSync(stale, path);
+      } catch {
+        // A third writer took the name meanwhile; the final check before the rename still refuses
+        // to replace a folder that another writer finished (without `replace`).
+      }
+      unlinkSync(stale);
+      throw new DirLockedError(out, moved);
+    }
+    unlinkSync(stale);
   }
   throw new IOError(path, 'Could not take the lock file (it keeps changing hands)');
+}
+
+/**
+ * Create the lock file whole, or report that one exists: its content is written to a private file
+ * first and hard-linked into place (link fails if the name exists), so no reader ever sees a
+ * half-written lock. File systems without hard links get an exclusive create and write instead.
+ */
+function createLock(path: string): boolean {
+  const body = JSON.stringify({ pid: process.pid, host: hostname(), started: new Date().toISOString() });
+  const draft = `${path}.new-${process.pid}-${randomBytes(4).toString('hex')}`;
+  ioCall(path, 'Could not create the lock file', () => writeFileSync(draft, body, { mode: 0o644 }));
+  try {
+    linkSync(draft, path);
+    return true;
+  } catch (error) {
+    const code = (error as { code?: string }).code;
+    if (code === 'EEXIST') return false;
+    if (code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'EOPNOTSUPP')
+      throw new IOError(path, 'Could not create the lock file', error);
+  } finally {
+    rmSync(draft, { force: true });
+  }
+  try {
+    const fd = openSync(path, 'wx', 0o644);
+    writeSync(fd, body);
+    closeSync(fd);
+    return true;
+  } catch (error) {
+    if ((error as { code?: string }).code === 'EEXIST') return false;
+    throw new IOError(path, 'Could not create the lock file', error);
+  }
 }
 
 function lockOwner(path: string): number | undefined {
@@ -306,7 +350,7 @@ function lockOwner(path: string): number | undefined {
     const pid = (JSON.parse(readFileSync(path, 'utf8')) as { pid?: unknown }).pid;
     return typeof pid === 'number' && Number.isInteger(pid) && pid > 0 ? pid : undefined;
   } catch {
-    return undefined; // unreadable or half-written: treated as stale (a writer fills it at once)
+    return undefined; // unreadable: treated as stale (locks are linked into place whole)
   }
 }
 
