@@ -22,6 +22,6 @@ export { denseMatrix, Linear } from './runtime/linear.js';
 export { type ForwardOptions, TransformerLM } from './runtime/model.js';
 export type { BlockParams, ModelParams, NormParams } from './runtime/params.js';
 export { generationSpeed, type Speed, type SpeedOptions } from './runtime/speed.js';
-export { type BackendRef, backendRef, type Step, type Steps } from './runtime/steps.js';
+export { type BackendRef, backendRef, type SparseDecode, type Step, type Steps } from './runtime/steps.js';
 export { defaultEncodeTimeLimitMs, HfTokenizer, type HfTokenizerOptions } from './tokenizer.js';
 export { checkTokenizerJson, MAX_TOKENIZER_ENTRIES } from './tokenizer-json.js';

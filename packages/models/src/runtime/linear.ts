@@ -125,6 +125,17 @@ export class Linear implements PackableLinear {
   /** The step itself, for a caller that yields it directly. */
   stepOf(x: Float32Array, tokens: number): Step {
     this.checkInput(x, tokens);
+    const sparse = this.backends.sparseDecode;
+    if (sparse !== undefined && tokens === 1 && this.weight.format === 'dense') {
+      const active = nonzeroIndices(x, sparse.minZeroShare);
+      if (active !== undefined) {
+        const w = this.weight;
+        return {
+          op: 'gatherGemv',
+          args: this._bias === undefined ? { w, x, active } : { w, x, active, bias: this._bias },
+        };
+      }
+    }
     return this._bias === undefined
       ? { op: 'linear', x, batch: tokens, w: this.weight }
       : { op: 'linear', x, batch: tokens, w: this.weight, options: { bias: this._bias } };
@@ -139,6 +150,19 @@ export class Linear implements PackableLinear {
       );
     }
   }
+}
+
+/**
+ * The indices of the nonzero entries of `x` when at least `minZeroShare` of them are exact zeros
+ * (else undefined: the dense product is the faster one).
+ */
+function nonzeroIndices(x: Float32Array, minZeroShare: number): Int32Array | undefined {
+  let nonzero = 0;
+  for (let i = 0; i < x.length; i++) if (x[i] !== 0) nonzero++;
+  if (x.length - nonzero < minZeroShare * x.length) return undefined;
+  const active = new Int32Array(nonzero);
+  for (let i = 0, n = 0; i < x.length; i++) if (x[i] !== 0) active[n++] = i;
+  return active;
 }
 
 /** A dense f32 matrix over `values` [rows, cols] (no copy). */

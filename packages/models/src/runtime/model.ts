@@ -30,7 +30,7 @@ import { ropeTables } from './ops.js';
 import type { BlockParams, ModelParams } from './params.js';
 import { hookAt, type Pass } from './pass.js';
 import { embeddingWidth, foldNorms, rotateStream, streamWidth } from './slicing.js';
-import { type BackendRef, runAsync, runSync, type Steps } from './steps.js';
+import { type BackendRef, runAsync, runSync, type SparseDecode, type Steps } from './steps.js';
 
 /** Options of a forward call: this call's hooks, and the attention mask for its queries. */
 export interface ForwardOptions extends RunOptions {
@@ -170,6 +170,24 @@ export class TransformerLM implements BlockwiseLM, SliceableLM, NarrowableLM, Ca
 
   set backend(backend: AnyBackend) {
     this.backends.current = backend;
+  }
+
+  /**
+   * Decode on sparse inputs (activation sparsity: TEAL thresholds, ReLU models, predictors): with
+   * `{ minZeroShare }` set, each one-token product whose input has at least that share of exact zeros
+   * runs as the backend's column-gather GEMV, reading only the weight columns of nonzero inputs (the
+   * backend keeps a column-major copy of each dense weight it gathers from). Off (undefined) by
+   * default: the gather sums in another order, so logits differ from the dense path by rounding.
+   */
+  get sparseDecode(): SparseDecode | undefined {
+    return this.backends.sparseDecode;
+  }
+
+  set sparseDecode(value: SparseDecode | undefined) {
+    if (value !== undefined && !(value.minZeroShare >= 0 && value.minZeroShare <= 1))
+      throw new InvalidArgumentError('sparseDecode.minZeroShare', value.minZeroShare, 'must be in [0, 1]');
+    if (value === undefined) delete this.backends.sparseDecode;
+    else this.backends.sparseDecode = { minZeroShare: value.minZeroShare };
   }
 
   /** Every linear layer of the decoder blocks (the LM head and OPT's projections excluded). */

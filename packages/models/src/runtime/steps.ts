@@ -6,6 +6,7 @@ import {
   type AnyBackend,
   type AttentionArgs,
   type Backend,
+  type GatherGemvArgs,
   type LinearOptions,
   referenceBackend,
   type SparseMatrix,
@@ -14,14 +15,26 @@ import {
 /** One backend operation of a forward pass. */
 export type Step =
   | { op: 'linear'; x: Float32Array; batch: number; w: SparseMatrix; options?: LinearOptions }
-  | { op: 'attention'; args: AttentionArgs };
+  | { op: 'attention'; args: AttentionArgs }
+  | { op: 'gatherGemv'; args: GatherGemvArgs };
 
 /** A computation that yields steps and returns `T`. */
 export type Steps<T> = Generator<Step, T, Float32Array>;
 
+/**
+ * Decode on sparse inputs: a one-token product whose input has at least `minZeroShare` exact zeros
+ * runs as a column-gather GEMV, which reads only the weight columns of the nonzero inputs.
+ */
+export interface SparseDecode {
+  /** Share of exact zeros in a one-token input from which the gather path is taken, in [0, 1]. */
+  minZeroShare: number;
+}
+
 /** The backend a model and its layers share; replacing `current` switches all of them. */
 export interface BackendRef {
   current: AnyBackend;
+  /** When set, one-token products on sparse inputs skip the zero inputs' columns (see `SparseDecode`). */
+  sparseDecode?: SparseDecode;
 }
 
 export function backendRef(backend: AnyBackend = referenceBackend): BackendRef {
@@ -41,9 +54,8 @@ export function syncBackend(backend: AnyBackend, caller: string): Backend {
 }
 
 function execute(backend: AnyBackend, step: Step): Float32Array | Promise<Float32Array> {
-  return step.op === 'linear'
-    ? backend.linear(step.x, step.batch, step.w, step.options)
-    : backend.attention(step.args);
+  if (step.op === 'linear') return backend.linear(step.x, step.batch, step.w, step.options);
+  return step.op === 'attention' ? backend.attention(step.args) : backend.gatherGemv(step.args);
 }
 
 /** Run `steps` to completion on a synchronous backend. */
