@@ -13,8 +13,9 @@ import { Tensor } from './tensor.js';
  * - `attention.q.rotated` / `attention.k.rotated`: after rotary positions (rotary models only);
  * - `attention.output`: the heads' output before the output projection;
  * - `mlp.input`: the MLP norm's output; `mlp.gate` (gated MLPs only): act(gate) before the product
- *   with up (CATS' and CHESS' site); `mlp.hidden`: after the activation (gated: act(gate) * up),
- *   before the down projection;
+ *   with up (CATS' and CHESS' site); `mlp.up`: the up projection's output (gated: before the product
+ *   with act(gate); dense: before the activation); `mlp.hidden`: after the activation (gated:
+ *   act(gate) * up), before the down projection;
  * - `linear.input`: the input of linear layers; `context.layers` lists the layers that read this one
  *   tensor (q, k and v share it; so do gate and up), so a replacement reaches all of them;
  * - `stream`: a residual stream point (`context.point`), after the embeddings or after a block's
@@ -36,6 +37,7 @@ export const HOOK_SITES = [
   'attention.output',
   'mlp.input',
   'mlp.gate',
+  'mlp.up',
   'mlp.hidden',
   'linear.input',
 ] as const;

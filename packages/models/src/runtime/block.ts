@@ -89,7 +89,7 @@ export function* mlpHalf(
 }
 
 /** The MLP's sites of a call without hooks: nothing to build per block. */
-const NO_MLP_HOOKS: MlpHooks = { linearInput: (x) => x, gate: (x) => x, hidden: (x) => x };
+const NO_MLP_HOOKS: MlpHooks = { linearInput: (x) => x, gate: (x) => x, up: (x) => x, hidden: (x) => x };
 
 /**
  * The hook sites inside the MLP slot. Inside a mixture of experts each expert sees only the tokens
@@ -104,6 +104,7 @@ function mlpHooks(pass: Pass, block: number, tokens: number): MlpHooks {
     linearInput: (x, layers, n, expert) =>
       hookAt(view(n, expert), 'linear.input', block, x, { layers, ...extra(expert) }),
     gate: (x, n, expert) => hookAt(view(n, expert), 'mlp.gate', block, x, extra(expert)),
+    up: (x, n, expert) => hookAt(view(n, expert), 'mlp.up', block, x, extra(expert)),
     hidden: (x, n, expert) => hookAt(view(n, expert), 'mlp.hidden', block, x, extra(expert)),
   };
 }

@@ -94,6 +94,25 @@ describe('model hooks', () => {
     expect(() => a.logits(ids('llama'))).toThrow(ShapeMismatchError);
   });
 
+  it('mlp.up and mlp.gate multiply to mlp.hidden (gated); a replaced mlp.up reaches down_proj', async () => {
+    const { model } = await loadHfModel(hfTinyDir('llama'));
+    const seen: Record<string, Float32Array> = {};
+    const hooks = new Hooks();
+    hooks.add(['mlp.gate', 'mlp.up', 'mlp.hidden'], (t, ctx) => {
+      if (ctx.block === 0) seen[ctx.site] = t.data.slice();
+    });
+    model.logits(ids('llama'), { hooks });
+    const { 'mlp.gate': g, 'mlp.up': u, 'mlp.hidden': h } = seen;
+    expect(u!.length).toBe(h!.length);
+    for (let i = 0; i < h!.length; i++) expect(h![i]).toBe(Math.fround(g![i]! * u![i]!));
+    const zeroUp = new Hooks();
+    zeroUp.add('mlp.up', (t) => new Float32Array(t.size));
+    zeroUp.add('mlp.hidden', (t, ctx) => {
+      if (ctx.block === 0) expect(t.data.every((v) => v === 0)).toBe(true);
+    });
+    model.logits(ids('llama'), { hooks: zeroUp });
+  });
+
   it('collects a site into an activation store that spills to disk', async () => {
     const { model } = await loadHfModel(hfTinyDir('llama'));
     const dir = mkdtempSync(join(tmpdir(), 'sparsekit-collect-'));

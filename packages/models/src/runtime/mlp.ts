@@ -87,6 +87,8 @@ export interface MlpHooks {
   linearInput(x: Float32Array, layers: readonly Linear[], tokens: number, expert?: ExpertRows): Float32Array;
   /** act(gate) of a gated MLP, before the product with up. */
   gate(x: Float32Array, tokens: number, expert?: ExpertRows): Float32Array;
+  /** The up projection's output (gated: before the product with act(gate); dense: before act). */
+  up(x: Float32Array, tokens: number, expert?: ExpertRows): Float32Array;
   hidden(x: Float32Array, tokens: number, expert?: ExpertRows): Float32Array;
 }
 
@@ -107,11 +109,11 @@ function* expertSteps(
   let inner: Float32Array;
   if (e.kind === 'dense') {
     const input = hooks.linearInput(x, [e.up], tokens, expert);
-    inner = activate(yield e.up.stepOf(input, tokens), config.activation);
+    inner = activate(hooks.up(yield e.up.stepOf(input, tokens), tokens, expert), config.activation);
   } else {
     const input = hooks.linearInput(x, [e.gate, e.up], tokens, expert);
     const gate = yield e.gate.stepOf(input, tokens);
-    const up = yield e.up.stepOf(input, tokens);
+    const up = hooks.up(yield e.up.stepOf(input, tokens), tokens, expert);
     inner = mulInPlace(hooks.gate(activate(gate, config.activation), tokens, expert), up);
   }
   const hidden = hooks.hidden(inner, tokens, expert);

@@ -16,6 +16,7 @@ const backends = backendRef();
 const noHooks = {
   linearInput: (x: Float32Array) => x,
   gate: (x: Float32Array) => x,
+  up: (x: Float32Array) => x,
   hidden: (x: Float32Array) => x,
 };
 const silu = (v: number) => v / (1 + Math.exp(-v));
@@ -129,6 +130,7 @@ describe('mixture-of-experts MLP slot', () => {
     const expertHooks: MlpHooks = {
       linearInput: (v: Float32Array) => v,
       gate: (v: Float32Array) => v,
+      up: (v: Float32Array) => v,
       hidden: (v: Float32Array, _n: number, expert?: { id: number; tokens: Int32Array }) => {
         rowsSeen.push([expert!.id, Array.from(expert!.tokens)]);
         return v;
