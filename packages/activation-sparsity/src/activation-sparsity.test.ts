@@ -6,13 +6,14 @@ import { calibrationWindows } from '@sparsekit/eval-harness';
 import { loadHfModel, tinyLmPath } from '@sparsekit/models/node';
 import { createWasmBackend } from '@sparsekit/sparse-formats';
 import { describe, expect, it } from 'vitest';
+import { applyThresholds } from './apply.js';
 import { calibrateActivations } from './calibrate.js';
 import { greedyThresholds } from './greedy.js';
 import { SiteHistogram } from './histogram.js';
 import { loadCalibration, loadThresholds, saveCalibration, saveThresholds } from './io.js';
 import { measureActivations } from './measure.js';
 import type { HookableLM } from './sites.js';
-import { applyThresholds, catsThresholds, tealThresholds } from './thresholds.js';
+import { catsThresholds, tealThresholds } from './thresholds.js';
 
 const fixture = JSON.parse(readFileSync(new URL('./fixtures/teal-seed5.json', import.meta.url), 'utf8'))
   .teal as {

@@ -15,6 +15,13 @@ export interface CalibrateOptions extends HistogramOptions, ProgressOptions {
   sites?: readonly ActivationSite[];
 }
 
+/**
+ * What a calibration's histograms hold: the activations themselves (`magnitude`, for TEAL and CATS),
+ * their change from one token to the next (`delta`), or CHESS' weighted |act(gate)| (`chess`).
+ */
+export const CALIBRATION_KINDS = ['magnitude', 'delta', 'chess'] as const;
+export type CalibrationKind = (typeof CALIBRATION_KINDS)[number];
+
 /** The activation distributions of a model: one histogram per (block, site). */
 export class ActivationCalibration {
   constructor(
@@ -23,7 +30,20 @@ export class ActivationCalibration {
     readonly histograms: ReadonlyMap<string, SiteHistogram>,
     /** Calibration tokens the histograms were made from. */
     readonly tokens: number,
+    readonly kind: CalibrationKind = 'magnitude',
+    /** `chess`: per block (key `siteKey(block, 'mlp.gate')`) the mean |up| of each channel. */
+    readonly channelScales: ReadonlyMap<string, Float32Array> = new Map(),
   ) {}
+
+  /** A typed error unless the calibration is of `kind` (thresholds read only their own kind). */
+  expectKind(kind: CalibrationKind, method: string): void {
+    if (this.kind !== kind)
+      throw new InvalidArgumentError(
+        'calibration',
+        this.kind,
+        `${method} needs a '${kind}' calibration (${KIND_MAKERS[kind]})`,
+      );
+  }
 
   histogram(block: number, site: ActivationSite): SiteHistogram {
     const h = this.histograms.get(siteKey(block, site));
@@ -36,6 +56,12 @@ export class ActivationCalibration {
     return h;
   }
 }
+
+const KIND_MAKERS: Record<CalibrationKind, string> = {
+  magnitude: 'calibrateActivations',
+  delta: 'calibrateDeltas',
+  chess: 'calibrateChess',
+};
 
 /**
  * Run the calibration batches ([batch, seq] token ids) through `model` and collect every chosen
@@ -61,4 +87,41 @@ export async function calibrateActivations(
     options,
   );
   return new ActivationCalibration(sites, model.numBlocks, histograms, tokens);
+}
+
+/**
+ * The distribution of each site's change between consecutive tokens of a sequence (x_t - x_{t-1}),
+ * for delta sparsity: the first token of each sequence has no predecessor and is not counted.
+ */
+export async function calibrateDeltas(
+  model: HookableLM,
+  batches: readonly Tensor<'i32'>[],
+  options: CalibrateOptions = {},
+): Promise<ActivationCalibration> {
+  const sites = checkSites(options.sites ?? ACTIVATION_SITES);
+  const histograms = new Map<string, SiteHistogram>();
+  for (let b = 0; b < model.numBlocks; b++)
+    for (const site of sites) histograms.set(siteKey(b, site), new SiteHistogram(options));
+  const tokens = await runWithHooks(
+    model,
+    batches,
+    () =>
+      model.hooks.add(sites, (tensor, context) => {
+        const h = histograms.get(siteKey(context.block, context.site as ActivationSite));
+        if (h === undefined || context.seq < 2) return;
+        const x = tensor.data;
+        const width = tensor.shape.at(-1)!;
+        const seq = context.seq;
+        const deltas = new Float32Array((x.length / width / seq) * (seq - 1) * width);
+        let o = 0;
+        for (let row = 0; row < x.length / width; row++) {
+          if (row % seq === 0) continue;
+          for (let i = row * width; i < (row + 1) * width; i++) deltas[o++] = x[i]! - x[i - width]!;
+        }
+        h.add(deltas);
+      }),
+    'calibrate deltas',
+    options,
+  );
+  return new ActivationCalibration(sites, model.numBlocks, histograms, tokens, 'delta');
 }

@@ -9,9 +9,10 @@ import {
   reportProgress,
   type Tensor,
 } from '@sparsekit/core';
+import { applyThresholds } from './apply.js';
 import type { ActivationCalibration } from './calibrate.js';
 import { type ActivationSite, type HookableLM, SITE_READERS } from './sites.js';
-import { applyThresholds, type ThresholdEntry, type Thresholds } from './thresholds.js';
+import type { ThresholdEntry, Thresholds } from './thresholds.js';
 
 export interface GreedyOptions extends ProgressOptions {
   /** The effective (parameter-weighted) sparsity every block reaches. */

@@ -9,6 +9,11 @@ export interface HistogramOptions {
   bins?: number;
   /** Share of values in each outer (tail) bin when the edges are fixed (default 0.01, as TEAL). */
   tail?: number;
+  /**
+   * The values are magnitudes (>= 0, e.g. CHESS' |act(gate)| * mean|up|): a binned threshold is
+   * icdf(s) rather than TEAL's icdf(0.5 + s / 2) for a zero-mean symmetric distribution.
+   */
+  nonNegative?: boolean;
 }
 
 /** The histogram of a site: edges (bins + 1; the outer bins reach to +-Infinity) and counts. */
@@ -29,6 +34,7 @@ export class SiteHistogram {
   readonly exactLimit: number;
   readonly bins: number;
   readonly tail: number;
+  readonly nonNegative: boolean;
   private exact: Float32Array[] = [];
   private exactCount = 0;
   private hist: HistogramData | undefined;
@@ -40,6 +46,7 @@ export class SiteHistogram {
     this.exactLimit = options.exactLimit ?? 1 << 20;
     this.bins = options.bins ?? 10_000;
     this.tail = options.tail ?? 0.01;
+    this.nonNegative = options.nonNegative ?? false;
     if (!Number.isInteger(this.exactLimit) || this.exactLimit < 1)
       throw new InvalidArgumentError('exactLimit', this.exactLimit, 'must be a positive integer');
     if (!Number.isInteger(this.bins) || this.bins < 3)
@@ -61,6 +68,8 @@ export class SiteHistogram {
   add(values: ArrayLike<number>): void {
     for (let i = 0; i < values.length; i++) {
       if (!Number.isFinite(values[i]!)) throw new NonFiniteError('activations', i, values[i]!);
+      if (this.nonNegative && values[i]! < 0)
+        throw new InvalidArgumentError('magnitude', values[i], 'must be >= 0 in a non-negative histogram');
     }
     this.total += values.length;
     this.sorted = undefined;
@@ -97,7 +106,7 @@ export class SiteHistogram {
       }
       return this.sorted[Math.floor(sparsity * this.sorted.length)]!;
     }
-    return Math.max(0, this.icdf(0.5 + sparsity / 2));
+    return Math.max(0, this.icdf(this.nonNegative ? sparsity : 0.5 + sparsity / 2));
   }
 
   /** The histogram (built from the exact values when there is none yet). */

@@ -1,4 +1,18 @@
-export { ActivationCalibration, type CalibrateOptions, calibrateActivations } from './calibrate.js';
+export {
+  type AppliedSparsity,
+  type AppliedThresholds,
+  type ApplyOptions,
+  applyThresholds,
+} from './apply.js';
+export {
+  ActivationCalibration,
+  CALIBRATION_KINDS,
+  type CalibrateOptions,
+  type CalibrationKind,
+  calibrateActivations,
+  calibrateDeltas,
+} from './calibrate.js';
+export { type ChessOptions, calibrateChess, chessThresholds } from './chess.js';
 export { type GreedyOptions, type GreedyReport, greedyThresholds } from './greedy.js';
 export { type HistogramData, type HistogramOptions, SiteHistogram } from './histogram.js';
 export {
@@ -16,12 +30,12 @@ export {
   siteKey,
 } from './sites.js';
 export {
-  type AppliedSparsity,
-  type AppliedThresholds,
-  type ApplyOptions,
-  applyThresholds,
   catsThresholds,
+  deltaThresholds,
+  THRESHOLD_METHODS,
   type ThresholdEntry,
+  type ThresholdMethod,
   type Thresholds,
   tealThresholds,
+  topKSparsity,
 } from './thresholds.js';

@@ -2,10 +2,10 @@
 import { readFile } from 'node:fs/promises';
 import { InvalidFormatError, IOError, strictJsonIssue, Tensor } from '@sparsekit/core';
 import { readSafetensors, writeFileAtomic, writeSafetensors } from '@sparsekit/core/node';
-import { ActivationCalibration } from './calibrate.js';
+import { ActivationCalibration, CALIBRATION_KINDS, type CalibrationKind } from './calibrate.js';
 import { SiteHistogram } from './histogram.js';
 import { type ActivationSite, ALL_ACTIVATION_SITES, checkSites, siteKey } from './sites.js';
-import type { Thresholds } from './thresholds.js';
+import { THRESHOLD_METHODS, type Thresholds } from './thresholds.js';
 
 const FORMAT = 'sparsekit.activation-calibration';
 
@@ -29,9 +29,12 @@ export async function saveCalibration(path: string, calibration: ActivationCalib
     const values = h.exactValues();
     if (values !== undefined) tensors[`${key}.values`] = new Tensor('f32', [values.length], values);
   }
+  for (const [key, scale] of calibration.channelScales)
+    tensors[`${key}.scale`] = new Tensor('f32', [scale.length], scale);
   await writeSafetensors(path, tensors, {
     format: FORMAT,
     version: '1',
+    kind: calibration.kind,
     sites: JSON.stringify(calibration.sites),
     numBlocks: String(calibration.numBlocks),
     tokens: String(calibration.tokens),
@@ -55,6 +58,13 @@ export async function loadCalibration(path: string): Promise<ActivationCalibrati
       `${path}: metadata 'sites' must list sites of ${ALL_ACTIVATION_SITES.join(', ')}`,
     );
   }
+  const kind = (metadata.kind ?? 'magnitude') as CalibrationKind;
+  if (!CALIBRATION_KINDS.includes(kind))
+    throw new InvalidFormatError(
+      'activation calibration',
+      `${path}: metadata 'kind' must be one of ${CALIBRATION_KINDS.join(', ')}`,
+    );
+  const nonNegative = kind === 'chess';
   const numBlocks = Number(metadata.numBlocks);
   const tokens = Number(metadata.tokens);
   if (!Number.isInteger(numBlocks) || numBlocks < 0 || !Number.isInteger(tokens) || tokens < 0)
@@ -63,14 +73,28 @@ export async function loadCalibration(path: string): Promise<ActivationCalibrati
       `${path}: numBlocks and tokens must be non-negative integers`,
     );
   const histograms = new Map<string, SiteHistogram>();
+  const scales = new Map<string, Float32Array>();
   for (let b = 0; b < numBlocks; b++) {
     for (const site of sites) {
       const key = siteKey(b, site);
+      const scale = tensors[`${key}.scale`];
+      if (scale !== undefined) {
+        if (scale.dtype !== 'f32' || scale.shape.length !== 1)
+          throw new InvalidFormatError(
+            'activation calibration',
+            `${path}: ${key}.scale must be an f32 vector`,
+          );
+        scales.set(key, Float32Array.from(scale.data as Float32Array));
+      } else if (kind === 'chess')
+        throw new InvalidFormatError(
+          'activation calibration',
+          `${path}: ${key}.scale is missing (CHESS' mean |up|)`,
+        );
       const values = tensors[`${key}.values`];
       const edges = tensors[`${key}.edges`];
       const counts = tensors[`${key}.counts`];
       if (values !== undefined) {
-        const h = new SiteHistogram({ exactLimit: Math.max(1, values.size) });
+        const h = new SiteHistogram({ exactLimit: Math.max(1, values.size), nonNegative });
         h.add(values.data as Float32Array);
         histograms.set(key, h);
       } else if (edges !== undefined && counts !== undefined) {
@@ -79,12 +103,15 @@ export async function loadCalibration(path: string): Promise<ActivationCalibrati
         e[e.length - 1] = Number.POSITIVE_INFINITY;
         histograms.set(
           key,
-          SiteHistogram.fromHistogram({ edges: e, counts: Float64Array.from(counts.data as Float64Array) }),
+          SiteHistogram.fromHistogram(
+            { edges: e, counts: Float64Array.from(counts.data as Float64Array) },
+            { nonNegative },
+          ),
         );
-      } else histograms.set(key, new SiteHistogram());
+      } else histograms.set(key, new SiteHistogram({ nonNegative }));
     }
   }
-  return new ActivationCalibration(sites, numBlocks, histograms, tokens);
+  return new ActivationCalibration(sites, numBlocks, histograms, tokens, kind, scales);
 }
 
 /** Save thresholds as JSON (atomically). */
@@ -117,7 +144,7 @@ export async function loadThresholds(path: string): Promise<Thresholds> {
   const issue = strictJsonIssue(text);
   if (issue !== undefined) bad(issue);
   if (value?.format !== 'sparsekit.activation-thresholds') bad('not a thresholds file (format field)');
-  if (!['teal-uniform', 'teal-custom', 'cats'].includes(value.method as string))
+  if (!(THRESHOLD_METHODS as readonly unknown[]).includes(value.method))
     bad(`unknown method ${JSON.stringify(value.method)}`);
   if (!Array.isArray(value.entries)) bad('entries must be a list');
   for (const [i, e] of (value.entries as Record<string, unknown>[]).entries()) {
@@ -129,6 +156,16 @@ export async function loadThresholds(path: string): Promise<Thresholds> {
       bad(`entries[${i}].threshold must be a finite number >= 0`);
     if (!(typeof e.sparsity === 'number' && e.sparsity >= 0 && e.sparsity < 1))
       bad(`entries[${i}].sparsity must be in [0, 1)`);
+    if (e.rule !== undefined && e.rule !== 'top-k' && e.rule !== 'delta')
+      bad(`entries[${i}].rule must be 'top-k' or 'delta' when given`);
+    if (
+      e.channels !== undefined &&
+      !(
+        Array.isArray(e.channels) &&
+        e.channels.every((t) => typeof t === 'number' && t >= 0 && Number.isFinite(t))
+      )
+    )
+      bad(`entries[${i}].channels must be a list of finite numbers >= 0`);
   }
   return {
     method: value.method as Thresholds['method'],

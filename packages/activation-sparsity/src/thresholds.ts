@@ -1,20 +1,42 @@
-// TEAL: magnitude thresholds per (block, site) at a target sparsity, applied through hooks.
-import { type HookHandle, type Hooks, InvalidArgumentError } from '@sparsekit/core';
+// Activation-sparsity rules per (block, site): TEAL's and CATS' magnitude thresholds, top-k per token
+// (the lazy-neuron view) and delta sparsity; CHESS' channel-wise thresholds are in chess.ts.
+import { InvalidArgumentError } from '@sparsekit/core';
 import type { ActivationCalibration } from './calibrate.js';
-import { type ActivationSite, siteKey } from './sites.js';
+import { type ActivationSite, checkSites } from './sites.js';
 
-/** One site's threshold: values with |x| <= threshold are dropped. */
+/**
+ * One site's rule. By default values with |x| <= threshold are dropped; with `channels`, channel c's
+ * own threshold is used (CHESS). `rule: 'top-k'` keeps the round((1 - sparsity) * width) largest |x|
+ * of each token instead; `rule: 'delta'` keeps, per token, only the channels whose change since the
+ * previous token's kept value exceeds the threshold (the others repeat their previous value).
+ */
 export interface ThresholdEntry {
   block: number;
   site: ActivationSite;
-  /** The share of calibration values the threshold drops. */
+  /** The share of calibration values the rule drops (top-k: of each token's values). */
   sparsity: number;
+  /** The magnitude threshold (top-k: unused, 0; CHESS: the weighted threshold T). */
   threshold: number;
+  /** Per-channel thresholds (CHESS), one per value of a token at this site. */
+  channels?: number[];
+  rule?: 'top-k' | 'delta';
 }
+
+/** How the entries were made. */
+export const THRESHOLD_METHODS = [
+  'teal-uniform',
+  'teal-custom',
+  'cats',
+  'chess',
+  'chess+',
+  'top-k',
+  'delta',
+] as const;
+export type ThresholdMethod = (typeof THRESHOLD_METHODS)[number];
 
 export interface Thresholds {
   /** How the per-site sparsities were chosen. */
-  method: 'teal-uniform' | 'teal-custom' | 'cats';
+  method: ThresholdMethod;
   /** The model-wide target (uniform: every site's). */
   sparsity: number;
   entries: ThresholdEntry[];
@@ -28,6 +50,7 @@ export function tealThresholds(
   calibration: ActivationCalibration,
   sparsity: number | ((block: number, site: ActivationSite) => number),
 ): Thresholds {
+  calibration.expectKind('magnitude', 'tealThresholds');
   const entries: ThresholdEntry[] = [];
   for (let block = 0; block < calibration.numBlocks; block++) {
     for (const site of calibration.sites) {
@@ -49,6 +72,7 @@ export function tealThresholds(
  * (exact for small data), which that histogram approximates.
  */
 export function catsThresholds(calibration: ActivationCalibration, sparsity: number): Thresholds {
+  calibration.expectKind('magnitude', 'catsThresholds');
   if (!calibration.sites.includes('mlp.gate'))
     throw new InvalidArgumentError(
       'calibration sites',
@@ -68,83 +92,44 @@ export function catsThresholds(calibration: ActivationCalibration, sparsity: num
   return { method: 'cats', sparsity, entries };
 }
 
-export interface ApplyOptions {
-  /**
-   * Which tokens of a call are sparsified: 'all' (default: every token, as decode sees them) or
-   * 'last-half' (TEAL's prefill: only the last floor(seq / 2) tokens of a multi-token call).
-   */
-  tokens?: 'all' | 'last-half';
-}
-
-/** Zeros counted at each site while thresholds are applied. */
-export interface AppliedSparsity {
-  block: number;
-  site: ActivationSite;
-  zeros: number;
-  values: number;
-}
-
-export interface AppliedThresholds extends HookHandle {
-  /** The sparsity measured at each site since the thresholds were applied (zeros over values). */
-  measured(): AppliedSparsity[];
-  /** Zeros over values across every site. */
-  overall(): number;
+/**
+ * Top-k per token (The Lazy Neuron Phenomenon's top-k activations): at each site of every block, each
+ * token keeps its round((1 - sparsity) * width) largest |x| and drops the rest. Needs no calibration.
+ */
+export function topKSparsity(
+  numBlocks: number,
+  sparsity: number,
+  sites: readonly ActivationSite[] = ['mlp.hidden'],
+): Thresholds {
+  if (!(sparsity >= 0 && sparsity < 1))
+    throw new InvalidArgumentError('sparsity', sparsity, 'must be in [0, 1)');
+  if (!Number.isInteger(numBlocks) || numBlocks < 0)
+    throw new InvalidArgumentError('numBlocks', numBlocks, 'must be a non-negative integer');
+  checkSites(sites);
+  const entries: ThresholdEntry[] = [];
+  for (let block = 0; block < numBlocks; block++)
+    for (const site of sites) entries.push({ block, site, sparsity, threshold: 0, rule: 'top-k' });
+  return { method: 'top-k', sparsity, entries };
 }
 
 /**
- * Apply thresholds as hooks: at each (block, site), values with |x| <= t become 0 (TEAL's
- * `x.abs().gt(t) * x`). Threshold 0 drops only exact zeros, leaving the model's outputs unchanged.
+ * Delta sparsity (temporal sparsity): from a `delta` calibration, per (block, site) the threshold on
+ * |x_t - x_{t-1}| that a share `sparsity` of the changes falls under. Applied, a channel is updated
+ * only when it moved by more than that since its last kept value.
  */
-export function applyThresholds(
-  hooks: Hooks,
-  thresholds: Thresholds,
-  options: ApplyOptions = {},
-): AppliedThresholds {
-  const bySite = new Map<string, { t: number; stats: AppliedSparsity }>();
-  for (const e of thresholds.entries) {
-    if (!(e.threshold >= 0))
-      throw new InvalidArgumentError(`threshold of block ${e.block} ${e.site}`, e.threshold, 'must be >= 0');
-    bySite.set(siteKey(e.block, e.site), {
-      t: e.threshold,
-      stats: { block: e.block, site: e.site, zeros: 0, values: 0 },
-    });
-  }
-  const sites = [...new Set(thresholds.entries.map((e) => e.site))];
-  const lastHalf = options.tokens === 'last-half';
-  const handle = hooks.add(sites, (tensor, context) => {
-    const entry = bySite.get(siteKey(context.block, context.site as ActivationSite));
-    if (entry === undefined) return;
-    const x = tensor.data;
-    const width = tensor.shape.at(-1)!;
-    const seq = context.seq;
-    const out = x.slice();
-    const t = entry.t;
-    let zeros = 0;
-    let values = 0;
-    for (let row = 0; row < x.length / width; row++) {
-      if (lastHalf && seq > 1 && row % seq < seq - Math.floor(seq / 2)) continue;
-      const base = row * width;
-      for (let i = base; i < base + width; i++) {
-        const v = out[i]!;
-        if (Math.abs(v) <= t) {
-          if (v !== 0) out[i] = 0; // exact zeros (and -0) stay as they are
-          zeros++;
-        }
-      }
-      values += width;
-    }
-    entry.stats.zeros += zeros;
-    entry.stats.values += values;
-    return out;
-  });
-  const measured = () => [...bySite.values()].map((e) => ({ ...e.stats }));
-  return {
-    remove: () => handle.remove(),
-    measured,
-    overall: () => {
-      const m = measured();
-      const values = m.reduce((s, e) => s + e.values, 0);
-      return values === 0 ? 0 : m.reduce((s, e) => s + e.zeros, 0) / values;
-    },
-  };
+export function deltaThresholds(calibration: ActivationCalibration, sparsity: number): Thresholds {
+  calibration.expectKind('delta', 'deltaThresholds');
+  if (!(sparsity >= 0 && sparsity < 1))
+    throw new InvalidArgumentError('sparsity', sparsity, 'must be in [0, 1)');
+  const entries: ThresholdEntry[] = [];
+  for (let block = 0; block < calibration.numBlocks; block++)
+    for (const site of calibration.sites)
+      entries.push({
+        block,
+        site,
+        sparsity,
+        threshold: calibration.histogram(block, site).threshold(sparsity),
+        rule: 'delta',
+      });
+  return { method: 'delta', sparsity, entries };
 }
