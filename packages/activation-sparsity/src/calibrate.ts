@@ -57,6 +57,15 @@ export class ActivationCalibration {
   }
 }
 
+/**
+ * Whether a magnitude calibration keeps |x| at `site` rather than x: act(gate) (CATS' site) is far
+ * from the zero-mean symmetric distribution TEAL's icdf(0.5 + s / 2) assumes (SiLU is bounded
+ * below by -0.28), so its thresholds come from the magnitudes, as CATS' own histogram of |act| does.
+ */
+export function binsMagnitudes(site: ActivationSite): boolean {
+  return site === 'mlp.gate';
+}
+
 const KIND_MAKERS: Record<CalibrationKind, string> = {
   magnitude: 'calibrateActivations',
   delta: 'calibrateDeltas',
@@ -75,13 +84,17 @@ export async function calibrateActivations(
   const sites = checkSites(options.sites ?? ACTIVATION_SITES);
   const histograms = new Map<string, SiteHistogram>();
   for (let b = 0; b < model.numBlocks; b++)
-    for (const site of sites) histograms.set(siteKey(b, site), new SiteHistogram(options));
+    for (const site of sites)
+      histograms.set(siteKey(b, site), new SiteHistogram({ ...options, nonNegative: binsMagnitudes(site) }));
   const tokens = await runWithHooks(
     model,
     batches,
     () =>
       model.hooks.add(sites, (tensor, context) => {
-        histograms.get(siteKey(context.block, context.site as ActivationSite))?.add(tensor.data);
+        const site = context.site as ActivationSite;
+        const h = histograms.get(siteKey(context.block, site));
+        if (h === undefined) return;
+        h.add(binsMagnitudes(site) ? tensor.data.map(Math.abs) : tensor.data);
       }),
     'calibrate',
     options,

@@ -20,6 +20,7 @@ export {
   measureActivations,
   type SiteSparsity,
   type SparsityMeasurement,
+  weightsSkipped,
 } from './measure.js';
 export {
   ACTIVATION_SITES,

@@ -2,7 +2,12 @@
 import { readFile } from 'node:fs/promises';
 import { InvalidFormatError, IOError, strictJsonIssue, Tensor } from '@sparsekit/core';
 import { readSafetensors, writeFileAtomic, writeSafetensors } from '@sparsekit/core/node';
-import { ActivationCalibration, CALIBRATION_KINDS, type CalibrationKind } from './calibrate.js';
+import {
+  ActivationCalibration,
+  binsMagnitudes,
+  CALIBRATION_KINDS,
+  type CalibrationKind,
+} from './calibrate.js';
 import { SiteHistogram } from './histogram.js';
 import { type ActivationSite, ALL_ACTIVATION_SITES, checkSites, siteKey } from './sites.js';
 import { THRESHOLD_METHODS, type Thresholds } from './thresholds.js';
@@ -64,7 +69,8 @@ export async function loadCalibration(path: string): Promise<ActivationCalibrati
       'activation calibration',
       `${path}: metadata 'kind' must be one of ${CALIBRATION_KINDS.join(', ')}`,
     );
-  const nonNegative = kind === 'chess';
+  const nonNegativeAt = (site: ActivationSite) =>
+    kind === 'chess' || (kind === 'magnitude' && binsMagnitudes(site));
   const numBlocks = Number(metadata.numBlocks);
   const tokens = Number(metadata.tokens);
   if (!Number.isInteger(numBlocks) || numBlocks < 0 || !Number.isInteger(tokens) || tokens < 0)
@@ -77,6 +83,7 @@ export async function loadCalibration(path: string): Promise<ActivationCalibrati
   for (let b = 0; b < numBlocks; b++) {
     for (const site of sites) {
       const key = siteKey(b, site);
+      const nonNegative = nonNegativeAt(site);
       const scale = tensors[`${key}.scale`];
       if (scale !== undefined) {
         if (scale.dtype !== 'f32' || scale.shape.length !== 1)

@@ -1,7 +1,7 @@
 // Measuring activation sparsity: per (block, site) the share of inactive values, token-level sparsity
 // (TLS), chunk-level sparsity (CLS, BlockFFN's: a channel inactive across k consecutive tokens), and
 // how often each channel fires (the lazy-neuron curve by width; by depth it is the per-block TLS).
-import type { ProgressOptions, Tensor } from '@sparsekit/core';
+import type { BlockwiseLM, ProgressOptions, Tensor } from '@sparsekit/core';
 import {
   ACTIVATION_SITES,
   type ActivationSite,
@@ -128,4 +128,40 @@ export async function measureActivations(
     });
   }
   return { eps, chunk, sites: out, overall: values === 0 ? 0 : inactive / values };
+}
+
+/**
+ * The share of the blocks' linear weights a sparse decode need not read, given each (block, site)'s
+ * measured sparsity (TEAL's effective sparsity, in parameters): zeros at `attention.input` skip
+ * those columns of q, k and v; at `attention.output`, of o; at `mlp.input`, of gate and up; at
+ * `mlp.hidden`, of down; at `mlp.gate` (CATS, CHESS), of down and the matching rows of up.
+ */
+export function weightsSkipped(
+  model: Pick<BlockwiseLM, 'numBlocks' | 'blockLinearLayers'>,
+  measured: readonly { block: number; site: ActivationSite; zeros: number; values: number }[],
+): number {
+  let total = 0;
+  let skipped = 0;
+  const share = new Map(
+    measured.map((m) => [siteKey(m.block, m.site), m.values === 0 ? 0 : m.zeros / m.values]),
+  );
+  for (let block = 0; block < model.numBlocks; block++) {
+    const layers = model.blockLinearLayers(block);
+    const size = (suffix: string) =>
+      layers
+        .filter((l) => l.name.endsWith(`${suffix}_proj`))
+        .reduce((s, l) => s + l.inFeatures * l.outFeatures, 0);
+    total += layers.reduce((s, l) => s + l.inFeatures * l.outFeatures, 0);
+    const at = (site: ActivationSite) => share.get(siteKey(block, site)) ?? 0;
+    const readers: Array<[ActivationSite, string[]]> = [
+      ['attention.input', ['q', 'k', 'v']],
+      ['attention.output', ['o']],
+      ['mlp.input', ['gate', 'up']],
+    ];
+    for (const [site, names] of readers) skipped += at(site) * names.reduce((s, n) => s + size(n), 0);
+    // down's input is zero where act(gate) was dropped or the hidden value was: the larger share counts.
+    const gate = at('mlp.gate');
+    skipped += Math.max(gate, at('mlp.hidden')) * size('down') + gate * size('up');
+  }
+  return total === 0 ? 0 : skipped / total;
 }
