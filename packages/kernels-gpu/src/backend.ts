@@ -5,12 +5,15 @@ import {
   type AsyncBackend,
   type AttentionArgs,
   type CsrMatrix,
+  checkGatherGemv,
+  type DenseMatrix,
   type LinearOptions,
   type MatmulOptions,
   type SparseMatrix,
   validate,
 } from '@sparsekit/sparse-formats';
 import { gpuAttention, gpuMatmul, gpuSpmm } from './contract-ops.js';
+import { type GpuColumns, type GpuGatherGemvArgs, gpuGatherGemv, uploadColumns } from './gather-gemv.js';
 import { type AcquiredDevice, acquireDevice, type DeviceOptions } from './gpu.js';
 import { BATCH_TILE, GEMM_TILE, gemmKernel, type RowFormat, rowKernel } from './wgsl.js';
 
@@ -45,7 +48,8 @@ const padded = (bytes: number) => Math.max(4, Math.ceil(bytes / 4) * 4);
  * The WebGPU backend of the backend contract (asynchronous: results are read back). Weights are
  * uploaded once per matrix object and stay resident until `release`; `linear` runs the format's
  * kernel, `attention` the block-sparse kernel for prefill calls (see `gpuAttention`), `matmul` and
- * `spmm` the linear kernel. `sddmm` and `gatherGemv` are not implemented (typed errors).
+ * `spmm` the linear kernel, `gatherGemv` the gather kernel over a resident column-major copy of the
+ * weight (see `gpuGatherGemv`). `sddmm` is not implemented (a typed error).
  */
 export class GpuBackend implements AsyncBackend {
   readonly name = 'webgpu';
@@ -54,6 +58,8 @@ export class GpuBackend implements AsyncBackend {
   readonly stats = { attentionOnKernel: 0, attentionOnCpu: 0 };
   private readonly pipelines = new Map<string, GPUComputePipeline>();
   private readonly prepared = new WeakMap<SparseMatrix, GpuMatrix>();
+  /** Column-major (W^T) copies of dense weights for gatherGemv, made on first use. */
+  private readonly columns = new WeakMap<DenseMatrix, GpuColumns>();
   private disposed = false;
 
   private constructor(
@@ -252,10 +258,26 @@ export class GpuBackend implements AsyncBackend {
     return gpuAttention(this, args);
   }
 
-  gatherGemv(): Promise<Float32Array> {
-    return Promise.reject(
-      new UnsupportedOpError('gatherGemv', this.name, 'the reference and wasm backends have it'),
-    );
+  /**
+   * y [out] = W[:, active] x[active] (+ bias) for a dense W [out, in] (f32 or f16): only the active
+   * columns of W and entries of x are read. W's transposed copy stays on the device until `release`.
+   */
+  async gatherGemv(args: GpuGatherGemvArgs): Promise<Float32Array> {
+    this.check();
+    checkGatherGemv(args);
+    const columns = args.active.length === 0 || args.w.rows === 0 ? undefined : this.columnsOf(args.w);
+    return gpuGatherGemv(this, columns, args);
+  }
+
+  /** @internal the resident W^T of a dense weight, uploaded on first use. */
+  columnsOf(w: DenseMatrix): GpuColumns {
+    this.check();
+    let columns = this.columns.get(w);
+    if (columns === undefined) {
+      columns = uploadColumns(this, w);
+      this.columns.set(w, columns);
+    }
+    return columns;
   }
 
   /** y = W x for one vector x [cols]. */
@@ -263,8 +285,12 @@ export class GpuBackend implements AsyncBackend {
     return this.linear(x, 1, weight);
   }
 
-  /** Free a prepared matrix's device memory. */
+  /** Free a matrix's device memory: its prepared copy, and for a dense one its gatherGemv columns. */
   release(matrix: SparseMatrix | GpuMatrix): void {
+    if (!('buffers' in matrix) && matrix.format === 'dense') {
+      this.columns.get(matrix)?.buffer.destroy();
+      this.columns.delete(matrix);
+    }
     const gpu = 'buffers' in matrix ? matrix : this.prepared.get(matrix);
     if (gpu === undefined) return;
     for (const b of gpu.buffers) b.destroy();

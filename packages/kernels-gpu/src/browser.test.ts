@@ -19,7 +19,7 @@ const PAGE = `<!doctype html>
 <body>running</body>
 <script type="module">
 import { Rng, Tensor } from '@sparsekit/core';
-import { fromDense, linear } from '@sparsekit/sparse-formats';
+import { fromDense, linear, referenceBackend } from '@sparsekit/sparse-formats';
 import { createGpuBackend, blockSparseAttention, blockSparseAttentionReference } from '@sparsekit/kernels-gpu';
 try {
   const gpu = await createGpuBackend();
@@ -39,12 +39,19 @@ try {
     const a = await gpu.linear(x, batch, w), b = linear(x, batch, w);
     for (let i = 0; i < a.length; i++) worst = Math.max(worst, Math.abs(a[i] - b[i]) / (1 + Math.abs(b[i])));
   }
+  // gatherGemv on the dense f32 and f16 weights, 17 of the 48 inputs active (split-K forced on one call).
+  let gather = 0;
+  const active = rng.sample(cols, 17), xg = rng.normalArray(cols);
+  for (const w of cases.slice(0, 2)) for (const splits of [undefined, 3]) {
+    const a = await gpu.gatherGemv({ w, x: xg, active, splits }), b = referenceBackend.gatherGemv({ w, x: xg, active });
+    for (let i = 0; i < a.length; i++) gather = Math.max(gather, Math.abs(a[i] - b[i]) / (1 + Math.abs(b[i])));
+  }
   const opts = { heads: 2, seq: 40, headDim: 16, blockSize: 16 };
   const q = rng.normalArray(2 * 40 * 16), k = rng.normalArray(2 * 40 * 16), v = rng.normalArray(2 * 40 * 16);
   const got = await blockSparseAttention(gpu, q, k, v, opts), want = blockSparseAttentionReference(q, k, v, opts);
   let attention = 0;
   for (let i = 0; i < got.length; i++) attention = Math.max(attention, Math.abs(got[i] - want[i]));
-  report({ adapter: gpu.adapter, worst, attention });
+  report({ adapter: gpu.adapter, worst, attention, gather });
   gpu.dispose();
 } catch (error) {
   report({ error: String(error && error.stack || error) });
@@ -58,5 +65,6 @@ describeInChromium('WebGPU kernels in headless Chromium (navigator.gpu)', packag
     expect(result.error).toBeUndefined();
     expect(result.worst as number).toBeLessThan(1e-4);
     expect(result.attention as number).toBeLessThan(1e-4);
+    expect(result.gather as number).toBeLessThan(1e-5);
   }, 90_000);
 });

@@ -19,6 +19,6 @@ afterAll(() => {
 backendConformance('webgpu', () => webgpu as GpuBackend, {
   skip: webgpu instanceof GpuBackend ? false : `no WebGPU adapter (${(webgpu as Error).message})`,
   tolerance: 1e-4,
-  unsupported: ['sddmm', 'gatherGemv'],
+  unsupported: ['sddmm'],
 });
 backendConformance('gpu.js (cpu mode)', () => gpujs, { unsupported: ['sddmm', 'gatherGemv'] });

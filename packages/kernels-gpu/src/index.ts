@@ -7,6 +7,7 @@ export {
 } from './attention.js';
 export { createGpuBackend, GpuBackend, type GpuLinearOptions, type GpuMatrix } from './backend.js';
 export { type DenseBaseline, tfjsNodeGpuBaseline } from './baseline.js';
+export { type GpuColumns, type GpuGatherGemvArgs, gatherSplits } from './gather-gemv.js';
 export {
   type AcquiredDevice,
   acquireDevice,

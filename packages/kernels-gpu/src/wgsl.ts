@@ -211,3 +211,94 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec
   for (var d = 0u; d < p.dim; d++) { out[qBase + d] = acc[d] * inv; }
 }`;
 }
+
+/** Threads per workgroup of the gather GEMV; each thread owns two adjacent outputs. */
+export const GATHER_THREADS = 64;
+
+const gatherParams = (binding: number) => `
+struct GatherParams { rows: u32, pairs: u32, count: u32, chunk: u32, splits: u32, hasBias: u32, c: u32, d: u32 }
+@group(0) @binding(${binding}) var<uniform> p: GatherParams;
+`;
+
+/**
+ * The column-gather GEMV, y = W[:, active] x[active] (+ bias), over W^T [in, out] with each column
+ * (one input's weights for every output) padded to an even length, so that one 32-bit word holds two
+ * f16 outputs of the same column (`unpack2x16float`, core WGSL: every adapter, `shader-f16` or not)
+ * and a vec2<f32> two f32 ones. `column(i, pair)` is outputs 2 pair and 2 pair + 1 of column i.
+ *
+ * A workgroup owns GATHER_THREADS x 2 consecutive outputs and one split (wg.z) of the active list:
+ * it stages that split's (index, x value) pairs in workgroup memory a tile at a time, and every
+ * thread reads one word per active column, adjacent threads adjacent words (coalesced). Only the
+ * active columns of W^T are ever read. With one split the kernel adds the bias and writes y; with
+ * several (split-K, so that short outputs still fill a large GPU) each split writes its partial sums
+ * to row wg.z of a [splits, rows] buffer and `gatherReduceKernel` adds them up in a fixed order.
+ */
+export function gatherKernel(dtype: ValueDType): string {
+  const T = GATHER_THREADS;
+  const columns =
+    dtype === 'f32'
+      ? `@group(0) @binding(0) var<storage, read> cols: array<vec2<f32>>;
+fn column(i: u32, pair: u32) -> vec2<f32> { return cols[i * p.pairs + pair]; }`
+      : `@group(0) @binding(0) var<storage, read> cols: array<u32>;
+fn column(i: u32, pair: u32) -> vec2<f32> { return unpack2x16float(cols[i * p.pairs + pair]); }`;
+  return `${columns}
+${gatherParams(4)}
+// (input index, bit pattern of x[index]) for each active input.
+@group(0) @binding(1) var<storage, read> inputs: array<vec2<u32>>;
+@group(0) @binding(2) var<storage, read> bias: array<f32>;
+@group(0) @binding(3) var<storage, read_write> y: array<f32>;
+var<workgroup> tile: array<vec2<u32>, ${T}>;
+
+@compute @workgroup_size(${T})
+fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec3u) {
+  let pair = (wg.x + wg.y * 65535u) * ${T}u + lid.x;
+  let begin = wg.z * p.chunk;
+  let end = min(begin + p.chunk, p.count);
+  var acc = vec2<f32>(0.0, 0.0);
+  for (var base = begin; base < end; base += ${T}u) {
+    let n = min(${T}u, end - base);
+    workgroupBarrier();
+    if (lid.x < n) { tile[lid.x] = inputs[base + lid.x]; }
+    workgroupBarrier();
+    if (pair < p.pairs) {
+      for (var j = 0u; j < n; j++) {
+        let e = tile[j];
+        acc += column(e.x, pair) * bitcast<f32>(e.y);
+      }
+    }
+  }
+  if (pair >= p.pairs) { return; }
+  let o = pair * 2u;
+  if (p.splits == 1u) {
+    if (p.hasBias != 0u) {
+      acc.x += bias[o];
+      if (o + 1u < p.rows) { acc.y += bias[o + 1u]; }
+    }
+    y[o] = acc.x;
+    if (o + 1u < p.rows) { y[o + 1u] = acc.y; }
+  } else {
+    let row = wg.z * p.rows;
+    y[row + o] = acc.x;
+    if (o + 1u < p.rows) { y[row + o + 1u] = acc.y; }
+  }
+}`;
+}
+
+/** y[o] = sum over splits s of partial[s, o] (+ bias[o]), in split order: one thread per output. */
+export function gatherReduceKernel(): string {
+  const T = GATHER_THREADS;
+  return `${gatherParams(3)}
+@group(0) @binding(0) var<storage, read> partial: array<f32>;
+@group(0) @binding(1) var<storage, read> bias: array<f32>;
+@group(0) @binding(2) var<storage, read_write> y: array<f32>;
+
+@compute @workgroup_size(${T})
+fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec3u) {
+  let o = (wg.x + wg.y * 65535u) * ${T}u + lid.x;
+  if (o >= p.rows) { return; }
+  var sum = 0.0;
+  for (var s = 0u; s < p.splits; s++) { sum += partial[s * p.rows + o]; }
+  if (p.hasBias != 0u) { sum += bias[o]; }
+  y[o] = sum;
+}`;
+}

@@ -4,10 +4,13 @@
 import { describe, expect, it } from 'vitest';
 import { allclose } from './allclose.js';
 
-type Matrix = { format: string; rows: number; cols: number; dtype: 'f32'; values: Float32Array } & Record<
-  string,
-  unknown
->;
+type Matrix = {
+  format: string;
+  rows: number;
+  cols: number;
+  dtype: 'f32' | 'f16';
+  values: Float32Array | Uint16Array;
+} & Record<string, unknown>;
 type Maybe<T> = T | Promise<T>;
 type Mask =
   | { kind: 'full' }
@@ -51,6 +54,7 @@ export interface ConformanceBackend {
     x: Float32Array;
     active: Int32Array;
     bias?: Float32Array;
+    out?: Float32Array;
   }): Maybe<Float32Array>;
 }
 
@@ -67,6 +71,23 @@ function values(length: number, seed: number): Float32Array {
 
 function denseMatrix(rows: number, cols: number, v: Float32Array): Matrix {
   return { format: 'dense', rows, cols, dtype: 'f32', values: v };
+}
+
+/** Values in [-1, 1) on a 1/256 grid: exactly representable in f16 (and not 0, for `f16Bits`). */
+function f16Grid(length: number, seed: number): Float32Array {
+  return values(length, seed).map((v) => (Math.round(v * 256) || 1) / 256);
+}
+
+/** The f16 bit pattern of a value on the `f16Grid` (a normal f16 number, so no rounding is needed). */
+function f16Bits(v: number): number {
+  const a = Math.abs(v);
+  const e = Math.floor(Math.log2(a));
+  return ((v < 0 ? 1 : 0) << 15) | ((e + 15) << 10) | ((a / 2 ** e - 1) * 1024);
+}
+
+/** A dense f16 matrix (values as bit patterns) holding exactly the grid values `v`. */
+function denseF16(rows: number, cols: number, v: Float32Array): Matrix {
+  return { format: 'dense', rows, cols, dtype: 'f16', values: Uint16Array.from(v, f16Bits) };
 }
 
 /** CSR of a dense row-major array, keeping nonzeros. */
@@ -294,6 +315,93 @@ export function backendConformance(
         );
       }),
     );
+
+    // Shapes that are not multiples of any workgroup or tile size, no and every input active, odd
+    // output counts, an `out` array (filled whatever it held), with and without a bias.
+    const gatherCases: Array<[string, number, number, (cols: number) => Int32Array, boolean]> = [
+      ['one output, one input', 1, 1, () => Int32Array.of(0), true],
+      ['no input active', 9, 13, () => new Int32Array(0), true],
+      ['no input active, no bias', 9, 13, () => new Int32Array(0), false],
+      [
+        'every input active, in reverse',
+        131,
+        70,
+        (c) => Int32Array.from({ length: c }, (_, i) => c - 1 - i),
+        true,
+      ],
+      [
+        'every third input, no bias',
+        67,
+        301,
+        (c) => Int32Array.from({ length: Math.ceil(c / 3) }, (_, i) => 3 * i),
+        false,
+      ],
+      [
+        'a scattered few over a long input',
+        258,
+        1000,
+        () => Int32Array.of(999, 0, 517, 64, 65, 128, 3),
+        true,
+      ],
+    ];
+    for (const [name, rows, cols, pick, withBias] of gatherCases) {
+      it(
+        `gatherGemv: ${name} (${rows} x ${cols})${lacks.has('gatherGemv') ? ' is a typed UnsupportedOpError' : ''}`,
+        op('gatherGemv', async (b) => {
+          const w = values(rows * cols, rows + cols);
+          const x = values(cols, 14);
+          const active = pick(cols);
+          const on = new Uint8Array(cols);
+          for (const i of active) on[i] = 1;
+          const bias = withBias ? values(rows, 15) : undefined;
+          const masked = x.map((v, i) => (on[i] === 1 ? v : 0));
+          const expected = referenceLinear(masked, 1, w, rows, cols).map((y, i) => y + (bias?.[i] ?? 0));
+          const noisy = x.map((v, i) => (on[i] === 1 ? v : Number.NaN));
+          const m = denseMatrix(rows, cols, w) as never;
+          const args = bias === undefined ? { w: m, x: noisy, active } : { w: m, x: noisy, active, bias };
+          close(await b.gatherGemv(args), expected, tol);
+          const out = new Float32Array(rows).fill(Number.NaN);
+          const y = await b.gatherGemv({ ...args, out });
+          expect(y).toBe(out);
+          close(out, expected, tol);
+        }),
+      );
+    }
+
+    it(
+      `gatherGemv on f16 weights${lacks.has('gatherGemv') ? ' is a typed UnsupportedOpError' : ' matches the product of their f16 values'}`,
+      op('gatherGemv', async (b) => {
+        const [rows, cols] = [35, 50];
+        const w = f16Grid(rows * cols, 16);
+        const x = values(cols, 17);
+        const active = Int32Array.from({ length: 20 }, (_, i) => (7 * i + 3) % cols);
+        const masked = x.map((v, i) => (active.includes(i) ? v : 0));
+        const bias = values(rows, 18);
+        const expected = referenceLinear(masked, 1, w, rows, cols).map((y, i) => y + bias[i]!);
+        const got = await b.gatherGemv({ w: denseF16(rows, cols, w) as never, x, active, bias });
+        close(got, expected, tol);
+      }),
+    );
+
+    if (!lacks.has('gatherGemv')) {
+      it('gatherGemv refuses bad calls with typed errors', async () => {
+        const b = get();
+        const [rows, cols] = [4, 6];
+        const w = denseMatrix(rows, cols, values(rows * cols, 19)) as never;
+        const x = values(cols, 20);
+        const active = Int32Array.of(1, 4);
+        const refuse = (args: object, code: string) =>
+          expect(async () => b.gatherGemv(args as never)).rejects.toMatchObject({ code });
+        await refuse({ w, x: new Float32Array(cols + 1), active }, 'core/shape-mismatch');
+        await refuse({ w, x, active, bias: new Float32Array(rows - 1) }, 'core/shape-mismatch');
+        await refuse({ w, x, active, out: new Float32Array(rows + 1) }, 'core/shape-mismatch');
+        await refuse({ w, x, active: Int32Array.of(1, 1) }, 'core/invalid-argument');
+        await refuse({ w, x, active: Int32Array.of(cols) }, 'core/invalid-argument');
+        await refuse({ w, x, active: Int32Array.of(-1) }, 'core/invalid-argument');
+        const sparse = csrMatrix(rows, cols, sparsify(values(rows * cols, 21), 2));
+        await refuse({ w: sparse, x, active }, 'core/invalid-argument');
+      });
+    }
 
     it(
       `sddmm ${lacks.has('sddmm') ? 'is a typed UnsupportedOpError' : 'matches dense products at the pattern'}`,
