@@ -19,22 +19,8 @@ import { TokenizerTimeoutError } from '@sparsekit/models';
 import { loadHfModel, tinyLmPath } from '@sparsekit/models/node';
 import { safetensorsWithHole } from '@sparsekit/test-utils';
 import { afterAll, describe, expect, it } from 'vitest';
+import { CLI, json, run, work } from './cli.test-util.js';
 import { COMMANDS, hintFor } from './main.js';
-
-// The CLI as users run it: a subprocess of the built bin, on the bundled tiny-lm and broken inputs.
-const CLI = fileURLToPath(new URL('../dist/cli.js', import.meta.url));
-const work = mkdtempSync(join(tmpdir(), 'sparsekit-cli-'));
-afterAll(() => rmSync(work, { recursive: true, force: true }));
-
-function run(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile('node', [CLI, ...args], { cwd: work, maxBuffer: 1 << 24 }, (error, stdout, stderr) => {
-      resolve({ code: error === null ? 0 : ((error as { code?: number }).code ?? 1), stdout, stderr });
-    });
-  });
-}
-
-const json = (s: string) => JSON.parse(s);
 
 /**
  * `run`, reporting the process's peak RSS (bytes) and, on Linux, the bytes it read through read

@@ -2,6 +2,7 @@
 import { InvalidFormatError, ShapeMismatchError, SparsekitError } from '@sparsekit/core';
 import { parseFlags, UsageError } from './args.js';
 import type { Command } from './command.js';
+import { activationsCommand } from './commands/activations.js';
 import { benchCommand } from './commands/bench.js';
 import { convertCommand } from './commands/convert.js';
 import { demoCommand } from './commands/demo.js';
@@ -20,6 +21,7 @@ export const COMMANDS: readonly Command[] = [
   benchCommand,
   inspectCommand,
   convertCommand,
+  activationsCommand,
 ];
 
 const HELP = `sparsekit: prune, evaluate, pack, inspect and benchmark sparse language models.
@@ -27,7 +29,7 @@ const HELP = `sparsekit: prune, evaluate, pack, inspect and benchmark sparse lan
 Usage: sparsekit <command> [flags]
 
 Commands:
-${COMMANDS.map((c) => `  ${c.name.padEnd(10)} ${c.summary}`).join('\n')}
+${COMMANDS.map((c) => `  ${c.name.padEnd(12)} ${c.summary}`).join('\n')}
 
 Every command takes --help (flags and examples) and --json (machine-readable output on stdout;
 progress stays on stderr). Exit codes: 0 ok, 1 failure, 2 usage error.

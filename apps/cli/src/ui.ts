@@ -46,7 +46,7 @@ export class Ui {
   private onProgress(e: ProgressEvent, label: string | undefined): void {
     const stage = label ?? e.stage;
     const count = e.total === undefined ? `${e.current}` : `${e.current}/${e.total}`;
-    const what = `${stage}: ${count}${e.unit === undefined ? '' : ` ${e.unit}${e.current === 1 ? '' : 's'}`}`;
+    const what = `${stage}: ${count}${e.unit === undefined ? '' : ` ${e.current === 1 ? e.unit : plural(e.unit)}`}`;
     const detail = e.message === undefined ? '' : `  ${e.message}`;
     if (this.io.stderr.isTTY === true) {
       const width = 24;
@@ -90,4 +90,9 @@ export function formatBytes(n: number): string {
   if (n < 1024) return `${n} B`;
   if (n < 1024 ** 2) return `${(n / 1024).toFixed(1)} KiB`;
   return `${(n / 1024 ** 2).toFixed(2)} MiB`;
+}
+
+/** "layer" -> "layers", "batch" -> "batches". */
+function plural(unit: string): string {
+  return /(s|sh|ch|x|z)$/.test(unit) ? `${unit}es` : `${unit}s`;
 }

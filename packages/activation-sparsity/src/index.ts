@@ -23,6 +23,15 @@ export {
   weightsSkipped,
 } from './measure.js';
 export {
+  ACTIVATION_METHODS,
+  type ActivationMethod,
+  type ActivationMethodName,
+  activationMethod,
+  calibrateFor,
+  type MakeRulesOptions,
+  makeRules,
+} from './methods.js';
+export {
   ACTIVATION_SITES,
   type ActivationSite,
   ALL_ACTIVATION_SITES,
