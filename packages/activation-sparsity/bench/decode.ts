@@ -11,13 +11,18 @@
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import {
+  applyThresholds,
+  calibrateActivations,
+  tealThresholds,
+  weightsSkipped,
+} from '@sparsekit/activation-sparsity';
 import { flag, median, numberOption, option, writeJsonAtomic } from '@sparsekit/bench';
 import { Rng, Tensor } from '@sparsekit/core';
 import { generationSpeed } from '@sparsekit/models';
 import { loadHfModel } from '@sparsekit/models/node';
 import { createWasmBackend } from '@sparsekit/sparse-formats';
 import { SPEED_SHAPES, speedShape, writeSpeedModel } from '@sparsekit/speed-model';
-import { applyThresholds, calibrateActivations, tealThresholds, weightsSkipped } from '@sparsekit/activation-sparsity';
 
 const root = fileURLToPath(new URL('../../../../', import.meta.url));
 const shapeName = option('shape', 'tinyllama-4block');
@@ -28,7 +33,10 @@ const reps = numberOption('reps', quick ? 1 : 3);
 const threads = numberOption('threads', availableParallelism());
 const minZeroShare = numberOption('min-zero-share', 0.1);
 const modelsDir = option('models', join(root, 'bench-results', 'speed-models'));
-const outPath = option('out', fileURLToPath(new URL(`../../bench/results/decode-${shapeName}.json`, import.meta.url)));
+const outPath = option(
+  'out',
+  fileURLToPath(new URL(`../../bench/results/decode-${shapeName}.json`, import.meta.url)),
+);
 
 console.log(`speed model: ${shape.description}`);
 const dir = await writeSpeedModel(join(modelsDir, shapeName), shapeName, 0);
@@ -84,7 +92,9 @@ for (const r of rows) {
 console.log(
   `\ndecode, ${threads} threads, ${newTokens} tokens after a 16-token prompt, median of ${reps} runs; dense median of ${denseRuns.length} runs in the same process`,
 );
-console.log(`dense: ${dense.toFixed(2)} tok/s (${denseMs.toFixed(1)} ms/token, of which LM head ${headMs.toFixed(1)} ms)`);
+console.log(
+  `dense: ${dense.toFixed(2)} tok/s (${denseMs.toFixed(1)} ms/token, of which LM head ${headMs.toFixed(1)} ms)`,
+);
 console.log('config     sites    weights skipped  tok/s     x dense  x dense (blocks only)');
 for (const r of rows)
   console.log(

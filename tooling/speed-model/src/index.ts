@@ -91,7 +91,8 @@ export async function writeSpeedModel(dir: string, name: string, seed = 0): Prom
   const { hidden: h, intermediate: inter, heads, kvHeads, layers, vocab } = shape;
   const headDim = h / heads;
   const rng = new Rng(seed);
-  const normal = (rows: number, cols: number) => new Tensor('f32', [rows, cols], rng.normalArray(rows * cols, 0, 0.02));
+  const normal = (rows: number, cols: number) =>
+    new Tensor('f32', [rows, cols], rng.normalArray(rows * cols, 0, 0.02));
   const ones = () => new Tensor('f32', [h], new Float32Array(h).fill(1));
   const tensors: Record<string, Tensor> = { 'model.embed_tokens.weight': normal(vocab, h) };
   for (let l = 0; l < layers; l++) {
