@@ -31,6 +31,7 @@ export {
   type MakeRulesOptions,
   makeRules,
 } from './methods.js';
+export { type SiriusOptions, type SiriusResult, siriusGenerate } from './sirius.js';
 export {
   ACTIVATION_SITES,
   type ActivationSite,

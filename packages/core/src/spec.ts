@@ -80,6 +80,21 @@ export interface RunOptions {
   hooks?: Hooks;
 }
 
+/** A cache that can be rolled back to a mark taken earlier (models' `KvCache` is one). */
+export interface RollbackCache<Mark = unknown> {
+  mark(): Mark;
+  rollback(mark: Mark): void;
+}
+
+/**
+ * A causal LM that decodes incrementally: `forward` runs tokens that continue the sequences held in
+ * `cache` (extending it) and returns their logits [batch * seq, vocab]. Models' `TransformerLM` is one.
+ */
+export interface DecodingLM<Mark = unknown> extends CausalLM {
+  createCache(batch: number): RollbackCache<Mark>;
+  forward(tokenIds: Tensor<'i32'>, cache: RollbackCache<Mark>, options?: RunOptions): Tensor<'f32'>;
+}
+
 /**
  * A causal LM that runs one transformer block at a time, as sequential pruning needs (SparseGPT,
  * Wanda with `--use_variant` off): block i runs on the outputs of blocks 0..i-1 as they are now,
