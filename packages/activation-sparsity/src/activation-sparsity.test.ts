@@ -8,7 +8,7 @@ import { createWasmBackend } from '@sparsekit/sparse-formats';
 import { describe, expect, it } from 'vitest';
 import { applyThresholds } from './apply.js';
 import { calibrateActivations } from './calibrate.js';
-import { greedyThresholds } from './greedy.js';
+import { greedyThresholds, greedyThresholdsAt } from './greedy.js';
 import { SiteHistogram } from './histogram.js';
 import { loadCalibration, loadThresholds, saveCalibration, saveThresholds } from './io.js';
 import { measureActivations } from './measure.js';
@@ -179,6 +179,11 @@ describe('TEAL greedy allocation', () => {
       expect(b.error).toBeLessThanOrEqual(blockError(b.block, uniform, hidden));
       hidden = hidden.map((h) => model.runBlock(b.block, h));
     }
+    // The path holds every lower target: read at 0.2, it equals a run to 0.2.
+    const lower = await greedyThresholds(model, calibration, batches, { target: 0.2, step: 0.4 });
+    expect(greedyThresholdsAt(calibration, greedy, 0.2)).toEqual(lower.thresholds);
+    expect(greedy.path[0]![0]!.effective).toBe(0);
+    expect(() => greedyThresholdsAt(calibration, lower, 0.4)).toThrow(/beyond block 0's path/);
   }, 60_000);
 });
 

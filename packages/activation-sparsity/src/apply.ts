@@ -143,7 +143,7 @@ function rowRule(e: ThresholdEntry, width: number): RowRule {
     };
   }
   if (e.rule === 'delta') {
-    const t = e.threshold;
+    const t = Math.fround(e.threshold);
     return {
       kind: 'delta',
       apply: (row, previous) => {
@@ -182,7 +182,7 @@ function rowRule(e: ThresholdEntry, width: number): RowRule {
       },
     };
   }
-  const t = e.threshold;
+  const t = Math.fround(e.threshold); // compared with f32 values as an f32
   return {
     kind: 'row',
     apply: (row) => {

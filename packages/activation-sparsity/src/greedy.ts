@@ -25,8 +25,20 @@ export interface GreedyOptions extends ProgressOptions {
   lastShare?: number;
 }
 
+/** One point of a block's greedy path: the sparsities after a round, and what they give. */
+export interface GreedyPoint {
+  effective: number;
+  error: number;
+  sparsities: Partial<Record<ActivationSite, number>>;
+}
+
 export interface GreedyReport {
   thresholds: Thresholds;
+  /**
+   * Per block, the allocation after every round from all-dense to the target (TEAL's lookup table,
+   * `lookup/layer-i/results.csv`): `greedyThresholdsAt` reads any lower target off it.
+   */
+  path: GreedyPoint[][];
   /** Per block: the sparsity chosen for each site, the effective sparsity and the final error. */
   blocks: Array<{
     block: number;
@@ -60,6 +72,7 @@ export async function greedyThresholds(
   const sites = calibration.sites;
   const entries: ThresholdEntry[] = [];
   const blocks: GreedyReport['blocks'] = [];
+  const paths: GreedyPoint[][] = [];
   let hidden = batches.map((b) => model.embed(b));
   for (let block = 0; block < model.numBlocks; block++) {
     const weights = siteWeights(model, block, sites);
@@ -99,6 +112,7 @@ export async function greedyThresholds(
     };
     let effective = 0;
     let error = 0;
+    const path: GreedyPoint[] = [{ effective: 0, error: errorOf(sparsity), sparsities: { ...sparsity } }];
     while (effective < options.target - 1e-12) {
       let best: { site: ActivationSite; error: number; value: number } | undefined;
       for (const site of sites) {
@@ -111,7 +125,9 @@ export async function greedyThresholds(
       sparsity[best.site] = best.value;
       error = best.error;
       effective = sites.reduce((s, site) => s + weights[site] * sparsity[site], 0) / total;
+      path.push({ effective, error, sparsities: { ...sparsity } });
     }
+    paths.push(path);
     for (const site of sites)
       entries.push({
         block,
@@ -124,7 +140,35 @@ export async function greedyThresholds(
     reportProgress(options, { stage: 'allocate', current: block + 1, total: model.numBlocks, unit: 'block' });
   }
   const mean = blocks.reduce((s, b) => s + b.effective, 0) / Math.max(1, blocks.length);
-  return { thresholds: { method: 'teal-custom', sparsity: mean, entries }, blocks };
+  return { thresholds: { method: 'teal-custom', sparsity: mean, entries }, blocks, path: paths };
+}
+
+/**
+ * The greedy allocation at a lower `target` from a report's path: per block, the first point whose
+ * effective sparsity reaches it (the path is the same whatever the final target, as in TEAL).
+ */
+export function greedyThresholdsAt(
+  calibration: ActivationCalibration,
+  report: Pick<GreedyReport, 'path'>,
+  target: number,
+): Thresholds {
+  const entries: ThresholdEntry[] = [];
+  let sum = 0;
+  for (const [block, path] of report.path.entries()) {
+    const point = path.find((p) => p.effective >= target - 1e-12);
+    if (point === undefined)
+      throw new InvalidArgumentError(
+        'target',
+        target,
+        `is beyond block ${block}'s path (it reaches ${path.at(-1)?.effective ?? 0}); run greedyThresholds to it`,
+      );
+    sum += point.effective;
+    for (const site of calibration.sites) {
+      const s = point.sparsities[site] ?? 0;
+      entries.push({ block, site, sparsity: s, threshold: calibration.histogram(block, site).threshold(s) });
+    }
+  }
+  return { method: 'teal-custom', sparsity: sum / Math.max(1, report.path.length), entries };
 }
 
 /** Each site's weight: the parameters of the projections that read it, over those of q (TEAL's units). */

@@ -13,7 +13,13 @@ export {
   calibrateDeltas,
 } from './calibrate.js';
 export { type ChessOptions, calibrateChess, chessThresholds } from './chess.js';
-export { type GreedyOptions, type GreedyReport, greedyThresholds } from './greedy.js';
+export {
+  type GreedyOptions,
+  type GreedyPoint,
+  type GreedyReport,
+  greedyThresholds,
+  greedyThresholdsAt,
+} from './greedy.js';
 export { type HistogramData, type HistogramOptions, SiteHistogram } from './histogram.js';
 export {
   type MeasureOptions,
@@ -31,6 +37,7 @@ export {
   type MakeRulesOptions,
   makeRules,
 } from './methods.js';
+export { fatReluThresholds, type ProSparseStage, proSparseFactor } from './prosparse.js';
 export { type SiriusOptions, type SiriusResult, siriusGenerate } from './sirius.js';
 export {
   ACTIVATION_SITES,

@@ -9,6 +9,7 @@ import { applyThresholds } from './apply.js';
 import { calibrateActivations, calibrateDeltas } from './calibrate.js';
 import { calibrateChess, chessThresholds } from './chess.js';
 import { loadCalibration, loadThresholds, saveCalibration, saveThresholds } from './io.js';
+import { fatReluThresholds, proSparseFactor } from './prosparse.js';
 import { catsThresholds, deltaThresholds, topKSparsity } from './thresholds.js';
 
 async function tinyLm() {
@@ -168,5 +169,46 @@ describe('delta sparsity', () => {
       expect(Math.abs(decoded[i]! - prefill[i]!)).toBeLessThan(1e-3 * (1 + Math.abs(prefill[i]!)));
     expect(applied.overall()).toBeGreaterThan(0.2);
     applied.remove();
+  });
+});
+
+describe('ProSparse schedule and FATReLU', () => {
+  it('rises along a sine within each stage and holds after the last', () => {
+    const stages = [
+      { steps: 4, l1: 1 },
+      { steps: 2, l1: 3 },
+    ];
+    const f = Array.from({ length: 8 }, (_, i) => proSparseFactor(i, stages));
+    expect(f[0]).toBeCloseTo(Math.sin(Math.PI / 8), 12);
+    expect(f[3]).toBeCloseTo(1, 12);
+    expect(f[4]).toBeCloseTo(1 + 2 * Math.sin(Math.PI / 4), 12);
+    expect(f[5]).toBeCloseTo(3, 12);
+    expect(f[7]).toBe(3);
+    for (let i = 1; i < f.length; i++) expect(f[i]!).toBeGreaterThanOrEqual(f[i - 1]!);
+    expect(() =>
+      proSparseFactor(0, [
+        { steps: 2, l1: 2 },
+        { steps: 2, l1: 1 },
+      ]),
+    ).toThrow(/previous stage/);
+  });
+
+  it('FATReLU zeros act(gate) at or below T in every block', () => {
+    const t = fatReluThresholds(2, 0.1);
+    expect(t.entries.map((e) => [e.block, e.site, e.threshold])).toEqual([
+      [0, 'mlp.gate', 0.1],
+      [1, 'mlp.gate', 0.1],
+    ]);
+    const hooks = new Hooks();
+    applyThresholds(hooks, t);
+    const out = hooks.run(Float32Array.of(0, 0.05, 0.1, 0.2), [1, 1, 4], {
+      site: 'mlp.gate',
+      block: 1,
+      batch: 1,
+      seq: 1,
+      position: 0,
+    });
+    expect(Array.from(out)).toEqual([0, 0, 0, Math.fround(0.2)]);
+    expect(() => fatReluThresholds(1, -1)).toThrow(InvalidArgumentError);
   });
 });

@@ -31,6 +31,7 @@ export const THRESHOLD_METHODS = [
   'chess+',
   'top-k',
   'delta',
+  'fatrelu',
 ] as const;
 export type ThresholdMethod = (typeof THRESHOLD_METHODS)[number];
 

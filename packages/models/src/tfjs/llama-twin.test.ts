@@ -58,4 +58,49 @@ describe('tfjs twin of the Llama architecture', () => {
     expect(losses.at(-1)!).toBeLessThan(losses[0]! / 3);
     twin.dispose();
   });
+
+  it('ReLU-fied (and FATReLU) twins give the runtime relu model logits; an L1 term pushes act(gate) to zero', async () => {
+    const { model, config } = await loadHfModel(dir);
+    const want = hfTinyExpected('llama');
+    const relu = { ...config, activation: 'relu' as const };
+    const twin = LlamaTwin.fromParams(tf, relu, model.params);
+    const ids = new Tensor('i32', [1, want.tokens.length], Int32Array.from(want.tokens));
+    const runtime = new TransformerLM(relu, twin.toParams(backendRef()), backendRef());
+    const logits = tf.tidy(() =>
+      twin.logits(tf.tensor2d([want.tokens], [1, want.tokens.length], 'int32')).dataSync(),
+    );
+    expect(Float32Array.from(logits)).toAllClose(runtime.logits(ids).data, { atol: 1e-4, rtol: 0 });
+    // FATReLU at T equals ReLU with act(gate) <= T zeroed: the runtime's mlp.gate site, thresholded.
+    twin.fatRelu = 0.05;
+    const shifted = tf.tidy(() =>
+      twin.logits(tf.tensor2d([want.tokens], [1, want.tokens.length], 'int32')).dataSync(),
+    );
+    runtime.hooks.add('mlp.gate', (t) => t.data.map((v) => (v > 0.05 ? v : 0)));
+    expect(Float32Array.from(shifted)).toAllClose(runtime.logits(ids).data, { atol: 1e-4, rtol: 0 });
+    twin.fatRelu = undefined;
+    // L1 on act(gate): the penalised loss is larger, and training with it leaves more exact zeros.
+    const inputs = tf.tensor2d([want.tokens.slice(0, -1)], [1, want.tokens.length - 1], 'int32');
+    const targets = tf.tensor2d([want.tokens.slice(1)], [1, want.tokens.length - 1], 'int32');
+    const zeros = () =>
+      tf.tidy(() => {
+        const taps: tf.Tensor[] = [];
+        twin.logits(inputs, taps);
+        const all = taps.flatMap((t) => Array.from(t.dataSync()));
+        return all.filter((v) => v === 0).length / all.length;
+      });
+    const plain = tf.tidy(() => twin.loss(inputs, targets).dataSync()[0]!);
+    const penalised = tf.tidy(() => twin.loss(inputs, targets, { activationL1: 1 }).dataSync()[0]!);
+    expect(penalised).toBeGreaterThan(plain);
+    const before = zeros();
+    const optimizer = tf.train.adam(0.01);
+    for (let step = 0; step < 20; step++)
+      optimizer
+        .minimize(() => twin.loss(inputs, targets, { activationL1: 1 }), true, twin.variables())
+        ?.dispose();
+    expect(zeros()).toBeGreaterThan(before + 0.05);
+    expect(() => LlamaTwin.fromParams(tf, { ...config, activation: 'gelu' }, model.params)).toThrow(
+      /'silu' or 'relu'/,
+    );
+    twin.dispose();
+  });
 });

@@ -78,6 +78,12 @@ export class LlamaTwin {
         "the tfjs twin implements the 'llama' family",
       );
     }
+    if (config.activation !== 'silu' && config.activation !== 'relu')
+      throw new InvalidArgumentError(
+        'config activation',
+        config.activation,
+        "the tfjs twin runs 'silu' or 'relu'",
+      );
     // matMul(a, b) with gradients from explicit transposes of the last two axes.
     const withGradient = (swap: (t: TF.Tensor) => TF.Tensor) =>
       tf.customGrad((...args: (TF.Tensor | TF.GradSaveFunc)[]) => {
@@ -276,8 +282,24 @@ export class LlamaTwin {
     return tf.add(tf.mul(x, cos), tf.mul(rotated, sin));
   }
 
-  /** Logits [batch * seq, vocab] for token ids [batch, seq] (call inside tf.tidy or a gradient). */
-  logits(ids: TF.Tensor2D): TF.Tensor2D {
+  /**
+   * The MLP activation: the config's ('silu' or 'relu'; ReLU-fication sets 'relu'), and with
+   * `fatRelu` a ReLU shifted to threshold T (FATReLU: x where x > T, else 0; ProSparse's last stage).
+   */
+  fatRelu: number | undefined;
+
+  private activate(gate: TF.Tensor): TF.Tensor {
+    const tf = this.tf;
+    if (this.fatRelu !== undefined) return tf.mul(gate, tf.cast(tf.greater(gate, this.fatRelu), 'float32'));
+    if (this.config.activation === 'relu') return tf.relu(gate);
+    return tf.mul(gate, tf.sigmoid(gate));
+  }
+
+  /**
+   * Logits [batch * seq, vocab] for token ids [batch, seq] (call inside tf.tidy or a gradient).
+   * `taps`, when given, receives each block's act(gate) [batch * seq, intermediate].
+   */
+  logits(ids: TF.Tensor2D, taps?: TF.Tensor[]): TF.Tensor2D {
     const tf = this.tf;
     const c = this.config;
     const [batch, seq] = ids.shape;
@@ -302,21 +324,30 @@ export class LlamaTwin {
       const merged = tf.reshape(tf.transpose(attended, [0, 2, 1, 3]), [n, c.numHeads * hd]);
       x = tf.add(x, this.mm(merged, l.o));
       const m = this.rmsNorm(x, l.mlpNorm);
-      const gate = this.mm(m, l.gate);
-      const inner = tf.mul(tf.mul(gate, tf.sigmoid(gate)), this.mm(m, l.up));
+      const act = this.activate(this.mm(m, l.gate));
+      taps?.push(act);
+      const inner = tf.mul(act, this.mm(m, l.up));
       x = tf.add(x, this.mm(inner, l.down));
     }
     const head = this.weights.head ?? tf.transpose(this.weights.embed);
     return this.mm(this.rmsNorm(x, this.weights.norm), head) as TF.Tensor2D;
   }
 
-  /** Mean cross-entropy (nats) of predicting `targets` [batch, seq] from `inputs` [batch, seq]. */
-  loss(inputs: TF.Tensor2D, targets: TF.Tensor2D): TF.Scalar {
+  /**
+   * Mean cross-entropy (nats) of predicting `targets` [batch, seq] from `inputs` [batch, seq], plus
+   * `activationL1` times the sum over blocks of the mean |act(gate)| (ProSparse's sparsity
+   * regularisation; default 0).
+   */
+  loss(inputs: TF.Tensor2D, targets: TF.Tensor2D, options: { activationL1?: number } = {}): TF.Scalar {
     const tf = this.tf;
-    const logits = this.logits(inputs);
+    const l1 = options.activationL1 ?? 0;
+    const taps: TF.Tensor[] = [];
+    const logits = this.logits(inputs, l1 > 0 ? taps : undefined);
     const labels = tf.cast(tf.oneHot(tf.reshape(targets, [-1]), this.config.vocabSize), 'float32');
     const logProbs = tf.logSoftmax(logits);
-    return tf.neg(tf.mean(tf.sum(tf.mul(labels, logProbs), -1))) as TF.Scalar;
+    const ce = tf.neg(tf.mean(tf.sum(tf.mul(labels, logProbs), -1))) as TF.Scalar;
+    if (l1 === 0) return ce;
+    return tf.add(ce, tf.mul(l1, tf.addN(taps.map((t) => tf.mean(tf.abs(t)))))) as TF.Scalar;
   }
 
   dispose(): void {
