@@ -8,6 +8,35 @@ export {
   type SparsityMeasurement,
 } from './measure.js';
 export {
+  type AppliedPrediction,
+  type AppliedPredictors,
+  activeLabels,
+  applyPredictors,
+  type LabelRule,
+  MetricCounts,
+  MlpPredictor,
+  type MlpPredictorInit,
+  measurePredictors,
+  type PredictorMetrics,
+  predictorMetrics,
+} from './predictor.js';
+export {
+  type BlockPredictorData,
+  collectPredictorData,
+  type PredictorData,
+  type PredictorDataOptions,
+  splitRows,
+} from './predictor-data.js';
+export {
+  defaultRank,
+  type EpochScores,
+  type LabelChoice,
+  type PredictorTrainReport,
+  type TrainedPredictors,
+  type TrainPredictorOptions,
+  trainPredictors,
+} from './predictor-train.js';
+export {
   ACTIVATION_SITES,
   type ActivationSite,
   ALL_ACTIVATION_SITES,
