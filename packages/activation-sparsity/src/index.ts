@@ -37,6 +37,35 @@ export {
   type MakeRulesOptions,
   makeRules,
 } from './methods.js';
+export {
+  type AppliedPrediction,
+  type AppliedPredictors,
+  activeLabels,
+  applyPredictors,
+  type LabelRule,
+  MetricCounts,
+  MlpPredictor,
+  type MlpPredictorInit,
+  measurePredictors,
+  type PredictorMetrics,
+  predictorMetrics,
+} from './predictor.js';
+export {
+  type BlockPredictorData,
+  collectPredictorData,
+  type PredictorData,
+  type PredictorDataOptions,
+  splitRows,
+} from './predictor-data.js';
+export {
+  defaultRank,
+  type EpochScores,
+  type LabelChoice,
+  type PredictorTrainReport,
+  type TrainedPredictors,
+  type TrainPredictorOptions,
+  trainPredictors,
+} from './predictor-train.js';
 export { fatReluThresholds, type ProSparseStage, proSparseFactor } from './prosparse.js';
 export { type SiriusOptions, type SiriusResult, siriusGenerate } from './sirius.js';
 export {

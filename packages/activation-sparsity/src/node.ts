@@ -1,1 +1,2 @@
 export { loadCalibration, loadThresholds, saveCalibration, saveThresholds } from './io.js';
+export { loadPredictors, savePredictors } from './predictor-io.js';
