@@ -6,7 +6,9 @@ import {
   type AttentionArgs,
   type CsrMatrix,
   checkGatherGemv,
+  checkRows,
   type DenseMatrix,
+  keepRows,
   type LinearOptions,
   type MatmulOptions,
   type SparseMatrix,
@@ -173,6 +175,7 @@ export class GpuBackend implements AsyncBackend {
     }
     if (options.out !== undefined && options.out.length !== batch * w.rows)
       throw new ShapeMismatchError([batch * w.rows], [options.out.length], 'out');
+    if (options.rows !== undefined) checkRows(options.rows, w.rows);
     if (batch === 0 || w.rows === 0) return options.out ?? new Float32Array(batch * w.rows);
     const out = this.device.createBuffer({
       size: padded(batch * w.rows * 4),
@@ -195,6 +198,7 @@ export class GpuBackend implements AsyncBackend {
       const entries = [w.buffers[0]!, transient[0]!, transient[1]!, out, params, ...w.buffers.slice(1)];
       this.dispatch(pipeline, entries, groups);
       const y = await this.read(out, batch * w.rows);
+      if (options.rows !== undefined) keepRows(y, batch, w.rows, options.rows); // no row-subset kernel here
       if (options.out === undefined) return y;
       options.out.set(y);
       return options.out;

@@ -6,7 +6,9 @@ import {
   attention,
   type Backend,
   type CsrMatrix,
+  checkRows,
   type DenseMatrix,
+  keepRows,
   type LinearOptions,
   type MatmulOptions,
   matmulOnLinear,
@@ -125,6 +127,7 @@ export class GpuJsBackend implements Backend {
       throw new ShapeMismatchError([rows], [bias.length], 'bias');
     if (options.out !== undefined && options.out.length !== batch * rows)
       throw new ShapeMismatchError([batch * rows], [options.out.length], 'out');
+    if (options.rows !== undefined) checkRows(options.rows, rows);
     if (batch === 0 || rows === 0) return options.out ?? new Float32Array(batch * rows);
     const prepared = this.prepare(weight);
     const key = `${prepared.kind}:${rows}:${batch}:${prepared.longest}`;
@@ -149,6 +152,7 @@ export class GpuJsBackend implements Backend {
       out.set(row, b * rows);
     });
     if (bias !== undefined) for (let i = 0; i < out.length; i++) out[i]! += bias[i % rows]!;
+    if (options.rows !== undefined) keepRows(out, batch, rows, options.rows); // no row-subset kernel here
     return out;
   }
 

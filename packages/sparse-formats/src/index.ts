@@ -22,7 +22,9 @@ export {
 export {
   cachedGatherGemv,
   checkGatherGemv,
+  checkRows,
   gatherGemvColumns,
+  keepRows,
   matmulOnLinear,
   matmulWeight,
   spmmInput,

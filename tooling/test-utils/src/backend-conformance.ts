@@ -241,6 +241,44 @@ export function backendConformance(
       }
     });
 
+    it('linear with rows computes only those outputs (the others 0), on dense, f16 and csr weights', async () => {
+      const b = get();
+      const [rows, cols] = [37, 20];
+      const w = sparsify(values(rows * cols, 4), 3);
+      const bias = values(rows, 5);
+      const selected = Int32Array.of(36, 0, 5, 6, 7, 20);
+      for (const batch of [1, 2]) {
+        const x = values(batch * cols, 6 + batch);
+        const full = referenceLinear(x, batch, w, rows, cols);
+        const expected = full.map((y, i) => (selected.includes(i % rows) ? y + bias[i % rows]! : 0));
+        for (const m of [denseMatrix(rows, cols, w), csrMatrix(rows, cols, w)]) {
+          const out = new Float32Array(batch * rows).fill(Number.NaN);
+          close(await b.linear(x, batch, m as never, { bias, rows: selected, out } as never), expected, tol);
+          close(out, expected, tol);
+          close(
+            await b.linear(x, batch, m as never, { rows: new Int32Array(0) } as never),
+            new Float32Array(batch * rows),
+            tol,
+          );
+        }
+      }
+      const g = f16Grid(rows * cols, 8);
+      const x1 = values(cols, 9);
+      const full16 = referenceLinear(x1, 1, g, rows, cols);
+      close(
+        await b.linear(x1, 1, denseF16(rows, cols, g) as never, { rows: selected } as never),
+        full16.map((y, i) => (selected.includes(i) ? y : 0)),
+        tol,
+      );
+      const m = denseMatrix(rows, cols, w);
+      for (const bad of [Int32Array.of(37), Int32Array.of(-1), Int32Array.of(3, 3)])
+        await expect(async () =>
+          b.linear(values(cols, 1), 1, m as never, { rows: bad } as never),
+        ).rejects.toMatchObject({
+          code: 'core/invalid-argument',
+        });
+    });
+
     it('spmm and matmul match dense products', async () => {
       const b = get();
       const [m, k, n] = [5, 9, 4];

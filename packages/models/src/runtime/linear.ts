@@ -6,7 +6,7 @@ import {
   type SparseMatrix,
   toDenseArray,
 } from '@sparsekit/sparse-formats';
-import { type BackendRef, type Step, syncBackend } from './steps.js';
+import { type BackendRef, type SparseDecode, type Step, syncBackend } from './steps.js';
 
 /**
  * A linear layer whose weight may be held in any format; `forward` runs that format's kernel.
@@ -122,9 +122,21 @@ export class Linear implements PackableLinear {
     return yield this.stepOf(x, tokens);
   }
 
-  /** The step itself, for a caller that yields it directly. */
-  stepOf(x: Float32Array, tokens: number): Step {
+  /** The sparse decode settings of the model this layer belongs to (see `TransformerLM.sparseDecode`). */
+  get sparseDecode(): SparseDecode | undefined {
+    return this.backends.sparseDecode;
+  }
+
+  /**
+   * The step itself, for a caller that yields it directly. With `rows`, only those outputs are
+   * computed (the others are 0; see `LinearOptions.rows`).
+   */
+  stepOf(x: Float32Array, tokens: number, rows?: Int32Array): Step {
     this.checkInput(x, tokens);
+    if (rows !== undefined) {
+      const options = this._bias === undefined ? { rows } : { rows, bias: this._bias };
+      return { op: 'linear', x, batch: tokens, w: this.weight, options };
+    }
     const sparse = this.backends.sparseDecode;
     if (sparse !== undefined && tokens === 1 && this.weight.format === 'dense') {
       const active = nonzeroIndices(x, sparse.minZeroShare);

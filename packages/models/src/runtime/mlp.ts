@@ -98,11 +98,22 @@ export interface ExpertRows {
   tokens: Int32Array;
 }
 
+/** The nonzero entries of one token's act(gate), when at least `minZeroShare` of them are zero. */
+function nonzeroRows(act: Float32Array, minZeroShare: number): Int32Array | undefined {
+  let nonzero = 0;
+  for (let i = 0; i < act.length; i++) if (act[i] !== 0) nonzero++;
+  if (act.length - nonzero < minZeroShare * act.length) return undefined;
+  const rows = new Int32Array(nonzero);
+  for (let i = 0, n = 0; i < act.length; i++) if (act[i] !== 0) rows[n++] = i;
+  return rows;
+}
+
 function* expertSteps(
   config: ModelConfig,
   e: ExpertMlp,
   x: Float32Array,
   tokens: number,
+  block: number,
   hooks: MlpHooks,
   expert?: ExpertRows,
 ): Steps<Float32Array> {
@@ -112,9 +123,15 @@ function* expertSteps(
     inner = activate(hooks.up(yield e.up.stepOf(input, tokens), tokens, expert), config.activation);
   } else {
     const input = hooks.linearInput(x, [e.gate, e.up], tokens, expert);
-    const gate = yield e.gate.stepOf(input, tokens);
-    const up = hooks.up(yield e.up.stepOf(input, tokens), tokens, expert);
-    inner = mulInPlace(hooks.gate(activate(gate, config.activation), tokens, expert), up);
+    // Sparse decode: a predictor may choose the channels before gate runs; up then runs only where
+    // act(gate) is nonzero (act(0) = 0 for every activation here).
+    const sparse = tokens === 1 ? e.gate.sparseDecode : undefined;
+    const predicted = sparse?.mlpRows?.(block, input);
+    const gate = yield e.gate.stepOf(input, tokens, predicted);
+    const act = hooks.gate(activate(gate, config.activation), tokens, expert);
+    const rows = sparse === undefined ? undefined : nonzeroRows(act, sparse.minZeroShare);
+    const up = hooks.up(yield e.up.stepOf(input, tokens, rows), tokens, expert);
+    inner = mulInPlace(act, up);
   }
   const hidden = hooks.hidden(inner, tokens, expert);
   return yield e.down.stepOf(hooks.linearInput(hidden, [e.down], tokens, expert), tokens);
@@ -129,7 +146,7 @@ export function* mlpSteps(
   block: number,
   hooks: MlpHooks,
 ): Steps<Float32Array> {
-  if (mlp.kind !== 'moe') return yield* expertSteps(config, mlp, x, tokens, hooks);
+  if (mlp.kind !== 'moe') return yield* expertSteps(config, mlp, x, tokens, block, hooks);
   const width = x.length / Math.max(tokens, 1);
   const logits = yield mlp.gate.stepOf(hooks.linearInput(x, [mlp.gate], tokens), tokens);
   const routing = mlp.router.route({
@@ -157,7 +174,7 @@ export function* mlpSteps(
       rowTokens[i] = t;
       gathered.set(x.subarray(t * width, (t + 1) * width), i * width);
     });
-    const y = yield* expertSteps(config, mlp.experts[e]!, gathered, slots.length, hooks, {
+    const y = yield* expertSteps(config, mlp.experts[e]!, gathered, slots.length, block, hooks, {
       id: e,
       tokens: rowTokens,
     });
@@ -168,7 +185,7 @@ export function* mlpSteps(
     });
   }
   if (mlp.sharedExpert !== undefined) {
-    const y = yield* expertSteps(config, mlp.sharedExpert, x, tokens, hooks, {
+    const y = yield* expertSteps(config, mlp.sharedExpert, x, tokens, block, hooks, {
       id: mlp.experts.length,
       tokens: Int32Array.from({ length: tokens }, (_, t) => t),
     });

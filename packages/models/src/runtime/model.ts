@@ -176,8 +176,10 @@ export class TransformerLM implements BlockwiseLM, SliceableLM, NarrowableLM, Ca
    * Decode on sparse inputs (activation sparsity: TEAL thresholds, ReLU models, predictors): with
    * `{ minZeroShare }` set, each one-token product whose input has at least that share of exact zeros
    * runs as the backend's column-gather GEMV, reading only the weight columns of nonzero inputs (the
-   * backend keeps a column-major copy of each dense weight it gathers from). Off (undefined) by
-   * default: the gather sums in another order, so logits differ from the dense path by rounding.
+   * backend keeps a column-major copy of each dense weight it gathers from). In gated MLPs, up then
+   * computes only the rows where act(gate) is nonzero, and `mlpRows` (a predictor) can choose the
+   * rows of gate and up before either runs. Off (undefined) by default: the gather sums in another
+   * order, so logits differ from the dense path by rounding.
    */
   get sparseDecode(): SparseDecode | undefined {
     return this.backends.sparseDecode;
@@ -187,7 +189,7 @@ export class TransformerLM implements BlockwiseLM, SliceableLM, NarrowableLM, Ca
     if (value !== undefined && !(value.minZeroShare >= 0 && value.minZeroShare <= 1))
       throw new InvalidArgumentError('sparseDecode.minZeroShare', value.minZeroShare, 'must be in [0, 1]');
     if (value === undefined) delete this.backends.sparseDecode;
-    else this.backends.sparseDecode = { minZeroShare: value.minZeroShare };
+    else this.backends.sparseDecode = { ...value };
   }
 
   /** Every linear layer of the decoder blocks (the LM head and OPT's projections excluded). */

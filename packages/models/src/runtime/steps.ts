@@ -28,6 +28,11 @@ export type Steps<T> = Generator<Step, T, Float32Array>;
 export interface SparseDecode {
   /** Share of exact zeros in a one-token input from which the gather path is taken, in [0, 1]. */
   minZeroShare: number;
+  /**
+   * Gated MLPs: the channels to compute for one token's MLP input (a Deja Vu predictor's choice), or
+   * undefined for all. Only those rows of gate and up are computed; the others are 0.
+   */
+  mlpRows?: (block: number, input: Float32Array) => Int32Array | undefined;
 }
 
 /** The backend a model and its layers share; replacing `current` switches all of them. */

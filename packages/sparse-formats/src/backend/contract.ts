@@ -8,6 +8,12 @@ export interface LinearOptions {
   bias?: Float32Array;
   /** Where to write y (length batch x rows); a new array otherwise. */
   out?: Float32Array;
+  /**
+   * Compute only these output rows (unique indices into the weight's rows); the others are 0 (no
+   * bias either). For predicted-active MLP channels at decode (Deja Vu, CATS): a backend with a
+   * row-subset kernel reads only those rows of W; the others compute everything and zero the rest.
+   */
+  rows?: Int32Array;
 }
 
 export interface MatmulOptions {

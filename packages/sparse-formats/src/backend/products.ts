@@ -151,3 +151,25 @@ export function gatherGemvColumns(args: GatherGemvArgs, columns: Float32Array): 
   }
   return y;
 }
+
+/** A typed error unless `rows` are unique indices in [0, count) (LinearOptions.rows). */
+export function checkRows(rows: Int32Array, count: number): void {
+  const seen = new Uint8Array(count);
+  for (let i = 0; i < rows.length; i++) {
+    const r = rows[i]!;
+    if (!(r >= 0 && r < count)) throw new InvalidArgumentError(`rows[${i}]`, r, `must be in [0, ${count})`);
+    if (seen[r] === 1) throw new InvalidArgumentError(`rows[${i}]`, r, 'appears twice (rows must be unique)');
+    seen[r] = 1;
+  }
+}
+
+/**
+ * Zero every output row of y [batch, width] that is not in `rows`: LinearOptions.rows for a backend
+ * that computed them all.
+ */
+export function keepRows(y: Float32Array, batch: number, width: number, rows: Int32Array): Float32Array {
+  const keep = new Uint8Array(width);
+  for (const r of rows) keep[r] = 1;
+  for (let b = 0; b < batch; b++) for (let o = 0; o < width; o++) if (keep[o] === 0) y[b * width + o] = 0;
+  return y;
+}

@@ -1,4 +1,5 @@
 import { InvalidArgumentError, ShapeMismatchError } from '@sparsekit/core';
+import { checkRows, keepRows } from '../backend/products.js';
 import { toCsr } from '../convert.js';
 import { forEachNonzero } from '../entries.js';
 import { readNmPosition } from '../formats/nm.js';
@@ -49,8 +50,20 @@ export function linear(
   x: Float32Array,
   batch: number,
   w: SparseMatrix,
-  options: { bias?: Float32Array; out?: Float32Array } = {},
+  options: { bias?: Float32Array; out?: Float32Array; rows?: Int32Array } = {},
 ): Float32Array {
+  if (options.rows !== undefined) {
+    checkRows(options.rows, w.rows);
+    if (w.format === 'dense') {
+      checkWidth('batch', batch);
+      checkLength('x', x, batch * w.cols, [batch, w.cols]);
+      const y = output(options.out, batch * w.rows);
+      denseRowsInto(y, x, batch, w, options.rows, options.bias);
+      return y;
+    }
+    const { rows, ...rest } = options;
+    return keepRows(linear(x, batch, w, rest), batch, w.rows, rows);
+  }
   if (w.format === 'nm') return nmLinear(x, batch, w, options);
   checkWidth('batch', batch);
   checkLength('x', x, batch * w.cols, [batch, w.cols]);
@@ -76,6 +89,28 @@ function denseLinearInto(y: Float32Array, x: Float32Array, batch: number, w: Den
       let sum = 0;
       for (let i = 0; i < cols; i++) sum += values[wBase + i]! * x[xBase + i]!;
       y[b * rows + o] = sum;
+    }
+  }
+}
+
+function denseRowsInto(
+  y: Float32Array,
+  x: Float32Array,
+  batch: number,
+  w: DenseMatrix,
+  list: Int32Array,
+  bias: Float32Array | undefined,
+): void {
+  const values = valuesF32(w.values, w.dtype);
+  const { rows, cols } = w;
+  if (bias !== undefined) checkLength('bias', bias, rows, [rows]);
+  for (const o of list) {
+    const wBase = o * cols;
+    for (let b = 0; b < batch; b++) {
+      const xBase = b * cols;
+      let sum = 0;
+      for (let i = 0; i < cols; i++) sum += values[wBase + i]! * x[xBase + i]!;
+      y[b * rows + o] = sum + (bias === undefined ? 0 : bias[o]!);
     }
   }
 }

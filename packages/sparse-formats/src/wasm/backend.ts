@@ -7,7 +7,7 @@ import type {
   LinearOptions,
   MatmulOptions,
 } from '../backend/contract.js';
-import { cachedGatherGemv, matmulOnLinear, spmmOnLinear } from '../backend/products.js';
+import { cachedGatherGemv, checkRows, keepRows, matmulOnLinear, spmmOnLinear } from '../backend/products.js';
 import { unsupported } from '../backend/unsupported.js';
 import type { CsrMatrix, DenseMatrix, SparseMatrix } from '../types.js';
 import { WasmAllocator } from './allocator.js';
@@ -172,6 +172,7 @@ export class WasmBackend implements Backend {
     if (options.bias !== undefined && options.bias.length !== w.rows) {
       throw new ShapeMismatchError([w.rows], [options.bias.length], 'bias');
     }
+    if (options.rows !== undefined) checkRows(options.rows, w.rows);
     if (batch === 0 || w.rows === 0) return out;
     const p = this.prepare(w);
     const needsScratch = p.slots.scratch !== undefined;
@@ -214,6 +215,7 @@ export class WasmBackend implements Backend {
     if (bias !== undefined) {
       for (let b = 0; b < batch; b++) for (let o = 0; o < p.rows; o++) out[b * p.rows + o]! += bias[o]!;
     }
+    if (options.rows !== undefined) keepRows(out, batch, p.rows, options.rows);
     return out;
   }
 
