@@ -49,6 +49,7 @@ export {
   measurePredictors,
   type PredictorMetrics,
   predictorMetrics,
+  predictorRows,
 } from './predictor.js';
 export {
   type BlockPredictorData,

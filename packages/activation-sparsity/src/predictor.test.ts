@@ -23,6 +23,7 @@ import {
   MlpPredictor,
   measurePredictors,
   predictorMetrics,
+  predictorRows,
 } from './predictor.js';
 import { type BlockPredictorData, collectPredictorData, type PredictorData } from './predictor-data.js';
 import { loadPredictors, savePredictors } from './predictor-io.js';
@@ -282,6 +283,41 @@ describe('Deja Vu predictors on tiny-lm', () => {
     expect(zeros).toBeGreaterThanOrEqual(got.zeros);
     expect(sparse).not.toEqual(dense);
     expect(model.logits(batch).data).toEqual(dense);
+  }, 60_000);
+
+  it('at decode, predictorRows has gate and up compute only the predicted rows, as the hooks simulate', async () => {
+    const { lm, trained, heldOut } = await trainedTinyLm();
+    const { model } = lm;
+    const ids = Array.from(heldOut[0]!.data.subarray(0, 12));
+    const decode = () => {
+      const cache = model.createCache(1);
+      model.forward(new Tensor('i32', [1, 4], Int32Array.from(ids.slice(0, 4))), cache);
+      return ids.slice(4).map((t) => model.forward(new Tensor('i32', [1, 1], Int32Array.of(t)), cache).data);
+    };
+    const simulated = applyPredictors(model.hooks, trained.predictors);
+    const want = decode();
+    let rowsAsked = 0;
+    const rows = predictorRows(trained.predictors);
+    model.sparseDecode = {
+      minZeroShare: 0.1,
+      mlpRows: (block, input) => {
+        const r = rows(block, input);
+        rowsAsked += r?.length ?? 0;
+        return r;
+      },
+    };
+    const accelerated = decode();
+    model.sparseDecode = undefined;
+    simulated.remove();
+    for (let t = 0; t < want.length; t++)
+      for (let i = 0; i < want[t]!.length; i++)
+        expect(Math.abs(accelerated[t]![i]! - want[t]![i]!)).toBeLessThan(
+          1e-4 * (1 + Math.abs(want[t]![i]!)),
+        );
+    const width = model.config.intermediateSize;
+    const share = rowsAsked / (width * trained.predictors.length * want.length);
+    expect(share).toBeGreaterThan(0.3);
+    expect(share).toBeLessThan(0.7);
   }, 60_000);
 
   it('perplexity with the predictors stays near the dense model and the oracle at the same sparsity', async () => {

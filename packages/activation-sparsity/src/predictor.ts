@@ -478,3 +478,15 @@ export async function measurePredictors(
   );
   return [...counts.values()].sort((a, b) => a.block - b.block).map((c) => c.metrics());
 }
+
+/**
+ * The predictors as a sparse decode row chooser (models' `SparseDecode.mlpRows`): for block b's MLP
+ * input of one token, the channels its predictor marks active, so only those rows of gate and up
+ * are computed (blocks without a predictor compute all).
+ */
+export function predictorRows(
+  predictors: readonly MlpPredictor[],
+): (block: number, input: Float32Array) => Int32Array | undefined {
+  const byBlock = new Map(predictors.map((p) => [p.block, p]));
+  return (block, input) => byBlock.get(block)?.predictActive(input);
+}
