@@ -6,6 +6,7 @@ import { fromDense } from '../convert.js';
 import { linear, spmm } from '../kernels/reference.js';
 import type { FormatName, SparseMatrix } from '../types.js';
 import { createWasmBackend, type WasmBackend } from './backend.js';
+import { KERNEL_NAMES } from './prepare.js';
 
 const VARIANTS: Array<[string, FormatName, object]> = [
   ['dense f32', 'dense', {}],
@@ -128,6 +129,22 @@ describe.each([1, 2])('wasm backend, %i thread(s)', (threads) => {
 
   it('measures a STREAM triad bandwidth', () => {
     expect(backend.triad(1 << 20, 2)).toBeGreaterThan(0.1);
+  });
+
+  it('a kernel that traps on another thread is an error for the caller, not a hang; the pool still works', () => {
+    // A triad whose second part writes far past the memory: the worker (or, with one thread, the
+    // caller) traps; the call throws once every part is done, and the next call runs normally.
+    const pool = (backend as unknown as { pool: { run(task: unknown): void } }).pool;
+    const far = 0xfff00000;
+    const task = {
+      op: 14,
+      args: [far, far, far, 1, 0, 0],
+      r0Position: 4,
+      r1Position: 5,
+      parts: Int32Array.of(0, 0, 64),
+    };
+    expect(() => pool.run(threads === 1 ? { ...task, parts: Int32Array.of(0, 64) } : task)).toThrow();
+    expect(backend.triad(1 << 16, 1)).toBeGreaterThan(0);
   });
 
   it('frees the operands of matmul and attention after the call', () => {

@@ -101,12 +101,25 @@ export class ThreadPool {
     own[task.r0Position] = parts[0]!;
     own[task.r1Position] = parts[1]!;
     if (task.scratchPosition !== undefined) own[task.scratchPosition] = task.scratchBase!;
-    if (parts[0]! < parts[1]!) this.fns[task.op]!(...own);
+    let failure: unknown;
+    try {
+      if (parts[0]! < parts[1]!) this.fns[task.op]!(...own);
+    } catch (error) {
+      failure = error; // the workers still finish their parts before this returns
+    }
     for (;;) {
       const pending = Atomics.load(h, CONTROL.pending);
       if (pending === 0) break;
-      Atomics.wait(h, CONTROL.pending, pending);
+      // Timed, and the workers are woken again after each period: under heavy contention a
+      // wake-up can be lost (observed: both sides waiting), which must not hang the process.
+      if (Atomics.wait(h, CONTROL.pending, pending, 20) === 'timed-out')
+        Atomics.notify(h, CONTROL.generation);
     }
+    if (failure !== undefined) throw failure;
+    if (Atomics.exchange(h, CONTROL.failed, 0) !== 0)
+      throw new Error(
+        `wasm kernel ${task.op} failed in a worker thread (a trap: out-of-bounds memory or bad arguments)`,
+      );
   }
 
   async dispose(): Promise<void> {

@@ -14,15 +14,20 @@ const parts = new Int32Array(control, 320, 64);
 const fns = names.map((name) => exports_[name]);
 let generation = 0; // the pool starts at 0: a task posted before this worker ran is not missed
 for (;;) {
-  Atomics.wait(header, 0, generation);
+  // Timed waits: a wake-up that is lost under heavy contention costs at most one period, not a hang.
+  while (Atomics.load(header, 0) === generation) Atomics.wait(header, 0, generation, 50);
   generation = Atomics.load(header, 0);
   if (header[4] === 1) break;
   if (id < header[9]) {
-    const list = Array.from(args.subarray(0, header[3]));
-    list[header[5]] = parts[id];
-    list[header[6]] = parts[id + 1];
-    if (header[7] >= 0) list[header[7]] = header[8] + id * header[10];
-    if (parts[id] < parts[id + 1]) fns[header[2]](...list);
+    try {
+      const list = Array.from(args.subarray(0, header[3]));
+      list[header[5]] = parts[id];
+      list[header[6]] = parts[id + 1];
+      if (header[7] >= 0) list[header[7]] = header[8] + id * header[10];
+      if (parts[id] < parts[id + 1]) fns[header[2]](...list);
+    } catch {
+      Atomics.store(header, 11, 1); // the pool throws once every thread is done
+    }
   }
   if (Atomics.sub(header, 1, 1) === 1) Atomics.notify(header, 1);
 }
@@ -42,6 +47,7 @@ export const CONTROL = {
   scratchBase: 8,
   activeThreads: 9,
   scratchStride: 10,
+  failed: 11,
   argsOffset: 64,
   maxArgs: 32,
   partsOffset: 320,
