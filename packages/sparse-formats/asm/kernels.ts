@@ -651,20 +651,24 @@ export function bsr_linear_u16_f16(indptr: usize, indices: usize, values: usize,
 //   y[o] = bias[o] + sum_k xa[k] * W[o, active[k]],   xa[k] = x[active[k]] (the host compacts x).
 // wt is W^T, i.e. W column-major: column c of W is the contiguous run wt + c * ld elements (ld >= rows,
 // a multiple of 32, zero padded), so only the active columns are read, each as one stream.
-// Rows go in tiles of GATHER_TILE (the y tile stays in L1 while every active column streams through
-// it), active columns 4 at a time (each y vector is loaded and stored once per 4 columns), 8 rows (two
-// f32x4) per step. The row range is rounded up to 8 rows: the host pads y, bias and wt. bias 0: none.
+// Active columns go 4 at a time (each y vector is loaded and stored once per 4 columns, and 4 column
+// streams are in flight), 8 rows (two f32x4) per step. Rows go in tiles of GATHER_TILE, sized so that
+// the y tile stays in L2 (128 KiB): measured on 4096 x 11008 and 11008 x 4096 (one thread, weights
+// beyond the last-level cache), tiles of 1024-4096 rows (y in L1) were 1.2-1.7x slower than one long
+// tile, since every tile restarts every active column's memory stream (and the prefetcher's ramp-up
+// with it), while y hits in L2 cost little. Groups of 8 columns were no faster than 4. The row range
+// is rounded up to 8 rows: the host pads y, bias and wt. bias 0: none.
 //
 // f16 values (bits as u16) are not decoded to their f32 value but to the f32 whose bits are
-// sign | 000 | exponent | mantissa | 0...: exactly h * 2^-112 (a normal f32 for a normal half, zero for
-// zero), in three integer operations per 4 values (interleave with zero, arithmetic shift right by
-// 3, and). The factor 2^112 goes into the x value: (h 2^-112)(x 2^112) rounds exactly as h x, and
-// x 2^112 is exact for |x| < 2^16; a group of columns with a larger or non-finite x multiplies the
-// weights by 2^112 in the loop instead. A subnormal half would become a subnormal f32 (a microcode
-// assist on x86 when multiplied), so the host keeps subnormal halves out of wt: they are zero there
-// and added from a per-column side list after the columns (gatherSubnormals).
+// sign | 000 | exponent | mantissa | 0...: exactly h * 2^-112 (a normal f32 for a normal half, zero
+// for zero), in three integer operations per 4 values (interleave with zero, arithmetic shift right
+// by 3, and). The factor 2^112 goes into the x value: (h 2^-112)(x 2^112) rounds exactly as h x, and
+// x 2^112 is exact for |x| < 2^16; a group of columns with a larger or non-finite x runs on exactly
+// decoded values instead (half4). A subnormal half would become a subnormal f32 (a microcode assist
+// on x86 when multiplied), so the host keeps subnormal halves out of wt: they are zero there and
+// added from a per-column side list after the columns (gatherSubnormals).
 
-const GATHER_TILE: i32 = 2048;
+const GATHER_TILE: i32 = 32768;
 const TWO_POW_112: f32 = 5.192296858534828e33;
 
 // Halves 0-3 (low) or 4-7 (high) of 8 f16 bits as h * 2^-112 (f32x4). Constant slot 7: 0x8fffffff.

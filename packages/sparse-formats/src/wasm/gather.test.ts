@@ -68,7 +68,7 @@ function activeSets(cols: number, rng: Rng): Int32Array[] {
   return sets;
 }
 
-// Rows not divisible by 4, 8, 32 (the partition multiple) or 2048 (the kernel's row tile).
+// Rows not divisible by 4, 8, 32 (the partition multiple) or 32768 (the kernel's row tile).
 const SHAPES: Array<[number, number]> = [
   [1, 1],
   [3, 5],
@@ -79,6 +79,7 @@ const SHAPES: Array<[number, number]> = [
   [257, 33],
   [2100, 9],
   [4129, 6],
+  [33001, 5],
 ];
 
 describe.each([
@@ -173,6 +174,14 @@ describe.each([
     // Duplicate checks are per call: an index seen by an earlier call is not a duplicate.
     backend.gatherGemv({ w, x, active: Int32Array.of(3, 5) });
     expect(() => backend.gatherGemv({ w, x, active: Int32Array.of(5, 3) })).not.toThrow();
+    // The marks grow with the widest matrix seen.
+    const wide = weight(2, 5000, 'f32', rng);
+    const xw = rng.normalArray(5000);
+    expect(() => backend.gatherGemv({ w: wide, x: xw, active: Int32Array.of(4999, 7, 4999) })).toThrow(
+      /unique/,
+    );
+    expect(() => backend.gatherGemv({ w: wide, x: xw, active: Int32Array.of(4999, 7) })).not.toThrow();
+    backend.release(wide);
     const bits = new Uint16Array(4).fill(f32ToF16Bits(1));
     bits[2] = 0x7c00; // +Inf
     const inf = dense({ rows: 2, cols: 2, values: bits, dtype: 'f16' });
