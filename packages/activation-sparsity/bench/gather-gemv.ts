@@ -6,19 +6,21 @@
  *
  *   pnpm bench                  (in this package; the defaults below)
  *   node build/bench/gather-gemv.js [--quick] [--shapes 4096x4096,4096x11008,11008x4096]
- *     [--sparsities 0,25,40,50,70,90] [--dtypes f32,f16] [--budget-ms 1000] [--threads N]
- *     [--working-set-mb N] [--seed 1] [--out bench/results/gather-gemv.json]
+ *     [--sparsities 0,25,40,50,70,90] [--dtypes f32,f16] [--budget-ms 400] [--rounds 5]
+ *     [--threads N] [--working-set-mb N] [--seed 1] [--out bench/results/gather-gemv.json]
  *
  * Shapes are W [rows, cols] = [out, in]: 4096x4096 is a Llama-2-7B attention projection,
  * 4096x11008 its down_proj (reads the 11008 MLP activations), 11008x4096 its gate/up_proj.
- * --quick runs 4096x4096 at 0/50/90% with a short time budget.
+ * --quick runs 4096x4096 at 0/50/90% with a short time budget. All subjects of a shape are timed
+ * in `--rounds` interleaved rounds (`--budget-ms` per subject and round), and each reports the median
+ * of its round medians, so that a shared machine's changing load hits them alike.
  */
 import * as os from 'node:os';
 import {
   copiesFor,
   flag,
   lastLevelCacheBytes,
-  measure,
+  measureRounds,
   numberOption,
   option,
   withCopies,
@@ -38,13 +40,14 @@ const sparsities = option('sparsities', quick ? '0,50,90' : '0,25,40,50,70,90')
   .split(',')
   .map((s) => Number(s) / 100);
 const dtypes = option('dtypes', 'f32,f16').split(',') as Array<'f32' | 'f16'>;
-const budgetMs = numberOption('budget-ms', quick ? 200 : 1000);
+const budgetMs = numberOption('budget-ms', quick ? 100 : 400);
 const threads = numberOption('threads', os.availableParallelism());
 const seed = numberOption('seed', 1);
 const outPath = option('out', 'bench/results/gather-gemv.json');
 const llc = lastLevelCacheBytes();
 const workingSet = numberOption('working-set-mb', workingSetBytes(llc) / 2 ** 20) * 2 ** 20;
-const timing = { budgetMs, minReps: 5, maxReps: 61 };
+const rounds = numberOption('rounds', quick ? 2 : 5);
+const timing = { minReps: 3, maxReps: 41 };
 
 const backend = await createWasmBackend({ threads });
 console.log(
@@ -70,33 +73,6 @@ function maxAbsDifference(a: Float32Array, b: Float32Array): number {
 }
 
 const rows: Row[] = [];
-
-async function run(subject: GemvSubject, shape: string, sparsity: number, active: number, cols: number) {
-  const t = await measure(subject, timing);
-  rows.push({
-    shape,
-    kernel: subject.kernel,
-    dtype: subject.dtype,
-    dense: subject.dense,
-    sparsity,
-    measuredSparsity: 1 - active / cols,
-    active,
-    threads: subject.threads,
-    bytesRead: subject.bytesRead,
-    copies: subject.copies,
-    reps: t.reps,
-    coldMs: t.coldMs,
-    warmMs: t.warmMs,
-    gbs: subject.bytesRead / (t.coldMs / 1000) / 1e9,
-    vsFastestDense: 0,
-    vsSameDtype: 0,
-  });
-  const label = subject.dense ? '' : ` ${Math.round(100 * sparsity)}%`;
-  console.log(
-    `  ${shape} ${subject.kernel}${label}: ${t.coldMs.toFixed(3)} ms (warm ${t.warmMs.toFixed(3)})`,
-  );
-}
-
 const checks: Array<{
   shape: string;
   dtype: string;
@@ -104,6 +80,13 @@ const checks: Array<{
   maxAbsDifference: number;
   maxAbsY: number;
 }> = [];
+
+/** A subject with what its table row needs besides the timing. */
+interface Entry {
+  subject: GemvSubject;
+  sparsity: number;
+  active: number;
+}
 
 for (const [outF, inF] of shapes) {
   const shape = `${outF}x${inF}`;
@@ -115,15 +98,15 @@ for (const [outF, inF] of shapes) {
   // Dense kernels read every column whatever x holds; they run on the 50%-masked input.
   const xDense = masked(x, activeColumns(inF, 0.5, new Rng(seed + 500)));
 
+  // Every subject of the shape is built first, then all are timed in interleaved rounds.
+  const entries: Entry[] = [];
   const f32 = fromDense(weight, 'dense');
-  const denseBytes = outF * inF * 4;
   const onnx = await withCopies(
     (c) => onnxSubject(f32, c, backend.threads, xDense),
-    copiesFor(denseBytes, workingSet),
+    copiesFor(outF * inF * 4, workingSet),
   );
-  await run(onnx, shape, 0, inF, inF);
-  onnx.dispose();
-
+  entries.push({ subject: onnx, sparsity: 0, active: inF });
+  const gatherCopies: DenseMatrix[] = [];
   for (const dtype of dtypes) {
     const w = dtype === 'f32' ? f32 : fromDense(weight, 'dense', { dtype });
     const elementBytes = dtype === 'f32' ? 4 : 2;
@@ -131,28 +114,62 @@ for (const [outF, inF] of shapes) {
       { length: copiesFor(outF * inF * elementBytes, workingSet) },
       () => ({ ...w }) as DenseMatrix,
     );
-    const dense = linearSubject(backend, linearCopies, xDense);
-    await run(dense, shape, 0, inF, inF);
-    // The dense product on each masked x, to check the gather kernel against (not timed).
-    const references = sparsities.map((_, i) => backend.linear(masked(x, actives[i]!), 1, linearCopies[0]!));
-    dense.dispose();
-
+    entries.push({ subject: linearSubject(backend, linearCopies, xDense), sparsity: 0, active: inF });
     // Copies are sized by the bytes one call reads (the active columns), so the sparsest case
     // needs the most; they are prepared once and shared by every sparsity.
     const counts = actives.map((a) => copiesFor(a.length * outF * elementBytes, workingSet));
-    const gatherCopies = Array.from({ length: Math.max(...counts) }, () => ({ ...w }) as DenseMatrix);
-    for (const g of gatherCopies) backend.prepareGather(g);
+    const copies = Array.from({ length: Math.max(...counts) }, () => ({ ...w }) as DenseMatrix);
+    for (const g of copies) backend.prepareGather(g);
+    gatherCopies.push(...copies);
     for (const [i, sparsity] of sparsities.entries()) {
       const active = actives[i]!;
-      const subject = gatherSubject(backend, gatherCopies, counts[i]!, x, active);
-      const y = backend.gatherGemv({ w: gatherCopies[0]!, x, active });
-      const maxAbsY = maxAbsDifference(references[i]!, new Float32Array(outF));
-      checks.push({ shape, dtype, sparsity, maxAbsDifference: maxAbsDifference(y, references[i]!), maxAbsY });
-      await run(subject, shape, sparsity, active.length, inF);
-      subject.dispose();
+      // The gather result against the dense product on the masked x (not timed).
+      const reference = backend.linear(masked(x, active), 1, linearCopies[0]!);
+      const y = backend.gatherGemv({ w: copies[0]!, x, active });
+      checks.push({
+        shape,
+        dtype,
+        sparsity,
+        maxAbsDifference: maxAbsDifference(y, reference),
+        maxAbsY: maxAbsDifference(reference, new Float32Array(outF)),
+      });
+      entries.push({
+        subject: gatherSubject(backend, copies, counts[i]!, x, active),
+        sparsity,
+        active: active.length,
+      });
     }
-    for (const g of gatherCopies) backend.release(g);
   }
+  const megabytes = (backend.allocator.allocatedBytes / 2 ** 20).toFixed(0);
+  console.log(`  ${entries.length} subjects (${megabytes} MiB of wasm copies), ${rounds} rounds`);
+  const timings = await measureRounds(
+    entries.map((e) => e.subject),
+    { ...timing, budgetMs: budgetMs * rounds, rounds },
+    (r) => process.stdout.write(`  round ${r + 1}/${rounds} done\n`),
+  );
+  for (const [i, { subject, sparsity, active }] of entries.entries()) {
+    const t = timings[i]!;
+    rows.push({
+      shape,
+      kernel: subject.kernel,
+      dtype: subject.dtype,
+      dense: subject.dense,
+      sparsity,
+      measuredSparsity: 1 - active / inF,
+      active,
+      threads: subject.threads,
+      bytesRead: subject.bytesRead,
+      copies: subject.copies,
+      reps: t.reps,
+      coldMs: t.coldMs,
+      warmMs: t.warmMs,
+      gbs: subject.bytesRead / (t.coldMs / 1000) / 1e9,
+      vsFastestDense: 0,
+      vsSameDtype: 0,
+    });
+    subject.dispose();
+  }
+  for (const g of gatherCopies) backend.release(g);
 }
 await backend.dispose();
 
@@ -183,13 +200,14 @@ writeJsonAtomic(outPath, {
     shape: 'W [rows, cols] = [out, in]; y = W[:, active] x[active], batch 1',
     active: 'a seeded random subset of round(cols * (1 - sparsity)) columns, ascending',
     coldMs:
-      'median over calls rotating through `copies` distinct copies of the weight; copies * bytesRead >= workingSetBytes',
-    warmMs: 'median over repeated calls on one copy',
+      'median over calls rotating through `copies` distinct copies of the weight (copies * bytesRead >= workingSetBytes); the median of the medians of `rounds` interleaved rounds',
+    warmMs: 'median over repeated calls on one copy (median of the round medians)',
     gbs: 'bytesRead / cold time',
     vsFastestDense:
       'the fastest dense baseline of the shape (onnxruntime f32, wasm dense f32 or f16), cold time / this cold time',
     vsSameDtype: 'wasm dense linear of the same value type, cold time / this cold time',
   },
+  rounds,
   rows,
   targets,
   checks,

@@ -6,6 +6,7 @@ import {
   copiesFor,
   lastLevelCacheBytes,
   measure,
+  measureRounds,
   onnxMatmulSubject,
   transposed,
   withCopies,
@@ -25,6 +26,23 @@ describe('timing over weight copies', () => {
     expect(calls).toEqual([0, 1, 2, 3, 0, 1, 2, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
     expect(timing.coldMs).toBeGreaterThanOrEqual(0);
     expect(timing.warmMs).toBeGreaterThanOrEqual(0);
+  });
+
+  it('interleaves subjects in rounds and takes the median of the round medians', async () => {
+    const order: string[] = [];
+    const subject = (name: string) => ({ copies: 1, call: () => order.push(name) });
+    const timings = await measureRounds([subject('a'), subject('b'), subject('c')], {
+      budgetMs: 0,
+      minReps: 1,
+      maxReps: 1,
+      rounds: 3,
+    });
+    expect(timings).toHaveLength(3);
+    expect(timings.every((t) => t.reps === 3)).toBe(true);
+    // Each round times every subject (1 + 1 + 2 + 1 calls), starting one later each round.
+    const firsts = [0, 15, 30].map((i) => order[i]);
+    expect(firsts).toEqual(['a', 'b', 'c']);
+    expect(order).toHaveLength(45);
   });
 
   it('awaits asynchronous calls', async () => {

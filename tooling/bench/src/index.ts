@@ -3,7 +3,7 @@
 // MatMul baseline), so every table is measured and summarised the same way.
 export { copiesFor, lastLevelCacheBytes, withCopies, workingSetBytes } from './cache.js';
 export { writeJsonAtomic, writeTextAtomic } from './files.js';
-export { measure, type Subject, type Timing, type TimingOptions } from './measure.js';
+export { measure, measureRounds, type Subject, type Timing, type TimingOptions } from './measure.js';
 export {
   type MatmulSubject,
   matmulModel,

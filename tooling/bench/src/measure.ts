@@ -57,3 +57,32 @@ export async function measure(
   for (let r = 0; r < reps; r++) warm.push(await timed(subject, 0));
   return { coldMs: median(cold), warmMs: median(warm), reps };
 }
+
+/**
+ * `measure` for several subjects in interleaved rounds: each round times every subject once (with
+ * `budgetMs / rounds`), in a rotated order, and each subject's result is the median of its round
+ * medians. On a shared machine whose load changes from minute to minute, the subjects then see the
+ * same conditions, so their ratios hold up better than when each is timed in one stretch.
+ */
+export async function measureRounds(
+  subjects: ReadonlyArray<Pick<Subject, 'call' | 'copies'>>,
+  options: TimingOptions & { rounds: number },
+  onRound?: (round: number) => void,
+): Promise<Timing[]> {
+  const rounds = Math.max(1, Math.floor(options.rounds));
+  const per = { ...options, budgetMs: options.budgetMs / rounds };
+  const cold = subjects.map((): number[] => []);
+  const warm = subjects.map((): number[] => []);
+  const reps = subjects.map(() => 0);
+  for (let r = 0; r < rounds; r++) {
+    for (let j = 0; j < subjects.length; j++) {
+      const i = (j + r) % subjects.length;
+      const t = await measure(subjects[i]!, per);
+      cold[i]!.push(t.coldMs);
+      warm[i]!.push(t.warmMs);
+      reps[i]! += t.reps;
+    }
+    onRound?.(r);
+  }
+  return subjects.map((_, i) => ({ coldMs: median(cold[i]!), warmMs: median(warm[i]!), reps: reps[i]! }));
+}
