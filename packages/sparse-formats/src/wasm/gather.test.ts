@@ -54,7 +54,7 @@ function weight(rows: number, cols: number, dtype: ValueDType, rng: Rng): DenseM
 
 /** Active sets for `cols` columns: none, one, all (in order and reversed), and random subsets. */
 function activeSets(cols: number, rng: Rng): Int32Array[] {
-  const sets = [
+  const sets: Int32Array[] = [
     new Int32Array(0),
     Int32Array.of(rng.int(cols)),
     Int32Array.from({ length: cols }, (_, i) => i),
