@@ -9,6 +9,8 @@
  *     [--sparsities 0,25,40,50,70,90] [--dtypes f32,f16] [--budget-ms 400] [--rounds 5]
  *     [--threads N] [--working-set-mb N] [--seed 1] [--out bench/results/gather-gemv.json]
  *
+ * Writes the JSON to --out and the tables in Markdown beside it (gather-gemv.md).
+ *
  * Shapes are W [rows, cols] = [out, in]: 4096x4096 is a Llama-2-7B attention projection,
  * 4096x11008 its down_proj (reads the 11008 MLP activations), 11008x4096 its gate/up_proj.
  * --quick runs 4096x4096 at 0/50/90% with a short time budget. All subjects of a shape are timed
@@ -26,10 +28,11 @@ import {
   withCopies,
   workingSetBytes,
   writeJsonAtomic,
+  writeTextAtomic,
 } from '@sparsekit/bench';
 import { Rng, Tensor } from '@sparsekit/core';
 import { createWasmBackend, type DenseMatrix, fromDense } from '@sparsekit/sparse-formats';
-import { addRatios, checkTargets, printTables, type Row } from './report.js';
+import { addRatios, checkTargets, markdownTables, printTables, type Row } from './report.js';
 import { type GemvSubject, gatherSubject, linearSubject, onnxSubject } from './subjects.js';
 
 const quick = flag('quick');
@@ -212,4 +215,9 @@ writeJsonAtomic(outPath, {
   targets,
   checks,
 });
-console.log(`\nwrote ${outPath}`);
+const markdownPath = outPath.replace(/\.json$/, '') + '.md';
+writeTextAtomic(
+  markdownPath,
+  `${targets.map((t) => `- ${t.met ? 'met' : 'missed'}: ${t.target}: ${t.measured}`).join('\n')}\n\n${markdownTables(rows)}`,
+);
+console.log(`\nwrote ${outPath} and ${markdownPath}`);

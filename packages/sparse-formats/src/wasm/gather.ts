@@ -18,6 +18,8 @@ export interface PreparedGather {
   /** Byte offset of column 0 (64-byte aligned). */
   readonly ptr: number;
   readonly op: number;
+  /** The kernel that splits the active columns across threads instead (gather_gemv_columns_*). */
+  readonly columnsOp: number;
   /** Kernel arguments after r0 and r1 (the f16 kernel's subnormal lists). */
   readonly extraArgs: readonly number[];
   /** Thread partition over rows. */
@@ -134,6 +136,7 @@ export function prepareGather(allocator: WasmAllocator, w: DenseMatrix, threads:
     ld,
     ptr,
     op: KERNEL_NAMES.indexOf(half ? 'gather_gemv_f16' : 'gather_gemv_f32'),
+    columnsOp: KERNEL_NAMES.indexOf(half ? 'gather_gemv_columns_f16' : 'gather_gemv_columns_f32'),
     // gather_gemv_f16's subStarts, subRows, subValues (0: none)
     extraArgs: half ? lists : [],
     parts: partition(w.rows, threads, undefined, ROW_MULTIPLE),

@@ -23,6 +23,9 @@ export const KERNEL_NAMES = [
   'transpose',
   'gather_gemv_f32',
   'gather_gemv_f16',
+  'gather_gemv_columns_f32',
+  'gather_gemv_columns_f16',
+  'gather_reduce',
 ] as const;
 
 export type KernelName = (typeof KERNEL_NAMES)[number];
