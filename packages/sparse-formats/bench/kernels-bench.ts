@@ -9,16 +9,24 @@
  * Prints a table per shape and batch and writes DIR/kernels.json and DIR/kernels.md
  * (DIR defaults to bench-results/).
  */
-import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 import { join } from 'node:path';
-import { option } from '@sparsekit/bench';
+import {
+  copiesFor,
+  lastLevelCacheBytes,
+  measure,
+  option,
+  transposed,
+  withCopies,
+  workingSetBytes,
+  writeJsonAtomic,
+  writeTextAtomic,
+} from '@sparsekit/bench';
 import { Rng } from '@sparsekit/core';
 import { createWasmBackend, type DenseMatrix, sparsity } from '@sparsekit/sparse-formats';
 import { denseWeight, type WeightCase, WeightFactory, weightCases } from './matrices.js';
-import { lastLevelCacheBytes, measure } from './measure.js';
 import { checkTargets, markdownTable, printTable, type Row } from './report.js';
-import { onnxSubject, type Subject, tfjsSubject, transposed, wasmSubject } from './subjects.js';
+import { onnxSubject, type Subject, tfjsSubject, wasmSubject } from './subjects.js';
 
 const shapes = option('shapes', '4096x4096,11008x4096')
   .split(',')
@@ -31,12 +39,10 @@ const budgetMs = Number(option('budget-ms', '1500'));
 const threads = Number(option('threads', String(os.availableParallelism())));
 const outDir = option('out', 'bench-results');
 const llc = lastLevelCacheBytes();
-const workingSet =
-  Number(option('working-set-mb', String(Math.ceil((3 * (llc ?? 64 * 2 ** 20)) / 2 ** 20)))) * 2 ** 20;
+const workingSet = Number(option('working-set-mb', String(workingSetBytes(llc) / 2 ** 20))) * 2 ** 20;
 const timing = { budgetMs, minReps: 5, maxReps: 61 };
 
 const selected = (label: string) => only.length === 0 || only.some((s) => label.includes(s));
-const copiesFor = (bytes: number) => Math.max(3, Math.min(2000, Math.ceil(workingSet / bytes)));
 
 const backend = await createWasmBackend({ threads });
 const triadElements = Math.ceil(workingSet / 12);
@@ -81,18 +87,6 @@ async function run(subject: Subject, shape: [number, number], measuredSparsity: 
   }
 }
 
-async function withCopies(make: (copies: number) => Promise<Subject>, copies: number): Promise<Subject> {
-  // The baselines keep their copies in their own heaps; fall back to fewer copies if one is full.
-  for (let c = copies; ; c = Math.floor(c / 2)) {
-    try {
-      return await make(c);
-    } catch (error) {
-      if (c <= 1) throw error;
-      console.warn(`  (${String(error).slice(0, 80)}; retrying with ${Math.floor(c / 2)} copies)`);
-    }
-  }
-}
-
 for (const shape of shapes) {
   const [outF, inF] = shape;
   console.log(`\nW ${outF}x${inF}: building weights`);
@@ -100,14 +94,17 @@ for (const shape of shapes) {
   const denseF32: DenseMatrix = factory.dense();
   const denseBytes = outF * inF * 4;
   if (selected('tfjs') || selected('onnxruntime')) {
-    const wt = transposed(denseF32);
+    const wt = transposed(denseF32.values as Float32Array, outF, inF);
     if (selected('onnxruntime')) {
-      const s = await withCopies((c) => onnxSubject(denseF32, wt, c, threads), copiesFor(denseBytes));
+      const s = await withCopies(
+        (c) => onnxSubject(denseF32, wt, c, threads),
+        copiesFor(denseBytes, workingSet),
+      );
       await run(s, shape, 0);
       s.dispose();
     }
     if (selected('tfjs')) {
-      const s = await withCopies((c) => tfjsSubject(denseF32, wt, c), copiesFor(denseBytes));
+      const s = await withCopies((c) => tfjsSubject(denseF32, wt, c), copiesFor(denseBytes, workingSet));
       await run(s, shape, 0);
       s.dispose();
     }
@@ -115,7 +112,7 @@ for (const shape of shapes) {
   for (const c of weightCases() as WeightCase[]) {
     if (!selected(c.label)) continue;
     const matrix = c.format === 'dense' && c.dtype === 'f32' ? denseF32 : factory.build(c);
-    const s = wasmSubject(backend, c.label, matrix, copiesFor(backend.prepare(matrix).bytes));
+    const s = wasmSubject(backend, c.label, matrix, copiesFor(backend.prepare(matrix).bytes, workingSet));
     backend.release(matrix);
     await run(s, shape, c.format === 'dense' ? 0 : sparsity(matrix));
     s.dispose();
@@ -152,12 +149,9 @@ const result = {
   rows,
   targets,
 };
-mkdirSync(outDir, { recursive: true });
-const write = (name: string, text: string) => {
-  const path = join(outDir, name);
-  writeFileSync(`${path}.tmp`, text);
-  renameSync(`${path}.tmp`, path);
-};
-write('kernels.json', `${JSON.stringify(result, null, 2)}\n`);
-write('kernels.md', markdownTable(rows, triadGBs, result.command, result.machine.cpu));
+writeJsonAtomic(join(outDir, 'kernels.json'), result);
+writeTextAtomic(
+  join(outDir, 'kernels.md'),
+  markdownTable(rows, triadGBs, result.command, result.machine.cpu),
+);
 console.log(`\nwrote ${join(outDir, 'kernels.json')} and ${join(outDir, 'kernels.md')}`);

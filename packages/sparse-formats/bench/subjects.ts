@@ -1,22 +1,13 @@
 // What the benchmark times: our wasm kernels on any format, and the dense baselines (tfjs-wasm
-// matMul, onnxruntime-node MatMul). Each subject holds `copies` distinct copies of its weight so
-// that calls can rotate through a working set larger than the last-level cache.
+// matMul, onnxruntime-node MatMul from @sparsekit/bench). Each subject holds `copies` distinct copies
+// of its weight so that calls can rotate through a working set larger than the last-level cache.
+import { type MatmulSubject, onnxMatmulSubject } from '@sparsekit/bench';
 import { byteSize, type DenseMatrix, type SparseMatrix, type WasmBackend } from '@sparsekit/sparse-formats';
-import { matmulModel } from './onnx-matmul.js';
 
-export interface Subject {
-  readonly kernel: string;
+/** A subject of this benchmark: dense or not, f32 or f16 values, multiplying a batch. */
+export interface Subject extends MatmulSubject {
   readonly dtype: 'f32' | 'f16';
   readonly dense: boolean;
-  readonly threads: number;
-  /** Bytes of one copy of the weight as the kernel reads it. */
-  readonly weightBytes: number;
-  readonly copies: number;
-  /** Make x for this batch; subsequent calls use it. */
-  setBatch(batch: number, x: Float32Array): void;
-  /** y = x W^T with copy `i` of the weight; y is read back to a JS Float32Array. */
-  call(i: number): unknown;
-  dispose(): void;
 }
 
 /** Our wasm kernels: copies are distinct matrix objects, each copied into wasm memory. */
@@ -50,16 +41,6 @@ export function wasmSubject(
       for (const m of list) backend.release(m);
     },
   };
-}
-
-/** W^T [cols, rows] of a dense f32 matrix, the layout a MatMul baseline reads without transposing. */
-export function transposed(w: DenseMatrix): Float32Array {
-  const values = w.values as Float32Array;
-  const t = new Float32Array(values.length);
-  for (let r = 0; r < w.rows; r++) {
-    for (let c = 0; c < w.cols; c++) t[c * w.rows + r] = values[r * w.cols + c]!;
-  }
-  return t;
 }
 
 type Tf = typeof import('@tensorflow/tfjs-core');
@@ -110,45 +91,13 @@ export async function tfjsSubject(w: DenseMatrix, wt: Float32Array, copies: numb
   };
 }
 
-/** onnxruntime-node MatMul with W^T as an initializer, CPU execution provider, all threads. */
+/** onnxruntime-node MatMul (@sparsekit/bench) with W^T as an initializer, all threads. */
 export async function onnxSubject(
   w: DenseMatrix,
   wt: Float32Array,
   copies: number,
   threads: number,
 ): Promise<Subject> {
-  const ort = await import('onnxruntime-node');
-  const model = matmulModel(wt, w.cols, w.rows);
-  const sessions: Array<import('onnxruntime-node').InferenceSession> = [];
-  for (let i = 0; i < copies; i++) {
-    sessions.push(
-      await ort.InferenceSession.create(model, {
-        executionProviders: ['cpu'],
-        intraOpNumThreads: threads,
-        interOpNumThreads: 1,
-        graphOptimizationLevel: 'all',
-        // Each session owns a thread pool; idle pools must not spin while another session runs.
-        extra: { session: { intra_op: { allow_spinning: '0' } } },
-      }),
-    );
-  }
-  let feeds: Record<string, import('onnxruntime-node').Tensor> = {};
-  return {
-    kernel: 'onnxruntime MatMul',
-    dtype: 'f32',
-    dense: true,
-    threads,
-    weightBytes: w.rows * w.cols * 4,
-    copies,
-    setBatch(batch, input) {
-      feeds = { x: new ort.Tensor('float32', input, [batch, w.cols]) };
-    },
-    async call(i) {
-      const result = await sessions[i]!.run(feeds);
-      return result.y!.data;
-    },
-    dispose() {
-      for (const s of sessions) void s.release();
-    },
-  };
+  const subject = await onnxMatmulSubject({ wt, inFeatures: w.cols, outFeatures: w.rows, copies, threads });
+  return { ...subject, dtype: 'f32', dense: true };
 }

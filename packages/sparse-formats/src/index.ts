@@ -94,4 +94,5 @@ export {
   WasmBackend,
   type WasmBackendOptions,
 } from './wasm/backend.js';
+export type { PreparedGather } from './wasm/gather.js';
 export type { PreparedMatrix } from './wasm/prepare.js';

@@ -61,14 +61,24 @@ export function checkGatherGemv(args: GatherGemvArgs): void {
     throw new ShapeMismatchError([w.rows], [args.out.length], 'out');
   if (active.length > w.cols)
     throw new InvalidArgumentError('active', active.length, `must hold at most ${w.cols} indices`);
-  const seen = new Uint8Array(w.cols);
+  // Duplicates are found with a mark per column that holds the number of the call that last saw
+  // it, so a call costs O(active): the marks are allocated once (grown to the widest matrix) and
+  // never cleared, except when the call counter wraps.
+  if (marks.length < w.cols) marks = new Uint32Array(Math.max(w.cols, 2 * marks.length));
+  if (++stamp === 0x1_0000_0000) {
+    marks.fill(0);
+    stamp = 1;
+  }
   for (let i = 0; i < active.length; i++) {
     const c = active[i]!;
-    if (!(c >= 0 && c < w.cols) || seen[c] === 1)
+    if (!(c >= 0 && c < w.cols) || marks[c] === stamp)
       throw new InvalidArgumentError('active index', c, `must be unique and in [0, ${w.cols})`);
-    seen[c] = 1;
+    marks[c] = stamp;
   }
 }
+
+let marks = new Uint32Array(0);
+let stamp = 0;
 
 /**
  * The two halves of C [rows, n] = A B (B [cols, n] dense) as C^T = B^T A^T, for backends of either

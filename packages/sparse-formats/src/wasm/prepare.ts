@@ -21,6 +21,11 @@ export const KERNEL_NAMES = [
   'bsr_linear_u16_f16',
   'triad',
   'transpose',
+  'gather_gemv_f32',
+  'gather_gemv_f16',
+  'gather_gemv_columns_f32',
+  'gather_gemv_columns_f16',
+  'gather_reduce',
 ] as const;
 
 export type KernelName = (typeof KERNEL_NAMES)[number];
@@ -47,10 +52,19 @@ export function writeKernelConstants(memory: WebAssembly.Memory): void {
       for (let b = 0; b < 4; b++) table[mask + slot * 4 + b] = position * 4 + b;
     }
   }
-  const words = new Uint32Array(memory.buffer, KERNEL_CONSTANTS, 7 * 4);
-  const f32 = new Float32Array(1);
-  f32[0] = 2 ** -14;
-  const values = [0x8000, 0x7fff, 0x7c00, 0x38000000, 0x00800000, new Uint32Array(f32.buffer)[0]!, 0];
+  const f32Bits = (v: number) => new Uint32Array(Float32Array.of(v).buffer)[0]!;
+  const values = [
+    0x8000,
+    0x7fff,
+    0x7c00,
+    0x38000000,
+    0x00800000,
+    f32Bits(2 ** -14),
+    0,
+    0x8fffffff,
+    f32Bits(2 ** 112),
+  ];
+  const words = new Uint32Array(memory.buffer, KERNEL_CONSTANTS, values.length * 4);
   for (const [i, v] of values.entries()) words.fill(v, i * 4, i * 4 + 4);
 }
 
