@@ -156,6 +156,55 @@ export function dense_linear_f16(w: usize, x: usize, y: usize, rows: i32, cols: 
   denseLinear<u16>(w, x, y, rows, cols, batch, r0, r1);
 }
 
+// Dense rows of a list, batch 1: y[list[i]] = dot(W[list[i], :], x) for i in [i0, i1); the other
+// outputs are not written (the caller zeroes them). For the predicted-active channels of an MLP at
+// decode (LinearOptions.rows): four listed rows at a time share each x vector.
+
+function denseRows<V>(w: usize, x: usize, y: usize, cols: i32, list: usize, i0: i32, i1: i32): void {
+  const c4 = cols & ~3;
+  const stride = <usize>cols;
+  let i = i0;
+  for (; i + 4 <= i1; i += 4) {
+    const o0 = <usize>load<i32>(list + (<usize>i << 2));
+    const o1 = <usize>load<i32>(list + (<usize>i << 2), 4);
+    const o2 = <usize>load<i32>(list + (<usize>i << 2), 8);
+    const o3 = <usize>load<i32>(list + (<usize>i << 2), 12);
+    const w0 = o0 * stride, w1 = o1 * stride, w2 = o2 * stride, w3 = o3 * stride;
+    let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
+    for (let c = 0; c < c4; c += 4) {
+      const va = v128.load(x + (<usize>c << 2));
+      a0 = f32x4.add(a0, f32x4.mul(value4<V>(w, w0 + c), va));
+      a1 = f32x4.add(a1, f32x4.mul(value4<V>(w, w1 + c), va));
+      a2 = f32x4.add(a2, f32x4.mul(value4<V>(w, w2 + c), va));
+      a3 = f32x4.add(a3, f32x4.mul(value4<V>(w, w3 + c), va));
+    }
+    let s0 = hsum(a0), s1 = hsum(a1), s2 = hsum(a2), s3 = hsum(a3);
+    for (let c = c4; c < cols; c++) {
+      const xv = load<f32>(x + (<usize>c << 2));
+      s0 += value<V>(w, w0 + c) * xv; s1 += value<V>(w, w1 + c) * xv;
+      s2 += value<V>(w, w2 + c) * xv; s3 += value<V>(w, w3 + c) * xv;
+    }
+    store<f32>(y + (o0 << 2), s0); store<f32>(y + (o1 << 2), s1);
+    store<f32>(y + (o2 << 2), s2); store<f32>(y + (o3 << 2), s3);
+  }
+  for (; i < i1; i++) {
+    const o = <usize>load<i32>(list + (<usize>i << 2));
+    const w0 = o * stride;
+    let a0 = f32x4.splat(0);
+    for (let c = 0; c < c4; c += 4) a0 = f32x4.add(a0, f32x4.mul(value4<V>(w, w0 + c), v128.load(x + (<usize>c << 2))));
+    let s0 = hsum(a0);
+    for (let c = c4; c < cols; c++) s0 += value<V>(w, w0 + c) * load<f32>(x + (<usize>c << 2));
+    store<f32>(y + (o << 2), s0);
+  }
+}
+
+export function dense_rows_f32(w: usize, x: usize, y: usize, cols: i32, list: usize, i0: i32, i1: i32): void {
+  denseRows<f32>(w, x, y, cols, list, i0, i1);
+}
+export function dense_rows_f16(w: usize, x: usize, y: usize, cols: i32, list: usize, i0: i32, i1: i32): void {
+  denseRows<u16>(w, x, y, cols, list, i0, i1);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Gather-style sparse rows (CSR, N:M, bitmask) share one inner step: for a nonzero v at column c,
 // acc[lanes] += v * xt[c, lanes]. Batch 1 runs a scalar loop with 4 accumulators; wider batches

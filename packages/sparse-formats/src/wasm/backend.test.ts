@@ -127,6 +127,26 @@ describe.each([1, 2])('wasm backend, %i thread(s)', (threads) => {
     expect(() => backend.linear(new Float32Array(4), 1, inf)).toThrow(NonFiniteError);
   });
 
+  it('linear with rows (dense, batch 1) computes only the listed rows, f32 and f16, with bias', () => {
+    const rng = new Rng(21);
+    const [rows, cols] = [301, 70];
+    const values = rng.normalArray(rows * cols);
+    const x = rng.normalArray(cols);
+    const bias = rng.normalArray(rows);
+    const list = Int32Array.from(rng.permutation(rows).slice(0, 150));
+    for (const dtype of ['f32', 'f16'] as const) {
+      const w = fromDense(new Tensor('f32', [rows, cols], values), 'dense', { dtype });
+      const want = linear(x, 1, w, { bias });
+      const got = backend.linear(x, 1, w, { bias, rows: list, out: new Float32Array(rows).fill(Number.NaN) });
+      const keep = new Set(list);
+      for (let o = 0; o < rows; o++) {
+        if (keep.has(o)) expect(Math.abs(got[o]! - want[o]!)).toBeLessThan(1e-4 * (1 + Math.abs(want[o]!)));
+        else expect(got[o]).toBe(0);
+      }
+      backend.release(w);
+    }
+  });
+
   it('measures a STREAM triad bandwidth', () => {
     expect(backend.triad(1 << 20, 2)).toBeGreaterThan(0.1);
   });

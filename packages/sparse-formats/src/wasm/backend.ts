@@ -200,6 +200,8 @@ export class WasmBackend implements Backend {
     if (options.rows !== undefined) checkRows(options.rows, w.rows);
     if (batch === 0 || w.rows === 0) return out;
     const p = this.prepare(w);
+    if (options.rows !== undefined && batch === 1 && p.format === 'dense')
+      return this.denseRows(p, x, options.rows, out, options.bias);
     const needsScratch = p.slots.scratch !== undefined;
     const scratchStride = needsScratch ? align64(scratchBytes(p.cols)) : 0;
     // Layout: x as given, x^T (gather kernels only), y, then per-thread scratch; 64-byte aligned.
@@ -241,6 +243,44 @@ export class WasmBackend implements Backend {
       for (let b = 0; b < batch; b++) for (let o = 0; o < p.rows; o++) out[b * p.rows + o]! += bias[o]!;
     }
     if (options.rows !== undefined) keepRows(out, batch, p.rows, options.rows);
+    return out;
+  }
+
+  /**
+   * The listed output rows of a dense weight at batch 1 (LinearOptions.rows): the threads split the
+   * list, each row a SIMD dot product; only those rows of W are read, and the others are 0.
+   */
+  private denseRows(
+    p: PreparedMatrix,
+    x: Float32Array,
+    rows: Int32Array,
+    out: Float32Array,
+    bias: Float32Array | undefined,
+  ): Float32Array {
+    out.fill(0);
+    if (rows.length === 0) return out;
+    const xBytes = align64(p.cols * 4 + 16);
+    const listBytes = align64(rows.length * 4 + 16);
+    const base = align64(this.ioRegion(xBytes + listBytes + align64(p.rows * 4 + 16) + 64));
+    const listPtr = base + xBytes;
+    const yPtr = listPtr + listBytes;
+    new Float32Array(this.memory.buffer, base, p.cols).set(x);
+    new Int32Array(this.memory.buffer, listPtr, rows.length).set(rows);
+    const half = p.op === KERNEL_NAMES.indexOf('dense_linear_f16');
+    const work = rows.length * p.cols;
+    this.pool.run({
+      op: KERNEL_NAMES.indexOf(half ? 'dense_rows_f16' : 'dense_rows_f32'),
+      // dense_rows(w, x, y, cols, list, i0, i1)
+      args: [p.args[0]!, base, yPtr, p.cols, listPtr, 0, 0],
+      r0Position: 5,
+      r1Position: 6,
+      parts:
+        work < this.minParallelWork
+          ? Int32Array.of(0, rows.length)
+          : partition(rows.length, this.threads, undefined, 4),
+    });
+    const y = new Float32Array(this.memory.buffer, yPtr, p.rows);
+    for (const r of rows) out[r] = y[r]! + (bias === undefined ? 0 : bias[r]!);
     return out;
   }
 

@@ -26,6 +26,8 @@ export const KERNEL_NAMES = [
   'gather_gemv_columns_f32',
   'gather_gemv_columns_f16',
   'gather_reduce',
+  'dense_rows_f32',
+  'dense_rows_f16',
 ] as const;
 
 export type KernelName = (typeof KERNEL_NAMES)[number];
