@@ -9,25 +9,30 @@
  * SparseGPT protocol (windows of 128 tokens) over tiny-lm/test.txt, with the rules applied to every
  * token (as decode sees them). Each row reports the sparsity measured on the evaluation tokens: the
  * share of values dropped at the method's sites, and the share of the blocks' weights a sparse
- * decode skips (`weightsSkipped`). TEAL's greedy allocation runs once, to 90%, on 4 of the
+ * decode skips (`weightsSkipped`). Deja Vu rows train predictors with labels at the target sparsity
+ * (`--merge` keeps the rows of an earlier run that this one does not measure, e.g. with
+ * `--only "deja vu"`). TEAL's greedy allocation runs once, to 90%, on 4 of the
  * calibration windows, and each lower target is read off its path. Writes the JSON and a Markdown
  * table next to it.
  */
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import {
   ACTIVATION_SITES,
   ActivationCalibration,
+  applyPredictors,
   applyThresholds,
   calibrateActivations,
   calibrateChess,
   catsThresholds,
   chessThresholds,
+  collectPredictorData,
   greedyThresholds,
   greedyThresholdsAt,
   type Thresholds,
   tealThresholds,
   topKSparsity,
+  trainPredictors,
   weightsSkipped,
 } from '@sparsekit/activation-sparsity';
 import { option } from '@sparsekit/bench';
@@ -39,6 +44,8 @@ const calibWindows = Number(option('calib-windows', '32'));
 const outPath = option('out', join('tooling', 'tiny-lm', 'results', 'activation-quality.json'));
 const dir = option('model', tinyLmPath());
 const only = new RegExp(option('only', '.'));
+// With --merge, rows already in --out are kept unless this run measures them again.
+const merge = process.argv.includes('--merge');
 const testText = readFileSync(join(tinyLmPath(), 'test.txt'), 'utf8');
 const calibText = readFileSync(join(tinyLmPath(), 'calibration.txt'), 'utf8');
 const backend = await createWasmBackend();
@@ -120,7 +127,63 @@ for (const [method, make] of Object.entries(METHODS)) {
     );
   }
 }
+// Deja Vu at matched sparsity: predictors trained with labels at the target sparsity of each block's
+// mlp.hidden (the package's default rule for gated MLPs), applied as hooks; a predicted-inactive
+// channel skips its rows of gate and up and its column of down.
+for (const s of SPARSITIES) {
+  if (!only.test(`deja vu ${s}`)) continue;
+  const start = performance.now();
+  const data = await collectPredictorData(model, batches);
+  const { predictors } = await trainPredictors(data, { label: { rule: 'sparsity', sparsity: s } });
+  const applied = applyPredictors(model.hooks, predictors);
+  let ppl: number;
+  try {
+    ppl = (await perplexity(model, tokenizer!, testText, { maxLength: 128 })).perplexity;
+  } finally {
+    applied.remove();
+  }
+  let skipped = 0;
+  let total = 0;
+  for (const m of applied.measured()) {
+    const layers = model.blockLinearLayers(m.block);
+    const mlp = layers
+      .filter((l) => /(gate|up|down)_proj$/.test(l.name))
+      .reduce((a, l) => a + l.inFeatures * l.outFeatures, 0);
+    skipped += (m.values === 0 ? 0 : m.zeros / m.values) * mlp;
+  }
+  for (let b = 0; b < model.numBlocks; b++)
+    total += model.blockLinearLayers(b).reduce((a, l) => a + l.inFeatures * l.outFeatures, 0);
+  const row = {
+    method: 'deja vu',
+    target: s,
+    sitesSparsity: applied.overall(),
+    weightsSkipped: skipped / total,
+    perplexity: ppl,
+    seconds: (performance.now() - start) / 1000,
+  };
+  rows.push(row);
+  console.log(
+    `deja vu        ${String(Math.round(s * 100)).padStart(3)}%  channels ${(row.sitesSparsity * 100).toFixed(1).padStart(5)}%  weights skipped ${(row.weightsSkipped * 100).toFixed(1).padStart(5)}%  ppl ${ppl.toFixed(2).padStart(8)}  ${row.seconds.toFixed(1)} s`,
+  );
+}
 await backend.dispose();
+if (merge && existsSync(outPath)) {
+  const before = JSON.parse(readFileSync(outPath, 'utf8')) as { rows: Array<Record<string, unknown>> };
+  const key = (r: Record<string, unknown>) => `${r.method} ${r.target}`;
+  const fresh = new Set(rows.map(key));
+  rows.unshift(...before.rows.filter((r) => !fresh.has(key(r))));
+  const order = ['dense', ...Object.keys(METHODS), 'deja vu'];
+  rows.sort(
+    (a, b) =>
+      order.indexOf(a.method as string) - order.indexOf(b.method as string) ||
+      (a.target as number) - (b.target as number),
+  );
+  const seen = new Set<string>();
+  for (let i = rows.length - 1; i >= 0; i--) {
+    if (seen.has(key(rows[i]!))) rows.splice(i, 1);
+    else seen.add(key(rows[i]!));
+  }
+}
 mkdirSync(dirname(outPath), { recursive: true });
 writeFileSync(
   `${outPath}.tmp`,
