@@ -3,14 +3,16 @@
  * act(gate), the input of the product with up) and test perplexity after each stage, in one run:
  *
  *   node tooling/tiny-lm/dist/relufy.js [--relu-steps 200] [--stage-steps 100] [--l1 0.1,0.3,1]
- *     [--fatrelu 0.05] [--lr 1e-3] [--out tooling/tiny-lm/results/relufy.json]
+ *     [--fatrelu 0.05] [--lr 1e-3] [--out tooling/tiny-lm/results/relufy.json] [--control]
  *
  * Stages: the bundled SiLU model; SiLU swapped for ReLU (no training); ReLU fine-tuned for
  * --relu-steps steps (ReLU-fication); then one ProSparse stage per --l1 value, each --stage-steps
  * steps with the L1 factor rising to it along a sine (activation-sparsity's `proSparseFactor`);
  * then FATReLU at --fatrelu on the last model (no training). Training: tiny-lm's own training split
  * (same corpus, split and seed as train.ts), batches of 16 x 128 tokens, Adam at a constant --lr
- * after 20 warm-up steps, gradient norm clipped at 1, on the tfjs twin.
+ * after 20 warm-up steps, gradient norm clipped at 1, on the tfjs twin. With --control, the SiLU
+ * model gets the same --relu-steps of fine-tuning instead (written to relufy-control.json): the
+ * bundled model has seen only part of its training data, so extra steps alone lower its perplexity.
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -79,13 +81,16 @@ async function evaluate(
 await evaluate('SiLU (bundled tiny-lm)', loaded.model, 0);
 
 const { tf } = await loadTfjs();
-const relu: ModelConfig = { ...loaded.config, activation: 'relu' };
+// --control: the same fine-tuning of the SiLU model (no ReLU, no L1), to tell what the extra
+// training data does from what the ReLU swap and the L1 stages do.
+const control = process.argv.includes('--control');
+const relu: ModelConfig = { ...loaded.config, activation: control ? 'silu' : 'relu' };
 const twin = LlamaTwin.fromParams(tf, relu, loaded.model.params);
 const runtime = () => {
   const backends = backendRef(wasm);
   return new TransformerLM(relu, twin.toParams(backends), backends);
 };
-await evaluate('ReLU swapped in (no training)', runtime(), 0);
+if (!control) await evaluate('ReLU swapped in (no training)', runtime(), 0);
 
 const rng = new Rng(SEED);
 const optimizer = tf.train.adam(lr, 0.9, 0.95, 1e-8);
@@ -122,7 +127,22 @@ function trainSteps(steps: number, l1At: (step: number) => number): number {
 }
 
 trainSteps(reluSteps, () => 0);
-await evaluate(`ReLU-fication (${reluSteps} steps)`, runtime(), reluSteps);
+await evaluate(
+  control ? `SiLU fine-tuned (${reluSteps} steps, control)` : `ReLU-fication (${reluSteps} steps)`,
+  runtime(),
+  reluSteps,
+);
+if (control) {
+  await wasm.dispose();
+  writeJsonAtomic(outPath.replace(/\.json$/, '-control.json'), {
+    date: new Date().toISOString(),
+    reluSteps,
+    lr,
+    rows,
+  });
+  console.log(`wrote ${outPath.replace(/\.json$/, '-control.json')}`);
+  process.exit(0);
+}
 const stages: ProSparseStage[] = l1s.map((l1) => ({ steps: stageSteps, l1 }));
 for (const [i, stage] of stages.entries()) {
   const offset = i * stageSteps;
