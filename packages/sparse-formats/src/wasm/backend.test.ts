@@ -157,7 +157,7 @@ describe.each([1, 2])('wasm backend, %i thread(s)', (threads) => {
     const pool = (backend as unknown as { pool: { run(task: unknown): void } }).pool;
     const far = 0xfff00000;
     const task = {
-      op: 14,
+      op: KERNEL_NAMES.indexOf('triad'),
       args: [far, far, far, 1, 0, 0],
       r0Position: 4,
       r1Position: 5,
