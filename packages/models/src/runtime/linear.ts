@@ -6,6 +6,7 @@ import {
   type SparseMatrix,
   toDenseArray,
 } from '@sparsekit/sparse-formats';
+import { nonzeroIndices } from './ops.js';
 import { type BackendRef, type SparseDecode, type Step, syncBackend } from './steps.js';
 
 /**
@@ -162,19 +163,6 @@ export class Linear implements PackableLinear {
       );
     }
   }
-}
-
-/**
- * The indices of the nonzero entries of `x` when at least `minZeroShare` of them are exact zeros
- * (else undefined: the dense product is the faster one).
- */
-function nonzeroIndices(x: Float32Array, minZeroShare: number): Int32Array | undefined {
-  let nonzero = 0;
-  for (let i = 0; i < x.length; i++) if (x[i] !== 0) nonzero++;
-  if (x.length - nonzero < minZeroShare * x.length) return undefined;
-  const active = new Int32Array(nonzero);
-  for (let i = 0, n = 0; i < x.length; i++) if (x[i] !== 0) active[n++] = i;
-  return active;
 }
 
 /** A dense f32 matrix over `values` [rows, cols] (no copy). */

@@ -10,7 +10,7 @@ import {
 } from '@sparsekit/core';
 import type { ModelConfig } from '../config.js';
 import type { Linear } from './linear.js';
-import { activate, mulInPlace } from './ops.js';
+import { activate, mulInPlace, nonzeroIndices } from './ops.js';
 import type { Steps } from './steps.js';
 
 /** up -> activation -> down. */
@@ -98,16 +98,6 @@ export interface ExpertRows {
   tokens: Int32Array;
 }
 
-/** The nonzero entries of one token's act(gate), when at least `minZeroShare` of them are zero. */
-function nonzeroRows(act: Float32Array, minZeroShare: number): Int32Array | undefined {
-  let nonzero = 0;
-  for (let i = 0; i < act.length; i++) if (act[i] !== 0) nonzero++;
-  if (act.length - nonzero < minZeroShare * act.length) return undefined;
-  const rows = new Int32Array(nonzero);
-  for (let i = 0, n = 0; i < act.length; i++) if (act[i] !== 0) rows[n++] = i;
-  return rows;
-}
-
 function* expertSteps(
   config: ModelConfig,
   e: ExpertMlp,
@@ -129,7 +119,7 @@ function* expertSteps(
     const predicted = sparse?.mlpRows?.(block, input);
     const gate = yield e.gate.stepOf(input, tokens, predicted);
     const act = hooks.gate(activate(gate, config.activation), tokens, expert);
-    const rows = sparse === undefined ? undefined : nonzeroRows(act, sparse.minZeroShare);
+    const rows = sparse === undefined ? undefined : nonzeroIndices(act, sparse.minZeroShare);
     const up = hooks.up(yield e.up.stepOf(input, tokens, rows), tokens, expert);
     inner = mulInPlace(act, up);
   }

@@ -160,3 +160,16 @@ export function applyRope(
     x[offset + i + half] = b * c + a * s;
   }
 }
+
+/**
+ * The indices of the nonzero entries of `x` when at least `minZeroShare` of them are exact zeros
+ * (else undefined: too few for the sparse decode paths to pay).
+ */
+export function nonzeroIndices(x: Float32Array, minZeroShare: number): Int32Array | undefined {
+  let nonzero = 0;
+  for (let i = 0; i < x.length; i++) if (x[i] !== 0) nonzero++;
+  if (x.length - nonzero < minZeroShare * x.length) return undefined;
+  const active = new Int32Array(nonzero);
+  for (let i = 0, n = 0; i < x.length; i++) if (x[i] !== 0) active[n++] = i;
+  return active;
+}
