@@ -61,18 +61,24 @@ export function checkGatherGemv(args: GatherGemvArgs): void {
     throw new ShapeMismatchError([w.rows], [args.out.length], 'out');
   if (active.length > w.cols)
     throw new InvalidArgumentError('active', active.length, `must hold at most ${w.cols} indices`);
-  // Duplicates are found with a mark per column that holds the number of the call that last saw
-  // it, so a call costs O(active): the marks are allocated once (grown to the widest matrix) and
-  // never cleared, except when the call counter wraps.
-  if (marks.length < w.cols) marks = new Uint32Array(Math.max(w.cols, 2 * marks.length));
+  checkIndices(active, w.cols, 'active index');
+}
+
+/**
+ * A typed error unless `indices` are unique and in [0, count). Duplicates are found with a mark per
+ * slot that holds the number of the call that last saw it, so a call costs O(indices): the marks are
+ * allocated once (grown to the largest count) and never cleared, except when the call counter wraps.
+ */
+function checkIndices(indices: Int32Array, count: number, what: string): void {
+  if (marks.length < count) marks = new Uint32Array(Math.max(count, 2 * marks.length));
   if (++stamp === 0x1_0000_0000) {
     marks.fill(0);
     stamp = 1;
   }
-  for (let i = 0; i < active.length; i++) {
-    const c = active[i]!;
-    if (!(c >= 0 && c < w.cols) || marks[c] === stamp)
-      throw new InvalidArgumentError('active index', c, `must be unique and in [0, ${w.cols})`);
+  for (let i = 0; i < indices.length; i++) {
+    const c = indices[i]!;
+    if (!(c >= 0 && c < count) || marks[c] === stamp)
+      throw new InvalidArgumentError(what, c, `must be unique and in [0, ${count})`);
     marks[c] = stamp;
   }
 }
@@ -164,13 +170,7 @@ export function gatherGemvColumns(args: GatherGemvArgs, columns: Float32Array): 
 
 /** A typed error unless `rows` are unique indices in [0, count) (LinearOptions.rows). */
 export function checkRows(rows: Int32Array, count: number): void {
-  const seen = new Uint8Array(count);
-  for (let i = 0; i < rows.length; i++) {
-    const r = rows[i]!;
-    if (!(r >= 0 && r < count)) throw new InvalidArgumentError(`rows[${i}]`, r, `must be in [0, ${count})`);
-    if (seen[r] === 1) throw new InvalidArgumentError(`rows[${i}]`, r, 'appears twice (rows must be unique)');
-    seen[r] = 1;
-  }
+  checkIndices(rows, count, 'rows index');
 }
 
 /**
