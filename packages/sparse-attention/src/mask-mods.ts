@@ -123,43 +123,43 @@ export function documents(lengths: readonly number[]): MaskMod {
   );
 }
 
-/** A query attends where every mod allows it (FlexAttention's `and_masks`, folding from true). */
-export function andMasks(...mods: MaskMod[]): MaskMod {
-  const pair = (b: number, h: number, q: number, kv: number) => mods.every((m) => m(b, h, q, kv));
+/**
+ * A mod combining `mods` pair by pair with `every` (and) or `some` (or), and block by block when each
+ * has a block rule: `decisive` is the kind that settles the block at once (empty for and, full for
+ * or), and `uniform` is what the block is when no mod is partial (full for and, empty for or).
+ */
+function combine(
+  mods: MaskMod[],
+  join: 'every' | 'some',
+  decisive: BlockKind,
+  uniform: BlockKind,
+  separator: string,
+): MaskMod {
+  const pair = (b: number, h: number, q: number, kv: number) => mods[join]((m) => m(b, h, q, kv));
   const block = mods.every((m) => m.block !== undefined)
     ? (b: number, h: number, q0: number, q1: number, kv0: number, kv1: number): BlockKind => {
-        let all = true;
+        let partial = false;
         for (const m of mods) {
           const k = m.block!(b, h, q0, q1, kv0, kv1);
-          if (k === 'empty') return 'empty';
-          if (k === 'partial') all = false;
+          if (k === decisive) return decisive;
+          if (k === 'partial') partial = true;
         }
-        return all ? 'full' : 'partial';
+        // For or, two partial mods may still cover the block together; 'partial' stays correct (masked).
+        return partial ? 'partial' : uniform;
       }
     : undefined;
   return Object.assign(pair, {
-    label: mods.map((m) => m.label ?? 'mod').join(' & '),
+    label: mods.map((m) => m.label ?? 'mod').join(separator),
     ...(block === undefined ? {} : { block }),
   });
 }
 
+/** A query attends where every mod allows it (FlexAttention's `and_masks`, folding from true). */
+export function andMasks(...mods: MaskMod[]): MaskMod {
+  return combine(mods, 'every', 'empty', 'full', ' & ');
+}
+
 /** A query attends where any mod allows it (FlexAttention's `or_masks`, folding from false). */
 export function orMasks(...mods: MaskMod[]): MaskMod {
-  const pair = (b: number, h: number, q: number, kv: number) => mods.some((m) => m(b, h, q, kv));
-  const block = mods.every((m) => m.block !== undefined)
-    ? (b: number, h: number, q0: number, q1: number, kv0: number, kv1: number): BlockKind => {
-        let none = true;
-        for (const m of mods) {
-          const k = m.block!(b, h, q0, q1, kv0, kv1);
-          if (k === 'full') return 'full';
-          if (k === 'partial') none = false;
-        }
-        // Two partial mods may still cover the block together; 'partial' stays correct (masked).
-        return none ? 'empty' : 'partial';
-      }
-    : undefined;
-  return Object.assign(pair, {
-    label: mods.map((m) => m.label ?? 'mod').join(' | '),
-    ...(block === undefined ? {} : { block }),
-  });
+  return combine(mods, 'some', 'full', 'empty', ' | ');
 }
