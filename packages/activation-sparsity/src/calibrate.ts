@@ -81,11 +81,31 @@ export async function calibrateActivations(
   batches: readonly Tensor<'i32'>[],
   options: CalibrateOptions = {},
 ): Promise<ActivationCalibration> {
+  return collectHistograms(model, batches, options, 'magnitude', 'calibrate', (tensor, site) =>
+    binsMagnitudes(site) ? tensor.data.map(Math.abs) : tensor.data,
+  );
+}
+
+/**
+ * One histogram per (block, site) of `options.sites` (default TEAL's), fed with what `values` makes
+ * of each hooked tensor (undefined: nothing), over the calibration batches.
+ */
+async function collectHistograms(
+  model: HookableLM,
+  batches: readonly Tensor<'i32'>[],
+  options: CalibrateOptions,
+  kind: CalibrationKind,
+  stage: string,
+  values: (tensor: Tensor<'f32'>, site: ActivationSite, seq: number) => ArrayLike<number> | undefined,
+): Promise<ActivationCalibration> {
   const sites = checkSites(options.sites ?? ACTIVATION_SITES);
   const histograms = new Map<string, SiteHistogram>();
   for (let b = 0; b < model.numBlocks; b++)
     for (const site of sites)
-      histograms.set(siteKey(b, site), new SiteHistogram({ ...options, nonNegative: binsMagnitudes(site) }));
+      histograms.set(
+        siteKey(b, site),
+        new SiteHistogram({ ...options, nonNegative: kind === 'magnitude' && binsMagnitudes(site) }),
+      );
   const tokens = await runWithHooks(
     model,
     batches,
@@ -93,13 +113,13 @@ export async function calibrateActivations(
       model.hooks.add(sites, (tensor, context) => {
         const site = context.site as ActivationSite;
         const h = histograms.get(siteKey(context.block, site));
-        if (h === undefined) return;
-        h.add(binsMagnitudes(site) ? tensor.data.map(Math.abs) : tensor.data);
+        const v = h === undefined ? undefined : values(tensor, site, context.seq);
+        if (v !== undefined) h!.add(v);
       }),
-    'calibrate',
+    stage,
     options,
   );
-  return new ActivationCalibration(sites, model.numBlocks, histograms, tokens);
+  return new ActivationCalibration(sites, model.numBlocks, histograms, tokens, kind);
 }
 
 /**
@@ -111,30 +131,16 @@ export async function calibrateDeltas(
   batches: readonly Tensor<'i32'>[],
   options: CalibrateOptions = {},
 ): Promise<ActivationCalibration> {
-  const sites = checkSites(options.sites ?? ACTIVATION_SITES);
-  const histograms = new Map<string, SiteHistogram>();
-  for (let b = 0; b < model.numBlocks; b++)
-    for (const site of sites) histograms.set(siteKey(b, site), new SiteHistogram(options));
-  const tokens = await runWithHooks(
-    model,
-    batches,
-    () =>
-      model.hooks.add(sites, (tensor, context) => {
-        const h = histograms.get(siteKey(context.block, context.site as ActivationSite));
-        if (h === undefined || context.seq < 2) return;
-        const x = tensor.data;
-        const width = tensor.shape.at(-1)!;
-        const seq = context.seq;
-        const deltas = new Float32Array((x.length / width / seq) * (seq - 1) * width);
-        let o = 0;
-        for (let row = 0; row < x.length / width; row++) {
-          if (row % seq === 0) continue;
-          for (let i = row * width; i < (row + 1) * width; i++) deltas[o++] = x[i]! - x[i - width]!;
-        }
-        h.add(deltas);
-      }),
-    'calibrate deltas',
-    options,
-  );
-  return new ActivationCalibration(sites, model.numBlocks, histograms, tokens, 'delta');
+  return collectHistograms(model, batches, options, 'delta', 'calibrate deltas', (tensor, _site, seq) => {
+    if (seq < 2) return undefined;
+    const x = tensor.data;
+    const width = tensor.shape.at(-1)!;
+    const deltas = new Float32Array((x.length / width / seq) * (seq - 1) * width);
+    let o = 0;
+    for (let row = 0; row < x.length / width; row++) {
+      if (row % seq === 0) continue;
+      for (let i = row * width; i < (row + 1) * width; i++) deltas[o++] = x[i]! - x[i - width]!;
+    }
+    return deltas;
+  });
 }
