@@ -22,6 +22,7 @@ import {
   copiesFor,
   flag,
   lastLevelCacheBytes,
+  machineFacts,
   measureRounds,
   numberOption,
   option,
@@ -189,13 +190,7 @@ for (const t of targets) console.log(`${t.met ? 'met ' : 'MISS'} ${t.target}: ${
 writeJsonAtomic(outPath, {
   command: `node build/bench/gather-gemv.js ${process.argv.slice(2).join(' ')}`.trim(),
   date: new Date().toISOString(),
-  machine: {
-    cpu: os.cpus()[0]?.model ?? 'unknown',
-    cores: os.availableParallelism(),
-    lastLevelCacheBytes: llc ?? null,
-    memoryBytes: os.totalmem(),
-    node: process.version,
-  },
+  machine: machineFacts(llc),
   threads: backend.threads,
   workingSetBytes: workingSet,
   seed,

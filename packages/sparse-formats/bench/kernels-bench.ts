@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import {
   copiesFor,
   lastLevelCacheBytes,
+  machineFacts,
   measure,
   option,
   transposed,
@@ -127,13 +128,7 @@ for (const t of targets) console.log(`${t.met ? 'met ' : 'MISS'} ${t.target}: ${
 const result = {
   command: `node build/bench/kernels-bench.js ${process.argv.slice(2).join(' ')}`.trim(),
   date: new Date().toISOString(),
-  machine: {
-    cpu: os.cpus()[0]?.model ?? 'unknown',
-    cores: os.availableParallelism(),
-    lastLevelCacheBytes: llc ?? null,
-    memoryBytes: os.totalmem(),
-    node: process.version,
-  },
+  machine: machineFacts(llc),
   threads,
   workingSetBytes: workingSet,
   triadGBs,

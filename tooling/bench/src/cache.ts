@@ -1,5 +1,6 @@
 // Working sets beyond the last-level cache: how many copies of a weight a benchmark rotates through.
 import { readFileSync } from 'node:fs';
+import * as os from 'node:os';
 
 /** Size of the last-level cache in bytes (Linux sysfs), or undefined when unknown. */
 export function lastLevelCacheBytes(): number | undefined {
@@ -47,4 +48,15 @@ export async function withCopies<T>(
       warn(`  (${String(error).slice(0, 80)}; retrying with ${Math.floor(c / 2)} copies)`);
     }
   }
+}
+
+/** The machine a result was measured on, for every result file. */
+export function machineFacts(llc = lastLevelCacheBytes()) {
+  return {
+    cpu: os.cpus()[0]?.model ?? 'unknown',
+    cores: os.availableParallelism(),
+    lastLevelCacheBytes: llc ?? null,
+    memoryBytes: os.totalmem(),
+    node: process.version,
+  };
 }

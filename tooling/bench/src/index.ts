@@ -1,7 +1,7 @@
 // The one bench runner of the repository: options, medians, result files, and the pieces every
 // kernel benchmark shares (timing over weight copies beyond the last-level cache, the onnxruntime
 // MatMul baseline), so every table is measured and summarised the same way.
-export { copiesFor, lastLevelCacheBytes, withCopies, workingSetBytes } from './cache.js';
+export { copiesFor, lastLevelCacheBytes, machineFacts, withCopies, workingSetBytes } from './cache.js';
 export { writeJsonAtomic, writeTextAtomic } from './files.js';
 export { measure, measureRounds, type Subject, type Timing, type TimingOptions } from './measure.js';
 export {
