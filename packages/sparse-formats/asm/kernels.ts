@@ -950,3 +950,7 @@ export function triad(a: usize, b: usize, c: usize, s: f32, i0: i32, i1: i32): v
   }
   for (; i < end; i++) store<f32>(a + (i << 2), load<f32>(b + (i << 2)) + s * load<f32>(c + (i << 2)));
 }
+
+// ---------------------------------------------------------------------------------------------
+// Attention that reads only the keys it is given: see attention.ts.
+export { attend_rows_f32, attend_blocks_f32 } from './attention';

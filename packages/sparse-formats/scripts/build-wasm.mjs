@@ -1,12 +1,12 @@
 #!/usr/bin/env node
-// Compiles asm/kernels.ts (AssemblyScript, SIMD) to wasm twice: importing a shared memory (for the
+// Compiles asm/kernels.ts and the files it imports (AssemblyScript, SIMD) to wasm twice: importing a shared memory (for the
 // worker-thread pool) and a plain one (for pages that are not cross-origin isolated, where
 // SharedArrayBuffer does not exist). Writes
 //   src/wasm/generated/kernels-wasm.ts    both modules as base64, so they load in Node and browsers;
 //   dist/wasm/kernels.wasm, kernels-single.wasm   the raw modules, for users who prefer to fetch them.
 // With --if-missing it does nothing when the generated module is newer than the source.
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -18,7 +18,9 @@ const rawDir = join(root, 'dist', 'wasm');
 if (
   process.argv.includes('--if-missing') &&
   existsSync(generated) &&
-  statSync(generated).mtimeMs >= statSync(source).mtimeMs
+  readdirSync(join(root, 'asm')).every(
+    (name) => statSync(generated).mtimeMs >= statSync(join(root, 'asm', name)).mtimeMs,
+  )
 ) {
   process.exit(0);
 }

@@ -58,6 +58,8 @@ export function resolveAttention(args: AttentionArgs): Resolved {
       break;
     case 'blocks': {
       positiveInteger('mask.blockSize', mask.blockSize);
+      if (mask.window !== undefined) positiveInteger('mask.window', mask.window);
+      if (mask.sinks !== undefined) positiveInteger('mask.sinks', mask.sinks, true);
       const last = Math.floor((offset + Math.max(seq, 1) - 1) / mask.blockSize);
       if (seq > 0 && mask.kvBlocks.length <= last)
         throw new InvalidArgumentError(
@@ -113,17 +115,24 @@ export function keySegments(mask: AttentionMask, p: number, keyLength: number, o
     case 'blocks': {
       const list = mask.kvBlocks[Math.floor(p / mask.blockSize)]!;
       const limit = mask.causal === true ? Math.min(p + 1, keyLength) : keyLength;
+      // With a window, keys before `from` are read only when they are sinks.
+      const from = mask.window === undefined ? 0 : p - mask.window + 1;
+      const sinks = mask.window === undefined ? 0 : Math.min(mask.sinks ?? 0, from);
       let n = 0;
-      for (let i = 0; i < list.length; i++) {
-        const start = list[i]! * mask.blockSize;
-        const end = Math.min(start + mask.blockSize, limit);
-        if (start >= end) continue;
+      const add = (start: number, end: number) => {
+        if (start >= end) return;
         if (n > 0 && out[2 * n - 1] === start) out[2 * n - 1] = end;
         else {
           out[2 * n] = start;
           out[2 * n + 1] = end;
           n++;
         }
+      };
+      for (let i = 0; i < list.length; i++) {
+        const start = list[i]! * mask.blockSize;
+        const end = Math.min(start + mask.blockSize, limit);
+        add(start, Math.min(end, sinks));
+        add(Math.max(start, from, sinks), end);
       }
       return n;
     }
@@ -147,7 +156,7 @@ export function keySegments(mask: AttentionMask, p: number, keyLength: number, o
 /** Pairs `keySegments` may write for this mask. */
 function segmentCapacity(mask: AttentionMask, blocks: number): number {
   if (mask.kind === 'positions') return mask.positions.length + 1;
-  if (mask.kind === 'blocks') return blocks + 1;
+  if (mask.kind === 'blocks') return 2 * blocks + 2;
   return 2;
 }
 

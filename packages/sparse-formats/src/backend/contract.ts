@@ -34,7 +34,8 @@ export interface SddmmOptions {
  * - `causal`: keys at or before the query; with `window`, only the last `window` of them, plus the
  *   first `sinks` positions (StreamingLLM's attention sinks) when given.
  * - `blocks`: the key blocks listed for the query's block (FlexAttention's kv_indices: block
- *   `floor(position / blockSize)`; each list sorted, unique), intersected with `causal` when set.
+ *   `floor(position / blockSize)`; each list sorted, unique), intersected with `causal` when set,
+ *   and inside them with a `window` (plus `sinks`) as for `causal` when given.
  * - `positions`: every query reads exactly these keys (sorted, unique): decode-time selection.
  */
 export type AttentionMask =
@@ -45,6 +46,8 @@ export type AttentionMask =
       readonly blockSize: number;
       readonly kvBlocks: readonly Int32Array[];
       readonly causal?: boolean;
+      readonly window?: number;
+      readonly sinks?: number;
     }
   | { readonly kind: 'positions'; readonly positions: Int32Array };
 
@@ -127,6 +130,13 @@ type Result<Sync extends boolean, T> = Sync extends true ? T : Promise<T>;
 export interface Backend extends Ops<true> {
   readonly name: string;
   readonly flavour: 'sync';
+  /**
+   * Storage the backend's kernels read in place (wasm: a view into its memory), for data that many
+   * calls read, such as a KV cache; zero-filled. Absent when every array is as good as another.
+   */
+  allocate?(length: number): Float32Array;
+  /** Give back an array from `allocate`. */
+  free?(array: Float32Array): void;
 }
 
 /** A backend whose operations resolve later (WebGPU: results are read back from the device). */

@@ -1,5 +1,4 @@
 import { InvalidArgumentError, ShapeMismatchError } from '@sparsekit/core';
-import { attention } from '../backend/attention.js';
 import type {
   AttentionArgs,
   Backend,
@@ -11,6 +10,7 @@ import { checkGatherGemv, checkRows, keepRows, matmulOnLinear, spmmOnLinear } fr
 import { unsupported } from '../backend/unsupported.js';
 import type { CsrMatrix, DenseMatrix, SparseMatrix } from '../types.js';
 import { WasmAllocator } from './allocator.js';
+import { type AttentionHost, wasmAttention } from './attention.js';
 import { type PreparedGather, prepareGather } from './gather.js';
 import { KERNELS_SINGLE_WASM_BASE64, KERNELS_WASM_BASE64 } from './generated/kernels-wasm.js';
 import { ThreadPool } from './pool.js';
@@ -310,9 +310,64 @@ export class WasmBackend implements Backend {
     return matmulOnLinear(this.transientLinear, a, b, m, k, n, options);
   }
 
+  /**
+   * Softmax attention on the SIMD kernels of asm/attention.ts, reading only the keys the mask lets
+   * each query read (see ./attention.ts); keys and values from `allocate` are read in place.
+   */
   attention(args: AttentionArgs): Float32Array {
-    return attention(args, this.transientLinear);
+    return wasmAttention(this.attentionHost, args);
   }
+
+  /**
+   * A zero-filled array in wasm memory that the kernels read in place (a KV cache's lanes). Views of
+   * a shared memory stay valid as it grows; without shared memory (a page that is not cross-origin
+   * isolated) growing would detach them, so a plain array is returned instead.
+   */
+  allocate(length: number): Float32Array {
+    if (!Number.isSafeInteger(length) || length < 0)
+      throw new InvalidArgumentError('length', length, 'must be a non-negative integer');
+    if (!(this.memory.buffer instanceof SharedArrayBuffer)) return new Float32Array(length);
+    const ptr = this.allocator.alloc(length * 4);
+    const buffer = this.memory.buffer;
+    this.residentBuffers.add(buffer);
+    const view = new Float32Array(buffer, ptr, length);
+    view.fill(0);
+    this.allocations.set(view, ptr);
+    return view;
+  }
+
+  /** Give back an array from `allocate` (arrays from elsewhere are ignored). */
+  free(array: Float32Array): void {
+    const ptr = this.allocations.get(array);
+    if (ptr === undefined) return;
+    this.allocations.delete(array);
+    this.allocator.release(ptr);
+  }
+
+  private readonly residentBuffers = new WeakSet<ArrayBufferLike>();
+  private readonly allocations = new WeakMap<Float32Array, number>();
+
+  private host: AttentionHost | undefined;
+  private get attentionHost(): AttentionHost {
+    if (this.host === undefined) {
+      const backend = this;
+      this.host = {
+        memory: this.memory,
+        allocator: this.allocator,
+        pool: this.pool,
+        threads: this.threads,
+        get minParallelWork() {
+          return backend.minParallelWork;
+        },
+        region: (bytes) => this.ioRegion(bytes),
+        residentOffset: (a) =>
+          a.buffer === this.memory.buffer || this.residentBuffers.has(a.buffer) ? a.byteOffset : -1,
+        linear: (x, batch, w, o) => this.transientLinear(x, batch, w, o),
+      };
+    }
+    return this.host;
+  }
+
 
   /**
    * y = W[:, active] x[active] (+ bias) on the resident column-major copy of W: the active x values

@@ -28,6 +28,8 @@ export const KERNEL_NAMES = [
   'gather_reduce',
   'dense_rows_f32',
   'dense_rows_f16',
+  'attend_rows_f32',
+  'attend_blocks_f32',
 ] as const;
 
 export type KernelName = (typeof KERNEL_NAMES)[number];
