@@ -6,7 +6,15 @@
 //   dist/wasm/kernels.wasm, kernels-single.wasm   the raw modules, for users who prefer to fetch them.
 // With --if-missing it does nothing when the generated module is newer than the source.
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 

@@ -3,7 +3,7 @@ import { attention, type Backend, createWasmBackend, referenceBackend } from '@s
 import { describe, expect, it } from 'vitest';
 import type { ModelConfig } from '../config.js';
 import { attendSteps } from './attention.js';
-import { KvCache } from './kv-cache.js';
+import { KvCache, type KvCacheOptions } from './kv-cache.js';
 import type { Pass } from './pass.js';
 import { runSync } from './steps.js';
 
@@ -21,9 +21,9 @@ function inputs() {
 }
 
 /** Attention of `seq` tokens after `cached` ones, on `backend`, with optional hooks. */
-function run(backend: Backend, hooks?: Hooks): Float32Array {
+function run(backend: Backend, hooks?: Hooks, options: KvCacheOptions = {}): Float32Array {
   const { first, next } = inputs();
-  const cache = new KvCache(1, batch, 2, 32, 8);
+  const cache = new KvCache(1, batch, 2, 32, 8, options);
   const call = (s: number, position: number): Pass => ({
     hooks: [hooks],
     hooked: hooks !== undefined,
@@ -54,6 +54,70 @@ describe('attention', () => {
     const backend = await createWasmBackend({ threads: 2 });
     try {
       expect(run(backend)).toAllClose(loops, { atol: 1e-5, rtol: 1e-5 });
+    } finally {
+      await backend.dispose();
+    }
+  });
+
+  it('reads a cache kept in wasm memory in place, decoding under a policy as the loops do', async () => {
+    const backend = await createWasmBackend({ threads: 2, minParallelWork: 0 });
+    try {
+      const storage = {
+        allocate: (n: number) => backend.allocate(n),
+        free: (a: Float32Array) => backend.free(a),
+      };
+      // Prefill, then tokens one at a time reading every other entry (a decode-time selection).
+      const { first, next } = inputs();
+      const decode = (b: Backend, options: KvCacheOptions) => {
+        const cache = new KvCache(1, batch, 2, 32, 8, { ...options, initialEntries: 4 });
+        const pass = (s: number, position: number): Pass => ({
+          hooks: [],
+          hooked: false,
+          batch,
+          seq: s,
+          position,
+          kvPolicy: {
+            select: (lane) => Int32Array.from({ length: Math.ceil(lane.length / 2) }, (_, i) => 2 * i),
+          },
+        });
+        runSync(
+          b,
+          attendSteps(config, 0, first.q, first.k, first.v, cache, undefined, pass(cached, 0), 0),
+          't',
+        );
+        cache.length = cached;
+        const outs: number[] = [];
+        for (let s = 0; s < seq; s++) {
+          const one = (a: Float32Array, w: number) => {
+            const o = new Float32Array(batch * w);
+            for (let t = 0; t < batch; t++)
+              o.set(a.subarray((t * seq + s) * w, (t * seq + s + 1) * w), t * w);
+            return o;
+          };
+          const o = runSync(
+            b,
+            attendSteps(
+              config,
+              0,
+              one(next.q, 32),
+              one(next.k, 16),
+              one(next.v, 16),
+              cache,
+              undefined,
+              pass(1, cached + s),
+              0,
+            ),
+            't',
+          );
+          cache.length++;
+          outs.push(...o);
+        }
+        // The cache grew from 4 entries by doubling; its arrays still live in wasm memory.
+        if (options.storage !== undefined) expect(cache.keys[0]!.buffer).toBeInstanceOf(SharedArrayBuffer);
+        cache.dispose();
+        return Float32Array.from(outs);
+      };
+      expect(decode(backend, { storage })).toAllClose(decode(loopsBackend, {}), { atol: 2e-5, rtol: 2e-4 });
     } finally {
       await backend.dispose();
     }

@@ -91,9 +91,13 @@ export function generate(
   const cache = model.createCache(1, options.cache);
   const forward = forwardOptions(options);
   const steps = generation(model, prompt, options);
-  let r = steps.next();
-  while (r.done !== true) r = steps.next(model.forward(r.value, cache, forward));
-  return r.value;
+  try {
+    let r = steps.next();
+    while (r.done !== true) r = steps.next(model.forward(r.value, cache, forward));
+    return r.value;
+  } finally {
+    cache.dispose();
+  }
 }
 
 /** `generate` on any backend (each forward call awaited: WebGPU). */
@@ -105,9 +109,13 @@ export async function generateAsync(
   const cache = model.createCache(1, options.cache);
   const forward = forwardOptions(options);
   const steps = generation(model, prompt, options);
-  let r = steps.next();
-  while (r.done !== true) r = steps.next(await model.forwardAsync(r.value, cache, forward));
-  return r.value;
+  try {
+    let r = steps.next();
+    while (r.done !== true) r = steps.next(await model.forwardAsync(r.value, cache, forward));
+    return r.value;
+  } finally {
+    cache.dispose();
+  }
 }
 
 function forwardOptions(options: GenerateOptions): ForwardOptions {

@@ -13,7 +13,25 @@ export interface KvCacheOptions {
    * entries are evicted. Shifted positions need a rotary model.
    */
   positions?: 'original' | 'shifted';
+  /**
+   * Where keys and values live: a backend's `allocate` / `free` (the wasm backend's memory, which its
+   * attention kernels read in place, with no copy per step). Default: ordinary arrays.
+   */
+  storage?: KvStorage;
 }
+
+/** Array storage for a cache's keys and values (a backend's `allocate` and `free`). */
+export interface KvStorage {
+  allocate(length: number): Float32Array;
+  free?(array: Float32Array): void;
+}
+
+function freeArrays(held: { storage: KvStorage | undefined; arrays: Set<Float32Array> }): void {
+  for (const a of held.arrays) held.storage?.free?.(a);
+  held.arrays.clear();
+}
+
+const cacheFinalizer = new FinalizationRegistry(freeArrays);
 
 /**
  * Keys and values of every layer for `batch` sequences. Each (layer, sequence, key/value head) is a
@@ -41,6 +59,28 @@ export class KvCache {
   private evictions = 0;
   /** Set when a failed call left lanes it could not restore. */
   private broken = false;
+  private disposed = false;
+  private readonly storage: KvStorage | undefined;
+  /** The arrays taken from `storage`, freed by `dispose` or when the cache is collected. */
+  private readonly storageHeld: { storage: KvStorage | undefined; arrays: Set<Float32Array> } = {
+    storage: undefined,
+    arrays: new Set(),
+  };
+
+  private track(a: Float32Array): Float32Array {
+    if (this.storage?.free !== undefined) {
+      this.storageHeld.storage = this.storage;
+      this.storageHeld.arrays.add(a);
+    }
+    return a;
+  }
+
+  /** Give the keys and values back to their storage now; the cache cannot be used afterwards. */
+  dispose(): void {
+    freeArrays(this.storageHeld);
+    cacheFinalizer.unregister(this);
+    this.disposed = true;
+  }
 
   constructor(
     readonly layers: number,
@@ -60,8 +100,11 @@ export class KvCache {
       throw new InvalidArgumentError('initialEntries', initial, 'must be a positive integer');
     this.allocated = Math.min(capacity, initial);
     const size = batch * kvHeads * this.allocated * headDim;
-    this.keys = Array.from({ length: layers }, () => new Float32Array(size));
-    this.values = Array.from({ length: layers }, () => new Float32Array(size));
+    this.storage = options.storage;
+    if (this.storage?.free !== undefined) cacheFinalizer.register(this, this.storageHeld);
+    const make = (n: number) => this.track(this.storage?.allocate(n) ?? new Float32Array(n));
+    this.keys = Array.from({ length: layers }, () => make(size));
+    this.values = Array.from({ length: layers }, () => make(size));
     this.held = Array.from({ length: layers }, () => new Int32Array(batch * kvHeads));
     this.origin = Array.from({ length: layers }, () => new Int32Array(batch * kvHeads * this.allocated));
   }
@@ -80,9 +123,12 @@ export class KvCache {
     const lanes = this.batch * this.kvHeads;
     const d = this.headDim;
     const move = (old: Float32Array, width: number, from: number) => {
-      const grown = new Float32Array(lanes * next * width);
+      const grown = this.track(
+        this.storage?.allocate(lanes * next * width) ?? new Float32Array(lanes * next * width),
+      );
       for (let lane = 0; lane < lanes; lane++)
         grown.set(old.subarray(lane * from * width, (lane + 1) * from * width), lane * next * width);
+      if (this.storageHeld.arrays.delete(old)) this.storage?.free?.(old);
       return grown;
     };
     const from = this.allocated;
@@ -236,6 +282,12 @@ export class KvCache {
    * returns the entries of the fullest lane.
    */
   reserve(count: number): number {
+    if (this.disposed)
+      throw new InvalidArgumentError(
+        'KV cache',
+        'disposed',
+        'its storage was given back; start from a new cache',
+      );
     if (this.broken)
       throw new InvalidArgumentError(
         'KV cache',

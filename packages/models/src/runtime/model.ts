@@ -215,12 +215,26 @@ export class TransformerLM implements BlockwiseLM, SliceableLM, NarrowableLM, Ca
         'shifted',
         'needs rotary positions; this model learns absolute ones',
       );
-    return new KvCache(c.numLayers, batch, c.numKvHeads, c.maxPositions, c.headDim, options);
+    const backend = this.backend;
+    const storage =
+      options.storage ??
+      (backend.flavour === 'sync' && backend.allocate !== undefined
+        ? { allocate: (n: number) => backend.allocate!(n), free: (a: Float32Array) => backend.free?.(a) }
+        : undefined);
+    return new KvCache(c.numLayers, batch, c.numKvHeads, c.maxPositions, c.headDim, {
+      ...options,
+      ...(storage === undefined ? {} : { storage }),
+    });
   }
 
   logits(tokenIds: Tensor<'i32'>, options: ForwardOptions = {}): Tensor<'f32'> {
     const [batch, seq] = this.checkTokens(tokenIds);
-    return this.forward(tokenIds, this.createCache(batch), options).reshape([batch, seq, this.vocabSize]);
+    const cache = this.createCache(batch);
+    try {
+      return this.forward(tokenIds, cache, options).reshape([batch, seq, this.vocabSize]);
+    } finally {
+      cache.dispose();
+    }
   }
 
   /** `logits` on any backend (awaits each operation of an asynchronous one). */

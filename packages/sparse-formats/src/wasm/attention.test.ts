@@ -50,7 +50,10 @@ describe.each([1, 2])('wasm attention kernels, %i thread(s)', (threads) => {
         { kind: 'causal' },
         { kind: 'full' },
         { kind: 'causal', window: 7, sinks: 2 },
-        { kind: 'positions', positions: Int32Array.from({ length: keyLength }, (_, i) => i).filter(() => rng.uniform() < 0.3) },
+        {
+          kind: 'positions',
+          positions: Int32Array.from({ length: keyLength }, (_, i) => i).filter(() => rng.uniform() < 0.3),
+        },
       ];
       for (const mask of masks) {
         const args = { ...randomArgs(rng, heads, 1, dim, keyLength), mask };
@@ -125,7 +128,10 @@ describe.each([1, 2])('wasm attention kernels, %i thread(s)', (threads) => {
 
   it('a query that reads no key gets zeros; large scores stay finite', () => {
     const rng = new Rng(16);
-    const args = { ...randomArgs(rng, 2, 1, 8, 10), mask: { kind: 'positions', positions: new Int32Array(0) } as AttentionMask };
+    const args = {
+      ...randomArgs(rng, 2, 1, 8, 10),
+      mask: { kind: 'positions', positions: new Int32Array(0) } as AttentionMask,
+    };
     expect(Array.from(backend.attention(args)).every((v) => v === 0)).toBe(true);
     const big = randomArgs(rng, 2, 1, 8, 50);
     for (let i = 0; i < big.q.length; i++) big.q[i] = big.q[i]! * 200;

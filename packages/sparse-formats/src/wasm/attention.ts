@@ -4,7 +4,12 @@
 // run `attend_blocks` over (head, query block) items. Keys and values that live in the backend's
 // memory (`WasmBackend.allocate`, e.g. a KV cache) are read in place; others are copied in, and a
 // selective decode mask copies only the rows it reads.
-import { attention as loopAttention, keySegments, PRODUCT_MIN_SEQ, resolveAttention } from '../backend/attention.js';
+import {
+  keySegments,
+  attention as loopAttention,
+  PRODUCT_MIN_SEQ,
+  resolveAttention,
+} from '../backend/attention.js';
 import type { AttentionArgs, AttentionMask } from '../backend/contract.js';
 import type { WasmAllocator } from './allocator.js';
 import type { ThreadPool } from './pool.js';
@@ -96,7 +101,8 @@ function rowsAttention(host: AttentionHost, args: AttentionArgs, r: Resolved, ou
       continue;
     }
     const work = count * heads * dim;
-    const parts = work < host.minParallelWork ? Int32Array.of(0, count) : partition(count, host.threads, undefined, 16);
+    const parts =
+      work < host.minParallelWork ? Int32Array.of(0, count) : partition(count, host.threads, undefined, 16);
     const threads = parts.length - 1;
     const qBytes = align64(heads * dim * 4);
     const listBytes = align64(count * 4 + 16);
@@ -136,7 +142,17 @@ function rowsAttention(host: AttentionHost, args: AttentionArgs, r: Resolved, ou
       scratchBase: partPtr,
       scratchStride: partStride,
     });
-    mergePartials(new Float32Array(host.memory.buffer, partPtr, (threads * partStride) / 4), partStride / 4, threads, heads, dim, seq, s, parts, out);
+    mergePartials(
+      new Float32Array(host.memory.buffer, partPtr, (threads * partStride) / 4),
+      partStride / 4,
+      threads,
+      heads,
+      dim,
+      seq,
+      s,
+      parts,
+      out,
+    );
   }
 }
 
@@ -292,7 +308,8 @@ function blockAttention(
   const prefix = new Float64Array(items + 1);
   for (let w = 0; w < items; w++) prefix[w + 1] = prefix[w]! + plan.lists[w % queryBlocks]!.length + 1;
   const work = listLength * heads * B * B * dim;
-  const parts = work < host.minParallelWork ? Int32Array.of(0, items) : partition(items, host.threads, prefix);
+  const parts =
+    work < host.minParallelWork ? Int32Array.of(0, items) : partition(items, host.threads, prefix);
   host.pool.run({
     op: BLOCKS,
     // attend_blocks_f32(params, scratch, r0, r1)

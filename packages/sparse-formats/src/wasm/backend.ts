@@ -368,7 +368,6 @@ export class WasmBackend implements Backend {
     return this.host;
   }
 
-
   /**
    * y = W[:, active] x[active] (+ bias) on the resident column-major copy of W: the active x values
    * and indices are copied into wasm memory; the active columns are split across the threads (each
