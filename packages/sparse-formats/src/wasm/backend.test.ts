@@ -147,6 +147,20 @@ describe.each([1, 2])('wasm backend, %i thread(s)', (threads) => {
     }
   });
 
+  it('runs a dense matrix whose values live in wasm memory in place, following changes to them', () => {
+    const rng = new Rng(21);
+    const [rows, cols, batch] = [37, 24, 3];
+    const values = backend.allocate(rows * cols);
+    const x = rng.normalArray(batch * cols);
+    for (let round = 0; round < 2; round++) {
+      values.set(rng.normalArray(rows * cols));
+      const w = fromDense(new Tensor('f32', [rows, cols], values.slice()), 'dense');
+      const live = { ...w, values } as SparseMatrix;
+      expect(backend.linear(x, batch, live)).toAllClose(linear(x, batch, w), { atol: 1e-5, rtol: 1e-5 });
+    }
+    backend.free(values);
+  });
+
   it('measures a STREAM triad bandwidth', () => {
     expect(backend.triad(1 << 20, 2)).toBeGreaterThan(0.1);
   });

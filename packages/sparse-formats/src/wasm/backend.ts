@@ -170,6 +170,34 @@ export class WasmBackend implements Backend {
     return g;
   }
 
+  /**
+   * A dense f32 matrix whose values live in wasm memory (from `allocate`) runs where it is, with no
+   * copy and nothing cached (its values may change between calls: a KV cache's page summaries).
+   */
+  private inPlace(w: SparseMatrix): PreparedMatrix | undefined {
+    if (w.format !== 'dense' || w.dtype === 'f16' || this.prepared.has(w)) return undefined;
+    const ptr = this.residentOffset(w.values as Float32Array);
+    if (ptr < 0) return undefined;
+    return {
+      rows: w.rows,
+      cols: w.cols,
+      allocations: [],
+      storedValues: w.values.length,
+      format: 'dense',
+      op: KERNEL_NAMES.indexOf('dense_linear_f32'),
+      args: [ptr, 0, 0, w.rows, w.cols, 0, 0, 0],
+      slots: { x: 1, y: 2, batch: 5, r0: 6, r1: 7 },
+      transposedInput: false,
+      parts: partition(w.rows, this.threads, undefined, 4),
+      bytes: w.values.byteLength,
+    };
+  }
+
+  /** The byte offset of `a` in wasm memory, or -1 when it lives elsewhere. */
+  private residentOffset(a: ArrayBufferView): number {
+    return a.buffer === this.memory.buffer || this.residentBuffers.has(a.buffer) ? a.byteOffset : -1;
+  }
+
   /** Free a matrix's copies in wasm memory (for `linear` and for `gatherGemv`). */
   release(w: SparseMatrix): void {
     if (w.format === 'dense') {
@@ -199,7 +227,7 @@ export class WasmBackend implements Backend {
     }
     if (options.rows !== undefined) checkRows(options.rows, w.rows);
     if (batch === 0 || w.rows === 0) return out;
-    const p = this.prepare(w);
+    const p = this.inPlace(w) ?? this.prepare(w);
     if (options.rows !== undefined && batch === 1 && p.format === 'dense')
       return this.denseRows(p, x, options.rows, out, options.bias);
     const needsScratch = p.slots.scratch !== undefined;
@@ -360,8 +388,7 @@ export class WasmBackend implements Backend {
           return backend.minParallelWork;
         },
         region: (bytes) => this.ioRegion(bytes),
-        residentOffset: (a) =>
-          a.buffer === this.memory.buffer || this.residentBuffers.has(a.buffer) ? a.byteOffset : -1,
+        residentOffset: (a) => this.residentOffset(a),
         linear: (x, batch, w, o) => this.transientLinear(x, batch, w, o),
       };
     }
