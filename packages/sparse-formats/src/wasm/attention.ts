@@ -69,16 +69,24 @@ export function wasmAttention(host: AttentionHost, args: AttentionArgs): Float32
 
 type Resolved = ReturnType<typeof resolveAttention>;
 
-/** The key rows query position `p` reads, as a sorted list. */
-function visibleRows(mask: AttentionMask, p: number, keyLength: number, scratch: Int32Array): Int32Array {
+/** Scratch of the row lists, grown on demand and reused (calls are synchronous). */
+const scratch = { segments: new Int32Array(64), rows: new Int32Array(256) };
+
+/** The key rows query position `p` reads, as a sorted list (a view valid until the next call). */
+function visibleRows(mask: AttentionMask, p: number, keyLength: number): Int32Array {
   if (mask.kind === 'positions') return mask.positions;
-  const count = keySegments(mask, p, keyLength, scratch);
+  const capacity =
+    mask.kind === 'blocks' ? 2 * mask.kvBlocks[Math.floor(p / mask.blockSize)]!.length + 2 : 2;
+  if (scratch.segments.length < 2 * capacity) scratch.segments = new Int32Array(2 * capacity);
+  const segments = scratch.segments;
+  const count = keySegments(mask, p, keyLength, segments);
   let n = 0;
-  for (let g = 0; g < count; g++) n += scratch[2 * g + 1]! - scratch[2 * g]!;
-  const rows = new Int32Array(n);
+  for (let g = 0; g < count; g++) n += segments[2 * g + 1]! - segments[2 * g]!;
+  if (scratch.rows.length < n) scratch.rows = new Int32Array(Math.max(n, 2 * scratch.rows.length));
+  const rows = scratch.rows;
   let i = 0;
-  for (let g = 0; g < count; g++) for (let k = scratch[2 * g]!; k < scratch[2 * g + 1]!; k++) rows[i++] = k;
-  return rows;
+  for (let g = 0; g < count; g++) for (let k = segments[2 * g]!; k < segments[2 * g + 1]!; k++) rows[i++] = k;
+  return rows.subarray(0, n);
 }
 
 function align64(n: number): number {
@@ -91,10 +99,9 @@ function rowsAttention(host: AttentionHost, args: AttentionArgs, r: Resolved, ou
   const keysAt = host.residentOffset(args.keys);
   const valuesAt = host.residentOffset(args.values);
   const resident = keysAt >= 0 && valuesAt >= 0;
-  const segments = new Int32Array(2 * (keyLength + 2));
   const partStride = align64((2 * heads + heads * dim + heads * TILE) * 4);
   for (let s = 0; s < seq; s++) {
-    const rows = visibleRows(mask, r.offset + s, keyLength, segments);
+    const rows = visibleRows(mask, r.offset + s, keyLength);
     const count = rows.length;
     if (count === 0) {
       for (let h = 0; h < heads; h++) out.fill(0, (h * seq + s) * dim, (h * seq + s + 1) * dim);
