@@ -13,3 +13,4 @@ export {
 } from './onnx-matmul.js';
 export { flag, numberOption, option } from './options.js';
 export { median } from './stats.js';
+export { markdownTable, ratio } from './table.js';
