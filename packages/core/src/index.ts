@@ -81,6 +81,7 @@ export type {
   Calibratable,
   CalibrationHook,
   CausalLM,
+  DecodeOptions,
   DecodingLM,
   HasLinearLayers,
   HasModules,

@@ -91,8 +91,14 @@ export interface RollbackCache<Mark = unknown> {
  * `cache` (extending it) and returns their logits [batch * seq, vocab]. Models' `TransformerLM` is one.
  */
 export interface DecodingLM<Mark = unknown> extends CausalLM {
-  createCache(batch: number): RollbackCache<Mark>;
-  forward(tokenIds: Tensor<'i32'>, cache: RollbackCache<Mark>, options?: RunOptions): Tensor<'f32'>;
+  /** `positions: 'shifted'`: StreamingLLM's positions within the cache (rotary models only). */
+  createCache(batch: number, options?: { positions?: 'original' | 'shifted' }): RollbackCache<Mark>;
+  forward(tokenIds: Tensor<'i32'>, cache: RollbackCache<Mark>, options?: DecodeOptions): Tensor<'f32'>;
+}
+
+/** Options of a decoding call: hooks, and the KV policy its one-token steps run under. */
+export interface DecodeOptions extends RunOptions {
+  kvPolicy?: KvPolicy;
 }
 
 /**
