@@ -1,9 +1,11 @@
 import { InvalidArgumentError, Rng } from '@sparsekit/core';
 import { describe, expect, it } from 'vitest';
 import { createBlockMask } from './block-mask.js';
+import { blockTopK } from './block-top-k.js';
 import { bruteKinds, expectExactBlocks, kindsOf } from './brute-force.test-util.js';
 import { slidingWindow } from './mask-mods.js';
 import { bigBird, longformer } from './patterns.js';
+import { estimateVerticalSlash } from './vertical-slash.js';
 
 /** Up to `n` distinct random positions in [0, len). */
 function randomPositions(rng: Rng, len: number, n: number): number[] {
@@ -127,5 +129,29 @@ describe('bigBird', () => {
     expect(() => bigBird({ seqLen: 64, seed: 0.5 })).toThrow(/seed/);
     const m = bigBird({ seqLen: 64, blockSize: 8, heads: 2 });
     expect(() => m(0, 2, 0, 0)).toThrow(/h = 2/);
+  });
+});
+
+describe('every pattern at 32K tokens', () => {
+  it('builds block masks from the block rules alone: block lists of about 1 MB, not a 32K x 32K mask', () => {
+    const seqLen = 32_768;
+    const rng = new Rng(41);
+    const q = rng.normalArray(seqLen * 8);
+    const k = rng.normalArray(seqLen * 8);
+    const shape = { heads: 1, seqLen, headDim: 8 };
+    const patterns = [
+      { mask: longformer({ window: 512, globals: [0, 1, 2, 3, 20_000], seqLen }), minSparsity: 95 },
+      { mask: bigBird({ seqLen }), minSparsity: 90 },
+      { mask: estimateVerticalSlash(q, k, shape).mask, minSparsity: 49 },
+      { mask: blockTopK(q, k, shape).mask, minSparsity: 50 },
+    ];
+    for (const { mask, minSparsity } of patterns) {
+      const bm = createBlockMask(mask, { qLen: seqLen, kvLen: seqLen });
+      expect(bm.rows, mask.label).toBe(256);
+      // The lists hold O(blocks) = 256 x 256 entries per direction and kind; a dense boolean mask
+      // would be 2^30 bytes.
+      expect(bm.bytes, mask.label).toBeLessThan(1.1 * 2 ** 20);
+      expect(bm.sparsity(), mask.label).toBeGreaterThan(minSparsity);
+    }
   });
 });
