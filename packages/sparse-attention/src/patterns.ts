@@ -149,17 +149,17 @@ export function bigBird(options: BigBirdOptions): BigBirdMask {
     ? (r: number, c: number) => r - c >= 0 && r - c < window
     : (r: number, c: number) => Math.abs(r - c) <= half;
   // A block whose every token is global is read by every query already: never drawn.
-  const allGlobal = (c: number) => {
+  const allGlobal = Array.from({ length: rows }, (_, c) => {
     const end = Math.min(seqLen, (c + 1) * blockSize) - 1;
     return firstOutside(globals, c * blockSize, end) > end;
-  };
+  });
   const rng = new Rng(seed);
   const random = Array.from({ length: heads }, () =>
     Array.from({ length: rows }, (_, r) => {
-      if (allGlobal(r)) return new Int32Array(0);
+      if (allGlobal[r]) return new Int32Array(0);
       const candidates: number[] = [];
       for (let c = 0; c < (causal ? r + 1 : rows); c++)
-        if (!inWindow(r, c) && !allGlobal(c)) candidates.push(c);
+        if (!inWindow(r, c) && !allGlobal[c]) candidates.push(c);
       const picks = rng.sample(candidates.length, Math.min(randomBlocks, candidates.length));
       return Int32Array.from(picks, (i) => candidates[i]!).sort();
     }),
