@@ -30,7 +30,8 @@ function kernelPlan(
   if (mask.kind === 'full') return { blockSize: 32, causal: false };
   if (mask.kind === 'causal') return mask.window === undefined ? { blockSize: 32, causal: true } : undefined;
   if (mask.kind === 'blocks') {
-    if (mask.blockSize > KERNEL_MAX) return undefined;
+    // The kernel applies causality inside blocks, not a window: windowed block lists run on the CPU.
+    if (mask.blockSize > KERNEL_MAX || mask.window !== undefined) return undefined;
     const blocks = Math.ceil(r.seq / mask.blockSize);
     const blockMask = new Uint8Array(blocks * blocks);
     for (let i = 0; i < blocks; i++) for (const j of mask.kvBlocks[i]!) blockMask[i * blocks + j] = 1;
