@@ -1,5 +1,6 @@
 export { BlockMask, type BlockMaskOptions, createBlockMask } from './block-mask.js';
 export { type BlockTopK, type BlockTopKOptions, blockTopK } from './block-top-k.js';
+export { type KernelMaskOptions, kernelBlockLists, toAttentionMask } from './kernel-mask.js';
 export {
   andMasks,
   type BlockKind,
@@ -10,6 +11,13 @@ export {
   sinks,
   slidingWindow,
 } from './mask-mods.js';
+export {
+  ATTENTION_PATTERNS,
+  makePattern,
+  PATTERN_NAMES,
+  type PatternEntry,
+  type PatternOptions,
+} from './pattern-table.js';
 export {
   type BigBirdMask,
   type BigBirdOptions,
