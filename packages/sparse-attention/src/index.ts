@@ -9,3 +9,15 @@ export {
   sinks,
   slidingWindow,
 } from './mask-mods.js';
+export { attentionRecall } from './policies/probabilities.js';
+export {
+  pageScores,
+  type QuestOptions,
+  QuestPolicy,
+  quest,
+  questPageCount,
+  questPageMetadata,
+  questPageScores,
+  questQueryVector,
+} from './policies/quest.js';
+export { type StreamingLlmOptions, StreamingLlmPolicy, streamingLlm } from './policies/streaming-llm.js';

@@ -1,0 +1,112 @@
+// The policies inside a real model: tiny-lm (Llama-style, 4 layers, 4 query heads sharing 2 key/value
+// heads, head dim 32, 128 positions) through @sparsekit/models' paged KV cache.
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { type KvLane, type KvPolicy, type KvQuery, Tensor } from '@sparsekit/core';
+import type { KvCache, TransformerLM } from '@sparsekit/models';
+import { loadHfModel, tinyLmPath } from '@sparsekit/models/node';
+import { describe, expect, it } from 'vitest';
+import { attentionRecall } from './probabilities.js';
+import { quest } from './quest.js';
+import { streamingLlm } from './streaming-llm.js';
+
+const { model, tokenizer } = await loadHfModel(tinyLmPath());
+const text = readFileSync(join(tinyLmPath(), 'test.txt'), 'utf8');
+const ids = tokenizer!.encode(text.slice(0, 4000));
+const prompt = ids.slice(0, 60);
+const continuation = ids.slice(60, 76);
+
+/** Logits of the prefill's last token and of each decode step of `tokens`, with the cache. */
+function decode(
+  lm: TransformerLM,
+  tokens: readonly number[],
+  policy?: KvPolicy,
+  cacheOptions: Parameters<TransformerLM['createCache']>[1] = {},
+  first: readonly number[] = prompt,
+): { logits: Float32Array[]; cache: KvCache } {
+  const cache = lm.createCache(1, cacheOptions);
+  const options = policy === undefined ? {} : { kvPolicy: policy };
+  const v = lm.vocabSize;
+  const pre = lm.forward(new Tensor('i32', [1, first.length], Int32Array.from(first)), cache, options).data;
+  const logits: Float32Array[] = [pre.slice(pre.length - v)];
+  for (const t of tokens)
+    logits.push(lm.forward(new Tensor('i32', [1, 1], Int32Array.of(t)), cache, options).data);
+  return { logits, cache };
+}
+
+const dense = decode(model, continuation).logits;
+
+/** A policy that records what `inner` selected (and the lane and query it saw) at each decode call. */
+function recording(inner: KvPolicy) {
+  const seen: { lane: KvLane; query: KvQuery; chosen: Int32Array | undefined; recall: number }[] = [];
+  const policy: KvPolicy = {
+    select: (lane, query) => {
+      const chosen = inner.select?.(lane, query);
+      seen.push({ lane: { ...lane }, query, chosen, recall: attentionRecall(lane, query, chosen) });
+      return chosen;
+    },
+    ...(inner.evict === undefined ? {} : { evict: (lane, query) => inner.evict!(lane, query) }),
+  };
+  return { policy, seen };
+}
+
+const expectSameLogits = (got: Float32Array[]) => {
+  expect(got).toHaveLength(dense.length);
+  for (const [i, row] of got.entries())
+    expect(row, `step ${i}`).toAllClose(dense[i]!, { atol: 1e-5, rtol: 1e-5 });
+};
+
+describe('KV policies in tiny-lm', () => {
+  it('at a budget covering the context, every policy is dense attention', () => {
+    expectSameLogits(decode(model, continuation, quest({ budget: 1024 })).logits);
+    expectSameLogits(decode(model, continuation, streamingLlm({ sinks: 4, recent: 512 })).logits);
+  });
+
+  it('Quest at a small budget reads whole pages of the cache, within budget, and keeps every entry', () => {
+    const { policy, seen } = recording(quest({ budget: 32 }));
+    const { logits, cache } = decode(model, continuation, policy);
+    expect(logits.every((row) => row.every(Number.isFinite))).toBe(true);
+    const sparse = seen.filter((s) => s.chosen !== undefined);
+    // Layers 2 and 3, both key/value heads, every decode step.
+    expect(sparse).toHaveLength(continuation.length * 2 * 2);
+    expect(seen.filter((s) => s.lane.layer < 2).every((s) => s.chosen === undefined)).toBe(true);
+    for (const { chosen, lane } of sparse) {
+      expect(chosen!.length).toBeLessThanOrEqual(3 * 16);
+      const pages = new Set(Array.from(chosen!, (e) => Math.floor(e / 16)));
+      expect(pages.size).toBe(3);
+      for (const p of pages)
+        expect(chosen!.filter((e) => Math.floor(e / 16) === p)).toHaveLength(
+          Math.min(16, lane.length - p * 16),
+        );
+    }
+    const recall = sparse.reduce((a, s) => a + s.recall, 0) / sparse.length;
+    expect(recall).toBeGreaterThan(0.5);
+    expect(recall).toBeLessThan(1);
+    expect(cache.laneLength(3, 0, 1)).toBe(prompt.length + continuation.length);
+    expect(Math.max(...logits.map((row, i) => maxAbsDiff(row, dense[i]!)))).toBeGreaterThan(0);
+  });
+
+  it('StreamingLLM at a small window holds sinks + recent - 1 entries, in both position modes', () => {
+    const policy = streamingLlm({ sinks: 2, recent: 8 });
+    for (const positions of ['original', 'shifted'] as const) {
+      const { logits, cache } = decode(model, continuation, policy, { positions });
+      expect(logits.every((row) => row.every(Number.isFinite))).toBe(true);
+      const total = prompt.length + continuation.length;
+      for (let layer = 0; layer < model.numBlocks; layer++)
+        for (let h = 0; h < 2; h++) {
+          const lane = cache.lane(layer, 0, h);
+          expect(Array.from(lane.positions)).toEqual([
+            0,
+            1,
+            ...Array.from({ length: 7 }, (_, i) => total - 7 + i),
+          ]);
+        }
+    }
+  });
+});
+
+function maxAbsDiff(a: Float32Array, b: Float32Array): number {
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
+  return m;
+}
