@@ -9,6 +9,24 @@ export {
   sinks,
   slidingWindow,
 } from './mask-mods.js';
+export {
+  type DoubleSparsityOptions,
+  DoubleSparsityPolicy,
+  doubleSparsity,
+  LABEL_SOURCES,
+  type LabelChannels,
+  type LabelSource,
+  pseudoQuantize,
+} from './policies/double-sparsity.js';
+export {
+  type ChannelImportance,
+  calibrateDoubleSparsity,
+  channelFileContents,
+  channelFileKey,
+  labelChannels,
+  parseChannelFile,
+  type QkHookableLM,
+} from './policies/double-sparsity-calibrate.js';
 export { attentionRecall } from './policies/probabilities.js';
 export {
   pageScores,

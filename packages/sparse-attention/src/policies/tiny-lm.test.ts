@@ -6,6 +6,8 @@ import { type KvLane, type KvPolicy, type KvQuery, Tensor } from '@sparsekit/cor
 import type { KvCache, TransformerLM } from '@sparsekit/models';
 import { loadHfModel, tinyLmPath } from '@sparsekit/models/node';
 import { describe, expect, it } from 'vitest';
+import { doubleSparsity, type LabelChannels } from './double-sparsity.js';
+import { calibrateDoubleSparsity, labelChannels } from './double-sparsity-calibrate.js';
 import { attentionRecall } from './probabilities.js';
 import { quest } from './quest.js';
 import { streamingLlm } from './streaming-llm.js';
@@ -36,6 +38,16 @@ function decode(
 
 const dense = decode(model, continuation).logits;
 
+const calibrationIds = tokenizer!.encode(
+  readFileSync(join(tinyLmPath(), 'calibration.txt'), 'utf8').slice(0, 6000),
+);
+const calibrationBatches = Array.from(
+  { length: 4 },
+  (_, i) => new Tensor('i32', [1, 64], Int32Array.from(calibrationIds.slice(i * 64, (i + 1) * 64))),
+);
+const importance = await calibrateDoubleSparsity(model, calibrationBatches);
+const channels = labelChannels(importance);
+
 /** A policy that records what `inner` selected (and the lane and query it saw) at each decode call. */
 function recording(inner: KvPolicy) {
   const seen: { lane: KvLane; query: KvQuery; chosen: Int32Array | undefined; recall: number }[] = [];
@@ -60,6 +72,7 @@ describe('KV policies in tiny-lm', () => {
   it('at a budget covering the context, every policy is dense attention', () => {
     expectSameLogits(decode(model, continuation, quest({ budget: 1024 })).logits);
     expectSameLogits(decode(model, continuation, streamingLlm({ sinks: 4, recent: 512 })).logits);
+    expectSameLogits(decode(model, continuation, doubleSparsity({ channels })).logits);
   });
 
   it('Quest at a small budget reads whole pages of the cache, within budget, and keeps every entry', () => {
@@ -102,6 +115,76 @@ describe('KV policies in tiny-lm', () => {
           ]);
         }
     }
+  });
+});
+
+describe('Double Sparsity in tiny-lm', () => {
+  it('calibrates every layer and head through the rotated q and k hook sites', () => {
+    expect(importance.tokens).toBe(4 * 64);
+    expect(importance.layers).toHaveLength(model.numBlocks);
+    const { heads, kvHeads, headDim } = model.blockShape;
+    expect([importance.heads, importance.kvHeads, importance.headDim]).toEqual([heads, kvHeads, headDim]);
+    for (const layer of importance.layers) {
+      expect(layer.qk).toHaveLength(heads * headDim);
+      expect(layer.k).toHaveLength(kvHeads * headDim);
+      expect(layer.qk.every((v) => v > 0 && Number.isFinite(v))).toBe(true);
+    }
+    // The hooks are gone afterwards.
+    expect(model.hooks.has()).toBe(false);
+    const row = channels.layers[2]![0]!;
+    expect(new Set(row).size).toBe(headDim);
+  });
+
+  it('the qk statistic is the mean |q ⊙ k| of rotated q and k, a query head with its group key', async () => {
+    const { heads, kvHeads, headDim: d } = model.blockShape;
+    const batch = calibrationBatches[0]!;
+    const one = await calibrateDoubleSparsity(model, [batch]);
+    const captured: Record<string, Float32Array> = {};
+    const handle = model.hooks.add(
+      ['attention.q.rotated', 'attention.k.rotated', 'attention.q'],
+      (t, c) => {
+        captured[c.site] = t.data.slice();
+      },
+      { blocks: [2] },
+    );
+    model.logits(batch);
+    handle.remove();
+    const q = captured['attention.q.rotated']!;
+    const k = captured['attention.k.rotated']!;
+    const raw = captured['attention.q']!;
+    const h = 3;
+    const g = Math.floor(h / (heads / kvHeads));
+    const qk = new Float64Array(d);
+    const qAbs = new Float64Array(d);
+    for (let t = 0; t < 64; t++)
+      for (let c = 0; c < d; c++) {
+        qk[c] = qk[c]! + Math.abs(q[t * heads * d + h * d + c]! * k[t * kvHeads * d + g * d + c]!) / 64;
+        qAbs[c] = qAbs[c]! + Math.abs(raw[t * heads * d + h * d + c]!) / 64;
+      }
+    expect(one.layers[2]!.qk.subarray(h * d, (h + 1) * d)).toAllClose(qk, { rtol: 1e-9, atol: 0 });
+    expect(one.layers[2]!.q.subarray(h * d, (h + 1) * d)).toAllClose(qAbs, { rtol: 1e-9, atol: 0 });
+  });
+
+  it('at a small heavyConst reads heavyConst entries, with most of the attention mass', () => {
+    const { policy, seen } = recording(doubleSparsity({ channels, heavyConst: 24, groupFactor: 4 }));
+    const { logits, cache } = decode(model, continuation, policy);
+    expect(logits.every((r) => r.every(Number.isFinite))).toBe(true);
+    const sparse = seen.filter((s) => s.chosen !== undefined);
+    expect(sparse).toHaveLength(continuation.length * 2 * 2);
+    for (const s of sparse) expect(s.chosen).toHaveLength(24);
+    const recall = sparse.reduce((a, s) => a + s.recall, 0) / sparse.length;
+    // The calibrated channels beat the least important ones at the same label width.
+    const reversed: LabelChannels = {
+      ...channels,
+      layers: channels.layers.map((rows) => rows!.map((r) => r.slice().reverse())),
+    };
+    const worst = recording(doubleSparsity({ channels: reversed, heavyConst: 24, groupFactor: 4 }));
+    decode(model, continuation, worst.policy);
+    const worstSparse = worst.seen.filter((s) => s.chosen !== undefined);
+    const worstRecall = worstSparse.reduce((a, s) => a + s.recall, 0) / worstSparse.length;
+    expect(recall).toBeGreaterThan(worstRecall);
+    expect(recall).toBeGreaterThan(0.5);
+    expect(cache.laneLength(2, 0, 0)).toBe(prompt.length + continuation.length);
   });
 });
 
