@@ -27,6 +27,7 @@ export {
   parseChannelFile,
   type QkHookableLM,
 } from './policies/double-sparsity-calibrate.js';
+export { type H2oOptions, H2oPolicy, h2o } from './policies/h2o.js';
 export { attentionRecall } from './policies/probabilities.js';
 export {
   pageScores,
@@ -38,4 +39,5 @@ export {
   questPageScores,
   questQueryVector,
 } from './policies/quest.js';
+export { pool1d, type SnapKvOptions, SnapKvPolicy, type SnapKvPooling, snapKv } from './policies/snap-kv.js';
 export { type StreamingLlmOptions, StreamingLlmPolicy, streamingLlm } from './policies/streaming-llm.js';

@@ -8,8 +8,10 @@ import { loadHfModel, tinyLmPath } from '@sparsekit/models/node';
 import { describe, expect, it } from 'vitest';
 import { doubleSparsity, type LabelChannels } from './double-sparsity.js';
 import { calibrateDoubleSparsity, labelChannels } from './double-sparsity-calibrate.js';
+import { h2o } from './h2o.js';
 import { attentionRecall } from './probabilities.js';
 import { quest } from './quest.js';
+import { snapKv } from './snap-kv.js';
 import { streamingLlm } from './streaming-llm.js';
 
 const { model, tokenizer } = await loadHfModel(tinyLmPath());
@@ -73,6 +75,10 @@ describe('KV policies in tiny-lm', () => {
     expectSameLogits(decode(model, continuation, quest({ budget: 1024 })).logits);
     expectSameLogits(decode(model, continuation, streamingLlm({ sinks: 4, recent: 512 })).logits);
     expectSameLogits(decode(model, continuation, doubleSparsity({ channels })).logits);
+    expectSameLogits(decode(model, continuation, h2o()).logits);
+    expectSameLogits(decode(model, continuation, snapKv()).logits);
+    expectSameLogits(decode(model, continuation, h2o({ heavy: 40, recent: 40 })).logits);
+    expectSameLogits(decode(model, continuation, snapKv({ capacity: 60, window: 8 })).logits);
   });
 
   it('Quest at a small budget reads whole pages of the cache, within budget, and keeps every entry', () => {
@@ -115,6 +121,45 @@ describe('KV policies in tiny-lm', () => {
           ]);
         }
     }
+  });
+});
+
+describe('eviction policies in tiny-lm', () => {
+  it('H2O at a small budget holds heavy + recent entries per lane, the recent ones the latest', () => {
+    const policy = h2o({ heavy: 6, recent: 10 });
+    const { logits, cache } = decode(model, continuation, policy);
+    expect(logits.every((r) => r.every(Number.isFinite))).toBe(true);
+    const total = prompt.length + continuation.length;
+    for (let layer = 0; layer < model.numBlocks; layer++)
+      for (let h = 0; h < 2; h++) {
+        const lane = cache.lane(layer, 0, h);
+        expect(lane.length).toBe(16);
+        expect(Array.from(lane.positions.subarray(6))).toEqual(
+          Array.from({ length: 10 }, (_, i) => total - 10 + i),
+        );
+        expect(policy.scores(layer, 0, h)).toHaveLength(16);
+      }
+    // Heavy hitters differ between lanes (each lane keeps its own).
+    const heavy = (layer: number, h: number) =>
+      Array.from(cache.lane(layer, 0, h).positions.subarray(0, 6)).join();
+    expect(new Set([0, 1, 2, 3].flatMap((l) => [heavy(l, 0), heavy(l, 1)])).size).toBeGreaterThan(1);
+  });
+
+  it('SnapKV after a long prompt holds exactly capacity entries, then grows by one per decode step', () => {
+    const long = ids.slice(0, 100);
+    const policy = snapKv({ capacity: 32, window: 8, kernel: 5 });
+    const { logits, cache } = decode(model, ids.slice(100, 110), policy, {}, long);
+    expect(logits.every((r) => r.every(Number.isFinite))).toBe(true);
+    for (let layer = 0; layer < model.numBlocks; layer++)
+      for (let h = 0; h < 2; h++) {
+        const lane = cache.lane(layer, 0, h);
+        expect(lane.length).toBe(32 + 10);
+        expect(Array.from(lane.positions.subarray(24))).toEqual(Array.from({ length: 18 }, (_, i) => 92 + i));
+      }
+    // Right after the prefill: capacity entries.
+    const after = model.createCache(1);
+    model.forward(new Tensor('i32', [1, 100], Int32Array.from(long)), after, { kvPolicy: policy });
+    expect(after.laneLength(3, 0, 1)).toBe(32);
   });
 });
 
