@@ -31,3 +31,34 @@ export {
   type VerticalSlashOptions,
   verticalSlashMask,
 } from './vertical-slash.js';
+  type DoubleSparsityOptions,
+  DoubleSparsityPolicy,
+  doubleSparsity,
+  LABEL_SOURCES,
+  type LabelChannels,
+  type LabelSource,
+  pseudoQuantize,
+} from './policies/double-sparsity.js';
+export {
+  type ChannelImportance,
+  calibrateDoubleSparsity,
+  channelFileContents,
+  channelFileKey,
+  labelChannels,
+  parseChannelFile,
+  type QkHookableLM,
+} from './policies/double-sparsity-calibrate.js';
+export { type H2oOptions, H2oPolicy, h2o } from './policies/h2o.js';
+export { attentionRecall } from './policies/probabilities.js';
+export {
+  pageScores,
+  type QuestOptions,
+  QuestPolicy,
+  quest,
+  questPageCount,
+  questPageMetadata,
+  questPageScores,
+  questQueryVector,
+} from './policies/quest.js';
+export { pool1d, type SnapKvOptions, SnapKvPolicy, type SnapKvPooling, snapKv } from './policies/snap-kv.js';
+export { type StreamingLlmOptions, StreamingLlmPolicy, streamingLlm } from './policies/streaming-llm.js';

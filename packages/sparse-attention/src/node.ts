@@ -1,0 +1,1 @@
+export { loadLabelChannels, saveLabelChannels } from './policies/channel-file.js';

@@ -1,0 +1,210 @@
+// Quest (Tang et al., 2024; mit-han-lab/Quest evaluation/quest_attention.py): query-aware page
+// selection at decode. Each page of a lane keeps the elementwise max and min of its keys; a page's
+// score is an upper bound of q . k over it, sum_d max(q_d max_d, q_d min_d); the top pages are read
+// exactly. Page metadata is a dense matrix [pages, 2 headDim] = [max | min] per row, so scoring every
+// page is one GEMV with [max(q, 0) | min(q, 0)], and it is kept up to date by reading only the
+// entries that arrived since the last step.
+import { InvalidArgumentError, type KvLane, type KvPolicy, type KvQuery } from '@sparsekit/core';
+import { integerOption, LaneMark, laneKey, topIndices } from './lanes.js';
+import { checkQuery } from './probabilities.js';
+
+export interface QuestOptions {
+  /** Token budget per lane and step: k = min(max(3, floor(budget / pageSize)), pages) pages are read. */
+  budget: number;
+  /** Entries per page; must equal the cache's page size (default 16, Quest's and vLLM's). */
+  pageSize?: number;
+  /** Layers below this read every entry (default 2, as the reference keeps layers 0 and 1 dense). */
+  skipLayers?: number;
+}
+
+/** The [max | min] page metadata of keys [length, dim] from scratch: [pages, 2 dim], max first. */
+export function questPageMetadata(
+  keys: ArrayLike<number>,
+  length: number,
+  dim: number,
+  pageSize: number,
+): Float32Array {
+  const pages = Math.ceil(length / pageSize);
+  const meta = new Float32Array(pages * 2 * dim);
+  extendMetadata(meta, keys, 0, length, dim, pageSize);
+  return meta;
+}
+
+/** Fold entries [from, to) of `keys` into the page rows of `meta` (rows of entries < from hold already). */
+function extendMetadata(
+  meta: Float32Array,
+  keys: ArrayLike<number>,
+  from: number,
+  to: number,
+  dim: number,
+  pageSize: number,
+): void {
+  const width = 2 * dim;
+  for (let e = from; e < to; e++) {
+    const row = Math.floor(e / pageSize) * width;
+    const ko = e * dim;
+    if (e % pageSize === 0) {
+      for (let d = 0; d < dim; d++) {
+        const k = keys[ko + d]!;
+        meta[row + d] = k;
+        meta[row + dim + d] = k;
+      }
+      continue;
+    }
+    for (let d = 0; d < dim; d++) {
+      const k = keys[ko + d]!;
+      if (k > meta[row + d]!) meta[row + d] = k;
+      if (k < meta[row + dim + d]!) meta[row + dim + d] = k;
+    }
+  }
+}
+
+/**
+ * The page-scoring vector of query heads q [heads, dim] (the first `heads` rows): [sum_h max(q_h, 0)
+ * | sum_h min(q_h, 0)], so that row . vector = sum_h sum_d max(q_hd max_d, q_hd min_d) for a row
+ * [max | min]. Summing over the heads of a group scores a page by the sum of its heads' bounds.
+ */
+export function questQueryVector(
+  q: ArrayLike<number>,
+  heads: number,
+  dim: number,
+  stride = dim,
+): Float64Array {
+  const x = new Float64Array(2 * dim);
+  for (let h = 0; h < heads; h++) {
+    for (let d = 0; d < dim; d++) {
+      const v = q[h * stride + d]!;
+      if (v > 0) x[d] = x[d]! + v;
+      else x[dim + d] = x[dim + d]! + v;
+    }
+  }
+  return x;
+}
+
+/** scores[p] = meta row p . x for `pages` rows of `width` (a plain GEMV, accumulated in float64). */
+export function pageScores(
+  meta: Float32Array,
+  pages: number,
+  x: Float64Array,
+  out = new Float64Array(pages),
+) {
+  const width = x.length;
+  for (let p = 0; p < pages; p++) {
+    let s = 0;
+    const o = p * width;
+    for (let i = 0; i < width; i++) s += meta[o + i]! * x[i]!;
+    out[p] = s;
+  }
+  return out;
+}
+
+/**
+ * Quest's page scores for one query q [dim] over keys [length, dim] in pages of `pageSize` (the last
+ * one partial): sum_d max(q_d max_d, q_d min_d) over each page's elementwise max and min.
+ */
+export function questPageScores(
+  q: ArrayLike<number>,
+  keys: ArrayLike<number>,
+  length: number,
+  dim: number,
+  pageSize: number,
+): Float64Array {
+  integerOption('pageSize', pageSize, 1);
+  const meta = questPageMetadata(keys, length, dim, pageSize);
+  return pageScores(meta, Math.ceil(length / pageSize), questQueryVector(q, 1, dim));
+}
+
+/** Pages to read: k = min(max(3, floor(budget / pageSize)), pages) (the reference's count). */
+export function questPageCount(budget: number, pageSize: number, pages: number): number {
+  return Math.min(Math.max(3, Math.floor(budget / pageSize)), pages);
+}
+
+interface LaneMeta {
+  mark: LaneMark;
+  /** [allocated pages, 2 headDim] rows [max | min]; rows of pages not reached yet are garbage. */
+  meta: Float32Array;
+  /** 2 headDim. */
+  width: number;
+}
+
+/** Quest as a `KvPolicy` (`select` only); keeps page metadata per lane between steps. */
+export class QuestPolicy implements KvPolicy {
+  readonly budget: number;
+  readonly pageSize: number;
+  readonly skipLayers: number;
+  private readonly lanes = new Map<string, LaneMeta>();
+
+  constructor(options: QuestOptions) {
+    this.budget = integerOption('budget', options.budget, 1);
+    this.pageSize = integerOption('pageSize', options.pageSize ?? 16, 1);
+    this.skipLayers = integerOption('skipLayers', options.skipLayers ?? 2, 0);
+  }
+
+  /** Forget every lane's metadata (a new generation on a new cache). */
+  reset(): void {
+    this.lanes.clear();
+  }
+
+  /**
+   * The page metadata of a lane as kept now ([pages, 2 headDim], [max | min] per page), or undefined
+   * if the policy has not read that lane. For tests and inspection: a view, valid until the next step.
+   */
+  metadata(layer: number, sequence: number, kvHead: number): Float32Array | undefined {
+    const state = this.lanes.get(`${layer}/${sequence}/${kvHead}`);
+    if (state === undefined) return undefined;
+    return state.meta.subarray(0, Math.ceil(state.mark.length / this.pageSize) * state.width);
+  }
+
+  /** Bring the lane's page metadata up to its current length, reading only the new entries. */
+  private update(lane: KvLane): LaneMeta {
+    const key = laneKey(lane);
+    const width = 2 * lane.headDim;
+    let state = this.lanes.get(key);
+    if (state === undefined || state.width !== width || !state.mark.continues(lane)) {
+      state = { mark: new LaneMark(), meta: new Float32Array(0), width };
+      this.lanes.set(key, state);
+    }
+    const pages = Math.ceil(lane.length / this.pageSize);
+    if (state.meta.length < pages * width) {
+      const grown = new Float32Array(Math.max(pages, 2 * (state.meta.length / width), 4) * width);
+      grown.set(state.meta);
+      state.meta = grown;
+    }
+    extendMetadata(state.meta, lane.keys, state.mark.length, lane.length, lane.headDim, this.pageSize);
+    state.mark.record(lane);
+    return state;
+  }
+
+  select(lane: KvLane, query: KvQuery): Int32Array | undefined {
+    if (lane.pageSize !== this.pageSize)
+      throw new InvalidArgumentError(
+        'pageSize',
+        this.pageSize,
+        `must equal the KV cache's page size (${lane.pageSize}): Quest's pages are the cache's pages`,
+      );
+    if (lane.layer < this.skipLayers || query.seq !== 1) return undefined;
+    checkQuery(lane, query);
+    const state = this.update(lane);
+    const pages = Math.ceil(lane.length / this.pageSize);
+    const k = questPageCount(this.budget, this.pageSize, pages);
+    // A budget covering the lane reads it all (the reference's floor(min(length, budget) / page)
+    // would drop a page when the last one is partial).
+    if (this.budget >= lane.length || k >= pages) return undefined;
+    const x = questQueryVector(query.q, query.heads, lane.headDim);
+    const chosen = topIndices(pageScores(state.meta, pages, x), pages, k);
+    const entries: number[] = [];
+    for (const p of chosen)
+      for (let e = p * this.pageSize; e < Math.min(lane.length, (p + 1) * this.pageSize); e++)
+        entries.push(e);
+    return Int32Array.from(entries);
+  }
+}
+
+/**
+ * Quest: at decode, each lane's queries read the top k = min(max(3, floor(budget / pageSize)),
+ * pages) pages by their Quest score (summed over the query heads sharing the lane), exactly. Layers
+ * below `skipLayers` and prefill read everything; a budget covering the lane reads everything.
+ */
+export function quest(options: QuestOptions): QuestPolicy {
+  return new QuestPolicy(options);
+}
