@@ -26,11 +26,6 @@ export {
   longformer,
 } from './patterns.js';
 export {
-  estimateVerticalSlash,
-  type VerticalSlash,
-  type VerticalSlashOptions,
-  verticalSlashMask,
-} from './vertical-slash.js';
   type DoubleSparsityOptions,
   DoubleSparsityPolicy,
   doubleSparsity,
@@ -62,3 +57,9 @@ export {
 } from './policies/quest.js';
 export { pool1d, type SnapKvOptions, SnapKvPolicy, type SnapKvPooling, snapKv } from './policies/snap-kv.js';
 export { type StreamingLlmOptions, StreamingLlmPolicy, streamingLlm } from './policies/streaming-llm.js';
+export {
+  estimateVerticalSlash,
+  type VerticalSlash,
+  type VerticalSlashOptions,
+  verticalSlashMask,
+} from './vertical-slash.js';
