@@ -1,16 +1,9 @@
 // Block top-k (MInference's block_sparse, Sparse Frontier's defaults): mean-pool queries and keys per
 // block, score the pooled pairs, and let each query block read its top-k key blocks.
 import { InvalidArgumentError } from '@sparsekit/core';
+import { highestIndices } from '@sparsekit/sparse-formats';
 import type { BlockKind, MaskMod } from './mask-mods.js';
-import {
-  checkInteger,
-  checkQk,
-  countInRange,
-  headOf,
-  lowerBound,
-  type QkShape,
-  topIndices,
-} from './pattern-helpers.js';
+import { checkInteger, checkQk, countInRange, headOf, lowerBound, type QkShape } from './pattern-helpers.js';
 
 export interface BlockTopKOptions extends QkShape {
   /** Tokens per block (default 16, Sparse Frontier's chunk size). */
@@ -69,7 +62,7 @@ export function blockTopK(q: Float32Array, k: Float32Array, options: BlockTopKOp
         scores[c] = dot;
       }
       scores[r] = Number.POSITIVE_INFINITY;
-      perRow.push(topIndices(scores, Math.min(topK, scores.length)));
+      perRow.push(highestIndices(scores, Math.min(topK, scores.length)));
     }
     blocks.push(perRow);
   }

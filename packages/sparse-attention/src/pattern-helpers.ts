@@ -64,26 +64,6 @@ export function lastOutside(sorted: ArrayLike<number>, a: number, b: number): nu
   return x;
 }
 
-/**
- * The indices of the `k` largest scores, ascending; ties at the threshold go to the lower index (so
- * the choice is deterministic). `+Infinity` marks an entry that must be kept.
- */
-export function topIndices(scores: Float64Array, k: number): Int32Array {
-  const n = scores.length;
-  if (k >= n) return Int32Array.from({ length: n }, (_, i) => i);
-  if (k <= 0) return new Int32Array(0);
-  const threshold = Float64Array.from(scores).sort()[n - k]!;
-  let ties = k;
-  for (let i = 0; i < n; i++) if (scores[i]! > threshold) ties--;
-  const out = new Int32Array(k);
-  let m = 0;
-  for (let i = 0; i < n && m < k; i++) {
-    const s = scores[i]!;
-    if (s > threshold || (s === threshold && ties-- > 0)) out[m++] = i;
-  }
-  return out;
-}
-
 export interface QkShape {
   heads: number;
   seqLen: number;

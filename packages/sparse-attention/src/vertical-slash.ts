@@ -2,6 +2,7 @@
 // estimate from the last queries which key columns (vertical lines) and which diagonals (slash lines,
 // offset q - kv) carry the attention, then attend causally to those columns and diagonals only.
 import { InvalidArgumentError } from '@sparsekit/core';
+import { highestIndices } from '@sparsekit/sparse-formats';
 import type { BlockKind, MaskMod } from './mask-mods.js';
 import {
   checkInteger,
@@ -11,7 +12,6 @@ import {
   lowerBound,
   type QkShape,
   sortedPositions,
-  topIndices,
 } from './pattern-helpers.js';
 
 export interface VerticalSlashOptions extends QkShape {
@@ -98,8 +98,8 @@ export function estimateVerticalSlash(
     }
     columnSums.fill(Number.POSITIVE_INFINITY, 0, Math.min(forcedColumns, nColumns));
     diagonalSums.fill(Number.POSITIVE_INFINITY, 0, Math.min(forcedDiagonals, nDiagonals));
-    columns.push(topIndices(columnSums, nColumns));
-    diagonals.push(topIndices(diagonalSums, nDiagonals));
+    columns.push(highestIndices(columnSums, nColumns));
+    diagonals.push(highestIndices(diagonalSums, nDiagonals));
   }
   return { mask: verticalSlashMask(columns, diagonals), columns, diagonals };
 }

@@ -67,7 +67,7 @@ export {
   symmetricEigen,
   upperCholesky,
 } from './math/linalg.js';
-export { kthSmallest, lowestIndices, markLowest } from './math/selection.js';
+export { highestIndices, kthSmallest, lowestIndices, markLowest } from './math/selection.js';
 export { measuredSparsity } from './math/sparsity.js';
 export type { HasPackableLayers, PackableLinear } from './packable.js';
 export { blockNnz, byteSize, equals, histogram, nnz, rowNnz, sparsity, storedCount } from './stats.js';

@@ -11,7 +11,8 @@ import {
   type KvQuery,
   ShapeMismatchError,
 } from '@sparsekit/core';
-import { integerOption, LaneMark, laneKey, topIndices } from './lanes.js';
+import { highestIndices } from '@sparsekit/sparse-formats';
+import { integerOption, LaneMark, laneKey } from './lanes.js';
 import { checkQuery } from './probabilities.js';
 
 /** Which calibration statistic ranks the channels: mean |q . k| (default), mean |q| or mean |k|. */
@@ -202,7 +203,7 @@ export class DoubleSparsityPolicy implements KvPolicy {
 
   select(lane: KvLane, query: KvQuery): Int32Array | undefined {
     if (lane.layer < this.skipLayers || query.seq !== 1 || this.heavyConst >= lane.length) return undefined;
-    return topIndices(this.approximateScores(lane, query), lane.length, this.heavyConst);
+    return highestIndices(this.approximateScores(lane, query), this.heavyConst, lane.length);
   }
 }
 

@@ -3,7 +3,8 @@
 // after each call a lane keeps its `heavy` highest-scoring keys outside the recent window, and the
 // `recent` latest ones.
 import { InvalidArgumentError, type KvLane, type KvPolicy, type KvQuery } from '@sparsekit/core';
-import { complement, integerOption, LaneMark, laneKey, scaleOption, topIndices, withRange } from './lanes.js';
+import { highestIndices } from '@sparsekit/sparse-formats';
+import { complement, integerOption, LaneMark, laneKey, scaleOption, withRange } from './lanes.js';
 import { addProbabilities } from './probabilities.js';
 
 export interface H2oOptions {
@@ -91,7 +92,7 @@ export class H2oPolicy implements KvPolicy {
       return undefined;
     }
     const older = n - this.recent;
-    const keep = withRange(topIndices(scores, older, this.heavy), older, n);
+    const keep = withRange(highestIndices(scores, this.heavy, older), older, n);
     state.scores = Float64Array.from(keep, (e) => scores[e]!);
     state.mark.record(lane, keep);
     return complement(keep, n);

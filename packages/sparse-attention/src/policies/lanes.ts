@@ -74,22 +74,6 @@ export class LaneMark {
   }
 }
 
-/**
- * The indices of the `k` largest of `scores[0..n)`, sorted ascending. Ties go to the lower index
- * (a stable order), so results are reproducible; NaN scores count as the smallest.
- */
-export function topIndices(scores: ArrayLike<number>, n: number, k: number): Int32Array {
-  if (k >= n) return Int32Array.from({ length: n }, (_, i) => i);
-  if (k <= 0) return new Int32Array(0);
-  const order = Int32Array.from({ length: n }, (_, i) => i);
-  const value = (i: number) => {
-    const s = scores[i]!;
-    return Number.isNaN(s) ? Number.NEGATIVE_INFINITY : s;
-  };
-  order.sort((a, b) => value(b) - value(a) || a - b);
-  return order.subarray(0, k).sort();
-}
-
 /** The indices of [0, n) not in `kept` (sorted ascending, unique), ascending. */
 export function complement(kept: ArrayLike<number>, n: number): Int32Array {
   const out = new Int32Array(n - kept.length);

@@ -5,7 +5,8 @@
 // page is one GEMV with [max(q, 0) | min(q, 0)], and it is kept up to date by reading only the
 // entries that arrived since the last step.
 import { InvalidArgumentError, type KvLane, type KvPolicy, type KvQuery } from '@sparsekit/core';
-import { integerOption, LaneMark, laneKey, topIndices } from './lanes.js';
+import { highestIndices } from '@sparsekit/sparse-formats';
+import { integerOption, LaneMark, laneKey } from './lanes.js';
 import { checkQuery } from './probabilities.js';
 
 export interface QuestOptions {
@@ -191,7 +192,7 @@ export class QuestPolicy implements KvPolicy {
     // would drop a page when the last one is partial).
     if (this.budget >= lane.length || k >= pages) return undefined;
     const x = questQueryVector(query.q, query.heads, lane.headDim);
-    const chosen = topIndices(pageScores(state.meta, pages, x), pages, k);
+    const chosen = highestIndices(pageScores(state.meta, pages, x), k, pages);
     const entries: number[] = [];
     for (const p of chosen)
       for (let e = p * this.pageSize; e < Math.min(lane.length, (p + 1) * this.pageSize); e++)

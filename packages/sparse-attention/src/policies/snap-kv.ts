@@ -4,7 +4,8 @@
 // come with it, and the top capacity - window prefix keys stay, with the window itself. Decode steps
 // evict nothing.
 import { InvalidArgumentError, type KvLane, type KvPolicy, type KvQuery } from '@sparsekit/core';
-import { complement, integerOption, scaleOption, topIndices, withRange } from './lanes.js';
+import { highestIndices } from '@sparsekit/sparse-formats';
+import { complement, integerOption, scaleOption, withRange } from './lanes.js';
 import { addProbabilities } from './probabilities.js';
 
 export type SnapKvPooling = 'max' | 'avg';
@@ -86,7 +87,7 @@ export class SnapKvPolicy implements KvPolicy {
     const w = Math.min(this.window, query.seq);
     const prefix = lane.length - w;
     const keep = withRange(
-      topIndices(this.votes(lane, query), prefix, this.capacity - w),
+      highestIndices(this.votes(lane, query), this.capacity - w, prefix),
       prefix,
       lane.length,
     );

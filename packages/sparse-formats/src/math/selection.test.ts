@@ -1,6 +1,6 @@
 import { Rng } from '@sparsekit/core';
 import { describe, expect, it } from 'vitest';
-import { kthSmallest, lowestIndices } from './selection.js';
+import { highestIndices, kthSmallest, lowestIndices } from './selection.js';
 
 // Scores with many ties: small integers, as real scores tie after rounding or at zero.
 const tiedScores = (rng: Rng, length: number, levels: number) =>
@@ -34,5 +34,22 @@ describe('selection', () => {
   it('lowestIndices breaks ties to the lower index', () => {
     expect(lowestIndices([3, 1, 2, 1, 0], 3)).toEqual([1, 3, 4]);
     expect(lowestIndices([5, 5, 5], 2)).toEqual([0, 1]);
+  });
+
+  it('highestIndices is the first k of a stable descending sort (NaN lowest), ascending', () => {
+    expect(Array.from(highestIndices([3, 1, 2, 3, 0], 2))).toEqual([0, 3]);
+    expect(Array.from(highestIndices([1, 1, 1, 1], 2))).toEqual([0, 1]);
+    expect(Array.from(highestIndices([Number.NaN, 0, -1], 2))).toEqual([1, 2]);
+    expect(Array.from(highestIndices([5, 4], 7))).toEqual([0, 1]);
+    expect(Array.from(highestIndices([5, 4], 0))).toEqual([]);
+    const rng = new Rng(9);
+    for (let trial = 0; trial < 50; trial++) {
+      const n = 1 + rng.int(300);
+      const scores = Array.from({ length: n }, () => rng.int(20) - 10 + (rng.uniform() < 0.05 ? Number.NaN : 0));
+      const k = rng.int(n + 1);
+      const value = (i: number) => (Number.isNaN(scores[i]!) ? Number.NEGATIVE_INFINITY : scores[i]!);
+      const order = Array.from({ length: n }, (_, i) => i).sort((a, b) => value(b) - value(a) || a - b);
+      expect(Array.from(highestIndices(scores, k))).toEqual(order.slice(0, k).sort((a, b) => a - b));
+    }
   });
 });

@@ -1,5 +1,6 @@
 // Selection by rank: the k-th smallest value (quickselect) and the lowest-scoring entries, ties to
-// the lower index. Mask selection in the pruners, thresholds and top-k in the activation methods.
+// the lower index. Mask selection in the pruners, thresholds and top-k in the activation methods,
+// the heaviest pages and tokens of the KV policies.
 import { InvalidArgumentError } from '@sparsekit/core';
 
 /**
@@ -11,7 +12,11 @@ export function kthSmallest(values: ArrayLike<number>, k: number): number {
   if (!(Number.isInteger(k) && k >= 0 && k < values.length)) {
     throw new InvalidArgumentError('k', k, `must be an index into the ${values.length} values`);
   }
-  const a = Float64Array.from(values);
+  return selectInPlace(Float64Array.from(values), k);
+}
+
+/** Quickselect on `a` itself (reordered): its k-th smallest value. */
+function selectInPlace(a: Float64Array, k: number): number {
   let lo = 0;
   let hi = a.length - 1;
   while (lo < hi) {
@@ -68,5 +73,35 @@ export function lowestIndices(scores: ArrayLike<number>, count: number): number[
   markLowest(Float64Array.from(scores), count, mask);
   const out: number[] = [];
   for (let i = 0; i < mask.length; i++) if (mask[i] === 1) out.push(i);
+  return out;
+}
+
+/**
+ * The indices of the `k` highest of `scores[0, n)` (ties to the lower index, NaN lowest), ascending:
+ * the first k of a stable descending sort, in expected linear time (one quickselect, two passes).
+ */
+export function highestIndices(scores: ArrayLike<number>, k: number, n = scores.length): Int32Array {
+  if (k >= n) return Int32Array.from({ length: Math.max(0, n) }, (_, i) => i);
+  if (k <= 0) return new Int32Array(0);
+  const value = (i: number) => {
+    const v = scores[i]!;
+    return Number.isNaN(v) ? Number.NEGATIVE_INFINITY : v;
+  };
+  const negated = new Float64Array(n);
+  for (let i = 0; i < n; i++) negated[i] = -value(i);
+  const threshold = -selectInPlace(negated, k - 1);
+  let above = 0;
+  for (let i = 0; i < n; i++) if (value(i) > threshold) above++;
+  let ties = k - above;
+  const out = new Int32Array(k);
+  let o = 0;
+  for (let i = 0; i < n && o < k; i++) {
+    const v = value(i);
+    if (v > threshold) out[o++] = i;
+    else if (v === threshold && ties > 0) {
+      out[o++] = i;
+      ties--;
+    }
+  }
   return out;
 }
