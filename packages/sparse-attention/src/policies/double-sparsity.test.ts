@@ -2,6 +2,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { InvalidArgumentError, InvalidFormatError, IOError, Rng, ShapeMismatchError } from '@sparsekit/core';
+import { createWasmBackend } from '@sparsekit/sparse-formats';
 import { describe, expect, it } from 'vitest';
 import { loadLabelChannels, saveLabelChannels } from './channel-file.js';
 import { doubleSparsity, type LabelChannels, pseudoQuantize } from './double-sparsity.js';
@@ -134,6 +135,45 @@ describe('Double Sparsity at decode', () => {
       fresh.approximateScores(driver.lane(), query),
     );
   });
+
+  it.each(['qk', 'k'] as const)(
+    'scores on a backend (%s channels; labels in its memory) as the loop does',
+    async (source) => {
+      const backend = await createWasmBackend({ threads: 2, minParallelWork: 0 });
+      try {
+        const rng = new Rng(13);
+        const d = 32;
+        const channels = labelChannels(randomImportance(rng, 4, 1, d, 3), source);
+        const plain = doubleSparsity({ channels, heavyConst: 40, groupFactor: 4 });
+        const onWasm = doubleSparsity({ channels, heavyConst: 40, groupFactor: 4, backend });
+        const a = new LaneDriver(d, 400);
+        const b = new LaneDriver(d, 400);
+        const prefill = [
+          randomArray(rng, 300 * d),
+          randomArray(rng, 300 * d),
+          randomArray(rng, 4 * 300 * d),
+        ] as const;
+        a.step(plain, ...prefill, 4);
+        b.step(onWasm, ...prefill, 4);
+        for (let t = 0; t < 30; t++) {
+          const step = [randomArray(rng, d), randomArray(rng, d), randomArray(rng, 4 * d, 3)] as const;
+          const want = a.step(plain, ...step, 4).read;
+          expect(Array.from(b.step(onWasm, ...step, 4).read)).toEqual(Array.from(want));
+        }
+        const query = queryOf(randomArray(rng, 4 * d), 4, 1);
+        expect(onWasm.approximateScores(b.lane(), query)).toAllClose(
+          plain.approximateScores(a.lane(), query),
+          {
+            atol: 1e-4,
+            rtol: 1e-4,
+          },
+        );
+        onWasm.reset();
+      } finally {
+        await backend.dispose();
+      }
+    },
+  );
 
   it('reads everything in skipped layers, at prefill and when heavyConst covers the lane', () => {
     const rng = new Rng(1);

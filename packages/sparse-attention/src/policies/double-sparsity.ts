@@ -11,7 +11,7 @@ import {
   type KvQuery,
   ShapeMismatchError,
 } from '@sparsekit/core';
-import { highestIndices } from '@sparsekit/sparse-formats';
+import { type Backend, highestIndices } from '@sparsekit/sparse-formats';
 import { integerOption, LaneMark, laneKey } from './lanes.js';
 import { checkQuery } from './probabilities.js';
 
@@ -41,6 +41,11 @@ export interface DoubleSparsityOptions {
   labelBits?: number;
   /** Layers below this read every entry (default 2, as the reference). */
   skipLayers?: number;
+  /**
+   * A backend to score on: the label cache then lives in its storage (`allocate`) and the scores are
+   * one `linear` call (the wasm backend runs it in place). Default: a loop here.
+   */
+  backend?: Backend;
 }
 
 /**
@@ -71,9 +76,13 @@ function roundHalfEven(v: number): number {
 
 interface LabelState {
   mark: LaneMark;
-  /** [allocated entries, heads * width]: each entry's labels for each query head of the group. */
+  /**
+   * [allocated entries, labelHeads * width]: each entry's labels for each query head of the group,
+   * or once for all of them when they share their channels (source 'k': one order per key/value head).
+   */
   labels: Float32Array;
   heads: number;
+  labelHeads: number;
   width: number;
 }
 
@@ -86,10 +95,12 @@ export class DoubleSparsityPolicy implements KvPolicy {
   readonly skipLayers: number;
   /** Label channels per head: headDim / groupFactor. */
   readonly labelWidth: number;
+  readonly backend: Backend | undefined;
   private readonly lanes = new Map<string, LabelState>();
 
   constructor(options: DoubleSparsityOptions) {
     const { channels } = options;
+    this.backend = options.backend;
     if (channels === undefined || !Array.isArray(channels.layers))
       throw new InvalidArgumentError('channels', channels, 'must be label channels (see labelChannels)');
     this.channels = channels;
@@ -110,6 +121,7 @@ export class DoubleSparsityPolicy implements KvPolicy {
 
   /** Forget every lane's label cache. */
   reset(): void {
+    for (const state of this.lanes.values()) this.backend?.free?.(state.labels);
     this.lanes.clear();
   }
 
@@ -135,10 +147,10 @@ export class DoubleSparsityPolicy implements KvPolicy {
 
   /** Labels of entries [from, to) of the lane into `state` (each head's channels, quantised). */
   private label(lane: KvLane, state: LabelState, from: number, to: number): void {
-    const { heads, width } = state;
+    const { heads, labelHeads, width } = state;
     const d = lane.headDim;
-    const stride = heads * width;
-    for (let i = 0; i < heads; i++) {
+    const stride = labelHeads * width;
+    for (let i = 0; i < labelHeads; i++) {
       const order = this.channelsOf(lane, heads, i);
       for (let e = from; e < to; e++) {
         const o = e * stride + i * width;
@@ -151,15 +163,20 @@ export class DoubleSparsityPolicy implements KvPolicy {
   private update(lane: KvLane, heads: number): LabelState {
     const key = laneKey(lane);
     const width = this.labelWidth;
+    // With one channel order per key/value head the group's labels are the same: kept once.
+    const labelHeads = this.channels.source === 'k' ? 1 : heads;
     let state = this.lanes.get(key);
     if (state === undefined || state.heads !== heads || !state.mark.continues(lane)) {
-      state = { mark: new LaneMark(), labels: new Float32Array(0), heads, width };
+      if (state !== undefined) this.backend?.free?.(state.labels);
+      state = { mark: new LaneMark(), labels: new Float32Array(0), heads, labelHeads, width };
       this.lanes.set(key, state);
     }
-    const stride = heads * width;
+    const stride = labelHeads * width;
     if (state.labels.length < lane.length * stride) {
-      const grown = new Float32Array(Math.max(lane.length, 2 * (state.labels.length / stride), 64) * stride);
+      const n = Math.max(lane.length, 2 * (state.labels.length / stride), 64) * stride;
+      const grown = this.backend?.allocate?.(n) ?? new Float32Array(n);
       grown.set(state.labels);
+      this.backend?.free?.(state.labels);
       state.labels = grown;
     }
     this.label(lane, state, state.mark.length, lane.length);
@@ -171,7 +188,7 @@ export class DoubleSparsityPolicy implements KvPolicy {
    * The approximate scores of every entry of the lane for the decode query, summed over the query
    * heads of the group: sum_h q_label_h . k_label_h / sqrt(headDim / groupFactor).
    */
-  approximateScores(lane: KvLane, query: KvQuery): Float64Array {
+  approximateScores(lane: KvLane, query: KvQuery): Float64Array | Float32Array {
     if (lane.headDim !== this.channels.headDim)
       throw new ShapeMismatchError(
         [this.channels.headDim],
@@ -182,15 +199,30 @@ export class DoubleSparsityPolicy implements KvPolicy {
     const { heads } = query;
     const state = this.update(lane, heads);
     const width = this.labelWidth;
-    const stride = heads * width;
+    const stride = state.labelHeads * width;
     const d = lane.headDim;
+    // Each head's quantised label query; heads sharing their labels add theirs into one vector.
     const qLabels = new Float32Array(stride);
+    const one = new Float32Array(width);
     for (let i = 0; i < heads; i++) {
       const order = this.channelsOf(lane, heads, i);
-      for (let j = 0; j < width; j++) qLabels[i * width + j] = query.q[i * query.seq * d + order[j]!]!;
-      if (this.labelBits < 16) pseudoQuantize(qLabels, i * width, width, this.labelBits);
+      for (let j = 0; j < width; j++) one[j] = query.q[i * query.seq * d + order[j]!]!;
+      if (this.labelBits < 16) pseudoQuantize(one, 0, width, this.labelBits);
+      const at = state.labelHeads === 1 ? 0 : i * width;
+      for (let j = 0; j < width; j++) qLabels[at + j] = qLabels[at + j]! + one[j]!;
     }
     const scale = 1 / Math.sqrt(width);
+    if (this.backend !== undefined) {
+      const scores = this.backend.linear(qLabels, 1, {
+        format: 'dense',
+        dtype: 'f32',
+        rows: lane.length,
+        cols: stride,
+        values: state.labels.subarray(0, lane.length * stride),
+      });
+      for (let e = 0; e < scores.length; e++) scores[e] = scores[e]! * scale;
+      return scores;
+    }
     const scores = new Float64Array(lane.length);
     for (let e = 0; e < lane.length; e++) {
       let s = 0;

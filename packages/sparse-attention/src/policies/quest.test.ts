@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { InvalidArgumentError, Rng } from '@sparsekit/core';
+import { createWasmBackend } from '@sparsekit/sparse-formats';
 import { fixturePath } from '@sparsekit/test-utils';
 import { describe, expect, it } from 'vitest';
 import { LaneDriver, laneOf, queryOf, randomArray } from './lanes.test-util.js';
@@ -36,6 +37,39 @@ describe('Quest', () => {
     expect(Array.from(chosen!)).toEqual(
       c.selected.flatMap((p) => Array.from({ length: 16 }, (_, i) => p * 16 + i)),
     );
+  });
+
+  it('scores pages on a backend (metadata in its memory) and picks the same pages as the loop', async () => {
+    const backend = await createWasmBackend({ threads: 2, minParallelWork: 0 });
+    try {
+      const rng = new Rng(12);
+      const [dim, heads] = [32, 4];
+      const plain = quest({ budget: 64 });
+      const onWasm = quest({ budget: 64, backend });
+      const a = new LaneDriver(dim, 700);
+      const b = new LaneDriver(dim, 700);
+      const prefill = [
+        randomArray(rng, 600 * dim),
+        randomArray(rng, 600 * dim),
+        randomArray(rng, heads * 600 * dim),
+      ] as const;
+      a.step(plain, ...prefill, heads);
+      b.step(onWasm, ...prefill, heads);
+      for (let t = 0; t < 40; t++) {
+        const step = [
+          randomArray(rng, dim),
+          randomArray(rng, dim),
+          randomArray(rng, heads * dim, 3),
+        ] as const;
+        const want = a.step(plain, ...step, heads).read;
+        expect(Array.from(b.step(onWasm, ...step, heads).read)).toEqual(Array.from(want));
+        expect(want.length).toBeLessThanOrEqual(64);
+      }
+      expect(onWasm.metadata(2, 0, 0)).toAllClose(plain.metadata(2, 0, 0)!, { atol: 0, rtol: 0 });
+      onWasm.reset();
+    } finally {
+      await backend.dispose();
+    }
   });
 
   it('keeps page metadata incrementally, equal to a from-scratch recomputation after many steps', () => {

@@ -5,7 +5,7 @@
 // page is one GEMV with [max(q, 0) | min(q, 0)], and it is kept up to date by reading only the
 // entries that arrived since the last step.
 import { InvalidArgumentError, type KvLane, type KvPolicy, type KvQuery } from '@sparsekit/core';
-import { highestIndices } from '@sparsekit/sparse-formats';
+import { type Backend, highestIndices } from '@sparsekit/sparse-formats';
 import { integerOption, LaneMark, laneKey } from './lanes.js';
 import { checkQuery } from './probabilities.js';
 
@@ -16,6 +16,12 @@ export interface QuestOptions {
   pageSize?: number;
   /** Layers below this read every entry (default 2, as the reference keeps layers 0 and 1 dense). */
   skipLayers?: number;
+  /**
+   * A backend to score pages on: the page metadata then lives in its storage (`allocate`) and the
+   * scores are one `linear` call (the wasm backend runs it in place, SIMD, on every thread).
+   * Default: a float64 loop here.
+   */
+  backend?: Backend;
 }
 
 /** The [max | min] page metadata of keys [length, dim] from scratch: [pages, 2 dim], max first. */
@@ -133,9 +139,11 @@ export class QuestPolicy implements KvPolicy {
   readonly budget: number;
   readonly pageSize: number;
   readonly skipLayers: number;
+  readonly backend: Backend | undefined;
   private readonly lanes = new Map<string, LaneMeta>();
 
   constructor(options: QuestOptions) {
+    this.backend = options.backend;
     this.budget = integerOption('budget', options.budget, 1);
     this.pageSize = integerOption('pageSize', options.pageSize ?? 16, 1);
     this.skipLayers = integerOption('skipLayers', options.skipLayers ?? 2, 0);
@@ -143,7 +151,13 @@ export class QuestPolicy implements KvPolicy {
 
   /** Forget every lane's metadata (a new generation on a new cache). */
   reset(): void {
+    for (const state of this.lanes.values()) this.backend?.free?.(state.meta);
     this.lanes.clear();
+  }
+
+  /** Metadata storage: the backend's when it offers storage, else an ordinary array. */
+  private allocate(length: number): Float32Array {
+    return this.backend?.allocate?.(length) ?? new Float32Array(length);
   }
 
   /**
@@ -162,13 +176,15 @@ export class QuestPolicy implements KvPolicy {
     const width = 2 * lane.headDim;
     let state = this.lanes.get(key);
     if (state === undefined || state.width !== width || !state.mark.continues(lane)) {
+      if (state !== undefined) this.backend?.free?.(state.meta);
       state = { mark: new LaneMark(), meta: new Float32Array(0), width };
       this.lanes.set(key, state);
     }
     const pages = Math.ceil(lane.length / this.pageSize);
     if (state.meta.length < pages * width) {
-      const grown = new Float32Array(Math.max(pages, 2 * (state.meta.length / width), 4) * width);
+      const grown = this.allocate(Math.max(pages, 2 * (state.meta.length / width), 4) * width);
       grown.set(state.meta);
+      this.backend?.free?.(state.meta);
       state.meta = grown;
     }
     extendMetadata(state.meta, lane.keys, state.mark.length, lane.length, lane.headDim, this.pageSize);
@@ -192,12 +208,26 @@ export class QuestPolicy implements KvPolicy {
     // would drop a page when the last one is partial).
     if (this.budget >= lane.length || k >= pages) return undefined;
     const x = questQueryVector(query.q, query.heads, lane.headDim);
-    const chosen = highestIndices(pageScores(state.meta, pages, x), k, pages);
-    const entries: number[] = [];
+    const scores =
+      this.backend === undefined
+        ? pageScores(state.meta, pages, x)
+        : this.backend.linear(Float32Array.from(x), 1, {
+            format: 'dense',
+            dtype: 'f32',
+            rows: pages,
+            cols: state.width,
+            values: state.meta.subarray(0, pages * state.width),
+          });
+    const chosen = highestIndices(scores, k, pages);
+    const last = chosen[chosen.length - 1]!;
+    const entries = new Int32Array(
+      chosen.length * this.pageSize - (last === pages - 1 ? pages * this.pageSize - lane.length : 0),
+    );
+    let n = 0;
     for (const p of chosen)
       for (let e = p * this.pageSize; e < Math.min(lane.length, (p + 1) * this.pageSize); e++)
-        entries.push(e);
-    return Int32Array.from(entries);
+        entries[n++] = e;
+    return entries;
   }
 }
 
