@@ -69,7 +69,9 @@ const TILE: i32 = 64;
 }
 
 // Partial layout at `part` (per thread): max [heads], sum [heads], acc [heads, dim], then the tile
-// scores [heads, TILE].
+// scores [heads, TILE]. Heads are taken four at a time (the usual grouped-query group), so each key
+// and value vector loaded serves four heads, and each head's accumulator stays in a register while
+// a tile's values are added into it.
 export function attend_rows_f32(
   q: usize, heads: i32, dim: i32, keys: usize, values: usize, rows: usize, part: usize, i0: i32, i1: i32,
 ): void {
@@ -80,17 +82,57 @@ export function attend_rows_f32(
   const acc = sums + (h << 2);
   const scores = acc + ((h * n) << 2);
   const rowBytes = n << 2;
+  const tileBytes = <usize>TILE << 2;
   for (let i: usize = 0; i < h; i++) {
     store<f32>(maxes + (i << 2), -Infinity);
     store<f32>(sums + (i << 2), 0);
   }
   memory.fill(acc, 0, (h * n) << 2);
   for (let t0 = i0; t0 < i1; t0 += TILE) {
-    const count = min(TILE, i1 - t0);
-    const c = <usize>count;
+    const c = <usize>min(TILE, i1 - t0);
     const list = rows + (<usize>t0 << 2);
-    // Scores of every head for the tile (each key row is read once, from cache for heads after the first).
-    for (let j: usize = 0; j < c; j++) {
+    // Scores of every head for the tile: two keys by four heads at a time (eight sums in registers;
+    // two rows in flight, which matters when the rows are scattered).
+    let j: usize = 0;
+    if (h >= 4) {
+      for (; j + 2 <= c; j += 2) {
+        const kp = keys + <usize>load<i32>(list + (j << 2)) * rowBytes;
+        const kq = keys + <usize>load<i32>(list + (j << 2), 4) * rowBytes;
+        for (let i: usize = 0; i + 4 <= h; i += 4) {
+          const qa = q + i * rowBytes;
+          let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
+          let b0 = f32x4.splat(0), b1 = f32x4.splat(0), b2 = f32x4.splat(0), b3 = f32x4.splat(0);
+          for (let d: usize = 0; d < n; d += 4) {
+            const kv = v128.load(kp + (d << 2));
+            const kw = v128.load(kq + (d << 2));
+            const o = qa + (d << 2);
+            const q0 = v128.load(o), q1 = v128.load(o + rowBytes), q2 = v128.load(o + 2 * rowBytes), q3 = v128.load(o + 3 * rowBytes);
+            a0 = f32x4.add(a0, f32x4.mul(q0, kv));
+            a1 = f32x4.add(a1, f32x4.mul(q1, kv));
+            a2 = f32x4.add(a2, f32x4.mul(q2, kv));
+            a3 = f32x4.add(a3, f32x4.mul(q3, kv));
+            b0 = f32x4.add(b0, f32x4.mul(q0, kw));
+            b1 = f32x4.add(b1, f32x4.mul(q1, kw));
+            b2 = f32x4.add(b2, f32x4.mul(q2, kw));
+            b3 = f32x4.add(b3, f32x4.mul(q3, kw));
+          }
+          const s = scores + ((i * TILE + j) << 2);
+          store<f32>(s, hsum4(a0));
+          store<f32>(s + tileBytes, hsum4(a1));
+          store<f32>(s + 2 * tileBytes, hsum4(a2));
+          store<f32>(s + 3 * tileBytes, hsum4(a3));
+          store<f32>(s, hsum4(b0), 4);
+          store<f32>(s + tileBytes, hsum4(b1), 4);
+          store<f32>(s + 2 * tileBytes, hsum4(b2), 4);
+          store<f32>(s + 3 * tileBytes, hsum4(b3), 4);
+        }
+        for (let i = h & ~3; i < h; i++) {
+          store<f32>(scores + ((i * TILE + j) << 2), dot(q + i * rowBytes, kp, n));
+          store<f32>(scores + ((i * TILE + j) << 2), dot(q + i * rowBytes, kq, n), 4);
+        }
+      }
+    }
+    for (; j < c; j++) {
       const kp = keys + <usize>load<i32>(list + (j << 2)) * rowBytes;
       for (let i: usize = 0; i < h; i++) store<f32>(scores + ((i * TILE + j) << 2), dot(q + i * rowBytes, kp, n));
     }
@@ -123,9 +165,36 @@ export function attend_rows_f32(
       }
       store<f32>(sums + (i << 2), load<f32>(sums + (i << 2)) + hsum4(total) + tail);
     }
-    for (let j: usize = 0; j < c; j++) {
-      const vp = values + <usize>load<i32>(list + (j << 2)) * rowBytes;
-      for (let i: usize = 0; i < h; i++) axpy(acc + ((i * n) << 2), vp, load<f32>(scores + ((i * TILE + j) << 2)), n);
+    // acc[i] += sum_j w[i, j] v[j]: per 4-wide slice of the head dimension, four heads' sums in registers.
+    let i: usize = 0;
+    for (; i + 4 <= h; i += 4) {
+      const a = acc + ((i * n) << 2);
+      const w = scores + ((i * TILE) << 2);
+      for (let d: usize = 0; d < n; d += 4) {
+        const o = d << 2;
+        let a0 = v128.load(a + o);
+        let a1 = v128.load(a + rowBytes + o);
+        let a2 = v128.load(a + 2 * rowBytes + o);
+        let a3 = v128.load(a + 3 * rowBytes + o);
+        for (let j: usize = 0; j < c; j++) {
+          const v = v128.load(values + <usize>load<i32>(list + (j << 2)) * rowBytes + o);
+          const wj = w + (j << 2);
+          a0 = f32x4.add(a0, f32x4.mul(v128.load32_splat(wj), v));
+          a1 = f32x4.add(a1, f32x4.mul(v128.load32_splat(wj + tileBytes), v));
+          a2 = f32x4.add(a2, f32x4.mul(v128.load32_splat(wj + 2 * tileBytes), v));
+          a3 = f32x4.add(a3, f32x4.mul(v128.load32_splat(wj + 3 * tileBytes), v));
+        }
+        v128.store(a + o, a0);
+        v128.store(a + rowBytes + o, a1);
+        v128.store(a + 2 * rowBytes + o, a2);
+        v128.store(a + 3 * rowBytes + o, a3);
+      }
+    }
+    for (; i < h; i++) {
+      for (let j: usize = 0; j < c; j++) {
+        const vp = values + <usize>load<i32>(list + (j << 2)) * rowBytes;
+        axpy(acc + ((i * n) << 2), vp, load<f32>(scores + ((i * TILE + j) << 2)), n);
+      }
     }
   }
 }

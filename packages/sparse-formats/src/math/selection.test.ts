@@ -44,9 +44,10 @@ describe('selection', () => {
     expect(Array.from(highestIndices([5, 4], 0))).toEqual([]);
     const rng = new Rng(9);
     for (let trial = 0; trial < 50; trial++) {
-      const n = 1 + rng.int(300);
-      const scores = Array.from({ length: n }, () => rng.int(20) - 10 + (rng.uniform() < 0.05 ? Number.NaN : 0));
-      const k = rng.int(n + 1);
+      const n = 1 + rng.int(trial % 2 === 0 ? 300 : 20000);
+      const levels = trial % 3 === 0 ? 20 : 1e6;
+      const scores = Array.from({ length: n }, () => rng.int(levels) - levels / 2 + (rng.uniform() < 0.05 ? Number.NaN : 0));
+      const k = trial % 2 === 0 ? rng.int(n + 1) : rng.int(Math.ceil(n / 8) + 1);
       const value = (i: number) => (Number.isNaN(scores[i]!) ? Number.NEGATIVE_INFINITY : scores[i]!);
       const order = Array.from({ length: n }, (_, i) => i).sort((a, b) => value(b) - value(a) || a - b);
       expect(Array.from(highestIndices(scores, k))).toEqual(order.slice(0, k).sort((a, b) => a - b));

@@ -78,25 +78,47 @@ export function lowestIndices(scores: ArrayLike<number>, count: number): number[
 
 /**
  * The indices of the `k` highest of `scores[0, n)` (ties to the lower index, NaN lowest), ascending:
- * the first k of a stable descending sort, in expected linear time (one quickselect, two passes).
+ * the first k of a stable descending sort, in expected linear time. Long inputs first keep the
+ * candidates above a threshold estimated from an evenly spaced sample (set a little low, so that
+ * they hold the k highest), then select among those; if the sample misled, the whole input is used.
  */
 export function highestIndices(scores: ArrayLike<number>, k: number, n = scores.length): Int32Array {
   if (k >= n) return Int32Array.from({ length: Math.max(0, n) }, (_, i) => i);
   if (k <= 0) return new Int32Array(0);
-  const value = (i: number) => {
-    const v = scores[i]!;
-    return Number.isNaN(v) ? Number.NEGATIVE_INFINITY : v;
-  };
-  const negated = new Float64Array(n);
-  for (let i = 0; i < n; i++) negated[i] = -value(i);
+  if (n >= 4096 && k <= n / 4) {
+    const sample = 1024;
+    const taken = new Float64Array(sample);
+    for (let i = 0; i < sample; i++) taken[i] = -valueAt(scores, Math.floor((i * n) / sample));
+    const rank = Math.min(sample - 1, Math.ceil((k / n) * sample + 4 * Math.sqrt((k / n) * sample) + 8));
+    const low = -selectInPlace(taken, rank);
+    const candidates = new Int32Array(n);
+    let count = 0;
+    for (let i = 0; i < n; i++) if (valueAt(scores, i) >= low) candidates[count++] = i;
+    if (count >= k) return highestAmong(scores, candidates.subarray(0, count), k);
+  }
+  return highestAmong(scores, undefined, k, n);
+}
+
+function valueAt(scores: ArrayLike<number>, i: number): number {
+  const v = scores[i]!;
+  return v !== v ? Number.NEGATIVE_INFINITY : v;
+}
+
+/** The k highest among `candidates` (ascending indices), or among [0, n) when none are given. */
+function highestAmong(scores: ArrayLike<number>, candidates: Int32Array | undefined, k: number, n = 0): Int32Array {
+  const m = candidates?.length ?? n;
+  const at = (c: number) => (candidates === undefined ? c : candidates[c]!);
+  const negated = new Float64Array(m);
+  for (let c = 0; c < m; c++) negated[c] = -valueAt(scores, at(c));
   const threshold = -selectInPlace(negated, k - 1);
   let above = 0;
-  for (let i = 0; i < n; i++) if (value(i) > threshold) above++;
+  for (let c = 0; c < m; c++) if (valueAt(scores, at(c)) > threshold) above++;
   let ties = k - above;
   const out = new Int32Array(k);
   let o = 0;
-  for (let i = 0; i < n && o < k; i++) {
-    const v = value(i);
+  for (let c = 0; c < m && o < k; c++) {
+    const i = at(c);
+    const v = valueAt(scores, i);
     if (v > threshold) out[o++] = i;
     else if (v === threshold && ties > 0) {
       out[o++] = i;
