@@ -57,6 +57,7 @@ export {
 } from './policies/quest.js';
 export { pool1d, type SnapKvOptions, SnapKvPolicy, type SnapKvPooling, snapKv } from './policies/snap-kv.js';
 export { type StreamingLlmOptions, StreamingLlmPolicy, streamingLlm } from './policies/streaming-llm.js';
+export { decodeStepwise, recordSelections, type SelectionStats, type StepwiseOptions } from './quality.js';
 export {
   estimateVerticalSlash,
   type VerticalSlash,
