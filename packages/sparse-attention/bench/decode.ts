@@ -25,8 +25,14 @@ import {
   writeJsonAtomic,
   writeTextAtomic,
 } from '@sparsekit/bench';
-import { type KvLane, type KvPolicy, Rng } from '@sparsekit/core';
-import { doubleSparsity, type LabelChannels, quest } from '@sparsekit/sparse-attention';
+import { type KvPolicy, Rng } from '@sparsekit/core';
+import {
+  decodeLayerStep,
+  doubleSparsity,
+  type LabelChannels,
+  quest,
+  syntheticLayer,
+} from '@sparsekit/sparse-attention';
 import { createWasmBackend } from '@sparsekit/sparse-formats';
 
 const contexts = option('contexts', '4096,16384,32768,65536').split(',').map(Number);
@@ -39,7 +45,7 @@ const budgetMs = numberOption('budget-ms', 1500);
 const threads = numberOption('threads', os.availableParallelism());
 const seed = numberOption('seed', 1);
 const outPath = option('out', 'bench/results/decode.json');
-const LAYER = 2; // past both policies' dense layers
+const LAYER = 2; // synthetic lanes are layer 2: past both policies' dense layers
 const PAGE = 16;
 const GROUP_FACTOR = 8;
 
@@ -75,37 +81,16 @@ interface Row {
 }
 const rows: Row[] = [];
 for (const context of contexts) {
-  const lanes: KvLane[] = Array.from({ length: kvHeads }, (_, kvHead) => {
-    const keys = backend.allocate(context * dim);
-    const values = backend.allocate(context * dim);
-    keys.set(rng.normalArray(context * dim));
-    values.set(rng.normalArray(context * dim));
-    const positions = Int32Array.from({ length: context }, (_, i) => i);
-    return { layer: LAYER, sequence: 0, kvHead, headDim: dim, pageSize: PAGE, length: context, keys, values, positions };
+  const layer = syntheticLayer(backend, {
+    context,
+    kvHeads,
+    group,
+    headDim: dim,
+    pageSize: PAGE,
+    seed: seed + context,
   });
-  const queries = lanes.map(() => rng.normalArray(group * dim, 0, 2));
   const out = new Float32Array(group * dim);
-  const step = (policy: KvPolicy | undefined) => {
-    let read = 0;
-    for (let i = 0; i < lanes.length; i++) {
-      const lane = lanes[i]!;
-      const q = queries[i]!;
-      const chosen = policy?.select?.(lane, { q, heads: group, seq: 1, position: context - 1, block: LAYER });
-      backend.attention({
-        q,
-        heads: group,
-        seq: 1,
-        headDim: dim,
-        keys: lane.keys,
-        values: lane.values,
-        keyLength: context,
-        out,
-        mask: chosen === undefined ? { kind: 'causal' } : { kind: 'positions', positions: chosen },
-      });
-      read += chosen?.length ?? context;
-    }
-    return read / lanes.length;
-  };
+  const step = (policy: KvPolicy | undefined) => decodeLayerStep(backend, layer, policy, out);
   const subjects: Array<{ subject: string; budget: string; policy?: KvPolicy & { reset(): void } }> = [
     { subject: 'dense', budget: '-' },
   ];
@@ -136,23 +121,32 @@ for (const context of contexts) {
     s.policy?.reset();
   });
   console.log(`context ${context}: dense ${dense.toFixed(2)} ms`);
-  for (const lane of lanes) {
-    backend.free(lane.keys as Float32Array);
-    backend.free(lane.values as Float32Array);
-  }
+  layer.dispose();
 }
 
 const table = markdownTable(
   ['context', 'subject', 'budget', 'tokens read', 'ms / layer step', 'vs dense'],
-  rows.map((r) => [String(r.context), r.subject, r.budget, r.tokensRead.toFixed(0), r.ms.toFixed(3), ratio(r.vsDense)]),
+  rows.map((r) => [
+    String(r.context),
+    r.subject,
+    r.budget,
+    r.tokensRead.toFixed(0),
+    r.ms.toFixed(3),
+    ratio(r.vsDense),
+  ]),
 );
 const at = rows.find((r) => r.context === 32768 && r.subject === 'quest' && r.budget === '1/16');
 const target =
   at === undefined
     ? undefined
-    : { target: 'Quest at 32K with a 1/16 budget >= 7x dense', measured: ratio(at.vsDense), met: at.vsDense >= 7 };
+    : {
+        target: 'Quest at 32K with a 1/16 budget >= 7x dense',
+        measured: ratio(at.vsDense),
+        met: at.vsDense >= 7,
+      };
 console.log(`\n${table}\n`);
-if (target !== undefined) console.log(`target: ${target.target}: ${target.measured} (${target.met ? 'met' : 'missed'})`);
+if (target !== undefined)
+  console.log(`target: ${target.target}: ${target.measured} (${target.met ? 'met' : 'missed'})`);
 writeJsonAtomic(outPath, {
   machine: machineFacts(),
   command: `node build/bench/decode.js ${process.argv.slice(2).join(' ')}`.trim(),
