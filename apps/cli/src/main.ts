@@ -3,6 +3,7 @@ import { InvalidFormatError, ShapeMismatchError, SparsekitError } from '@sparsek
 import { parseFlags, UsageError } from './args.js';
 import type { Command } from './command.js';
 import { activationsCommand } from './commands/activations.js';
+import { attentionCommand } from './commands/attention.js';
 import { benchCommand } from './commands/bench.js';
 import { convertCommand } from './commands/convert.js';
 import { demoCommand } from './commands/demo.js';
@@ -22,6 +23,7 @@ export const COMMANDS: readonly Command[] = [
   inspectCommand,
   convertCommand,
   activationsCommand,
+  attentionCommand,
 ];
 
 const HELP = `sparsekit: prune, evaluate, pack, inspect and benchmark sparse language models.

@@ -91,8 +91,14 @@ export interface RollbackCache<Mark = unknown> {
  * `cache` (extending it) and returns their logits [batch * seq, vocab]. Models' `TransformerLM` is one.
  */
 export interface DecodingLM<Mark = unknown> extends CausalLM {
-  /** `positions: 'shifted'`: StreamingLLM's positions within the cache (rotary models only). */
-  createCache(batch: number, options?: { positions?: 'original' | 'shifted' }): RollbackCache<Mark>;
+  /**
+   * `positions: 'shifted'`: StreamingLLM's positions within the cache (rotary models only);
+   * `pageSize`: entries per page of a paged cache (what Quest scores).
+   */
+  createCache(
+    batch: number,
+    options?: { positions?: 'original' | 'shifted'; pageSize?: number },
+  ): RollbackCache<Mark>;
   forward(tokenIds: Tensor<'i32'>, cache: RollbackCache<Mark>, options?: DecodeOptions): Tensor<'f32'>;
 }
 

@@ -1,5 +1,6 @@
 export { BlockMask, type BlockMaskOptions, createBlockMask } from './block-mask.js';
 export { type BlockTopK, type BlockTopKOptions, blockTopK } from './block-top-k.js';
+export { decodeLayerStep, type SyntheticLayer, syntheticLayer } from './decode-speed.js';
 export { type KernelMaskOptions, kernelBlockLists, toAttentionMask } from './kernel-mask.js';
 export {
   andMasks,
@@ -57,7 +58,20 @@ export {
 } from './policies/quest.js';
 export { pool1d, type SnapKvOptions, SnapKvPolicy, type SnapKvPooling, snapKv } from './policies/snap-kv.js';
 export { type StreamingLlmOptions, StreamingLlmPolicy, streamingLlm } from './policies/streaming-llm.js';
-export { decodeStepwise, recordSelections, type SelectionStats, type StepwiseOptions } from './quality.js';
+export {
+  KV_POLICIES,
+  POLICY_NAMES,
+  type PolicyEntry,
+  type PolicySettings,
+  policyEntry,
+} from './policy-table.js';
+export {
+  decodeStepwise,
+  policyPerplexity,
+  recordSelections,
+  type SelectionStats,
+  type StepwiseOptions,
+} from './quality.js';
 export {
   estimateVerticalSlash,
   type VerticalSlash,

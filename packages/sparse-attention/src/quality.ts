@@ -9,6 +9,8 @@ import {
   type KvLane,
   type KvPolicy,
   type KvQuery,
+  type ProgressOptions,
+  reportProgress,
   Tensor,
 } from '@sparsekit/core';
 import { attention } from '@sparsekit/sparse-formats';
@@ -19,6 +21,8 @@ export interface StepwiseOptions {
   prefill?: number;
   /** The cache's position convention (default 'original'; StreamingLLM may use 'shifted'). */
   positions?: 'original' | 'shifted';
+  /** The cache's page size (default the model's: 16); Quest's pages are the cache's pages. */
+  pageSize?: number;
 }
 
 /**
@@ -42,10 +46,10 @@ export function decodeStepwise(
       const [batch, seq] = tokenIds.shape as [number, number];
       const vocab = model.vocabSize;
       const out = new Float32Array(batch * seq * vocab);
-      const cache = model.createCache(
-        batch,
-        options.positions === undefined ? {} : { positions: options.positions },
-      );
+      const cache = model.createCache(batch, {
+        ...(options.positions === undefined ? {} : { positions: options.positions }),
+        ...(options.pageSize === undefined ? {} : { pageSize: options.pageSize }),
+      });
       const policy = makePolicy();
       const run = (from: number, to: number) => {
         const ids = new Int32Array(batch * (to - from));
@@ -139,4 +143,43 @@ export function recordSelections(
       density: steps === 0 ? 1 : density / steps,
     }),
   };
+}
+
+/**
+ * Perplexity of the decoded tokens under a policy: each window [1, seq] runs its first `prefill`
+ * tokens densely, then one token per step under a fresh policy, and the predictions made from
+ * positions prefill - 1 .. seq - 2 are scored (what the policy affected; the prompt's are dense).
+ */
+export function policyPerplexity(
+  model: DecodingLM,
+  windows: readonly Tensor<'i32'>[],
+  makePolicy: () => KvPolicy | undefined,
+  options: StepwiseOptions & ProgressOptions = {},
+): { perplexity: number; nll: number; tokens: number } {
+  const prefill = options.prefill ?? 1;
+  const lm = decodeStepwise(model, makePolicy, options);
+  let nll = 0;
+  let tokens = 0;
+  const v = model.vocabSize;
+  for (const [w, input] of windows.entries()) {
+    const seq = input.shape[1]!;
+    if (input.shape[0] !== 1 || seq <= prefill)
+      throw new InvalidArgumentError(
+        'window',
+        input.shape,
+        `must be [1, seq] with seq > prefill (${prefill})`,
+      );
+    const logits = (lm.logits(input) as Tensor<'f32'>).data;
+    for (let t = prefill - 1; t < seq - 1; t++) {
+      const row = logits.subarray(t * v, (t + 1) * v);
+      let max = Number.NEGATIVE_INFINITY;
+      for (let i = 0; i < v; i++) max = Math.max(max, row[i]!);
+      let sum = 0;
+      for (let i = 0; i < v; i++) sum += Math.exp(row[i]! - max);
+      nll += Math.log(sum) + max - row[input.data[t + 1]!]!;
+      tokens++;
+    }
+    reportProgress(options, { stage: 'eval', current: w + 1, total: windows.length, unit: 'window' });
+  }
+  return { perplexity: Math.exp(nll / tokens), nll, tokens };
 }
