@@ -3,7 +3,7 @@
  * sliding window with sinks (StreamingLLM's mask) and for packed documents, compared with the size of
  * the dense S x S boolean mask it never builds.
  *
- *   node build/bench/mask.js [--lengths 8192,32768,131072,524288] [--window 4096]
+ *   node build/bench/mask.js [--lengths 8192,32768,131072,524288,1048576] [--window 4096]
  *     [--block 128] [--rounds 3] [--out bench/results/mask.json]
  */
 import {
@@ -25,7 +25,7 @@ import {
   slidingWindow,
 } from '@sparsekit/sparse-attention';
 
-const lengths = option('lengths', '8192,32768,131072,524288').split(',').map(Number);
+const lengths = option('lengths', '8192,32768,131072,524288,1048576').split(',').map(Number);
 const window = numberOption('window', 4096);
 const blockSize = numberOption('block', 128);
 const rounds = numberOption('rounds', 3);

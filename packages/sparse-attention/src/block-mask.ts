@@ -15,10 +15,35 @@ export interface BlockMaskOptions {
   blockSize?: number | [number, number];
 }
 
-/** One direction's block lists: counts [B, H, rows] and indices [B, H, rows, cols]. */
+/**
+ * One direction's block lists, compact: counts [B, H, rows], offsets [B * H * rows + 1] into
+ * `flat`, which holds each row's block indices (ascending) one row after another. Memory grows with
+ * the blocks listed, not with rows x cols.
+ */
 interface Lists {
   num: Int32Array;
-  indices: Int32Array;
+  offsets: Int32Array;
+  flat: Int32Array;
+}
+
+function listsFrom(num: Int32Array, flat: Int32Array): Lists {
+  const offsets = new Int32Array(num.length + 1);
+  for (let i = 0; i < num.length; i++) offsets[i + 1] = offsets[i]! + num[i]!;
+  return { num, offsets, flat };
+}
+
+/** FlexAttention's padded layout [B, H, rows, width] of compact lists (entries past a count are 0). */
+function padded(lists: Lists, width: number): Int32Array {
+  if (lists.num.length * width > 2 ** 31 - 1)
+    throw new InvalidArgumentError(
+      'blocks',
+      lists.num.length * width,
+      'too many for the padded layout: use at()',
+    );
+  const out = new Int32Array(lists.num.length * width);
+  for (let r = 0; r < lists.num.length; r++)
+    out.set(lists.flat.subarray(lists.offsets[r]!, lists.offsets[r + 1]!), r * width);
+  return out;
 }
 
 export class BlockMask {
@@ -30,15 +55,20 @@ export class BlockMask {
   /** Query blocks and key blocks. */
   readonly rows: number;
   readonly cols: number;
+  private readonly partial: Lists;
+  private readonly full: Lists;
+  private readonly partialT: Lists;
+  private readonly fullT: Lists;
+  private readonly layouts = new Map<string, Int32Array>();
 
   constructor(
     options: Required<Omit<BlockMaskOptions, 'blockSize'>> & { blockSize: [number, number] },
-    /** Partial key blocks per query block: kvNumBlocks [B, H, rows], kvIndices [B, H, rows, cols]. */
-    readonly kvNumBlocks: Int32Array,
-    readonly kvIndices: Int32Array,
-    /** Full key blocks per query block (the mask mod is not applied to them). */
-    readonly fullKvNumBlocks: Int32Array,
-    readonly fullKvIndices: Int32Array,
+    /** Partial key blocks per query block: counts [B, H, rows] and the lists one after another. */
+    kvNumBlocks: Int32Array,
+    kvFlat: Int32Array,
+    /** Full key blocks per query block (the mask mod is not applied to them), likewise. */
+    fullKvNumBlocks: Int32Array,
+    fullKvFlat: Int32Array,
     readonly maskMod: MaskMod,
   ) {
     this.seqLengths = [options.qLen, options.kvLen];
@@ -47,19 +77,54 @@ export class BlockMask {
     this.H = options.H;
     this.rows = Math.ceil(options.qLen / options.blockSize[0]);
     this.cols = Math.ceil(options.kvLen / options.blockSize[1]);
-    const q = transpose(this, kvNumBlocks, kvIndices);
-    const fq = transpose(this, fullKvNumBlocks, fullKvIndices);
-    this.qNumBlocks = q.num;
-    this.qIndices = q.indices;
-    this.fullQNumBlocks = fq.num;
-    this.fullQIndices = fq.indices;
+    this.partial = listsFrom(kvNumBlocks, kvFlat);
+    this.full = listsFrom(fullKvNumBlocks, fullKvFlat);
+    this.partialT = transpose(this, this.partial);
+    this.fullT = transpose(this, this.full);
   }
 
-  /** The transposes: per key block, the query blocks that read it partially / fully. */
-  readonly qNumBlocks: Int32Array;
-  readonly qIndices: Int32Array;
-  readonly fullQNumBlocks: Int32Array;
-  readonly fullQIndices: Int32Array;
+  /** Partial key blocks per query block: counts [B, H, rows]. */
+  get kvNumBlocks(): Int32Array {
+    return this.partial.num;
+  }
+  /** Full key blocks per query block: counts [B, H, rows]. */
+  get fullKvNumBlocks(): Int32Array {
+    return this.full.num;
+  }
+  /** The transposes' counts: per key block, the query blocks reading it partially / fully [B, H, cols]. */
+  get qNumBlocks(): Int32Array {
+    return this.partialT.num;
+  }
+  get fullQNumBlocks(): Int32Array {
+    return this.fullT.num;
+  }
+
+  /**
+   * FlexAttention's padded index layouts, [B, H, rows, cols] (kv) or [B, H, cols, rows] (q); entries
+   * past a row's count are 0. Made on first use and kept: they cost rows x cols entries, which the
+   * mask itself does not (use `at` and the counts for large masks).
+   */
+  get kvIndices(): Int32Array {
+    return this.layout('kv', this.partial, this.cols);
+  }
+  get fullKvIndices(): Int32Array {
+    return this.layout('fullKv', this.full, this.cols);
+  }
+  get qIndices(): Int32Array {
+    return this.layout('q', this.partialT, this.rows);
+  }
+  get fullQIndices(): Int32Array {
+    return this.layout('fullQ', this.fullT, this.rows);
+  }
+
+  private layout(name: string, lists: Lists, width: number): Int32Array {
+    let a = this.layouts.get(name);
+    if (a === undefined) {
+      a = padded(lists, width);
+      this.layouts.set(name, a);
+    }
+    return a;
+  }
 
   /** The key blocks of query block `row` of sequence b and head h (FlexAttention's `bm[b, h, q]`). */
   at(b: number, h: number, row: number): { partial: Int32Array; full: Int32Array } {
@@ -71,10 +136,10 @@ export class BlockMask {
       if (!Number.isInteger(v) || v < 0 || v >= n)
         throw new InvalidArgumentError(name, v, `must be an integer in [0, ${n})`);
     const r = (b * this.H + h) * this.rows + row;
-    const base = r * this.cols;
+    const { partial, full } = this;
     return {
-      partial: this.kvIndices.subarray(base, base + this.kvNumBlocks[r]!),
-      full: this.fullKvIndices.subarray(base, base + this.fullKvNumBlocks[r]!),
+      partial: partial.flat.subarray(partial.offsets[r]!, partial.offsets[r + 1]!),
+      full: full.flat.subarray(full.offsets[r]!, full.offsets[r + 1]!),
     };
   }
 
@@ -90,24 +155,18 @@ export class BlockMask {
    * full) times the block area, total = B H qLen kvLen.
    */
   sparsity(): number {
-    let blocks = 0;
-    for (let i = 0; i < this.kvNumBlocks.length; i++)
-      blocks += this.kvNumBlocks[i]! + this.fullKvNumBlocks[i]!;
+    const blocks = this.partial.flat.length + this.full.flat.length;
     const [bq, bkv] = this.blockSize;
     const total = this.B * this.H * this.seqLengths[0] * this.seqLengths[1];
     return 100 * (1 - (blocks * bq * bkv) / total);
   }
 
-  /** Bytes the block lists hold (what building it cost in memory, against 4 B per pair densely). */
+  /** Bytes the block lists hold, both directions (what building it cost in memory). */
   get bytes(): number {
-    return (
-      4 *
-      (this.kvNumBlocks.length * 4 +
-        this.kvIndices.length +
-        this.fullKvIndices.length +
-        this.qIndices.length +
-        this.fullQIndices.length)
-    );
+    let n = 0;
+    for (const l of [this.partial, this.full, this.partialT, this.fullT])
+      n += l.num.length + l.offsets.length + l.flat.length;
+    return 4 * n;
   }
 
   /**
@@ -134,11 +193,28 @@ export class BlockMask {
   }
 }
 
+/** A growable list of int32. */
+class IntList {
+  data = new Int32Array(1024);
+  length = 0;
+  push(v: number): void {
+    if (this.length === this.data.length) {
+      const grown = new Int32Array(this.data.length * 2);
+      grown.set(this.data);
+      this.data = grown;
+    }
+    this.data[this.length++] = v;
+  }
+  done(): Int32Array {
+    return this.data.slice(0, this.length);
+  }
+}
+
 /**
  * FlexAttention's `create_block_mask`: classify every (query block, key block) of every sequence and
  * head as empty, partial or full. A mod with a block rule (every mod of this package) is asked once
  * per block; other mods are evaluated pair by pair inside the block, stopping as soon as it is mixed.
- * Memory is the block lists only (O(blocks)), never a (query x key) mask.
+ * Memory is the listed blocks only, never a (query x key) mask nor a (query block x key block) grid.
  */
 export function createBlockMask(maskMod: MaskMod, options: BlockMaskOptions): BlockMask {
   const B = options.B ?? 1;
@@ -157,13 +233,10 @@ export function createBlockMask(maskMod: MaskMod, options: BlockMaskOptions): Bl
     if (!Number.isInteger(v) || v < 1) throw new InvalidArgumentError(name, v, 'must be a positive integer');
   const rows = Math.ceil(qLen / bq);
   const cols = Math.ceil(kvLen / bkv);
-  if (B * H * rows * cols > 2 ** 31 - 1)
-    throw new InvalidArgumentError('blocks', B * H * rows * cols, 'must fit in 2^31: use larger blocks');
   const kvNum = new Int32Array(B * H * rows);
   const fullNum = new Int32Array(B * H * rows);
-  // Indices are written compactly per row first, then placed at row * cols (FlexAttention's layout).
-  const kvIdx = new Int32Array(B * H * rows * cols);
-  const fullIdx = new Int32Array(B * H * rows * cols);
+  const partialList = new IntList();
+  const fullList = new IntList();
   const kindOf = maskMod.block ?? ((b, h, q0, q1, kv0, kv1) => pairwiseKind(maskMod, b, h, q0, q1, kv0, kv1));
   for (let b = 0; b < B; b++)
     for (let h = 0; h < H; h++)
@@ -176,13 +249,25 @@ export function createBlockMask(maskMod: MaskMod, options: BlockMaskOptions): Bl
         for (let c = 0; c < cols; c++) {
           const kv0 = c * bkv;
           const k = kindOf(b, h, q0, q1, kv0, Math.min(kvLen, kv0 + bkv));
-          if (k === 'full') fullIdx[row * cols + nf++] = c;
-          else if (k === 'partial') kvIdx[row * cols + np++] = c;
+          if (k === 'full') {
+            fullList.push(c);
+            nf++;
+          } else if (k === 'partial') {
+            partialList.push(c);
+            np++;
+          }
         }
         kvNum[row] = np;
         fullNum[row] = nf;
       }
-  return new BlockMask({ B, H, qLen, kvLen, blockSize: [bq, bkv] }, kvNum, kvIdx, fullNum, fullIdx, maskMod);
+  return new BlockMask(
+    { B, H, qLen, kvLen, blockSize: [bq, bkv] },
+    kvNum,
+    partialList.done(),
+    fullNum,
+    fullList.done(),
+    maskMod,
+  );
 }
 
 /** A block's kind from the pairs themselves, stopping once both an allowed and a masked pair are seen. */
@@ -206,19 +291,24 @@ function pairwiseKind(
   return all ? 'full' : 'empty';
 }
 
-/** The other direction: per key block, the query blocks listing it. */
-function transpose(m: BlockMask, num: Int32Array, indices: Int32Array): Lists {
+/** The other direction: per key block, the query blocks listing it (ascending). */
+function transpose(m: BlockMask, lists: Lists): Lists {
   const { B, H, rows, cols } = m;
-  const outNum = new Int32Array(B * H * cols);
-  const outIdx = new Int32Array(B * H * cols * rows);
+  const num = new Int32Array(B * H * cols);
   for (let bh = 0; bh < B * H; bh++)
     for (let r = 0; r < rows; r++) {
       const row = bh * rows + r;
-      for (let i = 0; i < num[row]!; i++) {
-        const c = indices[row * cols + i]!;
-        const col = bh * cols + c;
-        outIdx[col * rows + outNum[col]!++] = r;
+      for (let i = lists.offsets[row]!; i < lists.offsets[row + 1]!; i++) num[bh * cols + lists.flat[i]!]!++;
+    }
+  const out = listsFrom(num, new Int32Array(lists.flat.length));
+  const fill = out.offsets.slice(0, num.length);
+  for (let bh = 0; bh < B * H; bh++)
+    for (let r = 0; r < rows; r++) {
+      const row = bh * rows + r;
+      for (let i = lists.offsets[row]!; i < lists.offsets[row + 1]!; i++) {
+        const col = bh * cols + lists.flat[i]!;
+        out.flat[fill[col]!++] = r;
       }
     }
-  return { num: outNum, indices: outIdx };
+  return out;
 }

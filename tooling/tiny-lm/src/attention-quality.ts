@@ -22,9 +22,9 @@ import { calibrationWindows } from '@sparsekit/eval-harness';
 import { loadHfModel, tinyLmPath } from '@sparsekit/models/node';
 import {
   calibrateDoubleSparsity,
-  decodeStepwise,
   KV_POLICIES,
   labelChannels,
+  policyPerplexity,
   recordSelections,
   type SelectionStats,
 } from '@sparsekit/sparse-attention';
@@ -50,26 +50,10 @@ const calibration = calibrationWindows(
 );
 const channels = labelChannels(await calibrateDoubleSparsity(model, calibration), 'qk');
 
-/** Perplexity over the decoded positions (prediction of token t + 1 from t >= prefill - 1). */
-function decodedPerplexity(makePolicy: () => KvPolicy | undefined, pageSize?: number): number {
-  const lm = decodeStepwise(model, makePolicy, { prefill, ...(pageSize === undefined ? {} : { pageSize }) });
-  let nll = 0;
-  let count = 0;
-  const v = model.vocabSize;
-  for (const input of inputs) {
-    const logits = (lm.logits(input) as Tensor<'f32'>).data;
-    for (let t = prefill - 1; t < length - 1; t++) {
-      const row = logits.subarray(t * v, (t + 1) * v);
-      let max = Number.NEGATIVE_INFINITY;
-      for (let i = 0; i < v; i++) max = Math.max(max, row[i]!);
-      let sum = 0;
-      for (let i = 0; i < v; i++) sum += Math.exp(row[i]! - max);
-      nll += Math.log(sum) + max - row[input.data[t + 1]!]!;
-      count++;
-    }
-  }
-  return Math.exp(nll / count);
-}
+/** Perplexity over the decoded positions (the package's protocol: prompt dense, then one step a token). */
+const decodedPerplexity = (makePolicy: () => KvPolicy | undefined, pageSize?: number) =>
+  policyPerplexity(model, inputs, makePolicy, { prefill, ...(pageSize === undefined ? {} : { pageSize }) })
+    .perplexity;
 
 interface Row {
   policy: string;
