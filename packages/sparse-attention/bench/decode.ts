@@ -76,10 +76,23 @@ interface Row {
   subject: string;
   budget: string;
   tokensRead: number;
+  /** Bytes the step reads (all lanes): keys and values read, plus the policy's summaries. */
+  bytesRead: number;
   ms: number;
   vsDense: number;
 }
 const rows: Row[] = [];
+const rowBytes = 2 * dim * 4; // a key and a value, f32
+/** Bytes of one layer step: `read` entries per lane, plus each lane's summaries. */
+const bytesOf = (subject: string, context: number, read: number) => {
+  const summaries =
+    subject.startsWith('quest') && subject !== 'quest: attention only'
+      ? Math.ceil(context / PAGE) * 2 * dim * 4 // [max | min] per page
+      : subject === 'double sparsity'
+        ? context * (dim / GROUP_FACTOR) * 4 // label channels per entry, f32
+        : 0;
+  return kvHeads * (summaries + read * rowBytes);
+};
 for (const context of contexts) {
   const layer = syntheticLayer(backend, {
     context,
@@ -104,10 +117,50 @@ for (const context of contexts) {
     });
   }
   const read = subjects.map((s) => step(s.policy)); // builds each policy's summaries once
+  // Where Quest's time goes at a 1/16 budget: its page selection alone, and attention over the
+  // entries it selected alone (the selections are made once, outside the timing).
+  const split = quest({ budget: Math.floor(context / 16), backend });
+  const query = (i: number) => ({
+    q: layer.queries[i]!,
+    heads: group,
+    seq: 1,
+    position: context - 1,
+    block: LAYER,
+  });
+  const chosen = layer.lanes.map((lane, i) => split.select(lane, query(i))!);
+  const parts = [
+    {
+      subject: 'quest: selection only',
+      call: () => layer.lanes.forEach((lane, i) => split.select(lane, query(i))),
+      read: 0,
+    },
+    {
+      subject: 'quest: attention only',
+      call: () =>
+        layer.lanes.forEach((lane, i) =>
+          backend.attention({
+            q: layer.queries[i]!,
+            heads: group,
+            seq: 1,
+            headDim: dim,
+            keys: lane.keys,
+            values: lane.values,
+            keyLength: context,
+            out,
+            mask: { kind: 'positions', positions: chosen[i]! },
+          }),
+        ),
+      read: chosen[0]!.length,
+    },
+  ];
   const timings = await measureRounds(
-    subjects.map((s) => ({ copies: 1, call: () => step(s.policy) })),
+    [
+      ...subjects.map((s) => ({ copies: 1, call: () => step(s.policy) })),
+      ...parts.map((p) => ({ copies: 1, call: p.call })),
+    ],
     { budgetMs, minReps: 3, maxReps: 200, rounds },
   );
+  split.reset();
   const dense = timings[0]!.coldMs;
   subjects.forEach((s, i) => {
     rows.push({
@@ -115,23 +168,39 @@ for (const context of contexts) {
       subject: s.subject,
       budget: s.budget,
       tokensRead: read[i]!,
+      bytesRead: bytesOf(s.subject, context, read[i]!),
       ms: timings[i]!.coldMs,
       vsDense: dense / timings[i]!.coldMs,
     });
     s.policy?.reset();
   });
+  parts.forEach((p, j) => {
+    const t = timings[subjects.length + j]!.coldMs;
+    rows.push({
+      context,
+      subject: p.subject,
+      budget: '1/16',
+      tokensRead: p.read,
+      bytesRead: bytesOf(p.subject, context, p.read),
+      ms: t,
+      vsDense: timings[0]!.coldMs / t,
+    });
+  });
+
   console.log(`context ${context}: dense ${dense.toFixed(2)} ms`);
   layer.dispose();
 }
 
 const table = markdownTable(
-  ['context', 'subject', 'budget', 'tokens read', 'ms / layer step', 'vs dense'],
+  ['context', 'subject', 'budget', 'tokens read / lane', 'MB read', 'ms / layer step', 'GB/s', 'vs dense'],
   rows.map((r) => [
     String(r.context),
     r.subject,
     r.budget,
     r.tokensRead.toFixed(0),
+    (r.bytesRead / 1e6).toFixed(1),
     r.ms.toFixed(3),
+    (r.bytesRead / r.ms / 1e6).toFixed(1),
     ratio(r.vsDense),
   ]),
 );
