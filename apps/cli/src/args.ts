@@ -110,3 +110,20 @@ export function choiceFlag<T extends string>(
   }
   return raw as T;
 }
+
+/** The action of a command with subcommands (its first positional), or a usage error naming them. */
+export function actionOf<T extends string>(
+  command: string,
+  positionals: readonly string[],
+  actions: readonly T[],
+): T {
+  const action = positionals[0];
+  if (!(actions as readonly (string | undefined)[]).includes(action))
+    throw new UsageError(
+      action === undefined
+        ? `say what to do: ${actions.join(', ')}`
+        : `unknown action "${action}"; use ${actions.join(', ')}`,
+      command,
+    );
+  return action as T;
+}

@@ -22,8 +22,7 @@ import {
   numberOption,
   option,
   ratio,
-  writeJsonAtomic,
-  writeTextAtomic,
+  reportResults,
 } from '@sparsekit/bench';
 import { type KvPolicy, Rng } from '@sparsekit/core';
 import {
@@ -131,13 +130,15 @@ for (const context of contexts) {
   const parts = [
     {
       subject: 'quest: selection only',
-      call: () => layer.lanes.forEach((lane, i) => split.select(lane, query(i))),
+      call: () => {
+        for (const [i, lane] of layer.lanes.entries()) split.select(lane, query(i));
+      },
       read: 0,
     },
     {
       subject: 'quest: attention only',
-      call: () =>
-        layer.lanes.forEach((lane, i) =>
+      call: () => {
+        for (const [i, lane] of layer.lanes.entries())
           backend.attention({
             q: layer.queries[i]!,
             heads: group,
@@ -148,8 +149,8 @@ for (const context of contexts) {
             keyLength: context,
             out,
             mask: { kind: 'positions', positions: chosen[i]! },
-          }),
-        ),
+          });
+      },
       read: chosen[0]!.length,
     },
   ];
@@ -213,15 +214,12 @@ const target =
         measured: ratio(at.vsDense),
         met: at.vsDense >= 7,
       };
-console.log(`\n${table}\n`);
-if (target !== undefined)
-  console.log(`target: ${target.target}: ${target.measured} (${target.met ? 'met' : 'missed'})`);
-writeJsonAtomic(outPath, {
-  machine: machineFacts(),
-  command: `node build/bench/decode.js ${process.argv.slice(2).join(' ')}`.trim(),
-  shape: { kvHeads, group, dim, pageSize: PAGE, groupFactor: GROUP_FACTOR },
-  rows,
+reportResults({
+  outPath,
+  script: 'node build/bench/decode.js',
+  table,
   target,
+  machine: machineFacts(),
+  data: { shape: { kvHeads, group, dim, pageSize: PAGE, groupFactor: GROUP_FACTOR }, rows },
 });
-writeTextAtomic(outPath.replace(/\.json$/, '.md'), `${table}\n`);
 await backend.dispose();

@@ -6,15 +6,7 @@
  *   node build/bench/mask.js [--lengths 8192,32768,131072,524288,1048576] [--window 4096]
  *     [--block 128] [--rounds 3] [--out bench/results/mask.json]
  */
-import {
-  machineFacts,
-  markdownTable,
-  median,
-  numberOption,
-  option,
-  writeJsonAtomic,
-  writeTextAtomic,
-} from '@sparsekit/bench';
+import { machineFacts, markdownTable, median, numberOption, option, reportResults } from '@sparsekit/bench';
 import {
   andMasks,
   causal,
@@ -76,11 +68,10 @@ const table = markdownTable(
     `${r.sparsity.toFixed(2)}%`,
   ]),
 );
-console.log(`\n${table}\n`);
-writeJsonAtomic(outPath, {
+reportResults({
+  outPath,
+  script: 'node build/bench/mask.js',
+  table,
   machine: machineFacts(),
-  command: `node build/bench/mask.js ${process.argv.slice(2).join(' ')}`.trim(),
-  blockSize,
-  rows,
+  data: { blockSize, rows },
 });
-writeTextAtomic(outPath.replace(/\.json$/, '.md'), `${table}\n`);

@@ -21,8 +21,7 @@ import {
   numberOption,
   option,
   ratio,
-  writeJsonAtomic,
-  writeTextAtomic,
+  reportResults,
 } from '@sparsekit/bench';
 import { Rng } from '@sparsekit/core';
 import { type AttentionArgs, type AttentionMask, createWasmBackend } from '@sparsekit/sparse-formats';
@@ -128,15 +127,12 @@ const target =
         measured: ratio(at90.vsFastestDense),
         met: at90.vsFastestDense >= 5,
       };
-console.log(`\n${table}\n`);
-if (target !== undefined)
-  console.log(`target: ${target.target}: ${target.measured} (${target.met ? 'met' : 'missed'})`);
-writeJsonAtomic(outPath, {
-  machine: machineFacts(),
-  command: `node build/bench/prefill.js ${process.argv.slice(2).join(' ')}`.trim(),
-  shape: { seq, heads, dim, blockSize },
-  rows,
+reportResults({
+  outPath,
+  script: 'node build/bench/prefill.js',
+  table,
   target,
+  machine: machineFacts(),
+  data: { shape: { seq, heads, dim, blockSize }, rows },
 });
-writeTextAtomic(outPath.replace(/\.json$/, '.md'), `${table}\n`);
 await backend.dispose();

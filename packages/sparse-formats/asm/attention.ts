@@ -68,6 +68,21 @@ const TILE: i32 = 64;
   for (let d: usize = 0; d < dim; d += 4) v128.store(acc + (d << 2), f32x4.mul(v128.load(acc + (d << 2)), vc));
 }
 
+// Row i of an online softmax meets scores whose max is m: when m beats the running max, the row's
+// weighted sum and total so far shrink by e^(old - m). Returns the max to subtract from the scores.
+// @ts-ignore: decorator
+@inline function raiseMax(maxes: usize, sums: usize, acc: usize, i: usize, m: f32, n: usize): f32 {
+  const old = load<f32>(maxes + (i << 2));
+  if (m <= old) return old;
+  if (old != -Infinity) {
+    const shrink = expScalar(old - m);
+    scaleRow(acc + ((i * n) << 2), shrink, n);
+    store<f32>(sums + (i << 2), load<f32>(sums + (i << 2)) * shrink);
+  }
+  store<f32>(maxes + (i << 2), m);
+  return m;
+}
+
 // Partial layout at `part` (per thread): max [heads], sum [heads], acc [heads, dim], then the tile
 // scores [heads, TILE]. Heads are taken four at a time (the usual grouped-query group), so each key
 // and value vector loaded serves four heads, and each head's accumulator stays in a register while
@@ -140,15 +155,7 @@ export function attend_rows_f32(
       const s = scores + ((i * TILE) << 2);
       let m: f32 = -Infinity;
       for (let j: usize = 0; j < c; j++) m = max(m, load<f32>(s + (j << 2)));
-      const old = load<f32>(maxes + (i << 2));
-      if (m > old) {
-        if (old != -Infinity) {
-          const shrink = expScalar(old - m);
-          scaleRow(acc + ((i * n) << 2), shrink, n);
-          store<f32>(sums + (i << 2), load<f32>(sums + (i << 2)) * shrink);
-        }
-        store<f32>(maxes + (i << 2), m);
-      } else m = old;
+      m = raiseMax(maxes, sums, acc, i, m, n);
       const vm = f32x4.splat(m);
       let total = f32x4.splat(0);
       let j: usize = 0;
@@ -303,15 +310,7 @@ export function attend_blocks_f32(params: usize, scratch: usize, r0: i32, r1: i3
           for (let j: usize = 0; j < nk; j++) store<f32>(s + (j << 2), 0);
           continue;
         }
-        const old = load<f32>(maxes + (i << 2));
-        if (m > old) {
-          if (old != -Infinity) {
-            const shrink = expScalar(old - m);
-            scaleRow(acc + ((i * n) << 2), shrink, n);
-            store<f32>(sums + (i << 2), load<f32>(sums + (i << 2)) * shrink);
-          }
-          store<f32>(maxes + (i << 2), m);
-        } else m = old;
+        m = raiseMax(maxes, sums, acc, i, m, n);
         const vm = f32x4.splat(m);
         let j: usize = 0;
         for (; j + 4 <= nk; j += 4) v128.store(s + (j << 2), exp4(f32x4.sub(v128.load(s + (j << 2)), vm)));

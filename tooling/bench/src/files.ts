@@ -13,3 +13,36 @@ export function writeTextAtomic(path: string, text: string): void {
 export function writeJsonAtomic(path: string, value: unknown): void {
   writeTextAtomic(path, `${JSON.stringify(value, null, 2)}\n`);
 }
+
+/** A benchmark target and whether the run met it. */
+export interface TargetCheck {
+  target: string;
+  measured: string;
+  met: boolean;
+}
+
+/**
+ * The end of a benchmark run: print its table (and its target), then write `{ machine, command,
+ * ...data, target }` as JSON to `outPath` and the table as Markdown beside it (`.md`), atomically.
+ */
+export function reportResults(options: {
+  outPath: string;
+  /** The script as run, e.g. 'node build/bench/decode.js' (its arguments are added). */
+  script: string;
+  table: string;
+  target?: TargetCheck | undefined;
+  data: Record<string, unknown>;
+  machine: unknown;
+}): void {
+  const { outPath, table, target } = options;
+  console.log(`\n${table}\n`);
+  if (target !== undefined)
+    console.log(`target: ${target.target}: ${target.measured} (${target.met ? 'met' : 'missed'})`);
+  writeJsonAtomic(outPath, {
+    machine: options.machine,
+    command: `${options.script} ${process.argv.slice(2).join(' ')}`.trim(),
+    ...options.data,
+    ...(target === undefined ? {} : { target }),
+  });
+  writeTextAtomic(outPath.replace(/\.json$/, '.md'), `${table}\n`);
+}

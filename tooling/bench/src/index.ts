@@ -2,7 +2,7 @@
 // kernel benchmark shares (timing over weight copies beyond the last-level cache, the onnxruntime
 // MatMul baseline), so every table is measured and summarised the same way.
 export { copiesFor, lastLevelCacheBytes, machineFacts, withCopies, workingSetBytes } from './cache.js';
-export { writeJsonAtomic, writeTextAtomic } from './files.js';
+export { reportResults, type TargetCheck, writeJsonAtomic, writeTextAtomic } from './files.js';
 export { measure, measureRounds, type Subject, type Timing, type TimingOptions } from './measure.js';
 export {
   type MatmulSubject,

@@ -16,7 +16,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { markdownTable, option, writeJsonAtomic, writeTextAtomic } from '@sparsekit/bench';
+import { machineFacts, markdownTable, option, reportResults } from '@sparsekit/bench';
 import { type KvPolicy, Tensor } from '@sparsekit/core';
 import { calibrationWindows } from '@sparsekit/eval-harness';
 import { loadHfModel, tinyLmPath } from '@sparsekit/models/node';
@@ -133,13 +133,10 @@ const table = markdownTable(
     r.density === null ? '-' : `${(100 * r.density).toFixed(0)}%`,
   ]),
 );
-console.log(`\n${table}`);
-writeJsonAtomic(outPath, {
-  command: `node tooling/tiny-lm/dist/attention-quality.js ${process.argv.slice(2).join(' ')}`.trim(),
-  model: 'tiny-lm',
-  windows: inputs.length,
-  prefill,
-  decodedTokensPerWindow: length - prefill,
-  rows,
+reportResults({
+  outPath,
+  script: 'node tooling/tiny-lm/dist/attention-quality.js',
+  table,
+  machine: machineFacts(),
+  data: { model: 'tiny-lm', windows: inputs.length, prefill, decodedTokensPerWindow: length - prefill, rows },
 });
-writeTextAtomic(outPath.replace(/\.json$/, '.md'), `${table}\n`);

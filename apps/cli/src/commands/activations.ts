@@ -23,7 +23,15 @@ import { perplexity } from '@sparsekit/eval-harness';
 import { generationSpeed } from '@sparsekit/models';
 import type { LoadedModel } from '@sparsekit/models/node';
 import { createWasmBackend } from '@sparsekit/sparse-formats';
-import { choiceFlag, type Flags, numberFlag, requireFlag, stringFlag, UsageError } from '../args.js';
+import {
+  actionOf,
+  choiceFlag,
+  type Flags,
+  numberFlag,
+  requireFlag,
+  stringFlag,
+  UsageError,
+} from '../args.js';
 import type { Command } from '../command.js';
 import {
   calibrationBatches,
@@ -111,14 +119,7 @@ Examples:
     threads: { type: 'string' },
   },
   async run({ flags, positionals, ui }) {
-    const action = positionals[0];
-    if (!(ACTIONS as readonly (string | undefined)[]).includes(action))
-      throw new UsageError(
-        action === undefined
-          ? `say what to do: ${ACTIONS.join(', ')}`
-          : `unknown action "${action}"; use ${ACTIONS.join(', ')}`,
-        'activations',
-      );
+    const action = actionOf('activations', positionals, ACTIONS);
     // Flags are checked before the model loads.
     const thresholdsPath =
       action === 'eval' || action === 'bench'

@@ -22,7 +22,7 @@ import {
 } from '@sparsekit/sparse-attention';
 import { loadLabelChannels, saveLabelChannels } from '@sparsekit/sparse-attention/node';
 import { createWasmBackend } from '@sparsekit/sparse-formats';
-import { choiceFlag, type Flags, numberFlag, stringFlag, UsageError } from '../args.js';
+import { actionOf, choiceFlag, type Flags, numberFlag, stringFlag, UsageError } from '../args.js';
 import type { Command } from '../command.js';
 import { checkKnownText, defaultText, loadModel, modelDir, readText, requireTokenizer } from '../model-io.js';
 import { formatBytes, table, type Ui } from '../ui.js';
@@ -108,14 +108,7 @@ Examples:
     threads: { type: 'string' },
   },
   async run({ flags, positionals, ui }) {
-    const action = positionals[0];
-    if (!(ACTIONS as readonly (string | undefined)[]).includes(action))
-      throw new UsageError(
-        action === undefined
-          ? `say what to do: ${ACTIONS.join(', ')}`
-          : `unknown action "${action}"; use ${ACTIONS.join(', ')}`,
-        'attention',
-      );
+    const action = actionOf('attention', positionals, ACTIONS);
     if (action === 'show') return show(flags, ui);
     const threads = numberFlag('attention', flags, 'threads', availableParallelism(), {
       integer: true,

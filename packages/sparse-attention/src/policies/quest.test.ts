@@ -1,11 +1,11 @@
 import { readFileSync } from 'node:fs';
-import { InvalidArgumentError, Rng } from '@sparsekit/core';
+import { f16BitsToF32, InvalidArgumentError, Rng } from '@sparsekit/core';
 import { createWasmBackend } from '@sparsekit/sparse-formats';
 import { fixturePath } from '@sparsekit/test-utils';
 import { describe, expect, it } from 'vitest';
 import { LaneDriver, laneOf, queryOf, randomArray } from './lanes.test-util.js';
 import { attentionRecall } from './probabilities.js';
-import { quest, questPageMetadata, questPageScores } from './quest.js';
+import { halfToward, quest, questPageMetadata, questPageScores } from './quest.js';
 
 interface QuestCase {
   q: number[];
@@ -45,7 +45,7 @@ describe('Quest', () => {
       const rng = new Rng(12);
       const [dim, heads] = [32, 4];
       const plain = quest({ budget: 64 });
-      const onWasm = quest({ budget: 64, backend });
+      const onWasm = quest({ budget: 64, backend, boundsDtype: 'f32' });
       const a = new LaneDriver(dim, 700);
       const b = new LaneDriver(dim, 700);
       const prefill = [
@@ -67,6 +67,45 @@ describe('Quest', () => {
       }
       expect(onWasm.metadata(2, 0, 0)).toAllClose(plain.metadata(2, 0, 0)!, { atol: 0, rtol: 0 });
       onWasm.reset();
+    } finally {
+      await backend.dispose();
+    }
+  });
+
+  it('keeps f16 bounds rounded outward on a backend: still upper bounds, nearly the same pages', async () => {
+    for (const x of [0, -0, 1e-9, -1e-9, 0.1, -0.1, 3.14159, -65000, 70000, 1 / 3])
+      for (const dir of [1, -1] as const) {
+        const v = f16BitsToF32(halfToward(x, dir));
+        expect(dir === 1 ? v >= x : v <= x).toBe(true);
+      }
+    expect(f16BitsToF32(halfToward(0.1, 1))).toBeCloseTo(0.1, 3);
+    const backend = await createWasmBackend({ threads: 2, minParallelWork: 0 });
+    try {
+      const rng = new Rng(14);
+      const [dim, heads, length] = [32, 4, 800];
+      const exact = quest({ budget: 96 });
+      const half = quest({ budget: 96, backend, boundsDtype: 'f16' });
+      const keys = randomArray(rng, length * dim);
+      const lane = laneOf(keys, randomArray(rng, length * dim), length, dim);
+      let overlap = 0;
+      for (let t = 0; t < 10; t++) {
+        const query = queryOf(randomArray(rng, heads * dim, 2), heads, 1);
+        const a = new Set(exact.select(lane, query));
+        const b = half.select(lane, query)!;
+        overlap += b.filter((e) => a.has(e)).length / b.length;
+      }
+      expect(overlap / 10).toBeGreaterThan(0.8);
+      // Every f16 bound is at least the f32 one, so every page score is still an upper bound.
+      const f32 = exact.metadata(2, 0, 0)!;
+      const bits = (half as unknown as { lanes: Map<string, { half: Uint16Array }> }).lanes.get(
+        '2/0/0',
+      )!.half;
+      for (let i = 0; i < f32.length; i++) {
+        const d = i % (2 * dim);
+        const v = f16BitsToF32(bits[i]!);
+        expect(d < dim ? v >= f32[i]! : v <= f32[i]!).toBe(true);
+      }
+      half.reset();
     } finally {
       await backend.dispose();
     }

@@ -4,7 +4,14 @@
 // exactly. Page metadata is a dense matrix [pages, 2 headDim] = [max | min] per row, so scoring every
 // page is one GEMV with [max(q, 0) | min(q, 0)], and it is kept up to date by reading only the
 // entries that arrived since the last step.
-import { InvalidArgumentError, type KvLane, type KvPolicy, type KvQuery } from '@sparsekit/core';
+import {
+  f16BitsToF32,
+  f32ToF16Bits,
+  InvalidArgumentError,
+  type KvLane,
+  type KvPolicy,
+  type KvQuery,
+} from '@sparsekit/core';
 import { type Backend, highestIndices } from '@sparsekit/sparse-formats';
 import { integerOption, LaneMark, laneKey } from './lanes.js';
 import { checkQuery } from './probabilities.js';
@@ -22,6 +29,27 @@ export interface QuestOptions {
    * Default: a float64 loop here.
    */
   backend?: Backend;
+  /**
+   * With a backend, the precision the scored copy of the page bounds is kept in: 'f32' (default) or
+   * 'f16' (as the reference, whose bounds are in the model's f16; max rounded up and min down, so
+   * each score stays an upper bound of q . k over its page). f16 reads half the bytes, but on the
+   * wasm kernels converting halves costs more than the bytes saved (`node build/bench/decode.js
+   * --contexts 32768 --budgets 16`: page selection 2.29 ms per layer step with f16, 2.00 ms with
+   * f32), so f32 is the default.
+   */
+  boundsDtype?: 'f16' | 'f32';
+}
+
+/** f16 bits of x rounded up (dir 1) or down (dir -1): the nearest half on that side of x. */
+export function halfToward(x: number, dir: 1 | -1): number {
+  let h = f32ToF16Bits(x);
+  const v = f16BitsToF32(h);
+  if (v === x || Number.isNaN(x) || (dir === 1 ? v > x : v < x)) return h;
+  // One step along the half line toward dir (signed zeros step to the smallest subnormal).
+  const negative = (h & 0x8000) !== 0;
+  if ((h & 0x7fff) === 0) return dir === 1 ? 0x0001 : 0x8001;
+  h = negative === (dir === 1) ? h - 1 : h + 1;
+  return h;
 }
 
 /** The [max | min] page metadata of keys [length, dim] from scratch: [pages, 2 dim], max first. */
@@ -130,6 +158,9 @@ interface LaneMeta {
   mark: LaneMark;
   /** [allocated pages, 2 headDim] rows [max | min]; rows of pages not reached yet are garbage. */
   meta: Float32Array;
+  /** The f16 copy that is scored (bounds rounded outward), in the backend's storage, and its storage. */
+  half?: Uint16Array;
+  halfStore?: Float32Array;
   /** 2 headDim. */
   width: number;
 }
@@ -140,10 +171,14 @@ export class QuestPolicy implements KvPolicy {
   readonly pageSize: number;
   readonly skipLayers: number;
   readonly backend: Backend | undefined;
+  readonly boundsDtype: 'f16' | 'f32';
   private readonly lanes = new Map<string, LaneMeta>();
 
   constructor(options: QuestOptions) {
     this.backend = options.backend;
+    this.boundsDtype = options.boundsDtype ?? 'f32';
+    if (this.boundsDtype !== 'f16' && this.boundsDtype !== 'f32')
+      throw new InvalidArgumentError('boundsDtype', this.boundsDtype, "must be 'f16' or 'f32'");
     this.budget = integerOption('budget', options.budget, 1);
     this.pageSize = integerOption('pageSize', options.pageSize ?? 16, 1);
     this.skipLayers = integerOption('skipLayers', options.skipLayers ?? 2, 0);
@@ -151,8 +186,18 @@ export class QuestPolicy implements KvPolicy {
 
   /** Forget every lane's metadata (a new generation on a new cache). */
   reset(): void {
-    for (const state of this.lanes.values()) this.backend?.free?.(state.meta);
+    for (const state of this.lanes.values()) this.release(state);
     this.lanes.clear();
+  }
+
+  private release(state: LaneMeta): void {
+    this.backend?.free?.(state.meta);
+    if (state.halfStore !== undefined) this.backend?.free?.(state.halfStore);
+  }
+
+  /** Whether the scored copy is f16 (with a backend that offers storage). */
+  private get halfBounds(): boolean {
+    return this.boundsDtype === 'f16' && this.backend?.allocate !== undefined;
   }
 
   /** Metadata storage: the backend's when it offers storage, else an ordinary array. */
@@ -176,18 +221,42 @@ export class QuestPolicy implements KvPolicy {
     const width = 2 * lane.headDim;
     let state = this.lanes.get(key);
     if (state === undefined || state.width !== width || !state.mark.continues(lane)) {
-      if (state !== undefined) this.backend?.free?.(state.meta);
+      if (state !== undefined) this.release(state);
       state = { mark: new LaneMark(), meta: new Float32Array(0), width };
       this.lanes.set(key, state);
     }
     const pages = Math.ceil(lane.length / this.pageSize);
+    const half = this.halfBounds;
     if (state.meta.length < pages * width) {
-      const grown = this.allocate(Math.max(pages, 2 * (state.meta.length / width), 4) * width);
+      const rows = Math.max(pages, 2 * (state.meta.length / width), 4);
+      // The f32 bounds are scored only without an f16 copy; then they live in the backend's storage.
+      const grown = half ? new Float32Array(rows * width) : this.allocate(rows * width);
       grown.set(state.meta);
-      this.backend?.free?.(state.meta);
+      if (!half) this.backend?.free?.(state.meta);
       state.meta = grown;
+      if (half) {
+        const store = this.allocate(Math.ceil((rows * width) / 2));
+        const bits = new Uint16Array(store.buffer, store.byteOffset, rows * width);
+        if (state.half !== undefined) bits.set(state.half);
+        if (state.halfStore !== undefined) this.backend?.free?.(state.halfStore);
+        state.half = bits;
+        state.halfStore = store;
+      }
     }
-    extendMetadata(state.meta, lane.keys, state.mark.length, lane.length, lane.headDim, this.pageSize);
+    const from = state.mark.length;
+    extendMetadata(state.meta, lane.keys, from, lane.length, lane.headDim, this.pageSize);
+    if (half && lane.length > from) {
+      // Refresh the f16 rows of the pages that changed: max rounded up, min down.
+      const d = lane.headDim;
+      const bits = state.half!;
+      for (let p = Math.floor(from / this.pageSize); p < pages; p++) {
+        const o = p * width;
+        for (let i = 0; i < d; i++) {
+          bits[o + i] = halfToward(state.meta[o + i]!, 1);
+          bits[o + d + i] = halfToward(state.meta[o + d + i]!, -1);
+        }
+      }
+    }
     state.mark.record(lane);
     return state;
   }
@@ -211,13 +280,25 @@ export class QuestPolicy implements KvPolicy {
     const scores =
       this.backend === undefined
         ? pageScores(state.meta, pages, x)
-        : this.backend.linear(Float32Array.from(x), 1, {
-            format: 'dense',
-            dtype: 'f32',
-            rows: pages,
-            cols: state.width,
-            values: state.meta.subarray(0, pages * state.width),
-          });
+        : this.backend.linear(
+            Float32Array.from(x),
+            1,
+            state.half === undefined
+              ? {
+                  format: 'dense',
+                  dtype: 'f32',
+                  rows: pages,
+                  cols: state.width,
+                  values: state.meta.subarray(0, pages * state.width),
+                }
+              : {
+                  format: 'dense',
+                  dtype: 'f16',
+                  rows: pages,
+                  cols: state.width,
+                  values: state.half.subarray(0, pages * state.width),
+                },
+          );
     const chosen = highestIndices(scores, k, pages);
     const last = chosen[chosen.length - 1]!;
     const entries = new Int32Array(

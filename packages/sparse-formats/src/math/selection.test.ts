@@ -46,7 +46,10 @@ describe('selection', () => {
     for (let trial = 0; trial < 50; trial++) {
       const n = 1 + rng.int(trial % 2 === 0 ? 300 : 20000);
       const levels = trial % 3 === 0 ? 20 : 1e6;
-      const scores = Array.from({ length: n }, () => rng.int(levels) - levels / 2 + (rng.uniform() < 0.05 ? Number.NaN : 0));
+      const scores = Array.from(
+        { length: n },
+        () => rng.int(levels) - levels / 2 + (rng.uniform() < 0.05 ? Number.NaN : 0),
+      );
       const k = trial % 2 === 0 ? rng.int(n + 1) : rng.int(Math.ceil(n / 8) + 1);
       const value = (i: number) => (Number.isNaN(scores[i]!) ? Number.NEGATIVE_INFINITY : scores[i]!);
       const order = Array.from({ length: n }, (_, i) => i).sort((a, b) => value(b) - value(a) || a - b);

@@ -105,7 +105,12 @@ function valueAt(scores: ArrayLike<number>, i: number): number {
 }
 
 /** The k highest among `candidates` (ascending indices), or among [0, n) when none are given. */
-function highestAmong(scores: ArrayLike<number>, candidates: Int32Array | undefined, k: number, n = 0): Int32Array {
+function highestAmong(
+  scores: ArrayLike<number>,
+  candidates: Int32Array | undefined,
+  k: number,
+  n = 0,
+): Int32Array {
   const m = candidates?.length ?? n;
   const at = (c: number) => (candidates === undefined ? c : candidates[c]!);
   const negated = new Float64Array(m);

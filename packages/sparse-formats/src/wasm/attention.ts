@@ -75,8 +75,7 @@ const scratch = { segments: new Int32Array(64), rows: new Int32Array(256) };
 /** The key rows query position `p` reads, as a sorted list (a view valid until the next call). */
 function visibleRows(mask: AttentionMask, p: number, keyLength: number): Int32Array {
   if (mask.kind === 'positions') return mask.positions;
-  const capacity =
-    mask.kind === 'blocks' ? 2 * mask.kvBlocks[Math.floor(p / mask.blockSize)]!.length + 2 : 2;
+  const capacity = mask.kind === 'blocks' ? 2 * mask.kvBlocks[Math.floor(p / mask.blockSize)]!.length + 2 : 2;
   if (scratch.segments.length < 2 * capacity) scratch.segments = new Int32Array(2 * capacity);
   const segments = scratch.segments;
   const count = keySegments(mask, p, keyLength, segments);

@@ -159,6 +159,21 @@ describe.each([1, 2])('wasm backend, %i thread(s)', (threads) => {
       expect(backend.linear(x, batch, live)).toAllClose(linear(x, batch, w), { atol: 1e-5, rtol: 1e-5 });
     }
     backend.free(values);
+    // f16 bits in a view of the same storage run in place too.
+    const store = backend.allocate((rows * cols) / 2 + 1);
+    const bits = new Uint16Array(store.buffer, store.byteOffset, rows * cols);
+    const w16 = fromDense(new Tensor('f32', [rows, cols], rng.normalArray(rows * cols)), 'dense', {
+      dtype: 'f16',
+    });
+    bits.set(w16.values as Uint16Array);
+    expect(backend.linear(x, batch, { ...w16, values: bits } as SparseMatrix)).toAllClose(
+      linear(x, batch, w16),
+      {
+        atol: 1e-4,
+        rtol: 1e-4,
+      },
+    );
+    backend.free(store);
   });
 
   it('measures a STREAM triad bandwidth', () => {

@@ -171,20 +171,22 @@ export class WasmBackend implements Backend {
   }
 
   /**
-   * A dense f32 matrix whose values live in wasm memory (from `allocate`) runs where it is, with no
-   * copy and nothing cached (its values may change between calls: a KV cache's page summaries).
+   * A dense matrix (f32, or f16 bits, assumed finite) whose values live in wasm memory (a view of an
+   * array from `allocate`) runs where it is, with no copy and nothing cached (its values may change
+   * between calls: a KV cache's page summaries).
    */
   private inPlace(w: SparseMatrix): PreparedMatrix | undefined {
-    if (w.format !== 'dense' || w.dtype === 'f16' || this.prepared.has(w)) return undefined;
-    const ptr = this.residentOffset(w.values as Float32Array);
+    if (w.format !== 'dense' || this.prepared.has(w)) return undefined;
+    const ptr = this.residentOffset(w.values);
     if (ptr < 0) return undefined;
+    const half = w.dtype === 'f16';
     return {
       rows: w.rows,
       cols: w.cols,
       allocations: [],
       storedValues: w.values.length,
       format: 'dense',
-      op: KERNEL_NAMES.indexOf('dense_linear_f32'),
+      op: KERNEL_NAMES.indexOf(half ? 'dense_linear_f16' : 'dense_linear_f32'),
       args: [ptr, 0, 0, w.rows, w.cols, 0, 0, 0],
       slots: { x: 1, y: 2, batch: 5, r0: 6, r1: 7 },
       transposedInput: false,
