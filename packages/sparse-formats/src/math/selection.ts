@@ -101,7 +101,7 @@ export function highestIndices(scores: ArrayLike<number>, k: number, n = scores.
 
 function valueAt(scores: ArrayLike<number>, i: number): number {
   const v = scores[i]!;
-  return v !== v ? Number.NEGATIVE_INFINITY : v;
+  return Number.isNaN(v) ? Number.NEGATIVE_INFINITY : v;
 }
 
 /** The k highest among `candidates` (ascending indices), or among [0, n) when none are given. */
