@@ -8,13 +8,19 @@ export interface BlockSparseAttentionOptions {
   heads: number;
   /** Key/value heads (grouped-query attention when fewer than heads; default heads). */
   kvHeads?: number;
+  /** Queries per head. */
   seq: number;
   headDim: number;
+  /** Keys per key/value head (default seq: prefill; more when the queries follow a cache). */
+  keyLength?: number;
+  /** Position of query 0 among the keys, for causality (default keyLength - seq). */
+  queryOffset?: number;
   /** Edge of the square blocks of the mask (default 32). */
   blockSize?: number;
   /**
-   * [qBlocks * kBlocks], 1 = compute the block, with qBlocks = kBlocks = ceil(seq / blockSize).
-   * Default: every block on or below the diagonal (with `causal`) or every block.
+   * [qBlocks * kBlocks], 1 = compute the block, with qBlocks = ceil(seq / blockSize) (blocks of the
+   * call's queries, from query 0) and kBlocks = ceil(keyLength / blockSize). Default: every block
+   * some query may read causally (with `causal`) or every block.
    */
   blockMask?: Uint8Array;
   /** Also mask keys after the query inside blocks (default true). */
@@ -28,8 +34,12 @@ interface Resolved {
   kvHeads: number;
   seq: number;
   dim: number;
+  keys: number;
+  offset: number;
   blockSize: number;
+  /** Query blocks and key blocks. */
   blocks: number;
+  keyBlocks: number;
   mask: Uint8Array;
   causal: boolean;
   scale: number;
@@ -57,36 +67,48 @@ function resolve(
     throw new InvalidArgumentError('kvHeads', kvHeads, `must divide heads (${o.heads})`);
   if (q.length !== o.heads * o.seq * o.headDim)
     throw new ShapeMismatchError([o.heads, o.seq, o.headDim], [q.length], 'q');
+  const keys = o.keyLength ?? o.seq;
+  const offset = o.queryOffset ?? keys - o.seq;
+  if (!Number.isInteger(keys) || keys < 1)
+    throw new InvalidArgumentError('keyLength', keys, 'must be a positive integer');
+  if (!Number.isInteger(offset) || offset < 0)
+    throw new InvalidArgumentError('queryOffset', offset, 'must be a non-negative integer');
   for (const [name, t] of [
     ['k', k],
     ['v', v],
   ] as const) {
-    if (t.length !== kvHeads * o.seq * o.headDim)
-      throw new ShapeMismatchError([kvHeads, o.seq, o.headDim], [t.length], name);
+    if (t.length !== kvHeads * keys * o.headDim)
+      throw new ShapeMismatchError([kvHeads, keys, o.headDim], [t.length], name);
   }
   const blocks = Math.ceil(o.seq / blockSize);
+  const keyBlocks = Math.ceil(keys / blockSize);
   const causal = o.causal ?? true;
+  // Key block kb is read causally by query block qb when its first key is at or before qb's last query.
   const mask =
     o.blockMask ??
-    Uint8Array.from({ length: blocks * blocks }, (_, i) =>
-      !causal || i % blocks <= Math.floor(i / blocks) ? 1 : 0,
-    );
-  if (mask.length !== blocks * blocks)
-    throw new ShapeMismatchError([blocks, blocks], [mask.length], 'blockMask');
+    Uint8Array.from({ length: blocks * keyBlocks }, (_, i) => {
+      const [qb, kb] = [Math.floor(i / keyBlocks), i % keyBlocks];
+      return !causal || kb * blockSize <= offset + Math.min(o.seq, (qb + 1) * blockSize) - 1 ? 1 : 0;
+    });
+  if (mask.length !== blocks * keyBlocks)
+    throw new ShapeMismatchError([blocks, keyBlocks], [mask.length], 'blockMask');
   return {
     heads: o.heads,
     kvHeads,
     seq: o.seq,
     dim: o.headDim,
+    keys,
+    offset,
     blockSize,
     blocks,
+    keyBlocks,
     mask,
     causal,
     scale: o.scale ?? 1 / Math.sqrt(o.headDim),
   };
 }
 
-/** Plain CPU reference: softmax(q k^T * scale + mask) v per head, float64 accumulation; q, k, v [heads, seq, dim]. */
+/** Plain CPU reference: softmax(q k^T * scale + mask) v per head, float64 accumulation; q [heads, seq, dim], k, v [kvHeads, keyLength, dim]. */
 export function blockSparseAttentionReference(
   q: Float32Array,
   k: Float32Array,
@@ -96,20 +118,20 @@ export function blockSparseAttentionReference(
   const r = resolve(q, k, v, options);
   const out = new Float32Array(q.length);
   const group = r.heads / r.kvHeads;
-  const scores = new Float64Array(r.seq);
+  const scores = new Float64Array(r.keys);
   for (let h = 0; h < r.heads; h++) {
     const kh = Math.floor(h / group);
     for (let i = 0; i < r.seq; i++) {
       let max = -Infinity;
-      for (let j = 0; j < r.seq; j++) {
+      for (let j = 0; j < r.keys; j++) {
         const allowed =
-          r.mask[Math.floor(i / r.blockSize) * r.blocks + Math.floor(j / r.blockSize)] === 1 &&
-          (!r.causal || j <= i);
+          r.mask[Math.floor(i / r.blockSize) * r.keyBlocks + Math.floor(j / r.blockSize)] === 1 &&
+          (!r.causal || j <= i + r.offset);
         let s = -Infinity;
         if (allowed) {
           s = 0;
           for (let d = 0; d < r.dim; d++)
-            s += q[(h * r.seq + i) * r.dim + d]! * k[(kh * r.seq + j) * r.dim + d]!;
+            s += q[(h * r.seq + i) * r.dim + d]! * k[(kh * r.keys + j) * r.dim + d]!;
           s *= r.scale;
         }
         scores[j] = s;
@@ -117,11 +139,11 @@ export function blockSparseAttentionReference(
       }
       if (max === -Infinity) continue;
       let total = 0;
-      for (let j = 0; j < r.seq; j++) total += scores[j] === -Infinity ? 0 : Math.exp(scores[j]! - max);
+      for (let j = 0; j < r.keys; j++) total += scores[j] === -Infinity ? 0 : Math.exp(scores[j]! - max);
       for (let d = 0; d < r.dim; d++) {
         let acc = 0;
-        for (let j = 0; j < r.seq; j++) {
-          if (scores[j] !== -Infinity) acc += Math.exp(scores[j]! - max) * v[(kh * r.seq + j) * r.dim + d]!;
+        for (let j = 0; j < r.keys; j++) {
+          if (scores[j] !== -Infinity) acc += Math.exp(scores[j]! - max) * v[(kh * r.keys + j) * r.dim + d]!;
         }
         out[(h * r.seq + i) * r.dim + d] = acc / total;
       }
@@ -135,7 +157,7 @@ export function blockDensity(mask: Uint8Array): number {
   return mask.reduce((s, x) => s + (x === 0 ? 0 : 1), 0) / mask.length;
 }
 
-/** Block-sparse attention forward on the GPU: q [heads, seq, dim], k and v [kvHeads, seq, dim]. */
+/** Block-sparse attention forward on the GPU: q [heads, seq, dim], k and v [kvHeads, keyLength, dim]. */
 export function blockSparseAttention(
   backend: GpuBackend,
   q: Float32Array,
@@ -172,7 +194,7 @@ async function runAttention(
   const ptr = new Uint32Array(r.blocks + 1);
   const cols: number[] = [];
   for (let i = 0; i < r.blocks; i++) {
-    for (let j = 0; j < r.blocks; j++) if (r.mask[i * r.blocks + j] !== 0) cols.push(j);
+    for (let j = 0; j < r.keyBlocks; j++) if (r.mask[i * r.keyBlocks + j] !== 0) cols.push(j);
     ptr[i + 1] = cols.length;
   }
   const maxDim = r.dim <= 64 ? 64 : r.dim <= 128 ? 128 : 256;
@@ -189,7 +211,7 @@ async function runAttention(
     backend.buffer(k),
     backend.buffer(v),
     out,
-    backend.uniform([r.heads, r.seq, r.dim, r.causal ? 1 : 0, r.scale, r.kvHeads, 0, 0], [4]),
+    backend.uniform([r.heads, r.seq, r.dim, r.causal ? 1 : 0, r.scale, r.kvHeads, r.keys, r.offset], [4]),
     backend.buffer(ptr),
     backend.buffer(Uint32Array.from(cols.length === 0 ? [0] : cols)),
   ];

@@ -1,5 +1,11 @@
 import { InvalidArgumentError, Rng, Tensor } from '@sparsekit/core';
-import { fromDense, linear as referenceLinear, type SparseMatrix } from '@sparsekit/sparse-formats';
+import {
+  type AttentionMask,
+  attention as cpuAttention,
+  fromDense,
+  linear as referenceLinear,
+  type SparseMatrix,
+} from '@sparsekit/sparse-formats';
 import { afterAll, describe, expect, it } from 'vitest';
 import { blockSparseAttention, blockSparseAttentionReference } from './attention.js';
 import { GpuBackend } from './backend.js';
@@ -146,6 +152,49 @@ describe.skipIf(backend === undefined)('block-sparse attention vs the dense mask
     const got = await blockSparseAttention(backend!, q, k, v, options);
     expect(got).toAllClose(blockSparseAttentionReference(q, k, v, options), { atol: 1e-4, rtol: 1e-4 });
     expect(got.subarray(40 * headDim, 41 * headDim).every((x) => x === 0)).toBe(true);
+  });
+});
+
+describe.skipIf(backend === undefined)('attention after a cache, and decode steps on the kernel', () => {
+  it('queries that follow cached keys (keyLength > seq, causal at their offset) match the reference', async () => {
+    const [heads, kvHeads, seq, keyLength, headDim] = [4, 2, 20, 75, 16];
+    const q = rng.normalArray(heads * seq * headDim);
+    const k = rng.normalArray(kvHeads * keyLength * headDim);
+    const v = rng.normalArray(kvHeads * keyLength * headDim);
+    for (const causal of [true, false]) {
+      const options = { heads, kvHeads, seq, headDim, keyLength, blockSize: 16, causal };
+      expect(await blockSparseAttention(backend!, q, k, v, options)).toAllClose(
+        blockSparseAttentionReference(q, k, v, options),
+        { atol: 1e-4, rtol: 1e-4 },
+      );
+    }
+  });
+
+  it('a decode step reads only the rows its mask selects, as the CPU does (positions, window + sinks)', async () => {
+    const [heads, dim, keyLength] = [4, 32, 300];
+    const base = {
+      q: rng.normalArray(heads * dim, 0, 2),
+      heads,
+      seq: 1,
+      headDim: dim,
+      keys: rng.normalArray(keyLength * dim),
+      values: rng.normalArray(keyLength * dim),
+      keyLength,
+    };
+    const masks: AttentionMask[] = [
+      { kind: 'causal' },
+      { kind: 'causal', window: 40, sinks: 4 },
+      {
+        kind: 'positions',
+        positions: Int32Array.from({ length: 48 }, (_, i) => 16 * Math.floor(i / 16) * 5 + (i % 16)),
+      },
+    ];
+    for (const mask of masks) {
+      const before = backend!.stats.attentionOnKernel;
+      const got = await backend!.attention({ ...base, mask });
+      expect(backend!.stats.attentionOnKernel).toBe(before + 1);
+      expect(got).toAllClose(cpuAttention({ ...base, mask }), { atol: 1e-4, rtol: 1e-4 });
+    }
   });
 });
 

@@ -3,6 +3,7 @@
 import {
   type AttentionArgs,
   attention as cpuAttention,
+  keySegments,
   type MatmulOptions,
   matmulWeight,
   resolveAttention,
@@ -41,13 +42,53 @@ function kernelPlan(
 }
 
 /**
+ * A decode step (one query per head) on the kernel: the key rows its mask lets it read are gathered
+ * (the KV cache lives in host memory) and only they are uploaded and attended, every block of them.
+ */
+async function decodeOnKernel(backend: GpuBackend, args: AttentionArgs): Promise<Float32Array> {
+  const r = resolveAttention(args);
+  const segments = new Int32Array(2 * (r.keyLength + 2));
+  const count = keySegments(r.mask, r.offset, r.keyLength, segments);
+  let rows = 0;
+  for (let g = 0; g < count; g++) rows += segments[2 * g + 1]! - segments[2 * g]!;
+  const out = args.out ?? new Float32Array(args.q.length);
+  if (rows === 0) return out.fill(0);
+  const keys = new Float32Array(rows * r.dim);
+  const values = new Float32Array(rows * r.dim);
+  let at = 0;
+  for (let g = 0; g < count; g++) {
+    const [from, to] = [segments[2 * g]! * r.dim, segments[2 * g + 1]! * r.dim];
+    keys.set(args.keys.subarray(from, to), at);
+    values.set(args.values.subarray(from, to), at);
+    at += to - from;
+  }
+  const result = await blockSparseAttention(backend, args.q, keys, values, {
+    heads: r.heads,
+    kvHeads: 1,
+    seq: 1,
+    headDim: r.dim,
+    keyLength: rows,
+    blockSize: 32,
+    causal: false,
+    scale: r.scale,
+  });
+  out.set(result);
+  return out;
+}
+
+/**
  * Attention for one key/value head's query group. Prefill calls run on the block-sparse kernel (only
- * the listed blocks are computed); calls that read a cache (decoding), windows with sinks and
- * selected positions run the reference loops on the CPU, where the KV cache lives.
+ * the listed blocks are computed); decode steps (one query per head) too, over the key rows their
+ * mask selects (gathered from the host's KV cache, so only they are uploaded); other calls that read
+ * a cache (several new tokens), and block lists with a window, run the reference loops on the CPU.
  */
 export async function gpuAttention(backend: GpuBackend, args: AttentionArgs): Promise<Float32Array> {
   const plan = kernelPlan(args);
   if (plan === undefined) {
+    if (args.seq === 1 && args.headDim <= KERNEL_MAX) {
+      backend.stats.attentionOnKernel++;
+      return decodeOnKernel(backend, args);
+    }
     backend.stats.attentionOnCpu++;
     return cpuAttention(args);
   }

@@ -169,7 +169,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec
  */
 export function attentionKernel(blockSize: number, maxHeadDim: number): string {
   return `
-struct AttentionParams { heads: u32, seq: u32, dim: u32, causal: u32, scale: f32, kvHeads: u32, pad0: u32, pad1: u32 }
+struct AttentionParams { heads: u32, seq: u32, dim: u32, causal: u32, scale: f32, kvHeads: u32, keys: u32, qOffset: u32 }
 @group(0) @binding(0) var<storage, read> q: array<f32>;
 @group(0) @binding(1) var<storage, read> k: array<f32>;
 @group(0) @binding(2) var<storage, read> v: array<f32>;
@@ -195,8 +195,8 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec
     let kb = blockCols[bi];
     for (var j = 0u; j < ${blockSize}u; j++) {
       let kj = kb * ${blockSize}u + j;
-      if (kj >= p.seq || (p.causal != 0u && kj > qi)) { continue; }
-      let kBase = (kvHead * p.seq + kj) * p.dim;
+      if (kj >= p.keys || (p.causal != 0u && kj > qi + p.qOffset)) { continue; }
+      let kBase = (kvHead * p.keys + kj) * p.dim;
       var dot = 0.0;
       for (var d = 0u; d < p.dim; d++) { dot += qv[d] * k[kBase + d]; }
       let mNew = max(m, dot);

@@ -4,8 +4,8 @@
  * and waits on the control block; each task names an export, its arguments, and where in the
  * argument list its row range [r0, r1) and its scratch pointer go.
  */
-/** Polls of the control block before a thread sleeps (~0.1-0.3 ms). */
-export const SPIN_ITERATIONS = 200_000;
+/** Polls of the control block before a thread sleeps (tens of microseconds). */
+export const SPIN_ITERATIONS = 30_000;
 
 export const WORKER_SOURCE = `
 const { workerData } = require('node:worker_threads');
