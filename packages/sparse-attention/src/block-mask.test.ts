@@ -1,6 +1,7 @@
 import { InvalidArgumentError, Rng } from '@sparsekit/core';
 import { describe, expect, it } from 'vitest';
 import { createBlockMask } from './block-mask.js';
+import { bruteKinds, kindsOf as kindsPerHead } from './brute-force.test-util.js';
 import {
   andMasks,
   type BlockKind,
@@ -12,30 +13,8 @@ import {
   slidingWindow,
 } from './mask-mods.js';
 
-/** The kind of every block by brute force over its pairs. */
-function bruteKinds(m: MaskMod, qLen: number, kvLen: number, bq: number, bkv: number): BlockKind[][] {
-  const rows = Math.ceil(qLen / bq);
-  const cols = Math.ceil(kvLen / bkv);
-  return Array.from({ length: rows }, (_, r) =>
-    Array.from({ length: cols }, (_, c) => {
-      let any = false;
-      let all = true;
-      for (let q = r * bq; q < Math.min(qLen, (r + 1) * bq); q++)
-        for (let kv = c * bkv; kv < Math.min(kvLen, (c + 1) * bkv); kv++) {
-          if (m(0, 0, q, kv)) any = true;
-          else all = false;
-        }
-      return all ? 'full' : any ? 'partial' : 'empty';
-    }),
-  );
-}
-
-const kindsOf = (m: MaskMod, qLen: number, kvLen: number, bq: number, bkv: number) => {
-  const bm = createBlockMask(m, { qLen, kvLen, blockSize: [bq, bkv] });
-  return Array.from({ length: bm.rows }, (_, r) =>
-    Array.from({ length: bm.cols }, (_, c) => bm.kind(0, 0, r, c)),
-  );
-};
+const kindsOf = (m: MaskMod, qLen: number, kvLen: number, bq: number, bkv: number) =>
+  kindsPerHead(m, qLen, kvLen, bq, bkv)[0]!;
 
 describe('block masks', () => {
   it('the block rules of causal, window, sinks and documents equal a brute-force count, at odd sizes', () => {
