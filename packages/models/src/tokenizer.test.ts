@@ -159,7 +159,8 @@ describe('HfTokenizer bounds', () => {
     expect((error as Error).message).toMatch(
       /Tokenizer slow did not encode 6199 characters within its limit of 50 ms/,
     );
-    expect(took).toBeLessThan(1500); // all 200 pieces would take ~20 s
+    // It stopped early: all 200 pieces would take ~20 s (a loose bound: the machine may be loaded).
+    expect(took).toBeLessThan(10_000);
     // The limit is per call: a short text still encodes, with the default limit too.
     expect(t.encode('ab')).toEqual([0]);
     expect(defaultEncodeTimeLimitMs(80_000)).toBe(3600);

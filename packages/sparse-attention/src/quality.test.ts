@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Tensor } from '@sparsekit/core';
 import { loadHfModel, tinyLmPath } from '@sparsekit/models/node';
+import { createWasmBackend } from '@sparsekit/sparse-formats';
 import { describe, expect, it } from 'vitest';
 import { quest } from './policies/quest.js';
 import { streamingLlm } from './policies/streaming-llm.js';
@@ -44,5 +45,22 @@ describe('KV policy quality', () => {
     ) as Tensor<'f32'>;
     expect(logits.data.every(Number.isFinite)).toBe(true);
     expect(() => decodeStepwise(model, () => undefined, { prefill: 0 })).toThrow(/prefill/);
+  });
+
+  it('the accelerate path: tiny-lm on the wasm backend (cache in its memory), Quest scoring there, as on the reference', async () => {
+    const backend = await createWasmBackend({ threads: 2 });
+    try {
+      const { model: onWasm } = await loadHfModel(tinyLmPath(), { backend });
+      const cache = onWasm.createCache(1);
+      expect(cache.keys[0]!.buffer).toBeInstanceOf(SharedArrayBuffer);
+      cache.dispose();
+      const fast = decodeStepwise(onWasm, () => quest({ budget: 48, backend })).logits(
+        tokens,
+      ) as Tensor<'f32'>;
+      const plain = decodeStepwise(model, () => quest({ budget: 48 })).logits(tokens) as Tensor<'f32'>;
+      expect(fast.data).toAllClose(plain.data, { atol: 2e-3, rtol: 2e-3 });
+    } finally {
+      await backend.dispose();
+    }
   });
 });
