@@ -121,7 +121,8 @@ describe('HfTokenizer bounds', () => {
     expect(() => HfTokenizer.fromJson({ ...wordLevel({ a: 0 }), normalizer })).toThrow(
       /normalizer\.pattern\.Regex/,
     );
-    expect(performance.now() - started).toBeLessThan(500);
+    // Refused by the static check, not by running the pattern (a loose bound: the machine may be loaded).
+    expect(performance.now() - started).toBeLessThan(5000);
   });
 
   it('stops an encode that runs past its time limit with TokenizerTimeoutError, between pieces', () => {
