@@ -78,6 +78,34 @@ describe('block masks', () => {
     expect(() => slidingWindow(0)).toThrow(InvalidArgumentError);
   });
 
+  it('key ranges cover every key a mod allows (so skipping the others loses nothing)', () => {
+    const rng = new Rng(8);
+    const mods: MaskMod[] = [
+      causal(),
+      slidingWindow(7),
+      sinks(3),
+      documents([5, 9, 1, 12]),
+      andMasks(causal(), orMasks(sinks(2), slidingWindow(5))),
+      andMasks(causal(), documents([4, 4, 20])),
+      orMasks(sinks(4), slidingWindow(3)),
+    ];
+    for (const m of mods) {
+      expect(m.keyRanges, `${m.label} has key ranges`).toBeDefined();
+      for (let t = 0; t < 40; t++) {
+        const q0 = rng.int(27);
+        const q1 = q0 + 1 + rng.int(27 - q0);
+        const ranges = m.keyRanges!(0, 0, q0, q1);
+        const inside = (kv: number) => {
+          for (let i = 0; i < ranges.length; i += 2) if (kv >= ranges[i]! && kv < ranges[i + 1]!) return true;
+          return false;
+        };
+        for (let q = q0; q < q1; q++)
+          for (let kv = 0; kv < 27; kv++)
+            if (m(0, 0, q, kv)) expect(inside(kv), `${m.label} q ${q} kv ${kv}`).toBe(true);
+      }
+    }
+  });
+
   it('a 128K-token causal + sliding-window + sinks mask holds block lists only (no 128K x 128K mask)', () => {
     const qLen = 131_072;
     const bm = createBlockMask(andMasks(causal(), orMasks(sinks(4), slidingWindow(4096))), {

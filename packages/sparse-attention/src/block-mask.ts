@@ -212,7 +212,8 @@ class IntList {
 
 /**
  * FlexAttention's `create_block_mask`: classify every (query block, key block) of every sequence and
- * head as empty, partial or full. A mod with a block rule (every mod of this package) is asked once
+ * head as empty, partial or full (with the mod's `keyRanges`, only the key blocks they meet are asked:
+ * the others are empty). A mod with a block rule (every mod of this package) is asked once
  * per block; other mods are evaluated pair by pair inside the block, stopping as soon as it is mixed.
  * Memory is the listed blocks only, never a (query x key) mask nor a (query block x key block) grid.
  */
@@ -246,15 +247,23 @@ export function createBlockMask(maskMod: MaskMod, options: BlockMaskOptions): Bl
         const row = (b * H + h) * rows + r;
         let np = 0;
         let nf = 0;
-        for (let c = 0; c < cols; c++) {
-          const kv0 = c * bkv;
-          const k = kindOf(b, h, q0, q1, kv0, Math.min(kvLen, kv0 + bkv));
-          if (k === 'full') {
-            fullList.push(c);
-            nf++;
-          } else if (k === 'partial') {
-            partialList.push(c);
-            np++;
+        // Only key blocks that meet the mod's key ranges can be nonempty (every block without them).
+        const ranges = maskMod.keyRanges?.(b, h, q0, q1) ?? [0, kvLen];
+        let c = 0;
+        for (let i = 0; i < ranges.length; i += 2) {
+          const start = Math.max(0, ranges[i]!);
+          const end = Math.min(kvLen, ranges[i + 1]!);
+          if (start >= end) continue;
+          for (c = Math.max(c, Math.floor(start / bkv)); c < cols && c * bkv < end; c++) {
+            const kv0 = c * bkv;
+            const k = kindOf(b, h, q0, q1, kv0, Math.min(kvLen, kv0 + bkv));
+            if (k === 'full') {
+              fullList.push(c);
+              nf++;
+            } else if (k === 'partial') {
+              partialList.push(c);
+              np++;
+            }
           }
         }
         kvNum[row] = np;

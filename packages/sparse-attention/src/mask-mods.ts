@@ -13,16 +13,53 @@ export interface MaskMod {
    * each pair. Mods without it are evaluated pair by pair (stopping once a block is seen mixed).
    */
   block?: (b: number, h: number, q0: number, q1: number, kv0: number, kv1: number) => BlockKind;
+  /**
+   * The keys queries [q0, q1) may attend, as sorted disjoint [start, end) ranges (a superset is
+   * fine; never a subset): `createBlockMask` then asks the block rule only about key blocks that
+   * meet them, so building takes time in proportion to the blocks listed, not to all block pairs.
+   */
+  keyRanges?: (b: number, h: number, q0: number, q1: number) => number[];
   /** A name for drawings and errors. */
   label?: string;
+}
+
+/** The intersection of two sorted disjoint range lists ([start, end) pairs, flattened). */
+function intersectRanges(a: number[], b: number[]): number[] {
+  const out: number[] = [];
+  let i = 0;
+  let j = 0;
+  while (i < a.length && j < b.length) {
+    const start = Math.max(a[i]!, b[j]!);
+    const end = Math.min(a[i + 1]!, b[j + 1]!);
+    if (start < end) out.push(start, end);
+    if (a[i + 1]! < b[j + 1]!) i += 2;
+    else j += 2;
+  }
+  return out;
+}
+
+/** The union of sorted disjoint range lists, sorted and merged. */
+function uniteRanges(lists: number[][]): number[] {
+  const pairs: Array<[number, number]> = [];
+  for (const l of lists) for (let i = 0; i < l.length; i += 2) pairs.push([l[i]!, l[i + 1]!]);
+  pairs.sort((x, y) => x[0] - y[0]);
+  const out: number[] = [];
+  for (const [start, end] of pairs) {
+    if (start >= end) continue;
+    if (out.length > 0 && start <= out[out.length - 1]!)
+      out[out.length - 1] = Math.max(out[out.length - 1]!, end);
+    else out.push(start, end);
+  }
+  return out;
 }
 
 function mod(
   label: string,
   pair: (b: number, h: number, q: number, kv: number) => boolean,
   block: NonNullable<MaskMod['block']>,
+  keyRanges?: NonNullable<MaskMod['keyRanges']>,
 ): MaskMod {
-  return Object.assign(pair, { block, label });
+  return Object.assign(pair, { block, label, ...(keyRanges === undefined ? {} : { keyRanges }) });
 }
 
 /** The kind of a block where the allowed keys of query q are the interval [lo(q), hi(q)] (inclusive). */
@@ -56,6 +93,7 @@ export function causal(): MaskMod {
         () => 0,
         (q) => q,
       ),
+    (_b, _h, _q0, q1) => [0, q1],
   );
 }
 
@@ -75,6 +113,7 @@ export function slidingWindow(window: number): MaskMod {
         (q) => q - window + 1,
         (q) => q,
       ),
+    (_b, _h, q0, q1) => [Math.max(0, q0 - window + 1), q1],
   );
 }
 
@@ -86,6 +125,7 @@ export function sinks(count: number): MaskMod {
     `sinks ${count}`,
     (_b, _h, _q, kv) => kv < count,
     (_b, _h, _q0, _q1, kv0, kv1) => (kv0 >= count ? 'empty' : kv1 <= count ? 'full' : 'partial'),
+    () => (count === 0 ? [] : [0, count]),
   );
 }
 
@@ -120,6 +160,13 @@ export function documents(lengths: readonly number[]): MaskMod {
       const kHi = kb < 0 ? (ka < 0 ? -1 : lengths.length - 1) : kb;
       return qHi < kLo || kHi < qLo ? 'empty' : 'partial';
     },
+    (_b, _h, q0, q1) => {
+      // The keys of the documents the queries lie in (queries past the end see nothing).
+      const first = docOf(q0);
+      if (first < 0) return [];
+      const last = docOf(q1 - 1);
+      return [starts[first]!, starts[(last < 0 ? lengths.length - 1 : last) + 1]!];
+    },
   );
 }
 
@@ -148,9 +195,23 @@ function combine(
         return partial ? 'partial' : uniform;
       }
     : undefined;
+  // and: the keys every ranged mod allows (mods without ranges allow anything); or: the keys any
+  // mod allows, known only when every mod has ranges.
+  const ranged = mods.filter((m) => m.keyRanges !== undefined);
+  const keyRanges =
+    join === 'every'
+      ? ranged.length === 0
+        ? undefined
+        : (b: number, h: number, q0: number, q1: number) =>
+            ranged.map((m) => m.keyRanges!(b, h, q0, q1)).reduce(intersectRanges)
+      : ranged.length === mods.length && mods.length > 0
+        ? (b: number, h: number, q0: number, q1: number) =>
+            uniteRanges(mods.map((m) => m.keyRanges!(b, h, q0, q1)))
+        : undefined;
   return Object.assign(pair, {
     label: mods.map((m) => m.label ?? 'mod').join(separator),
     ...(block === undefined ? {} : { block }),
+    ...(keyRanges === undefined ? {} : { keyRanges }),
   });
 }
 
