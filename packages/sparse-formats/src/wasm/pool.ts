@@ -1,5 +1,5 @@
 import { InvalidArgumentError } from '@sparsekit/core';
-import { CONTROL, SPIN_ITERATIONS, WORKER_SOURCE } from './worker-source.js';
+import { CONTROL, SPIN_MS, WORKER_SOURCE } from './worker-source.js';
 
 type KernelFn = (...args: number[]) => void;
 
@@ -107,7 +107,9 @@ export class ThreadPool {
     } catch (error) {
       failure = error; // the workers still finish their parts before this returns
     }
-    for (let spin = 0; spin < SPIN_ITERATIONS && Atomics.load(h, CONTROL.pending) !== 0; spin++);
+    const spinUntil = performance.now() + SPIN_MS;
+    for (let polls = 1; Atomics.load(h, CONTROL.pending) !== 0; polls++)
+      if ((polls & 255) === 0 && performance.now() > spinUntil) break;
     for (;;) {
       const pending = Atomics.load(h, CONTROL.pending);
       if (pending === 0) break;

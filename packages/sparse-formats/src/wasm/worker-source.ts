@@ -4,8 +4,11 @@
  * and waits on the control block; each task names an export, its arguments, and where in the
  * argument list its row range [r0, r1) and its scratch pointer go.
  */
-/** Polls of the control block before a thread sleeps (tens of microseconds). */
-export const SPIN_ITERATIONS = 30_000;
+/**
+ * How long a thread polls the control block before it sleeps, in milliseconds of wall time (not
+ * polls: a thread descheduled on a busy machine then stops spinning as soon as it runs again).
+ */
+export const SPIN_MS = 0.1;
 
 export const WORKER_SOURCE = `
 const { workerData } = require('node:worker_threads');
@@ -20,7 +23,9 @@ for (;;) {
   // Spin a while first: tasks often follow each other within microseconds (decoding runs one per
   // lane and layer), and a sleeping thread takes ~0.1 ms to wake on some machines. Then timed waits:
   // a wake-up that is lost under heavy contention costs at most one period, not a hang.
-  for (let spin = 0; spin < ${SPIN_ITERATIONS} && Atomics.load(header, 0) === generation; spin++);
+  const spinUntil = performance.now() + ${SPIN_MS};
+  for (let polls = 1; Atomics.load(header, 0) === generation; polls++)
+    if ((polls & 255) === 0 && performance.now() > spinUntil) break;
   while (Atomics.load(header, 0) === generation) Atomics.wait(header, 0, generation, 50);
   generation = Atomics.load(header, 0);
   if (header[4] === 1) break;
