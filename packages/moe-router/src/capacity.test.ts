@@ -32,12 +32,16 @@ describe('capacity conventions', () => {
   });
 
   it("'deepspeed': max(ceil(T / E * cf * k), min_capacity), min_capacity 4 by default", () => {
-    expect(expertCapacity({ factor: 1, convention: 'deepspeed' }, { ...shape, k: 1 })).toBe(Math.ceil(30 / 8));
-    expect(expertCapacity({ factor: 1, convention: 'deepspeed' }, { ...shape, k: 1, tokens: 10 })).toBe(4);
-    expect(expertCapacity({ factor: 1, convention: 'deepspeed', minCapacity: 0 }, { ...shape, k: 1, tokens: 10 })).toBe(
-      2,
+    expect(expertCapacity({ factor: 1, convention: 'deepspeed' }, { ...shape, k: 1 })).toBe(
+      Math.ceil(30 / 8),
     );
-    expect(expertCapacity({ factor: 1.5, convention: 'deepspeed' }, shape)).toBe(Math.ceil((30 / 8) * 1.5 * 2));
+    expect(expertCapacity({ factor: 1, convention: 'deepspeed' }, { ...shape, k: 1, tokens: 10 })).toBe(4);
+    expect(
+      expertCapacity({ factor: 1, convention: 'deepspeed', minCapacity: 0 }, { ...shape, k: 1, tokens: 10 }),
+    ).toBe(2);
+    expect(expertCapacity({ factor: 1.5, convention: 'deepspeed' }, shape)).toBe(
+      Math.ceil((30 / 8) * 1.5 * 2),
+    );
     expect(expertCapacity({ factor: 1, minCapacity: 9 }, shape)).toBe(9);
   });
 
@@ -84,7 +88,8 @@ describe('dropping in GShard order', () => {
       for (let e = 0; e < E; e++) {
         // Plain reference: the priority list of expert e is its choice-0 tokens, then choice-1 tokens.
         const priority: number[] = [];
-        for (let j = 0; j < k; j++) for (let t = 0; t < T; t++) if (r.chosen[t * k + j] === e) priority.push(t * k + j);
+        for (let j = 0; j < k; j++)
+          for (let t = 0; t < T; t++) if (r.chosen[t * k + j] === e) priority.push(t * k + j);
         const kept = priority.filter((slot) => r.experts[slot] === e);
         expect(kept).toEqual(priority.slice(0, cap));
       }

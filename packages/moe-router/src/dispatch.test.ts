@@ -26,7 +26,8 @@ describe('dropless grouped dispatch (Megablocks order)', () => {
     const rows = gatherRows(x, W, g);
     // Expert e scales its rows by (e + 1).
     const y = rows.slice();
-    for (let e = 0; e < E; e++) for (let i = g.offsets[e]! * W; i < g.offsets[e + 1]! * W; i++) y[i]! *= e + 1;
+    for (let e = 0; e < E; e++)
+      for (let i = g.offsets[e]! * W; i < g.offsets[e + 1]! * W; i++) y[i]! *= e + 1;
     const out = combineRows(y, W, g, T);
     const want = new Float64Array(T * W);
     for (let t = 0; t < T; t++)
@@ -54,7 +55,8 @@ describe('padded capacity layout', () => {
     let kept = 0;
     for (let e = 0; e < E; e++) {
       const priority: number[] = [];
-      for (let j = 0; j < 2; j++) for (let t = 0; t < T; t++) if (capped.experts[t * 2 + j] === e) priority.push(t * 2 + j);
+      for (let j = 0; j < 2; j++)
+        for (let t = 0; t < T; t++) if (capped.experts[t * 2 + j] === e) priority.push(t * 2 + j);
       const row = Array.from(p.slots.subarray(e * cap, (e + 1) * cap));
       expect(row).toEqual([...priority, ...new Array(cap - priority.length).fill(-1)]);
       kept += priority.length;

@@ -38,7 +38,10 @@ describe('load-balancing loss', () => {
     const hf = (f.reduce((s, v, e) => s + v * P[e]!, 0) / E) * E * E;
     expect(loadBalancingLoss(r, { alpha: 1 })).toBeCloseTo(hf, 14);
     // f counts the choices before dropping: the same loss whatever the capacity.
-    expect(loadBalancingLoss(routeTopK(logits, E, { k: 1, capacity: { perExpert: 1 } }))).toBeCloseTo(want, 14);
+    expect(loadBalancingLoss(routeTopK(logits, E, { k: 1, capacity: { perExpert: 1 } }))).toBeCloseTo(
+      want,
+      14,
+    );
   });
 
   it("Mixtral form (top-k one-hot summed over choices), and Megablocks' per-choice mean", () => {
@@ -71,7 +74,9 @@ describe('load-balancing loss', () => {
 
   it('refuses per-expert layouts and bad coefficients', () => {
     expect(() => loadBalancingLoss(routeExpertChoice(logits, E))).toThrow(InvalidArgumentError);
-    expect(() => loadBalancingLoss(routeTopK(logits, E), { alpha: Number.NaN })).toThrow(InvalidArgumentError);
+    expect(() => loadBalancingLoss(routeTopK(logits, E), { alpha: Number.NaN })).toThrow(
+      InvalidArgumentError,
+    );
   });
 });
 

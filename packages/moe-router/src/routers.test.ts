@@ -71,14 +71,21 @@ describe('softmax top-k', () => {
   });
 
   it('gumbel noise (DeepSpeed RSample) changes the choice only: weights are the clean probabilities', () => {
-    const r = softmaxTopK({ numExperts: E, k: 1, normalize: 'none', noise: { kind: 'gumbel' }, training: true }).route(
-      input,
-    );
+    const r = softmaxTopK({
+      numExperts: E,
+      k: 1,
+      normalize: 'none',
+      noise: { kind: 'gumbel' },
+      training: true,
+    }).route(input);
     for (let t = 0; t < T; t++) expect(r.weights[t]!).toBeCloseTo(softmaxRow(t)[r.experts[t]!]!, 6);
-    expect(r.probs).toAllClose(Float64Array.from({ length: T * E }, (_, i) => softmaxRow(Math.floor(i / E))[i % E]!), {
-      atol: 1e-6,
-      rtol: 1e-6,
-    });
+    expect(r.probs).toAllClose(
+      Float64Array.from({ length: T * E }, (_, i) => softmaxRow(Math.floor(i / E))[i % E]!),
+      {
+        atol: 1e-6,
+        rtol: 1e-6,
+      },
+    );
   });
 });
 
@@ -99,7 +106,14 @@ describe('Switch top-1', () => {
     const eval_ = switchRouter({ numExperts: E, gateWeight, capacity: 'dropless' }).route(input);
     expect(eval_.logits).toAllClose(logits64, { atol: 1e-12, rtol: 1e-12 });
     const eps = 0.3;
-    const r = switchRouter({ numExperts: E, gateWeight, capacity: 'dropless', training: true, jitterEps: eps, seed: 2 });
+    const r = switchRouter({
+      numExperts: E,
+      gateWeight,
+      capacity: 'dropless',
+      training: true,
+      jitterEps: eps,
+      seed: 2,
+    });
     const jittered = r.route(input).logits;
     // Reference: the same draws (core Rng, seed 2, one per input element in order).
     const draws = new Rng(2);
@@ -160,7 +174,9 @@ describe('hash routing', () => {
     const ids = Int32Array.from({ length: T }, (_, t) => 100 + 3 * t);
     const byId = hashRouter({ numExperts: E, key: () => ids, seed: 5 }).route(input);
     expect(Array.from(byId.experts)).toEqual(Array.from(ids, (id) => hashExpert(id, E, 5)));
-    expect(() => hashRouter({ numExperts: E, key: () => ids.subarray(1) }).route(input)).toThrow(ShapeMismatchError);
+    expect(() => hashRouter({ numExperts: E, key: () => ids.subarray(1) }).route(input)).toThrow(
+      ShapeMismatchError,
+    );
   });
 
   it('spreads distinct keys over the experts', () => {
@@ -205,10 +221,16 @@ describe('bad input gives typed errors', () => {
     expect(() => softmaxTopK({ numExperts: E, k: E + 1 })).toThrow(InvalidArgumentError);
     expect(() => softmaxTopK({ numExperts: E, k: 0 })).toThrow(InvalidArgumentError);
     expect(() => softmaxTopK({ numExperts: 0 })).toThrow(InvalidArgumentError);
-    expect(() => softmaxTopK({ numExperts: E, capacity: { factor: Number.NaN } })).toThrow(InvalidArgumentError);
+    expect(() => softmaxTopK({ numExperts: E, capacity: { factor: Number.NaN } })).toThrow(
+      InvalidArgumentError,
+    );
     expect(() => softmaxTopK({ numExperts: E, normalize: 'sum' as 'none' })).toThrow(InvalidArgumentError);
-    expect(() => softmaxTopK({ numExperts: E, noise: { kind: 'gaussian', std: -1 } })).toThrow(InvalidArgumentError);
-    expect(() => softmaxTopK({ numExperts: E, noise: { kind: 'jitter', eps: 0.1 } })).toThrow(InvalidArgumentError);
+    expect(() => softmaxTopK({ numExperts: E, noise: { kind: 'gaussian', std: -1 } })).toThrow(
+      InvalidArgumentError,
+    );
+    expect(() => softmaxTopK({ numExperts: E, noise: { kind: 'jitter', eps: 0.1 } })).toThrow(
+      InvalidArgumentError,
+    );
     expect(() => expertChoice({ numExperts: E, capacity: { factor: -1 } })).toThrow(InvalidArgumentError);
     expect(() => reluRms({ numExperts: E, eps: 0 })).toThrow(InvalidArgumentError);
     expect(() => reluRms({ numExperts: E, normWeight: [1, 2] })).toThrow(ShapeMismatchError);
