@@ -1,4 +1,10 @@
 export {
+  chunkSparsificationLoss,
+  type LocalityOptions,
+  localityLoss,
+  scaledScores,
+} from './blockffn-losses.js';
+export {
   type Capacity,
   type CapacityConvention,
   type CapacityFactor,
