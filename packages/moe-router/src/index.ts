@@ -16,6 +16,15 @@ export {
   neededCapacity,
 } from './capacity.js';
 export {
+  type CometGateOutput,
+  type CometOptions,
+  type CometParams,
+  CometRouter,
+  cometEntropy,
+  cometRouter,
+  smoothStep,
+} from './comet.js';
+export {
   combineRows,
   dispatch,
   type GroupedDispatch,

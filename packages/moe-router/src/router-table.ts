@@ -1,7 +1,8 @@
 // The routers by name, as data: a summary, the options each takes with their defaults, and a maker.
 // Apps (a CLI flag, a server schema) offer them from this table.
-import type { RouterInput } from '@sparsekit/core';
+import { InvalidArgumentError, type RouterInput } from '@sparsekit/core';
 import type { Capacity } from './capacity.js';
+import { cometRouter } from './comet.js';
 import { expertChoice } from './expert-choice.js';
 import type { RouterNoise } from './gate-logits.js';
 import { type HashKey, hashRouter } from './hash.js';
@@ -28,6 +29,8 @@ export interface RouterSettings {
   seed?: number;
   key?: HashKey;
   eps?: number;
+  /** Width of the hidden states (COMET holds its own parameters over them). */
+  width?: number;
 }
 
 export interface RouterEntry {
@@ -86,6 +89,27 @@ export const ROUTERS: readonly RouterEntry[] = [
     layout: 'per-expert',
     make: (s) => reluRms({ numExperts: s.numExperts, ...(s.eps === undefined ? {} : { eps: s.eps }) }),
   },
+  {
+    name: 'comet',
+    summary:
+      "COMET's tree gate: k smooth-step trees over the experts, at most k experts per token once sharp",
+    options: { k: '2', width: 'required', seed: '0 (reference initialisation)' },
+    layout: 'per-expert',
+    make: (s) => {
+      if (s.width === undefined)
+        throw new InvalidArgumentError(
+          'width',
+          undefined,
+          'the COMET gate needs the width of the hidden states',
+        );
+      return cometRouter({
+        numExperts: s.numExperts,
+        width: s.width,
+        ...(s.k === undefined ? {} : { k: s.k }),
+        ...(s.seed === undefined ? {} : { seed: s.seed }),
+      });
+    },
+  },
 ];
 
-export type RouterName = 'top-k' | 'switch' | 'expert-choice' | 'hash' | 'relu-rms';
+export type RouterName = 'top-k' | 'switch' | 'expert-choice' | 'hash' | 'relu-rms' | 'comet';

@@ -62,7 +62,8 @@ function splitByChannels(mlp: Gated, n: number, block: number): Gated[] {
 }
 
 describe('tiny-lm with mixture-of-experts slots', () => {
-  it.each(ROUTERS.map((r) => r.name))(
+  // COMET's tree needs at least two experts.
+  it.each(ROUTERS.map((r) => r.name).filter((name) => name !== 'comet'))(
     'one expert equal to the dense MLP, routed by %s, gives the dense logits',
     (name) => {
       const entry = ROUTERS.find((r) => r.name === name)!;
@@ -116,7 +117,8 @@ describe('tiny-lm with mixture-of-experts slots', () => {
     (name) => {
       const entry = ROUTERS.find((r) => r.name === name)!;
       const rng = new Rng(17);
-      const router = recordRoutings(entry.make({ numExperts: 8, k: 2, seed: 3 }));
+      const width = model.params.blocks[0]!.mlpNorm.weight.length;
+      const router = recordRoutings(entry.make({ numExperts: 8, k: 2, seed: 3, width }));
       try {
         model.params.blocks.forEach((b, i) => {
           const H = b.mlpNorm.weight.length;
