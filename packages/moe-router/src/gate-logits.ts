@@ -6,7 +6,7 @@ import { checkGateWeight } from './validate.js';
 /**
  * Training-time noise. 'gaussian': logits + N(0, std^2) (Shazeer et al.'s noisy top-k; with
  * `noiseWeight` [E, width] the std per expert is softplus(x . noiseWeight_e), their learned form);
- * it changes both the choice and the weights. 'gumbel': logits + Gumbel(0, 1) for the choice only,
+ * it changes both the choice and the weights (`std` scales either form; default 1). 'gumbel': logits + Gumbel(0, 1) for the choice only,
  * the weights stay the clean softmax (DeepSpeed's noisy_gate_policy 'RSample'). 'jitter': the
  * hidden states are multiplied by U(1 - eps, 1 + eps) before the gate (Switch, HF `router_jitter_noise`,
  * DeepSpeed 'Jitter'); it needs the router to hold `gateWeight`.
@@ -50,6 +50,11 @@ export function checkNoise(noise: RouterNoise | undefined, numExperts: number, h
       (noise as { kind: unknown }).kind,
       "must be 'gaussian', 'gumbel' or 'jitter'",
     );
+}
+
+/** log(1 + e^v), without overflow. */
+function softplus(v: number): number {
+  return v > 30 ? v : Math.log1p(Math.exp(v));
 }
 
 function project(
@@ -106,7 +111,7 @@ export function gateLogits(
         ? undefined
         : project(input.hidden.data, tokens, input.hidden.shape[1]!, noise.noiseWeight, E);
     for (let i = 0; i < logits.length; i++) {
-      const s = std === undefined ? (noise.std ?? 1) : Math.log1p(Math.exp(std[i]!)) * (noise.std ?? 1);
+      const s = std === undefined ? (noise.std ?? 1) : softplus(std[i]!) * (noise.std ?? 1);
       logits[i]! += s * rng.normal();
     }
   }

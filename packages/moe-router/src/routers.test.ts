@@ -70,6 +70,23 @@ describe('softmax top-k', () => {
     expect(Array.from(a.route(input).logits)).not.toEqual(Array.from(ra.logits));
   });
 
+  it("learned noise: std softplus(x . noiseWeight_e) per expert (Shazeer et al.'s noisy top-k)", () => {
+    const noiseWeight = rng.normalArray(E * H, 0, 0.3);
+    const r = softmaxTopK({
+      numExperts: E,
+      noise: { kind: 'gaussian', noiseWeight },
+      training: true,
+      seed: 4,
+    }).route(input);
+    const draws = new Rng(4);
+    const std = project(hidden, noiseWeight);
+    const want = Float64Array.from(
+      input.logits.data,
+      (v, i) => v + Math.log1p(Math.exp(std[i]!)) * draws.normal(),
+    );
+    expect(r.logits).toAllClose(want, { atol: 1e-12, rtol: 1e-12 });
+  });
+
   it('gumbel noise (DeepSpeed RSample) changes the choice only: weights are the clean probabilities', () => {
     const r = softmaxTopK({
       numExperts: E,
