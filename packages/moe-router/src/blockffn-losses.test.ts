@@ -1,6 +1,11 @@
 import { InvalidArgumentError, Rng } from '@sparsekit/core';
 import { describe, expect, it } from 'vitest';
-import { chunkSparsificationLoss, localityLoss } from './blockffn-losses.js';
+import {
+  blockffnBalanceLoss,
+  chunkSparsificationLoss,
+  localityLoss,
+  scaledScores,
+} from './blockffn-losses.js';
 import { routeReluRms } from './relu-rms.js';
 
 const rng = new Rng(12);
@@ -48,5 +53,24 @@ describe("BlockFFN's chunk-level losses", () => {
     const same = Float64Array.from({ length: T * E }, (_, i) => 10 * (logits[i % E]! > 0 ? 1 : -1));
     expect(localityLoss(routeReluRms(same, E))).toBeLessThan(1e-6);
     expect(() => localityLoss(r, { steep: 0 })).toThrow(InvalidArgumentError);
+  });
+
+  it('balance: E sum importance * load share; about 1 when experts are used evenly', () => {
+    const p = scaledScores(r);
+    let active = 0;
+    const load = new Array(E).fill(0);
+    const importance = new Array(E).fill(0);
+    for (let t = 0; t < T; t++)
+      for (let e = 0; e < E; e++) {
+        importance[e] += p[t * E + e]! / T;
+        if (p[t * E + e]! > 0) {
+          load[e]++;
+          active++;
+        }
+      }
+    const want = E * importance.reduce((s, v, e) => s + v * (load[e] / (active + 1e-5)), 0);
+    expect(blockffnBalanceLoss(r)).toBeCloseTo(want, 12);
+    const even = routeReluRms(new Float64Array(T * E).fill(1), E);
+    expect(blockffnBalanceLoss(even)).toBeCloseTo(1, 4);
   });
 });

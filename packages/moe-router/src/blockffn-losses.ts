@@ -85,3 +85,29 @@ export function localityLoss(
     }
   return (lambda * sum) / ((T - 1) * E);
 }
+
+/**
+ * BlockFFN's balance loss: E * sum_e importance_e * load_e, importance the mean scaled score of
+ * expert e, load its share of all active (token, expert) pairs (+1e-5 in the denominator). 1 when
+ * every expert is equally active and equally weighted.
+ */
+export function blockffnBalanceLoss(result: Pick<RouteResult, 'probs' | 'tokens' | 'numExperts'>): number {
+  const { tokens: T, numExperts: E } = result;
+  if (T === 0) return 0;
+  const p = scaledScores(result);
+  const importance = new Float64Array(E);
+  const load = new Float64Array(E);
+  let active = 0;
+  for (let t = 0; t < T; t++)
+    for (let e = 0; e < E; e++) {
+      const v = p[t * E + e]!;
+      importance[e]! += v / T;
+      if (v > 0) {
+        load[e]!++;
+        active++;
+      }
+    }
+  let sum = 0;
+  for (let e = 0; e < E; e++) sum += importance[e]! * (load[e]! / (active + 1e-5));
+  return E * sum;
+}

@@ -1,4 +1,5 @@
 export {
+  blockffnBalanceLoss,
   chunkSparsificationLoss,
   type LocalityOptions,
   localityLoss,
