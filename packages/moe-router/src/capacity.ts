@@ -86,7 +86,7 @@ export function expertCapacity(capacity: Capacity, shape: CapacityShape): number
   const { factor } = capacity;
   let slots: number;
   if (convention === 'switch') slots = Math.floor((factor * T * k) / E);
-  else if (convention === 'deepspeed') slots = Math.ceil((T / E) * factor * k);
+  else if (convention === 'deepspeed') slots = Math.ceil((T / E) * (factor * k)); // top2gating passes cf * 2
   else {
     const spe = Math.ceil(T / E);
     if (factor > 0) slots = k * Math.trunc(factor * spe);
