@@ -86,7 +86,8 @@ export function expertCapacity(capacity: Capacity, shape: CapacityShape): number
   const { factor } = capacity;
   let slots: number;
   if (convention === 'switch') slots = Math.floor((factor * T * k) / E);
-  else if (convention === 'deepspeed') slots = Math.ceil((T / E) * (factor * k)); // top2gating passes cf * 2
+  // DeepSpeed's top2gating passes cf * 2: (T / E) * (cf * k), in that order.
+  else if (convention === 'deepspeed') slots = Math.ceil((T / E) * (factor * k));
   else {
     const spe = Math.ceil(T / E);
     if (factor > 0) slots = k * Math.trunc(factor * spe);
