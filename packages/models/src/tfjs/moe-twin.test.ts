@@ -137,6 +137,48 @@ describe('tfjs twin of a mixture-of-experts Llama (Mixtral)', () => {
     again.dispose();
   });
 
+  it('a shared expert converts both ways; the router gradient equals finite differences of the loss', async () => {
+    const { model, config } = await randomMoeModel(31);
+    const rng = new Rng(3);
+    const H = config.hiddenSize;
+    const n = 'layers.0.mlp.shared_expert';
+    (model.params.blocks[0]!.mlp as MoeMlp).sharedExpert = {
+      kind: 'gated',
+      gate: linear(rng, `${n}.gate_proj`, I, H, 0.2),
+      up: linear(rng, `${n}.up_proj`, I, H, 0.2),
+      down: linear(rng, `${n}.down_proj`, H, I, 0.2),
+    };
+    const want = runtimeLogits(model, tokens).slice();
+    const twin = LlamaTwin.fromParams(tf, config, model.params);
+    expect(twin.weights.layers[0]!.moe!.shared).toBeDefined();
+    expect(twinLogits(twin, tokens)).toAllClose(want, { atol: 1e-4, rtol: 0 });
+    const back = new TransformerLM(config, twin.toParams(backends), backends);
+    expect(runtimeLogits(back, tokens)).toAllClose(want, { atol: 1e-4, rtol: 0 });
+    expect(back.modules().map((m) => m.name)).toContain(`${n}.down_proj`);
+    // d loss / d router gate, with both router losses on: autodiff against central differences.
+    const inputs = tf.tensor2d([tokens.slice(0, -1)], [1, tokens.length - 1], 'int32');
+    const targets = tf.tensor2d([tokens.slice(1)], [1, tokens.length - 1], 'int32');
+    const options = { loadBalance: 1, routerZ: 0.1 };
+    const router = twin.weights.layers[1]!.moe!.gate;
+    const { value, grads } = tf.variableGrads(() => twin.loss(inputs, targets, options), [router]);
+    const grad = grads[router.name]!.dataSync().slice();
+    tf.dispose([value, ...Object.values(grads)]);
+    const original = router.dataSync().slice();
+    const lossAt = (i: number, delta: number) => {
+      const w = original.slice();
+      w[i]! += delta;
+      router.assign(tf.tensor2d(w, router.shape as [number, number]));
+      return tf.tidy(() => twin.loss(inputs, targets, options).dataSync()[0]!);
+    };
+    const eps = 1e-2;
+    for (const i of [0, 5, 17, 42, 77, 101]) {
+      const numeric = (lossAt(i, eps) - lossAt(i, -eps)) / (2 * eps);
+      expect(Math.abs(numeric - grad[i]!)).toBeLessThan(2e-3 + 0.05 * Math.abs(numeric));
+    }
+    expect(Math.max(...Array.from(grad, Math.abs))).toBeGreaterThan(1e-2);
+    twin.dispose();
+  });
+
   it('load-balancing and z-loss equal a float64 reference on the router logits, averaged over layers', async () => {
     const { model, config } = await randomMoeModel(8);
     const twin = LlamaTwin.fromParams(tf, config, model.params);
