@@ -2,10 +2,9 @@ export {
   LlamaTwin,
   type TwinGatedLayer,
   type TwinLayer,
-  type TwinLossOptions,
-  type TwinLossTerms,
   type TwinMoeLayer,
   type TwinWeights,
 } from './llama-twin.js';
 export { expertLoad, loadBalancingLoss, routerZLoss } from './moe-losses.js';
 export { type TwinExpert, type TwinMoe, type TwinRouting, topKMask } from './moe-mlp.js';
+export type { TwinLossOptions, TwinLossTerms } from './twin-loss.js';

@@ -14,9 +14,9 @@ import type { MlpParams, MoeMlp } from '../runtime/mlp.js';
 import { moduleTree } from '../runtime/modules.js';
 import type { ModelParams, NormParams } from '../runtime/params.js';
 import type { BackendRef } from '../runtime/steps.js';
-import { loadBalancingLoss, routerZLoss } from './moe-losses.js';
 import { type MoeOps, moeMlp, moeVariables, type TwinMoe, type TwinRouting } from './moe-mlp.js';
 import { initMoe, moeFromParams, moeToParams, transposeValues } from './moe-params.js';
+import { combineLossTerms, type TwinLossOptions, type TwinLossTerms } from './twin-loss.js';
 
 type Tfjs = typeof TF;
 
@@ -43,30 +43,6 @@ export interface TwinMoeLayer extends TwinBlock {
 }
 
 export type TwinLayer = TwinGatedLayer | TwinMoeLayer;
-
-/** Options of `LlamaTwin.loss` and `lossTerms`: the coefficients of the terms added to the cross-entropy (default 0). */
-export interface TwinLossOptions {
-  /** Times the sum over blocks of the mean |act(gate)| (ProSparse's sparsity regularisation). */
-  activationL1?: number;
-  /** Times the load-balancing loss of the MoE layers (averaged over them; see moe-losses.ts). */
-  loadBalance?: number;
-  /** Times the router z-loss of the MoE layers (averaged over them). */
-  routerZ?: number;
-}
-
-/** The loss and its unweighted components (scalars of the caller's tidy or gradient scope). */
-export interface TwinLossTerms {
-  /** crossEntropy + the weighted terms: what `loss` returns. */
-  total: TF.Scalar;
-  /** Mean cross-entropy (nats). */
-  crossEntropy: TF.Scalar;
-  /** Sum over blocks of the mean |act(gate)| (only when `activationL1` > 0). */
-  activationL1?: TF.Scalar;
-  /** Load-balancing loss averaged over the MoE layers (whenever the model has one). */
-  loadBalance?: TF.Scalar;
-  /** Router z-loss averaged over the MoE layers (whenever the model has one). */
-  routerZ?: TF.Scalar;
-}
 
 /** A block's module names in the runtime's tree (after `layers.{i}.`) and the twin's field for each. */
 const TWIN_FIELDS = {
@@ -425,23 +401,7 @@ export class LlamaTwin {
     const taps: TF.Tensor[] = [];
     const routing: TwinRouting[] = [];
     const logits = this.logits(inputs, l1 > 0 ? taps : undefined, routing);
-    const labels = tf.cast(tf.oneHot(tf.reshape(targets, [-1]), this.config.vocabSize), 'float32');
-    const logProbs = tf.logSoftmax(logits);
-    const crossEntropy = tf.neg(tf.mean(tf.sum(tf.mul(labels, logProbs), -1))) as TF.Scalar;
-    const terms: TwinLossTerms = { total: crossEntropy, crossEntropy };
-    const weighted: TF.Tensor[] = [crossEntropy];
-    const add = (coefficient: number, value: TF.Scalar) => {
-      if (coefficient !== 0) weighted.push(tf.mul(coefficient, value));
-      return value;
-    };
-    if (l1 > 0) terms.activationL1 = add(l1, tf.addN(taps.map((t) => tf.mean(tf.abs(t)))) as TF.Scalar);
-    if (routing.length > 0) {
-      const mean = (losses: TF.Scalar[]) => tf.div(tf.addN(losses), losses.length) as TF.Scalar;
-      terms.loadBalance = add(options.loadBalance ?? 0, mean(routing.map((r) => loadBalancingLoss(tf, r))));
-      terms.routerZ = add(options.routerZ ?? 0, mean(routing.map((r) => routerZLoss(tf, r))));
-    }
-    if (weighted.length > 1) terms.total = tf.addN(weighted) as TF.Scalar;
-    return terms;
+    return combineLossTerms(tf, logits, targets, taps, routing, options);
   }
 
   dispose(): void {
