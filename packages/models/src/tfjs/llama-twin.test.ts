@@ -1,11 +1,12 @@
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import '@tensorflow/tfjs-core/dist/register_all_gradients';
-import { Tensor } from '@sparsekit/core';
+import { type Router, Tensor } from '@sparsekit/core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { UnsupportedModelError } from '../errors.js';
 import { hfTinyDir, hfTinyExpected } from '../hf/hf-tiny.test-util.js';
 import { loadHfModel } from '../hf/load.js';
+import { denseMatrix, Linear } from '../runtime/linear.js';
 import { type GatedMlp, TopKRouter } from '../runtime/mlp.js';
 import { TransformerLM } from '../runtime/model.js';
 import { backendRef } from '../runtime/steps.js';
@@ -32,13 +33,36 @@ describe('tfjs twin of the Llama architecture', () => {
     twin.dispose();
   });
 
-  it('refuses a model it has no counterpart for (a mixture-of-experts MLP), naming the module', async () => {
+  it('refuses a model it has no counterpart for (a router other than top-k, dense experts), naming the module', async () => {
     const { model, config } = await loadHfModel(dir);
     const b = model.params.blocks[1]!;
     const experts = [b.mlp as GatedMlp];
-    b.mlp = { kind: 'moe', gate: experts[0]!.gate, router: new TopKRouter(1, 1), experts };
-    expect(() => LlamaTwin.fromParams(tf, config, model.params)).toThrow(/moe MLP \(layers\.1\.mlp\)/);
+    const gate = new Linear(
+      'layers.1.mlp.gate',
+      denseMatrix(new Float32Array(32), 1, 32),
+      undefined,
+      backendRef(),
+    );
+    const always: Router = {
+      numExperts: 1,
+      route: ({ logits }) => ({
+        k: 1,
+        experts: new Int32Array(logits.size),
+        weights: new Float32Array(logits.size).fill(1),
+      }),
+    };
+    b.mlp = { kind: 'moe', gate, router: always, experts };
+    expect(() => LlamaTwin.fromParams(tf, config, model.params)).toThrow(/layers\.1\.mlp\.router/);
     expect(() => LlamaTwin.fromParams(tf, config, model.params)).toThrow(UnsupportedModelError);
+    b.mlp = {
+      kind: 'moe',
+      gate,
+      router: new TopKRouter(1, 1),
+      experts: [{ kind: 'dense', up: experts[0]!.up, down: experts[0]!.down }],
+    };
+    expect(() => LlamaTwin.fromParams(tf, config, model.params)).toThrow(
+      /dense expert \(layers\.1\.mlp\.experts\.0\)/,
+    );
   });
 
   it('trains: a few Adam steps lower the loss on a repeated sequence', async () => {

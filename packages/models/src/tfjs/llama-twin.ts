@@ -3,30 +3,46 @@
 // gradients. Weights are kept [in, out] and every matMul has a custom gradient built from explicit
 // transposes: on tfjs-backend-wasm a matMul with transpose flags is several times slower than
 // transposing first, and tf.gather has no gradient kernel, so embeddings are a one-hot matMul.
+// A block's MLP is gated (SwiGLU) or a mixture of gated experts (Mixtral; see moe-mlp.ts).
 
 import { InvalidArgumentError } from '@sparsekit/core';
 import type * as TF from '@tensorflow/tfjs-core';
 import type { ModelConfig } from '../config.js';
 import { UnsupportedModelError } from '../errors.js';
 import { denseMatrix, Linear } from '../runtime/linear.js';
-import type { MlpParams } from '../runtime/mlp.js';
+import type { MlpParams, MoeMlp } from '../runtime/mlp.js';
 import { moduleTree } from '../runtime/modules.js';
 import type { ModelParams, NormParams } from '../runtime/params.js';
 import type { BackendRef } from '../runtime/steps.js';
+import { type MoeOps, moeMlp, moeVariables, type TwinMoe, type TwinRouting } from './moe-mlp.js';
+import { initMoe, moeFromParams, moeToParams, transposeValues } from './moe-params.js';
+import { combineLossTerms, type TwinLossOptions, type TwinLossTerms } from './twin-loss.js';
 
 type Tfjs = typeof TF;
 
-export interface TwinLayer {
+interface TwinBlock {
   attentionNorm: TF.Variable;
   q: TF.Variable;
   k: TF.Variable;
   v: TF.Variable;
   o: TF.Variable;
   mlpNorm: TF.Variable;
+}
+
+/** A block with a gated MLP. */
+export interface TwinGatedLayer extends TwinBlock {
   gate: TF.Variable;
   up: TF.Variable;
   down: TF.Variable;
+  moe?: undefined;
 }
+
+/** A block with a mixture-of-experts MLP. */
+export interface TwinMoeLayer extends TwinBlock {
+  moe: TwinMoe;
+}
+
+export type TwinLayer = TwinGatedLayer | TwinMoeLayer;
 
 /** A block's module names in the runtime's tree (after `layers.{i}.`) and the twin's field for each. */
 const TWIN_FIELDS = {
@@ -39,7 +55,7 @@ const TWIN_FIELDS = {
   'mlp.gate_proj': 'gate',
   'mlp.up_proj': 'up',
   'mlp.down_proj': 'down',
-} as const satisfies Record<string, keyof TwinLayer>;
+} as const satisfies Record<string, Exclude<keyof TwinGatedLayer, 'moe'>>;
 
 export interface TwinWeights {
   embed: TF.Variable;
@@ -47,12 +63,6 @@ export interface TwinWeights {
   norm: TF.Variable;
   /** [hidden, vocab]; absent when tied to the embedding. */
   head?: TF.Variable;
-}
-
-function transposeValues(values: Float32Array, rows: number, cols: number): Float32Array {
-  const t = new Float32Array(values.length);
-  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) t[c * rows + r] = values[r * cols + c]!;
-  return t;
 }
 
 /** A Llama-style model on tfjs variables, trainable, convertible to and from runtime parameters. */
@@ -65,6 +75,7 @@ export class LlamaTwin {
   private readonly rotateHalf: TF.Tensor2D;
   /** [kvHeads * headDim, heads * headDim] 0/1 matrix copying KV heads to query heads (GQA only). */
   private readonly expandKv: TF.Tensor2D | undefined;
+  private readonly moeOps: MoeOps;
 
   constructor(
     readonly tf: Tfjs,
@@ -99,6 +110,7 @@ export class LlamaTwin {
       }) as (a: TF.Tensor, b: TF.Tensor) => TF.Tensor;
     this.mm = withGradient((t) => tf.transpose(t));
     this.bmm = withGradient((t) => tf.transpose(t, [0, 1, 3, 2]));
+    this.moeOps = { tf, mm: this.mm, activate: (gate) => this.activate(gate) };
     const half = config.headDim / 2;
     const cos = new Float32Array(config.maxPositions * config.headDim);
     const sin = new Float32Array(config.maxPositions * config.headDim);
@@ -131,7 +143,11 @@ export class LlamaTwin {
     } else this.expandKv = undefined;
   }
 
-  /** Fresh weights: normal(0, 0.02) matrices (output projections scaled by 1/sqrt(2 layers)), unit norms. */
+  /**
+   * Fresh weights: normal(0, 0.02) matrices (output projections scaled by 1/sqrt(2 layers)), unit
+   * norms; with `config.moe`, every block a mixture of `numExperts` gated experts of
+   * `intermediateSize` channels, `expertsPerToken` chosen per token (renormalised, as Mixtral).
+   */
   static init(tf: Tfjs, config: ModelConfig, seed: number): LlamaTwin {
     const c = config;
     const H = c.hiddenSize;
@@ -141,17 +157,24 @@ export class LlamaTwin {
     const ones = () => tf.variable(tf.ones([H]));
     const std = 0.02;
     const out = std / Math.sqrt(2 * c.numLayers);
-    const layers = Array.from({ length: c.numLayers }, () => ({
-      attentionNorm: ones(),
-      q: normal([H, c.numHeads * c.headDim], std),
-      k: normal([H, c.numKvHeads * c.headDim], std),
-      v: normal([H, c.numKvHeads * c.headDim], std),
-      o: normal([c.numHeads * c.headDim, H], out),
-      mlpNorm: ones(),
-      gate: normal([H, c.intermediateSize], std),
-      up: normal([H, c.intermediateSize], std),
-      down: normal([c.intermediateSize, H], out),
-    }));
+    const layers = Array.from(
+      { length: c.numLayers },
+      (): TwinLayer => ({
+        attentionNorm: ones(),
+        q: normal([H, c.numHeads * c.headDim], std),
+        k: normal([H, c.numKvHeads * c.headDim], std),
+        v: normal([H, c.numKvHeads * c.headDim], std),
+        o: normal([c.numHeads * c.headDim, H], out),
+        mlpNorm: ones(),
+        ...(c.moe === undefined
+          ? {
+              gate: normal([H, c.intermediateSize], std),
+              up: normal([H, c.intermediateSize], std),
+              down: normal([c.intermediateSize, H], out),
+            }
+          : { moe: initMoe(c, normal, std, out) }),
+      }),
+    );
     return new LlamaTwin(tf, config, {
       embed: normal([c.vocabSize, H], std),
       layers,
@@ -162,8 +185,9 @@ export class LlamaTwin {
 
   /**
    * The twin of a runtime model's parameters (dense weights; copies), read off the module tree:
-   * every module must be one the twin has (`TWIN_FIELDS`), so a model the twin cannot train (a
-   * mixture of experts, SliceGPT's shortcuts) is refused, naming the module.
+   * every module must be one the twin has (`TWIN_FIELDS`, or a mixture of gated experts behind a
+   * `TopKRouter`), so a model the twin cannot train (another router, SliceGPT's shortcuts) is
+   * refused, naming the module.
    */
   static fromParams(tf: Tfjs, config: ModelConfig, p: ModelParams): LlamaTwin {
     const lin = (l: Linear) =>
@@ -174,17 +198,24 @@ export class LlamaTwin {
         ]),
       );
     const c = config;
-    const layers: Partial<TwinLayer>[] = p.blocks.map(() => ({}));
+    const layers: (Partial<Omit<TwinGatedLayer, 'moe'>> & { moe?: TwinMoe })[] = p.blocks.map(() => ({}));
     const top: Partial<TwinWeights> = {};
+    const moeSlots: string[] = [];
     for (const { name, kind, module } of moduleTree(p)) {
       const inBlock = /^layers\.(\d+)\.(.+)$/.exec(name);
       const field = inBlock === null ? undefined : TWIN_FIELDS[inBlock[2] as keyof typeof TWIN_FIELDS];
       if (kind === 'block' || kind === 'attention') continue;
+      // The router gate, router, experts and their layers of a mixture read below.
+      if (moeSlots.some((slot) => name.startsWith(`${slot}.`))) continue;
       if (kind === 'mlp') {
-        if ((module as MlpParams).kind !== 'gated')
+        const mlp = module as MlpParams;
+        if (mlp.kind === 'moe' && inBlock !== null) {
+          layers[Number(inBlock[1])]!.moe = moeFromParams(tf, name, mlp as MoeMlp);
+          moeSlots.push(name);
+        } else if (mlp.kind !== 'gated')
           throw new UnsupportedModelError(
-            `${(module as MlpParams).kind} MLP (${name})`,
-            'the tfjs twin trains gated (Llama) MLPs only',
+            `${mlp.kind} MLP (${name})`,
+            'the tfjs twin trains gated (Llama) MLPs and mixtures of gated experts only',
           );
         continue;
       }
@@ -228,20 +259,23 @@ export class LlamaTwin {
     return {
       embedTokens,
       blocks: this.weights.layers.map((l, i) => {
-        const at = (module: keyof typeof TWIN_FIELDS) => lin(`layers.${i}.${module}`, l[TWIN_FIELDS[module]]);
+        const at = (module: keyof typeof TWIN_FIELDS, v: TF.Variable) => lin(`layers.${i}.${module}`, v);
         return {
           attentionNorm: { weight: read(l.attentionNorm) },
-          q: at('self_attn.q_proj'),
-          k: at('self_attn.k_proj'),
-          v: at('self_attn.v_proj'),
-          o: at('self_attn.o_proj'),
+          q: at('self_attn.q_proj', l.q),
+          k: at('self_attn.k_proj', l.k),
+          v: at('self_attn.v_proj', l.v),
+          o: at('self_attn.o_proj', l.o),
           mlpNorm: { weight: read(l.mlpNorm) },
-          mlp: {
-            kind: 'gated' as const,
-            gate: at('mlp.gate_proj'),
-            up: at('mlp.up_proj'),
-            down: at('mlp.down_proj'),
-          },
+          mlp:
+            l.moe === undefined
+              ? {
+                  kind: 'gated' as const,
+                  gate: at('mlp.gate_proj', l.gate),
+                  up: at('mlp.up_proj', l.up),
+                  down: at('mlp.down_proj', l.down),
+                }
+              : moeToParams(l.moe, `layers.${i}.mlp`, kernels),
         };
       }),
       finalNorm: { weight: read(this.weights.norm) },
@@ -257,7 +291,15 @@ export class LlamaTwin {
     const w = this.weights;
     return [
       w.embed,
-      ...w.layers.flatMap((l) => [l.attentionNorm, l.q, l.k, l.v, l.o, l.mlpNorm, l.gate, l.up, l.down]),
+      ...w.layers.flatMap((l) => [
+        l.attentionNorm,
+        l.q,
+        l.k,
+        l.v,
+        l.o,
+        l.mlpNorm,
+        ...(l.moe === undefined ? [l.gate, l.up, l.down] : moeVariables(l.moe)),
+      ]),
       w.norm,
       ...(w.head === undefined ? [] : [w.head]),
     ];
@@ -297,9 +339,11 @@ export class LlamaTwin {
 
   /**
    * Logits [batch * seq, vocab] for token ids [batch, seq] (call inside tf.tidy or a gradient).
-   * `taps`, when given, receives each block's act(gate) [batch * seq, intermediate].
+   * `taps`, when given, receives each block's act(gate) [batch * seq, intermediate] (a mixture's:
+   * [batch * seq, experts * intermediate], zero where an expert was not chosen); `routing`, when
+   * given, each MoE block's router logits, probabilities and top-k mask.
    */
-  logits(ids: TF.Tensor2D, taps?: TF.Tensor[]): TF.Tensor2D {
+  logits(ids: TF.Tensor2D, taps?: TF.Tensor[], routing?: TwinRouting[]): TF.Tensor2D {
     const tf = this.tf;
     const c = this.config;
     const [batch, seq] = ids.shape;
@@ -324,6 +368,10 @@ export class LlamaTwin {
       const merged = tf.reshape(tf.transpose(attended, [0, 2, 1, 3]), [n, c.numHeads * hd]);
       x = tf.add(x, this.mm(merged, l.o));
       const m = this.rmsNorm(x, l.mlpNorm);
+      if (l.moe !== undefined) {
+        x = tf.add(x, moeMlp(this.moeOps, l.moe, m, routing, taps));
+        continue;
+      }
       const act = this.activate(this.mm(m, l.gate));
       taps?.push(act);
       const inner = tf.mul(act, this.mm(m, l.up));
@@ -336,18 +384,24 @@ export class LlamaTwin {
   /**
    * Mean cross-entropy (nats) of predicting `targets` [batch, seq] from `inputs` [batch, seq], plus
    * `activationL1` times the sum over blocks of the mean |act(gate)| (ProSparse's sparsity
-   * regularisation; default 0).
+   * regularisation), `loadBalance` times the MoE load-balancing loss and `routerZ` times the router
+   * z-loss (each default 0; `lossTerms` gives the components).
    */
-  loss(inputs: TF.Tensor2D, targets: TF.Tensor2D, options: { activationL1?: number } = {}): TF.Scalar {
+  loss(inputs: TF.Tensor2D, targets: TF.Tensor2D, options: TwinLossOptions = {}): TF.Scalar {
+    return this.lossTerms(inputs, targets, options).total;
+  }
+
+  /**
+   * `loss` and its unweighted components. Inside `tf.variableGrads(() => ...)` the components are
+   * freed with the gradient's scope unless kept (`tf.keep`).
+   */
+  lossTerms(inputs: TF.Tensor2D, targets: TF.Tensor2D, options: TwinLossOptions = {}): TwinLossTerms {
     const tf = this.tf;
     const l1 = options.activationL1 ?? 0;
     const taps: TF.Tensor[] = [];
-    const logits = this.logits(inputs, l1 > 0 ? taps : undefined);
-    const labels = tf.cast(tf.oneHot(tf.reshape(targets, [-1]), this.config.vocabSize), 'float32');
-    const logProbs = tf.logSoftmax(logits);
-    const ce = tf.neg(tf.mean(tf.sum(tf.mul(labels, logProbs), -1))) as TF.Scalar;
-    if (l1 === 0) return ce;
-    return tf.add(ce, tf.mul(l1, tf.addN(taps.map((t) => tf.mean(tf.abs(t)))))) as TF.Scalar;
+    const routing: TwinRouting[] = [];
+    const logits = this.logits(inputs, l1 > 0 ? taps : undefined, routing);
+    return combineLossTerms(tf, logits, targets, taps, routing, options);
   }
 
   dispose(): void {
