@@ -193,12 +193,21 @@ export class BlockMask {
   }
 }
 
+/** Most blocks one mask lists (each direction; 1 GiB of indices). */
+export const MAX_LISTED_BLOCKS = 2 ** 28;
+
 /** A growable list of int32. */
 class IntList {
   data = new Int32Array(1024);
   length = 0;
   push(v: number): void {
     if (this.length === this.data.length) {
+      if (this.length >= MAX_LISTED_BLOCKS)
+        throw new InvalidArgumentError(
+          'blockSize',
+          'too small',
+          `the mask would list more than ${MAX_LISTED_BLOCKS} blocks: use larger blocks`,
+        );
       const grown = new Int32Array(this.data.length * 2);
       grown.set(this.data);
       this.data = grown;

@@ -68,6 +68,7 @@ export {
 export {
   decodeStepwise,
   policyPerplexity,
+  poolSelectionStats,
   recordSelections,
   type SelectionStats,
   type StepwiseOptions,

@@ -183,3 +183,16 @@ export function policyPerplexity(
   }
   return { perplexity: Math.exp(nll / tokens), nll, tokens };
 }
+
+/** Statistics of several recorders (windows, runs) pooled, weighted by their steps. */
+export function poolSelectionStats(all: readonly SelectionStats[]): SelectionStats {
+  const steps = all.reduce((n, s) => n + s.steps, 0);
+  if (steps === 0) return { steps: 0, recall: 1, relativeError: 0, density: 1 };
+  const mean = (f: (s: SelectionStats) => number) => all.reduce((a, s) => a + f(s) * s.steps, 0) / steps;
+  return {
+    steps,
+    recall: mean((s) => s.recall),
+    relativeError: mean((s) => s.relativeError),
+    density: mean((s) => s.density),
+  };
+}

@@ -25,6 +25,7 @@ import {
   KV_POLICIES,
   labelChannels,
   policyPerplexity,
+  poolSelectionStats,
   recordSelections,
   type SelectionStats,
 } from '@sparsekit/sparse-attention';
@@ -97,27 +98,13 @@ for (const budget of budgets) {
     add(label, budget, () => {
       const settings = { budget, channels, ...(pageSize === undefined ? {} : { pageSize }) };
       if (entry.kind === 'evict') return { ppl: decodedPerplexity(() => entry.make(settings), pageSize) };
-      let last: ReturnType<typeof recordSelections> | undefined;
       const recorders: Array<ReturnType<typeof recordSelections>> = [];
       const ppl = decodedPerplexity(() => {
-        last = recordSelections(entry.make(settings));
-        recorders.push(last);
-        return last.policy;
+        const recorder = recordSelections(entry.make(settings));
+        recorders.push(recorder);
+        return recorder.policy;
       }, pageSize);
-      // Pool the windows' statistics, weighted by their steps.
-      const all = recorders.map((r) => r.stats());
-      const steps = all.reduce((n, s) => n + s.steps, 0);
-      const mean = (f: (s: SelectionStats) => number) =>
-        all.reduce((a, s) => a + f(s) * s.steps, 0) / Math.max(1, steps);
-      return {
-        ppl,
-        stats: {
-          steps,
-          recall: mean((s) => s.recall),
-          relativeError: mean((s) => s.relativeError),
-          density: mean((s) => s.density),
-        },
-      };
+      return { ppl, stats: poolSelectionStats(recorders.map((r) => r.stats())) };
     });
   }
 }

@@ -16,8 +16,8 @@ import {
   POLICY_NAMES,
   policyEntry,
   policyPerplexity,
+  poolSelectionStats,
   recordSelections,
-  type SelectionStats,
   syntheticLayer,
 } from '@sparsekit/sparse-attention';
 import { loadLabelChannels, saveLabelChannels } from '@sparsekit/sparse-attention/node';
@@ -248,7 +248,7 @@ async function evaluate(flags: Flags, backend: Backend, ui: Ui) {
   };
   const sparse = policyPerplexity(model, windows, make, { ...options, onProgress: ui.progress(entry.name) });
   ui.done();
-  const stats = recorders.length === 0 ? undefined : pool(recorders.map((r) => r.stats()));
+  const stats = recorders.length === 0 ? undefined : poolSelectionStats(recorders.map((r) => r.stats()));
   const rows = [
     ...(dense === undefined ? [] : [['dense', '-', dense.perplexity.toFixed(2), '-', '-', '-']]),
     [
@@ -275,19 +275,6 @@ async function evaluate(flags: Flags, backend: Backend, ui: Ui) {
     perplexity: sparse.perplexity,
     densePerplexity: dense?.perplexity ?? null,
     selection: stats ?? null,
-  };
-}
-
-/** The windows' selection statistics, weighted by their steps. */
-function pool(all: SelectionStats[]): SelectionStats {
-  const steps = all.reduce((n, s) => n + s.steps, 0);
-  const mean = (f: (s: SelectionStats) => number) =>
-    all.reduce((a, s) => a + f(s) * s.steps, 0) / Math.max(1, steps);
-  return {
-    steps,
-    recall: mean((s) => s.recall),
-    relativeError: mean((s) => s.relativeError),
-    density: mean((s) => s.density),
   };
 }
 

@@ -1,5 +1,5 @@
 // Double Sparsity channel files on disk (Node): the reference's JSON layout, written atomically.
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { InvalidFormatError, IOError, strictJsonIssue } from '@sparsekit/core';
 import { writeFileAtomic } from '@sparsekit/core/node';
 import type { LabelChannels, LabelSource } from './double-sparsity.js';
@@ -8,6 +8,9 @@ import {
   channelFileContents,
   parseChannelFile,
 } from './double-sparsity-calibrate.js';
+
+/** The largest channel file read (1024 layers x 128 heads x 256 channels as JSON is ~100 MB). */
+export const MAX_CHANNEL_FILE_BYTES = 128 * 2 ** 20;
 
 /**
  * Write a calibration's channel orders to `path` as the reference's `config/<owner>/<model>.json`:
@@ -28,8 +31,16 @@ export async function saveLabelChannels(path: string, importance: ChannelImporta
 export async function loadLabelChannels(path: string, source: LabelSource = 'qk'): Promise<LabelChannels> {
   let text: string;
   try {
+    // A channel file is a few kB per layer; refuse one that could not be one before reading it.
+    const { size } = await stat(path);
+    if (size > MAX_CHANNEL_FILE_BYTES)
+      throw new InvalidFormatError(
+        'Double Sparsity channel file',
+        `${path}: ${size} bytes, more than the ${MAX_CHANNEL_FILE_BYTES} a channel file of any model needs`,
+      );
     text = await readFile(path, 'utf8');
   } catch (error) {
+    if (error instanceof InvalidFormatError) throw error;
     throw new IOError(path, 'Could not read the channel file', error);
   }
   let value: unknown;

@@ -1,10 +1,10 @@
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { InvalidArgumentError, InvalidFormatError, IOError, Rng, ShapeMismatchError } from '@sparsekit/core';
 import { createWasmBackend } from '@sparsekit/sparse-formats';
 import { describe, expect, it } from 'vitest';
-import { loadLabelChannels, saveLabelChannels } from './channel-file.js';
+import { loadLabelChannels, MAX_CHANNEL_FILE_BYTES, saveLabelChannels } from './channel-file.js';
 import { doubleSparsity, type LabelChannels, pseudoQuantize } from './double-sparsity.js';
 import {
   type ChannelImportance,
@@ -251,6 +251,14 @@ describe('Double Sparsity channel files', () => {
     const loaded = await loadLabelChannels(path);
     expect(loaded).toEqual(qk);
     expect(await loadLabelChannels(path, 'k')).toEqual(labelChannels(importance, 'k'));
+  });
+
+  it('refuses a file too large to be a channel file before reading it', async () => {
+    const huge = join(dir, 'huge.json');
+    writeFileSync(huge, '');
+    truncateSync(huge, MAX_CHANNEL_FILE_BYTES + 1); // sparse: no data written
+    await expect(loadLabelChannels(huge)).rejects.toThrow(InvalidFormatError);
+    await expect(loadLabelChannels(huge)).rejects.toThrow(/more than/);
   });
 
   it('reads reference files with other entries, and refuses malformed ones with typed errors', async () => {
