@@ -12,6 +12,7 @@ import {
   sinks,
   slidingWindow,
 } from './mask-mods.js';
+import { longformer } from './patterns.js';
 
 const kindsOf = (m: MaskMod, qLen: number, kvLen: number, bq: number, bkv: number) =>
   kindsPerHead(m, qLen, kvLen, bq, bkv)[0]!;
@@ -88,6 +89,9 @@ describe('block masks', () => {
       andMasks(causal(), orMasks(sinks(2), slidingWindow(5))),
       andMasks(causal(), documents([4, 4, 20])),
       orMasks(sinks(4), slidingWindow(3)),
+      longformer({ window: 6, globals: [0, 13, 20] }),
+      longformer({ window: 5, globals: [2, 9], causal: true }),
+      longformer({ window: 4 }),
     ];
     for (const m of mods) {
       expect(m.keyRanges, `${m.label} has key ranges`).toBeDefined();

@@ -76,8 +76,30 @@ export function longformer(options: LongformerOptions): MaskMod {
     const kb = lastOutside(globals, kv0, kvLast);
     return lo(qb) <= ka && hi(qa) >= kb ? 'full' : 'partial';
   };
+  // Keys queries [q0, q1) may read: every key when one of them is global, else their windows and
+  // the global keys (causal: none after the last query).
+  const keyRanges = (_b: number, _h: number, q0: number, q1: number): number[] => {
+    const end = causal ? q1 : Number.POSITIVE_INFINITY;
+    const g = lowerBound(globals, q0);
+    if (g < globals.length && globals[g]! < q1) return [0, end];
+    const window = [Math.max(0, lo(q0)), Math.min(end, hi(q1 - 1) + 1)];
+    const out: number[] = [];
+    let placed = false;
+    for (const k of globals) {
+      if (k >= end) break;
+      if (!placed && k >= window[0]!) {
+        out.push(window[0]!, window[1]!);
+        placed = true;
+      }
+      if (placed && k < window[1]!) continue;
+      if (out.length > 0 && out[out.length - 1] === k) out[out.length - 1] = k + 1;
+      else out.push(k, k + 1);
+    }
+    if (!placed) out.push(window[0]!, window[1]!);
+    return out;
+  };
   const label = `longformer (window ${window}${causal ? ', causal' : ''}, ${globals.length} globals)`;
-  return Object.assign(pair, { block, label });
+  return Object.assign(pair, { block, label, keyRanges });
 }
 
 export interface BigBirdOptions {
