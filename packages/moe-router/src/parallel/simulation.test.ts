@@ -160,6 +160,55 @@ describe('expert parallelism on worker threads', () => {
     },
   );
 
+  it('deduplicating sends fewer rows when a token has two experts on one device, same output', async () => {
+    const experts = makeExperts(new Rng(9), 4);
+    // Token 0 goes to experts 0 and 2 (both on device 0 under round-robin over 2), token 1 to 1 and 3.
+    const routing: Routing = {
+      k: 2,
+      experts: Int32Array.of(0, 2, 1, 3),
+      weights: Float32Array.of(0.5, 0.5, 0.25, 0.75),
+    };
+    const hidden = new Rng(10).normalArray(2 * WIDTH);
+    const options = { experts, width: WIDTH, devices: 2, tokenDevice: [1, 0] };
+    const [perSlot, perToken] = await Promise.all([
+      simulateExpertParallel(routing, hidden, options),
+      simulateExpertParallel(routing, hidden, { ...options, dedupe: true }),
+    ]);
+    const row = WIDTH * 4;
+    expect(Array.from(perSlot.dispatchBytes)).toEqual([0, 2 * row, 2 * row, 0]);
+    expect(Array.from(perToken.dispatchBytes)).toEqual([0, row, row, 0]);
+    expect(Array.from(perToken.rowsPerDevice)).toEqual([2, 2]);
+    expect(perToken.output).toAllClose(perSlot.output, { atol: 1e-6, rtol: 1e-6 });
+  });
+
+  it('refuses bad inputs before posting anything', async () => {
+    const experts = makeExperts(new Rng(11), 4);
+    await expect(ExpertParallelSimulation.start({ experts, width: WIDTH + 1, devices: 2 })).rejects.toThrow(
+      /expert 0 gate weight/,
+    );
+    await expect(ExpertParallelSimulation.start({ experts, width: WIDTH, devices: 5 })).rejects.toThrow(
+      /at most numExperts/,
+    );
+    const simulation = await ExpertParallelSimulation.start({ experts, width: WIDTH, devices: 2 });
+    try {
+      const bad: Routing = { k: 1, experts: Int32Array.of(4), weights: Float32Array.of(1) };
+      await expect(simulation.run(bad, new Float32Array(WIDTH))).rejects.toThrow(/routed expert/);
+      const ok: Routing = { k: 1, experts: Int32Array.of(1), weights: Float32Array.of(1) };
+      await expect(simulation.run(ok, new Float32Array(2 * WIDTH))).rejects.toThrow(/hidden/);
+      // Still usable after a refused run.
+      const run = await simulation.run(ok, new Float32Array(WIDTH).fill(0.5));
+      expect(run.output).toAllClose(
+        runExpertsLocally(ok, new Float32Array(WIDTH).fill(0.5), WIDTH, experts),
+        {
+          atol: 1e-6,
+          rtol: 1e-6,
+        },
+      );
+    } finally {
+      await simulation.close();
+    }
+  });
+
   describe('one simulation, several runs', () => {
     let simulation: ExpertParallelSimulation | undefined;
     afterAll(async () => {

@@ -68,6 +68,7 @@ interface NodeWorker {
   postMessage(value: unknown, transfer?: readonly ArrayBuffer[]): void;
   on(event: 'message', listener: (value: unknown) => void): void;
   on(event: 'error', listener: (error: Error) => void): void;
+  on(event: 'exit', listener: (code: number) => void): void;
   terminate(): Promise<number>;
 }
 
@@ -147,6 +148,12 @@ export class ExpertParallelSimulation {
     workers.forEach((w) => {
       w.on('message', (m) => this.receive(m as CombineMessage));
       w.on('error', (error) => this.fail(error));
+      w.on('exit', (code) => {
+        if (!this.closed)
+          this.fail(
+            new InvalidArgumentError('device worker', code, 'exited before the simulation was closed'),
+          );
+      });
     });
   }
 
