@@ -1,7 +1,8 @@
 /**
  * Decode tokens/s of a mixture-of-experts model against dense models of equal total and of equal
  * active parameters, measured in one run on the wasm backend, plus one MoE layer on a batch of
- * tokens under dropless and capacity dispatch.
+ * tokens under dropless and capacity dispatch, and that layer's routing through the expert-parallel
+ * cost model (bytes and loads on paper, untimed).
  *
  *   pnpm bench            (in this package)
  *   node build/bench/decode.js [--quick] [--hidden 512] [--layers 4] [--width 4096] [--experts 8]
@@ -43,6 +44,8 @@ import {
 import {
   type Capacity,
   dispatch,
+  expertParallelCost,
+  gatedExpertFlops,
   loadMetrics,
   paddedDispatch,
   type RouteResult,
@@ -324,6 +327,33 @@ const layerRows = layerCases.map((c, i) => ({
   droplessOver: dropless / layerTimes[i]!.coldMs,
 }));
 
+// The same 64-token dropless routing spread over devices, on paper (bf16 rows on the wire): no
+// timing, the bytes and loads `expertParallelCost` predicts (the simulation's tests check them).
+const layerRouting = softmaxTopK({ numExperts, k }).route(input);
+const parallelRows = [2, 4, 8]
+  .filter((d) => d <= numExperts)
+  .flatMap((devices) =>
+    (['round-robin', 'contiguous'] as const).map((placement) => {
+      const c = expertParallelCost(layerRouting, {
+        numExperts,
+        devices,
+        placement,
+        width: hidden,
+        bytesPerValue: 2,
+        expertFlops: gatedExpertFlops(hidden, expertWidth),
+      });
+      return {
+        devices,
+        placement,
+        dispatchBytes: c.allToAll.dispatch,
+        maxSentBytes: Math.max(...c.sentBytes),
+        localShare: c.localShare,
+        rowMaxOverMean: c.rowLoad.maxOverMean,
+        flopMaxOverMean: c.flopLoad.maxOverMean,
+      };
+    }),
+  );
+
 const mParams = (n: number) => (n / 1e6).toFixed(2);
 const table = [
   markdownTable(
@@ -362,6 +392,27 @@ const table = [
       ratio(r.droplessOver),
     ]),
   ),
+  '',
+  `Expert parallelism on paper: that layer's dropless routing of ${batch} tokens over devices (bf16 rows):`,
+  '',
+  markdownTable(
+    [
+      'devices',
+      'placement',
+      'dispatch all-to-all KB',
+      'max sent by a device KB',
+      'local slots',
+      'load max / mean',
+    ],
+    parallelRows.map((r) => [
+      String(r.devices),
+      r.placement,
+      (r.dispatchBytes / 1024).toFixed(1),
+      (r.maxSentBytes / 1024).toFixed(1),
+      r.localShare.toFixed(3),
+      r.rowMaxOverMean.toFixed(2),
+    ]),
+  ),
 ].join('\n');
 const moeRow = decodeRows[1]!;
 reportResults({
@@ -381,6 +432,7 @@ reportResults({
     denseActiveOverDenseTotal: denseActive.decodeTokensPerSecond / denseTotal.decodeTokensPerSecond,
     totalOverActive: moeRow.totalParams / moeRow.activeParams,
     layer: layerRows,
+    parallel: parallelRows,
   },
 });
 await backend.dispose();
