@@ -51,6 +51,27 @@ export {
   routerZLoss,
 } from './losses.js';
 export { type ExpertSparsity, expertSparsity, type LoadMetrics, loadMetrics } from './metrics.js';
+export {
+  type ExpertParallelCost,
+  type ExpertParallelOptions,
+  expertParallelCost,
+  gatedExpertFlops,
+  type Spread,
+  spread,
+} from './parallel/cost-model.js';
+export { addExpertRow, checkExperts, type GatedExpert, runExpertsLocally } from './parallel/experts.js';
+export {
+  type ExpertPlacement,
+  type ExpertPlacementKind,
+  placeExperts,
+  shardTokens,
+} from './parallel/placement.js';
+export {
+  ExpertParallelSimulation,
+  type SimulationOptions,
+  type SimulationRun,
+  simulateExpertParallel,
+} from './parallel/simulation.js';
 export { type RecordingRouter, type RoutingRecord, recordRoutings } from './record.js';
 export {
   type ReluRmsOptions,
