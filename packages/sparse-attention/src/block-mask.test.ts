@@ -4,7 +4,6 @@ import { createBlockMask } from './block-mask.js';
 import { bruteKinds, kindsOf as kindsPerHead } from './brute-force.test-util.js';
 import {
   andMasks,
-  type BlockKind,
   causal,
   documents,
   type MaskMod,
