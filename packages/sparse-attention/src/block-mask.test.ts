@@ -2,15 +2,7 @@ import { InvalidArgumentError, Rng } from '@sparsekit/core';
 import { describe, expect, it } from 'vitest';
 import { createBlockMask } from './block-mask.js';
 import { bruteKinds, kindsOf as kindsPerHead } from './brute-force.test-util.js';
-import {
-  andMasks,
-  causal,
-  documents,
-  type MaskMod,
-  orMasks,
-  sinks,
-  slidingWindow,
-} from './mask-mods.js';
+import { andMasks, causal, documents, type MaskMod, orMasks, sinks, slidingWindow } from './mask-mods.js';
 import { longformer } from './patterns.js';
 
 const kindsOf = (m: MaskMod, qLen: number, kvLen: number, bq: number, bkv: number) =>

@@ -73,7 +73,7 @@ describe('Quest', () => {
   });
 
   it('keeps f16 bounds rounded outward on a backend: still upper bounds, nearly the same pages', async () => {
-    for (const x of [0, -0, 1e-9, -1e-9, 0.1, -0.1, 2.7183, -65000, 70000, 1 / 3])
+    for (const x of [0, -0, 1e-9, -1e-9, 0.1, -0.1, 2.5, -65000, 70000, 1 / 3])
       for (const dir of [1, -1] as const) {
         const v = f16BitsToF32(halfToward(x, dir));
         expect(dir === 1 ? v >= x : v <= x).toBe(true);
