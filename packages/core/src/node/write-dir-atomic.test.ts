@@ -151,10 +151,11 @@ describe('writeDirAtomic', () => {
   it('a second writer to the same folder fails at once while the first holds the lock', async () => {
     const parent = scratch();
     const out = join(parent, 'out');
+    // The first writer holds the lock until `finish`, whenever its own writing is done (a loaded
+    // machine may still be writing when the second writer is refused).
     let finish: () => void = () => undefined;
-    const first = writeDirAtomic(out, (dir) =>
-      fill(dir, 'v1').then(() => new Promise<void>((r) => (finish = r))),
-    );
+    const held = new Promise<void>((r) => (finish = r));
+    const first = writeDirAtomic(out, (dir) => fill(dir, 'v1').then(() => held));
     await new Promise((r) => setTimeout(r, 20));
     expect(existsSync(lockPath(out))).toBe(true);
     const error = await writeDirAtomic(out, (dir) => fill(dir, 'v2'), { replace: true }).catch(
