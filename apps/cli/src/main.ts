@@ -10,6 +10,7 @@ import { demoCommand } from './commands/demo.js';
 import { evalCommand } from './commands/eval.js';
 import { generateCommand } from './commands/generate.js';
 import { inspectCommand } from './commands/inspect.js';
+import { moeCommand } from './commands/moe.js';
 import { pruneCommand } from './commands/prune.js';
 import { CliError } from './model-io.js';
 import { type Io, Ui } from './ui.js';
@@ -24,6 +25,7 @@ export const COMMANDS: readonly Command[] = [
   convertCommand,
   activationsCommand,
   attentionCommand,
+  moeCommand,
 ];
 
 const HELP = `sparsekit: prune, evaluate, pack, inspect and benchmark sparse language models.

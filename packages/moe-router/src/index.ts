@@ -52,6 +52,19 @@ export {
 } from './losses.js';
 export { type ExpertSparsity, expertSparsity, type LoadMetrics, loadMetrics } from './metrics.js';
 export {
+  concatRouteResults,
+  type LayerRoutings,
+  type ModelRecording,
+  type MoeLayer,
+  type MoeModelLike,
+  type MoeSlotLike,
+  moeLayers,
+  recordModelRoutings,
+  routeResultOf,
+  swapRouters,
+  withRouters,
+} from './model-routers.js';
+export {
   type ExpertParallelCost,
   type ExpertParallelOptions,
   expertParallelCost,
