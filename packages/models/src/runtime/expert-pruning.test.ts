@@ -1,8 +1,13 @@
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { InvalidArgumentError, Rng, type Router, Tensor } from '@sparsekit/core';
+import { writeSafetensors } from '@sparsekit/core/node';
 import { describe, expect, it } from 'vitest';
 import { UnsupportedModelError } from '../errors.js';
 import { hfTinyDir, hfTinyExpected } from '../hf/hf-tiny.test-util.js';
 import { loadHfModel } from '../hf/load.js';
+import { saveModel } from '../hf/save.js';
 import { denseMatrix, Linear } from './linear.js';
 import { type GatedMlp, TopKRouter } from './mlp.js';
 import { backendRef } from './steps.js';
@@ -122,5 +127,83 @@ describe('removing experts (ExpertPrunableLM)', () => {
     expect(() => model.routerWeight(model.numBlocks)).toThrow(InvalidArgumentError);
     expect(model.expertCount(0)).toBe(E);
     expect(model.logits(ids).data).toEqual(before);
+  });
+
+  it('a pruned Mixtral checkpoint saves with the new expert count and loads back to the same logits', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'sparsekit-expert-pruning-'));
+    try {
+      const [H, V, L] = [16, 40, 2];
+      const rng = new Rng(9);
+      const t = (...shape: number[]) =>
+        new Tensor(
+          'f32',
+          shape,
+          rng.normalArray(
+            shape.reduce((a, b) => a * b),
+            0,
+            0.3,
+          ),
+        );
+      const ones = () => new Tensor('f32', [H], new Float32Array(H).fill(1));
+      const tensors: Record<string, Tensor> = {
+        'model.embed_tokens.weight': t(V, H),
+        'model.norm.weight': ones(),
+        'lm_head.weight': t(V, H),
+      };
+      for (let l = 0; l < L; l++) {
+        const p = `model.layers.${l}.`;
+        tensors[`${p}input_layernorm.weight`] = ones();
+        tensors[`${p}post_attention_layernorm.weight`] = ones();
+        for (const [name, rows] of [
+          ['q', H],
+          ['k', 8],
+          ['v', 8],
+          ['o', H],
+        ] as const)
+          tensors[`${p}self_attn.${name}_proj.weight`] = t(rows, H);
+        tensors[`${p}block_sparse_moe.gate.weight`] = t(E, H);
+        for (let e = 0; e < E; e++) {
+          tensors[`${p}block_sparse_moe.experts.${e}.w1.weight`] = t(I, H);
+          tensors[`${p}block_sparse_moe.experts.${e}.w2.weight`] = t(H, I);
+          tensors[`${p}block_sparse_moe.experts.${e}.w3.weight`] = t(I, H);
+        }
+      }
+      const config = {
+        architectures: ['MixtralForCausalLM'],
+        model_type: 'mixtral',
+        vocab_size: V,
+        hidden_size: H,
+        intermediate_size: I,
+        num_hidden_layers: L,
+        num_attention_heads: 4,
+        num_key_value_heads: 2,
+        max_position_embeddings: 32,
+        rms_norm_eps: 1e-5,
+        rope_theta: 10000,
+        num_local_experts: E,
+        num_experts_per_tok: 2,
+        tie_word_embeddings: false,
+      };
+      await writeFile(join(dir, 'config.json'), JSON.stringify(config));
+      await writeSafetensors(join(dir, 'model.safetensors'), tensors);
+      const { model } = await loadHfModel(dir);
+      model.removeExperts([[0], [2]]);
+      expect(model.config.moe).toEqual({ numExperts: E - 1, expertsPerToken: 2 });
+      // The experts left are renumbered, their layers' names too.
+      const names = model.linearLayers().map((l) => l.name);
+      expect(names).toContain('layers.0.mlp.experts.2.up_proj');
+      expect(names.filter((n) => n.includes('.experts.3.'))).toEqual([]);
+      const ids = new Tensor('i32', [1, 6], Int32Array.of(1, 7, 3, 30, 2, 9));
+      const logits = model.logits(ids).data.slice();
+      const saved = join(dir, 'saved');
+      await saveModel(model, saved);
+      const savedConfig = JSON.parse(await readFile(join(saved, 'config.json'), 'utf8'));
+      expect(savedConfig).toMatchObject({ num_local_experts: E - 1, num_experts_per_tok: 2 });
+      const back = (await loadHfModel(saved)).model;
+      expect(back.routerWeight(1).data).toEqual(model.routerWeight(1).data);
+      expect(back.logits(ids).data).toEqual(logits);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -190,6 +190,13 @@ export function removeExperts(
     keepRows(mlp.gate, keep);
     mlp.experts = keep.map((e) => mlp.experts[e]!);
     mlp.router = router;
+    // The experts left are renumbered 0..kept-1; their layers' names follow (saving uses them).
+    mlp.experts.forEach((expert, i) => {
+      for (const layer of expert.kind === 'gated'
+        ? [expert.gate, expert.up, expert.down]
+        : [expert.up, expert.down])
+        layer.rename(layer.name.replace(/\.experts\.\d+\./, `.experts.${i}.`));
+    });
   }
   if (config.moe === undefined) return config;
   return {
