@@ -221,6 +221,40 @@ export interface RouterInput {
 export interface Router {
   readonly numExperts: number;
   route(input: RouterInput): Routing;
+  /**
+   * The same router for a layer that keeps only experts `kept` (old ids, ascending; new id i is
+   * `kept[i]`), as expert pruning needs: per-expert parameters are sliced, and k is clamped to the
+   * experts left. Optional: a router without it cannot lose experts unless the caller rebuilds it.
+   */
+  withExperts?(kept: readonly number[]): Router;
+}
+
+/**
+ * Builds the router of a layer that keeps experts `kept` (old ids, ascending) from its current one;
+ * `ExpertPrunableLM.removeExperts` uses `router.withExperts` when no rebuild is given.
+ */
+export type RebuildRouter = (router: Router, kept: readonly number[], block: number) => Router;
+
+/**
+ * A blockwise model whose mixture-of-experts layers can lose whole experts (the structured stage of
+ * STUN-style expert pruning). A removed expert's gate row goes with it, and the layer's router is
+ * rebuilt for the experts left.
+ */
+export interface ExpertPrunableLM extends BlockwiseLM {
+  /** The blocks whose MLP slot is a mixture of experts, ascending. */
+  moeBlocks(): number[];
+  /** Routed experts of block `block` (a shared expert is not counted; it cannot be removed). */
+  expertCount(block: number): number;
+  /** The router gate's weight of block `block`: [experts, hidden], one row per expert. */
+  routerWeight(block: number): Tensor<'f32'>;
+  /**
+   * Delete experts `experts[b]` of block b (one list per block; blocks without a mixture take an
+   * empty list): their gate rows and their layers. Every mixture block must end with the same number
+   * of experts (at least one), so the config still describes the model. Routers are rebuilt by
+   * `rebuild` when given, else by `router.withExperts`; a router with neither is an error. With
+   * nothing removed, nothing changes (routers are kept as they are).
+   */
+  removeExperts(experts: readonly (readonly number[])[], rebuild?: RebuildRouter): void;
 }
 
 /** Kinds of module in a model's module tree. */

@@ -2,7 +2,7 @@
 // the `capacity` tokens with the largest router probability for it, so a token gets 0..E experts.
 import { Rng, type Router, type RouterInput } from '@sparsekit/core';
 import { type Capacity, checkCapacity, expertCapacity } from './capacity.js';
-import { checkNoise, type GateOptions, gateLogits } from './gate-logits.js';
+import { checkNoise, type GateOptions, gateLogits, keepGateExperts } from './gate-logits.js';
 import type { RouteResult } from './route-result.js';
 import { softmaxRows } from './softmax.js';
 import { inputTokens, logitsTokens, positiveInteger } from './validate.js';
@@ -84,6 +84,15 @@ export class ExpertChoiceRouter implements Router {
     checkNoise(options.noise, this.numExperts, options.gateWeight !== undefined);
     this.training = options.training ?? false;
     this.rng = new Rng(options.seed ?? 0);
+  }
+
+  /** The router of a layer that keeps experts `kept` (expert pruning): gate and noise weights keep their rows. */
+  withExperts(kept: readonly number[]): ExpertChoiceRouter {
+    return new ExpertChoiceRouter({
+      ...keepGateExperts(this.options, this.numExperts, kept),
+      numExperts: kept.length,
+      training: this.training,
+    });
   }
 
   route(input: RouterInput): RouteResult {

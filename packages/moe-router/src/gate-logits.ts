@@ -125,3 +125,35 @@ export function gateLogits(
   }
   return { logits, selection: logits };
 }
+
+/** Rows `kept` of a [numExperts, width] per-expert matrix. */
+export function keepExpertRows<A extends Float32Array | Float64Array>(
+  rows: A,
+  numExperts: number,
+  kept: readonly number[],
+): A {
+  const width = rows.length / numExperts;
+  const out = new (rows.constructor as new (n: number) => A)(kept.length * width);
+  kept.forEach((e, i) => {
+    out.set(rows.subarray(e * width, (e + 1) * width), i * width);
+  });
+  return out;
+}
+
+/** The gate options of a router that keeps experts `kept`: gate and noise weights lose the other rows. */
+export function keepGateExperts<O extends GateOptions>(
+  options: O,
+  numExperts: number,
+  kept: readonly number[],
+): O {
+  const noise = options.noise;
+  return {
+    ...options,
+    ...(options.gateWeight === undefined
+      ? {}
+      : { gateWeight: keepExpertRows(options.gateWeight, numExperts, kept) }),
+    ...(noise?.kind === 'gaussian' && noise.noiseWeight !== undefined
+      ? { noise: { ...noise, noiseWeight: keepExpertRows(noise.noiseWeight, numExperts, kept) } }
+      : {}),
+  };
+}

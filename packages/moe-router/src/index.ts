@@ -103,6 +103,14 @@ export {
 } from './router-table.js';
 export { logsumexpRows, softmaxRows, topIndices } from './softmax.js';
 export {
+  applyStun,
+  type StunLayerPlan,
+  type StunOptions,
+  type StunPlan,
+  type StunStep,
+  stunPlan,
+} from './stun.js';
+export {
   type Normalize,
   routeTopK,
   SoftmaxTopKRouter,

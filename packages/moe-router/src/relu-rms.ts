@@ -85,6 +85,16 @@ export class ReluRmsRouter implements Router {
     check(options, this.numExperts);
   }
 
+  /** The router of a layer that keeps experts `kept` (expert pruning): the norm gain keeps its entries. */
+  withExperts(kept: readonly number[]): ReluRmsRouter {
+    const g = this.options.normWeight;
+    return new ReluRmsRouter({
+      ...this.options,
+      numExperts: kept.length,
+      ...(g === undefined ? {} : { normWeight: kept.map((e) => g[e]!) }),
+    });
+  }
+
   route(input: RouterInput): RouteResult {
     inputTokens(input, this.numExperts);
     this.last = routeReluRms(input.logits.data, this.numExperts, this.options);

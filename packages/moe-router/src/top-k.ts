@@ -8,7 +8,7 @@ import {
   expertCapacity,
   neededCapacity,
 } from './capacity.js';
-import { checkNoise, type GateOptions, gateLogits } from './gate-logits.js';
+import { checkNoise, type GateOptions, gateLogits, keepGateExperts } from './gate-logits.js';
 import type { RouteResult } from './route-result.js';
 import { softmaxRows, topIndices } from './softmax.js';
 import { expertsPerToken, inputTokens, logitsTokens, positiveInteger } from './validate.js';
@@ -132,6 +132,19 @@ export class SoftmaxTopKRouter implements Router {
     );
     this.last = routeTopK(logits, this.numExperts, { ...this.options, k: this.k }, selection);
     return this.last;
+  }
+
+  /**
+   * The router of a layer that keeps experts `kept` (expert pruning): gate and noise weights keep
+   * their rows, k is clamped to the experts left, and the noise restarts from the seed.
+   */
+  withExperts(kept: readonly number[]): SoftmaxTopKRouter {
+    return new SoftmaxTopKRouter({
+      ...keepGateExperts(this.options, this.numExperts, kept),
+      numExperts: kept.length,
+      k: Math.min(this.k, kept.length),
+      training: this.training,
+    });
   }
 }
 

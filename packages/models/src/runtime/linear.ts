@@ -17,18 +17,29 @@ import { type BackendRef, type SparseDecode, type Step, syncBackend } from './st
 export class Linear implements PackableLinear {
   private weight: SparseMatrix;
   private _bias: Float32Array | undefined;
+  private _name: string;
 
   constructor(
-    readonly name: string,
+    name: string,
     weight: SparseMatrix,
     bias: Float32Array | undefined,
     private readonly backends: BackendRef,
   ) {
+    this._name = name;
     this.weight = weight;
     this._bias = bias;
     if (bias !== undefined && bias.length !== weight.rows) {
       throw new ShapeMismatchError([weight.rows], [bias.length], `${name} bias`);
     }
+  }
+
+  get name(): string {
+    return this._name;
+  }
+
+  /** Rename the layer (experts are renumbered when others are removed, and saved by name). */
+  rename(name: string): void {
+    this._name = name;
   }
 
   get bias(): Float32Array | undefined {

@@ -215,6 +215,11 @@ export class TopKRouter implements Router {
       throw new InvalidArgumentError('experts per token', k, `must be in [1, ${numExperts}]`);
   }
 
+  /** The router of a layer that keeps experts `kept`: the same k (at most the experts left). */
+  withExperts(kept: readonly number[]): TopKRouter {
+    return new TopKRouter(kept.length, Math.min(this.k, kept.length), this.normalize);
+  }
+
   route({ logits }: RouterInput): Routing {
     const E = this.numExperts;
     const tokens = logits.size / E;

@@ -3,6 +3,7 @@ import {
   type Calibratable,
   type CalibrationHook,
   calibrationHooks,
+  type ExpertPrunableLM,
   type HasModules,
   Hooks,
   InvalidArgumentError,
@@ -10,6 +11,7 @@ import {
   type ModuleEntry,
   type NarrowableLM,
   type ProgressOptions,
+  type RebuildRouter,
   type RunOptions,
   reportProgress,
   ShapeMismatchError,
@@ -25,7 +27,7 @@ import { KvCache, type KvCacheOptions } from './kv-cache.js';
 import type { Linear } from './linear.js';
 import { mlpGroups } from './mlp.js';
 import { countParameters, linearModules, moduleTree } from './modules.js';
-import { removeHeads, removeMlpChannels } from './narrowing.js';
+import { removeExperts, removeHeads, removeMlpChannels } from './narrowing.js';
 import { ropeTables } from './ops.js';
 import type { BlockParams, ModelParams } from './params.js';
 import { hookAt, type Pass } from './pass.js';
@@ -50,7 +52,9 @@ export interface ForwardOptions extends RunOptions {
  * and may replace the tensors at every named site (see `Hooks`). The synchronous methods need a
  * synchronous backend; `forwardAsync`, `logitsAsync` and `generateAsync` run on either flavour.
  */
-export class TransformerLM implements BlockwiseLM, SliceableLM, NarrowableLM, Calibratable, HasModules {
+export class TransformerLM
+  implements BlockwiseLM, SliceableLM, NarrowableLM, ExpertPrunableLM, Calibratable, HasModules
+{
   readonly vocabSize: number;
   readonly maxSequenceLength: number;
   readonly numBlocks: number;
@@ -134,6 +138,29 @@ export class TransformerLM implements BlockwiseLM, SliceableLM, NarrowableLM, Ca
 
   removeHeads(heads: readonly (readonly number[])[]): void {
     this.cfg = removeHeads(this.cfg, this.params.blocks, heads);
+  }
+
+  moeBlocks(): number[] {
+    return this.params.blocks.flatMap((b, i) => (b.mlp.kind === 'moe' ? [i] : []));
+  }
+
+  expertCount(block: number): number {
+    return this.moeSlot(block).experts.length;
+  }
+
+  routerWeight(block: number): Tensor<'f32'> {
+    return this.moeSlot(block).gate.getWeight();
+  }
+
+  removeExperts(experts: readonly (readonly number[])[], rebuild?: RebuildRouter): void {
+    this.cfg = removeExperts(this.cfg, this.params.blocks, experts, rebuild);
+  }
+
+  private moeSlot(block: number): Extract<BlockParams['mlp'], { kind: 'moe' }> {
+    const mlp = this.params.blocks[block]?.mlp;
+    if (mlp?.kind !== 'moe')
+      throw new InvalidArgumentError('block', block, 'must be a block with a mixture-of-experts MLP');
+    return mlp;
   }
 
   parameterCount(): number {

@@ -1,6 +1,6 @@
 // Physical structured pruning: delete MLP channels and attention heads, leaving narrower dense
 // layers and a config that describes them (saved and loaded like any other model).
-import { InvalidArgumentError } from '@sparsekit/core';
+import { InvalidArgumentError, type RebuildRouter, type Router } from '@sparsekit/core';
 import type { ModelConfig } from '../config.js';
 import { UnsupportedModelError } from '../errors.js';
 import type { Linear } from './linear.js';
@@ -133,4 +133,74 @@ export function removeHeads(
     keepRows(b.v, dims(plan.keepKv));
   });
   return { ...config, numHeads: kv * size, numKvHeads: kv };
+}
+
+/**
+ * Delete routed experts block by block (their gate rows and layers) and rebuild each changed
+ * router, by `rebuild` or else `router.withExperts`; returns the config with the new expert count.
+ * Everything is checked and every router rebuilt before anything changes.
+ */
+export function removeExperts(
+  config: ModelConfig,
+  blocks: readonly BlockParams[],
+  experts: readonly (readonly number[])[],
+  rebuild?: RebuildRouter,
+): ModelConfig {
+  checkBlocks(experts, blocks.length, 'experts');
+  const plans: { block: number; keep: number[]; router: Router }[] = [];
+  blocks.forEach((b, i) => {
+    const mlp = b.mlp;
+    if (mlp.kind !== 'moe') {
+      if (experts[i]!.length > 0)
+        throw new InvalidArgumentError(
+          `experts of block ${i}`,
+          [...experts[i]!],
+          'block has no mixture of experts',
+        );
+      return;
+    }
+    const keep = kept(experts[i]!, mlp.experts.length, `expert of block ${i}`);
+    if (keep.length === 0) throw new InvalidArgumentError('experts', 0, 'at least one expert must remain');
+    plans.push({ block: i, keep, router: mlp.router });
+  });
+  if (plans.every((p) => experts[p.block]!.length === 0)) return config;
+  const count = sameCount(
+    plans.map((p) => p.keep.length),
+    'kept experts',
+  );
+  for (const plan of plans) {
+    const old = plan.router;
+    const next = rebuild !== undefined ? rebuild(old, plan.keep, plan.block) : old.withExperts?.(plan.keep);
+    if (next === undefined)
+      throw new UnsupportedModelError(
+        `router of block ${plan.block} without withExperts`,
+        'removing experts (pass a rebuild function)',
+      );
+    if (next.numExperts !== plan.keep.length)
+      throw new InvalidArgumentError(
+        `rebuilt router of block ${plan.block}`,
+        next.numExperts,
+        `must route ${plan.keep.length} experts`,
+      );
+    plan.router = next;
+  }
+  for (const { block, keep, router } of plans) {
+    const mlp = blocks[block]!.mlp;
+    if (mlp.kind !== 'moe') continue;
+    keepRows(mlp.gate, keep);
+    mlp.experts = keep.map((e) => mlp.experts[e]!);
+    mlp.router = router;
+    // The experts left are renumbered 0..kept-1; their layers' names follow (saving uses them).
+    mlp.experts.forEach((expert, i) => {
+      for (const layer of expert.kind === 'gated'
+        ? [expert.gate, expert.up, expert.down]
+        : [expert.up, expert.down])
+        layer.rename(layer.name.replace(/\.experts\.\d+\./, `.experts.${i}.`));
+    });
+  }
+  if (config.moe === undefined) return config;
+  return {
+    ...config,
+    moe: { numExperts: count, expertsPerToken: Math.min(config.moe.expertsPerToken, count) },
+  };
 }
