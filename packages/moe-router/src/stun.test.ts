@@ -156,7 +156,7 @@ describe('STUN expert pruning', () => {
   it('degrades perplexity less than removing random experts (measured, seeded)', async () => {
     const { model, tokens } = await moeTinyLm();
     const calibration = windows(tokens, 0, 4);
-    const evalSet = windows(tokens, 20, 4);
+    const evalSet = windows(tokens, 20, 2);
     const full = perplexity(model, evalSet);
     type Moe = Extract<Mlp, { kind: 'moe' }>;
     const saved = model.params.blocks.map((b) => {
@@ -182,7 +182,7 @@ describe('STUN expert pruning', () => {
     expect(perplexity(model, evalSet)).toBeCloseTo(full, 6);
     const rng = new Rng(7);
     const random: number[] = [];
-    for (let trial = 0; trial < 8; trial++) {
+    for (let trial = 0; trial < 4; trial++) {
       const lists = model.params.blocks.map(() => Array.from(rng.sample(E, remove)));
       model.removeExperts(lists);
       random.push(perplexity(model, evalSet));
@@ -193,7 +193,7 @@ describe('STUN expert pruning', () => {
     console.log('STUN perplexity (tiny-lm split into 8 experts, top-2, 2 removed per layer):', results);
     // Reported, not asserted: on this construction STUN's choice is not better than random (README).
     for (const v of Object.values(results)) expect(Number.isFinite(v)).toBe(true);
-  });
+  }, 120_000);
 
   it('routers rebuilt for the experts left slice their per-expert parameters', () => {
     const w = Float32Array.from({ length: 4 * 3 }, (_, i) => i);
