@@ -10,7 +10,9 @@ export function packageVitestConfig() {
       include: ['src/**/*.test.ts'],
       setupFiles: ['@sparsekit/test-utils/setup'],
       reporters: ['default', ['json', { outputFile: 'test-results.json' }]],
-      testTimeout: 30_000,
+      // A guard against hangs, not a speed target: `pnpm check` runs every package's tests at once on
+      // as few as 2 cores, where a test that takes 5 s alone has taken 30.
+      testTimeout: 120_000,
     },
   });
 }
