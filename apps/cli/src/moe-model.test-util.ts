@@ -3,7 +3,14 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Rng } from '@sparsekit/core';
-import { type BlockParams, backendRef, denseMatrix, Linear, TransformerLM } from '@sparsekit/models';
+import {
+  type BlockParams,
+  backendRef,
+  denseMatrix,
+  Linear,
+  splitGatedMlp,
+  TransformerLM,
+} from '@sparsekit/models';
 import { loadHfModel, saveModel, tinyLmPath } from '@sparsekit/models/node';
 import { softmaxTopK } from '@sparsekit/moe-router';
 
@@ -21,20 +28,8 @@ export async function saveTinyMixtral(dir: string, seed = 1): Promise<void> {
     new Linear(name, denseMatrix(data, rows, cols), undefined, backends);
   const blocks = dense.params.blocks.map((b, block): BlockParams => {
     const mlp = b.mlp as Gated;
-    const [I, H] = [mlp.gate.outFeatures, mlp.gate.inFeatures];
-    const per = I / EXPERTS;
-    const [g, u, d] = [mlp.gate, mlp.up, mlp.down].map((l) => l.getWeight().data);
-    const experts = Array.from({ length: EXPERTS }, (_, e): Gated => {
-      const down = new Float32Array(H * per);
-      for (let o = 0; o < H; o++) for (let c = 0; c < per; c++) down[o * per + c] = d![o * I + e * per + c]!;
-      const name = `layers.${block}.mlp.experts.${e}`;
-      return {
-        kind: 'gated',
-        gate: linear(`${name}.gate_proj`, g!.slice(e * per * H, (e + 1) * per * H), per, H),
-        up: linear(`${name}.up_proj`, u!.slice(e * per * H, (e + 1) * per * H), per, H),
-        down: linear(`${name}.down_proj`, down, H, per),
-      };
-    });
+    const H = mlp.gate.inFeatures;
+    const experts = splitGatedMlp(mlp, EXPERTS, block, backends);
     const gate = linear(`layers.${block}.mlp.gate`, rng.normalArray(EXPERTS * H, 0, 0.3), EXPERTS, H);
     return {
       ...b,

@@ -20,6 +20,7 @@ export {
 export { KvCache } from './runtime/kv-cache.js';
 export { denseMatrix, Linear } from './runtime/linear.js';
 export { type ForwardOptions, TransformerLM } from './runtime/model.js';
+export { type SplitOptions, splitGatedMlp } from './runtime/moe-split.js';
 export type { BlockParams, ModelParams, NormParams } from './runtime/params.js';
 export { generationSpeed, type Speed, type SpeedOptions } from './runtime/speed.js';
 export { type BackendRef, backendRef, type SparseDecode, type Step, type Steps } from './runtime/steps.js';

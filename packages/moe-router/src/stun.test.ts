@@ -2,7 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { InvalidArgumentError, Rng, Tensor } from '@sparsekit/core';
-import { type BlockParams, backendRef, denseMatrix, Linear } from '@sparsekit/models';
+import { type BlockParams, backendRef, denseMatrix, Linear, splitGatedMlp } from '@sparsekit/models';
 import { loadHfModel, tinyLmPath } from '@sparsekit/models/node';
 import { describe, expect, it } from 'vitest';
 import { ExpertChoiceRouter } from './expert-choice.js';
@@ -35,22 +35,12 @@ function splitByChannels(
 ): { gate: Linear; experts: Gated[] } {
   const [I, H] = [mlp.gate.outFeatures, mlp.gate.inFeatures];
   const per = I / n;
-  const [g, u, d] = [mlp.gate, mlp.up, mlp.down].map((l) => l.getWeight().data);
+  const g = mlp.gate.getWeight().data;
   const gateRows = new Float32Array(n * H);
-  const experts = Array.from({ length: n }, (_, e): Gated => {
-    const down = new Float32Array(H * per);
-    for (let o = 0; o < H; o++)
-      for (let c = 0; c < per; c++) down[o * per + c] = (d![o * I + e * per + c]! * n) / k;
+  for (let e = 0; e < n; e++)
     for (let c = 0; c < per; c++)
-      for (let x = 0; x < H; x++) gateRows[e * H + x]! += g![(e * per + c) * H + x]! / per;
-    const name = `layers.${block}.mlp.experts.${e}`;
-    return {
-      kind: 'gated',
-      gate: linear(`${name}.gate_proj`, g!.slice(e * per * H, (e + 1) * per * H), per, H),
-      up: linear(`${name}.up_proj`, u!.slice(e * per * H, (e + 1) * per * H), per, H),
-      down: linear(`${name}.down_proj`, down, H, per),
-    };
-  });
+      for (let x = 0; x < H; x++) gateRows[e * H + x]! += g[(e * per + c) * H + x]! / per;
+  const experts = splitGatedMlp(mlp, n, block, backends, { downScale: n / k });
   return { gate: linear(`layers.${block}.mlp.gate`, gateRows, n, H), experts };
 }
 

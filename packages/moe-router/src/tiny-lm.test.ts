@@ -3,7 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Hooks, Rng, type Router, Tensor } from '@sparsekit/core';
-import { type BlockParams, backendRef, denseMatrix, Linear } from '@sparsekit/models';
+import { type BlockParams, backendRef, denseMatrix, Linear, splitGatedMlp } from '@sparsekit/models';
 import { loadHfModel, tinyLmPath } from '@sparsekit/models/node';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { dispatch } from './dispatch.js';
@@ -44,22 +44,8 @@ function linear(name: string, data: Float32Array, rows: number, cols: number, bi
 }
 
 /** The dense gated MLP split by its hidden channels into `n` experts whose sum is the MLP. */
-function splitByChannels(mlp: Gated, n: number, block: number): Gated[] {
-  const [I, H] = [mlp.gate.outFeatures, mlp.gate.inFeatures];
-  const per = I / n;
-  const [g, u, d] = [mlp.gate, mlp.up, mlp.down].map((l) => l.getWeight().data);
-  return Array.from({ length: n }, (_, e) => {
-    const down = new Float32Array(H * per);
-    for (let o = 0; o < H; o++) for (let c = 0; c < per; c++) down[o * per + c] = d![o * I + e * per + c]!;
-    const name = `layers.${block}.mlp.experts.${e}`;
-    return {
-      kind: 'gated',
-      gate: linear(`${name}.gate_proj`, g!.slice(e * per * H, (e + 1) * per * H), per, H),
-      up: linear(`${name}.up_proj`, u!.slice(e * per * H, (e + 1) * per * H), per, H),
-      down: linear(`${name}.down_proj`, down, H, per),
-    };
-  });
-}
+const splitByChannels = (mlp: Gated, n: number, block: number): Gated[] =>
+  splitGatedMlp(mlp, n, block, backends);
 
 describe('tiny-lm with mixture-of-experts slots', () => {
   // COMET's tree needs at least two experts.

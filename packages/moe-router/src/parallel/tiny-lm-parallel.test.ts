@@ -4,7 +4,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Hooks, Rng, Tensor } from '@sparsekit/core';
-import { type BlockParams, backendRef, denseMatrix, Linear } from '@sparsekit/models';
+import { type BlockParams, backendRef, denseMatrix, Linear, splitGatedMlp } from '@sparsekit/models';
 import { loadHfModel, tinyLmPath } from '@sparsekit/models/node';
 import { describe, expect, it } from 'vitest';
 import { recordRoutings } from '../record.js';
@@ -20,24 +20,6 @@ function linear(name: string, data: Float32Array, rows: number, cols: number): L
   return new Linear(name, denseMatrix(data, rows, cols), undefined, backends);
 }
 
-/** The dense gated MLP split by its hidden channels into `n` experts. */
-function splitByChannels(mlp: Gated, n: number): Gated[] {
-  const [I, H] = [mlp.gate.outFeatures, mlp.gate.inFeatures];
-  const per = I / n;
-  const [g, u, d] = [mlp.gate, mlp.up, mlp.down].map((l) => l.getWeight().data);
-  return Array.from({ length: n }, (_, e) => {
-    const down = new Float32Array(H * per);
-    for (let o = 0; o < H; o++) for (let c = 0; c < per; c++) down[o * per + c] = d![o * I + e * per + c]!;
-    const name = `layers.0.mlp.experts.${e}`;
-    return {
-      kind: 'gated',
-      gate: linear(`${name}.gate_proj`, g!.slice(e * per * H, (e + 1) * per * H), per, H),
-      up: linear(`${name}.up_proj`, u!.slice(e * per * H, (e + 1) * per * H), per, H),
-      down: linear(`${name}.down_proj`, down, H, per),
-    };
-  });
-}
-
 describe('expert-parallel simulation of a tiny-lm MoE block', () => {
   it('gives the models slot output on 2 and 4 devices, moving the predicted bytes', async () => {
     const { model, tokenizer } = await loadHfModel(tinyLmPath());
@@ -45,7 +27,7 @@ describe('expert-parallel simulation of a tiny-lm MoE block', () => {
     const ids = new Tensor('i32', [1, 32], Int32Array.from(tokenizer!.encode(text).slice(0, 32)));
     const block = model.params.blocks[0]!;
     const H = block.mlpNorm.weight.length;
-    const experts = splitByChannels(block.mlp as Gated, 8);
+    const experts = splitGatedMlp(block.mlp as Gated, 8, 0, backends);
     const router = recordRoutings(softmaxTopK({ numExperts: 8, k: 2 }));
     const gate = linear('layers.0.mlp.gate', new Rng(4).normalArray(8 * H, 0, 0.1), 8, H);
     block.mlp = { kind: 'moe', gate, router, experts };
