@@ -8,6 +8,8 @@
 //   only the key blocks listed for its query block, with causality, a window and sinks applied
 //   inside the blocks element by element.
 
+import { hsum } from './simd';
+
 // Scores per head of a tile of keys (attend_rows) and the key-block edge limit (attend_blocks).
 const TILE: i32 = 64;
 
@@ -35,10 +37,6 @@ const TILE: i32 = 64;
   return f32x4.extract_lane(exp4(f32x4.splat(x)), 0);
 }
 
-// @ts-ignore: decorator
-@inline function hsum4(v: v128): f32 {
-  return f32x4.extract_lane(v, 0) + f32x4.extract_lane(v, 1) + f32x4.extract_lane(v, 2) + f32x4.extract_lane(v, 3);
-}
 
 // @ts-ignore: decorator
 @inline function dot(a: usize, b: usize, dim: usize): f32 {
@@ -49,7 +47,7 @@ const TILE: i32 = 64;
     s1 = f32x4.add(s1, f32x4.mul(v128.load(a + (d << 2), 16), v128.load(b + (d << 2), 16)));
   }
   if (d < dim) s0 = f32x4.add(s0, f32x4.mul(v128.load(a + (d << 2)), v128.load(b + (d << 2))));
-  return hsum4(f32x4.add(s0, s1));
+  return hsum(f32x4.add(s0, s1));
 }
 
 // acc[0, dim) += w * v[0, dim)
@@ -132,14 +130,14 @@ export function attend_rows_f32(
             b3 = f32x4.add(b3, f32x4.mul(q3, kw));
           }
           const s = scores + ((i * TILE + j) << 2);
-          store<f32>(s, hsum4(a0));
-          store<f32>(s + tileBytes, hsum4(a1));
-          store<f32>(s + 2 * tileBytes, hsum4(a2));
-          store<f32>(s + 3 * tileBytes, hsum4(a3));
-          store<f32>(s, hsum4(b0), 4);
-          store<f32>(s + tileBytes, hsum4(b1), 4);
-          store<f32>(s + 2 * tileBytes, hsum4(b2), 4);
-          store<f32>(s + 3 * tileBytes, hsum4(b3), 4);
+          store<f32>(s, hsum(a0));
+          store<f32>(s + tileBytes, hsum(a1));
+          store<f32>(s + 2 * tileBytes, hsum(a2));
+          store<f32>(s + 3 * tileBytes, hsum(a3));
+          store<f32>(s, hsum(b0), 4);
+          store<f32>(s + tileBytes, hsum(b1), 4);
+          store<f32>(s + 2 * tileBytes, hsum(b2), 4);
+          store<f32>(s + 3 * tileBytes, hsum(b3), 4);
         }
         for (let i = h & ~3; i < h; i++) {
           store<f32>(scores + ((i * TILE + j) << 2), dot(q + i * rowBytes, kp, n));
@@ -170,7 +168,7 @@ export function attend_rows_f32(
         store<f32>(s + (j << 2), e);
         tail += e;
       }
-      store<f32>(sums + (i << 2), load<f32>(sums + (i << 2)) + hsum4(total) + tail);
+      store<f32>(sums + (i << 2), load<f32>(sums + (i << 2)) + hsum(total) + tail);
     }
     // acc[i] += sum_j w[i, j] v[j]: per 4-wide slice of the head dimension, four heads' sums in registers.
     let i: usize = 0;
@@ -276,10 +274,10 @@ export function attend_blocks_f32(params: usize, scratch: usize, r0: i32, r1: i3
             a2 = f32x4.add(a2, f32x4.mul(v128.load(o + 2 * rowBytes), kv));
             a3 = f32x4.add(a3, f32x4.mul(v128.load(o + 3 * rowBytes), kv));
           }
-          store<f32>(scores + ((i * b + j) << 2), hsum4(a0));
-          store<f32>(scores + (((i + 1) * b + j) << 2), hsum4(a1));
-          store<f32>(scores + (((i + 2) * b + j) << 2), hsum4(a2));
-          store<f32>(scores + (((i + 3) * b + j) << 2), hsum4(a3));
+          store<f32>(scores + ((i * b + j) << 2), hsum(a0));
+          store<f32>(scores + (((i + 1) * b + j) << 2), hsum(a1));
+          store<f32>(scores + (((i + 2) * b + j) << 2), hsum(a2));
+          store<f32>(scores + (((i + 3) * b + j) << 2), hsum(a3));
         }
       }
       for (; i < nq; i++) {
@@ -324,7 +322,7 @@ export function attend_blocks_f32(params: usize, scratch: usize, r0: i32, r1: i3
         let total = f32x4.splat(0);
         j = 0;
         for (; j + 4 <= nk; j += 4) total = f32x4.add(total, v128.load(s + (j << 2)));
-        let sum = hsum4(total);
+        let sum = hsum(total);
         for (; j < nk; j++) sum += load<f32>(s + (j << 2));
         store<f32>(sums + (i << 2), load<f32>(sums + (i << 2)) + sum);
       }

@@ -14,6 +14,8 @@
 // a zero or subnormal half m * 2^-24 is built as 2^-14 * (1 + m * 2^-10) and 2^-14 is subtracted
 // (exact). Signs are copied. Exact for every finite half.
 
+import { hsum } from './simd';
+
 const TWO_POW_MINUS_14: f32 = 6.103515625e-5;
 
 // @ts-ignore: decorator
@@ -62,10 +64,6 @@ const CONSTANTS: usize = 512;
   return <usize>load<u32>(indices + (k << 2));
 }
 
-// @ts-ignore: decorator
-@inline function hsum(v: v128): f32 {
-  return f32x4.extract_lane(v, 0) + f32x4.extract_lane(v, 1) + f32x4.extract_lane(v, 2) + f32x4.extract_lane(v, 3);
-}
 
 // ---------------------------------------------------------------------------------------------
 // Dense: y[b, o] = dot(W[o, :], x[b, :]). Tiles of 4 rows x 2 batch rows (8 vector accumulators),
