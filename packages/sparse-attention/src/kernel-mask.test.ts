@@ -1,5 +1,6 @@
 import { Rng } from '@sparsekit/core';
 import { createWasmBackend, referenceBackend, type WasmBackend } from '@sparsekit/sparse-formats';
+import { pairwiseAttention } from '@sparsekit/test-utils';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createBlockMask } from './block-mask.js';
 import { toAttentionMask } from './kernel-mask.js';
@@ -7,7 +8,7 @@ import type { MaskMod } from './mask-mods.js';
 import { ATTENTION_PATTERNS, makePattern } from './pattern-table.js';
 
 /** Plain attention with the mod applied to every (query, key) pair, in float64. */
-function maskedAttention(
+const maskedAttention = (
   mod: MaskMod,
   q: Float32Array,
   k: Float32Array,
@@ -15,32 +16,7 @@ function maskedAttention(
   heads: number,
   seq: number,
   dim: number,
-) {
-  const out = new Float32Array(heads * seq * dim);
-  const scale = 1 / Math.sqrt(dim);
-  for (let h = 0; h < heads; h++)
-    for (let i = 0; i < seq; i++) {
-      const scores: number[] = [];
-      for (let j = 0; j < seq; j++) {
-        if (!mod(0, 0, i, j)) continue;
-        let dot = 0;
-        for (let d = 0; d < dim; d++) dot += q[(h * seq + i) * dim + d]! * k[j * dim + d]!;
-        scores.push(j, dot * scale);
-      }
-      if (scores.length === 0) continue;
-      let max = -Infinity;
-      for (let s = 1; s < scores.length; s += 2) max = Math.max(max, scores[s]!);
-      let sum = 0;
-      const acc = new Float64Array(dim);
-      for (let s = 0; s < scores.length; s += 2) {
-        const w = Math.exp(scores[s + 1]! - max);
-        sum += w;
-        for (let d = 0; d < dim; d++) acc[d]! += w * v[scores[s]! * dim + d]!;
-      }
-      for (let d = 0; d < dim; d++) out[(h * seq + i) * dim + d] = acc[d]! / sum;
-    }
-  return out;
-}
+) => pairwiseAttention(q, k, v, heads, seq, dim, seq, (p, j) => mod(0, 0, p, j));
 
 describe('block masks on the attention kernels', () => {
   let wasm: WasmBackend;

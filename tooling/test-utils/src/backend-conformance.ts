@@ -149,7 +149,12 @@ function visible(mask: Mask, p: number, j: number): boolean {
   }
 }
 
-function referenceAttention(
+/**
+ * Attention in float64 with a visibility rule per (query position, key) pair: q [heads, seq, dim],
+ * keys and values [keyLength, dim], queries at the last seq positions; a query that sees no key
+ * gets zeros. The plain reference for masks of any kind (contract masks, mask mods).
+ */
+export function pairwiseAttention(
   q: Float32Array,
   k: Float32Array,
   v: Float32Array,
@@ -157,7 +162,7 @@ function referenceAttention(
   seq: number,
   dim: number,
   keyLength: number,
-  mask: Mask,
+  sees: (position: number, key: number) => boolean,
 ): Float64Array {
   const out = new Float64Array(heads * seq * dim);
   const offset = keyLength - seq;
@@ -165,7 +170,7 @@ function referenceAttention(
     for (let s = 0; s < seq; s++) {
       const scores: number[] = [];
       for (let j = 0; j < keyLength; j++) {
-        if (!visible(mask, offset + s, j)) continue;
+        if (!sees(offset + s, j)) continue;
         let dot = 0;
         for (let d = 0; d < dim; d++) dot += q[(h * seq + s) * dim + d]! * k[j * dim + d]!;
         scores.push(dot / Math.sqrt(dim), j);
@@ -330,7 +335,11 @@ export function backendConformance(
           keyLength,
           mask: mask as never,
         });
-        close(out, referenceAttention(q, keys, vals, heads, seq, dim, keyLength, mask), tol);
+        close(
+          out,
+          pairwiseAttention(q, keys, vals, heads, seq, dim, keyLength, (p, j) => visible(mask, p, j)),
+          tol,
+        );
       });
     }
 
