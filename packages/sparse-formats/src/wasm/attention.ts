@@ -88,6 +88,34 @@ function visibleRows(mask: AttentionMask, p: number, keyLength: number): Int32Ar
   return rows.subarray(0, n);
 }
 
+/** The rows query position `p` reads as one range [start, end), when they are one (else undefined). */
+function visibleRun(mask: AttentionMask, p: number, keyLength: number): [number, number] | undefined {
+  if (mask.kind === 'positions') {
+    const list = mask.positions;
+    const n = list.length;
+    return n > 0 && list[n - 1]! - list[0]! === n - 1 ? [list[0]!, list[n - 1]! + 1] : undefined;
+  }
+  if (mask.kind === 'blocks') return undefined;
+  const count = keySegments(mask, p, keyLength, scratch.segments);
+  return count === 1 ? [scratch.segments[0]!, scratch.segments[1]!] : undefined;
+}
+
+/** A resident list 0, 1, ..., n - 1 per backend (grown by doubling, never rewritten). */
+const identities = new WeakMap<AttentionHost, { ptr: number; length: number }>();
+function identityList(host: AttentionHost, n: number): number {
+  let id = identities.get(host);
+  if (id === undefined || id.length < n) {
+    if (id !== undefined) host.allocator.release(id.ptr);
+    const length = Math.max(n, 2 * (id?.length ?? 512));
+    const ptr = host.allocator.alloc(length * 4 + 16);
+    const view = new Int32Array(host.memory.buffer, ptr, length);
+    for (let i = 0; i < length; i++) view[i] = i;
+    id = { ptr, length };
+    identities.set(host, id);
+  }
+  return id.ptr;
+}
+
 function align64(n: number): number {
   return Math.ceil(n / 64) * 64;
 }
@@ -100,8 +128,11 @@ function rowsAttention(host: AttentionHost, args: AttentionArgs, r: Resolved, ou
   const resident = keysAt >= 0 && valuesAt >= 0;
   const partStride = align64((2 * heads + heads * dim + heads * TILE) * 4);
   for (let s = 0; s < seq; s++) {
-    const rows = visibleRows(mask, r.offset + s, keyLength);
-    const count = rows.length;
+    // A contiguous run of rows (a causal mask, a window without sinks, adjacent positions) is read
+    // from its first row through the resident identity list: nothing is listed or copied per call.
+    const range = visibleRun(mask, r.offset + s, keyLength);
+    const rows = range === undefined ? visibleRows(mask, r.offset + s, keyLength) : undefined;
+    const count = range === undefined ? rows!.length : range[1] - range[0];
     if (count === 0) {
       for (let h = 0; h < heads; h++) out.fill(0, (h * seq + s) * dim, (h * seq + s + 1) * dim);
       continue;
@@ -110,6 +141,7 @@ function rowsAttention(host: AttentionHost, args: AttentionArgs, r: Resolved, ou
     const parts =
       work < host.minParallelWork ? Int32Array.of(0, count) : partition(count, host.threads, undefined, 16);
     const threads = parts.length - 1;
+    const identity = range === undefined ? -1 : identityList(host, count); // may grow the memory: first
     const qBytes = align64(heads * dim * 4);
     const listBytes = align64(count * 4 + 16);
     const copyBytes = resident ? 0 : align64(count * dim * 4);
@@ -124,14 +156,25 @@ function rowsAttention(host: AttentionHost, args: AttentionArgs, r: Resolved, ou
       const from = (h * seq + s) * dim;
       for (let d = 0; d < dim; d++) q[h * dim + d] = args.q[from + d]! * scale;
     }
-    const list = new Int32Array(buffer, listPtr, count);
-    if (resident) list.set(rows);
+    let first = 0;
+    if (range !== undefined) {
+      if (resident) first = range[0] * dim * 4;
+      else {
+        new Float32Array(buffer, keysPtr, count * dim).set(
+          args.keys.subarray(range[0] * dim, range[1] * dim),
+        );
+        new Float32Array(buffer, valuesPtr, count * dim).set(
+          args.values.subarray(range[0] * dim, range[1] * dim),
+        );
+      }
+    } else if (resident) new Int32Array(buffer, listPtr, count).set(rows!);
     else {
+      const list = new Int32Array(buffer, listPtr, count);
       // Only the rows read are copied in (compacted), so the kernel reads them as 0..count-1.
       const k = new Float32Array(buffer, keysPtr, count * dim);
       const v = new Float32Array(buffer, valuesPtr, count * dim);
       for (let i = 0; i < count; i++) {
-        const row = rows[i]!;
+        const row = rows![i]!;
         k.set(args.keys.subarray(row * dim, row * dim + dim), i * dim);
         v.set(args.values.subarray(row * dim, row * dim + dim), i * dim);
         list[i] = i;
@@ -140,7 +183,17 @@ function rowsAttention(host: AttentionHost, args: AttentionArgs, r: Resolved, ou
     host.pool.run({
       op: ROWS,
       // attend_rows_f32(q, heads, dim, keys, values, rows, part, i0, i1)
-      args: [base, heads, dim, keysPtr, valuesPtr, listPtr, 0, 0, 0],
+      args: [
+        base,
+        heads,
+        dim,
+        keysPtr + first,
+        valuesPtr + first,
+        identity >= 0 ? identity : listPtr,
+        0,
+        0,
+        0,
+      ],
       r0Position: 7,
       r1Position: 8,
       parts,
