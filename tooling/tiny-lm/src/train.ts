@@ -2,7 +2,8 @@
  * Train tiny-lm and write it, as a Hugging Face folder, to packages/models/tiny-lm/:
  *
  *   pnpm --filter @sparsekit/tiny-lm-training build && node tooling/tiny-lm/dist/train.js \
- *     [--steps 2200] [--minutes 85] [--lr 1.2e-2] [--weight-decay 0] [--bos] [--out packages/models/tiny-lm]
+ *     [--steps 2200] [--minutes 85] [--lr 1.2e-2] [--weight-decay 0] [--bos] [--intermediate 384]
+ *     [--out packages/models/tiny-lm]
  *
  * The defaults are the bundled model's recipe: its peak learning rate grows outlier input features
  * (as LLM training does), which 3e-3 does not.
@@ -13,7 +14,8 @@
  * <|endoftext|> between documents). Model: Llama-style, 4 layers, hidden 128, 4 heads with 2 KV heads,
  * SwiGLU 384, RoPE, 128 positions, tied embeddings (~0.9M parameters), trained with Adam on random
  * 128-token windows of the training split, on TensorFlow.js. (The pieces live in training.ts, shared
- * with train-moe.ts.)
+ * with train-moe.ts.) --intermediate changes the MLP width only (the MoE tables' dense baseline of
+ * equal total parameters uses it).
  */
 import { join, resolve } from 'node:path';
 import { option } from '@sparsekit/bench';
@@ -36,11 +38,12 @@ const weightDecay = Number(option('weight-decay', '0'));
 // seqLen - 1 text tokens; the first text token is predicted from it. (The test perplexity this script
 // prints uses unprefixed windows; evaluate such a model with the rolling protocol instead.)
 const bos = process.argv.includes('--bos');
+const intermediate = Number(option('intermediate', '384'));
 const warmup = 50;
 
 const { log, say, elapsed } = trainingLog();
 const data = tinyLmData(say);
-const config = tinyLmConfig(data.eot, seqLen);
+const config = { ...tinyLmConfig(data.eot, seqLen), intermediateSize: intermediate };
 const { tf, backend } = await loadTfjs();
 const twin = LlamaTwin.init(tf, config, SEED);
 const parameters = twin.variables().reduce((n, v) => n + v.size, 0);

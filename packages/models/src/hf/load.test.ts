@@ -1,8 +1,16 @@
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { IOError, ShapeMismatchError, Tensor } from '@sparsekit/core';
+import {
+  bf16BitsToF32,
+  f16BitsToF32,
+  f32ToBf16Bits,
+  f32ToF16Bits,
+  IOError,
+  ShapeMismatchError,
+  Tensor,
+} from '@sparsekit/core';
 import { fromDense } from '@sparsekit/sparse-formats';
 import { fixturePath } from '@sparsekit/test-utils';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -75,6 +83,48 @@ describe.each(FAMILIES)('%s checkpoint (Hugging Face layout, float64 reference l
           expect(again.model.linearLayers()[1]!.matrix.format).toBe('bitmask');
         }
       }
+    } finally {
+      await rm(tmp, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('saving in half precision', () => {
+  it('writes f16 / bf16 weights (half the bytes, torch_dtype set) that load to the rounded model', async () => {
+    const dir = fixturePath(import.meta.url, 'hf-tiny', 'llama');
+    const { model } = await loadHfModel(dir);
+    const want = expected('llama');
+    const ids = new Tensor('i32', [1, want.tokens.length], Int32Array.from(want.tokens));
+    const before = model.logits(ids);
+    const tmp = await mkdtemp(join(tmpdir(), 'sparsekit-models-'));
+    try {
+      await saveModel(model, join(tmp, 'f32'));
+      const full = statSync(join(tmp, 'f32', 'model.safetensors')).size;
+      for (const [dtype, torch] of [
+        ['f16', 'float16'],
+        ['bf16', 'bfloat16'],
+      ] as const) {
+        const out = join(tmp, dtype);
+        await saveModel(model, out, { dtype });
+        const config = JSON.parse(readFileSync(join(out, 'config.json'), 'utf8'));
+        expect(config.torch_dtype).toBe(torch);
+        const bytes = statSync(join(out, 'model.safetensors')).size;
+        expect(bytes).toBeLessThan(0.55 * full);
+        const again = await loadHfModel(out);
+        // Every weight is the original rounded to the half format.
+        const a = again.model.linearLayers()[0]!.getWeight().data;
+        const b = model.linearLayers()[0]!.getWeight().data;
+        const round =
+          dtype === 'f16'
+            ? (x: number) => f16BitsToF32(f32ToF16Bits(x))
+            : (x: number) => bf16BitsToF32(f32ToBf16Bits(x));
+        expect(Array.from(a)).toEqual(Array.from(b, round));
+        expect(again.model.logits(ids).data).toAllClose(before.data, {
+          atol: dtype === 'f16' ? 1e-2 : 8e-2,
+          rtol: 0,
+        });
+      }
+      await expect(saveModel(model, join(tmp, 'bad'), { dtype: 'f8' as never })).rejects.toThrow(/dtype/);
     } finally {
       await rm(tmp, { recursive: true, force: true });
     }

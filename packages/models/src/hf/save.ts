@@ -1,6 +1,6 @@
 import { mkdir, readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { InvalidArgumentError, Tensor } from '@sparsekit/core';
+import { f32ArrayToBf16, f32ArrayToF16, InvalidArgumentError, Tensor } from '@sparsekit/core';
 import { writeFileAtomic } from '@sparsekit/core/node';
 import { fromDense, type SparseMatrix, sparsity } from '@sparsekit/sparse-formats';
 import { saveSparseSafetensors } from '@sparsekit/sparse-formats/node';
@@ -19,11 +19,20 @@ export interface SaveOptions {
    * All three load with `loadHfModel`. 'dense' is the former name of 'hf'.
    */
   layout?: SaveLayout;
+  /**
+   * Storage type of the weights written dense under Hugging Face names: 'f32' (default), or 'f16' /
+   * 'bf16' (half the bytes; values rounded to nearest even; `torch_dtype` says so). Packed and
+   * compressed-tensors layers keep their own formats.
+   */
+  dtype?: SaveDType;
   /** A tokenizer.json to write into the folder (default: the one of the folder the model came from). */
   tokenizerJson?: string;
 }
 
 export type SaveLayout = 'hf' | 'packed' | 'compressed-tensors' | 'dense';
+export type SaveDType = 'f32' | 'f16' | 'bf16';
+
+const TORCH_DTYPES: Record<SaveDType, string> = { f32: 'float32', f16: 'float16', bf16: 'bfloat16' };
 
 /** Files of a Hugging Face folder that describe the tokenizer and generation, copied on save. */
 const COMPANION_FILES = [
@@ -33,7 +42,7 @@ const COMPANION_FILES = [
   'generation_config.json',
 ] as const;
 
-/** Source config fields that describe weights no longer stored that way (the saved weights are f32). */
+/** Source config fields that describe weights no longer stored that way (`torch_dtype` is rewritten). */
 const DROPPED_FIELDS = ['quantization_config', 'compression_config', 'dtype'] as const;
 
 /**
@@ -69,6 +78,10 @@ export async function saveModel(model: TransformerLM, dir: string, options: Save
   for (const field of DROPPED_FIELDS) delete source[field];
   const config: Record<string, unknown> = { ...source, ...configToHf(model.config) };
   const layout = options.layout ?? 'hf';
+  const dtype = options.dtype ?? 'f32';
+  if (!(dtype in TORCH_DTYPES))
+    throw new InvalidArgumentError('dtype', dtype, `must be one of ${Object.keys(TORCH_DTYPES).join(', ')}`);
+  config.torch_dtype = TORCH_DTYPES[dtype];
   if (layout === 'compressed-tensors' && c.family !== 'llama' && c.family !== 'opt')
     throw new UnsupportedModelError(
       'compressed-tensors export',
@@ -81,7 +94,12 @@ export async function saveModel(model: TransformerLM, dir: string, options: Save
   for (const [name, [shape, values]] of paramsToHf(model.config, model.params, {
     linears: !packed && !compressed,
   })) {
-    tensors[name] = new Tensor('f32', shape, values);
+    tensors[name] =
+      dtype === 'f16'
+        ? new Tensor('f16', shape, f32ArrayToF16(values))
+        : dtype === 'bf16'
+          ? new Tensor('bf16', shape, f32ArrayToBf16(values))
+          : new Tensor('f32', shape, values);
   }
   const matrices: Record<string, SparseMatrix> = {};
   let zeros = 0;
