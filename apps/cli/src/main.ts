@@ -10,7 +10,7 @@ import { demoCommand } from './commands/demo.js';
 import { evalCommand } from './commands/eval.js';
 import { generateCommand } from './commands/generate.js';
 import { inspectCommand } from './commands/inspect.js';
-import { moeCommand } from './commands/moe.js';
+import { moeCommand } from './commands/moe/index.js';
 import { pruneCommand } from './commands/prune.js';
 import { CliError } from './model-io.js';
 import { type Io, Ui } from './ui.js';

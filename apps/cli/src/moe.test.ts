@@ -107,6 +107,73 @@ describe('sparsekit moe', () => {
     expect(text.stdout).toMatch(/drop rate/);
   });
 
+  it('prune: STUN removes experts, Wanda prunes the rest; the saved Mixtral folder reloads smaller', async () => {
+    const out = join(work, 'tiny-mixtral-stun');
+    const r = await run(
+      'moe',
+      'prune',
+      '--model',
+      dir,
+      '--experts',
+      '6',
+      '--method',
+      'wanda',
+      '--sparsity',
+      '0.5',
+      '--calib-samples',
+      '4',
+      '--threads',
+      '1',
+      '--out',
+      out,
+      '--json',
+    );
+    expect(r.code, r.stderr).toBe(0);
+    const res = json(r.stdout);
+    expect(res.stun.layers).toHaveLength(4);
+    for (const l of res.stun.layers) {
+      expect(l.experts).toBe(EXPERTS);
+      expect(l.kept).toHaveLength(6);
+      expect(l.removed).toHaveLength(2);
+      expect([...l.kept, ...l.removed].sort((a: number, b: number) => a - b)).toEqual([
+        0, 1, 2, 3, 4, 5, 6, 7,
+      ]);
+    }
+    // Wanda ran on the experts left only: router gates stay dense.
+    const names: string[] = res.report.layers.map((l: { name: string }) => l.name);
+    expect(names.some((n) => /\.mlp\.gate$/.test(n))).toBe(false);
+    expect(names.filter((n) => n.includes('.mlp.experts.')).length).toBe(4 * 6 * 3);
+    // 2 of 8 experts gone, half of the rest zeroed: 1 - 6/8 * 0.5 of the experts' weights.
+    expect(res.expertWeights.sparsity).toBeCloseTo(1 - (6 / 8) * 0.5, 2);
+    expect(res.parameters.after).toBeLessThan(res.parameters.before);
+    expect(r.stderr).toMatch(/route: 4\/4 batches/);
+    const config = JSON.parse(readFileSync(join(out, 'config.json'), 'utf8'));
+    expect(config.num_local_experts).toBe(6);
+    expect(config.num_experts_per_tok).toBe(TOP_K);
+    const { model } = await loadHfModel(out);
+    expect(model.parameterCount()).toBe(res.parameters.after);
+    const report = JSON.parse(readFileSync(join(out, 'prune-report.json'), 'utf8'));
+    expect(report.stun.layers[0].kept).toEqual(res.stun.layers[0].kept);
+    // The structured stage alone, printed as a table.
+    const text = await run(
+      'moe',
+      'prune',
+      '--model',
+      dir,
+      '--expert-ratio',
+      '0.25',
+      '--calib-samples',
+      '2',
+      '--threads',
+      '1',
+      '--out',
+      join(work, 'tiny-mixtral-stun-only'),
+    );
+    expect(text.code, text.stderr).toBe(0);
+    expect(text.stdout).toMatch(/8 -> 6/);
+    expect(text.stdout).toMatch(/25\.00% of the experts' weights removed/);
+  });
+
   it('refuses bad input with usage errors (exit 2) naming the flag, a damaged folder with exit 1', async () => {
     for (const [args, message] of [
       [['moe'], /say what to do/],
@@ -121,6 +188,33 @@ describe('sparsekit moe', () => {
         /--capacity-factor: the hash router/,
       ],
       [['moe', 'eval', '--model', dir, '--capacity-rule', 'gshard'], /--capacity-rule must be one of/],
+      [['moe', 'prune', '--model', dir, '--out', join(work, 'p')], /exactly one of --experts/],
+      [['moe', 'prune', '--model', dir, '--experts', '0', '--out', join(work, 'p')], /--experts/],
+      [['moe', 'prune', '--model', dir, '--expert-ratio', '1', '--out', join(work, 'p')], /--expert-ratio/],
+      [['moe', 'prune', '--model', dir, '--experts', '6'], /--out is required/],
+      [
+        ['moe', 'prune', '--model', dir, '--experts', '6', '--sparsity', '0.5', '--out', join(work, 'p')],
+        /--sparsity is for the unstructured stage/,
+      ],
+      [
+        [
+          'moe',
+          'prune',
+          '--model',
+          dir,
+          '--experts',
+          '6',
+          '--method',
+          'slicegpt',
+          '--sparsity',
+          '0.2',
+          '--out',
+          join(work, 'p'),
+        ],
+        /the unstructured stage takes/,
+      ],
+      [['moe', 'inspect', '--model', dir, '--experts', '6'], /--experts is for moe prune/],
+      [['moe', 'prune', '--model', dir, '--router', 'hash'], /--router is for moe eval/],
     ] as const) {
       const r = await run(...args);
       expect(r.code, `${args.join(' ')}: ${r.stderr}`).toBe(2);

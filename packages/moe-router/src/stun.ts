@@ -8,12 +8,15 @@ import {
   type ExpertPrunableLM,
   Hooks,
   InvalidArgumentError,
+  type ProgressOptions,
   type RebuildRouter,
+  reportProgress,
   type Tensor,
 } from '@sparsekit/core';
 import { finiteIn, positiveInteger } from './validate.js';
 
-export interface StunOptions {
+/** `onProgress` hears one 'route' event per calibration batch (`signal` aborts between batches). */
+export interface StunOptions extends ProgressOptions {
   /** Experts each MoE layer keeps (give this or `ratio`). */
   targetExperts?: number;
   /** Share of each layer's experts to remove, in [0, 1) (rounded to a count; the paper's expert sparsity). */
@@ -152,7 +155,9 @@ export async function stunPlan(
   const layerOf = new Map(blocks.map((b, i) => [b, i]));
   let tokens = 0;
   let batches = 0;
+  const total = Array.isArray(calibrationBatches) ? calibrationBatches.length : undefined;
   for await (const ids of calibrationBatches) {
+    options.signal?.throwIfAborted();
     batches++;
     const T = ids.size;
     tokens += T;
@@ -184,6 +189,12 @@ export async function stunPlan(
         }
       }
     }
+    reportProgress(options, {
+      stage: 'route',
+      current: batches,
+      ...(total === undefined ? {} : { total }),
+      unit: 'batch',
+    });
   }
   if (batches === 0) throw new InvalidArgumentError('calibration batches', 0, 'need at least one batch');
   const layers = blocks.map((block, layer): StunLayerPlan => {
