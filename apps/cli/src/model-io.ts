@@ -18,9 +18,9 @@ export class CliError extends Error {
   }
 }
 
-/** The model folder a command works on: --model, or the bundled tiny-lm. */
-export function modelDir(flag: string | undefined): string {
-  return flag === undefined ? tinyLmPath() : resolve(flag);
+/** The model folder a command works on: --model, or a bundled model (default tiny-lm). */
+export function modelDir(flag: string | undefined, bundled: string = tinyLmPath()): string {
+  return flag === undefined ? bundled : resolve(flag);
 }
 
 /** Whether two paths name one folder, through symbolic links too (a missing path is compared as written). */

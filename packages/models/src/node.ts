@@ -1,3 +1,3 @@
 export { type LoadedModel, type LoadOptions, loadHfModel } from './hf/load.js';
 export { type SaveDType, type SaveLayout, type SaveOptions, saveModel } from './hf/save.js';
-export { tinyLmPath } from './hf/tiny-lm.js';
+export { tinyLmMoePath, tinyLmPath } from './hf/tiny-lm.js';

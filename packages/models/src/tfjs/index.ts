@@ -6,5 +6,5 @@ export {
   type TwinWeights,
 } from './llama-twin.js';
 export { expertLoad, loadBalancingLoss, routerZLoss } from './moe-losses.js';
-export { type TwinExpert, type TwinMoe, type TwinRouting, topKMask } from './moe-mlp.js';
+export { type TwinExpert, type TwinGate, type TwinMoe, type TwinRouting, topKMask } from './moe-mlp.js';
 export type { TwinLossOptions, TwinLossTerms } from './twin-loss.js';

@@ -14,7 +14,14 @@ import type { MlpParams, MoeMlp } from '../runtime/mlp.js';
 import { moduleTree } from '../runtime/modules.js';
 import type { ModelParams, NormParams } from '../runtime/params.js';
 import type { BackendRef } from '../runtime/steps.js';
-import { type MoeOps, moeMlp, moeVariables, type TwinMoe, type TwinRouting } from './moe-mlp.js';
+import {
+  type MoeOps,
+  moeMlp,
+  moeVariables,
+  type TwinGate,
+  type TwinMoe,
+  type TwinRouting,
+} from './moe-mlp.js';
 import { initMoe, moeFromParams, moeToParams, transposeValues } from './moe-params.js';
 import { combineLossTerms, type TwinLossOptions, type TwinLossTerms } from './twin-loss.js';
 
@@ -76,6 +83,8 @@ export class LlamaTwin {
   /** [kvHeads * headDim, heads * headDim] 0/1 matrix copying KV heads to query heads (GQA only). */
   private readonly expandKv: TF.Tensor2D | undefined;
   private readonly moeOps: MoeOps;
+  /** Set while training: gates that add noise or jitter (see `setGates`) do so only then. */
+  training = false;
 
   constructor(
     readonly tf: Tfjs,
@@ -110,7 +119,12 @@ export class LlamaTwin {
       }) as (a: TF.Tensor, b: TF.Tensor) => TF.Tensor;
     this.mm = withGradient((t) => tf.transpose(t));
     this.bmm = withGradient((t) => tf.transpose(t, [0, 1, 3, 2]));
-    this.moeOps = { tf, mm: this.mm, activate: (gate) => this.activate(gate) };
+    this.moeOps = {
+      tf,
+      mm: this.mm,
+      activate: (gate) => this.activate(gate),
+      training: () => this.training,
+    };
     const half = config.headDim / 2;
     const cos = new Float32Array(config.maxPositions * config.headDim);
     const sin = new Float32Array(config.maxPositions * config.headDim);
@@ -286,6 +300,19 @@ export class LlamaTwin {
     };
   }
 
+  /**
+   * Put gate `make(block)` in every MoE layer (another router than Mixtral's top-k, e.g. moe-router's
+   * `trainableGate`); its variables join `variables()`, and `toParams` gives the slot its router.
+   * A previous gate's variables are disposed.
+   */
+  setGates(make: (block: number) => TwinGate): void {
+    for (const [block, l] of this.weights.layers.entries()) {
+      if (l.moe === undefined) continue;
+      for (const v of l.moe.router?.variables() ?? []) v.dispose();
+      l.moe.router = make(block);
+    }
+  }
+
   /** Every trainable variable. */
   variables(): TF.Variable[] {
     const w = this.weights;
@@ -354,7 +381,7 @@ export class LlamaTwin {
     const mask = tf.mul(tf.sub(1, tf.linalg.bandPart(tf.ones([seq, seq]), -1, 0)), -1e9);
     const heads = (t: TF.Tensor, count: number) =>
       tf.transpose(tf.reshape(t, [batch, seq, count, hd]), [0, 2, 1, 3]);
-    for (const l of this.weights.layers) {
+    for (const [block, l] of this.weights.layers.entries()) {
       const h = this.rmsNorm(x, l.attentionNorm);
       const q = this.rope(heads(this.mm(h, l.q), c.numHeads), seq);
       // Grouped-query attention: each KV head's columns are copied to its query heads by a matMul
@@ -369,7 +396,7 @@ export class LlamaTwin {
       x = tf.add(x, this.mm(merged, l.o));
       const m = this.rmsNorm(x, l.mlpNorm);
       if (l.moe !== undefined) {
-        x = tf.add(x, moeMlp(this.moeOps, l.moe, m, routing, taps));
+        x = tf.add(x, moeMlp(this.moeOps, l.moe, m, routing, taps, block));
         continue;
       }
       const act = this.activate(this.mm(m, l.gate));

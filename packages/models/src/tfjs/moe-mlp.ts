@@ -15,9 +15,40 @@
 // has no gradient kernel on tfjs-backend-wasm.) The runtime's MoE slot runs each expert only on the
 // rows routed to it.
 
+import type { Router } from '@sparsekit/core';
 import type * as TF from '@tensorflow/tfjs-core';
 
 type Tfjs = typeof TF;
+
+/**
+ * Another gate than Mixtral's top-k for a twin MoE layer (moe-router's `trainableGate` makes them
+ * for its routers): it computes the logits from the layer's gate weight, chooses the experts (a
+ * constant mask) and gives differentiable combine weights.
+ */
+export interface TwinGate {
+  readonly name: string;
+  route(input: {
+    tf: Tfjs;
+    mm: (a: TF.Tensor, b: TF.Tensor) => TF.Tensor;
+    /** [tokens, hidden] */
+    x: TF.Tensor2D;
+    /** [hidden, experts] */
+    gate: TF.Variable;
+    training: boolean;
+    block: number;
+  }): {
+    logits: TF.Tensor2D;
+    probs: TF.Tensor2D;
+    mask: TF.Tensor2D;
+    weights: TF.Tensor2D;
+    k: number;
+    auxLoss?: TF.Scalar;
+  };
+  /** Its own trainable variables (beyond the layer's gate weight). */
+  variables(): TF.Variable[];
+  /** The runtime router with the gate's current parameters (`toParams` puts it in the MoE slot). */
+  toRouter(): Router;
+}
 
 /** One gated expert's weights, [in, out] like every twin weight. */
 export interface TwinExpert {
@@ -49,6 +80,8 @@ export interface TwinMoe {
   normalize: boolean;
   /** A gated expert every token goes through, added unweighted. */
   shared?: TwinExpert;
+  /** Another gate than the softmax top-k above (`k` and `normalize` are then its own business). */
+  router?: TwinGate;
 }
 
 /** One MoE layer's routing for a batch, as `LlamaTwin.logits` hands it out (tensors of the tidy scope). */
@@ -60,6 +93,8 @@ export interface TwinRouting {
   /** 1 where the expert is among the token's k chosen, else 0 [tokens, experts]; no gradient. */
   mask: TF.Tensor2D;
   k: number;
+  /** The gate's own regulariser (a `TwinGate`'s; coefficients applied). */
+  auxLoss?: TF.Scalar;
 }
 
 /** What the MoE MLP borrows from the twin: tfjs, its matMul (custom gradient) and its activation. */
@@ -67,6 +102,8 @@ export interface MoeOps {
   tf: Tfjs;
   mm: (a: TF.Tensor, b: TF.Tensor) => TF.Tensor;
   activate: (gate: TF.Tensor) => TF.Tensor;
+  /** Whether the twin is training (gates add noise or jitter then). */
+  training: () => boolean;
 }
 
 /** Number of experts of a mixture. */
@@ -83,6 +120,7 @@ export function moeVariables(moe: TwinMoe): TF.Variable[] {
     moe.expertUp,
     moe.expertDown,
     ...(s === undefined ? [] : [s.gate, s.up, s.down]),
+    ...(moe.router?.variables() ?? []),
   ];
 }
 
@@ -112,17 +150,40 @@ export function moeMlp(
   x: TF.Tensor,
   routing?: TwinRouting[],
   taps?: TF.Tensor[],
+  block = 0,
 ): TF.Tensor {
   const { tf, mm, activate } = ops;
   const tokens = x.shape[0]!;
   const experts = moeExperts(moe);
   const inner = moe.expertGate.shape[1]! / experts;
-  const logits = mm(x, moe.gate) as TF.Tensor2D;
-  const probs = tf.softmax(logits);
-  const mask = topKMask(tf, probs, moe.k);
-  routing?.push({ logits, probs, mask, k: moe.k });
-  const kept = tf.mul(probs, mask);
-  const weights = moe.normalize ? tf.div(kept, tf.sum(kept, -1, true)) : kept;
+  let weights: TF.Tensor;
+  let mask: TF.Tensor2D;
+  if (moe.router !== undefined) {
+    const r = moe.router.route({
+      tf,
+      mm,
+      x: x as TF.Tensor2D,
+      gate: moe.gate,
+      training: ops.training(),
+      block,
+    });
+    mask = r.mask;
+    weights = r.weights;
+    routing?.push({
+      logits: r.logits,
+      probs: r.probs,
+      mask,
+      k: r.k,
+      ...(r.auxLoss === undefined ? {} : { auxLoss: r.auxLoss }),
+    });
+  } else {
+    const logits = mm(x, moe.gate) as TF.Tensor2D;
+    const probs = tf.softmax(logits);
+    mask = topKMask(tf, probs, moe.k);
+    routing?.push({ logits, probs, mask, k: moe.k });
+    const kept = tf.mul(probs, mask);
+    weights = moe.normalize ? tf.div(kept, tf.sum(kept, -1, true)) : kept;
+  }
   // Scale each expert's block of hidden columns by its weight: [tokens, experts, intermediate].
   const perExpert = (t: TF.Tensor, w: TF.Tensor) =>
     tf.reshape(tf.mul(tf.reshape(t, [tokens, experts, inner]), tf.reshape(w, [tokens, experts, 1])), [

@@ -110,7 +110,7 @@ export function moeToParams(moe: TwinMoe, name: string, kernels: BackendRef): Mo
   return {
     kind: 'moe',
     gate: fromVariable(`${name}.gate`, moe.gate),
-    router: new TopKRouter(E, moe.k, moe.normalize),
+    router: moe.router?.toRouter() ?? new TopKRouter(E, moe.k, moe.normalize),
     experts: Array.from({ length: E }, (_, e) => ({
       kind: 'gated' as const,
       gate: linear(`${name}.experts.${e}.gate_proj`, column(gate, e), H, I),

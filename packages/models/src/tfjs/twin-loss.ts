@@ -29,6 +29,8 @@ export interface TwinLossTerms {
   loadBalance?: TF.Scalar;
   /** Router z-loss averaged over the MoE layers (whenever the model has one). */
   routerZ?: TF.Scalar;
+  /** Sum of the MoE gates' own regularisers (`TwinGate` auxLoss, weighted by the gates; in `total`). */
+  gate?: TF.Scalar;
 }
 
 /**
@@ -59,6 +61,8 @@ export function combineLossTerms(
     const mean = (losses: TF.Scalar[]) => tf.div(tf.addN(losses), losses.length) as TF.Scalar;
     terms.loadBalance = add(options.loadBalance ?? 0, mean(routing.map((r) => loadBalancingLoss(tf, r))));
     terms.routerZ = add(options.routerZ ?? 0, mean(routing.map((r) => routerZLoss(tf, r))));
+    const own = routing.flatMap((r) => (r.auxLoss === undefined ? [] : [r.auxLoss]));
+    if (own.length > 0) terms.gate = add(1, tf.addN(own) as TF.Scalar);
   }
   if (weighted.length > 1) terms.total = tf.addN(weighted) as TF.Scalar;
   return terms;

@@ -1,16 +1,9 @@
 // sparsekit moe: inspect | eval | prune of a mixture-of-experts model.
 import { availableParallelism } from 'node:os';
+import { tinyLmMoePath } from '@sparsekit/models/node';
 import { type CapacityConvention, moeLayers, ROUTERS } from '@sparsekit/moe-router';
 import { createWasmBackend } from '@sparsekit/sparse-formats';
-import {
-  actionOf,
-  choiceFlag,
-  type Flags,
-  numberFlag,
-  requireFlag,
-  stringFlag,
-  UsageError,
-} from '../../args.js';
+import { actionOf, choiceFlag, type Flags, numberFlag, stringFlag, UsageError } from '../../args.js';
 import type { Command } from '../../command.js';
 import { loadModel, modelDir } from '../../model-io.js';
 import { outDirFlag } from '../../out-dir.js';
@@ -48,10 +41,10 @@ export const moeCommand: Command = {
   summary:
     "mixture of experts: inspect a model's routing, evaluate it under another router, prune experts (STUN)",
   positionals: 1,
-  help: `Usage: sparsekit moe inspect --model DIR [--text FILE] [--windows N]
-       sparsekit moe eval    --model DIR [--router NAME] [--capacity-factor F] [--capacity-rule R]
+  help: `Usage: sparsekit moe inspect [--model DIR] [--text FILE] [--windows N]
+       sparsekit moe eval    [--model DIR] [--router NAME] [--capacity-factor F] [--capacity-rule R]
                              [--text FILE] [--windows N]
-       sparsekit moe prune   --model DIR (--experts N | --expert-ratio R) [--lambda L]
+       sparsekit moe prune   [--model DIR] (--experts N | --expert-ratio R) [--lambda L]
                              [--method M (--sparsity S | --pattern N:M)] --out DIR
 
 inspect: for a mixture-of-experts model (Mixtral layout), each MoE layer's experts, experts per token
@@ -70,13 +63,14 @@ prune: STUN's two stages. Structured: one pass over the calibration windows reco
   each token went to; per layer, experts are compared by the cosine of their gate rows plus lambda
   times their co-activation, and the expert chosen less often of the most similar pair is removed,
   greedily, until --experts remain (or --expert-ratio of them is gone); gate rows go with them and
-  each router keeps its k (clamped to the experts left). Unstructured (with --method): the experts
-  left are pruned by a pruners method on the same windows (router gates stay dense). Prints the
-  removals, the second stage's per-layer report, and the share of the experts' weights removed
-  (counted from the weights), and saves the model and prune-report.json to --out.
+  each router keeps its k (clamped to the experts left). Unstructured (with --method): the experts'
+  layers are pruned by a pruners method on the same windows (router gates and attention stay
+  dense). Prints the removals, the second stage's per-layer report, and the share of the experts'
+  weights removed (counted from the weights), and saves the model and prune-report.json to --out.
 
 Flags:
-  --model DIR            a Hugging Face mixture-of-experts folder (config.json with num_local_experts)
+  --model DIR            a Hugging Face mixture-of-experts folder (config.json with num_local_experts;
+                         default: the bundled tiny-lm-moe, 8 experts, top-4)
   --text FILE            text to route or score (default: tiny-lm's calibration text for inspect, its
                          test text for eval; only models with tiny-lm's tokenizer read those)
   --windows N            windows of the model's context (default 8)
@@ -105,10 +99,10 @@ Flags:
   --json                 print the result as JSON
 
 Examples:
-  sparsekit moe inspect --model ./mixtral-tiny --windows 4
-  sparsekit moe eval --model ./mixtral-tiny --router top-k --capacity-factor 1.25
+  sparsekit moe inspect --windows 4
+  sparsekit moe eval --router top-k --capacity-factor 1.25
   sparsekit moe eval --model ./mixtral-tiny --router switch --capacity-rule deepspeed --capacity-factor 1
-  sparsekit moe prune --model ./mixtral-tiny --experts 6 --method wanda --sparsity 0.5 --out ./mixtral-6x-w50`,
+  sparsekit moe prune --experts 6 --method wanda --sparsity 0.5 --out out/tiny-lm-moe-6x-w50`,
   flags: {
     model: { type: 'string' },
     text: { type: 'string' },
@@ -133,7 +127,7 @@ Examples:
   },
   async run({ flags, positionals, ui }) {
     const action = actionOf('moe', positionals, ACTIONS);
-    const dir = modelDir(requireFlag('moe', flags, 'model', 'a mixture-of-experts model folder'));
+    const dir = modelDir(stringFlag(flags, 'model'), tinyLmMoePath());
     for (const [flag, actions] of Object.entries(ONLY))
       if (flags[flag] !== undefined && !actions.includes(action))
         throw new UsageError(`--${flag} is for moe ${actions.join(' / ')}, not moe ${action}`, 'moe');

@@ -22,8 +22,12 @@ import { printReport } from '../prune-report.js';
 
 /** Unstructured methods the second stage can run (those that leave zeros in place). */
 export const STAGE_TWO_METHODS = METHOD_TABLE.filter((m) => m.gives === 'sparse').map((m) => m.name);
-/** The router gates stay dense (a pruned gate reroutes tokens; llm-compressor ignores them too). */
-const ROUTER_GATE = String.raw`\.mlp\.gate$`;
+/**
+ * The second stage prunes the routed experts' layers only: router gates stay dense (a pruned gate
+ * reroutes tokens; llm-compressor ignores them too), and attention is left as it is, so the reported
+ * sparsity is STUN's: of the experts' weights.
+ */
+const EXPERT_LAYERS = String.raw`\.mlp\.experts\.\d+\.`;
 
 export interface PruneChoice {
   experts: { targetExperts: number } | { ratio: number };
@@ -67,7 +71,7 @@ export function pruneChoice(flags: Flags): PruneChoice {
           const p = patternFlag('moe', pattern);
           return { pattern: `${p.n}:${p.m}` };
         })();
-  const recipe = validateRecipe({ method, ...target, layers: { exclude: [ROUTER_GATE] } });
+  const recipe = validateRecipe({ method, ...target, layers: { include: [EXPERT_LAYERS] } });
   return { experts, lambda, recipe };
 }
 
