@@ -5,6 +5,7 @@ import {
   mkdirSync,
   readdirSync,
   readFileSync,
+  statSync,
   symlinkSync,
   truncateSync,
   writeFileSync,
@@ -369,6 +370,19 @@ describe('on tiny-lm', () => {
     const a = json((await run('eval', '--model', pruned, '--max-windows', '2', '--json')).stdout);
     const b = json((await run('eval', '--model', back, '--max-windows', '2', '--json')).stdout);
     expect(b.perplexity).toBe(a.perplexity);
+    // Half precision: half the bytes, torch_dtype set, nearly the same perplexity.
+    const half = join(work, 'dense-bf16');
+    const h = await run('convert', '--model', pruned, '--to', 'dense', '--dtype', 'bf16', '--out', half);
+    expect(h.code, h.stderr).toBe(0);
+    expect(json(readFileSync(join(half, 'config.json'), 'utf8')).torch_dtype).toBe('bfloat16');
+    expect(statSync(join(half, 'model.safetensors')).size).toBeLessThan(
+      0.55 * statSync(join(back, 'model.safetensors')).size,
+    );
+    const c16 = json((await run('eval', '--model', half, '--max-windows', '2', '--json')).stdout);
+    expect(Math.abs(c16.perplexity / a.perplexity - 1)).toBeLessThan(0.02);
+    const bad = await run('convert', '--model', pruned, '--to', 'csr', '--dtype', 'bf16', '--out', join(work, 'x'));
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/--dtype bf16 is for --to dense/);
   });
 
   it('benchmarks kernels and the model against dense in the same run', async () => {

@@ -177,8 +177,6 @@ describe('sparsekit moe', () => {
   it('refuses bad input with usage errors (exit 2) naming the flag, a damaged folder with exit 1', async () => {
     for (const [args, message] of [
       [['moe'], /say what to do/],
-      [['moe', 'inspect'], /--model is required/],
-      [['moe', 'eval'], /--model is required/],
       [['moe', 'inspect', '--model', join(work, '..', 'nowhere'), '--windows', '0'], /--windows/],
       [['moe', 'eval', '--model', dir, '--router', 'fancy'], /unknown --router/],
       [['moe', 'eval', '--model', dir, '--capacity-factor', 'NaN'], /--capacity-factor/],

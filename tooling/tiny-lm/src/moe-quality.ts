@@ -2,13 +2,16 @@
  * The MoE tiny-lm's tables, measured in one run:
  *
  *   node tooling/tiny-lm/dist/moe-quality.js [--moe packages/models/tiny-lm-moe] \
- *     [--moe-no-aux DIR] [--dense-total DIR] [--calib-windows 64] [--random-seeds 3] \
- *     [--out tooling/tiny-lm/results/moe-quality.json]
+ *     [--moe-no-aux DIR] [--no-aux-log FILE] [--dense-total DIR] [--calib-windows 64] \
+ *     [--random-seeds 3] [--out tooling/tiny-lm/results/moe-quality.json]
  *
  * 1. Perplexity of the MoE against dense tiny-lm (equal active parameters) and a dense model with
  *    the MoE's total MLP width (equal total parameters; `--dense-total`, trained by train.ts with
  *    `--intermediate`), and of the MoE trained without the load-balancing loss (`--moe-no-aux`).
- * 2. Load balance of the two MoEs on the test text (their own routers, dropless).
+ * 2. Load balance of the two MoEs on the test text (their own routers, dropless), and during
+ *    training: the share of assignments per expert on the validation batches every 100 steps, from
+ *    the two training logs (`--no-aux-log`: the run's training-log.json, or its printed JSON lines
+ *    when it was stopped early; compared at the steps both reached, on the same schedule).
  * 3. Drop rate and perplexity against the capacity factor (Switch's rule per 128-token window:
  *    floor(F * T * k / E) slots per expert; tokens over it ride the residual), and dropless.
  * 4. STUN: experts removed per layer (lambda 1 and 0, against seeded random removal), alone and
@@ -42,6 +45,7 @@ import { createWasmBackend } from '@sparsekit/sparse-formats';
 const root = join(import.meta.dirname ?? '.', '..', '..', '..');
 const moeDir = resolve(option('moe', join(root, 'packages', 'models', 'tiny-lm-moe')));
 const noAuxDir = option('moe-no-aux', '');
+const noAuxLog = option('no-aux-log', noAuxDir === '' ? '' : join(noAuxDir, 'training-log.json'));
 const denseTotalDir = option('dense-total', '');
 const calibCount = numberOption('calib-windows', 64);
 const randomSeeds = numberOption('random-seeds', 3);
@@ -123,16 +127,52 @@ async function score(m: Loaded): Promise<{ perplexity: number; layers: LayerLoad
 }
 
 const mean = (xs: number[]) => xs.reduce((s, x) => s + x, 0) / xs.length;
+
+interface ValidationPoint {
+  step: number;
+  validationLoss: number;
+  /** [layers][experts] share of the validation batches' assignments. */
+  expertLoad: number[][];
+}
+
+/** The validation points of a training log: a training-log.json, or the JSON lines a run printed. */
+function validationPoints(path: string): ValidationPoint[] {
+  if (path === '' || !existsSync(path)) return [];
+  const text = readFileSync(path, 'utf8');
+  let entries: Record<string, unknown>[];
+  try {
+    entries = JSON.parse(text).log;
+  } catch {
+    entries = text
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .map((l) => JSON.parse(l));
+  }
+  return entries
+    .filter((e) => typeof e.validationLoss === 'number' && Array.isArray(e.expertLoad))
+    .map((e) => ({
+      step: e.step as number,
+      validationLoss: e.validationLoss as number,
+      expertLoad: e.expertLoad as number[][],
+    }));
+}
+
+/** Coefficient of variation and max / mean of one layer's shares. */
+function spreadOf(shares: number[]): { cv: number; maxMean: number } {
+  const m = mean(shares);
+  const sd = Math.sqrt(mean(shares.map((x) => (x - m) ** 2)));
+  return { cv: sd / m, maxMean: Math.max(...shares) / m };
+}
 const pooledDrop = (layers: LayerLoad[]) => mean(layers.map((l) => l.dropRate));
 
 // 1 + 2. Perplexity and load balance.
 const models: { label: string; dir: string; role: string }[] = [
   { label: 'dense tiny-lm (MLP 384)', dir: tinyLmPath(), role: 'equal active parameters' },
-  ...(denseTotalDir === ''
+  ...(denseTotalDir === '' || !existsSync(join(denseTotalDir, 'config.json'))
     ? []
     : [{ label: 'dense, MLP 768', dir: resolve(denseTotalDir), role: 'equal total parameters' }]),
   { label: 'MoE 8 x 96, top-4, aux 0.01', dir: moeDir, role: 'the MoE tiny-lm' },
-  ...(noAuxDir === ''
+  ...(noAuxDir === '' || !existsSync(join(noAuxDir, 'config.json'))
     ? []
     : [{ label: 'MoE 8 x 96, top-4, no aux loss', dir: resolve(noAuxDir), role: 'aux loss off' }]),
 ];
@@ -150,6 +190,26 @@ for (const entry of models) {
     layers: s.layers,
   });
 }
+
+// 2b. Load balance during training, aux loss on and off, at the steps both runs reached.
+const withAux = validationPoints(join(moeDir, 'training-log.json'));
+const withoutAux = validationPoints(noAuxLog);
+const trainingBalance = withAux
+  .filter((p) => withoutAux.some((q) => q.step === p.step))
+  .map((p) => {
+    const q = withoutAux.find((x) => x.step === p.step)!;
+    const summary = (v: ValidationPoint) => {
+      const layers = v.expertLoad.map(spreadOf);
+      return {
+        validationLoss: v.validationLoss,
+        meanCv: mean(layers.map((l) => l.cv)),
+        worstMaxMean: Math.max(...layers.map((l) => l.maxMean)),
+        minShare: Math.min(...v.expertLoad.flat()),
+        layers: v.expertLoad,
+      };
+    };
+    return { step: p.step, aux: summary(p), noAux: summary(q) };
+  });
 
 // 3. Capacity factor.
 const capacityRows = [];
@@ -282,6 +342,7 @@ const result = {
   },
   seconds: (performance.now() - t0) / 1000,
   perplexity: perplexityRows,
+  trainingBalance,
   capacity: capacityRows,
   stun: stunRows,
 };
@@ -322,6 +383,37 @@ if (moeRows.length > 0) {
           l.tokensPerExpert.join(' '),
         ]),
       ),
+    ),
+  );
+}
+if (trainingBalance.length > 0) {
+  lines.push(
+    '\nLoad balance during training (validation batches; 8 experts, so an even share is 12.5%), aux 0.01 against none, same schedule:\n',
+  );
+  lines.push(
+    markdownTable(
+      [
+        'step',
+        'aux 0.01: validation loss',
+        'mean load CV',
+        'worst max / mean',
+        'least share',
+        'no aux: validation loss',
+        'mean load CV',
+        'worst max / mean',
+        'least share',
+      ],
+      trainingBalance.map((r) => [
+        String(r.step),
+        f(r.aux.validationLoss, 3),
+        f(r.aux.meanCv, 3),
+        f(r.aux.worstMaxMean),
+        pct(r.aux.minShare),
+        f(r.noAux.validationLoss, 3),
+        f(r.noAux.meanCv, 3),
+        f(r.noAux.worstMaxMean),
+        pct(r.noAux.minShare),
+      ]),
     ),
   );
 }

@@ -3,15 +3,16 @@
  * folder in the Mixtral layout, to --out:
  *
  *   pnpm --filter @sparsekit/tiny-lm-training build && node tooling/tiny-lm/dist/train-moe.js \
- *     [--steps 2200] [--minutes 85] [--lr 1.2e-2] [--weight-decay 0] [--bos] [--experts 8] [--top-k 2] \
+ *     [--steps 1474] [--minutes 240] [--lr 1.2e-2] [--weight-decay 0] [--bos] [--experts 8] [--top-k 4] \
  *     [--expert-width 96] [--aux 0.01] [--z 0.001] [--log-every 25] [--out tooling/tiny-lm/results/tiny-lm-moe]
  *
  * Same corpus, split, tokenizer, windows, optimiser and schedule as train.ts (training.ts), and
  * tiny-lm's architecture with every MLP a mixture: --experts SwiGLU experts of --expert-width
  * channels (default a quarter of tiny-lm's 384), --top-k chosen per token by a softmax top-k router
- * renormalised over the k (Mixtral), dropless. With the defaults a token goes through 2 x 96 = 192
- * MLP channels, half of tiny-lm's 384: --expert-width 192 makes the active parameters per token
- * match tiny-lm's (the log records both counts). Loss: cross-entropy + --aux times the
+ * renormalised over the k (Mixtral), dropless. With the defaults a token goes through 4 x 96 = 384
+ * MLP channels, as many as tiny-lm's (the log records the total and active parameter counts), and
+ * the run sees as many tokens as the bundled tiny-lm's 1474 steps (the defaults are the bundled
+ * tiny-lm-moe's recipe; `sparsekit convert --to dense --dtype f16` made its f16 copy). Loss: cross-entropy + --aux times the
  * load-balancing loss + --z times the router z-loss (each averaged over layers); the log records
  * both router losses and, with each validation loss, every layer's share of assignments per expert.
  *
@@ -25,8 +26,8 @@ import type { ModelConfig } from '@sparsekit/models';
 import { LlamaTwin } from '@sparsekit/models/tfjs';
 import { SEED, saveAndEvaluate, tinyLmConfig, tinyLmData, trainingLog, trainTwin } from './training.js';
 
-const steps = numberOption('steps', 2200);
-const minutes = numberOption('minutes', 85);
+const steps = numberOption('steps', 1474);
+const minutes = numberOption('minutes', 240);
 const out = resolve(option('out', join(import.meta.dirname ?? '.', '..', 'results', 'tiny-lm-moe')));
 const batchSize = 16;
 const seqLen = 128;
@@ -34,7 +35,7 @@ const peakLr = numberOption('lr', 1.2e-2);
 const weightDecay = numberOption('weight-decay', 0);
 const bos = process.argv.includes('--bos');
 const numExperts = numberOption('experts', 8);
-const expertsPerToken = numberOption('top-k', 2);
+const expertsPerToken = numberOption('top-k', 4);
 const expertWidth = numberOption('expert-width', 96);
 const loadBalance = numberOption('aux', 0.01);
 const routerZ = numberOption('z', 0.001);

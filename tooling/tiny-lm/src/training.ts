@@ -211,12 +211,14 @@ export function trainTwin(o: TrainOptions): number {
     const starts = Array.from({ length: o.batchSize }, () => rng.int(train.length - o.seqLen - 1));
     const [x, y] = windowsAt(train, starts);
     const kept: TF.Tensor[] = [];
+    twin.training = true; // (gates with noise or jitter apply it in the training step only)
     const { value, grads } = tf.variableGrads(() => {
       const terms = twin.lossTerms(x, y, o.lossOptions);
       if (terms.loadBalance !== undefined && terms.routerZ !== undefined)
         kept.push(tf.keep(terms.loadBalance), tf.keep(terms.routerZ));
       return terms.total;
     }, twin.variables());
+    twin.training = false;
     // Clip the global gradient norm at 1 (one sync; every intermediate freed, or wasm memory runs out).
     const norm = Math.sqrt(
       tf.tidy(() => tf.addN(Object.values(grads).map((g) => tf.sum(tf.square(g)))).dataSync()[0]!),

@@ -17,20 +17,22 @@ const TARGETS = [...FORMAT_NAMES, 'compressed-tensors'] as const;
 export const convertCommand: Command = {
   name: 'convert',
   summary: 'store the decoder layers in another format, or export compressed-tensors',
-  help: `Usage: sparsekit convert --to FORMAT --out DIR [--model DIR] [--pattern N:M] [--block RxC] [--dtype f32|f16]
+  help: `Usage: sparsekit convert --to FORMAT --out DIR [--model DIR] [--pattern N:M] [--block RxC] [--dtype f32|f16|bf16]
 
 Re-stores every decoder linear layer: 'dense' writes a plain Hugging Face checkpoint; a sparse format
 (${FORMAT_NAMES.filter((f) => f !== 'dense').join(', ')}) keeps only the nonzeros, in the layout
 'sparsekit' models load; 'compressed-tensors' writes the sparse-bitmask layout of llm-compressor /
 vLLM (Hugging Face names, <layer>.compressed / .bitmask / .shape / .row_offsets, and a
-sparsity_config in config.json). Values are never changed: converting back gives the same weights.
+sparsity_config in config.json). Values are never changed (except rounded to --dtype f16 / bf16):
+converting back gives the same weights.
 
 Flags:
   --model DIR      Hugging Face folder (default: the bundled tiny-lm)
   --to FORMAT      ${TARGETS.join(' | ')}
   --pattern N:M    for --to nm (default 2:4); every group must already hold at most N nonzeros
   --block RxC      for --to bsr (default 4x4)
-  --dtype D        value type of sparse formats: f32 (default) or f16
+  --dtype D        value type: f32 (default) or f16 (sparse formats and dense), bf16 (dense only:
+                   every weight of the Hugging Face checkpoint, torch_dtype set to match)
   --out DIR        where to write (required; a new or empty folder, written whole at the end)
   --force          replace --out if it already holds files
   --json           print the result as JSON
@@ -39,7 +41,8 @@ Examples:
   sparsekit convert --model out/tiny-lm-wanda50 --to csr --out out/tiny-lm-wanda50-csr
   sparsekit convert --model out/tiny-lm-2of4 --to nm --pattern 2:4 --dtype f16 --out out/2of4-f16
   sparsekit convert --model out/tiny-lm-wanda50 --to compressed-tensors --out out/wanda50-ct
-  sparsekit convert --model out/tiny-lm-2of4 --to dense --out out/tiny-lm-2of4-dense`,
+  sparsekit convert --model out/tiny-lm-2of4 --to dense --out out/tiny-lm-2of4-dense
+  sparsekit convert --model ./my-llama --to dense --dtype bf16 --out ./my-llama-bf16`,
   flags: {
     model: { type: 'string' },
     to: { type: 'string' },
@@ -52,7 +55,9 @@ Examples:
   async run({ flags, ui }) {
     if (flags.to === undefined) throw new UsageError(`--to is required (${TARGETS.join(', ')})`, 'convert');
     const to = choiceFlag('convert', flags, 'to', TARGETS, 'dense');
-    const dtype = choiceFlag('convert', flags, 'dtype', ['f32', 'f16'] as const, 'f32');
+    const dtype = choiceFlag('convert', flags, 'dtype', ['f32', 'f16', 'bf16'] as const, 'f32');
+    if (dtype === 'bf16' && to !== 'dense')
+      throw new UsageError('--dtype bf16 is for --to dense (the sparse formats store f32 or f16)', 'convert');
     const dir = modelDir(stringFlag(flags, 'model'));
     const out = outDirFlag('convert', flags, dir, 'the folder to write to');
     const { n, m } = patternFlag('convert', stringFlag(flags, 'pattern') ?? '2:4');
@@ -64,7 +69,7 @@ Examples:
     const pack = (w: Tensor<'f32'>): SparseMatrix =>
       fromDense(w, format, {
         threshold: 0,
-        ...(format === 'dense' ? {} : { dtype }),
+        ...(format === 'dense' ? {} : { dtype: dtype as 'f32' | 'f16' }),
         ...(format === 'nm' ? { n, m } : {}),
         ...(format === 'bsr' ? { blockShape } : {}),
         ...(format === 'csr' || format === 'csc' || format === 'bsr' ? { indexType: 'auto' as const } : {}),
@@ -83,6 +88,7 @@ Examples:
     await writeDir(out, (tmp) =>
       saveModel(model, tmp, {
         layout: to === 'compressed-tensors' ? 'compressed-tensors' : to === 'dense' ? 'hf' : 'packed',
+        ...(to === 'dense' ? { dtype } : {}),
       }),
     );
     const overall = layers.reduce((s, l) => s + l.sparsity, 0) / Math.max(1, layers.length);
