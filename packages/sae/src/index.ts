@@ -12,3 +12,13 @@ export {
   type SaeOptions,
   type SaeParams,
 } from './sae.js';
+export {
+  foldDecoderNorms,
+  type NormalizeActivations,
+  parseSaeLensConfig,
+  SAELENS_LAYOUT_VERSION,
+  SaeFileError,
+  type SaeLensConfig,
+  saeFromSaeLens,
+  saeToSaeLens,
+} from './saelens.js';
