@@ -1,0 +1,2 @@
+// @sparsekit/sae/tfjs: training sparse autoencoders on TensorFlow.js (an optional peer).
+export { type TrainedSae, type TrainLogEntry, type TrainSaeOptions, trainSae } from './train.js';

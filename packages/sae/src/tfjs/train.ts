@@ -1,0 +1,405 @@
+// Training a sparse autoencoder on tfjs. The choice of which latents fire is made by the same code
+// that runs at inference (`Sae.activate`, on the batch's pre-activations read back), so training and
+// inference agree; the values and the losses are tfjs ops with gradients:
+//   standard      mse + l1 * mean_t sum_j f_j ||W_dec_j||                      (SAELens)
+//   topk, batchtopk, feature-choice, mutual-choice
+//                 mse + auxK * min(dead / kAux, 1) * nmse(e_hat, e)            (openai AuxK)
+//   jumprelu      mse + l0 * mean_t sum_j H(pre - theta), straight-through to theta with a
+//                 rectangle kernel of width `bandwidth` (SAELens' step mode; theta = exp(log theta))
+//   gated         mse + l1 * mean_t sum_j relu(pi_gate)_j ||W_dec_j|| + mean_t ||relu(pi_gate) W_dec + b_dec - x||^2
+// with mse = mean_t sum_d (x_hat - x)^2. The references' training details: W_dec rows drawn
+// Kaiming-uniform and set to unit norm, W_enc = W_dec^T, b_dec = the geometric median of the first
+// batch; after every gradient the component of each W_dec row's gradient along the row is removed
+// and the rows are set back to unit norm (openai/sparse_autoencoder); Adam; gradient norm clipped at
+// 1. Features are dead when they have not fired for `deadWindow` tokens. BatchTopK, Feature Choice
+// and Mutual Choice keep an EMA of the smallest positive latent (SAELens' threshold, lr 0.01), the
+// threshold they run with at inference (saved as JumpReLU). Every random choice is seeded.
+
+import { InvalidArgumentError, type ProgressOptions, Rng, reportProgress } from '@sparsekit/core';
+import type * as TF from '@tensorflow/tfjs-core';
+import { geometricMedian } from '../geometric-median.js';
+import { Sae, type SaeArchitecture, type SaeParams } from '../sae.js';
+
+type Tfjs = typeof TF;
+
+export interface TrainSaeOptions extends ProgressOptions {
+  architecture: SaeArchitecture;
+  dIn: number;
+  dSae: number;
+  /** Latents per row (topk, batchtopk, feature-choice, mutual-choice). */
+  k?: number;
+  /** Batches of activations, each [rows, dIn] (rows may differ); training stops when they run out or at `steps`. */
+  batches: Iterable<Float32Array> | AsyncIterable<Float32Array>;
+  steps?: number;
+  /** Adam learning rate (default 1e-3). */
+  lr?: number;
+  /** standard, gated: L1 coefficient (default 1 / dIn scale-free: 5). */
+  l1?: number;
+  /** jumprelu: L0 coefficient (default 1e-3), bandwidth (0.05), initial threshold (0.01). */
+  l0?: number;
+  bandwidth?: number;
+  initThreshold?: number;
+  /** AuxK: latents (default min(2 dIn, dSae)) and coefficient (1/32); 0 turns it off. */
+  kAux?: number;
+  auxK?: number;
+  /** Tokens without firing after which a feature is dead (default 50,000). */
+  deadWindow?: number;
+  /** Subtract b_dec before encoding (default true). */
+  applyBDecToInput?: boolean;
+  /** b_dec's initial value: the geometric median of the first batch (default), its mean, or zeros. */
+  bDecInit?: 'geometric-median' | 'mean' | 'zeros';
+  /** EMA rate of the inference threshold of batch-level architectures (default 0.01). */
+  thresholdLr?: number;
+  seed?: number;
+  /** Called every `logEvery` steps (default 25) with the step's metrics. */
+  onLog?: (entry: TrainLogEntry) => void;
+  logEvery?: number;
+}
+
+export interface TrainLogEntry {
+  step: number;
+  tokens: number;
+  loss: number;
+  mse: number;
+  /** The architecture's sparsity or auxiliary term (unweighted). */
+  aux: number;
+  l0: number;
+  deadFeatures: number;
+}
+
+export interface TrainedSae {
+  sae: Sae;
+  steps: number;
+  tokens: number;
+  log: TrainLogEntry[];
+  /** Tokens since each feature last fired, at the end. */
+  tokensSinceFired: Float64Array;
+}
+
+/** A constant of the tape: `values` as a tensor no gradient flows back through. */
+function constant(tf: Tfjs, values: Float32Array, shape: number[]): TF.Tensor {
+  return tf.tensor(values, shape);
+}
+
+/** JumpReLU's output pre * H(pre - theta) with SAELens' straight-through gradient to theta. */
+function jumpReluOp(tf: Tfjs, bandwidth: number) {
+  return tf.customGrad((...args: (TF.Tensor | TF.GradSaveFunc)[]) => {
+    const [pre, theta, save] = args as [TF.Tensor, TF.Tensor, TF.GradSaveFunc];
+    save([pre, theta]);
+    const on = tf.cast(tf.greater(pre, theta), 'float32');
+    return {
+      value: tf.mul(pre, on),
+      gradFunc: (dy, saved) => {
+        const [p, t] = saved as [TF.Tensor, TF.Tensor];
+        const gate = tf.cast(tf.greater(p, t), 'float32');
+        const u = tf.div(tf.sub(p, t), bandwidth);
+        const kernel = tf.cast(tf.logicalAnd(tf.greater(u, -0.5), tf.less(u, 0.5)), 'float32');
+        const dTheta = tf.sum(tf.mul(tf.mul(tf.neg(tf.div(t, bandwidth)), kernel), dy), 0);
+        return [tf.mul(gate, dy), dTheta];
+      },
+    };
+  }) as (pre: TF.Tensor, theta: TF.Tensor) => TF.Tensor;
+}
+
+/** The step function H(pre - theta), straight-through to theta only (SAELens' L0 'step' mode). */
+function stepOp(tf: Tfjs, bandwidth: number) {
+  return tf.customGrad((...args: (TF.Tensor | TF.GradSaveFunc)[]) => {
+    const [pre, theta, save] = args as [TF.Tensor, TF.Tensor, TF.GradSaveFunc];
+    save([pre, theta]);
+    return {
+      value: tf.cast(tf.greater(pre, theta), 'float32'),
+      gradFunc: (dy, saved) => {
+        const [p, t] = saved as [TF.Tensor, TF.Tensor];
+        const u = tf.div(tf.sub(p, t), bandwidth);
+        const kernel = tf.cast(tf.logicalAnd(tf.greater(u, -0.5), tf.less(u, 0.5)), 'float32');
+        return [tf.zerosLike(p), tf.sum(tf.mul(tf.mul(kernel, -1 / bandwidth), dy), 0)];
+      },
+    };
+  }) as (pre: TF.Tensor, theta: TF.Tensor) => TF.Tensor;
+}
+
+const BATCH_LEVEL: readonly SaeArchitecture[] = ['batchtopk', 'feature-choice', 'mutual-choice'];
+
+/** Train an SAE on the batches; returns it as an inference `Sae` with the training log. */
+export async function trainSae(tf: Tfjs, options: TrainSaeOptions): Promise<TrainedSae> {
+  const { architecture: arch, dIn, dSae } = options;
+  const k = options.k;
+  // The inference SAE validates the shape options (k, architecture) before anything trains.
+  const check = new Sae(
+    { architecture: arch, dIn, dSae, ...(k === undefined ? {} : { k }) },
+    {
+      wEnc: new Float32Array(dIn * dSae),
+      bEnc: new Float32Array(dSae),
+      wDec: new Float32Array(dSae * dIn),
+      bDec: new Float32Array(dIn),
+      threshold: new Float32Array(dSae),
+      bGate: new Float32Array(dSae),
+      rMag: new Float32Array(dSae),
+      bMag: new Float32Array(dSae),
+    },
+  );
+  const steps = options.steps ?? Number.POSITIVE_INFINITY;
+  const lr = options.lr ?? 1e-3;
+  const l1 = options.l1 ?? 5;
+  const l0 = options.l0 ?? 1e-3;
+  const bandwidth = options.bandwidth ?? 0.05;
+  const kAux = Math.min(options.kAux ?? 2 * dIn, dSae);
+  const auxCoefficient = options.auxK ?? 1 / 32;
+  const deadWindow = options.deadWindow ?? 50_000;
+  const thresholdLr = options.thresholdLr ?? 0.01;
+  const applyBDec = options.applyBDecToInput ?? true;
+  for (const [name, v, ok] of [
+    ['lr', lr, lr > 0],
+    ['l1', l1, l1 >= 0],
+    ['l0', l0, l0 >= 0],
+    ['bandwidth', bandwidth, bandwidth > 0],
+    ['auxK', auxCoefficient, auxCoefficient >= 0],
+    ['deadWindow', deadWindow, deadWindow > 0],
+  ] as const)
+    if (!(Number.isFinite(v) && ok)) throw new InvalidArgumentError(name, v, 'is out of range');
+  const rng = new Rng(options.seed ?? 0);
+
+  // Kaiming-uniform decoder rows, set to unit norm; the encoder its transpose.
+  const bound = Math.sqrt(6 / dIn);
+  const wDec0 = rng.uniformArray(dSae * dIn, -bound, bound);
+  for (let j = 0; j < dSae; j++) {
+    let n = 0;
+    for (let d = 0; d < dIn; d++) n += wDec0[j * dIn + d]! ** 2;
+    n = Math.sqrt(n) || 1;
+    for (let d = 0; d < dIn; d++) wDec0[j * dIn + d]! /= n;
+  }
+  const wEnc0 = new Float32Array(dIn * dSae);
+  for (let j = 0; j < dSae; j++) for (let d = 0; d < dIn; d++) wEnc0[d * dSae + j] = wDec0[j * dIn + d]!;
+  const wEnc = tf.variable(tf.tensor2d(wEnc0, [dIn, dSae]), true, 'W_enc');
+  const wDec = tf.variable(tf.tensor2d(wDec0, [dSae, dIn]), true, 'W_dec');
+  const bEnc = tf.variable(tf.zeros([dSae]), true, 'b_enc');
+  let bDec: TF.Variable | undefined;
+  const logThreshold =
+    arch === 'jumprelu'
+      ? tf.variable(tf.fill([dSae], Math.log(options.initThreshold ?? 0.01)), true, 'log_threshold')
+      : undefined;
+  const gated =
+    arch === 'gated'
+      ? {
+          bGate: tf.variable(tf.zeros([dSae]), true, 'b_gate'),
+          rMag: tf.variable(tf.zeros([dSae]), true, 'r_mag'),
+          bMag: tf.variable(tf.zeros([dSae]), true, 'b_mag'),
+        }
+      : undefined;
+  const inferenceThreshold = new Float64Array(dSae); // batch-level architectures: EMA of the smallest positive latent
+  let thresholdSeen = false;
+  const optimizer = tf.train.adam(lr);
+  const jump = jumpReluOp(tf, bandwidth);
+  const step0 = stepOp(tf, bandwidth);
+  const tokensSinceFired = new Float64Array(dSae);
+  const log: TrainLogEntry[] = [];
+  const logEvery = options.logEvery ?? 25;
+  let tokens = 0;
+  let step = 0;
+  let recent: TrainLogEntry[] = [];
+
+  for await (const batch of options.batches) {
+    if (step >= steps) break;
+    options.signal?.throwIfAborted();
+    if (batch.length % dIn !== 0 || batch.length === 0)
+      throw new InvalidArgumentError('batch', batch.length, `must hold rows of d_in = ${dIn} values`);
+    for (let i = 0; i < batch.length; i++)
+      if (!Number.isFinite(batch[i]!))
+        throw new InvalidArgumentError(
+          `batch ${step} value ${i}`,
+          batch[i],
+          'must be finite (NaN or Inf in the activations)',
+        );
+    const rows = batch.length / dIn;
+    if (bDec === undefined) {
+      const init =
+        options.bDecInit === 'zeros'
+          ? new Float32Array(dIn)
+          : options.bDecInit === 'mean'
+            ? geometricMedian(batch, dIn, { iterations: 0 })
+            : geometricMedian(batch, dIn);
+      bDec = tf.variable(tf.tensor1d(init), true, 'b_dec');
+    }
+    const x = tf.tensor2d(batch, [rows, dIn]);
+    const dead = Array.from(tokensSinceFired, (t) => t > deadWindow);
+    const deadCount = dead.filter(Boolean).length;
+    const variables = [
+      wEnc,
+      wDec,
+      bEnc,
+      bDec,
+      ...(logThreshold ? [logThreshold] : []),
+      ...(gated ? Object.values(gated) : []),
+    ];
+    let latentsRead: Float32Array | undefined;
+    let mseValue = 0;
+    let auxValue = 0;
+    const { value, grads } = tf.variableGrads(() => {
+      const xc = applyBDec ? tf.sub(x, bDec!) : x;
+      const decNorm = tf.norm(wDec, 'euclidean', 1); // [dSae]
+      let f: TF.Tensor;
+      let aux: TF.Tensor = tf.scalar(0);
+      let extra: TF.Tensor | undefined;
+      if (gated !== undefined) {
+        const gate = tf.add(tf.matMul(xc, wEnc), gated.bGate);
+        const on = constant(
+          tf,
+          Float32Array.from(gate.dataSync(), (v) => (v > 0 ? 1 : 0)),
+          [rows, dSae],
+        );
+        const mag = tf.relu(tf.add(tf.matMul(xc, tf.mul(wEnc, tf.exp(gated.rMag))), gated.bMag));
+        f = tf.mul(on, mag);
+        const piGate = tf.relu(gate);
+        aux = tf.mean(tf.sum(tf.mul(piGate, decNorm), 1));
+        extra = tf.mean(tf.sum(tf.square(tf.sub(tf.add(tf.matMul(piGate, wDec), bDec!), x)), 1));
+      } else {
+        const pre = tf.add(tf.matMul(xc, wEnc), bEnc);
+        if (arch === 'jumprelu') {
+          const theta = tf.exp(logThreshold!);
+          f = jump(tf.relu(pre), theta);
+          aux = tf.mean(tf.sum(step0(pre, theta), 1));
+        } else if (arch === 'standard') {
+          f = tf.relu(pre);
+          aux = tf.mean(tf.sum(tf.mul(f, decNorm), 1));
+        } else {
+          // The choice of the inference code, on this batch (training: the batch-level rules).
+          const chosen = check.activate(pre.dataSync() as Float32Array, rows, true);
+          const mask = constant(
+            tf,
+            Float32Array.from(chosen, (v) => (v !== 0 ? 1 : 0)),
+            [rows, dSae],
+          );
+          f = tf.mul(tf.relu(pre), mask);
+          if (auxCoefficient > 0 && deadCount > 0) {
+            const xHatNow = tf.add(tf.matMul(f, wDec), bDec!);
+            const residual = tf.tensor(tf.sub(x, xHatNow).dataSync(), [rows, dIn]); // a constant
+            const p = pre.dataSync();
+            const auxMask = new Float32Array(rows * dSae);
+            const deadIds = dead.flatMap((d, j) => (d ? [j] : []));
+            const scores = new Float32Array(deadIds.length);
+            const kk = Math.min(kAux, deadIds.length);
+            for (let r = 0; r < rows; r++) {
+              for (let i = 0; i < deadIds.length; i++) scores[i] = p[r * dSae + deadIds[i]!]!;
+              const order = Array.from(scores.keys()).sort((a, b) => scores[b]! - scores[a]! || a - b);
+              for (const i of order.slice(0, kk)) auxMask[r * dSae + deadIds[i]!] = 1;
+            }
+            const eHat = tf.matMul(tf.mul(tf.relu(pre), constant(tf, auxMask, [rows, dSae])), wDec);
+            const centred = tf.sub(residual, tf.mean(residual, 0, true));
+            const nmse = tf.div(
+              tf.sum(tf.square(tf.sub(eHat, residual))),
+              tf.add(tf.sum(tf.square(centred)), 1e-12),
+            );
+            aux = tf.mul(Math.min(deadCount / kAux, 1), nmse);
+          }
+        }
+      }
+      latentsRead = f.dataSync() as Float32Array;
+      const xHat = tf.add(tf.matMul(f, wDec), bDec!);
+      const mse = tf.mean(tf.sum(tf.square(tf.sub(xHat, x)), 1));
+      mseValue = mse.dataSync()[0]!;
+      auxValue = aux.dataSync()[0]!;
+      const weight =
+        arch === 'standard' || arch === 'gated' ? l1 : arch === 'jumprelu' ? l0 : auxCoefficient > 0 ? 1 : 0;
+      let total = tf.add(mse, tf.mul(weight, aux));
+      if (extra !== undefined) total = tf.add(total, extra);
+      return total as TF.Scalar;
+    }, variables);
+    // Decoder: remove each row's gradient component along the row, clip, step, rows back to unit norm.
+    const gDec = grads[wDec.name]!;
+    const projected = tf.tidy(() => tf.sub(gDec, tf.mul(tf.sum(tf.mul(gDec, wDec), 1, true), wDec)));
+    grads[wDec.name] = projected;
+    gDec.dispose();
+    const norm = Math.sqrt(
+      tf.tidy(() => tf.addN(Object.values(grads).map((g) => tf.sum(tf.square(g)))).dataSync()[0]!),
+    );
+    const scale = Math.min(1, 1 / (norm + 1e-6));
+    const clipped = Object.fromEntries(Object.entries(grads).map(([n, g]) => [n, tf.mul(g, scale)]));
+    optimizer.applyGradients(clipped as unknown as Parameters<typeof optimizer.applyGradients>[0]);
+    tf.tidy(() => wDec.assign(tf.div(wDec, tf.add(tf.norm(wDec, 'euclidean', 1, true), 1e-12))));
+    // Firing, dead features, the inference threshold.
+    const z = latentsRead!;
+    const fired = new Uint8Array(dSae);
+    let nonzero = 0;
+    let smallest = Number.POSITIVE_INFINITY;
+    for (let i = 0; i < z.length; i++)
+      if (z[i]! > 0) {
+        fired[i % dSae] = 1;
+        nonzero++;
+        if (z[i]! < smallest) smallest = z[i]!;
+      }
+    for (let j = 0; j < dSae; j++) tokensSinceFired[j] = fired[j] ? 0 : tokensSinceFired[j]! + rows;
+    if (BATCH_LEVEL.includes(arch) && Number.isFinite(smallest)) {
+      for (let j = 0; j < dSae; j++)
+        inferenceThreshold[j] = thresholdSeen
+          ? (1 - thresholdLr) * inferenceThreshold[j]! + thresholdLr * smallest
+          : smallest;
+      thresholdSeen = true;
+    }
+    const loss = value.dataSync()[0]!;
+    tf.dispose([x, value, projected, ...Object.values(grads), ...Object.values(clipped)]);
+    step++;
+    tokens += rows;
+    recent.push({
+      step,
+      tokens,
+      loss,
+      mse: mseValue,
+      aux: auxValue,
+      l0: nonzero / rows,
+      deadFeatures: deadCount,
+    });
+    if (step % logEvery === 0) {
+      const mean = (key: keyof TrainLogEntry) => recent.reduce((s, e) => s + e[key], 0) / recent.length;
+      const entry: TrainLogEntry = {
+        step,
+        tokens,
+        loss: mean('loss'),
+        mse: mean('mse'),
+        aux: mean('aux'),
+        l0: mean('l0'),
+        deadFeatures: Array.from(tokensSinceFired).filter((t) => t > deadWindow).length,
+      };
+      log.push(entry);
+      options.onLog?.(entry);
+      recent = [];
+    }
+    reportProgress(options, {
+      stage: 'train',
+      current: step,
+      ...(Number.isFinite(steps) ? { total: steps } : {}),
+      unit: 'step',
+    });
+  }
+  if (step === 0 || bDec === undefined)
+    throw new InvalidArgumentError('batches', 0, 'need at least one batch to train on');
+  const read = (v: TF.Variable) => Float32Array.from(v.dataSync() as Float32Array);
+  const params: SaeParams = {
+    wEnc: read(wEnc),
+    bEnc: read(bEnc),
+    wDec: read(wDec),
+    bDec: read(bDec),
+    ...(logThreshold === undefined
+      ? {}
+      : { threshold: Float32Array.from(logThreshold.dataSync(), Math.exp) }),
+    ...(BATCH_LEVEL.includes(arch) && thresholdSeen
+      ? { threshold: Float32Array.from(inferenceThreshold) }
+      : {}),
+    ...(gated === undefined
+      ? {}
+      : { bGate: read(gated.bGate), rMag: read(gated.rMag), bMag: read(gated.bMag) }),
+  };
+  tf.dispose([
+    wEnc,
+    wDec,
+    bEnc,
+    bDec,
+    ...(logThreshold ? [logThreshold] : []),
+    ...(gated ? Object.values(gated) : []),
+  ]);
+  optimizer.dispose();
+  const sae = new Sae(
+    { architecture: arch, dIn, dSae, ...(k === undefined ? {} : { k }), applyBDecToInput: applyBDec },
+    params,
+  );
+  return { sae, steps: step, tokens, log, tokensSinceFired };
+}
