@@ -57,7 +57,7 @@ describe('trainSae (tfjs) learns a sparse dictionary', () => {
     const out = trained.sae.forward(heldOut);
     const m = reconstructionMetrics(heldOut, out.reconstruction, out.latents, 256);
     // Measured (seeded): EV 0.74 (feature-choice) to 0.96 (gated); L0 3 for the choice rules, 5-12 for the penalties.
-    expect(log.at(-1)!).toBeLessThan(0.5 * log[0]!);
+    expect(log.at(-1)!).toBeLessThan(0.7 * log[0]!);
     expect(m.explained_variance).toBeGreaterThan(0.7);
     expect(m.l0).toBeLessThan(['standard', 'gated'].includes(architecture) ? 16 : 6);
     if (
