@@ -2,8 +2,9 @@
 // returns a replacement of the same shape. Activation sparsity, SAEs, calibration and attention
 // statistics are all hooks; a model with none registered pays one array lookup per site.
 import { InvalidArgumentError, ShapeMismatchError } from './errors.js';
+import { type ProgressOptions, reportProgress } from './progress.js';
 import { shapesEqual } from './shape.js';
-import type { CalibrationHook, LinearLayer, StreamPoint } from './spec.js';
+import type { CalibrationHook, CausalLM, LinearLayer, StreamPoint } from './spec.js';
 import { Tensor } from './tensor.js';
 
 /**
@@ -199,4 +200,35 @@ export function calibrationHooks(hook: CalibrationHook, filter?: (name: string) 
       if (filter === undefined || filter(layer.name)) hook(layer, inputs);
   });
   return hooks;
+}
+
+/** A model whose forward passes run its hooks (models' `TransformerLM` is one). */
+export interface HookableLM extends CausalLM {
+  readonly hooks: Hooks;
+  readonly numBlocks: number;
+}
+
+/**
+ * Run `batches` through `model` with hooks registered (by `register`, removed afterwards whatever
+ * happens), reporting progress as `stage`. Returns the tokens run.
+ */
+export async function runWithHooks(
+  model: HookableLM,
+  batches: readonly Tensor<'i32'>[],
+  register: () => HookHandle,
+  stage: string,
+  options: ProgressOptions,
+): Promise<number> {
+  const handle = register();
+  let tokens = 0;
+  try {
+    for (const [i, batch] of batches.entries()) {
+      await model.logits(batch);
+      tokens += batch.size;
+      reportProgress(options, { stage, current: i + 1, total: batches.length, unit: 'batch' });
+    }
+  } finally {
+    handle.remove();
+  }
+  return tokens;
 }

@@ -44,12 +44,14 @@ export {
   calibrationHooks,
   HOOK_SITES,
   type Hook,
+  type HookableLM,
   type HookContext,
   type HookHandle,
   type HookOptions,
   type HookSite,
   Hooks,
   runHooks,
+  runWithHooks,
 } from './hooks.js';
 export { hasLoneSurrogate, type StrictJsonOptions, strictJsonIssue } from './json-strict.js';
 export {
