@@ -1,9 +1,22 @@
+export { geometricMedian } from './geometric-median.js';
 export {
   auxKLoss,
   nmse,
   type ReconstructionMetrics,
   reconstructionMetrics,
 } from './metrics.js';
+export {
+  collectActivations,
+  type FeatureContext,
+  type FeatureData,
+  featureData,
+  hookName,
+  parseHookName,
+  type SaeSite,
+  type SpliceScores,
+  spliceSae,
+  spliceScores,
+} from './model.js';
 export {
   type Encoded,
   SAE_ARCHITECTURES,
