@@ -380,7 +380,17 @@ describe('on tiny-lm', () => {
     );
     const c16 = json((await run('eval', '--model', half, '--max-windows', '2', '--json')).stdout);
     expect(Math.abs(c16.perplexity / a.perplexity - 1)).toBeLessThan(0.02);
-    const bad = await run('convert', '--model', pruned, '--to', 'csr', '--dtype', 'bf16', '--out', join(work, 'x'));
+    const bad = await run(
+      'convert',
+      '--model',
+      pruned,
+      '--to',
+      'csr',
+      '--dtype',
+      'bf16',
+      '--out',
+      join(work, 'x'),
+    );
     expect(bad.code).toBe(2);
     expect(bad.stderr).toMatch(/--dtype bf16 is for --to dense/);
   });
