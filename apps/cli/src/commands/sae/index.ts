@@ -1,6 +1,6 @@
 // sparsekit sae: train | eval | features of sparse autoencoders on a model's activations.
 import { resolve } from 'node:path';
-import { SAE_ARCHITECTURES, type SaeArchitecture } from '@sparsekit/sae';
+import { SAE_ARCHITECTURES, type SaeArchitecture, type SaeSite } from '@sparsekit/sae';
 import { readSaeLens } from '@sparsekit/sae/node';
 import { createWasmBackend } from '@sparsekit/sparse-formats';
 import { actionOf, choiceFlag, numberFlag, requireFlag, stringFlag, UsageError } from '../../args.js';
@@ -165,7 +165,7 @@ Examples:
     const backend = await createWasmBackend();
     try {
       const loaded = await loadModel(dir, backend);
-      let site;
+      let site: SaeSite;
       try {
         site = siteFlag({ site: typeof hook === 'string' ? hook : undefined }, loaded.model.numBlocks);
       } catch {
