@@ -27,6 +27,7 @@ export {
 } from './sae.js';
 export {
   foldDecoderNorms,
+  foldScalingFactor,
   type NormalizeActivations,
   parseSaeLensConfig,
   SAELENS_LAYOUT_VERSION,

@@ -6,6 +6,7 @@ import { IOError, SafetensorsError } from '@sparsekit/core';
 import { readSafetensors, writeFileAtomic, writeSafetensors } from '@sparsekit/core/node';
 import type { Sae } from './sae.js';
 import {
+  foldScalingFactor,
   type NormalizeActivations,
   parseSaeLensConfig,
   SaeFileError,
@@ -41,7 +42,25 @@ export async function readSaeLens(dir: string): Promise<{ sae: Sae; config: SaeL
     if (SafetensorsError.isInstance(error) || IOError.isInstance(error)) throw error;
     throw new SaeFileError(weightsPath, (error as Error).message);
   }
-  return { sae: saeFromSaeLens(config, tensors, weightsPath), config };
+  const sae = saeFromSaeLens(config, tensors, weightsPath);
+  if (config.normalize_activations === 'expected_average_only_in') {
+    // SAELens trains on x * c (c in activation_scaler.json): fold c in, so the SAE reads raw activations.
+    const scalerPath = join(dir, 'activation_scaler.json');
+    let c: unknown;
+    try {
+      c = JSON.parse(await readFile(scalerPath, 'utf8')).scaling_factor;
+    } catch {
+      c = undefined;
+    }
+    if (typeof c !== 'number' || !(c > 0) || !Number.isFinite(c))
+      throw new SaeFileError(
+        cfgPath,
+        "normalize_activations is 'expected_average_only_in' but activation_scaler.json gives no scaling_factor: the SAE expects inputs scaled by it",
+      );
+    foldScalingFactor(sae, c);
+    config.normalize_activations = 'none';
+  }
+  return { sae, config };
 }
 
 /** Write `sae` as a SAELens folder (created if needed); each file atomically. */

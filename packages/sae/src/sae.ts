@@ -61,6 +61,50 @@ export interface SaeOptions {
   k?: number;
   /** Subtract b_dec from the input before encoding (SAELens' default true). */
   applyBDecToInput?: boolean;
+  /**
+   * SAELens' per-token input normalisation, undone on the reconstruction by `forward`:
+   * 'constant_norm_rescale' scales each row to norm sqrt(d_in); 'layer_norm' subtracts the row's
+   * mean and divides by its (unbiased) std + 1e-5. Default 'none'. (SAELens' dataset-wide
+   * 'expected_average_only_in' is folded into the weights by training, leaving 'none'.)
+   */
+  normalize?: 'none' | 'constant_norm_rescale' | 'layer_norm';
+}
+
+/** Per-row statistics of the input normalisation, to undo it. */
+export interface RowNorm {
+  scale: Float64Array;
+  shift: Float64Array;
+}
+
+/**
+ * Rows of `x` [rows, d] normalised as SAELens does per token: 'constant_norm_rescale' to norm
+ * sqrt(d); 'layer_norm' (x - mean) / (std + 1e-5) with the unbiased std. 'none' returns x itself.
+ */
+export function normalizeRows(
+  x: Float32Array,
+  d: number,
+  mode: 'none' | 'constant_norm_rescale' | 'layer_norm',
+): { x: Float32Array; norm: RowNorm | undefined } {
+  if (mode === 'none') return { x, norm: undefined };
+  const rows = x.length / d;
+  const out = new Float32Array(x.length);
+  const scale = new Float64Array(rows);
+  const shift = new Float64Array(rows);
+  for (let r = 0; r < rows; r++) {
+    const row = x.subarray(r * d, (r + 1) * d);
+    let mean = 0;
+    if (mode === 'layer_norm') for (const v of row) mean += v / d;
+    let squares = 0;
+    for (const v of row) squares += (v - mean) ** 2;
+    const s =
+      mode === 'layer_norm'
+        ? 1 / (Math.sqrt(squares / Math.max(1, d - 1)) + 1e-5)
+        : Math.sqrt(d) / Math.sqrt(squares || 1);
+    scale[r] = s;
+    shift[r] = mean;
+    for (let j = 0; j < d; j++) out[r * d + j] = (row[j]! - mean) * s;
+  }
+  return { x: out, norm: { scale, shift } };
 }
 
 function checkLength(name: string, a: Float32Array | undefined, n: number): void {
@@ -84,6 +128,7 @@ export class Sae {
   readonly dSae: number;
   readonly k: number | undefined;
   readonly applyBDecToInput: boolean;
+  readonly normalize: 'none' | 'constant_norm_rescale' | 'layer_norm';
   readonly params: SaeParams;
 
   constructor(options: SaeOptions, params: SaeParams) {
@@ -127,6 +172,13 @@ export class Sae {
     this.dSae = dSae;
     this.k = needsK ? options.k : undefined;
     this.applyBDecToInput = options.applyBDecToInput ?? true;
+    this.normalize = options.normalize ?? 'none';
+    if (!['none', 'constant_norm_rescale', 'layer_norm'].includes(this.normalize))
+      throw new InvalidArgumentError(
+        'normalize',
+        this.normalize,
+        "must be 'none', 'constant_norm_rescale' or 'layer_norm'",
+      );
     this.params = params;
   }
 
@@ -136,6 +188,20 @@ export class Sae {
     for (let i = 0; i < x.length; i++)
       if (!Number.isFinite(x[i]!)) throw new InvalidArgumentError(`SAE input[${i}]`, x[i], 'must be finite');
     return x.length / this.dIn;
+  }
+
+  /** The input normalised per row (`normalize`), and what undoes it; x itself when 'none'. */
+  normalizeRows(x: Float32Array): { x: Float32Array; norm: RowNorm | undefined } {
+    return normalizeRows(x, this.dIn, this.normalize);
+  }
+
+  /** Undo `normalizeRows` on a reconstruction (in place). */
+  private denormalize(xHat: Float32Array, norm: RowNorm | undefined): Float32Array {
+    if (norm === undefined) return xHat;
+    const d = this.dIn;
+    for (let r = 0; r < norm.scale.length; r++)
+      for (let j = 0; j < d; j++) xHat[r * d + j] = xHat[r * d + j]! / norm.scale[r]! + norm.shift[r]!;
+    return xHat;
   }
 
   /** The encoder's input: x - b_dec when `applyBDecToInput`. */
@@ -164,7 +230,7 @@ export class Sae {
     const backend = options.backend ?? referenceBackend;
     const rows = this.rowsOf(x);
     const E = this.dSae;
-    const input = this.centred(x, rows);
+    const input = this.centred(this.normalizeRows(x).x, rows);
     const p = this.params;
     if (this.architecture === 'gated') {
       const gate = this.project(input, rows, p.wEnc, p.bGate!, backend);
@@ -246,9 +312,10 @@ export class Sae {
     return out;
   }
 
-  /** Encode then decode: the reconstruction and the latents. */
+  /** Encode then decode (normalisation undone): the reconstruction and the latents. */
   forward(x: Float32Array, options: { backend?: Backend; training?: boolean } = {}) {
     const encoded = this.encode(x, options);
-    return { ...encoded, reconstruction: this.decode(encoded.latents, options) };
+    const norm = this.normalize === 'none' ? undefined : this.normalizeRows(x).norm;
+    return { ...encoded, reconstruction: this.denormalize(this.decode(encoded.latents, options), norm) };
   }
 }

@@ -210,6 +210,10 @@ export function saeFromSaeLens(
         dSae: config.d_sae,
         ...(config.k === undefined ? {} : { k: config.k }),
         applyBDecToInput: config.apply_b_dec_to_input,
+        ...(config.normalize_activations === 'constant_norm_rescale' ||
+        config.normalize_activations === 'layer_norm'
+          ? { normalize: config.normalize_activations }
+          : {}),
       },
       params,
     );
@@ -271,7 +275,8 @@ export function saeToSaeLens(
     dtype: 'float32',
     device: 'cpu',
     apply_b_dec_to_input: sae.applyBDecToInput,
-    normalize_activations: options.normalizeActivations ?? 'none',
+    normalize_activations:
+      sae.normalize !== 'none' ? sae.normalize : (options.normalizeActivations ?? 'none'),
     reshape_activations: 'none',
     ...(architecture === 'topk' ? { k: sae.k, rescale_acts_by_decoder_norm: false } : {}),
     metadata: {
@@ -283,4 +288,15 @@ export function saeToSaeLens(
     },
   };
   return { config, tensors };
+}
+
+/**
+ * Fold an input scaling factor c (the SAE was trained on x * c) into the weights, so it reads x:
+ * W_enc *= c, W_dec /= c, b_dec /= c (SAELens' fold_activation_norm_scaling_factor).
+ */
+export function foldScalingFactor(sae: Sae, c: number): void {
+  const p = sae.params;
+  for (let i = 0; i < p.wEnc.length; i++) p.wEnc[i]! *= c;
+  for (let i = 0; i < p.wDec.length; i++) p.wDec[i]! /= c;
+  for (let i = 0; i < p.bDec.length; i++) p.bDec[i]! /= c;
 }

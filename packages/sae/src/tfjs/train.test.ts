@@ -70,3 +70,28 @@ describe('trainSae (tfjs) learns a sparse dictionary', () => {
     }
   });
 });
+
+describe('trainSae normalisation', () => {
+  it('expected_average_only_in trains on scaled rows and folds the factor: the SAE reads raw activations', async () => {
+    const big = (b: Float32Array) => b.map((v) => v * 100);
+    function* scaled() {
+      for (const b of batches(200, 64, 6)) yield big(b);
+    }
+    const trained = await trainSae(tf, {
+      architecture: 'topk',
+      k: 3,
+      dIn,
+      dSae: 64,
+      batches: scaled(),
+      lr: 1e-2,
+      normalize: 'expected_average_only_in',
+      seed: 2,
+    });
+    expect(trained.sae.normalize).toBe('none');
+    const raw = big(heldOut);
+    const out = trained.sae.forward(raw);
+    expect(
+      reconstructionMetrics(raw, out.reconstruction, out.latents, 256).explained_variance,
+    ).toBeGreaterThan(0.7);
+  });
+});

@@ -18,7 +18,8 @@
 import { InvalidArgumentError, type ProgressOptions, Rng, reportProgress } from '@sparsekit/core';
 import type * as TF from '@tensorflow/tfjs-core';
 import { geometricMedian } from '../geometric-median.js';
-import { Sae, type SaeArchitecture, type SaeParams } from '../sae.js';
+import { normalizeRows, Sae, type SaeArchitecture, type SaeParams } from '../sae.js';
+import { foldScalingFactor } from '../saelens.js';
 
 type Tfjs = typeof TF;
 
@@ -48,6 +49,13 @@ export interface TrainSaeOptions extends ProgressOptions {
   applyBDecToInput?: boolean;
   /** b_dec's initial value: the geometric median of the first batch (default), its mean, or zeros. */
   bDecInit?: 'geometric-median' | 'mean' | 'zeros';
+  /**
+   * SAELens' input normalisation: 'expected_average_only_in' scales every row by c = sqrt(d_in) /
+   * (mean row norm of the first batch) and folds c into the trained weights (the SAE then reads raw
+   * activations); 'constant_norm_rescale' and 'layer_norm' normalise each row, and the SAE keeps the
+   * mode (its `forward` undoes it). Default 'none'.
+   */
+  normalize?: 'none' | 'expected_average_only_in' | 'constant_norm_rescale' | 'layer_norm';
   /** EMA rate of the inference threshold of batch-level architectures (default 0.01). */
   thresholdLr?: number;
   seed?: number;
@@ -198,8 +206,13 @@ export async function trainSae(tf: Tfjs, options: TrainSaeOptions): Promise<Trai
   let step = 0;
   let recent: TrainLogEntry[] = [];
 
-  for await (const batch of options.batches) {
+  const normalize = options.normalize ?? 'none';
+  if (!['none', 'expected_average_only_in', 'constant_norm_rescale', 'layer_norm'].includes(normalize))
+    throw new InvalidArgumentError('normalize', normalize, "is not one of SAELens' normalisations");
+  let scaling: number | undefined;
+  for await (const raw of options.batches) {
     if (step >= steps) break;
+    let batch = raw;
     options.signal?.throwIfAborted();
     if (batch.length % dIn !== 0 || batch.length === 0)
       throw new InvalidArgumentError('batch', batch.length, `must hold rows of d_in = ${dIn} values`);
@@ -211,6 +224,18 @@ export async function trainSae(tf: Tfjs, options: TrainSaeOptions): Promise<Trai
           'must be finite (NaN or Inf in the activations)',
         );
     const rows = batch.length / dIn;
+    if (normalize === 'expected_average_only_in') {
+      if (scaling === undefined) {
+        let norms = 0;
+        for (let r = 0; r < rows; r++) {
+          let q = 0;
+          for (let d = 0; d < dIn; d++) q += batch[r * dIn + d]! ** 2;
+          norms += Math.sqrt(q) / rows;
+        }
+        scaling = norms > 0 ? Math.sqrt(dIn) / norms : 1;
+      }
+      batch = batch.map((v) => v * scaling!);
+    } else if (normalize !== 'none') batch = normalizeRows(batch, dIn, normalize).x;
     if (bDec === undefined) {
       const init =
         options.bDecInit === 'zeros'
@@ -398,8 +423,16 @@ export async function trainSae(tf: Tfjs, options: TrainSaeOptions): Promise<Trai
   ]);
   optimizer.dispose();
   const sae = new Sae(
-    { architecture: arch, dIn, dSae, ...(k === undefined ? {} : { k }), applyBDecToInput: applyBDec },
+    {
+      architecture: arch,
+      dIn,
+      dSae,
+      ...(k === undefined ? {} : { k }),
+      applyBDecToInput: applyBDec,
+      ...(normalize === 'constant_norm_rescale' || normalize === 'layer_norm' ? { normalize } : {}),
+    },
     params,
   );
+  if (scaling !== undefined) foldScalingFactor(sae, scaling);
   return { sae, steps: step, tokens, log, tokensSinceFired };
 }
