@@ -25,6 +25,7 @@ const ONLY: Record<string, readonly (typeof ACTIONS)[number][]> = {
   lr: ['train'],
   seed: ['train'],
   'dead-window': ['train'],
+  normalize: ['train'],
   'eval-text': ['train'],
   'eval-windows': ['train'],
   out: ['train', 'features'],
@@ -74,6 +75,8 @@ Flags:
   --lr X               train: Adam learning rate (default 1e-3)
   --dead-window N      train: tokens without firing after which a feature is dead (default min(tokens, 50000))
   --seed N             train: seed of the shuffles and the initialisation (default 0)
+  --normalize N        train: none | expected_average_only_in (folded into the weights) |
+                       constant_norm_rescale | layer_norm (SAELens' normalize_activations; default none)
   --eval-text FILE     train: held-out text (default tiny-lm's test text); --eval-windows N (default 16)
   --sae DIR            eval, features: a SAELens folder
   --windows N          eval, features: windows of text (default 16)
@@ -102,6 +105,7 @@ Examples:
     lr: { type: 'string' },
     seed: { type: 'string' },
     'dead-window': { type: 'string' },
+    normalize: { type: 'string' },
     'eval-text': { type: 'string' },
     'eval-windows': { type: 'string' },
     sae: { type: 'string' },

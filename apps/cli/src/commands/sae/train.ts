@@ -7,7 +7,7 @@ import type { LoadedModel } from '@sparsekit/models/node';
 import { collectActivations, type SaeArchitecture, type SaeSite, spliceScores } from '@sparsekit/sae';
 import { writeSaeLens } from '@sparsekit/sae/node';
 import { trainSae } from '@sparsekit/sae/tfjs';
-import { type Flags, numberFlag, stringFlag } from '../../args.js';
+import { choiceFlag, type Flags, numberFlag, stringFlag } from '../../args.js';
 import { defaultText, readText, requireTokenizer } from '../../model-io.js';
 import { type OutDir, writeDir } from '../../out-dir.js';
 import { table, type Ui } from '../../ui.js';
@@ -63,6 +63,13 @@ export async function train(
     ...(flags.l1 === undefined ? {} : { l1: numberFlag('sae', flags, 'l1', 5, { min: 0 }) }),
     ...(flags.l0 === undefined ? {} : { l0: numberFlag('sae', flags, 'l0', 1e-3, { min: 0 }) }),
     seed,
+    normalize: choiceFlag(
+      'sae',
+      flags,
+      'normalize',
+      ['none', 'expected_average_only_in', 'constant_norm_rescale', 'layer_norm'] as const,
+      'none',
+    ),
     deadWindow: numberFlag('sae', flags, 'dead-window', Math.min(tokens, 50_000), { integer: true, min: 1 }),
     onProgress: ui.progress('train'),
   });
