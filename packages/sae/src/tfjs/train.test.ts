@@ -5,7 +5,7 @@ import { Rng } from '@sparsekit/core';
 import { describe, expect, it } from 'vitest';
 import { reconstructionMetrics } from '../metrics.js';
 import type { SaeArchitecture } from '../sae.js';
-import { trainSae } from './train.js';
+import { trainSae, zipfDeficits } from './train.js';
 
 // Data from a known sparse dictionary: 3 of 32 unit directions per row, magnitudes U(0.5, 1.5).
 const [dIn, features, active] = [16, 32, 3];
@@ -93,5 +93,49 @@ describe('trainSae normalisation', () => {
     expect(
       reconstructionMetrics(raw, out.reconstruction, out.latents, 256).explained_variance,
     ).toBeGreaterThan(0.7);
+  });
+});
+
+describe('dead features: AuxK, the Zipf auxiliary loss, resampling', () => {
+  it('zipfDeficits: 0 on an exact Zipf law, 1 for a feature that never fires, the shortfall otherwise', () => {
+    const E = 8;
+    const H = Array.from({ length: E }, (_, i) => 1 / (i + 1)).reduce((a, b) => a + b);
+    const zipf = Array.from({ length: E }, (_, i) => (2 * (1 / (i + 1))) / H);
+    expect(Array.from(zipfDeficits(zipf))).toAllClose(new Array(E).fill(0), { atol: 1e-12, rtol: 0 });
+    const withDead = [...zipf.slice(0, E - 1), 0];
+    expect(zipfDeficits(withDead)[E - 1]).toBe(1);
+    // The same total spread evenly: the head falls short of its Zipf rate, the tail does not.
+    const even = new Array(E).fill(2 / E);
+    const d = zipfDeficits(even);
+    expect(d[0]).toBeGreaterThan(0.5);
+    expect(d[E - 1]).toBe(0);
+  });
+
+  it('resampling re-initialises dead features and leaves fewer dead; the Zipf loss trains', async () => {
+    const run = (extra: Record<string, unknown>) =>
+      trainSae(tf, {
+        architecture: 'topk',
+        k: 3,
+        dIn,
+        dSae: 256,
+        batches: batches(150, 64, 7),
+        lr: 1e-2,
+        deadWindow: 1000,
+        auxK: 0,
+        seed: 3,
+        ...extra,
+      });
+    const plain = await run({});
+    const resampled = await run({ resampleEvery: 30 });
+    const deadAt = (t: { tokensSinceFired: Float64Array }) =>
+      Array.from(t.tokensSinceFired).filter((x) => x > 1000).length;
+    expect(plain.resampled).toBe(0);
+    expect(resampled.resampled).toBeGreaterThan(0);
+    expect(deadAt(resampled)).toBeLessThan(deadAt(plain));
+    const zipf = await run({ auxK: 1 / 32, aux: 'zipf' });
+    const out = zipf.sae.forward(heldOut);
+    expect(
+      reconstructionMetrics(heldOut, out.reconstruction, out.latents, 256).explained_variance,
+    ).toBeGreaterThan(0.6);
   });
 });

@@ -43,6 +43,16 @@ export interface TrainSaeOptions extends ProgressOptions {
   /** AuxK: latents (default min(2 dIn, dSae)) and coefficient (1/32); 0 turns it off. */
   kAux?: number;
   auxK?: number;
+  /**
+   * Which latents the auxiliary loss draws on: 'auxk' (default) the dead ones; 'zipf' the
+   * under-used ones, weighted by how far their firing rate falls below a Zipf law over the features
+   * ranked by rate (see `zipfDeficits`; with only dead and healthy features it is AuxK). For the
+   * choice architectures; `zipfExponent` default 1.
+   */
+  aux?: 'auxk' | 'zipf';
+  zipfExponent?: number;
+  /** Every this many steps, re-initialise dead features towards badly reconstructed inputs (default 0: never). */
+  resampleEvery?: number;
   /** Tokens without firing after which a feature is dead (default 50,000). */
   deadWindow?: number;
   /** Subtract b_dec before encoding (default true). */
@@ -82,6 +92,30 @@ export interface TrainedSae {
   log: TrainLogEntry[];
   /** Tokens since each feature last fired, at the end. */
   tokensSinceFired: Float64Array;
+  /** Features re-initialised by resampling, in all. */
+  resampled: number;
+}
+
+/**
+ * The Zipf deficit of each feature: rank the features by firing rate (per token, descending); the
+ * rate a Zipf law gives rank r is L r^-s / sum_i i^-s (L = the rates' sum, the mean L0), and the
+ * deficit is max(0, 1 - rate / that), 1 for a feature that never fires. This package's reading of
+ * the Feature/Mutual Choice paper's aux_zipf_loss (Ayonrinde, arXiv 2411.02124: an auxiliary loss
+ * that generalises AuxK to under-used features); the paper's exact formula was not available.
+ */
+export function zipfDeficits(rates: ArrayLike<number>, exponent = 1): Float64Array {
+  const E = rates.length;
+  const order = Array.from({ length: E }, (_, j) => j).sort((a, b) => rates[b]! - rates[a]! || a - b);
+  let total = 0;
+  for (let j = 0; j < E; j++) total += rates[j]!;
+  let harmonic = 0;
+  for (let r = 1; r <= E; r++) harmonic += r ** -exponent;
+  const out = new Float64Array(E);
+  order.forEach((j, i) => {
+    const target = (total * (i + 1) ** -exponent) / harmonic;
+    out[j] = rates[j]! <= 0 ? 1 : target <= 0 ? 0 : Math.max(0, 1 - rates[j]! / target);
+  });
+  return out;
 }
 
 /** A constant of the tape: `values` as a tensor no gradient flows back through. */
@@ -166,6 +200,17 @@ export async function trainSae(tf: Tfjs, options: TrainSaeOptions): Promise<Trai
   ] as const)
     if (!(Number.isFinite(v) && ok)) throw new InvalidArgumentError(name, v, 'is out of range');
   const rng = new Rng(options.seed ?? 0);
+  const auxKind = options.aux ?? 'auxk';
+  const zipfExponent = options.zipfExponent ?? 1;
+  const resampleEvery = options.resampleEvery ?? 0;
+  if (auxKind !== 'auxk' && auxKind !== 'zipf')
+    throw new InvalidArgumentError('aux', auxKind, "must be 'auxk' or 'zipf'");
+  if (!(Number.isFinite(zipfExponent) && zipfExponent > 0))
+    throw new InvalidArgumentError('zipfExponent', zipfExponent, 'must be a finite number > 0');
+  if (!Number.isInteger(resampleEvery) || resampleEvery < 0)
+    throw new InvalidArgumentError('resampleEvery', resampleEvery, 'must be a non-negative integer');
+  const rates = new Float64Array(dSae); // EMA of each feature's firing rate per token
+  let ratesSeen = false;
 
   // Kaiming-uniform decoder rows, set to unit norm; the encoder its transpose.
   const bound = Math.sqrt(6 / dIn);
@@ -206,6 +251,72 @@ export async function trainSae(tf: Tfjs, options: TrainSaeOptions): Promise<Trai
   let step = 0;
   let recent: TrainLogEntry[] = [];
 
+  /**
+   * Anthropic's resampling (Towards Monosemanticity): each dead feature gets a batch row drawn with
+   * probability proportional to its squared reconstruction error; its decoder row becomes that row
+   * (minus b_dec) normalised, its encoder column that direction times 0.2 x the mean norm of the
+   * live encoder columns, its bias 0, and its dead counter restarts. (Adam's moments of those
+   * entries are not reset.)
+   */
+  const resample = (batch: Float32Array, rows: number, latents: Float32Array) => {
+    const deadIds = Array.from(tokensSinceFired.keys()).filter((j) => tokensSinceFired[j]! > deadWindow);
+    if (deadIds.length === 0) return;
+    const W = wDec.dataSync() as Float32Array;
+    const V = wEnc.dataSync() as Float32Array;
+    const B = bEnc.dataSync() as Float32Array;
+    const c = bDec!.dataSync() as Float32Array;
+    const dec = Float32Array.from(W);
+    const enc = Float32Array.from(V);
+    const bias = Float32Array.from(B);
+    const errors = new Float64Array(rows);
+    for (let r = 0; r < rows; r++) {
+      for (let d = 0; d < dIn; d++) {
+        let xh = c[d]!;
+        for (let j = 0; j < dSae; j++) {
+          const zj = latents[r * dSae + j]!;
+          if (zj !== 0) xh += zj * W[j * dIn + d]!;
+        }
+        errors[r]! += (batch[r * dIn + d]! - xh) ** 2;
+      }
+      errors[r] = errors[r]! ** 2;
+    }
+    const total = errors.reduce((a, b) => a + b, 0);
+    let alive = 0;
+    let aliveNorm = 0;
+    for (let j = 0; j < dSae; j++) {
+      if (tokensSinceFired[j]! > deadWindow) continue;
+      let n = 0;
+      for (let d = 0; d < dIn; d++) n += V[d * dSae + j]! ** 2;
+      aliveNorm += Math.sqrt(n);
+      alive++;
+    }
+    const encNorm = alive === 0 ? 1 : aliveNorm / alive;
+    for (const j of deadIds) {
+      let u = rng.uniform(0, total);
+      let r = 0;
+      while (r < rows - 1 && u > errors[r]!) u -= errors[r++]!;
+      const v = new Float64Array(dIn);
+      let n = 0;
+      for (let d = 0; d < dIn; d++) {
+        v[d] = batch[r * dIn + d]! - c[d]!;
+        n += v[d]! ** 2;
+      }
+      n = Math.sqrt(n) || 1;
+      for (let d = 0; d < dIn; d++) {
+        dec[j * dIn + d] = v[d]! / n;
+        enc[d * dSae + j] = (0.2 * encNorm * v[d]!) / n;
+      }
+      bias[j] = 0;
+      tokensSinceFired[j] = 0;
+    }
+    tf.tidy(() => {
+      wDec.assign(tf.tensor2d(dec, [dSae, dIn]));
+      wEnc.assign(tf.tensor2d(enc, [dIn, dSae]));
+      bEnc.assign(tf.tensor1d(bias));
+    });
+    resampled += deadIds.length;
+  };
+  let resampled = 0;
   const normalize = options.normalize ?? 'none';
   if (!['none', 'expected_average_only_in', 'constant_norm_rescale', 'layer_norm'].includes(normalize))
     throw new InvalidArgumentError('normalize', normalize, "is not one of SAELens' normalisations");
@@ -248,6 +359,12 @@ export async function trainSae(tf: Tfjs, options: TrainSaeOptions): Promise<Trai
     const x = tf.tensor2d(batch, [rows, dIn]);
     const dead = Array.from(tokensSinceFired, (t) => t > deadWindow);
     const deadCount = dead.filter(Boolean).length;
+    // Weight of each latent in the auxiliary loss: dead ones (AuxK), or the Zipf deficits.
+    const auxWeight =
+      auxKind === 'zipf' && ratesSeen
+        ? Array.from(zipfDeficits(rates, zipfExponent), (w, j) => (dead[j] ? 1 : w))
+        : dead.map((d) => (d ? 1 : 0));
+    const auxCount = auxWeight.reduce((a, b) => a + b, 0);
     const variables = [
       wEnc,
       wDec,
@@ -295,16 +412,17 @@ export async function trainSae(tf: Tfjs, options: TrainSaeOptions): Promise<Trai
             [rows, dSae],
           );
           f = tf.mul(tf.relu(pre), mask);
-          if (auxCoefficient > 0 && deadCount > 0) {
+          if (auxCoefficient > 0 && auxCount > 0) {
             const xHatNow = tf.add(tf.matMul(f, wDec), bDec!);
             const residual = tf.tensor(tf.sub(x, xHatNow).dataSync(), [rows, dIn]); // a constant
             const p = pre.dataSync();
             const auxMask = new Float32Array(rows * dSae);
-            const deadIds = dead.flatMap((d, j) => (d ? [j] : []));
+            const deadIds = auxWeight.flatMap((w, j) => (w > 0 ? [j] : []));
             const scores = new Float32Array(deadIds.length);
             const kk = Math.min(kAux, deadIds.length);
             for (let r = 0; r < rows; r++) {
-              for (let i = 0; i < deadIds.length; i++) scores[i] = p[r * dSae + deadIds[i]!]!;
+              for (let i = 0; i < deadIds.length; i++)
+                scores[i] = p[r * dSae + deadIds[i]!]! * auxWeight[deadIds[i]!]!;
               const order = Array.from(scores.keys()).sort((a, b) => scores[b]! - scores[a]! || a - b);
               for (const i of order.slice(0, kk)) auxMask[r * dSae + deadIds[i]!] = 1;
             }
@@ -314,7 +432,7 @@ export async function trainSae(tf: Tfjs, options: TrainSaeOptions): Promise<Trai
               tf.sum(tf.square(tf.sub(eHat, residual))),
               tf.add(tf.sum(tf.square(centred)), 1e-12),
             );
-            aux = tf.mul(Math.min(deadCount / kAux, 1), nmse);
+            aux = tf.mul(Math.min(auxCount / kAux, 1), nmse);
           }
         }
       }
@@ -353,6 +471,13 @@ export async function trainSae(tf: Tfjs, options: TrainSaeOptions): Promise<Trai
         if (z[i]! < smallest) smallest = z[i]!;
       }
     for (let j = 0; j < dSae; j++) tokensSinceFired[j] = fired[j] ? 0 : tokensSinceFired[j]! + rows;
+    {
+      const counts = new Float64Array(dSae);
+      for (let i = 0; i < z.length; i++) if (z[i]! > 0) counts[i % dSae]!++;
+      for (let j = 0; j < dSae; j++)
+        rates[j] = ratesSeen ? 0.99 * rates[j]! + (0.01 * counts[j]!) / rows : counts[j]! / rows;
+      ratesSeen = true;
+    }
     if (BATCH_LEVEL.includes(arch) && Number.isFinite(smallest)) {
       for (let j = 0; j < dSae; j++)
         inferenceThreshold[j] = thresholdSeen
@@ -360,6 +485,7 @@ export async function trainSae(tf: Tfjs, options: TrainSaeOptions): Promise<Trai
           : smallest;
       thresholdSeen = true;
     }
+    if (resampleEvery > 0 && (step + 1) % resampleEvery === 0) resample(batch, rows, z);
     const loss = value.dataSync()[0]!;
     tf.dispose([x, value, projected, ...Object.values(grads), ...Object.values(clipped)]);
     step++;
@@ -434,5 +560,5 @@ export async function trainSae(tf: Tfjs, options: TrainSaeOptions): Promise<Trai
     params,
   );
   if (scaling !== undefined) foldScalingFactor(sae, scaling);
-  return { sae, steps: step, tokens, log, tokensSinceFired };
+  return { sae, steps: step, tokens, log, tokensSinceFired, resampled };
 }
