@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { Rng } from '@sparsekit/core';
+import { createWasmBackend } from '@sparsekit/sparse-formats';
 import { fixturePath } from '@sparsekit/test-utils';
 import { describe, expect, it } from 'vitest';
 import { auxKLoss, nmse, reconstructionMetrics } from './metrics.js';
@@ -138,6 +139,23 @@ describe('architectures against plain per-row references', () => {
         for (let j = 0; j < dSae; j++) s += latents[r * dSae + j]! * p.wDec[j * dIn + d]!;
         expect(xHat[r * dIn + d]).toBeCloseTo(s, 4);
       }
+  });
+
+  it('decodes CSR latents through spmm (reference and wasm backends) as the dense decode does', async () => {
+    const p = params();
+    const sae = new Sae({ architecture: 'topk', dIn, dSae, k: 3 }, p);
+    const { latents } = sae.encode(x);
+    const csr = sae.sparseLatents(latents);
+    expect(csr.indices.length).toBeLessThanOrEqual(rows * 3);
+    const dense = sae.decode(latents);
+    expect(sae.decodeSparse(csr)).toAllClose(dense, { atol: 1e-5, rtol: 1e-5 });
+    const wasm = await createWasmBackend({ threads: 1 });
+    try {
+      expect(sae.decodeSparse(csr, { backend: wasm })).toAllClose(dense, { atol: 1e-4, rtol: 1e-4 });
+      expect(sae.encode(x, { backend: wasm }).latents).toAllClose(latents, { atol: 1e-4, rtol: 1e-4 });
+    } finally {
+      await wasm.dispose();
+    }
   });
 
   it('batchtopk runs with its threshold at inference (as JumpReLU)', () => {

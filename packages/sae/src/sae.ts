@@ -2,8 +2,14 @@
 // shapes (W_enc [d_in, d_sae], b_enc [d_sae], W_dec [d_sae, d_in], b_dec [d_in]; JumpReLU and
 // BatchTopK's `threshold` [d_sae]; gated's b_gate, r_mag, b_mag [d_sae]). Forward passes run on a
 // sparse-formats backend (dense matmuls; `decodeSparse` decodes CSR latents through spmm).
-import { InvalidArgumentError, ShapeMismatchError } from '@sparsekit/core';
-import { type Backend, highestIndices, referenceBackend } from '@sparsekit/sparse-formats';
+import { InvalidArgumentError, ShapeMismatchError, Tensor } from '@sparsekit/core';
+import {
+  type Backend,
+  type CsrMatrix,
+  fromDense,
+  highestIndices,
+  referenceBackend,
+} from '@sparsekit/sparse-formats';
 
 /**
  * - standard: ReLU(pre)
@@ -308,6 +314,30 @@ export class Sae {
     const out = backend.matmul(latents, this.params.wDec, rows, this.dSae, this.dIn);
     if (options.bias ?? true)
       for (let r = 0; r < rows; r++)
+        for (let d = 0; d < this.dIn; d++) out[r * this.dIn + d]! += this.params.bDec[d]!;
+    return out;
+  }
+
+  /** Latents [rows, dSae] as CSR: only the nonzeros (a TopK row holds at most k). */
+  sparseLatents(latents: Float32Array): CsrMatrix {
+    if (latents.length % this.dSae !== 0)
+      throw new ShapeMismatchError([-1, this.dSae], [latents.length], 'SAE latents');
+    return fromDense(new Tensor('f32', [latents.length / this.dSae, this.dSae], latents), 'csr', {
+      threshold: 0,
+    });
+  }
+
+  /**
+   * x_hat [rows, dIn] = latents W_dec + b_dec for CSR latents, through the backend's spmm: each row
+   * reads only the decoder rows of its nonzero latents.
+   */
+  decodeSparse(latents: CsrMatrix, options: { backend?: Backend; bias?: boolean } = {}): Float32Array {
+    const backend = options.backend ?? referenceBackend;
+    if (latents.cols !== this.dSae)
+      throw new ShapeMismatchError([latents.rows, this.dSae], [latents.rows, latents.cols], 'SAE latents');
+    const out = backend.spmm(latents, this.params.wDec, this.dIn);
+    if (options.bias ?? true)
+      for (let r = 0; r < latents.rows; r++)
         for (let d = 0; d < this.dIn; d++) out[r * this.dIn + d]! += this.params.bDec[d]!;
     return out;
   }
