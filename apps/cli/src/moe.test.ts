@@ -174,6 +174,15 @@ describe('sparsekit moe', () => {
     expect(text.stdout).toMatch(/25\.00% of the experts' weights removed/);
   });
 
+  it("defaults to the bundled tiny-lm-moe (8 experts, top-4), whose text is tiny-lm's", async () => {
+    const r = await run('moe', 'inspect', '--windows', '1', '--threads', '1', '--json');
+    expect(r.code, r.stderr).toBe(0);
+    const out = json(r.stdout);
+    expect(out.model).toMatch(/tiny-lm-moe$/);
+    expect(out.layers).toHaveLength(4);
+    for (const layer of out.layers) expect(layer).toMatchObject({ experts: 8, k: 4, dropped: 0 });
+  });
+
   it('refuses bad input with usage errors (exit 2) naming the flag, a damaged folder with exit 1', async () => {
     for (const [args, message] of [
       [['moe'], /say what to do/],

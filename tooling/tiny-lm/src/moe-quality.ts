@@ -72,8 +72,14 @@ async function load(dir: string): Promise<Loaded> {
 function trained(dir: string): { steps: number; tokens: number } | null {
   const path = join(dir, 'training-log.json');
   if (!existsSync(path)) return null;
-  const log = JSON.parse(readFileSync(path, 'utf8')).log as { step?: number; event?: string }[];
-  const steps = Math.max(0, ...log.filter((e) => typeof e.step === 'number').map((e) => e.step!));
+  const log = JSON.parse(readFileSync(path, 'utf8')).log as {
+    step?: number;
+    event?: string;
+    steps?: number;
+  }[];
+  const done = log.find((e) => e.event === 'trained');
+  const steps =
+    done?.steps ?? Math.max(0, ...log.filter((e) => typeof e.step === 'number').map((e) => e.step!));
   return { steps, tokens: steps * 16 * seqLen };
 }
 
