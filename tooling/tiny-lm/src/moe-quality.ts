@@ -457,6 +457,44 @@ lines.push(
     ]),
   ),
 );
+// The same, one row per (experts kept, Wanda share): STUN's two lambdas beside random removal.
+lines.push('\nSTUN in short (perplexity; random: mean of the seeds, with their range):\n');
+const groups = new Map<string, (typeof stunRows)[number][]>();
+for (const r of stunRows) {
+  const key = `${r.keep}/${r.unstructured.toFixed(4)}`;
+  groups.set(key, [...(groups.get(key) ?? []), r]);
+}
+lines.push(
+  markdownTable(
+    [
+      'experts kept',
+      'Wanda on the rest',
+      "experts' weights removed",
+      'STUN lambda 1',
+      'STUN lambda 0',
+      'random experts',
+    ],
+    [...groups.values()].map((g) => {
+      const first = g[0]!;
+      const stun = (lambda: number) =>
+        g.find((r) => r.removal.kind === 'stun' && r.removal.lambda === lambda);
+      const random = g.filter((r) => r.removal.kind === 'random').map((r) => r.perplexity);
+      const none = g.find((r) => r.removal.kind === 'none');
+      return [
+        `${first.keep} of ${E}`,
+        first.unstructured === 0 ? '-' : pct(first.unstructured),
+        pct(first.expertSparsity),
+        none !== undefined
+          ? `${f(none.perplexity)} (${first.unstructured === 0 ? 'dense' : 'Wanda alone'})`
+          : f(stun(1)!.perplexity),
+        none !== undefined ? '-' : f(stun(0)!.perplexity),
+        random.length === 0
+          ? '-'
+          : `${f(mean(random))} (${f(Math.min(...random))}-${f(Math.max(...random))})`,
+      ];
+    }),
+  ),
+);
 const mdPath = outPath.replace(/\.json$/, '.md');
 writeFileSync(`${mdPath}.tmp`, `${lines.join('\n')}\n`);
 renameSync(`${mdPath}.tmp`, mdPath);
