@@ -4,7 +4,8 @@
  * kl_div_score (the reconstruction spliced into the model), so architectures compare at equal L0.
  *
  *   node tooling/tiny-lm/dist/sae-quality.js [--site blocks.1.hook_resid_post] [--windows 1024]
- *     [--sizes 512,2048] [--epochs 2] [--eval-windows 32] [--only REGEX] [--out tooling/tiny-lm/results/sae-quality.json]
+ *     [--sizes 512,2048] [--epochs 2] [--eval-windows 32] [--ks 8,32] [--l1 1,3] [--l0 0.003,0.03]
+ *     [--only REGEX] [--out tooling/tiny-lm/results/sae-quality.json]
  *
  * Data: `--windows` random 128-token windows of tiny-lm's training split (seeded), run through the
  * bundled model; held-out: the first `--eval-windows` windows of the test split. Every SAE trains on
@@ -34,6 +35,10 @@ const sizes = option('sizes', '512,2048').split(',').map(Number);
 const epochs = numberOption('epochs', 2);
 const evalWindows = numberOption('eval-windows', 32);
 const only = new RegExp(option('only', '.'));
+const list = (name: string, fallback: string) => option(name, fallback).split(',').map(Number);
+const ks = list('ks', '8,32');
+const l1s = list('l1', '1,3');
+const l0s = list('l0', '0.003,0.03');
 const outPath = resolve(option('out', join(root, 'tooling', 'tiny-lm', 'results', 'sae-quality.json')));
 const seqLen = 128;
 const t0 = performance.now();
@@ -65,11 +70,11 @@ say(`collected ${tokens} training and ${heldTokens} held-out rows at ${siteName}
 
 type Config = { architecture: SaeArchitecture; k?: number; l1?: number; l0?: number };
 const configs: Config[] = [];
-for (const k of [8, 32])
+for (const k of ks)
   for (const architecture of ['topk', 'batchtopk', 'feature-choice', 'mutual-choice'] as const)
     configs.push({ architecture, k });
-for (const l1 of [1, 3]) configs.push({ architecture: 'standard', l1 }, { architecture: 'gated', l1 });
-for (const l0 of [0.003, 0.03]) configs.push({ architecture: 'jumprelu', l0 });
+for (const l1 of l1s) configs.push({ architecture: 'standard', l1 }, { architecture: 'gated', l1 });
+for (const l0 of l0s) configs.push({ architecture: 'jumprelu', l0 });
 
 const { tf, backend: tfBackend } = await loadTfjs();
 const rows = [];
