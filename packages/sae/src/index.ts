@@ -1,6 +1,7 @@
 export { geometricMedian } from './geometric-median.js';
 export {
   auxKLoss,
+  auxKMask,
   nmse,
   type ReconstructionMetrics,
   reconstructionMetrics,

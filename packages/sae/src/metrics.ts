@@ -87,6 +87,31 @@ export function reconstructionMetrics(
 }
 
 /**
+ * The auxiliary latents of AuxK and its generalisations: per row, the `kAux` largest of
+ * weight_j x pre_j among the latents with weight_j > 0 (ties to the lower id), as a 0/1 mask
+ * [rows, dSae]. AuxK's weights are 1 on the dead latents, 0 elsewhere.
+ */
+export function auxKMask(
+  pre: ArrayLike<number>,
+  rows: number,
+  weights: ArrayLike<number>,
+  kAux: number,
+): Float32Array {
+  const dSae = weights.length;
+  const mask = new Float32Array(rows * dSae);
+  const ids: number[] = [];
+  for (let j = 0; j < dSae; j++) if (weights[j]! > 0) ids.push(j);
+  if (ids.length === 0) return mask;
+  const scores = new Float64Array(ids.length);
+  const k = Math.min(kAux, ids.length);
+  for (let r = 0; r < rows; r++) {
+    for (let i = 0; i < ids.length; i++) scores[i] = pre[r * dSae + ids[i]!]! * weights[ids[i]!]!;
+    for (const i of highestIndices(scores, k)) mask[r * dSae + ids[i]!] = 1;
+  }
+  return mask;
+}
+
+/**
  * AuxK (openai/sparse_autoencoder): the kAux largest pre-activations among the dead latents (ReLU'd)
  * decode, without b_dec, the residual e = x - x_hat; the loss is nmse(e_hat, e). Returns the loss and
  * the auxiliary latents [rows, dSae]. With no dead latent the loss is 0.
@@ -101,18 +126,14 @@ export function auxKLoss(
 ): { loss: number; latents: Float32Array } {
   const dSae = dead.length;
   const dIn = residual.length / rows;
+  const mask = auxKMask(
+    pre,
+    rows,
+    Array.from(dead, (d) => (d ? 1 : 0)),
+    kAux,
+  );
   const latents = new Float32Array(rows * dSae);
-  const deadIds: number[] = [];
-  for (let j = 0; j < dSae; j++) if (dead[j]) deadIds.push(j);
-  if (deadIds.length === 0) return { loss: 0, latents };
-  const scores = new Float64Array(deadIds.length);
-  for (let r = 0; r < rows; r++) {
-    for (let i = 0; i < deadIds.length; i++) scores[i] = pre[r * dSae + deadIds[i]!]!;
-    for (const i of highestIndices(scores, Math.min(kAux, deadIds.length))) {
-      const v = scores[i]!;
-      if (v > 0) latents[r * dSae + deadIds[i]!] = v;
-    }
-  }
+  for (let i = 0; i < latents.length; i++) if (mask[i] === 1 && pre[i]! > 0) latents[i] = pre[i]!;
   const eHat = new Float64Array(rows * dIn);
   for (let r = 0; r < rows; r++)
     for (let j = 0; j < dSae; j++) {

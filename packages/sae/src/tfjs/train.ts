@@ -18,6 +18,7 @@
 import { InvalidArgumentError, type ProgressOptions, Rng, reportProgress } from '@sparsekit/core';
 import type * as TF from '@tensorflow/tfjs-core';
 import { geometricMedian } from '../geometric-median.js';
+import { auxKMask } from '../metrics.js';
 import { normalizeRows, Sae, type SaeArchitecture, type SaeParams } from '../sae.js';
 import { foldScalingFactor } from '../saelens.js';
 
@@ -415,17 +416,7 @@ export async function trainSae(tf: Tfjs, options: TrainSaeOptions): Promise<Trai
           if (auxCoefficient > 0 && auxCount > 0) {
             const xHatNow = tf.add(tf.matMul(f, wDec), bDec!);
             const residual = tf.tensor(tf.sub(x, xHatNow).dataSync(), [rows, dIn]); // a constant
-            const p = pre.dataSync();
-            const auxMask = new Float32Array(rows * dSae);
-            const deadIds = auxWeight.flatMap((w, j) => (w > 0 ? [j] : []));
-            const scores = new Float32Array(deadIds.length);
-            const kk = Math.min(kAux, deadIds.length);
-            for (let r = 0; r < rows; r++) {
-              for (let i = 0; i < deadIds.length; i++)
-                scores[i] = p[r * dSae + deadIds[i]!]! * auxWeight[deadIds[i]!]!;
-              const order = Array.from(scores.keys()).sort((a, b) => scores[b]! - scores[a]! || a - b);
-              for (const i of order.slice(0, kk)) auxMask[r * dSae + deadIds[i]!] = 1;
-            }
+            const auxMask = auxKMask(pre.dataSync(), rows, auxWeight, kAux);
             const eHat = tf.matMul(tf.mul(tf.relu(pre), constant(tf, auxMask, [rows, dSae])), wDec);
             const centred = tf.sub(residual, tf.mean(residual, 0, true));
             const nmse = tf.div(
