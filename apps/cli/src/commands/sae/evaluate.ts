@@ -1,10 +1,9 @@
 // sparsekit sae eval: an SAE folder's metrics on held-out text, and its splice scores.
 import type { LoadedModel } from '@sparsekit/models/node';
 import { type Sae, type SaeSite, spliceScores } from '@sparsekit/sae';
-import { type Flags, numberFlag, stringFlag } from '../../args.js';
-import { defaultText, readText, requireTokenizer } from '../../model-io.js';
+import { type Flags, numberFlag } from '../../args.js';
 import { table, type Ui } from '../../ui.js';
-import { heldOutMetrics, hookName, siteRows, windowsOf } from './shared.js';
+import { heldOutMetrics, hookName, siteRows, textWindows } from './shared.js';
 
 export async function evaluate(
   flags: Flags,
@@ -15,16 +14,12 @@ export async function evaluate(
   ui: Ui,
 ) {
   const { model } = loaded;
-  const tokenizer = requireTokenizer(loaded, dir);
-  const given = stringFlag(flags, 'text');
-  const text = given === undefined ? defaultText('test', dir, '--text') : readText(given, '--text');
-  const windows = windowsOf(
-    tokenizer,
-    text,
-    model.maxSequenceLength,
-    numberFlag('sae', flags, 'windows', 16, { integer: true, min: 1 }),
-    'evaluation text',
-  );
+  const { windows } = textWindows(flags, loaded, dir, {
+    textFlag: 'text',
+    which: 'test',
+    count: numberFlag('sae', flags, 'windows', 16, { integer: true, min: 1 }),
+    what: 'evaluation text',
+  });
   const held = await siteRows(model, site, sae.dIn, windows, ui);
   const metrics = heldOutMetrics(sae, held.rows, held.count);
   const scores = await spliceScores(model, site, sae, windows, { onProgress: ui.progress('splice') });

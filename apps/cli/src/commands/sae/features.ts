@@ -4,9 +4,8 @@ import { writeFileAtomic } from '@sparsekit/core/node';
 import type { LoadedModel } from '@sparsekit/models/node';
 import { featureData, type Sae, type SaeSite } from '@sparsekit/sae';
 import { type Flags, numberFlag, stringFlag, UsageError } from '../../args.js';
-import { defaultText, readText, requireTokenizer } from '../../model-io.js';
 import { table, type Ui } from '../../ui.js';
-import { hookName, windowsOf } from './shared.js';
+import { hookName, textWindows } from './shared.js';
 
 export async function features(
   flags: Flags,
@@ -17,16 +16,12 @@ export async function features(
   ui: Ui,
 ) {
   const { model } = loaded;
-  const tokenizer = requireTokenizer(loaded, dir);
-  const given = stringFlag(flags, 'text');
-  const text = given === undefined ? defaultText('test', dir, '--text') : readText(given, '--text');
-  const windows = windowsOf(
-    tokenizer,
-    text,
-    model.maxSequenceLength,
-    numberFlag('sae', flags, 'windows', 16, { integer: true, min: 1 }),
-    'text',
-  );
+  const { tokenizer, windows } = textWindows(flags, loaded, dir, {
+    textFlag: 'text',
+    which: 'test',
+    count: numberFlag('sae', flags, 'windows', 16, { integer: true, min: 1 }),
+    what: 'text',
+  });
   const list = stringFlag(flags, 'features');
   let ids: number[] | undefined;
   if (list !== undefined) {

@@ -2,6 +2,7 @@
 import { ActivationStore, type HookableLM, type Tensor } from '@sparsekit/core';
 import { calibrationWindows } from '@sparsekit/eval-harness';
 import type { HfTokenizer } from '@sparsekit/models';
+import type { LoadedModel } from '@sparsekit/models/node';
 import {
   collectActivations,
   hookName,
@@ -11,7 +12,7 @@ import {
   type SaeSite,
 } from '@sparsekit/sae';
 import { type Flags, stringFlag, UsageError } from '../../args.js';
-import { CliError, checkKnownText } from '../../model-io.js';
+import { CliError, checkKnownText, defaultText, readText, requireTokenizer } from '../../model-io.js';
 import type { Ui } from '../../ui.js';
 
 /** --site as a TransformerLens hook name (default: the residual stream after the middle block). */
@@ -54,6 +55,24 @@ export function windowsOf(
     seqLen,
     mode: 'consecutive',
   });
+}
+
+/**
+ * The windows of text a subcommand runs: the file of flag `--<textFlag>`, or tiny-lm's own `which`
+ * text (tiny-lm's tokenizer only); `count` windows of the model's context (all when undefined).
+ */
+export function textWindows(
+  flags: Flags,
+  loaded: LoadedModel,
+  dir: string,
+  options: { textFlag: string; which: 'test' | 'calibration'; count: number | undefined; what: string },
+): { tokenizer: HfTokenizer; windows: Tensor<'i32'>[]; source: string | undefined } {
+  const tokenizer = requireTokenizer(loaded, dir);
+  const flag = `--${options.textFlag}`;
+  const source = stringFlag(flags, options.textFlag);
+  const text = source === undefined ? defaultText(options.which, dir, flag) : readText(source, flag);
+  const windows = windowsOf(tokenizer, text, loaded.model.maxSequenceLength, options.count, options.what);
+  return { tokenizer, windows, source };
 }
 
 /** The site's rows of `windows` (held in memory: an evaluation text). */

@@ -7,11 +7,10 @@ import type { LoadedModel } from '@sparsekit/models/node';
 import { collectActivations, type SaeArchitecture, type SaeSite, spliceScores } from '@sparsekit/sae';
 import { writeSaeLens } from '@sparsekit/sae/node';
 import { trainSae } from '@sparsekit/sae/tfjs';
-import { choiceFlag, type Flags, numberFlag, stringFlag } from '../../args.js';
-import { defaultText, readText, requireTokenizer } from '../../model-io.js';
+import { choiceFlag, type Flags, numberFlag } from '../../args.js';
 import { type OutDir, writeDir } from '../../out-dir.js';
 import { table, type Ui } from '../../ui.js';
-import { heldOutMetrics, hookName, siteRows, windowsOf } from './shared.js';
+import { heldOutMetrics, hookName, siteRows, textWindows } from './shared.js';
 
 export interface TrainChoice {
   architecture: SaeArchitecture;
@@ -30,12 +29,14 @@ export async function train(
   ui: Ui,
 ) {
   const { model } = loaded;
-  const tokenizer = requireTokenizer(loaded, dir);
   const seqLen = model.maxSequenceLength;
   const width = model.config.hiddenSize;
-  const given = stringFlag(flags, 'text');
-  const text = given === undefined ? defaultText('calibration', dir, '--text') : readText(given, '--text');
-  const windows = windowsOf(tokenizer, text, seqLen, undefined, 'training text');
+  const { windows, source: given } = textWindows(flags, loaded, dir, {
+    textFlag: 'text',
+    which: 'calibration',
+    count: undefined,
+    what: 'training text',
+  });
   const dSae = choice.dSae ?? Math.round((choice.expansion ?? 8) * width);
   const k = choice.k ?? Math.min(32, dSae);
   const epochs = numberFlag('sae', flags, 'epochs', 4, { integer: true, min: 1 });
@@ -75,16 +76,12 @@ export async function train(
   });
   ui.done();
   // Held-out: tiny-lm's test text by default (or the first windows of --eval-text).
-  const evalGiven = stringFlag(flags, 'eval-text');
-  const evalText =
-    evalGiven === undefined ? defaultText('test', dir, '--eval-text') : readText(evalGiven, '--eval-text');
-  const evalWindows = windowsOf(
-    tokenizer,
-    evalText,
-    seqLen,
-    numberFlag('sae', flags, 'eval-windows', 16, { integer: true, min: 1 }),
-    'evaluation text',
-  );
+  const { windows: evalWindows } = textWindows(flags, loaded, dir, {
+    textFlag: 'eval-text',
+    which: 'test',
+    count: numberFlag('sae', flags, 'eval-windows', 16, { integer: true, min: 1 }),
+    what: 'evaluation text',
+  });
   const held = await siteRows(model, site, width, evalWindows, ui);
   const metrics = heldOutMetrics(trained.sae, held.rows, held.count);
   const scores = await spliceScores(model, site, trained.sae, evalWindows, {
