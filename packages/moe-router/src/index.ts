@@ -104,6 +104,8 @@ export {
 export { logsumexpRows, softmaxRows, topIndices } from './softmax.js';
 export {
   applyStun,
+  EXPERT_LAYERS,
+  expertWeightCounts,
   type StunLayerPlan,
   type StunOptions,
   type StunPlan,

@@ -6,6 +6,7 @@
 // the experts left) is any of the pruners' methods, run afterwards on the smaller model.
 import {
   type ExpertPrunableLM,
+  type HasLinearLayers,
   Hooks,
   InvalidArgumentError,
   type ProgressOptions,
@@ -246,4 +247,28 @@ export function applyStun(model: ExpertPrunableLM, plan: StunPlan, rebuild?: Reb
     lists[layer.block] = [...layer.removed];
   }
   model.removeExperts(lists, rebuild);
+}
+
+/**
+ * The layers of routed experts, by name (`layers.B.mlp.experts.E.*`, the module tree's names): what
+ * STUN's unstructured stage prunes (router gates, shared experts and attention excluded). A recipe
+ * regex as well (`layers.include`).
+ */
+export const EXPERT_LAYERS = String.raw`\.mlp\.experts\.\d+\.`;
+
+/**
+ * The routed experts' weights, all and those not zero (counted from the weights): STUN's total
+ * sparsity is 1 - nonzero after / weights before.
+ */
+export function expertWeightCounts(model: HasLinearLayers): { weights: number; nonzero: number } {
+  const pattern = new RegExp(EXPERT_LAYERS);
+  let weights = 0;
+  let nonzero = 0;
+  for (const layer of model.linearLayers()) {
+    if (!pattern.test(layer.name)) continue;
+    const w = layer.getWeight().data;
+    weights += w.length;
+    for (let i = 0; i < w.length; i++) if (w[i] !== 0) nonzero++;
+  }
+  return { weights, nonzero };
 }

@@ -33,6 +33,8 @@ import { loadHfModel, tinyLmPath } from '@sparsekit/models/node';
 import {
   applyStun,
   concatRouteResults,
+  EXPERT_LAYERS,
+  expertWeightCounts,
   loadMetrics,
   recordModelRoutings,
   softmaxTopK,
@@ -256,31 +258,12 @@ for (const entry of models.filter((e) => e.dir === moeDir || e.role === 'aux los
 // 4. STUN.
 const calibIds = (await load(moeDir)).tokenizer.encode(calibText);
 const calib: Tensor<'i32'>[] = calibrationWindows(calibIds, { samples: calibCount, seqLen, seed: 0 });
-const EXPERTS = String.raw`\.mlp\.experts\.\d+\.`;
-
-function expertSparsity(model: TransformerLM, originalWeights: number): number {
-  let nonzero = 0;
-  for (const layer of model.linearLayers()) {
-    if (!layer.name.includes('.mlp.experts.')) continue;
-    const w = layer.getWeight().data;
-    for (let i = 0; i < w.length; i++) if (w[i] !== 0) nonzero++;
-  }
-  return 1 - nonzero / originalWeights;
-}
-
-function expertWeights(model: TransformerLM): number {
-  return model
-    .linearLayers()
-    .filter((l) => l.name.includes('.mlp.experts.'))
-    .reduce((s, l) => s + l.inFeatures * l.outFeatures, 0);
-}
-
 type Removal = { kind: 'none' } | { kind: 'stun'; lambda: number } | { kind: 'random'; seed: number };
 
 async function stunRow(keep: number, removal: Removal, target: number) {
   const m = await load(moeDir);
   const E = m.model.config.moe!.numExperts;
-  const original = expertWeights(m.model);
+  const original = expertWeightCounts(m.model).weights;
   if (removal.kind === 'stun')
     applyStun(m.model, await stunPlan(m.model, calib, { targetExperts: keep, lambda: removal.lambda }));
   if (removal.kind === 'random') {
@@ -295,7 +278,7 @@ async function stunRow(keep: number, removal: Removal, target: number) {
     await runRecipe(
       m.model,
       calib,
-      { method: 'wanda', sparsity: unstructured, layers: { include: [EXPERTS] } },
+      { method: 'wanda', sparsity: unstructured, layers: { include: [EXPERT_LAYERS] } },
       {
         backend,
         reconstructionError: false,
@@ -306,7 +289,7 @@ async function stunRow(keep: number, removal: Removal, target: number) {
     keep,
     removal,
     unstructured,
-    expertSparsity: expertSparsity(m.model, original),
+    expertSparsity: 1 - expertWeightCounts(m.model).nonzero / original,
     perplexity: s.perplexity,
   };
 }

@@ -4,7 +4,7 @@
 import { join } from 'node:path';
 import { writeFileAtomic } from '@sparsekit/core/node';
 import { type LoadedModel, saveModel } from '@sparsekit/models/node';
-import { applyStun, type StunPlan, stunPlan } from '@sparsekit/moe-router';
+import { applyStun, EXPERT_LAYERS, expertWeightCounts, type StunPlan, stunPlan } from '@sparsekit/moe-router';
 import {
   METHOD_TABLE,
   patternText,
@@ -13,7 +13,7 @@ import {
   runRecipe,
   validateRecipe,
 } from '@sparsekit/pruners';
-import { type Backend, nnz } from '@sparsekit/sparse-formats';
+import type { Backend } from '@sparsekit/sparse-formats';
 import { type Flags, numberFlag, patternFlag, stringFlag, UsageError } from '../../args.js';
 import { builtinText, calibrationBatches, defaultText, readText, requireTokenizer } from '../../model-io.js';
 import { type OutDir, writeDir } from '../../out-dir.js';
@@ -22,12 +22,9 @@ import { printReport } from '../prune-report.js';
 
 /** Unstructured methods the second stage can run (those that leave zeros in place). */
 export const STAGE_TWO_METHODS = METHOD_TABLE.filter((m) => m.gives === 'sparse').map((m) => m.name);
-/**
- * The second stage prunes the routed experts' layers only: router gates stay dense (a pruned gate
- * reroutes tokens; llm-compressor ignores them too), and attention is left as it is, so the reported
- * sparsity is STUN's: of the experts' weights.
- */
-const EXPERT_LAYERS = String.raw`\.mlp\.experts\.\d+\.`;
+// The second stage prunes the routed experts' layers only (moe-router's EXPERT_LAYERS): router
+// gates stay dense (a pruned gate reroutes tokens; llm-compressor ignores them too), and attention
+// is left as it is, so the reported sparsity is STUN's: of the experts' weights.
 
 export interface PruneChoice {
   experts: { targetExperts: number } | { ratio: number };
@@ -75,18 +72,6 @@ export function pruneChoice(flags: Flags): PruneChoice {
   return { experts, lambda, recipe };
 }
 
-/** Weights of the experts' linear layers: all of them, and those not zero (counted from the data). */
-function expertWeights(loaded: LoadedModel): { weights: number; nonzero: number } {
-  let weights = 0;
-  let nonzero = 0;
-  for (const layer of loaded.model.linearLayers()) {
-    if (!layer.name.includes('.mlp.experts.')) continue;
-    weights += layer.outFeatures * layer.inFeatures;
-    nonzero += nnz(layer.matrix);
-  }
-  return { weights, nonzero };
-}
-
 export async function prune(
   flags: Flags,
   loaded: LoadedModel,
@@ -113,7 +98,7 @@ export async function prune(
         ? builtinText('calibration')
         : readText(given, '--calib');
   const batches = calibrationBatches(tokenizer, text, { samples, seqLen, seed }, (line) => ui.note(line));
-  const before = { parameters: model.parameterCount(), ...expertWeights(loaded) };
+  const before = { parameters: model.parameterCount(), ...expertWeightCounts(model) };
   const start = performance.now();
   const plan: StunPlan = await stunPlan(model, batches, {
     ...choice.experts,
@@ -156,7 +141,7 @@ export async function prune(
     ui.say('');
     printReport(ui, report);
   }
-  const after = { parameters: model.parameterCount(), ...expertWeights(loaded) };
+  const after = { parameters: model.parameterCount(), ...expertWeightCounts(model) };
   const totalSparsity = 1 - after.nonzero / before.weights;
   const summary = `${(100 * totalSparsity).toFixed(2)}% of the experts' weights removed (${before.weights.toLocaleString('en-US')} -> ${after.nonzero.toLocaleString('en-US')} nonzero); parameters ${before.parameters.toLocaleString('en-US')} -> ${after.parameters.toLocaleString('en-US')} stored`;
   ui.say(
