@@ -108,4 +108,5 @@ export type {
 export { MAX_CALIBRATION_SAMPLES } from './spec.js';
 export { Tensor } from './tensor.js';
 export { type LoadedTfjs, loadTfjs, type TfjsBackendName } from './tfjs.js';
+export { transposeValues } from './transpose.js';
 export { assertFinite } from './validate.js';

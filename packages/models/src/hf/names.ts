@@ -1,7 +1,7 @@
 // Hugging Face tensor names <-> the runtime's parameters, for gpt2, opt, llama and mixtral checkpoints.
 // GPT-2's Conv1D weights are stored [in, out] and its c_attn holds q, k and v side by side; they are
 // transposed and split on load and joined back on save.
-import { ShapeMismatchError, type Tensor } from '@sparsekit/core';
+import { ShapeMismatchError, type Tensor, transposeValues } from '@sparsekit/core';
 import type { SparseMatrix } from '@sparsekit/sparse-formats';
 import type { ModelConfig } from '../config.js';
 import { MissingTensorError, UnsupportedModelError } from '../errors.js';
@@ -17,12 +17,6 @@ export interface TensorSource {
   get(name: string): Tensor<'f32'> | undefined;
   /** Where the tensors come from, for error messages. */
   readonly where: string;
-}
-
-function transpose(values: Float32Array, rows: number, cols: number): Float32Array {
-  const t = new Float32Array(values.length);
-  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) t[c * rows + r] = values[r * cols + c]!;
-  return t;
 }
 
 class Reader {
@@ -96,14 +90,14 @@ export function paramsFromHf(
       const n = `layers.${i}.`;
       let qkvCache: Float32Array | undefined;
       const qkv = () => {
-        qkvCache ??= transpose(r.need(`${p}attn.c_attn.weight`, [H, 3 * H]), H, 3 * H);
+        qkvCache ??= transposeValues(r.need(`${p}attn.c_attn.weight`, [H, 3 * H]), H, 3 * H);
         return qkvCache;
       };
       const qkvBias = () => r.need(`${p}attn.c_attn.bias`, [3 * H]);
       const part = (k: number) => () => qkv().slice(k * H * H, (k + 1) * H * H);
       const biasPart = (k: number) => () => qkvBias().slice(k * H, (k + 1) * H);
       const conv = (name: string, rows: number, cols: number) => () =>
-        transpose(r.need(`${p}${name}.weight`, [cols, rows]), cols, rows);
+        transposeValues(r.need(`${p}${name}.weight`, [cols, rows]), cols, rows);
       const convBias = (name: string, rows: number) => () => r.need(`${p}${name}.bias`, [rows]);
       blocks.push({
         attentionNorm: { weight: r.need(`${p}ln_1.weight`, [H]), bias: r.need(`${p}ln_1.bias`, [H]) },
@@ -209,7 +203,7 @@ export function paramsFromHf(
       const cols = name === 'attn' ? H : out;
       const q = r.get(`${p}${name}_shortcut_Q`, [H, cols], true);
       if (q === undefined) return {};
-      const layer = linear(`${p}${name}_shortcut`, transpose(q, H, cols), cols, H);
+      const layer = linear(`${p}${name}_shortcut`, transposeValues(q, H, cols), cols, H);
       return name === 'attn' ? { attentionShortcut: layer } : { mlpShortcut: layer };
     };
     blocks.push({
@@ -344,18 +338,18 @@ export function paramsToHf(
       [b.q, b.k, b.v].forEach((l, k) => {
         qkv.set(weightOf(l), k * H * H);
       });
-      put(`${n}attn.c_attn.weight`, [H, 3 * H], transpose(qkv, 3 * H, H));
+      put(`${n}attn.c_attn.weight`, [H, 3 * H], transposeValues(qkv, 3 * H, H));
       const bias = new Float32Array(3 * H);
       [b.q, b.k, b.v].forEach((l, k) => {
         bias.set(l.bias!, k * H);
       });
       put(`${n}attn.c_attn.bias`, [3 * H], bias);
-      put(`${n}attn.c_proj.weight`, [H, H], transpose(weightOf(b.o), H, H));
+      put(`${n}attn.c_proj.weight`, [H, H], transposeValues(weightOf(b.o), H, H));
       put(`${n}attn.c_proj.bias`, [H], b.o.bias!);
       const [up, down] = mlpLayers(b, 'dense') as [Linear, Linear];
-      put(`${n}mlp.c_fc.weight`, [H, I], transpose(weightOf(up), I, H));
+      put(`${n}mlp.c_fc.weight`, [H, I], transposeValues(weightOf(up), I, H));
       put(`${n}mlp.c_fc.bias`, [I], up.bias!);
-      put(`${n}mlp.c_proj.weight`, [I, H], transpose(weightOf(down), H, I));
+      put(`${n}mlp.c_proj.weight`, [I, H], transposeValues(weightOf(down), H, I));
       put(`${n}mlp.c_proj.bias`, [H], down.bias!);
     });
     norm('transformer.ln_f', p.finalNorm);
@@ -391,7 +385,7 @@ export function paramsToHf(
         if (!c.tieEmbeddings) lin('lm_head', layer);
       } else if (name.endsWith('_shortcut')) {
         // SliceGPT's names: x -> x Q, stored as Q [in, out] (our layers hold Q^T).
-        const q = transpose(weightOf(layer), layer.outFeatures, layer.inFeatures);
+        const q = transposeValues(weightOf(layer), layer.outFeatures, layer.inFeatures);
         put(`model.${name}_Q`, [layer.inFeatures, layer.outFeatures], q);
       } else lin(hfLinearName(family, name), layer);
     }

@@ -5,7 +5,7 @@
 // transposing first, and tf.gather has no gradient kernel, so embeddings are a one-hot matMul.
 // A block's MLP is gated (SwiGLU) or a mixture of gated experts (Mixtral; see moe-mlp.ts).
 
-import { InvalidArgumentError } from '@sparsekit/core';
+import { InvalidArgumentError, transposeValues } from '@sparsekit/core';
 import type * as TF from '@tensorflow/tfjs-core';
 import type { ModelConfig } from '../config.js';
 import { UnsupportedModelError } from '../errors.js';
@@ -22,7 +22,7 @@ import {
   type TwinMoe,
   type TwinRouting,
 } from './moe-mlp.js';
-import { initMoe, moeFromParams, moeToParams, transposeValues } from './moe-params.js';
+import { initMoe, moeFromParams, moeToParams } from './moe-params.js';
 import { combineLossTerms, type TwinLossOptions, type TwinLossTerms } from './twin-loss.js';
 
 type Tfjs = typeof TF;

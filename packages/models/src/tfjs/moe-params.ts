@@ -4,6 +4,7 @@
 // `layers.N.mlp.experts.E.gate_proj`, ...), which the Hugging Face Mixtral layout maps to
 // `block_sparse_moe.gate` and `block_sparse_moe.experts.E.w1/w2/w3` on save.
 
+import { transposeValues } from '@sparsekit/core';
 import type * as TF from '@tensorflow/tfjs-core';
 import type { ModelConfig } from '../config.js';
 import { UnsupportedModelError } from '../errors.js';
@@ -13,13 +14,6 @@ import type { BackendRef } from '../runtime/steps.js';
 import { moeExperts, type TwinExpert, type TwinMoe } from './moe-mlp.js';
 
 type Tfjs = typeof TF;
-
-/** [rows, cols] row-major -> [cols, rows]. */
-export function transposeValues(values: Float32Array, rows: number, cols: number): Float32Array {
-  const t = new Float32Array(values.length);
-  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) t[c * rows + r] = values[r * cols + c]!;
-  return t;
-}
 
 /** A layer's weight as the twin holds it, [in, out]; a bias is refused (the twin has none). */
 function inOut(l: Linear): Float32Array {

@@ -14,7 +14,7 @@
 // Regularisers a gate owns (COMET's entropy, BlockFFN's locality and chunk sparsification) come back
 // as `auxLoss`, already multiplied by their coefficients.
 
-import { InvalidArgumentError, Rng, type Router, Tensor } from '@sparsekit/core';
+import { InvalidArgumentError, Rng, type Router, Tensor, transposeValues } from '@sparsekit/core';
 import type * as TF from '@tensorflow/tfjs-core';
 import { CometRouter } from '../comet.js';
 import { reluRms } from '../relu-rms.js';
@@ -92,13 +92,6 @@ function positive(tf: Tfjs, t: TF.Tensor): TF.Tensor {
     return { value: tf.cast(tf.greater(x, 0), 'float32'), gradFunc: () => tf.zerosLike(x) };
   }) as (x: TF.Tensor) => TF.Tensor;
   return f(t);
-}
-
-/** [rows, cols] row-major -> [cols, rows]. */
-function transpose(values: ArrayLike<number>, rows: number, cols: number): Float32Array {
-  const t = new Float32Array(rows * cols);
-  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) t[c * rows + r] = values[r * cols + c]!;
-  return t;
 }
 
 /**
@@ -236,9 +229,9 @@ function cometGate(tf: Tfjs, settings: TrainableGateSettings): TrainableGate {
   const entropy = settings.entropy ?? 0;
   // Initialised as the backend router initialises them (seeded), held [in, out] for tfjs.
   const init = new CometRouter({ numExperts: E, k, width: W, gamma, seed: settings.seed ?? 0 }).params;
-  const nodeW = tf.variable(tf.tensor2d(transpose(init.nodeWeight, (E - 1) * k, W), [W, (E - 1) * k]));
+  const nodeW = tf.variable(tf.tensor2d(transposeValues(init.nodeWeight, (E - 1) * k, W), [W, (E - 1) * k]));
   const nodeB = tf.variable(tf.tensor1d(Float32Array.from(init.nodeBias)));
-  const leafW = tf.variable(tf.tensor2d(transpose(init.leafWeight, E * k, W), [W, E * k]));
+  const leafW = tf.variable(tf.tensor2d(transposeValues(init.leafWeight, E * k, W), [W, E * k]));
   const leafB = tf.variable(tf.tensor1d(Float32Array.from(init.leafBias)));
   // Leaves left to right, as the reference orders them.
   const leaves: number[] = [];
@@ -262,9 +255,9 @@ function cometGate(tf: Tfjs, settings: TrainableGateSettings): TrainableGate {
         width: W,
         gamma,
         params: {
-          nodeWeight: transpose(nodeW.dataSync(), W, (E - 1) * k),
+          nodeWeight: transposeValues(nodeW.dataSync(), W, (E - 1) * k),
           nodeBias: Float32Array.from(nodeB.dataSync()),
-          leafWeight: transpose(leafW.dataSync(), W, E * k),
+          leafWeight: transposeValues(leafW.dataSync(), W, E * k),
           leafBias: Float32Array.from(leafB.dataSync()),
         },
       }),
