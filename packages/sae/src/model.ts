@@ -189,8 +189,8 @@ export async function spliceScores(
   options: ProgressOptions & { backend?: Backend } = {},
 ): Promise<SpliceScores> {
   const V = model.vocabSize;
-  let ce = [0, 0, 0];
-  let kl = [0, 0];
+  // Summed over tokens: cross-entropy clean / spliced / ablated, KL(clean || spliced / ablated).
+  let [ceClean, ceSae, ceAbl, klSae, klAbl] = [0, 0, 0, 0, 0];
   let tokens = 0;
   for (const [i, ids] of batches.entries()) {
     const [batch, seq] = ids.shape as [number, number];
@@ -212,27 +212,27 @@ export async function spliceScores(
       for (let t = 0; t < seq - 1; t++) {
         const row = (b * seq + t) * V;
         const target = ids.data[b * seq + t + 1]!;
-        ce = [
-          ce[0]! - clean[row + target]!,
-          ce[1]! - spliced[row + target]!,
-          ce[2]! - ablated[row + target]!,
-        ];
-        let k1 = 0;
-        let k2 = 0;
+        ceClean -= clean[row + target]!;
+        ceSae -= spliced[row + target]!;
+        ceAbl -= ablated[row + target]!;
         for (let v = 0; v < V; v++) {
           const p = Math.exp(clean[row + v]!);
-          k1 += p * (clean[row + v]! - spliced[row + v]!);
-          k2 += p * (clean[row + v]! - ablated[row + v]!);
+          klSae += p * (clean[row + v]! - spliced[row + v]!);
+          klAbl += p * (clean[row + v]! - ablated[row + v]!);
         }
-        kl = [kl[0]! + k1, kl[1]! + k2];
         tokens++;
       }
     reportProgress(options, { stage: 'splice', current: i + 1, total: batches.length, unit: 'batch' });
   }
   if (tokens === 0)
     throw new InvalidArgumentError('batches', batches.length, 'need sequences of at least 2 tokens');
-  const [cClean, cSae, cAbl] = ce.map((v) => v / tokens) as [number, number, number];
-  const [kSae, kAbl] = kl.map((v) => v / tokens) as [number, number];
+  const [cClean, cSae, cAbl, kSae, kAbl] = [ceClean, ceSae, ceAbl, klSae, klAbl].map((v) => v / tokens) as [
+    number,
+    number,
+    number,
+    number,
+    number,
+  ];
   return {
     ce_loss_clean: cClean,
     ce_loss_with_sae: cSae,
