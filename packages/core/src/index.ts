@@ -107,6 +107,6 @@ export type {
 } from './spec.js';
 export { MAX_CALIBRATION_SAMPLES } from './spec.js';
 export { Tensor } from './tensor.js';
-export { type LoadedTfjs, loadTfjs, type TfjsBackendName } from './tfjs.js';
+export { type LoadedTfjs, loadTfjs, type MatMulOps, matMulOps, type TfjsBackendName } from './tfjs.js';
 export { transposeValues } from './transpose.js';
 export { assertFinite } from './validate.js';

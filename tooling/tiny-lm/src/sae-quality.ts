@@ -39,6 +39,8 @@ const list = (name: string, fallback: string) => option(name, fallback).split(',
 const ks = list('ks', '8,32');
 const l1s = list('l1', '1,3');
 const l0s = list('l0', '0.003,0.03');
+const initThreshold = numberOption('init-threshold', 0.01);
+const lr = numberOption('lr', 1e-3);
 const outPath = resolve(option('out', join(root, 'tooling', 'tiny-lm', 'results', 'sae-quality.json')));
 const seqLen = 128;
 const t0 = performance.now();
@@ -92,6 +94,8 @@ for (const dSae of sizes)
       dSae,
       batches: batches(),
       normalize: 'expected_average_only_in',
+      initThreshold,
+      lr,
       seed: 0,
     });
     const seconds = (performance.now() - start) / 1000;

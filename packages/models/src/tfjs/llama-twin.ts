@@ -5,7 +5,7 @@
 // transposing first, and tf.gather has no gradient kernel, so embeddings are a one-hot matMul.
 // A block's MLP is gated (SwiGLU) or a mixture of gated experts (Mixtral; see moe-mlp.ts).
 
-import { InvalidArgumentError, transposeValues } from '@sparsekit/core';
+import { InvalidArgumentError, matMulOps, transposeValues } from '@sparsekit/core';
 import type * as TF from '@tensorflow/tfjs-core';
 import type { ModelConfig } from '../config.js';
 import { UnsupportedModelError } from '../errors.js';
@@ -104,21 +104,7 @@ export class LlamaTwin {
         config.activation,
         "the tfjs twin runs 'silu' or 'relu'",
       );
-    // matMul(a, b) with gradients from explicit transposes of the last two axes.
-    const withGradient = (swap: (t: TF.Tensor) => TF.Tensor) =>
-      tf.customGrad((...args: (TF.Tensor | TF.GradSaveFunc)[]) => {
-        const [a, b, save] = args as [TF.Tensor, TF.Tensor, TF.GradSaveFunc];
-        save([a, b]);
-        return {
-          value: tf.matMul(a as TF.Tensor3D, b as TF.Tensor3D),
-          gradFunc: (dy, saved) => [
-            tf.matMul(dy as TF.Tensor3D, swap(saved[1]!) as TF.Tensor3D),
-            tf.matMul(swap(saved[0]!) as TF.Tensor3D, dy as TF.Tensor3D),
-          ],
-        };
-      }) as (a: TF.Tensor, b: TF.Tensor) => TF.Tensor;
-    this.mm = withGradient((t) => tf.transpose(t));
-    this.bmm = withGradient((t) => tf.transpose(t, [0, 1, 3, 2]));
+    ({ mm: this.mm, bmm: this.bmm } = matMulOps(tf));
     this.moeOps = {
       tf,
       mm: this.mm,

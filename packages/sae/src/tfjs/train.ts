@@ -15,7 +15,7 @@
 // and Mutual Choice keep an EMA of the smallest positive latent (SAELens' threshold, lr 0.01), the
 // threshold they run with at inference (saved as JumpReLU). Every random choice is seeded.
 
-import { InvalidArgumentError, type ProgressOptions, Rng, reportProgress } from '@sparsekit/core';
+import { InvalidArgumentError, matMulOps, type ProgressOptions, Rng, reportProgress } from '@sparsekit/core';
 import type * as TF from '@tensorflow/tfjs-core';
 import { geometricMedian } from '../geometric-median.js';
 import { auxKMask } from '../metrics.js';
@@ -116,6 +116,13 @@ export function zipfDeficits(rates: ArrayLike<number>, exponent = 1): Float64Arr
     const target = (total * (i + 1) ** -exponent) / harmonic;
     out[j] = rates[j]! <= 0 ? 1 : target <= 0 ? 0 : Math.max(0, 1 - rates[j]! / target);
   });
+  return out;
+}
+
+/** 1 where a value is > 0, else 0 (a plain loop: a mapping callback per entry is slow here). */
+function positiveMask(values: ArrayLike<number>): Float32Array {
+  const out = new Float32Array(values.length);
+  for (let i = 0; i < values.length; i++) if (values[i]! > 0) out[i] = 1;
   return out;
 }
 
@@ -243,6 +250,7 @@ export async function trainSae(tf: Tfjs, options: TrainSaeOptions): Promise<Trai
   const inferenceThreshold = new Float64Array(dSae); // batch-level architectures: EMA of the smallest positive latent
   let thresholdSeen = false;
   const optimizer = tf.train.adam(lr);
+  const { mm } = matMulOps(tf);
   const jump = jumpReluOp(tf, bandwidth);
   const step0 = stepOp(tf, bandwidth);
   const tokensSinceFired = new Float64Array(dSae);
@@ -379,24 +387,20 @@ export async function trainSae(tf: Tfjs, options: TrainSaeOptions): Promise<Trai
     let auxValue = 0;
     const { value, grads } = tf.variableGrads(() => {
       const xc = applyBDec ? tf.sub(x, bDec!) : x;
-      const decNorm = tf.norm(wDec, 'euclidean', 1); // [dSae]
+      const decNorm = tf.sqrt(tf.sum(tf.square(wDec), 1)); // [dSae] (tf.norm runs Pow, slow on wasm)
       let f: TF.Tensor;
       let aux: TF.Tensor = tf.scalar(0);
       let extra: TF.Tensor | undefined;
       if (gated !== undefined) {
-        const gate = tf.add(tf.matMul(xc, wEnc), gated.bGate);
-        const on = constant(
-          tf,
-          Float32Array.from(gate.dataSync(), (v) => (v > 0 ? 1 : 0)),
-          [rows, dSae],
-        );
-        const mag = tf.relu(tf.add(tf.matMul(xc, tf.mul(wEnc, tf.exp(gated.rMag))), gated.bMag));
+        const gate = tf.add(mm(xc, wEnc), gated.bGate);
+        const on = constant(tf, positiveMask(gate.dataSync() as Float32Array), [rows, dSae]);
+        const mag = tf.relu(tf.add(mm(xc, tf.mul(wEnc, tf.exp(gated.rMag))), gated.bMag));
         f = tf.mul(on, mag);
         const piGate = tf.relu(gate);
         aux = tf.mean(tf.sum(tf.mul(piGate, decNorm), 1));
-        extra = tf.mean(tf.sum(tf.square(tf.sub(tf.add(tf.matMul(piGate, wDec), bDec!), x)), 1));
+        extra = tf.mean(tf.sum(tf.square(tf.sub(tf.add(mm(piGate, wDec), bDec!), x)), 1));
       } else {
-        const pre = tf.add(tf.matMul(xc, wEnc), bEnc);
+        const pre = tf.add(mm(xc, wEnc), bEnc);
         if (arch === 'jumprelu') {
           const theta = tf.exp(logThreshold!);
           f = jump(tf.relu(pre), theta);
@@ -406,18 +410,16 @@ export async function trainSae(tf: Tfjs, options: TrainSaeOptions): Promise<Trai
           aux = tf.mean(tf.sum(tf.mul(f, decNorm), 1));
         } else {
           // The choice of the inference code, on this batch (training: the batch-level rules).
-          const chosen = check.activate(pre.dataSync() as Float32Array, rows, true);
-          const mask = constant(
-            tf,
-            Float32Array.from(chosen, (v) => (v !== 0 ? 1 : 0)),
-            [rows, dSae],
-          );
+          const preValues = pre.dataSync() as Float32Array;
+          const chosen = check.activate(preValues, rows, true);
+          const mask = constant(tf, positiveMask(chosen), [rows, dSae]);
           f = tf.mul(tf.relu(pre), mask);
+          latentsRead = chosen; // the same values as f's
           if (auxCoefficient > 0 && auxCount > 0) {
-            const xHatNow = tf.add(tf.matMul(f, wDec), bDec!);
+            const xHatNow = tf.add(mm(f, wDec), bDec!);
             const residual = tf.tensor(tf.sub(x, xHatNow).dataSync(), [rows, dIn]); // a constant
-            const auxMask = auxKMask(pre.dataSync(), rows, auxWeight, kAux);
-            const eHat = tf.matMul(tf.mul(tf.relu(pre), constant(tf, auxMask, [rows, dSae])), wDec);
+            const auxMask = auxKMask(preValues, rows, auxWeight, kAux);
+            const eHat = mm(tf.mul(tf.relu(pre), constant(tf, auxMask, [rows, dSae])), wDec);
             const centred = tf.sub(residual, tf.mean(residual, 0, true));
             const nmse = tf.div(
               tf.sum(tf.square(tf.sub(eHat, residual))),
@@ -427,8 +429,8 @@ export async function trainSae(tf: Tfjs, options: TrainSaeOptions): Promise<Trai
           }
         }
       }
-      latentsRead = f.dataSync() as Float32Array;
-      const xHat = tf.add(tf.matMul(f, wDec), bDec!);
+      latentsRead ??= f.dataSync() as Float32Array;
+      const xHat = tf.add(mm(f, wDec), bDec!);
       const mse = tf.mean(tf.sum(tf.square(tf.sub(xHat, x)), 1));
       mseValue = mse.dataSync()[0]!;
       auxValue = aux.dataSync()[0]!;
@@ -449,26 +451,26 @@ export async function trainSae(tf: Tfjs, options: TrainSaeOptions): Promise<Trai
     const scale = Math.min(1, 1 / (norm + 1e-6));
     const clipped = Object.fromEntries(Object.entries(grads).map(([n, g]) => [n, tf.mul(g, scale)]));
     optimizer.applyGradients(clipped as unknown as Parameters<typeof optimizer.applyGradients>[0]);
-    tf.tidy(() => wDec.assign(tf.div(wDec, tf.add(tf.norm(wDec, 'euclidean', 1, true), 1e-12))));
+    tf.tidy(() => wDec.assign(tf.div(wDec, tf.add(tf.sqrt(tf.sum(tf.square(wDec), 1, true)), 1e-12))));
     // Firing, dead features, the inference threshold.
     const z = latentsRead!;
-    const fired = new Uint8Array(dSae);
+    const counts = new Float64Array(dSae);
     let nonzero = 0;
     let smallest = Number.POSITIVE_INFINITY;
-    for (let i = 0; i < z.length; i++)
-      if (z[i]! > 0) {
-        fired[i % dSae] = 1;
-        nonzero++;
-        if (z[i]! < smallest) smallest = z[i]!;
+    for (let r = 0, i = 0; r < rows; r++)
+      for (let j = 0; j < dSae; j++, i++) {
+        const v = z[i]!;
+        if (v > 0) {
+          counts[j]!++;
+          nonzero++;
+          if (v < smallest) smallest = v;
+        }
       }
-    for (let j = 0; j < dSae; j++) tokensSinceFired[j] = fired[j] ? 0 : tokensSinceFired[j]! + rows;
-    {
-      const counts = new Float64Array(dSae);
-      for (let i = 0; i < z.length; i++) if (z[i]! > 0) counts[i % dSae]!++;
-      for (let j = 0; j < dSae; j++)
-        rates[j] = ratesSeen ? 0.99 * rates[j]! + (0.01 * counts[j]!) / rows : counts[j]! / rows;
-      ratesSeen = true;
+    for (let j = 0; j < dSae; j++) {
+      tokensSinceFired[j] = counts[j]! > 0 ? 0 : tokensSinceFired[j]! + rows;
+      rates[j] = ratesSeen ? 0.99 * rates[j]! + (0.01 * counts[j]!) / rows : counts[j]! / rows;
     }
+    ratesSeen = true;
     if (BATCH_LEVEL.includes(arch) && Number.isFinite(smallest)) {
       for (let j = 0; j < dSae; j++)
         inferenceThreshold[j] = thresholdSeen
