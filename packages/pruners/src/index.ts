@@ -97,3 +97,19 @@ export {
   type RunRecipeOptions,
   runRecipe,
 } from './run-recipe.js';
+export {
+  ConstantSparsity,
+  PolynomialDecay,
+  type PruningDecision,
+  type PruningSchedule,
+  type PruningScheduleConfig,
+  scheduleFromConfig,
+  shouldPruneAt,
+} from './schedules.js';
+export {
+  magnitudeKeepMask,
+  nmKeepMask,
+  type ThresholdMask,
+  type ThresholdMaskOptions,
+  thresholdKeep,
+} from './training-masks.js';

@@ -40,6 +40,7 @@ const ks = list('ks', '8,32');
 const l1s = list('l1', '1,3');
 const l0s = list('l0', '0.003,0.03');
 const initThreshold = numberOption('init-threshold', 0.01);
+const l0Mode = option('l0-mode', 'tanh') as 'step' | 'tanh';
 const lr = numberOption('lr', 1e-3);
 const outPath = resolve(option('out', join(root, 'tooling', 'tiny-lm', 'results', 'sae-quality.json')));
 const seqLen = 128;
@@ -95,6 +96,7 @@ for (const dSae of sizes)
       batches: batches(),
       normalize: 'expected_average_only_in',
       initThreshold,
+      l0Mode,
       lr,
       seed: 0,
     });

@@ -41,6 +41,13 @@ export interface TrainSaeOptions extends ProgressOptions {
   l0?: number;
   bandwidth?: number;
   initThreshold?: number;
+  /**
+   * jumprelu: SAELens' `l0_loss` mode. 'step' (default) penalises sum_j H(pre - theta), whose only
+   * gradient is the straight-through one to theta; 'tanh' penalises sum_j tanh(c f_j ||W_dec_j||)
+   * (c = `tanhScale`, default 4), which also reaches the encoder.
+   */
+  l0Mode?: 'step' | 'tanh';
+  tanhScale?: number;
   /** AuxK: latents (default min(2 dIn, dSae)) and coefficient (1/32); 0 turns it off. */
   kAux?: number;
   auxK?: number;
@@ -193,6 +200,10 @@ export async function trainSae(tf: Tfjs, options: TrainSaeOptions): Promise<Trai
   const l1 = options.l1 ?? 5;
   const l0 = options.l0 ?? 1e-3;
   const bandwidth = options.bandwidth ?? 0.05;
+  const l0Mode = options.l0Mode ?? 'step';
+  const tanhScale = options.tanhScale ?? 4;
+  if (l0Mode !== 'step' && l0Mode !== 'tanh')
+    throw new InvalidArgumentError('l0Mode', l0Mode, "must be 'step' or 'tanh'");
   const kAux = Math.min(options.kAux ?? 2 * dIn, dSae);
   const auxCoefficient = options.auxK ?? 1 / 32;
   const deadWindow = options.deadWindow ?? 50_000;
@@ -203,6 +214,7 @@ export async function trainSae(tf: Tfjs, options: TrainSaeOptions): Promise<Trai
     ['l1', l1, l1 >= 0],
     ['l0', l0, l0 >= 0],
     ['bandwidth', bandwidth, bandwidth > 0],
+    ['tanhScale', tanhScale, tanhScale > 0],
     ['auxK', auxCoefficient, auxCoefficient >= 0],
     ['deadWindow', deadWindow, deadWindow > 0],
   ] as const)
@@ -404,7 +416,10 @@ export async function trainSae(tf: Tfjs, options: TrainSaeOptions): Promise<Trai
         if (arch === 'jumprelu') {
           const theta = tf.exp(logThreshold!);
           f = jump(tf.relu(pre), theta);
-          aux = tf.mean(tf.sum(step0(pre, theta), 1));
+          aux =
+            l0Mode === 'tanh'
+              ? tf.mean(tf.sum(tf.tanh(tf.mul(tf.mul(f, decNorm), tanhScale)), 1))
+              : tf.mean(tf.sum(step0(pre, theta), 1));
         } else if (arch === 'standard') {
           f = tf.relu(pre);
           aux = tf.mean(tf.sum(tf.mul(f, decNorm), 1));

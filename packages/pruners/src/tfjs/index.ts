@@ -1,0 +1,23 @@
+// @sparsekit/pruners/tfjs: pruning during training on tfjs-layers, with TensorFlow Model
+// Optimization's API and semantics. tfjs (tfjs-core and tfjs-layers) is an optional peer.
+export {
+  PruningSummaries,
+  type PruningSummariesOptions,
+  type PruningSummary,
+  prunedLayers,
+  pruneLowMagnitude,
+  pruningSummaries,
+  stripPruning,
+  UpdatePruningStep,
+  updatePruningStep,
+} from './prune.js';
+export { rebuildModel } from './rebuild.js';
+export {
+  isPrunable,
+  PRUNABLE_WEIGHTS,
+  type PrunableLayer,
+  PruneLowMagnitude,
+  type PruneOptions,
+  PruningStepMissingError,
+  prunableWeights,
+} from './wrapper.js';

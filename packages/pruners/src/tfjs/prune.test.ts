@@ -1,0 +1,221 @@
+import { InvalidArgumentError, loadTfjs, Rng } from '@sparsekit/core';
+import * as tf from '@tensorflow/tfjs-core';
+import * as tfl from '@tensorflow/tfjs-layers';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { ConstantSparsity, PolynomialDecay } from '../schedules.js';
+import {
+  type PruningSummary,
+  prunedLayers,
+  pruneLowMagnitude,
+  pruningSummaries,
+  stripPruning,
+  updatePruningStep,
+} from './prune.js';
+import { PruneLowMagnitude, PruningStepMissingError } from './wrapper.js';
+
+const zerosOf = (t: tf.Tensor) => Array.from(t.dataSync()).filter((v) => v === 0).length;
+
+function data(rows: number, inputs: number, outputs: number, seed = 1) {
+  const rng = new Rng(seed);
+  return {
+    x: tf.tensor2d(rng.normalArray(rows * inputs), [rows, inputs]),
+    y: tf.tensor2d(rng.normalArray(rows * outputs), [rows, outputs]),
+  };
+}
+
+function mlp(seed = 0) {
+  const init = (s: number) => tfl.initializers.glorotUniform({ seed: seed + s });
+  return tfl.sequential({
+    layers: [
+      tfl.layers.dense({ units: 16, inputShape: [8], activation: 'relu', kernelInitializer: init(1) }),
+      tfl.layers.dropout({ rate: 0 }),
+      tfl.layers.dense({ units: 4, kernelInitializer: init(2) }),
+    ],
+  });
+}
+
+beforeAll(async () => {
+  await loadTfjs();
+});
+
+describe('pruneLowMagnitude on tfjs-layers', () => {
+  it('wraps the prunable layers of a Sequential model, sharing their weights', () => {
+    const base = mlp();
+    const pruned = pruneLowMagnitude(base, { pruningSchedule: new ConstantSparsity(0.5, 0, -1, 1) });
+    expect(pruned).toBeInstanceOf(tfl.Sequential);
+    expect(pruned.layers.map((l) => l.getClassName())).toEqual([
+      'PruneLowMagnitude',
+      'Dropout',
+      'PruneLowMagnitude',
+    ]);
+    expect((pruned.layers[0] as PruneLowMagnitude).layer).toBe(base.layers[0]);
+    expect(pruned.trainableWeights.map((w) => w.name)).toEqual(base.trainableWeights.map((w) => w.name));
+    const x = data(3, 8, 4).x;
+    expect(Array.from((pruned.predict(x) as tf.Tensor).dataSync())).toEqual(
+      Array.from((base.predict(x) as tf.Tensor).dataSync()),
+    );
+  });
+
+  it('fails training without updatePruningStep, with a typed error naming the fix', async () => {
+    const pruned = pruneLowMagnitude(mlp());
+    pruned.compile({ optimizer: 'sgd', loss: 'meanSquaredError' });
+    const { x, y } = data(16, 8, 4);
+    const error = await pruned.fit(x, y, { epochs: 1, batchSize: 8, verbose: 0 }).catch((e: unknown) => e);
+    expect(PruningStepMissingError.isInstance(error)).toBe(true);
+    expect(String((error as Error).message)).toContain('updatePruningStep()');
+  });
+
+  it("follows the schedule step by step, TFMOT's way, and ends each epoch exactly sparse", async () => {
+    const schedule = new PolynomialDecay(0.2, 0.8, 0, 8, 3, 2);
+    const pruned = pruneLowMagnitude(mlp(), { pruningSchedule: schedule });
+    pruned.compile({ optimizer: tf.train.adam(0.01), loss: 'meanSquaredError' });
+    const { x, y } = data(40, 8, 4);
+    const seen: PruningSummary[][] = [];
+    await pruned.fit(x, y, {
+      epochs: 2,
+      batchSize: 8,
+      shuffle: false,
+      verbose: 0,
+      callbacks: [updatePruningStep(), pruningSummaries({ onSummary: (e) => void seen.push(e) })],
+    });
+    const [first, second] = prunedLayers(pruned);
+    // 5 batches an epoch: steps 1..10; masks recomputed at the even steps, last at 8 (sparsity 0.8).
+    expect(first!.pruningStep).toBe(10);
+    const kernel = first!.layer.getWeights()[0]!;
+    expect(zerosOf(kernel)).toBe(128 - Math.round(128 * 0.2));
+    expect(zerosOf(second!.layer.getWeights()[0]!)).toBe(64 - Math.round(64 * 0.2));
+    expect(zerosOf(first!.layer.getWeights()[1]!)).toBeLessThan(16); // biases are not pruned
+    // Summaries at each epoch's end: after step 5 the mask is step 4's.
+    expect(seen).toHaveLength(2);
+    expect(seen[0]!.map((e) => e.name)).toEqual([
+      `${first!.name}/kernel/sparsity`,
+      `${second!.name}/kernel/sparsity`,
+    ]);
+    const step4 = schedule.at(4).sparsity;
+    expect(seen[0]![0]!.sparsity).toBeCloseTo(1 - Math.max(Math.round(128 * (1 - step4)), 1) / 128, 6);
+    expect(seen[1]![0]!.sparsity).toBe(1 - Math.round(128 * 0.2) / 128);
+    expect(seen[1]![0]!.step).toBe(10);
+  });
+
+  it('keeps counting on a second fit, and strips to the plain layers with exact zeros', async () => {
+    const pruned = pruneLowMagnitude(mlp(), { pruningSchedule: new ConstantSparsity(0.75, 0, -1, 1) });
+    pruned.compile({ optimizer: 'adam', loss: 'meanSquaredError' });
+    const { x, y } = data(16, 8, 4);
+    const fit = () =>
+      pruned.fit(x, y, { epochs: 1, batchSize: 8, verbose: 0, callbacks: [updatePruningStep()] });
+    await fit();
+    await fit();
+    expect(prunedLayers(pruned)[0]!.pruningStep).toBe(4);
+    const plain = stripPruning(pruned);
+    expect(plain.layers.map((l) => l.getClassName())).toEqual(['Dense', 'Dropout', 'Dense']);
+    expect(zerosOf(plain.layers[0]!.getWeights()[0]!)).toBe(96);
+    expect(Array.from((plain.predict(x) as tf.Tensor).dataSync())).toEqual(
+      Array.from((pruned.predict(x) as tf.Tensor).dataSync()),
+    );
+  });
+
+  it('prunes functional models with Conv2D, DepthwiseConv2D and Embedding layers; N:M and blocks', async () => {
+    const image = tfl.input({ shape: [6, 6, 4] });
+    const c = tfl.layers
+      .conv2d({ filters: 8, kernelSize: 3, name: 'conv' })
+      .apply(image) as tfl.SymbolicTensor;
+    const d = tfl.layers.depthwiseConv2d({ kernelSize: 3, name: 'dw' }).apply(c) as tfl.SymbolicTensor;
+    const f = tfl.layers.flatten().apply(d) as tfl.SymbolicTensor;
+    const out = tfl.layers.dense({ units: 4, name: 'head' }).apply(f) as tfl.SymbolicTensor;
+    const model = tfl.model({ inputs: image, outputs: out });
+    // tfjs-backend-wasm has no DepthwiseConv2D backprop kernel: train this one on the cpu backend.
+    await tf.setBackend('cpu');
+    const nm = pruneLowMagnitude(model, { nm: [2, 4] });
+    expect(nm.layers.map((l) => l.name)).toEqual([
+      model.layers[0]!.name,
+      'prune_low_magnitude_conv',
+      'prune_low_magnitude_dw',
+      model.layers[3]!.name,
+      'prune_low_magnitude_head',
+    ]);
+    nm.compile({ optimizer: 'sgd', loss: 'meanSquaredError' });
+    const rng = new Rng(5);
+    const x = tf.tensor4d(rng.normalArray(4 * 6 * 6 * 4), [4, 6, 6, 4]);
+    const y = tf.tensor2d(rng.normalArray(16), [4, 4]);
+    await nm.fit(x, y, { epochs: 1, batchSize: 2, verbose: 0, callbacks: [updatePruningStep()] });
+    const conv = model.getLayer('conv').getWeights()[0]!; // [3, 3, 4, 8]: 2 of every 4 inputs
+    expect(zerosOf(conv)).toBe(conv.size / 2);
+    const dw = model.getLayer('dw').getWeights()[0]!; // [3, 3, 8, 1]
+    expect(zerosOf(dw)).toBe(dw.size / 2);
+    await tf.setBackend('wasm');
+
+    const emb = tfl.sequential({
+      layers: [tfl.layers.embedding({ inputDim: 10, outputDim: 4, inputLength: 3 }), tfl.layers.flatten()],
+    });
+    const prunedEmb = pruneLowMagnitude(emb, { pruningSchedule: new ConstantSparsity(0.5, 0, -1, 1) });
+    expect(prunedEmb.layers[0]).toBeInstanceOf(PruneLowMagnitude);
+    const wrapper = prunedEmb.layers[0] as PruneLowMagnitude;
+    wrapper.updateMasks(1);
+    wrapper.applyMasks();
+    expect(zerosOf(emb.layers[0]!.getWeights()[0]!)).toBe(20);
+
+    const dense = tfl.sequential({ layers: [tfl.layers.dense({ units: 8, inputShape: [8] })] });
+    const blocks = pruneLowMagnitude(dense, {
+      pruningSchedule: new ConstantSparsity(0.5, 0, -1, 1),
+      blockSize: [2, 4],
+      blockPooling: 'max',
+    });
+    const bw = blocks.layers[0] as PruneLowMagnitude;
+    bw.updateMasks(1);
+    bw.applyMasks();
+    const k = dense.layers[0]!.getWeights()[0]!.arraySync() as number[][];
+    for (let r = 0; r < 8; r += 2)
+      for (let c2 = 0; c2 < 8; c2 += 4) {
+        const block = [0, 1].flatMap((i) => k[r + i]!.slice(c2, c2 + 4));
+        expect(block.every((v) => v === 0) || block.every((v) => v !== 0)).toBe(true);
+      }
+  });
+
+  it('takes custom layers through getPrunableWeights, and refuses the unknown', () => {
+    class Scale extends tfl.layers.Layer {
+      static className = 'ScaleForPruningTest';
+      w!: tfl.LayerVariable;
+      override build(shape: tfl.Shape) {
+        this.w = this.addWeight('w', [shape.at(-1)!], 'float32', tfl.initializers.ones());
+        this.built = true;
+      }
+      override call(x: tf.Tensor | tf.Tensor[]) {
+        return tf.mul(Array.isArray(x) ? x[0]! : x, this.w.read());
+      }
+    }
+    class PrunableScale extends Scale {
+      static override className = 'PrunableScaleForPruningTest';
+      getPrunableWeights() {
+        return [this.w];
+      }
+    }
+    const make = (layer: tfl.layers.Layer) =>
+      tfl.sequential({ layers: [tfl.layers.dense({ units: 4, inputShape: [4] }), layer] });
+    expect(() => pruneLowMagnitude(make(new Scale({})))).toThrow(InvalidArgumentError);
+    expect(() => pruneLowMagnitude(new Scale({}))).toThrow(/getPrunableWeights/);
+    const ok = pruneLowMagnitude(make(new PrunableScale({})));
+    expect(ok.layers[1]).toBeInstanceOf(PruneLowMagnitude);
+    expect(() => pruneLowMagnitude({} as never)).toThrow(InvalidArgumentError);
+    expect(() => pruneLowMagnitude(tfl.layers.dense({ units: 2 }), { nm: [4, 4] })).toThrow(
+      InvalidArgumentError,
+    );
+  });
+
+  it('saves and loads a pruned model (masks included) through the layers serialisation', async () => {
+    const pruned = pruneLowMagnitude(mlp(3), { pruningSchedule: new ConstantSparsity(0.5, 0, -1, 1) });
+    (pruned.layers[0] as PruneLowMagnitude).updateMasks(1);
+    let artifacts: tf.io.ModelArtifacts | undefined;
+    await pruned.save(
+      tf.io.withSaveHandler(async (a) => {
+        artifacts = a;
+        return { modelArtifactsInfo: {} as never };
+      }),
+    );
+    const back = await tfl.loadLayersModel(tf.io.fromMemory(artifacts!));
+    expect(back.layers[0]).toBeInstanceOf(PruneLowMagnitude);
+    const x = data(2, 8, 4).x;
+    expect(Array.from((back.predict(x) as tf.Tensor).dataSync())).toEqual(
+      Array.from((pruned.predict(x) as tf.Tensor).dataSync()),
+    );
+  });
+});

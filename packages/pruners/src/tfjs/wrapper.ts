@@ -1,0 +1,297 @@
+// TensorFlow Model Optimization's `PruneLowMagnitude` wrapper for tfjs-layers: a layer that holds
+// the original layer (sharing its weights) and a keep-mask per prunable weight. Its order in `call`
+// is TFMOT's: in training, count the step, check the step callback ran, recompute the masks when
+// the schedule says so; always multiply the weights by their masks; then run the inner layer.
+import { InvalidArgumentError, SparsekitError } from '@sparsekit/core';
+import * as tf from '@tensorflow/tfjs-core';
+import * as tfl from '@tensorflow/tfjs-layers';
+import {
+  ConstantSparsity,
+  type PruningSchedule,
+  type PruningScheduleConfig,
+  scheduleFromConfig,
+} from '../schedules.js';
+import { magnitudeKeepMask, nmKeepMask } from '../training-masks.js';
+
+type LayerVariable = tfl.LayerVariable;
+type Layer = tfl.layers.Layer;
+type Kwargs = Record<string, unknown>;
+
+/** The step counter was never set: `updatePruningStep()` is missing from `fit`'s callbacks. */
+export class PruningStepMissingError extends SparsekitError {
+  static override readonly code = 'pruners/pruning-step-missing';
+  static override readonly hint =
+    'pass callbacks: [updatePruningStep()] to model.fit (TFMOT: tfmot.sparsity.keras.UpdatePruningStep())';
+  constructor(layer: string) {
+    super(
+      PruningStepMissingError.code,
+      `${layer}: the pruning wrapper requires the updatePruningStep() callback during training. Add it to your model.fit call's callbacks.`,
+    );
+  }
+}
+
+/** A custom layer that says which of its weights to prune (TFMOT's `PrunableLayer`). */
+export interface PrunableLayer {
+  getPrunableWeights(): LayerVariable[];
+}
+
+/**
+ * The weights pruned in each built-in layer, by class, as TFMOT's registry (and DepthwiseConv2D's
+ * depthwise kernel, which TFMOT leaves dense). Biases and normalisation parameters are never pruned.
+ */
+export const PRUNABLE_WEIGHTS: Readonly<Record<string, readonly string[]>> = {
+  Dense: ['kernel'],
+  Conv1D: ['kernel'],
+  Conv2D: ['kernel'],
+  Conv3D: ['kernel'],
+  Conv2DTranspose: ['kernel'],
+  Conv3DTranspose: ['kernel'],
+  DepthwiseConv2D: ['depthwise_kernel'],
+  SeparableConv1D: ['pointwise_kernel'],
+  SeparableConv2D: ['pointwise_kernel'],
+  Embedding: ['embeddings'],
+  LSTM: ['kernel', 'recurrent_kernel'],
+  GRU: ['kernel', 'recurrent_kernel'],
+  SimpleRNN: ['kernel', 'recurrent_kernel'],
+};
+
+export interface PruneOptions {
+  /** Default: ConstantSparsity(0.5, 0), TFMOT's. */
+  pruningSchedule?: PruningSchedule;
+  /** Pool |w| over [rows, cols] blocks before thresholding (2-D weights; default [1, 1]). */
+  blockSize?: readonly [number, number];
+  /** 'avg' (default) or 'max'. */
+  blockPooling?: 'avg' | 'max';
+  /**
+   * N:M instead of a schedule: [n, m] keeps n of every m consecutive inputs (Sparsekit's
+   * convention; TFMOT's `sparsity_m_by_n=(2, 4)` counts zeros, so its (m, n) is [n - m, n] here).
+   * The mask is computed once, at the first training step, as TFMOT does.
+   */
+  nm?: readonly [number, number];
+}
+
+function hasPrunableWeights(layer: Layer): layer is Layer & PrunableLayer {
+  return typeof (layer as Partial<PrunableLayer>).getPrunableWeights === 'function';
+}
+
+function weightBaseName(w: LayerVariable): string {
+  return w.originalName.split('/').at(-1)!.replace(/:\d+$/, '');
+}
+
+/** Whether `layer` can be wrapped: a registered class or a `PrunableLayer`. */
+export function isPrunable(layer: Layer): boolean {
+  return hasPrunableWeights(layer) || layer.getClassName() in PRUNABLE_WEIGHTS;
+}
+
+/** The prunable weights of a built layer. */
+export function prunableWeights(layer: Layer): LayerVariable[] {
+  if (hasPrunableWeights(layer)) return layer.getPrunableWeights();
+  const names = PRUNABLE_WEIGHTS[layer.getClassName()];
+  if (names === undefined)
+    throw new InvalidArgumentError(
+      'layer',
+      `${layer.name} (${layer.getClassName()})`,
+      `is not prunable: supported are ${Object.keys(PRUNABLE_WEIGHTS).join(', ')}, or a layer with getPrunableWeights()`,
+    );
+  return layer.trainableWeights.filter((w) => names.includes(weightBaseName(w)));
+}
+
+const serializationMap = () => tf.serialization.SerializationMap.getMap().classNameMap;
+
+/** One per prunable weight of the inner layer. */
+interface Pruned {
+  weight: LayerVariable;
+  mask: LayerVariable;
+  threshold: number;
+}
+
+export class PruneLowMagnitude extends tfl.layers.Layer {
+  static readonly className = 'PruneLowMagnitude';
+  readonly layer: Layer;
+  readonly pruningSchedule: PruningSchedule;
+  readonly blockSize: readonly [number, number];
+  readonly blockPooling: 'avg' | 'max';
+  readonly nm: readonly [number, number] | undefined;
+  /** TFMOT's `pruning_step`: -1 until `updatePruningStep()` sets it to 0, then one more per training call. */
+  pruningStep = -1;
+  private pruned: Pruned[] = [];
+  private innerInputShape: tfl.Shape | tfl.Shape[] | undefined;
+
+  constructor(args: { layer: Layer } & PruneOptions & { name?: string }) {
+    const { layer } = args;
+    if (!(layer instanceof tfl.layers.Layer))
+      throw new InvalidArgumentError('layer', String(layer), 'must be a tfjs-layers Layer');
+    const batchInputShape = (layer as unknown as { batchInputShape?: tfl.Shape }).batchInputShape;
+    super({
+      name: args.name ?? `prune_low_magnitude_${layer.name}`,
+      trainable: layer.trainable,
+      ...(batchInputShape ? { batchInputShape } : {}),
+    });
+    if (!isPrunable(layer)) prunableWeights(layer); // throws the error naming the layer
+    const pooling = args.blockPooling ?? 'avg';
+    if (pooling !== 'avg' && pooling !== 'max')
+      throw new InvalidArgumentError('blockPooling', pooling, "must be 'avg' or 'max'");
+    if (args.nm !== undefined) {
+      const [n, m] = args.nm;
+      if (!(Number.isInteger(n) && Number.isInteger(m) && n >= 1 && n < m))
+        throw new InvalidArgumentError(
+          'nm',
+          `[${n}, ${m}]`,
+          'must be integers 1 <= n < m (n kept of every m)',
+        );
+    }
+    this.layer = layer;
+    this.pruningSchedule = args.pruningSchedule ?? new ConstantSparsity(0.5, 0);
+    this.blockSize = args.blockSize ?? [1, 1];
+    this.blockPooling = pooling;
+    this.nm = args.nm;
+    this.supportsMasking = layer.supportsMasking;
+  }
+
+  override build(inputShape: tfl.Shape | tfl.Shape[]): void {
+    this.innerInputShape = inputShape;
+    if (!this.layer.built) {
+      this.layer.build(inputShape);
+      this.layer.built = true;
+    }
+    this.pruned = prunableWeights(this.layer).map((weight, i) => {
+      if (
+        this.nm === undefined &&
+        (this.blockSize[0] !== 1 || this.blockSize[1] !== 1) &&
+        weight.shape.length !== 2
+      )
+        throw new InvalidArgumentError(
+          'blockSize',
+          `[${this.blockSize.join(', ')}]`,
+          `block sparsity needs 2-D weights; ${this.layer.name}'s ${weightBaseName(weight)} is [${weight.shape.join(', ')}]`,
+        );
+      const mask = this.addWeight(
+        `mask_${i}`,
+        weight.shape,
+        'float32',
+        tfl.initializers.ones(),
+        undefined,
+        false,
+      );
+      return { weight, mask, threshold: 0 };
+    });
+    this.built = true;
+  }
+
+  override get trainableWeights(): LayerVariable[] {
+    return this.layer.trainableWeights;
+  }
+  override set trainableWeights(_: LayerVariable[]) {}
+
+  override get nonTrainableWeights(): LayerVariable[] {
+    return [...this.layer.nonTrainableWeights, ...this.pruned.map((p) => p.mask)];
+  }
+  override set nonTrainableWeights(_: LayerVariable[]) {}
+
+  override computeOutputShape(inputShape: tfl.Shape | tfl.Shape[]): tfl.Shape | tfl.Shape[] {
+    return this.layer.computeOutputShape(inputShape);
+  }
+
+  override computeMask(inputs: tf.Tensor | tf.Tensor[], mask?: tf.Tensor | tf.Tensor[]) {
+    return this.layer.computeMask(inputs, mask);
+  }
+
+  override call(inputs: tf.Tensor | tf.Tensor[], kwargs: Kwargs): tf.Tensor | tf.Tensor[] {
+    if (kwargs.training === true) {
+      this.pruningStep++;
+      if (this.pruningStep < 1) throw new PruningStepMissingError(this.name);
+      const due =
+        this.nm === undefined ? this.pruningSchedule.at(this.pruningStep).prune : this.pruningStep === 1;
+      if (due) this.updateMasks();
+    }
+    this.applyMasks();
+    return this.layer.call(inputs, kwargs);
+  }
+
+  /** Recompute every mask from the current weights at the schedule's sparsity for this step. */
+  updateMasks(step = this.pruningStep): void {
+    const sparsity = this.pruningSchedule.at(step).sparsity;
+    for (const p of this.pruned) {
+      const values = p.weight.read().dataSync();
+      const shape = p.weight.shape as number[];
+      let keep: Float32Array;
+      if (this.nm !== undefined) {
+        keep = nmKeepMask(values, shape, this.nm[0], this.nm[1]);
+        p.threshold = 0;
+      } else {
+        const r = magnitudeKeepMask(values, shape, sparsity, {
+          blockSize: this.blockSize,
+          blockPooling: this.blockPooling,
+        });
+        keep = r.keep;
+        p.threshold = r.threshold;
+      }
+      tf.tidy(() => {
+        p.mask.write(tf.tensor(keep, shape));
+      });
+    }
+  }
+
+  /** weight := weight * mask, for every pruned weight. */
+  applyMasks(): void {
+    for (const p of this.pruned)
+      tf.tidy(() => {
+        p.weight.write(tf.mul(p.weight.read(), p.mask.read()));
+      });
+  }
+
+  /** Per pruned weight: its name, the mask's sparsity (zeros / size) and the threshold last used. */
+  summaries(): Array<{ weight: string; sparsity: number; threshold: number }> {
+    return this.pruned.map((p) => {
+      const m = p.mask.read().dataSync();
+      let zeros = 0;
+      for (let i = 0; i < m.length; i++) if (m[i] === 0) zeros++;
+      return { weight: weightBaseName(p.weight), sparsity: zeros / m.length, threshold: p.threshold };
+    });
+  }
+
+  override getConfig(): tf.serialization.ConfigDict {
+    return {
+      ...super.getConfig(),
+      layer: { className: this.layer.getClassName(), config: this.layer.getConfig() },
+      pruningSchedule: this.pruningSchedule.getConfig() as unknown as tf.serialization.ConfigDict,
+      blockSize: [...this.blockSize],
+      blockPooling: this.blockPooling,
+      ...(this.nm === undefined ? {} : { nm: [...this.nm] }),
+      ...(this.innerInputShape === undefined ? {} : { innerInputShape: this.innerInputShape }),
+    };
+  }
+
+  static override fromConfig<T extends tf.serialization.Serializable>(
+    _cls: tf.serialization.SerializableConstructor<T>,
+    config: tf.serialization.ConfigDict,
+  ): T {
+    const inner = config.layer as { className: string; config: tf.serialization.ConfigDict };
+    const entry = serializationMap()[inner.className];
+    if (entry === undefined)
+      throw new InvalidArgumentError(
+        'layer className',
+        inner.className,
+        'is not a registered tfjs-layers class',
+      );
+    const [cls, fromConfig] = entry;
+    const layer = fromConfig(cls, inner.config) as unknown as Layer;
+    // Build the inner layer in its own name scope, as it was built before it was wrapped, so its
+    // weights get the names they were saved under.
+    const shape = config.innerInputShape as unknown as tfl.Shape | tfl.Shape[] | undefined;
+    if (shape !== undefined) {
+      const shapes = (Array.isArray(shape[0]) ? shape : [shape]) as tfl.Shape[];
+      const inputs = shapes.map((batchShape) => tfl.input({ batchShape }));
+      layer.apply(inputs.length === 1 ? inputs[0]! : inputs);
+    }
+    return new PruneLowMagnitude({
+      layer,
+      name: config.name as string,
+      pruningSchedule: scheduleFromConfig(config.pruningSchedule as unknown as PruningScheduleConfig),
+      blockSize: config.blockSize as unknown as [number, number],
+      blockPooling: config.blockPooling as 'avg' | 'max',
+      ...(config.nm === undefined ? {} : { nm: config.nm as unknown as [number, number] }),
+    }) as unknown as T;
+  }
+}
+tf.serialization.registerClass(PruneLowMagnitude);

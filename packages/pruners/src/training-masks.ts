@@ -1,0 +1,134 @@
+// The masks of pruning during training, as TensorFlow Model Optimization computes them
+// (pruning_impl.py): one magnitude threshold per weight tensor, optionally over pooled blocks, or
+// N:M groups along the input axis. Masks here are keep-masks (1 = kept, 0 = pruned), the factor a
+// weight is multiplied by; the one-shot pruners' masks mark the pruned entries instead.
+import { assertFinite, InvalidArgumentError, transposeValues } from '@sparsekit/core';
+import { kthSmallest } from '@sparsekit/sparse-formats';
+import { checkSparsity, nmMask } from './masks.js';
+
+export interface ThresholdMaskOptions {
+  /** Pool |w| over blocks of [rows, cols] before thresholding (rank-2 weights only; default [1, 1]). */
+  blockSize?: readonly [number, number];
+  /** How a block's magnitudes pool: 'avg' (default) or 'max'. */
+  blockPooling?: 'avg' | 'max';
+}
+
+export interface ThresholdMask {
+  keep: Float32Array;
+  /** The magnitude threshold: everything with |w| (or its block's pooled |w|) >= it is kept. */
+  threshold: number;
+}
+
+/** Round half to even (tf.round). */
+function roundHalfEven(x: number): number {
+  const r = Math.round(x);
+  return Math.abs(x % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
+}
+
+/**
+ * TFMOT's magnitude mask of `scores` (magnitudes) at `sparsity`: k = max(round(n (1 - s)), 1)
+ * values are kept, the threshold is the k-th largest, and every score >= it is kept (so ties keep
+ * more, and at least one value always survives). float32 arithmetic, as TFMOT's.
+ */
+export function thresholdKeep(scores: ArrayLike<number>, sparsity: number): ThresholdMask {
+  checkSparsity(sparsity);
+  const n = scores.length;
+  const keep = new Float32Array(n);
+  if (n === 0) return { keep, threshold: 0 };
+  const k = Math.max(roundHalfEven(Math.fround(Math.fround(n) * Math.fround(1 - Math.fround(sparsity)))), 1);
+  const threshold = kthSmallest(scores, n - Math.min(k, n));
+  for (let i = 0; i < n; i++) if (scores[i]! >= threshold) keep[i] = 1;
+  return { keep, threshold };
+}
+
+/**
+ * The keep-mask of a weight tensor (any shape, row-major) at `sparsity`, by magnitude, TFMOT's
+ * element-wise rule or its block rule: |w| pooled over blocks anchored at the origin (a partial
+ * block at the end pools its valid entries), thresholded, and expanded back.
+ */
+export function magnitudeKeepMask(
+  weight: ArrayLike<number>,
+  shape: readonly number[],
+  sparsity: number,
+  options: ThresholdMaskOptions = {},
+): ThresholdMask {
+  assertFinite(weight, 'weight');
+  const size = shape.reduce((a, b) => a * b, 1);
+  if (size !== weight.length)
+    throw new InvalidArgumentError(
+      'weight shape',
+      `[${shape.join(', ')}]`,
+      `does not hold ${weight.length} values`,
+    );
+  const [bh, bw] = options.blockSize ?? [1, 1];
+  const pooling = options.blockPooling ?? 'avg';
+  if (pooling !== 'avg' && pooling !== 'max')
+    throw new InvalidArgumentError('blockPooling', pooling, "must be 'avg' or 'max'");
+  if (!(Number.isInteger(bh) && Number.isInteger(bw) && bh >= 1 && bw >= 1))
+    throw new InvalidArgumentError('blockSize', `[${bh}, ${bw}]`, 'must be two integers >= 1');
+  const abs = Float32Array.from(weight, Math.abs);
+  if (bh === 1 && bw === 1) return thresholdKeep(abs, sparsity);
+  if (shape.length !== 2)
+    throw new InvalidArgumentError(
+      'blockSize',
+      `[${bh}, ${bw}]`,
+      `block sparsity needs a 2-D weight; this one is [${shape.join(', ')}]`,
+    );
+  const [H, W] = shape as [number, number];
+  const ph = Math.ceil(H / bh);
+  const pw = Math.ceil(W / bw);
+  const pooled = new Float32Array(ph * pw);
+  for (let i = 0; i < ph; i++)
+    for (let j = 0; j < pw; j++) {
+      let acc = 0;
+      let count = 0;
+      for (let r = i * bh; r < Math.min(H, (i + 1) * bh); r++)
+        for (let c = j * bw; c < Math.min(W, (j + 1) * bw); c++) {
+          const v = abs[r * W + c]!;
+          acc = pooling === 'max' ? Math.max(acc, v) : acc + v;
+          count++;
+        }
+      pooled[i * pw + j] = pooling === 'max' ? acc : Math.fround(acc / count);
+    }
+  const blocks = thresholdKeep(pooled, sparsity);
+  const keep = new Float32Array(H * W);
+  for (let r = 0; r < H; r++)
+    for (let c = 0; c < W; c++) keep[r * W + c] = blocks.keep[Math.floor(r / bh) * pw + Math.floor(c / bw)]!;
+  return { keep, threshold: blocks.threshold };
+}
+
+/**
+ * The N:M keep-mask of a kernel whose last two axes are [inputs, outputs] (tfjs-layers' Dense
+ * [in, out], Conv2D [h, w, in, out]; an Embedding's [vocab, dim] is read the same way): in every
+ * group of M consecutive inputs of one output (and one spatial position), the N largest |w| are
+ * kept. TFMOT's `sparsity_m_by_n=(m, n)` counts zeros instead: its (2, 4) is 2:4 here, its (1, 4)
+ * is 3:4. The input count must be a multiple of M.
+ */
+export function nmKeepMask(
+  weight: ArrayLike<number>,
+  shape: readonly number[],
+  n: number,
+  m: number,
+): Float32Array {
+  assertFinite(weight, 'weight');
+  if (shape.length < 2)
+    throw new InvalidArgumentError(
+      'weight shape',
+      `[${shape.join(', ')}]`,
+      'N:M needs a kernel of rank >= 2',
+    );
+  const inputs = shape.at(-2)!;
+  const outputs = shape.at(-1)!;
+  const positions = shape.slice(0, -2).reduce((a, b) => a * b, 1);
+  const plane = inputs * outputs;
+  const keep = new Float32Array(weight.length);
+  for (let p = 0; p < positions; p++) {
+    const slice = Float32Array.from({ length: plane }, (_, i) => Math.abs(weight[p * plane + i]!));
+    const rows = transposeValues(slice, inputs, outputs); // [out, in]: groups run along the inputs
+    const pruned = nmMask(rows, outputs, inputs, n, m);
+    for (let o = 0; o < outputs; o++)
+      for (let i = 0; i < inputs; i++)
+        keep[p * plane + i * outputs + o] = pruned[o * inputs + i] === 1 ? 0 : 1;
+  }
+  return keep;
+}
