@@ -108,5 +108,6 @@ export type {
 export { MAX_CALIBRATION_SAMPLES } from './spec.js';
 export { Tensor } from './tensor.js';
 export { type LoadedTfjs, loadTfjs, type MatMulOps, matMulOps, type TfjsBackendName } from './tfjs.js';
+export { registerWasmGradientKernels } from './tfjs-wasm-kernels.js';
 export { transposeValues } from './transpose.js';
 export { assertFinite } from './validate.js';

@@ -1,4 +1,5 @@
 import type * as TF from '@tensorflow/tfjs-core';
+import { registerWasmGradientKernels } from './tfjs-wasm-kernels.js';
 
 export type TfjsBackendName = 'tensorflow' | 'wasm' | 'cpu';
 
@@ -47,6 +48,7 @@ export function loadTfjs(prefer?: TfjsBackendName): Promise<LoadedTfjs> {
         if (!(await tryImport(name))) continue;
         if (await tf.setBackend(backend)) {
           await tf.ready();
+          if (backend === 'wasm') registerWasmGradientKernels(tf);
           return { tf, backend };
         }
       }
