@@ -103,7 +103,7 @@ describe('wasm gradient kernels', () => {
       const ids = tf.tensor1d([0, 2, 2, 5, 0, 0], 'int32');
       return Array.from(
         tf
-          .grad((x: TF.Tensor) => tf.sum(tf.mul(tf.gather(x, ids), tf.range(0, 18).reshape([6, 3]))))(t)
+          .grad((x: TF.Tensor) => tf.sum(tf.mul(tf.gather(x, ids), tf.reshape(tf.range(0, 18), [6, 3]))))(t)
           .dataSync(),
       );
     };
