@@ -92,6 +92,11 @@ describe('TFMOT magnitude masks', () => {
           const best = idx.reduce((a, b) => (Math.abs(conv[b]!) > Math.abs(conv[a]!) ? b : a));
           for (const i of idx) expect(keep[i]).toBe(i === best ? 1 : 0);
         }
-    expect(() => nmKeepMask(new Float32Array(6), [3, 2], 2, 4)).toThrow(InvalidArgumentError);
+    // A short last group keeps min(n, its length), as TFMOT's padded groups: inputs 6 = 4 + 2.
+    const short = nmKeepMask([1, 5, 2, 4, 3, 6], [6, 1], 1, 4);
+    expect(Array.from(short)).toEqual([0, 1, 0, 0, 0, 1]);
+    expect(Array.from(nmKeepMask([1, 5, 2], [3, 1], 2, 4))).toEqual([0, 1, 1]);
+    expect(() => nmKeepMask(new Float32Array(6), [3, 2], 4, 4)).toThrow(InvalidArgumentError);
+    expect(() => nmKeepMask(new Float32Array(5), [3, 2], 2, 4)).toThrow(InvalidArgumentError);
   });
 });

@@ -2,9 +2,9 @@
 // (pruning_impl.py): one magnitude threshold per weight tensor, optionally over pooled blocks, or
 // N:M groups along the input axis. Masks here are keep-masks (1 = kept, 0 = pruned), the factor a
 // weight is multiplied by; the one-shot pruners' masks mark the pruned entries instead.
-import { assertFinite, InvalidArgumentError, transposeValues } from '@sparsekit/core';
+import { assertFinite, InvalidArgumentError } from '@sparsekit/core';
 import { kthSmallest } from '@sparsekit/sparse-formats';
-import { checkSparsity, nmMask } from './masks.js';
+import { checkSparsity } from './masks.js';
 
 export interface ThresholdMaskOptions {
   /** Pool |w| over blocks of [rows, cols] before thresholding (rank-2 weights only; default [1, 1]). */
@@ -101,8 +101,9 @@ export function magnitudeKeepMask(
  * The N:M keep-mask of a kernel whose last two axes are [inputs, outputs] (tfjs-layers' Dense
  * [in, out], Conv2D [h, w, in, out]; an Embedding's [vocab, dim] is read the same way): in every
  * group of M consecutive inputs of one output (and one spatial position), the N largest |w| are
- * kept. TFMOT's `sparsity_m_by_n=(m, n)` counts zeros instead: its (2, 4) is 2:4 here, its (1, 4)
- * is 3:4. The input count must be a multiple of M.
+ * kept (ties to the lower index). When the inputs are not a multiple of M the last, shorter group
+ * keeps min(N, its length), as TFMOT's zero-padded groups do. TFMOT's `sparsity_m_by_n=(m, n)`
+ * counts zeros instead: its (2, 4) is 2:4 here, its (1, 4) is 3:4.
  */
 export function nmKeepMask(
   weight: ArrayLike<number>,
@@ -111,24 +112,38 @@ export function nmKeepMask(
   m: number,
 ): Float32Array {
   assertFinite(weight, 'weight');
+  if (!(Number.isInteger(n) && Number.isInteger(m) && n >= 1 && n < m))
+    throw new InvalidArgumentError(
+      'N:M pattern',
+      `${n}:${m}`,
+      'needs integers 1 <= N < M (2:4 keeps 2 of every 4)',
+    );
   if (shape.length < 2)
     throw new InvalidArgumentError(
       'weight shape',
       `[${shape.join(', ')}]`,
       'N:M needs a kernel of rank >= 2',
     );
+  if (shape.reduce((a, b) => a * b, 1) !== weight.length)
+    throw new InvalidArgumentError(
+      'weight shape',
+      `[${shape.join(', ')}]`,
+      `does not hold ${weight.length} values`,
+    );
   const inputs = shape.at(-2)!;
   const outputs = shape.at(-1)!;
   const positions = shape.slice(0, -2).reduce((a, b) => a * b, 1);
   const plane = inputs * outputs;
   const keep = new Float32Array(weight.length);
-  for (let p = 0; p < positions; p++) {
-    const slice = Float32Array.from({ length: plane }, (_, i) => Math.abs(weight[p * plane + i]!));
-    const rows = transposeValues(slice, inputs, outputs); // [out, in]: groups run along the inputs
-    const pruned = nmMask(rows, outputs, inputs, n, m);
+  const order: number[] = [];
+  for (let p = 0; p < positions; p++)
     for (let o = 0; o < outputs; o++)
-      for (let i = 0; i < inputs; i++)
-        keep[p * plane + i * outputs + o] = pruned[o * inputs + i] === 1 ? 0 : 1;
-  }
+      for (let g = 0; g < inputs; g += m) {
+        const size = Math.min(m, inputs - g);
+        order.length = 0;
+        for (let i = 0; i < size; i++) order.push(p * plane + (g + i) * outputs + o);
+        order.sort((a, b) => Math.abs(weight[b]!) - Math.abs(weight[a]!) || a - b);
+        for (let i = 0; i < Math.min(n, size); i++) keep[order[i]!] = 1;
+      }
   return keep;
 }
