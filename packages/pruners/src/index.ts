@@ -99,6 +99,7 @@ export {
 } from './run-recipe.js';
 export {
   ConstantSparsity,
+  FixedMask,
   PolynomialDecay,
   type PruningDecision,
   type PruningSchedule,
@@ -107,6 +108,7 @@ export {
   shouldPruneAt,
 } from './schedules.js';
 export {
+  globalMagnitudeKeep,
   magnitudeKeepMask,
   nmKeepMask,
   type ThresholdMask,

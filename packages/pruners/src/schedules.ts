@@ -11,7 +11,7 @@ export interface PruningDecision {
 }
 
 export interface PruningScheduleConfig {
-  className: 'ConstantSparsity' | 'PolynomialDecay';
+  className: 'ConstantSparsity' | 'PolynomialDecay' | 'FixedMask';
   config: Record<string, number>;
 }
 
@@ -122,11 +122,27 @@ export class PolynomialDecay implements PruningSchedule {
   }
 }
 
+/**
+ * Never recomputes the mask: the masks stay as set from outside (`PruneLowMagnitude.setMasks`),
+ * for methods that choose them themselves (iterative magnitude pruning, sparse model soups). Not a
+ * TFMOT schedule.
+ */
+export class FixedMask implements PruningSchedule {
+  at(): PruningDecision {
+    return { prune: false, sparsity: 0 };
+  }
+
+  getConfig(): PruningScheduleConfig {
+    return { className: 'FixedMask', config: {} };
+  }
+}
+
 /** A schedule from its `getConfig()`. */
 export function scheduleFromConfig(config: PruningScheduleConfig): PruningSchedule {
   const c = config.config;
   if (config.className === 'ConstantSparsity')
     return new ConstantSparsity(c.targetSparsity!, c.beginStep!, c.endStep, c.frequency);
+  if (config.className === 'FixedMask') return new FixedMask();
   if (config.className === 'PolynomialDecay')
     return new PolynomialDecay(
       c.initialSparsity!,

@@ -1,6 +1,6 @@
 import { InvalidArgumentError, Rng } from '@sparsekit/core';
 import { describe, expect, it } from 'vitest';
-import { magnitudeKeepMask, nmKeepMask, thresholdKeep } from './training-masks.js';
+import { globalMagnitudeKeep, magnitudeKeepMask, nmKeepMask, thresholdKeep } from './training-masks.js';
 
 describe('TFMOT magnitude masks', () => {
   it("match TFMOT's worked example and its edge rules", () => {
@@ -98,5 +98,33 @@ describe('TFMOT magnitude masks', () => {
     expect(Array.from(nmKeepMask([1, 5, 2], [3, 1], 2, 4))).toEqual([0, 1, 1]);
     expect(() => nmKeepMask(new Float32Array(6), [3, 2], 4, 4)).toThrow(InvalidArgumentError);
     expect(() => nmKeepMask(new Float32Array(5), [3, 2], 2, 4)).toThrow(InvalidArgumentError);
+  });
+});
+
+describe('global magnitude pruning (IMP rounds)', () => {
+  it('prunes the fraction of the remaining weights with the smallest |w| across tensors', () => {
+    const a = [0.1, -5, 0.3, 2];
+    const b = [-0.2, 4, 0.05, 1, 3, -0.4];
+    const first = globalMagnitudeKeep([a, b], 0.2); // ceil(0.2 x 10) = 2: 0.05 and 0.1
+    expect(first.map((k) => Array.from(k))).toEqual([
+      [0, 1, 1, 1],
+      [1, 1, 0, 1, 1, 1],
+    ]);
+    const second = globalMagnitudeKeep([a, b], 0.25, first); // ceil(0.25 x 8) = 2 more: 0.2, 0.3
+    expect(second.map((k) => Array.from(k))).toEqual([
+      [0, 1, 0, 1],
+      [0, 1, 0, 1, 1, 1],
+    ]);
+    // 20% per round leaves 0.8^r of the weights.
+    const rng = new Rng(4);
+    const w = [rng.normalArray(600), rng.normalArray(400)];
+    let keeps: Float32Array[] | undefined;
+    for (let r = 1; r <= 3; r++) {
+      keeps = globalMagnitudeKeep(w, 0.2, keeps);
+      const kept = keeps.reduce((n, k) => n + k.reduce((x, y) => x + y, 0), 0);
+      expect(kept).toBe(Math.floor(1000 * 0.8 ** r + 1e-9));
+    }
+    expect(() => globalMagnitudeKeep([a], 1)).toThrow(InvalidArgumentError);
+    expect(() => globalMagnitudeKeep([a], 0.2, [[1]])).toThrow(InvalidArgumentError);
   });
 });

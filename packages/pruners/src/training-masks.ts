@@ -147,3 +147,46 @@ export function nmKeepMask(
       }
   return keep;
 }
+
+/**
+ * One round of global magnitude pruning over several tensors (open_lth's sparse_global, the
+ * lottery-ticket IMP step): of the weights still kept, the `fraction` with the smallest |w| across
+ * all tensors are pruned (k = ceil(fraction x remaining); ties at the threshold are pruned too, as
+ * open_lth's `<=`). Returns new keep-masks; `keeps` default to all ones.
+ */
+export function globalMagnitudeKeep(
+  weights: readonly ArrayLike<number>[],
+  fraction: number,
+  keeps?: readonly ArrayLike<number>[],
+): Float32Array[] {
+  if (!(fraction > 0 && fraction < 1))
+    throw new InvalidArgumentError('fraction', fraction, 'must be in (0, 1)');
+  if (keeps !== undefined && keeps.length !== weights.length)
+    throw new InvalidArgumentError(
+      'keeps',
+      keeps.length,
+      `must hold one mask per weight (${weights.length})`,
+    );
+  const live: number[] = [];
+  weights.forEach((w, t) => {
+    assertFinite(w, `weight ${t}`);
+    const keep = keeps?.[t];
+    if (keep !== undefined && keep.length !== w.length)
+      throw new InvalidArgumentError(
+        `keeps[${t}]`,
+        keep.length,
+        `must have the weight's ${w.length} entries`,
+      );
+    for (let i = 0; i < w.length; i++) if (keep === undefined || keep[i] !== 0) live.push(Math.abs(w[i]!));
+  });
+  const out = weights.map((w, t) =>
+    Float32Array.from({ length: w.length }, (_, i) => (keeps?.[t]?.[i] === 0 ? 0 : 1)),
+  );
+  const k = Math.ceil(fraction * live.length);
+  if (k === 0) return out;
+  const threshold = kthSmallest(live, k - 1);
+  weights.forEach((w, t) => {
+    for (let i = 0; i < w.length; i++) if (out[t]![i] === 1 && Math.abs(w[i]!) <= threshold) out[t]![i] = 0;
+  });
+  return out;
+}

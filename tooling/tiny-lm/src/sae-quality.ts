@@ -4,13 +4,18 @@
  * kl_div_score (the reconstruction spliced into the model), so architectures compare at equal L0.
  *
  *   node tooling/tiny-lm/dist/sae-quality.js [--site blocks.1.hook_resid_post] [--windows 1024]
- *     [--sizes 512,2048] [--epochs 2] [--eval-windows 32] [--ks 8,32] [--l1 1,3] [--l0 0.003,0.03]
- *     [--only REGEX] [--out tooling/tiny-lm/results/sae-quality.json]
+ *     [--sizes 512] [--epochs 4] [--eval-windows 32] [--ks 8,32] [--l1 0.3,1,3] [--l0 0.1,0.3,1]
+ *     [--l0-mode tanh] [--init-threshold 0.1] [--lr 1e-3] [--only REGEX]
+ *     [--out tooling/tiny-lm/results/sae-quality.json]
  *
  * Data: `--windows` random 128-token windows of tiny-lm's training split (seeded), run through the
  * bundled model; held-out: the first `--eval-windows` windows of the test split. Every SAE trains on
  * rows scaled to an average norm of sqrt(d_in) (SAELens' expected_average_only_in, folded into the
- * weights afterwards), 512 rows a step, Adam 1e-3, seed 0. Dead: no firing on the held-out tokens.
+ * weights afterwards), 512 rows a step, Adam `--lr`, seed 0. Feature and Mutual Choice train with
+ * AuxK and again with the Zipf auxiliary loss. JumpReLU uses SAELens' 'tanh' L0 mode by default: in
+ * a run of ~1k steps the 'step' mode's threshold, whose only gradient is the straight-through one,
+ * moves by at most ~lr per step in log space under Adam and cannot keep up with the encoder.
+ * Dead: no firing on the held-out tokens.
  */
 import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
@@ -31,15 +36,15 @@ import { tinyLmData } from './training.js';
 const root = join(import.meta.dirname ?? '.', '..', '..', '..');
 const siteName = option('site', 'blocks.1.hook_resid_post');
 const windowCount = numberOption('windows', 1024);
-const sizes = option('sizes', '512,2048').split(',').map(Number);
-const epochs = numberOption('epochs', 2);
+const sizes = option('sizes', '512').split(',').map(Number);
+const epochs = numberOption('epochs', 4);
 const evalWindows = numberOption('eval-windows', 32);
 const only = new RegExp(option('only', '.'));
 const list = (name: string, fallback: string) => option(name, fallback).split(',').map(Number);
 const ks = list('ks', '8,32');
-const l1s = list('l1', '1,3');
-const l0s = list('l0', '0.003,0.03');
-const initThreshold = numberOption('init-threshold', 0.01);
+const l1s = list('l1', '0.3,1,3');
+const l0s = list('l0', '0.1,0.3,1');
+const initThreshold = numberOption('init-threshold', 0.1);
 const l0Mode = option('l0-mode', 'tanh') as 'step' | 'tanh';
 const lr = numberOption('lr', 1e-3);
 const outPath = resolve(option('out', join(root, 'tooling', 'tiny-lm', 'results', 'sae-quality.json')));
@@ -71,11 +76,14 @@ const heldTokens = await collectActivations(model, site, held, heldStore);
 const heldRows = [...heldStore.batches(heldTokens)][0]!.data;
 say(`collected ${tokens} training and ${heldTokens} held-out rows at ${siteName}`);
 
-type Config = { architecture: SaeArchitecture; k?: number; l1?: number; l0?: number };
+type Config = { architecture: SaeArchitecture; k?: number; l1?: number; l0?: number; aux?: 'zipf' };
 const configs: Config[] = [];
 for (const k of ks)
   for (const architecture of ['topk', 'batchtopk', 'feature-choice', 'mutual-choice'] as const)
     configs.push({ architecture, k });
+for (const k of ks)
+  for (const architecture of ['feature-choice', 'mutual-choice'] as const)
+    configs.push({ architecture, k, aux: 'zipf' });
 for (const l1 of l1s) configs.push({ architecture: 'standard', l1 }, { architecture: 'gated', l1 });
 for (const l0 of l0s) configs.push({ architecture: 'jumprelu', l0 });
 
@@ -83,7 +91,7 @@ const { tf, backend: tfBackend } = await loadTfjs();
 const rows = [];
 for (const dSae of sizes)
   for (const c of configs) {
-    const label = `${c.architecture} d_sae ${dSae} ${c.k === undefined ? (c.l1 === undefined ? `l0 ${c.l0}` : `l1 ${c.l1}`) : `k ${c.k}`}`;
+    const label = `${c.architecture}${c.aux === undefined ? '' : `+${c.aux}`} d_sae ${dSae} ${c.k === undefined ? (c.l1 === undefined ? `l0 ${c.l0}` : `l1 ${c.l1}`) : `k ${c.k}`}`;
     if (!only.test(label)) continue;
     const start = performance.now();
     function* batches() {

@@ -1,5 +1,7 @@
 // @sparsekit/pruners/tfjs: pruning during training on tfjs-layers, with TensorFlow Model
 // Optimization's API and semantics. tfjs (tfjs-core and tfjs-layers) is an optional peer.
+
+export { type ImpOptions, iterativeMagnitudePruning } from './imp.js';
 export {
   PruningSummaries,
   type PruningSummariesOptions,

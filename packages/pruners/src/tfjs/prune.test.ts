@@ -3,6 +3,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { ConstantSparsity, PolynomialDecay } from '../schedules.js';
+import { iterativeMagnitudePruning } from './imp.js';
 import {
   type PruningSummary,
   prunedLayers,
@@ -216,6 +217,39 @@ describe('pruneLowMagnitude on tfjs-layers', () => {
     const x = data(2, 8, 4).x;
     expect(Array.from((back.predict(x) as tf.Tensor).dataSync())).toEqual(
       Array.from((pruned.predict(x) as tf.Tensor).dataSync()),
+    );
+  });
+});
+
+describe('iterative magnitude pruning', () => {
+  it('prunes 20% of the remaining weights per round and rewinds the survivors', async () => {
+    const model = mlp(7);
+    const rewindTo = model.getWeights().map((t) => t.clone());
+    const { x, y } = data(32, 8, 4, 2);
+    model.compile({ optimizer: 'adam', loss: 'meanSquaredError' });
+    await model.fit(x, y, { epochs: 2, batchSize: 8, verbose: 0 }); // "trained" past the rewind point
+    const sparsities: number[] = [];
+    const pruned = await iterativeMagnitudePruning(model, {
+      rounds: 2,
+      rewindTo,
+      train: async (m, round) => {
+        // At the start of each round: every weight is its rewind value, times its mask.
+        const mask = prunedLayers(m)[0]!.getMasks()[0]!;
+        const now = prunedLayers(m)[0]!.layer.getWeights()[0]!.dataSync();
+        const then = rewindTo[0]!.dataSync();
+        for (let i = 0; i < now.length; i++) expect(now[i]! + 0).toBe(mask[i] === 0 ? 0 : then[i]);
+        expect(round).toBeGreaterThan(0);
+        m.compile({ optimizer: 'adam', loss: 'meanSquaredError' });
+        await m.fit(x, y, { epochs: 1, batchSize: 8, verbose: 0, callbacks: [updatePruningStep()] });
+      },
+      onRound: ({ sparsity }) => void sparsities.push(sparsity),
+    });
+    // 128 + 64 kernel weights: ceil(0.2 x 192) = 39 pruned, then ceil(0.2 x 153) = 31 more.
+    expect(sparsities.map((s) => Math.round(s * 192))).toEqual([39, 70]);
+    const zeros = prunedLayers(pruned).reduce((n, l) => n + zerosOf(l.layer.getWeights()[0]!), 0);
+    expect(zeros).toBe(70);
+    await expect(iterativeMagnitudePruning(mlp(), { rounds: 0, train: async () => {} })).rejects.toThrow(
+      InvalidArgumentError,
     );
   });
 });

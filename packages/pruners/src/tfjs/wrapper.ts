@@ -232,6 +232,39 @@ export class PruneLowMagnitude extends tfl.layers.Layer {
     }
   }
 
+  /** The keep-masks (1 kept, 0 pruned), one per pruned weight, in `prunedWeights()` order. */
+  getMasks(): Float32Array[] {
+    return this.pruned.map((p) => Float32Array.from(p.mask.read().dataSync() as Float32Array));
+  }
+
+  /** The weights this wrapper prunes. */
+  prunedWeights(): LayerVariable[] {
+    return this.pruned.map((p) => p.weight);
+  }
+
+  /** Set the keep-masks from outside (with a `FixedMask` schedule they stay), and apply them. */
+  setMasks(masks: readonly ArrayLike<number>[]): void {
+    if (masks.length !== this.pruned.length)
+      throw new InvalidArgumentError(
+        'masks',
+        masks.length,
+        `must hold one mask per pruned weight (${this.pruned.length})`,
+      );
+    this.pruned.forEach((p, i) => {
+      const shape = p.weight.shape as number[];
+      if (masks[i]!.length !== p.weight.read().size)
+        throw new InvalidArgumentError(
+          `masks[${i}]`,
+          masks[i]!.length,
+          `must match ${weightBaseName(p.weight)} [${shape.join(', ')}]`,
+        );
+      tf.tidy(() => {
+        p.mask.write(tf.tensor(Float32Array.from(masks[i]!), shape));
+      });
+    });
+    this.applyMasks();
+  }
+
   /** weight := weight * mask, for every pruned weight. */
   applyMasks(): void {
     for (const p of this.pruned)

@@ -196,7 +196,7 @@ export function decodeSparseModel(modelJson: unknown, shard: Uint8Array): TF.io.
       : { trainingConfig: json.trainingConfig as TF.io.TrainingConfig }),
     ...(json.userDefinedMetadata === undefined
       ? {}
-      : { userDefinedMetadata: json.userDefinedMetadata as {} }),
+      : { userDefinedMetadata: json.userDefinedMetadata as Record<string, never> }),
   };
 }
 
