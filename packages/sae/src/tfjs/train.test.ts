@@ -71,6 +71,36 @@ describe('trainSae (tfjs) learns a sparse dictionary', () => {
   });
 });
 
+describe("JumpReLU's L0 modes", () => {
+  it("'tanh' reaches the encoder: a larger coefficient gives a sparser SAE; bad modes are refused", async () => {
+    const l0Of = async (l0: number) => {
+      const trained = await trainSae(tf, {
+        architecture: 'jumprelu',
+        dIn,
+        dSae: 64,
+        batches: batches(150, 64, 8),
+        lr: 1e-2,
+        seed: 2,
+        l0,
+        l0Mode: 'tanh',
+      });
+      const out = trained.sae.forward(heldOut);
+      return reconstructionMetrics(heldOut, out.reconstruction, out.latents, 256).l0;
+    };
+    const [low, high] = [await l0Of(0.01), await l0Of(1)];
+    expect(high).toBeLessThan(0.7 * low);
+    await expect(
+      trainSae(tf, {
+        architecture: 'jumprelu',
+        dIn,
+        dSae: 8,
+        batches: batches(1, 8, 1),
+        l0Mode: 'l1' as never,
+      }),
+    ).rejects.toThrow(/l0Mode/);
+  });
+});
+
 describe('trainSae normalisation', () => {
   it('expected_average_only_in trains on scaled rows and folds the factor: the SAE reads raw activations', async () => {
     const big = (b: Float32Array) => b.map((v) => v * 100);
