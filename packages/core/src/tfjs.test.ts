@@ -92,9 +92,9 @@ describe('wasm gradient kernels', () => {
       await tf.setBackend('cpu');
       const ref = grads(c.name, c.shapes, c.f, i);
       for (let k = 0; k < 2; k++)
-        ours.g[k]!.forEach((v, j) =>
-          expect(Math.abs(v - ref.g[k]![j]!), `${c.name} grad ${k}`).toBeLessThan(1e-4),
-        );
+        ours.g[k]!.forEach((v, j) => {
+          expect(Math.abs(v - ref.g[k]![j]!), `${c.name} grad ${k}`).toBeLessThan(1e-4);
+        });
     }
     // gather's gradient (UnsortedSegmentSum), repeated ids summed.
     const table = rng.normalArray(6 * 3);
