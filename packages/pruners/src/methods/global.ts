@@ -134,11 +134,16 @@ export interface RandomPruneOptions extends ProgressOptions {
   seed?: number;
 }
 
-/** Per-layer densities of the Erdős–Rényi(-Kernel) allocation (RigL), capped at 1, reaching 1 - sparsity overall. */
-export function erkDensities(shapes: ReadonlyArray<readonly [number, number]>, sparsity: number): number[] {
+/**
+ * Per-layer densities of the Erdős–Rényi(-Kernel) allocation (RigL), capped at 1 (a layer that would
+ * exceed it is made dense and the rest rescaled), reaching 1 - sparsity overall. A layer's raw density
+ * is sum(dims) / prod(dims): (in + out) / (in out) for a matrix (Erdős–Rényi), (h + w + in + out) /
+ * (h w in out) for a convolution kernel (ERK).
+ */
+export function erkDensities(shapes: ReadonlyArray<readonly number[]>, sparsity: number): number[] {
   checkSparsity(sparsity);
-  const sizes = shapes.map(([r, c]) => r * c);
-  const raw = shapes.map(([r, c]) => (r + c) / (r * c));
+  const sizes = shapes.map((s) => s.reduce((a, b) => a * b, 1));
+  const raw = shapes.map((s, i) => s.reduce((a, b) => a + b, 0) / sizes[i]!);
   const dense = new Set<number>();
   const budget = (1 - sparsity) * sizes.reduce((a, b) => a + b, 0);
   for (;;) {

@@ -13,7 +13,9 @@ export {
   UpdatePruningStep,
   updatePruningStep,
 } from './prune.js';
+export { pruneRandomAtInit, type RandomInitOptions } from './random.js';
 export { rebuildModel } from './rebuild.js';
+export { type SoupOptions, sparseModelSoup } from './soups.js';
 export {
   isPrunable,
   PRUNABLE_WEIGHTS,

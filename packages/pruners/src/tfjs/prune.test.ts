@@ -2,6 +2,7 @@ import { InvalidArgumentError, loadTfjs, Rng } from '@sparsekit/core';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { erkDensities } from '../methods/global.js';
 import { ConstantSparsity, PolynomialDecay } from '../schedules.js';
 import { iterativeMagnitudePruning } from './imp.js';
 import {
@@ -12,6 +13,8 @@ import {
   stripPruning,
   updatePruningStep,
 } from './prune.js';
+import { pruneRandomAtInit } from './random.js';
+import { sparseModelSoup } from './soups.js';
 import { PruneLowMagnitude, PruningStepMissingError } from './wrapper.js';
 
 const zerosOf = (t: tf.Tensor) => Array.from(t.dataSync()).filter((v) => v === 0).length;
@@ -251,5 +254,67 @@ describe('iterative magnitude pruning', () => {
     await expect(iterativeMagnitudePruning(mlp(), { rounds: 0, train: async () => {} })).rejects.toThrow(
       InvalidArgumentError,
     );
+  });
+});
+
+describe('random pruning at init and sparse model soups', () => {
+  it('draws fixed random masks at ERK densities that training keeps', async () => {
+    const model = mlp(11);
+    const pruned = pruneRandomAtInit(model, { sparsity: 0.7, seed: 3 });
+    const [a, b] = prunedLayers(pruned);
+    // ERK on [8, 16] and [16, 4]: densities proportional to 24/128 and 20/64.
+    const zerosA = zerosOf(a!.layer.getWeights()[0]!);
+    const zerosB = zerosOf(b!.layer.getWeights()[0]!);
+    const [dA, dB] = erkDensities(
+      [
+        [8, 16],
+        [16, 4],
+      ],
+      0.7,
+    );
+    expect(zerosA).toBe(Math.round(128 * (1 - dA!)));
+    expect(zerosB).toBe(Math.round(64 * (1 - dB!)));
+    expect(dB!).toBeGreaterThan(dA!);
+    const before = a!.getMasks()[0]!;
+    pruned.compile({ optimizer: 'adam', loss: 'meanSquaredError' });
+    const { x, y } = data(16, 8, 4);
+    await pruned.fit(x, y, { epochs: 2, batchSize: 8, verbose: 0, callbacks: [updatePruningStep()] });
+    expect(Array.from(a!.getMasks()[0]!)).toEqual(Array.from(before));
+    expect(zerosOf(a!.layer.getWeights()[0]!)).toBe(zerosA);
+    const uniform = prunedLayers(pruneRandomAtInit(mlp(12), { sparsity: 0.5, distribution: 'uniform' }));
+    expect(uniform.map((l) => zerosOf(l.layer.getWeights()[0]!))).toEqual([64, 32]);
+  });
+
+  it('averages ingredients retrained on one mask, cycle after cycle', async () => {
+    const model = mlp(13);
+    const { x, y } = data(32, 8, 4, 4);
+    const cycles: Array<{ sparsity: number; ok: boolean }> = [];
+    const soup = await sparseModelSoup(model, {
+      build: () => mlp(99),
+      cycles: 2,
+      ingredients: 2,
+      sparsity: 0.75,
+      train: async (m, _cycle, i) => {
+        m.compile({ optimizer: tf.train.adam(0.01 * (i + 1)), loss: 'meanSquaredError' });
+        await m.fit(x, y, { epochs: 1, batchSize: 8, verbose: 0, callbacks: [updatePruningStep()] });
+      },
+      onCycle: ({ sparsity, soup: s, ingredients }) => {
+        const mean = s.getWeights().every((w, j) => {
+          const got = w.dataSync();
+          const a = ingredients[0]![j]!.dataSync();
+          const b = ingredients[1]![j]!.dataSync();
+          return got.every((v, k) => Math.abs(v - (a[k]! + b[k]!) / 2) < 1e-6);
+        });
+        cycles.push({ sparsity, ok: mean });
+      },
+    });
+    // Each cycle prunes 1 - 0.25^(1/2) = 50% of the remaining: 96 then 144 of 192 kernel weights.
+    expect(cycles.map((c) => Math.round(c.sparsity * 192))).toEqual([96, 144]);
+    expect(cycles.every((c) => c.ok)).toBe(true);
+    const kernels = soup.layers.filter((l) => l.getWeights().length > 0).map((l) => l.getWeights()[0]!);
+    expect(kernels.reduce((n, k) => n + zerosOf(k), 0)).toBe(144);
+    await expect(
+      sparseModelSoup(model, { build: () => mlp(), sparsity: 1, train: async () => {} }),
+    ).rejects.toThrow(InvalidArgumentError);
   });
 });
