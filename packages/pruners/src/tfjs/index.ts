@@ -2,6 +2,7 @@
 // Optimization's API and semantics. tfjs (tfjs-core and tfjs-layers) is an optional peer.
 
 export { type ImpOptions, iterativeMagnitudePruning } from './imp.js';
+export type { NmTrainingOptions } from './nm-training.js';
 export {
   PruningSummaries,
   type PruningSummariesOptions,

@@ -318,3 +318,108 @@ describe('random pruning at init and sparse model soups', () => {
     ).rejects.toThrow(InvalidArgumentError);
   });
 });
+
+describe('dynamic N:M training (SR-STE, mask decay, structure decay)', () => {
+  const single = (seed: number) =>
+    tfl.sequential({
+      layers: [
+        tfl.layers.dense({
+          units: 4,
+          inputShape: [8],
+          useBias: false,
+          kernelInitializer: tfl.initializers.glorotUniform({ seed }),
+        }),
+      ],
+    });
+  const holds = (w: Float32Array | Uint8Array | Int32Array, n: number, m: number) => {
+    // Dense kernel [8, 4]: groups of m consecutive inputs per output keep at most n nonzeros.
+    for (let o = 0; o < 4; o++)
+      for (let g = 0; g < 8; g += m) {
+        let nz = 0;
+        for (let i = g; i < g + m; i++) if (w[i * 4 + o] !== 0) nz++;
+        if (nz > n) return false;
+      }
+    return true;
+  };
+
+  it('keeps the pruned weights in a shadow, recomputes the mask each step, and strips to exact N:M', async () => {
+    const pruned = pruneLowMagnitude(single(1), { nm: [2, 4], nmTraining: { method: 'ste' } });
+    pruned.compile({ optimizer: tf.train.sgd(0.5), loss: 'meanSquaredError' });
+    const { x, y } = data(32, 8, 4, 6);
+    const w = prunedLayers(pruned)[0]!;
+    const masks: string[] = [];
+    for (let e = 0; e < 4; e++) {
+      await pruned.fit(x, y, { epochs: 1, batchSize: 8, verbose: 0, callbacks: [updatePruningStep()] });
+      expect(holds(w.layer.getWeights()[0]!.dataSync() as Float32Array, 2, 4)).toBe(true);
+      masks.push(Array.from(w.getMasks()[0]!).join(''));
+      expect(w.denseWeights()[0]!.filter((v) => v === 0).length).toBe(0); // pruned weights keep values
+    }
+    expect(new Set(masks).size).toBeGreaterThan(1); // the mask moves with the dense weights
+    const plain = stripPruning(pruned);
+    const k = plain.layers[0]!.getWeights()[0]!.dataSync() as Float32Array;
+    expect(k.filter((v) => v === 0).length).toBe(16);
+    expect(holds(k, 2, 4)).toBe(true);
+  });
+
+  it('SR-STE decays only the pruned weights, by lr x lambda a step (SGD, zero task gradient)', async () => {
+    const pruned = pruneLowMagnitude(single(2), {
+      nm: [2, 4],
+      nmTraining: { method: 'srste', lambda: 0.5, learningRate: 0.1 },
+    });
+    // A loss with no gradient: the only change is SR-STE's decay.
+    pruned.compile({
+      optimizer: tf.train.sgd(0.1),
+      loss: (_y: tf.Tensor, p: tf.Tensor) => tf.mul(tf.sum(p), 0),
+    });
+    const { x, y } = data(8, 8, 4, 7);
+    const w = prunedLayers(pruned)[0]!;
+    await pruned.fit(x, y, { epochs: 1, batchSize: 8, verbose: 0, callbacks: [updatePruningStep()] });
+    const mask = w.getMasks()[0]!;
+    const before = w.denseWeights()[0]!;
+    await pruned.fit(x, y, { epochs: 2, batchSize: 8, verbose: 0, callbacks: [updatePruningStep()] });
+    const after = w.denseWeights()[0]!;
+    for (let i = 0; i < before.length; i++)
+      expect(after[i]!).toBeCloseTo(mask[i] === 1 ? before[i]! : before[i]! * (1 - 0.05) ** 2, 6);
+    expect(() => pruneLowMagnitude(single(3), { nm: [2, 4], nmTraining: { method: 'srste' } })).toThrow(
+      InvalidArgumentError,
+    );
+    expect(() => pruneLowMagnitude(single(3), { nmTraining: { method: 'ste' } })).toThrow(
+      InvalidArgumentError,
+    );
+  });
+
+  it('mask decay scales the pruned weights by beta(t); structure decay moves through N:M stages', async () => {
+    const decayed = pruneLowMagnitude(single(4), {
+      nm: [2, 4],
+      nmTraining: { method: 'mask-decay', decay: 'linear', rate: 0.1 },
+    });
+    decayed.compile({ optimizer: tf.train.sgd(0), loss: 'meanSquaredError' });
+    const { x, y } = data(8, 8, 4, 8);
+    await decayed.fit(x, y, { epochs: 3, batchSize: 8, verbose: 0, callbacks: [updatePruningStep()] });
+    const w = prunedLayers(decayed)[0]!;
+    const forward = w.layer.getWeights()[0]!.dataSync();
+    const dense = w.denseWeights()[0]!;
+    const mask = w.getMasks()[0]!;
+    for (let i = 0; i < dense.length; i++)
+      expect(forward[i]!).toBeCloseTo(dense[i]! * (mask[i] === 1 ? 1 : 1 - 0.1 * 3), 6);
+
+    const staged = pruneLowMagnitude(single(5), {
+      nm: [3, 4],
+      nmTraining: {
+        method: 'ste',
+        stages: [
+          { fromStep: 3, n: 2, m: 4 },
+          { fromStep: 5, n: 1, m: 4 },
+        ],
+      },
+    });
+    staged.compile({ optimizer: tf.train.sgd(0.01), loss: 'meanSquaredError' });
+    const s = prunedLayers(staged)[0]!;
+    const seen: number[] = [];
+    for (let step = 1; step <= 6; step++) {
+      await staged.fit(x, y, { epochs: 1, batchSize: 8, verbose: 0, callbacks: [updatePruningStep()] });
+      seen.push(s.getMasks()[0]!.reduce((a, b) => a + b, 0));
+    }
+    expect(seen).toEqual([24, 24, 16, 16, 8, 8]);
+  });
+});

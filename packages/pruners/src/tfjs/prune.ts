@@ -60,7 +60,7 @@ export function prunedLayers(model: tfl.LayersModel): PruneLowMagnitude[] {
 export function stripPruning(model: tfl.LayersModel): tfl.LayersModel {
   if (!(model instanceof tfl.LayersModel))
     throw new InvalidArgumentError('stripPruning model', String(model), 'must be a tfjs-layers LayersModel');
-  for (const w of prunedLayers(model)) w.applyMasks();
+  for (const w of prunedLayers(model)) w.finishMasks();
   return rebuildModel(model, (layer) => (layer instanceof PruneLowMagnitude ? layer.layer : layer));
 }
 

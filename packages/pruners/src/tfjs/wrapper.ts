@@ -12,6 +12,13 @@ import {
   scheduleFromConfig,
 } from '../schedules.js';
 import { magnitudeKeepMask, nmKeepMask } from '../training-masks.js';
+import {
+  checkNmTraining,
+  DenseShadow,
+  type NmTrainingOptions,
+  patternAt,
+  pruneFactorAt,
+} from './nm-training.js';
 
 type LayerVariable = tfl.LayerVariable;
 type Layer = tfl.layers.Layer;
@@ -68,6 +75,11 @@ export interface PruneOptions {
    * The mask is computed once, at the first training step, as TFMOT does.
    */
   nm?: readonly [number, number];
+  /**
+   * With `nm`: train the N:M pattern dynamically on a dense shadow (SR-STE, mask decay, structure
+   * decay; see `NmTrainingOptions`) instead of TFMOT's fixed mask.
+   */
+  nmTraining?: NmTrainingOptions;
 }
 
 function hasPrunableWeights(layer: Layer): layer is Layer & PrunableLayer {
@@ -103,6 +115,8 @@ interface Pruned {
   weight: LayerVariable;
   mask: LayerVariable;
   threshold: number;
+  /** Dynamic N:M training only. */
+  shadow?: DenseShadow;
 }
 
 export class PruneLowMagnitude extends tfl.layers.Layer {
@@ -112,6 +126,7 @@ export class PruneLowMagnitude extends tfl.layers.Layer {
   readonly blockSize: readonly [number, number];
   readonly blockPooling: 'avg' | 'max';
   readonly nm: readonly [number, number] | undefined;
+  readonly nmTraining: NmTrainingOptions | undefined;
   /** TFMOT's `pruning_step`: -1 until `updatePruningStep()` sets it to 0, then one more per training call. */
   pruningStep = -1;
   private pruned: Pruned[] = [];
@@ -145,6 +160,16 @@ export class PruneLowMagnitude extends tfl.layers.Layer {
     this.blockSize = args.blockSize ?? [1, 1];
     this.blockPooling = pooling;
     this.nm = args.nm;
+    if (args.nmTraining !== undefined) {
+      if (args.nm === undefined)
+        throw new InvalidArgumentError(
+          'nmTraining',
+          args.nmTraining.method,
+          'needs an N:M pattern (nm: [n, m])',
+        );
+      checkNmTraining(args.nmTraining);
+    }
+    this.nmTraining = args.nmTraining;
     this.supportsMasking = layer.supportsMasking;
   }
 
@@ -173,7 +198,12 @@ export class PruneLowMagnitude extends tfl.layers.Layer {
         undefined,
         false,
       );
-      return { weight, mask, threshold: 0 };
+      return {
+        weight,
+        mask,
+        threshold: 0,
+        ...(this.nmTraining === undefined ? {} : { shadow: new DenseShadow() }),
+      };
     });
     this.built = true;
   }
@@ -200,6 +230,10 @@ export class PruneLowMagnitude extends tfl.layers.Layer {
     if (kwargs.training === true) {
       this.pruningStep++;
       if (this.pruningStep < 1) throw new PruningStepMissingError(this.name);
+      if (this.nmTraining !== undefined) {
+        this.syncShadows(true);
+        return this.layer.call(inputs, kwargs);
+      }
       const due =
         this.nm === undefined ? this.pruningSchedule.at(this.pruningStep).prune : this.pruningStep === 1;
       if (due) this.updateMasks();
@@ -265,12 +299,46 @@ export class PruneLowMagnitude extends tfl.layers.Layer {
     this.applyMasks();
   }
 
-  /** weight := weight * mask, for every pruned weight. */
+  /** weight := weight * mask, for every pruned weight (dynamic N:M: the forward weights rebuilt from the shadow). */
   applyMasks(): void {
+    if (this.nmTraining !== undefined) {
+      if (this.pruningStep >= 1) this.syncShadows(false);
+      return;
+    }
     for (const p of this.pruned)
       tf.tidy(() => {
         p.weight.write(tf.mul(p.weight.read(), p.mask.read()));
       });
+  }
+
+  /** The dense weights (dynamic N:M: the pruned ones with the values they keep in the shadow). */
+  denseWeights(): Float32Array[] {
+    return this.pruned.map((p) =>
+      p.shadow === undefined
+        ? Float32Array.from(p.weight.read().dataSync() as Float32Array)
+        : p.shadow.dense(p.weight),
+    );
+  }
+
+  /** The final weights: masks applied, and with dynamic N:M the pruned weights set to exactly 0. */
+  finishMasks(): void {
+    this.applyMasks();
+    for (const p of this.pruned) p.shadow?.finish(p.weight);
+  }
+
+  /** Dynamic N:M: rebuild the dense weights, recompute the masks, write the forward weights. */
+  private syncShadows(step: boolean): void {
+    const o = this.nmTraining!;
+    const pattern = patternAt(o, this.nm!, this.pruningStep);
+    const factor = pruneFactorAt(o, this.pruningStep);
+    const decay = step && o.method === 'srste' ? o.learningRate! * (o.lambda ?? 2e-4) : 0;
+    for (const p of this.pruned) {
+      p.shadow!.sync(p.weight, pattern, factor, decay);
+      const keep = p.shadow!.keep!;
+      tf.tidy(() => {
+        p.mask.write(tf.tensor(keep, p.weight.shape as number[]));
+      });
+    }
   }
 
   /** Per pruned weight: its name, the mask's sparsity (zeros / size) and the threshold last used. */
@@ -291,6 +359,9 @@ export class PruneLowMagnitude extends tfl.layers.Layer {
       blockSize: [...this.blockSize],
       blockPooling: this.blockPooling,
       ...(this.nm === undefined ? {} : { nm: [...this.nm] }),
+      ...(this.nmTraining === undefined
+        ? {}
+        : { nmTraining: this.nmTraining as unknown as tf.serialization.ConfigDict }),
       ...(this.innerInputShape === undefined ? {} : { innerInputShape: this.innerInputShape }),
     };
   }
@@ -324,6 +395,9 @@ export class PruneLowMagnitude extends tfl.layers.Layer {
       blockSize: config.blockSize as unknown as [number, number],
       blockPooling: config.blockPooling as 'avg' | 'max',
       ...(config.nm === undefined ? {} : { nm: config.nm as unknown as [number, number] }),
+      ...(config.nmTraining === undefined
+        ? {}
+        : { nmTraining: config.nmTraining as unknown as NmTrainingOptions }),
     }) as unknown as T;
   }
 }
