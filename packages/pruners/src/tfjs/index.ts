@@ -4,6 +4,13 @@
 export { type ImpOptions, iterativeMagnitudePruning } from './imp.js';
 export type { NmTrainingOptions } from './nm-training.js';
 export {
+  isPrunable,
+  PRUNABLE_WEIGHTS,
+  type PrunableLayer,
+  PruningStepMissingError,
+  prunableWeights,
+} from './prunable.js';
+export {
   PruningSummaries,
   type PruningSummariesOptions,
   type PruningSummary,
@@ -17,12 +24,4 @@ export {
 export { pruneRandomAtInit, type RandomInitOptions } from './random.js';
 export { rebuildModel } from './rebuild.js';
 export { type SoupOptions, sparseModelSoup } from './soups.js';
-export {
-  isPrunable,
-  PRUNABLE_WEIGHTS,
-  type PrunableLayer,
-  PruneLowMagnitude,
-  type PruneOptions,
-  PruningStepMissingError,
-  prunableWeights,
-} from './wrapper.js';
+export { PruneLowMagnitude, type PruneOptions } from './wrapper.js';

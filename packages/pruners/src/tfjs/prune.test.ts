@@ -5,6 +5,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { erkDensities } from '../methods/global.js';
 import { ConstantSparsity, PolynomialDecay } from '../schedules.js';
 import { iterativeMagnitudePruning } from './imp.js';
+import { PruningStepMissingError } from './prunable.js';
 import {
   type PruningSummary,
   prunedLayers,
@@ -15,7 +16,7 @@ import {
 } from './prune.js';
 import { pruneRandomAtInit } from './random.js';
 import { sparseModelSoup } from './soups.js';
-import { PruneLowMagnitude, PruningStepMissingError } from './wrapper.js';
+import { PruneLowMagnitude } from './wrapper.js';
 
 const zerosOf = (t: tf.Tensor) => Array.from(t.dataSync()).filter((v) => v === 0).length;
 

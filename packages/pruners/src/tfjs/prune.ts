@@ -1,8 +1,9 @@
 // TFMOT's model-level API on tfjs-layers: prune_low_magnitude, strip_pruning and the two callbacks.
 import { InvalidArgumentError } from '@sparsekit/core';
 import * as tfl from '@tensorflow/tfjs-layers';
+import { isPrunable } from './prunable.js';
 import { rebuildModel } from './rebuild.js';
-import { isPrunable, PruneLowMagnitude, type PruneOptions } from './wrapper.js';
+import { PruneLowMagnitude, type PruneOptions } from './wrapper.js';
 
 type Layer = tfl.layers.Layer;
 

@@ -2,7 +2,7 @@
 // the original layer (sharing its weights) and a keep-mask per prunable weight. Its order in `call`
 // is TFMOT's: in training, count the step, check the step callback ran, recompute the masks when
 // the schedule says so; always multiply the weights by their masks; then run the inner layer.
-import { InvalidArgumentError, SparsekitError } from '@sparsekit/core';
+import { InvalidArgumentError } from '@sparsekit/core';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import {
@@ -19,48 +19,11 @@ import {
   patternAt,
   pruneFactorAt,
 } from './nm-training.js';
+import { isPrunable, PruningStepMissingError, prunableWeights, weightBaseName } from './prunable.js';
 
 type LayerVariable = tfl.LayerVariable;
 type Layer = tfl.layers.Layer;
 type Kwargs = Record<string, unknown>;
-
-/** The step counter was never set: `updatePruningStep()` is missing from `fit`'s callbacks. */
-export class PruningStepMissingError extends SparsekitError {
-  static override readonly code = 'pruners/pruning-step-missing';
-  static override readonly hint =
-    'pass callbacks: [updatePruningStep()] to model.fit (TFMOT: tfmot.sparsity.keras.UpdatePruningStep())';
-  constructor(layer: string) {
-    super(
-      PruningStepMissingError.code,
-      `${layer}: the pruning wrapper requires the updatePruningStep() callback during training. Add it to your model.fit call's callbacks.`,
-    );
-  }
-}
-
-/** A custom layer that says which of its weights to prune (TFMOT's `PrunableLayer`). */
-export interface PrunableLayer {
-  getPrunableWeights(): LayerVariable[];
-}
-
-/**
- * The weights pruned in each built-in layer, by class, as TFMOT's registry (and DepthwiseConv2D's
- * depthwise kernel, which TFMOT leaves dense). Biases and normalisation parameters are never pruned.
- */
-export const PRUNABLE_WEIGHTS: Readonly<Record<string, readonly string[]>> = {
-  Dense: ['kernel'],
-  Conv1D: ['kernel'],
-  Conv2D: ['kernel'],
-  Conv3D: ['kernel'],
-  Conv2DTranspose: ['kernel'],
-  Conv3DTranspose: ['kernel'],
-  DepthwiseConv2D: ['depthwise_kernel'],
-  SeparableConv1D: ['pointwise_kernel'],
-  SeparableConv2D: ['pointwise_kernel'],
-  Embedding: ['embeddings'],
-  LSTM: ['kernel', 'recurrent_kernel'],
-  GRU: ['kernel', 'recurrent_kernel'],
-  SimpleRNN: ['kernel', 'recurrent_kernel'],
-};
 
 export interface PruneOptions {
   /** Default: ConstantSparsity(0.5, 0), TFMOT's. */
@@ -80,32 +43,6 @@ export interface PruneOptions {
    * decay; see `NmTrainingOptions`) instead of TFMOT's fixed mask.
    */
   nmTraining?: NmTrainingOptions;
-}
-
-function hasPrunableWeights(layer: Layer): layer is Layer & PrunableLayer {
-  return typeof (layer as Partial<PrunableLayer>).getPrunableWeights === 'function';
-}
-
-function weightBaseName(w: LayerVariable): string {
-  return w.originalName.split('/').at(-1)!.replace(/:\d+$/, '');
-}
-
-/** Whether `layer` can be wrapped: a registered class or a `PrunableLayer`. */
-export function isPrunable(layer: Layer): boolean {
-  return hasPrunableWeights(layer) || layer.getClassName() in PRUNABLE_WEIGHTS;
-}
-
-/** The prunable weights of a built layer. */
-export function prunableWeights(layer: Layer): LayerVariable[] {
-  if (hasPrunableWeights(layer)) return layer.getPrunableWeights();
-  const names = PRUNABLE_WEIGHTS[layer.getClassName()];
-  if (names === undefined)
-    throw new InvalidArgumentError(
-      'layer',
-      `${layer.name} (${layer.getClassName()})`,
-      `is not prunable: supported are ${Object.keys(PRUNABLE_WEIGHTS).join(', ')}, or a layer with getPrunableWeights()`,
-    );
-  return layer.trainableWeights.filter((w) => names.includes(weightBaseName(w)));
 }
 
 const serializationMap = () => tf.serialization.SerializationMap.getMap().classNameMap;
