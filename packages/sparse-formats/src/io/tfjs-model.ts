@@ -5,7 +5,7 @@
 // (`sparseModelHandler`, or `sparseModelFiles` in the node entry). Pruned weights stay zeros
 // through save and load, and the files shrink with the sparsity (tensorflow#32805: "pruned to 50%
 // and 90% but the models are the same size").
-import { InvalidFormatError, Tensor } from '@sparsekit/core';
+import { InvalidFormatError, Tensor, transposeValues } from '@sparsekit/core';
 import type * as TF from '@tensorflow/tfjs-core';
 import { fromDense, toDenseArray } from '../convert.js';
 import { byteSize } from '../stats.js';
@@ -40,7 +40,7 @@ export interface SparseModelJson {
   convertedBy?: string | null;
   modelTopology: unknown;
   weightsManifest: Array<{ paths: string[]; weights: TF.io.WeightsManifestEntry[] }>;
-  [MARKER]: { version: 1; shard: string };
+  [MARKER]: { version: 1; shard: string; transposed?: string[] };
   [key: string]: unknown;
 }
 
@@ -80,6 +80,7 @@ export function encodeSparseModel(
   const matrices: Record<string, SparseMatrix> = {};
   const tensors: Record<string, Tensor> = {};
   const report: SparseWeightReport[] = [];
+  const transposed: string[] = [];
   let offset = 0;
   for (const spec of specs) {
     if (spec.quantization !== undefined)
@@ -98,8 +99,15 @@ export function encodeSparseModel(
       let zeros = 0;
       for (let i = 0; i < count; i++) if (values[i] === 0) zeros++;
       const sparsity = count === 0 ? 0 : zeros / count;
-      const cols = spec.shape.at(-1)!;
-      const dense = new Tensor('f32', [count / cols, cols], values);
+      // The weight as a matrix [prod(shape[:-1]), shape[-1]], stored transposed when that has fewer
+      // rows (a Dense kernel [in, out] with in >> out), since the formats keep per-row offsets.
+      const last = spec.shape.at(-1)!;
+      const lead = count / last;
+      const flip = lead > last;
+      if (flip) transposed.push(spec.name);
+      const dense = flip
+        ? new Tensor('f32', [last, lead], transposeValues(values, lead, last))
+        : new Tensor('f32', [lead, last], values);
       let m: SparseMatrix;
       if (sparsity < minSparsity) m = fromDense(dense, 'dense', { dtype });
       else if (format === 'auto') {
@@ -135,7 +143,7 @@ export function encodeSparseModel(
     convertedBy: artifacts.convertedBy ?? null,
     modelTopology: artifacts.modelTopology,
     weightsManifest: [{ paths: [SPARSE_SHARD_NAME], weights: specs }],
-    [MARKER]: { version: 1, shard: SPARSE_SHARD_NAME },
+    [MARKER]: { version: 1, shard: SPARSE_SHARD_NAME, ...(transposed.length > 0 ? { transposed } : {}) },
     ...(artifacts.trainingConfig === undefined ? {} : { trainingConfig: artifacts.trainingConfig }),
     ...(artifacts.userDefinedMetadata === undefined
       ? {}
@@ -154,6 +162,7 @@ export function decodeSparseModel(modelJson: unknown, shard: Uint8Array): TF.io.
     );
   const specs = json.weightsManifest?.flatMap((g) => g.weights) ?? [];
   const { matrices, tensors } = decodeSparseSafetensors(shard);
+  const flipped = new Set(json[MARKER].transposed ?? []);
   const parts: Uint8Array[] = [];
   for (const spec of specs) {
     const count = spec.shape.reduce((a, b) => a * b, 1);
@@ -165,7 +174,8 @@ export function decodeSparseModel(modelJson: unknown, shard: Uint8Array): TF.io.
           'tfjs model',
           `weight ${spec.name}: the shard holds ${m.rows * m.cols} values, the manifest ${count}`,
         );
-      const values = toDenseArray(m);
+      const stored = toDenseArray(m);
+      const values = flipped.has(spec.name) ? transposeValues(stored, m.rows, m.cols) : stored;
       parts.push(new Uint8Array(values.buffer, values.byteOffset, values.byteLength));
     } else if (t !== undefined) {
       const bytes = new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength);
