@@ -6,7 +6,8 @@
  *     [--imp-epochs 1] [--train-images 60000] [--out tooling/mnist/results/mnist-pruning.json]
  *
  * The model: Reshape(28, 28, 1), Conv2D(12, 3x3, relu), MaxPooling2D(2), Flatten, Dense(10) logits;
- * Adam, softmax cross-entropy, validation split 0.1. Dense: `--dense-epochs` at batch 32. Then, each
+ * Adam, softmax cross-entropy, validation split 0.1 (the last 6,000 training images), the rest
+ * shuffled each epoch by a seeded permutation, initialisers seeded. Dense: `--dense-epochs` at batch 32. Then, each
  * from a copy of the trained dense model:
  *   - TFMOT's recipe: PolynomialDecay(0.5 -> 0.8, begin 0, end ceil(54000 / 128) x 2 = 844) for
  *     `--prune-epochs` at batch 128;
@@ -21,7 +22,7 @@ import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { markdownTable, numberOption, option } from '@sparsekit/bench';
-import { loadTfjs } from '@sparsekit/core';
+import { loadTfjs, Rng } from '@sparsekit/core';
 import { nmKeepMask, PolynomialDecay } from '@sparsekit/pruners';
 import {
   iterativeMagnitudePruning,
@@ -35,6 +36,7 @@ import type * as TF from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { loadMnist } from './mnist.js';
 
+const SEED = 1234;
 const root = join(import.meta.dirname ?? '.', '..', '..', '..');
 const denseEpochs = numberOption('dense-epochs', 4);
 const pruneEpochs = numberOption('prune-epochs', 2);
@@ -50,6 +52,16 @@ const data = loadMnist();
 const n = Math.min(trainImages, data.train.count);
 const xTrain = tf.tensor3d(data.train.images.subarray(0, n * 784), [n, 28, 28]);
 const yTrain = tf.oneHot(tf.tensor1d(Int32Array.from(data.train.labels.subarray(0, n)), 'int32'), 10);
+// The tutorial's validation split: the last 10% of the training images; the rest is shuffled by a
+// seeded permutation each epoch (tfjs's own shuffle is not seedable).
+const nTrain = Math.round(n * 0.9);
+const xFit = tf.slice(xTrain, [0, 0, 0], [nTrain, 28, 28]);
+const yFit = tf.slice(yTrain, [0, 0], [nTrain, 10]);
+const validationData: [TF.Tensor, TF.Tensor] = [
+  tf.slice(xTrain, [nTrain, 0, 0]),
+  tf.slice(yTrain, [nTrain, 0]),
+];
+const order = new Rng(SEED);
 const xTest = tf.tensor3d(data.test.images, [data.test.count, 28, 28]);
 const yTest = tf.oneHot(tf.tensor1d(Int32Array.from(data.test.labels), 'int32'), 10);
 say(
@@ -80,29 +92,31 @@ const compile = (m: tfl.LayersModel) =>
     metrics: ['accuracy'],
   });
 
-const logEpochs = (what: string) =>
-  new tfl.CustomCallback({
-    onEpochEnd: async (epoch, logs) =>
-      say(
-        `${what} epoch ${epoch + 1}: loss ${logs?.loss?.toFixed(4)}, val accuracy ${logs?.val_acc?.toFixed(4)}`,
-      ),
-  });
-
-const fit = (
+async function fit(
   m: tfl.LayersModel,
   epochs: number,
   batchSize: number,
   what: string,
-  extra: tfl.CustomCallback[] | tfl.Callback[] = [],
-) =>
-  m.fit(xTrain, yTrain, {
-    epochs,
-    batchSize,
-    validationSplit: 0.1,
-    shuffle: true,
-    verbose: 0,
-    callbacks: [...extra, logEpochs(what)],
-  });
+  extra: tfl.Callback[] = [],
+): Promise<void> {
+  for (let epoch = 0; epoch < epochs; epoch++) {
+    const perm = tf.tensor1d(order.permutation(nTrain), 'int32');
+    const x = tf.gather(xFit, perm);
+    const y = tf.gather(yFit, perm);
+    const h = await m.fit(x, y, {
+      epochs: 1,
+      batchSize,
+      shuffle: false,
+      validationData,
+      verbose: 0,
+      callbacks: extra,
+    });
+    say(
+      `${what} epoch ${epoch + 1}: loss ${Number(h.history.loss?.[0]).toFixed(4)}, val accuracy ${Number(h.history.val_acc?.[0]).toFixed(4)}`,
+    );
+    tf.dispose([perm, x, y]);
+  }
+}
 
 function accuracy(m: tfl.LayersModel): number {
   return tf.tidy(() => {
@@ -193,20 +207,15 @@ const record = async (model: string, m: tfl.LayersModel, started: number) => {
 let start = performance.now();
 const dense = makeModel();
 compile(dense);
-let rewindTo: TF.Tensor[] = [];
-await fit(dense, denseEpochs, 32, 'dense', [
-  new tfl.CustomCallback({
-    onEpochEnd: async (epoch) => {
-      if (epoch === 0) rewindTo = dense.getWeights().map((t) => t.clone());
-    },
-  }),
-]);
+await fit(dense, 1, 32, 'dense');
+const rewindTo = dense.getWeights().map((t) => t.clone());
+await fit(dense, denseEpochs - 1, 32, 'dense');
 await record('dense', dense, start);
 const trained = dense.getWeights().map((t) => t.clone());
 
 // TFMOT's recipe.
 start = performance.now();
-const endStep = Math.ceil((n * 0.9) / 128) * pruneEpochs;
+const endStep = Math.ceil(nTrain / 128) * pruneEpochs;
 const schedule = new PolynomialDecay(0.5, 0.8, 0, endStep);
 const tfmot = pruneLowMagnitude(copyOf(trained), { pruningSchedule: schedule });
 compile(tfmot);
