@@ -35,9 +35,9 @@ export interface TrainSaeOptions extends ProgressOptions {
   steps?: number;
   /** Adam learning rate (default 1e-3). */
   lr?: number;
-  /** standard, gated: L1 coefficient (default 1 / dIn scale-free: 5). */
+  /** standard, gated: L1 coefficient (default 1, SAELens'). */
   l1?: number;
-  /** jumprelu: L0 coefficient (default 1e-3), bandwidth (0.05), initial threshold (0.01). */
+  /** jumprelu: L0 coefficient (default 1, SAELens'), bandwidth (0.05), initial threshold (0.01). */
   l0?: number;
   bandwidth?: number;
   initThreshold?: number;
@@ -197,8 +197,8 @@ export async function trainSae(tf: Tfjs, options: TrainSaeOptions): Promise<Trai
   );
   const steps = options.steps ?? Number.POSITIVE_INFINITY;
   const lr = options.lr ?? 1e-3;
-  const l1 = options.l1 ?? 5;
-  const l0 = options.l0 ?? 1e-3;
+  const l1 = options.l1 ?? 1;
+  const l0 = options.l0 ?? 1;
   const bandwidth = options.bandwidth ?? 0.05;
   const l0Mode = options.l0Mode ?? 'step';
   const tanhScale = options.tanhScale ?? 4;

@@ -20,6 +20,7 @@ const ONLY: Record<string, readonly (typeof ACTIONS)[number][]> = {
   k: ['train'],
   l1: ['train'],
   l0: ['train'],
+  'l0-mode': ['train'],
   epochs: ['train'],
   batch: ['train'],
   lr: ['train'],
@@ -68,7 +69,8 @@ Flags:
   --expansion F        train: d_sae = F x d_in (default 8)
   --d-sae N            train: the dictionary size (instead of --expansion)
   --k K                train: latents per token of topk, batchtopk, feature-choice, mutual-choice (default 32)
-  --l1 C, --l0 C       train: sparsity coefficients of standard / gated (l1) and jumprelu (l0)
+  --l1 C, --l0 C       train: sparsity coefficients of standard / gated (l1) and jumprelu (l0) (default 1, SAELens')
+  --l0-mode M          train: jumprelu's L0 penalty, step (SAELens' default) or tanh (reaches the encoder; better in short runs)
   --text FILE          text to run (train: default tiny-lm's calibration text; eval, features: its test text)
   --epochs N           train: passes over the collected activations (default 4)
   --batch N            train: rows per step (default 512)
@@ -87,7 +89,7 @@ Flags:
 
 Examples:
   sparsekit sae train --architecture topk --k 16 --out out/sae-topk
-  sparsekit sae train --architecture jumprelu --l0 0.01 --site blocks.2.mlp.hook_post --out out/sae-jump
+  sparsekit sae train --architecture jumprelu --l0 0.3 --l0-mode tanh --site blocks.2.mlp.hook_post --out out/sae-jump
   sparsekit sae eval --sae out/sae-topk
   sparsekit sae features --sae out/sae-topk --top-features 10 --out out/sae-topk/features.json`,
   flags: {
@@ -99,6 +101,7 @@ Examples:
     k: { type: 'string' },
     l1: { type: 'string' },
     l0: { type: 'string' },
+    'l0-mode': { type: 'string' },
     text: { type: 'string' },
     epochs: { type: 'string' },
     batch: { type: 'string' },

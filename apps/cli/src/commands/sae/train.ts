@@ -61,8 +61,9 @@ export async function train(
     batches: batches(),
     steps,
     lr,
-    ...(flags.l1 === undefined ? {} : { l1: numberFlag('sae', flags, 'l1', 5, { min: 0 }) }),
-    ...(flags.l0 === undefined ? {} : { l0: numberFlag('sae', flags, 'l0', 1e-3, { min: 0 }) }),
+    ...(flags.l1 === undefined ? {} : { l1: numberFlag('sae', flags, 'l1', 1, { min: 0 }) }),
+    ...(flags.l0 === undefined ? {} : { l0: numberFlag('sae', flags, 'l0', 1, { min: 0 }) }),
+    l0Mode: choiceFlag('sae', flags, 'l0-mode', ['step', 'tanh'] as const, 'step'),
     seed,
     normalize: choiceFlag(
       'sae',
