@@ -92,7 +92,7 @@ describe('runRecipe and the method table', () => {
         ),
       );
     }
-  }, 30_000);
+  }, 120_000);
 
   it('refuses what cannot run, before changing the model', async () => {
     const { model, batches } = await setup();
