@@ -24,4 +24,5 @@ export {
 export { pruneRandomAtInit, type RandomInitOptions } from './random.js';
 export { rebuildModel } from './rebuild.js';
 export { type SoupOptions, sparseModelSoup } from './soups.js';
+export { VariablePruner, type VariablePrunerOptions } from './variables.js';
 export { PruneLowMagnitude, type PruneOptions } from './wrapper.js';
