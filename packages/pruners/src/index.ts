@@ -100,6 +100,7 @@ export {
 export {
   ConstantSparsity,
   FixedMask,
+  masksDue,
   PolynomialDecay,
   type PruningDecision,
   type PruningSchedule,
@@ -109,9 +110,12 @@ export {
 } from './schedules.js';
 export {
   globalMagnitudeKeep,
+  type KeepMaskOptions,
   magnitudeKeepMask,
   nmKeepMask,
   type ThresholdMask,
   type ThresholdMaskOptions,
   thresholdKeep,
+  trainingKeepMask,
+  zeroShare,
 } from './training-masks.js';

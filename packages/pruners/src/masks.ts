@@ -21,15 +21,16 @@ export function checkSparsity(sparsity: number): void {
   }
 }
 
+/** Check an N:M pattern (N kept of every M): integers 1 <= N < M. */
+export function checkNmPattern(n: number, m: number, what = 'N:M pattern'): void {
+  if (!Number.isInteger(n) || !Number.isInteger(m) || n < 1 || m < 2 || n >= m) {
+    throw new InvalidArgumentError(what, `${n}:${m}`, 'needs integers 1 <= N < M (2:4 keeps 2 of every 4)');
+  }
+}
+
 /** Check an N:M pattern (N kept of every M consecutive inputs) against the input width. */
 export function checkNm(n: number, m: number, cols: number): void {
-  if (!Number.isInteger(n) || !Number.isInteger(m) || n < 1 || m < 2 || n >= m) {
-    throw new InvalidArgumentError(
-      'N:M pattern',
-      `${n}:${m}`,
-      'needs integers 1 <= N < M (2:4 keeps 2 of every 4)',
-    );
-  }
+  checkNmPattern(n, m);
   if (cols % m !== 0) {
     throw new InvalidArgumentError(
       'N:M pattern',

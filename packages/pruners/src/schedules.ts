@@ -137,6 +137,14 @@ export class FixedMask implements PruningSchedule {
   }
 }
 
+/**
+ * Whether pruning during training recomputes its masks at `step`: at the schedule's steps, or, for a
+ * fixed N:M pattern, once at the first training step (TFMOT's m_by_n rule).
+ */
+export function masksDue(step: number, schedule: PruningSchedule, nm?: readonly [number, number]): boolean {
+  return nm === undefined ? schedule.at(step).prune : step === 1;
+}
+
 /** A schedule from its `getConfig()`. */
 export function scheduleFromConfig(config: PruningScheduleConfig): PruningSchedule {
   const c = config.config;

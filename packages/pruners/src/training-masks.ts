@@ -4,7 +4,7 @@
 // weight is multiplied by; the one-shot pruners' masks mark the pruned entries instead.
 import { assertFinite, InvalidArgumentError } from '@sparsekit/core';
 import { kthSmallest } from '@sparsekit/sparse-formats';
-import { checkSparsity } from './masks.js';
+import { checkNmPattern, checkSparsity, magnitudes } from './masks.js';
 
 export interface ThresholdMaskOptions {
   /** Pool |w| over blocks of [rows, cols] before thresholding (rank-2 weights only; default [1, 1]). */
@@ -66,7 +66,7 @@ export function magnitudeKeepMask(
     throw new InvalidArgumentError('blockPooling', pooling, "must be 'avg' or 'max'");
   if (!(Number.isInteger(bh) && Number.isInteger(bw) && bh >= 1 && bw >= 1))
     throw new InvalidArgumentError('blockSize', `[${bh}, ${bw}]`, 'must be two integers >= 1');
-  const abs = Float32Array.from(weight, Math.abs);
+  const abs = magnitudes(weight);
   if (bh === 1 && bw === 1) return thresholdKeep(abs, sparsity);
   if (shape.length !== 2)
     throw new InvalidArgumentError(
@@ -112,12 +112,7 @@ export function nmKeepMask(
   m: number,
 ): Float32Array {
   assertFinite(weight, 'weight');
-  if (!(Number.isInteger(n) && Number.isInteger(m) && n >= 1 && n < m))
-    throw new InvalidArgumentError(
-      'N:M pattern',
-      `${n}:${m}`,
-      'needs integers 1 <= N < M (2:4 keeps 2 of every 4)',
-    );
+  checkNmPattern(n, m);
   if (shape.length < 2)
     throw new InvalidArgumentError(
       'weight shape',
@@ -135,14 +130,21 @@ export function nmKeepMask(
   const positions = shape.slice(0, -2).reduce((a, b) => a * b, 1);
   const plane = inputs * outputs;
   const keep = new Float32Array(weight.length);
-  const order: number[] = [];
+  // Each group's entries ordered by (|w| descending, index ascending) with an insertion sort in one
+  // reused buffer: this runs every training step under dynamic N:M training.
+  const order = new Int32Array(m);
   for (let p = 0; p < positions; p++)
     for (let o = 0; o < outputs; o++)
       for (let g = 0; g < inputs; g += m) {
         const size = Math.min(m, inputs - g);
-        order.length = 0;
-        for (let i = 0; i < size; i++) order.push(p * plane + (g + i) * outputs + o);
-        order.sort((a, b) => Math.abs(weight[b]!) - Math.abs(weight[a]!) || a - b);
+        const base = p * plane + g * outputs + o;
+        for (let i = 0; i < size; i++) {
+          const at = base + i * outputs;
+          const v = Math.abs(weight[at]!);
+          let j = i;
+          for (; j > 0 && Math.abs(weight[order[j - 1]!]!) < v; j--) order[j] = order[j - 1]!;
+          order[j] = at;
+        }
         for (let i = 0; i < Math.min(n, size); i++) keep[order[i]!] = 1;
       }
   return keep;
@@ -189,4 +191,32 @@ export function globalMagnitudeKeep(
     for (let i = 0; i < w.length; i++) if (out[t]![i] === 1 && Math.abs(w[i]!) <= threshold) out[t]![i] = 0;
   });
   return out;
+}
+
+/** The share of exact zeros over several arrays together (masks or weights). */
+export function zeroShare(arrays: readonly ArrayLike<number>[]): number {
+  let zeros = 0;
+  let total = 0;
+  for (const a of arrays) {
+    total += a.length;
+    for (let i = 0; i < a.length; i++) if (a[i] === 0) zeros++;
+  }
+  return total === 0 ? 0 : zeros / total;
+}
+
+export interface KeepMaskOptions extends ThresholdMaskOptions {
+  /** N:M (n kept of every m inputs) instead of the magnitude threshold. */
+  nm?: readonly [number, number];
+}
+
+/** The keep-mask pruning during training uses: N:M when `nm` is given, else TFMOT's magnitude (block) rule at `sparsity`. */
+export function trainingKeepMask(
+  weight: ArrayLike<number>,
+  shape: readonly number[],
+  sparsity: number,
+  options: KeepMaskOptions = {},
+): ThresholdMask {
+  if (options.nm !== undefined)
+    return { keep: nmKeepMask(weight, shape, options.nm[0], options.nm[1]), threshold: 0 };
+  return magnitudeKeepMask(weight, shape, sparsity, options);
 }

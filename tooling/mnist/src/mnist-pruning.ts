@@ -23,7 +23,7 @@ import { dirname, join, resolve } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { markdownTable, numberOption, option } from '@sparsekit/bench';
 import { loadTfjs, Rng } from '@sparsekit/core';
-import { nmKeepMask, PolynomialDecay } from '@sparsekit/pruners';
+import { nmKeepMask, PolynomialDecay, zeroShare } from '@sparsekit/pruners';
 import {
   iterativeMagnitudePruning,
   prunedLayers,
@@ -153,17 +153,15 @@ async function measure(m: tfl.LayersModel) {
   const sparse16 = encodeSparseModel(a, { dtype: 'f16' });
   const sparseBytes = (s: typeof sparse32) =>
     gz([new TextEncoder().encode(JSON.stringify(s.modelJson)), s.shard]);
-  let zeros = 0;
-  let total = 0;
-  for (const layer of m.layers)
-    for (const w of layer.getWeights().slice(0, 1)) {
-      if (w.rank < 2) continue;
-      const v = w.dataSync();
-      total += v.length;
-      for (let i = 0; i < v.length; i++) if (v[i] === 0) zeros++;
-    }
+  const kernels = m.layers.flatMap((layer) =>
+    layer
+      .getWeights()
+      .slice(0, 1)
+      .filter((w) => w.rank >= 2)
+      .map((w) => w.dataSync()),
+  );
   return {
-    sparsity: total === 0 ? 0 : zeros / total,
+    sparsity: zeroShare(kernels),
     rawBytes: json.length + weights.length,
     gzipBytes: gz([json, weights]),
     sparseRawBytes: JSON.stringify(sparse32.modelJson).length + sparse32.shard.length,

@@ -5,8 +5,8 @@ import { InvalidArgumentError } from '@sparsekit/core';
 import type * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import { FixedMask } from '../schedules.js';
-import { globalMagnitudeKeep } from '../training-masks.js';
-import { prunedLayers, pruneLowMagnitude } from './prune.js';
+import { globalMagnitudeKeep, zeroShare } from '../training-masks.js';
+import { modelMasks, prunedLayers, prunedWeightValues, pruneLowMagnitude, setModelMasks } from './prune.js';
 
 export interface ImpOptions {
   /** Pruning rounds (each prunes `fraction` of the remaining weights, then retrains). */
@@ -51,30 +51,12 @@ export async function iterativeMagnitudePruning(
   if (wrappers.length === 0) throw new InvalidArgumentError('model', model.name, 'has no prunable layers');
   try {
     for (let round = 1; round <= rounds; round++) {
-      const weights = wrappers.flatMap((w) =>
-        w.prunedWeights().map((v) => v.read().dataSync() as Float32Array),
-      );
-      const keeps = globalMagnitudeKeep(
-        weights,
-        fraction,
-        wrappers.flatMap((w) => w.getMasks()),
-      );
+      const keeps = globalMagnitudeKeep(prunedWeightValues(pruned), fraction, modelMasks(pruned));
       model.setWeights(rewind);
-      let at = 0;
-      for (const w of wrappers) {
-        const count = w.prunedWeights().length;
-        w.setMasks(keeps.slice(at, at + count));
-        at += count;
-      }
+      setModelMasks(pruned, keeps);
       await options.train(pruned, round);
       for (const w of wrappers) w.applyMasks();
-      let zeros = 0;
-      let total = 0;
-      for (const k of keeps) {
-        total += k.length;
-        for (let i = 0; i < k.length; i++) if (k[i] === 0) zeros++;
-      }
-      await options.onRound?.({ round, sparsity: zeros / total, model: pruned });
+      await options.onRound?.({ round, sparsity: zeroShare(keeps), model: pruned });
     }
   } finally {
     for (const t of rewind) t.dispose();

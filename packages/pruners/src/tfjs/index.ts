@@ -11,12 +11,15 @@ export {
   prunableWeights,
 } from './prunable.js';
 export {
+  modelMasks,
   PruningSummaries,
   type PruningSummariesOptions,
   type PruningSummary,
   prunedLayers,
+  prunedWeightValues,
   pruneLowMagnitude,
   pruningSummaries,
+  setModelMasks,
   stripPruning,
   UpdatePruningStep,
   updatePruningStep,

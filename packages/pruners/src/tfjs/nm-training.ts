@@ -8,6 +8,7 @@
 import { InvalidArgumentError } from '@sparsekit/core';
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
+import { checkNmPattern } from '../masks.js';
 import { nmKeepMask } from '../training-masks.js';
 
 export interface NmTrainingOptions {
@@ -58,8 +59,7 @@ export function checkNmTraining(o: NmTrainingOptions): void {
         s.fromStep,
         'must start at increasing integer steps',
       );
-    if (!(Number.isInteger(s.n) && Number.isInteger(s.m) && s.n >= 1 && s.n < s.m))
-      throw new InvalidArgumentError('nmTraining.stages', `${s.n}:${s.m}`, 'must be integers 1 <= n < m');
+    checkNmPattern(s.n, s.m, 'nmTraining.stages');
     last = s.fromStep;
   }
 }
@@ -107,8 +107,13 @@ export class DenseShadow {
       for (let i = 0; i < dense.length; i++) if (this.keep[i] === 0) dense[i]! *= 1 - decay;
     const shape = weight.shape as number[];
     const keep = nmKeepMask(dense, shape, pattern[0], pattern[1]);
-    const f = Float32Array.from(keep, (k) => (k === 1 ? 1 : factor));
-    const forward = Float32Array.from(dense, (v, i) => v * f[i]!);
+    // Plain loops: this runs every training step over every pruned weight.
+    const f = new Float32Array(keep.length);
+    const forward = new Float32Array(dense.length);
+    for (let i = 0; i < dense.length; i++) {
+      f[i] = keep[i] === 1 ? 1 : factor;
+      forward[i] = dense[i]! * f[i]!;
+    }
     tf.tidy(() => {
       weight.write(tf.tensor(forward, shape));
     });
@@ -121,14 +126,9 @@ export class DenseShadow {
   finish(weight: tfl.LayerVariable): void {
     if (this.shadow === undefined || this.keep === undefined) return;
     const dense = this.dense(weight);
-    const keep = this.keep;
+    for (let i = 0; i < dense.length; i++) dense[i]! *= this.keep[i]!;
     tf.tidy(() => {
-      weight.write(
-        tf.tensor(
-          Float32Array.from(dense, (v, i) => v * keep[i]!),
-          weight.shape as number[],
-        ),
-      );
+      weight.write(tf.tensor(dense, weight.shape as number[]));
     });
     this.shadow = undefined;
     this.factor = undefined;

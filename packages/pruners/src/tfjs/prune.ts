@@ -54,6 +54,32 @@ export function prunedLayers(model: tfl.LayersModel): PruneLowMagnitude[] {
   );
 }
 
+/** The values of every pruned weight of a model, wrapper by wrapper (`prunedLayers` order). */
+export function prunedWeightValues(model: tfl.LayersModel): Float32Array[] {
+  return prunedLayers(model).flatMap((w) =>
+    w.prunedWeights().map((v) => v.read().dataSync() as Float32Array),
+  );
+}
+
+/** The keep-masks of every pruned weight of a model, in the same order. */
+export function modelMasks(model: tfl.LayersModel): Float32Array[] {
+  return prunedLayers(model).flatMap((w) => w.getMasks());
+}
+
+/** Set (and apply) the keep-masks of every pruned weight of a model, in the same order. */
+export function setModelMasks(model: tfl.LayersModel, keeps: readonly ArrayLike<number>[]): void {
+  const wrappers = prunedLayers(model);
+  const count = wrappers.reduce((n, w) => n + w.prunedWeights().length, 0);
+  if (keeps.length !== count)
+    throw new InvalidArgumentError('masks', keeps.length, `must hold one mask per pruned weight (${count})`);
+  let at = 0;
+  for (const w of wrappers) {
+    const n = w.prunedWeights().length;
+    w.setMasks(keeps.slice(at, at + n));
+    at += n;
+  }
+}
+
 /**
  * The model without its pruning wrappers: a new, uncompiled model whose layers are the original
  * layers, with their masks applied once more (so the weights hold exact zeros).

@@ -5,7 +5,7 @@ import type * as tfl from '@tensorflow/tfjs-layers';
 import { checkSparsity } from '../masks.js';
 import { erkDensities } from '../methods/global.js';
 import { FixedMask } from '../schedules.js';
-import { prunedLayers, pruneLowMagnitude } from './prune.js';
+import { prunedLayers, pruneLowMagnitude, setModelMasks } from './prune.js';
 
 export interface RandomInitOptions {
   /** Overall share of the prunable weights removed. */
@@ -22,24 +22,21 @@ export interface RandomInitOptions {
  */
 export function pruneRandomAtInit(model: tfl.LayersModel, options: RandomInitOptions): tfl.LayersModel {
   const pruned = pruneLowMagnitude(model, { pruningSchedule: new FixedMask() });
-  const wrappers = prunedLayers(pruned);
-  const weights = wrappers.flatMap((w) => w.prunedWeights());
-  const shapes = weights.map((w) => w.shape as number[]);
+  const shapes = prunedLayers(pruned).flatMap((w) => w.prunedWeights().map((v) => v.shape as number[]));
+  const sizes = shapes.map((s) => s.reduce((a, b) => a * b, 1));
   checkSparsity(options.sparsity);
   const densities =
     (options.distribution ?? 'erk') === 'erk'
       ? erkDensities(shapes, options.sparsity)
       : shapes.map(() => 1 - options.sparsity);
   const rng = new Rng(options.seed ?? 0);
-  let at = 0;
-  for (const w of wrappers) {
-    const masks = w.prunedWeights().map((v) => {
-      const size = v.shape.reduce((a: number, b) => a * (b ?? 1), 1);
+  setModelMasks(
+    pruned,
+    sizes.map((size, i) => {
       const keep = new Float32Array(size).fill(1);
-      for (const i of rng.sample(size, Math.round(size * (1 - densities[at++]!)))) keep[i] = 0;
+      for (const k of rng.sample(size, Math.round(size * (1 - densities[i]!)))) keep[k] = 0;
       return keep;
-    });
-    w.setMasks(masks);
-  }
+    }),
+  );
   return pruned;
 }

@@ -5,8 +5,8 @@ import { InvalidArgumentError } from '@sparsekit/core';
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import { FixedMask } from '../schedules.js';
-import { globalMagnitudeKeep } from '../training-masks.js';
-import { prunedLayers, pruneLowMagnitude, stripPruning } from './prune.js';
+import { globalMagnitudeKeep, zeroShare } from '../training-masks.js';
+import { prunedWeightValues, pruneLowMagnitude, setModelMasks, stripPruning } from './prune.js';
 
 export interface SoupOptions {
   /** A fresh model of the same architecture (each ingredient trains in its own copy). */
@@ -57,23 +57,13 @@ export async function sparseModelSoup(
     const probe = pruneLowMagnitude(withWeights(options.build(), current), {
       pruningSchedule: new FixedMask(),
     });
-    const wrappers = prunedLayers(probe);
-    keeps = globalMagnitudeKeep(
-      wrappers.flatMap((w) => w.prunedWeights().map((v) => v.read().dataSync() as Float32Array)),
-      perCycle,
-      keeps,
-    );
+    keeps = globalMagnitudeKeep(prunedWeightValues(probe), perCycle, keeps);
     const trained: tf.Tensor[][] = [];
     for (let i = 0; i < ingredients; i++) {
       const copy = pruneLowMagnitude(withWeights(options.build(), current), {
         pruningSchedule: new FixedMask(),
       });
-      let at = 0;
-      for (const w of prunedLayers(copy)) {
-        const count = w.prunedWeights().length;
-        w.setMasks(keeps.slice(at, at + count));
-        at += count;
-      }
+      setModelMasks(copy, keeps);
       await options.train(copy, cycle, i);
       trained.push(
         stripPruning(copy)
@@ -87,13 +77,7 @@ export async function sparseModelSoup(
     for (const t of current) t.dispose();
     current = averaged;
     soup = withWeights(options.build(), current);
-    let zeros = 0;
-    let total = 0;
-    for (const k of keeps) {
-      total += k.length;
-      for (let i = 0; i < k.length; i++) if (k[i] === 0) zeros++;
-    }
-    await options.onCycle?.({ cycle, sparsity: zeros / total, soup, ingredients: trained });
+    await options.onCycle?.({ cycle, sparsity: zeroShare(keeps), soup, ingredients: trained });
     for (const w of trained) for (const t of w) t.dispose();
   }
   for (const t of current) t.dispose();

@@ -2,8 +2,9 @@
 // (a tfjs twin's weights, or any model not built from tfjs-layers), without a wrapper layer.
 import { InvalidArgumentError } from '@sparsekit/core';
 import * as tf from '@tensorflow/tfjs-core';
-import { ConstantSparsity, type PruningSchedule } from '../schedules.js';
-import { magnitudeKeepMask, nmKeepMask } from '../training-masks.js';
+import { checkNmPattern } from '../masks.js';
+import { ConstantSparsity, masksDue, type PruningSchedule } from '../schedules.js';
+import { trainingKeepMask, zeroShare } from '../training-masks.js';
 
 export interface VariablePrunerOptions {
   /** Default ConstantSparsity(0.5, 0), TFMOT's. */
@@ -23,32 +24,21 @@ export class VariablePruner {
   /** Training steps counted so far (TFMOT's pruning_step after the callback: the first step is 1). */
   step = 0;
   private readonly keeps: Float32Array[];
+  private readonly schedule: PruningSchedule;
 
   constructor(
     readonly variables: readonly tf.Variable[],
     private readonly options: VariablePrunerOptions = {},
   ) {
     if (variables.length === 0) throw new InvalidArgumentError('variables', 0, 'needs at least one variable');
-    if (options.nm !== undefined) {
-      const [n, m] = options.nm;
-      if (!(Number.isInteger(n) && Number.isInteger(m) && n >= 1 && n < m))
-        throw new InvalidArgumentError(
-          'nm',
-          `[${n}, ${m}]`,
-          'must be integers 1 <= n < m (n kept of every m)',
-        );
-    }
+    if (options.nm !== undefined) checkNmPattern(options.nm[0], options.nm[1], 'nm');
     this.keeps = variables.map((v) => new Float32Array(v.size).fill(1));
-  }
-
-  private get schedule(): PruningSchedule {
-    return this.options.pruningSchedule ?? new ConstantSparsity(0.5, 0);
+    this.schedule = options.pruningSchedule ?? new ConstantSparsity(0.5, 0);
   }
 
   beforeStep(): void {
     this.step++;
-    const due = this.options.nm === undefined ? this.schedule.at(this.step).prune : this.step === 1;
-    if (due) this.updateMasks();
+    if (masksDue(this.step, this.schedule, this.options.nm)) this.updateMasks();
     this.apply();
   }
 
@@ -56,14 +46,7 @@ export class VariablePruner {
   updateMasks(): void {
     const sparsity = this.schedule.at(this.step).sparsity;
     this.variables.forEach((v, i) => {
-      const values = v.dataSync() as Float32Array;
-      this.keeps[i] =
-        this.options.nm === undefined
-          ? magnitudeKeepMask(values, v.shape, sparsity, {
-              ...(this.options.blockSize ? { blockSize: this.options.blockSize } : {}),
-              ...(this.options.blockPooling ? { blockPooling: this.options.blockPooling } : {}),
-            }).keep
-          : nmKeepMask(values, v.shape, this.options.nm[0], this.options.nm[1]);
+      this.keeps[i] = trainingKeepMask(v.dataSync() as Float32Array, v.shape, sparsity, this.options).keep;
     });
   }
 
@@ -83,12 +66,6 @@ export class VariablePruner {
 
   /** The share of zeros in the masks over all variables. */
   sparsity(): number {
-    let zeros = 0;
-    let total = 0;
-    for (const k of this.keeps) {
-      total += k.length;
-      for (let i = 0; i < k.length; i++) if (k[i] === 0) zeros++;
-    }
-    return zeros / total;
+    return zeroShare(this.keeps);
   }
 }

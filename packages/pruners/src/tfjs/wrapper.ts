@@ -3,15 +3,18 @@
 // is TFMOT's: in training, count the step, check the step callback ran, recompute the masks when
 // the schedule says so; always multiply the weights by their masks; then run the inner layer.
 import { InvalidArgumentError } from '@sparsekit/core';
+import { measuredSparsity } from '@sparsekit/sparse-formats';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
+import { checkNmPattern } from '../masks.js';
 import {
   ConstantSparsity,
+  masksDue,
   type PruningSchedule,
   type PruningScheduleConfig,
   scheduleFromConfig,
 } from '../schedules.js';
-import { magnitudeKeepMask, nmKeepMask } from '../training-masks.js';
+import { trainingKeepMask } from '../training-masks.js';
 import {
   checkNmTraining,
   DenseShadow,
@@ -83,15 +86,7 @@ export class PruneLowMagnitude extends tfl.layers.Layer {
     const pooling = args.blockPooling ?? 'avg';
     if (pooling !== 'avg' && pooling !== 'max')
       throw new InvalidArgumentError('blockPooling', pooling, "must be 'avg' or 'max'");
-    if (args.nm !== undefined) {
-      const [n, m] = args.nm;
-      if (!(Number.isInteger(n) && Number.isInteger(m) && n >= 1 && n < m))
-        throw new InvalidArgumentError(
-          'nm',
-          `[${n}, ${m}]`,
-          'must be integers 1 <= n < m (n kept of every m)',
-        );
-    }
+    if (args.nm !== undefined) checkNmPattern(args.nm[0], args.nm[1], 'nm');
     this.layer = layer;
     this.pruningSchedule = args.pruningSchedule ?? new ConstantSparsity(0.5, 0);
     this.blockSize = args.blockSize ?? [1, 1];
@@ -171,9 +166,7 @@ export class PruneLowMagnitude extends tfl.layers.Layer {
         this.syncShadows(true);
         return this.layer.call(inputs, kwargs);
       }
-      const due =
-        this.nm === undefined ? this.pruningSchedule.at(this.pruningStep).prune : this.pruningStep === 1;
-      if (due) this.updateMasks();
+      if (masksDue(this.pruningStep, this.pruningSchedule, this.nm)) this.updateMasks();
     }
     this.applyMasks();
     return this.layer.call(inputs, kwargs);
@@ -183,20 +176,13 @@ export class PruneLowMagnitude extends tfl.layers.Layer {
   updateMasks(step = this.pruningStep): void {
     const sparsity = this.pruningSchedule.at(step).sparsity;
     for (const p of this.pruned) {
-      const values = p.weight.read().dataSync();
       const shape = p.weight.shape as number[];
-      let keep: Float32Array;
-      if (this.nm !== undefined) {
-        keep = nmKeepMask(values, shape, this.nm[0], this.nm[1]);
-        p.threshold = 0;
-      } else {
-        const r = magnitudeKeepMask(values, shape, sparsity, {
-          blockSize: this.blockSize,
-          blockPooling: this.blockPooling,
-        });
-        keep = r.keep;
-        p.threshold = r.threshold;
-      }
+      const { keep, threshold } = trainingKeepMask(p.weight.read().dataSync(), shape, sparsity, {
+        blockSize: this.blockSize,
+        blockPooling: this.blockPooling,
+        ...(this.nm === undefined ? {} : { nm: this.nm }),
+      });
+      p.threshold = threshold;
       tf.tidy(() => {
         p.mask.write(tf.tensor(keep, shape));
       });
@@ -280,12 +266,11 @@ export class PruneLowMagnitude extends tfl.layers.Layer {
 
   /** Per pruned weight: its name, the mask's sparsity (zeros / size) and the threshold last used. */
   summaries(): Array<{ weight: string; sparsity: number; threshold: number }> {
-    return this.pruned.map((p) => {
-      const m = p.mask.read().dataSync();
-      let zeros = 0;
-      for (let i = 0; i < m.length; i++) if (m[i] === 0) zeros++;
-      return { weight: weightBaseName(p.weight), sparsity: zeros / m.length, threshold: p.threshold };
-    });
+    return this.pruned.map((p) => ({
+      weight: weightBaseName(p.weight),
+      sparsity: measuredSparsity(p.mask.read().dataSync()),
+      threshold: p.threshold,
+    }));
   }
 
   override getConfig(): tf.serialization.ConfigDict {
