@@ -44,17 +44,21 @@ export interface SparseModelJson {
   [key: string]: unknown;
 }
 
-function concatWeightData(data: TF.io.ModelArtifacts['weightData']): Uint8Array {
-  if (data === undefined) return new Uint8Array(0);
-  const parts = Array.isArray(data) ? data : [data];
-  const total = parts.reduce((n, p) => n + p.byteLength, 0);
-  const out = new Uint8Array(total);
+/** The byte arrays one after another. */
+function concatBytes(parts: readonly ArrayBuffer[] | readonly Uint8Array[]): Uint8Array<ArrayBuffer> {
+  const views = parts.map((p) => (p instanceof Uint8Array ? p : new Uint8Array(p)));
+  const out = new Uint8Array(views.reduce((n, p) => n + p.byteLength, 0));
   let at = 0;
-  for (const p of parts) {
-    out.set(new Uint8Array(p), at);
+  for (const p of views) {
+    out.set(p, at);
     at += p.byteLength;
   }
   return out;
+}
+
+function concatWeightData(data: TF.io.ModelArtifacts['weightData']): Uint8Array {
+  if (data === undefined) return new Uint8Array(0);
+  return concatBytes(Array.isArray(data) ? data : [data]);
 }
 
 const BYTES: Record<string, number> = {
@@ -187,13 +191,7 @@ export function decodeSparseModel(modelJson: unknown, shard: Uint8Array): TF.io.
       parts.push(bytes);
     } else throw new InvalidFormatError('tfjs model', `the shard has no weight ${spec.name}`);
   }
-  const total = parts.reduce((n, p) => n + p.length, 0);
-  const weightData = new Uint8Array(total);
-  let at = 0;
-  for (const p of parts) {
-    weightData.set(p, at);
-    at += p.length;
-  }
+  const weightData = concatBytes(parts);
   return {
     modelTopology: json.modelTopology as TF.io.ModelArtifacts['modelTopology'],
     weightSpecs: specs,
