@@ -45,13 +45,11 @@ function convInfo(
 }
 
 /**
- * Visit every (batch, out row, out col, filter row, filter col) whose input position lies inside
- * the image: `f(b, oh, ow, ih, iw, fh, fw)`.
+ * Visit every (output position, filter tap) whose input position lies inside the image:
+ * `f(inPos, outPos, tap)` with inPos = (b H + ih) W + iw, outPos the same over the output, and
+ * tap = fh * filterWidth + fw; a kernel scales them by its channel counts.
  */
-function eachTap(
-  c: ConvInfo,
-  f: (b: number, oh: number, ow: number, ih: number, iw: number, fh: number, fw: number) => void,
-): void {
+function eachTap(c: ConvInfo, f: (inPos: number, outPos: number, tap: number) => void): void {
   for (let b = 0; b < c.batchSize; b++)
     for (let oh = 0; oh < c.outHeight; oh++)
       for (let fh = 0; fh < c.filterHeight; fh++) {
@@ -61,7 +59,11 @@ function eachTap(
           for (let fw = 0; fw < c.filterWidth; fw++) {
             const iw = ow * c.strideWidth + fw * c.dilationWidth - c.padInfo.left;
             if (iw < 0 || iw >= c.inWidth) continue;
-            f(b, oh, ow, ih, iw, fh, fw);
+            f(
+              (b * c.inHeight + ih) * c.inWidth + iw,
+              (b * c.outHeight + oh) * c.outWidth + ow,
+              fh * c.filterWidth + fw,
+            );
           }
       }
 }
@@ -86,10 +88,10 @@ export function registerWasmGradientKernels(tf: Tfjs): void {
     const DY = be.readSync(dy.dataId);
     const [ci, co] = [c.inChannels, c.outChannels];
     const out = new Float32Array(filterShape.reduce((a, b) => a * b, 1));
-    eachTap(c, (b, oh, ow, ih, iw, fh, fw) => {
-      const xo = ((b * c.inHeight + ih) * c.inWidth + iw) * ci;
-      const dyo = ((b * c.outHeight + oh) * c.outWidth + ow) * co;
-      const wo = (fh * c.filterWidth + fw) * ci * co;
+    eachTap(c, (inPos, outPos, tap) => {
+      const xo = inPos * ci;
+      const dyo = outPos * co;
+      const wo = tap * ci * co;
       for (let i = 0; i < ci; i++) {
         const xv = X[xo + i]!;
         if (xv === 0) continue;
@@ -110,10 +112,10 @@ export function registerWasmGradientKernels(tf: Tfjs): void {
     const ci = c.inChannels;
     const mult = c.outChannels / ci;
     const out = new Float32Array(filterShape.reduce((a, b) => a * b, 1));
-    eachTap(c, (b, oh, ow, ih, iw, fh, fw) => {
-      const xo = ((b * c.inHeight + ih) * c.inWidth + iw) * ci;
-      const dyo = ((b * c.outHeight + oh) * c.outWidth + ow) * c.outChannels;
-      const wo = (fh * c.filterWidth + fw) * ci * mult;
+    eachTap(c, (inPos, outPos, tap) => {
+      const xo = inPos * ci;
+      const dyo = outPos * c.outChannels;
+      const wo = tap * ci * mult;
       for (let i = 0; i < ci; i++)
         for (let m = 0; m < mult; m++) out[wo + i * mult + m]! += X[xo + i]! * DY[dyo + i * mult + m]!;
     });
@@ -130,10 +132,10 @@ export function registerWasmGradientKernels(tf: Tfjs): void {
     const ci = c.inChannels;
     const mult = c.outChannels / ci;
     const out = new Float32Array(inputShape.reduce((a, b) => a * b, 1));
-    eachTap(c, (b, oh, ow, ih, iw, fh, fw) => {
-      const xo = ((b * c.inHeight + ih) * c.inWidth + iw) * ci;
-      const dyo = ((b * c.outHeight + oh) * c.outWidth + ow) * c.outChannels;
-      const wo = (fh * c.filterWidth + fw) * ci * mult;
+    eachTap(c, (inPos, outPos, tap) => {
+      const xo = inPos * ci;
+      const dyo = outPos * c.outChannels;
+      const wo = tap * ci * mult;
       for (let i = 0; i < ci; i++) {
         let acc = 0;
         for (let m = 0; m < mult; m++) acc += W[wo + i * mult + m]! * DY[dyo + i * mult + m]!;
