@@ -30,9 +30,9 @@ import { backendRef, type ModelConfig, TransformerLM } from '@sparsekit/models';
 import { loadHfModel, tinyLmPath } from '@sparsekit/models/node';
 import { LlamaTwin } from '@sparsekit/models/tfjs';
 import { createWasmBackend } from '@sparsekit/sparse-formats';
-import { loadCorpus, splitCorpus } from './corpus.js';
+import { fineTuneTwin, trainingTokens } from './fine-tune.js';
+import { SEED } from './training.js';
 
-const SEED = 1234;
 const reluSteps = numberOption('relu-steps', 200);
 const stageSteps = numberOption('stage-steps', 100);
 const l1s = option('l1', '0.1,0.3,1').split(',').map(Number);
@@ -52,15 +52,7 @@ const measureBatches = calibrationWindows(
   tokenizer.encode(readFileSync(join(tinyLmPath(), 'calibration.txt'), 'utf8')),
   { samples: 16, seqLen, seed: 0 },
 );
-const eot = tokenizer.eosTokenId!;
-const train = (() => {
-  const ids: number[] = [];
-  for (const d of splitCorpus(loadCorpus(), SEED).train) {
-    for (const id of tokenizer.encode(d.text)) ids.push(id);
-    ids.push(eot);
-  }
-  return Int32Array.from(ids);
-})();
+const train = trainingTokens(tokenizer);
 console.log(`training tokens: ${train.length} (${elapsed().toFixed(0)} s)`);
 
 const rows: Array<Record<string, unknown>> = [];
@@ -95,34 +87,22 @@ if (!control) await evaluate('ReLU swapped in (no training)', runtime(), 0);
 const rng = new Rng(SEED);
 const optimizer = tf.train.adam(lr, 0.9, 0.95, 1e-8);
 let total = 0;
+/** Adam at a constant lr after 20 warm-up steps (counted over all stages), one optimizer throughout. */
 function trainSteps(steps: number, l1At: (step: number) => number): number {
-  let loss = 0;
-  for (let step = 0; step < steps; step++, total++) {
-    (optimizer as unknown as { learningRate: number }).learningRate = lr * Math.min(1, (total + 1) / 20);
-    const inputs = new Int32Array(batchSize * seqLen);
-    const targets = new Int32Array(batchSize * seqLen);
-    for (let b = 0; b < batchSize; b++) {
-      const s = rng.int(train.length - seqLen - 1);
-      inputs.set(train.subarray(s, s + seqLen), b * seqLen);
-      targets.set(train.subarray(s + 1, s + seqLen + 1), b * seqLen);
-    }
-    const x = tf.tensor2d(inputs, [batchSize, seqLen], 'int32');
-    const y = tf.tensor2d(targets, [batchSize, seqLen], 'int32');
-    const activationL1 = l1At(step);
-    const { value, grads } = tf.variableGrads(() => twin.loss(x, y, { activationL1 }), twin.variables());
-    const norm = Math.sqrt(
-      tf.tidy(() => tf.addN(Object.values(grads).map((g) => tf.sum(tf.square(g)))).dataSync()[0]!),
-    );
-    const scale = Math.min(1, 1 / (norm + 1e-6));
-    const clipped = Object.fromEntries(Object.entries(grads).map(([k, g]) => [k, tf.mul(g, scale)]));
-    optimizer.applyGradients(clipped as unknown as Parameters<typeof optimizer.applyGradients>[0]);
-    loss = value.dataSync()[0]!;
-    tf.dispose([x, y, value, ...Object.values(grads), ...Object.values(clipped)]);
-    if ((step + 1) % 50 === 0)
-      console.log(
-        `  step ${step + 1}/${steps}  loss ${loss.toFixed(3)}  l1 ${activationL1.toFixed(4)}  (${elapsed().toFixed(0)} s)`,
-      );
-  }
+  const loss = fineTuneTwin({
+    tf,
+    twin,
+    train,
+    steps,
+    lr,
+    optimizer,
+    firstStep: total,
+    rng,
+    batchSize,
+    seqLen,
+    loss: (x, y, step) => twin.loss(x, y, { activationL1: l1At(step) }),
+  });
+  total += steps;
   return loss;
 }
 

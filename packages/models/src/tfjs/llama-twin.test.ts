@@ -33,6 +33,34 @@ describe('tfjs twin of the Llama architecture', () => {
     twin.dispose();
   });
 
+  it("hands out each block's output on the residual stream, as the runtime's stream hook sees it", async () => {
+    const { model, config } = await loadHfModel(dir);
+    const want = hfTinyExpected('llama');
+    const seen: Float32Array[] = [];
+    const handle = model.hooks.add('stream', (t, c) => {
+      if (c.point?.at === 'mlp') seen.push(Float32Array.from(t.data));
+    });
+    const ids = new Tensor('i32', [1, want.tokens.length], Int32Array.from(want.tokens));
+    model.logits(ids);
+    handle.remove();
+    const twin = LlamaTwin.fromParams(tf, config, model.params);
+    const hidden: tf.Tensor[] = [];
+    const logits = twin.logits(
+      tf.tensor2d([want.tokens], [1, want.tokens.length], 'int32'),
+      undefined,
+      undefined,
+      hidden,
+    );
+    expect(hidden).toHaveLength(config.numLayers);
+    expect(seen).toHaveLength(config.numLayers);
+    hidden.forEach((h, i) => {
+      expect(h.shape).toEqual([want.tokens.length, config.hiddenSize]);
+      expect(h.dataSync() as Float32Array).toAllClose(seen[i]!, { atol: 1e-4, rtol: 1e-4 });
+    });
+    tf.dispose([...hidden, logits]);
+    twin.dispose();
+  });
+
   it('refuses a model it has no counterpart for (a router other than top-k, dense experts), naming the module', async () => {
     const { model, config } = await loadHfModel(dir);
     const b = model.params.blocks[1]!;

@@ -354,9 +354,11 @@ export class LlamaTwin {
    * Logits [batch * seq, vocab] for token ids [batch, seq] (call inside tf.tidy or a gradient).
    * `taps`, when given, receives each block's act(gate) [batch * seq, intermediate] (a mixture's:
    * [batch * seq, experts * intermediate], zero where an expert was not chosen); `routing`, when
-   * given, each MoE block's router logits, probabilities and top-k mask.
+   * given, each MoE block's router logits, probabilities and top-k mask; `hidden`, when given, each
+   * block's output on the residual stream [batch * seq, hidden] (what layer-wise distillation such
+   * as SquareHead matches).
    */
-  logits(ids: TF.Tensor2D, taps?: TF.Tensor[], routing?: TwinRouting[]): TF.Tensor2D {
+  logits(ids: TF.Tensor2D, taps?: TF.Tensor[], routing?: TwinRouting[], hidden?: TF.Tensor[]): TF.Tensor2D {
     const tf = this.tf;
     const c = this.config;
     const [batch, seq] = ids.shape;
@@ -383,12 +385,14 @@ export class LlamaTwin {
       const m = this.rmsNorm(x, l.mlpNorm);
       if (l.moe !== undefined) {
         x = tf.add(x, moeMlp(this.moeOps, l.moe, m, routing, taps, block));
+        hidden?.push(x);
         continue;
       }
       const act = this.activate(this.mm(m, l.gate));
       taps?.push(act);
       const inner = tf.mul(act, this.mm(m, l.up));
       x = tf.add(x, this.mm(inner, l.down));
+      hidden?.push(x);
     }
     const head = this.weights.head ?? tf.transpose(this.weights.embed);
     return this.mm(this.rmsNorm(x, this.weights.norm), head) as TF.Tensor2D;

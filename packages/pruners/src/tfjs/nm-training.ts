@@ -7,7 +7,6 @@
 // weights every training step.
 import { InvalidArgumentError } from '@sparsekit/core';
 import * as tf from '@tensorflow/tfjs-core';
-import type * as tfl from '@tensorflow/tfjs-layers';
 import { checkNmPattern } from '../masks.js';
 import { nmKeepMask } from '../training-masks.js';
 
@@ -82,6 +81,18 @@ export function pruneFactorAt(o: NmTrainingOptions, step: number): number {
   return o.decay === 'exponential' ? Math.exp(-c * step) : Math.max(1 - c * step, 0);
 }
 
+/** What a dense shadow reads and writes: a layer's weight (tfjs-layers' LayerVariable) or a plain tf.Variable's `shadowed(v)`. */
+export interface ShadowedWeight {
+  readonly shape: readonly (number | null)[];
+  read(): tf.Tensor;
+  write(values: tf.Tensor): void;
+}
+
+/** A tf.Variable seen as a `ShadowedWeight`. */
+export function shadowed(v: tf.Variable): ShadowedWeight {
+  return { shape: v.shape, read: () => v, write: (t) => v.assign(t) };
+}
+
 /** One weight's dense shadow. */
 export class DenseShadow {
   private shadow: Float32Array | undefined;
@@ -89,7 +100,7 @@ export class DenseShadow {
   keep: Float32Array | undefined;
 
   /** The dense weights: the variable's values plus the pruned part it does not hold. */
-  dense(weight: tfl.LayerVariable): Float32Array {
+  dense(weight: ShadowedWeight): Float32Array {
     const v = weight.read().dataSync() as Float32Array;
     if (this.shadow === undefined || this.factor === undefined) return Float32Array.from(v);
     const out = new Float32Array(v.length);
@@ -101,7 +112,7 @@ export class DenseShadow {
    * Rebuild the dense weights, shrink the pruned ones by (1 - decay), recompute the n:m mask and
    * write the forward weights (pruned ones times `factor`) into the variable.
    */
-  sync(weight: tfl.LayerVariable, pattern: readonly [number, number], factor: number, decay = 0): void {
+  sync(weight: ShadowedWeight, pattern: readonly [number, number], factor: number, decay = 0): void {
     const dense = this.dense(weight);
     if (decay > 0 && this.keep !== undefined)
       for (let i = 0; i < dense.length; i++) if (this.keep[i] === 0) dense[i]! *= 1 - decay;
@@ -123,7 +134,7 @@ export class DenseShadow {
   }
 
   /** Write the hard-masked dense weights (pruned ones exactly 0) and forget the shadow. */
-  finish(weight: tfl.LayerVariable): void {
+  finish(weight: ShadowedWeight): void {
     if (this.shadow === undefined || this.keep === undefined) return;
     const dense = this.dense(weight);
     for (let i = 0; i < dense.length; i++) dense[i]! *= this.keep[i]!;

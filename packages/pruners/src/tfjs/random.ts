@@ -23,20 +23,28 @@ export interface RandomInitOptions {
 export function pruneRandomAtInit(model: tfl.LayersModel, options: RandomInitOptions): tfl.LayersModel {
   const pruned = pruneLowMagnitude(model, { pruningSchedule: new FixedMask() });
   const shapes = prunedLayers(pruned).flatMap((w) => w.prunedWeights().map((v) => v.shape as number[]));
-  const sizes = shapes.map((s) => s.reduce((a, b) => a * b, 1));
+  setModelMasks(pruned, randomKeepMasks(shapes, options));
+  return pruned;
+}
+
+/**
+ * Random keep-masks (1 kept) for weights of these shapes: exactly round(size x layer sparsity)
+ * zeros each, the layer sparsities uniform or ERK for the overall `sparsity`, seeded.
+ */
+export function randomKeepMasks(
+  shapes: ReadonlyArray<readonly number[]>,
+  options: RandomInitOptions,
+): Float32Array[] {
   checkSparsity(options.sparsity);
   const densities =
     (options.distribution ?? 'erk') === 'erk'
       ? erkDensities(shapes, options.sparsity)
       : shapes.map(() => 1 - options.sparsity);
   const rng = new Rng(options.seed ?? 0);
-  setModelMasks(
-    pruned,
-    sizes.map((size, i) => {
-      const keep = new Float32Array(size).fill(1);
-      for (const k of rng.sample(size, Math.round(size * (1 - densities[i]!)))) keep[k] = 0;
-      return keep;
-    }),
-  );
-  return pruned;
+  return shapes.map((shape, i) => {
+    const size = shape.reduce((a, b) => a * b, 1);
+    const keep = new Float32Array(size).fill(1);
+    for (const k of rng.sample(size, Math.round(size * (1 - densities[i]!)))) keep[k] = 0;
+    return keep;
+  });
 }
