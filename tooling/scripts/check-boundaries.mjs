@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // The dependency rules of DESIGN.md, checked on every import of the source files:
 // - core imports no package; sparse-formats only core;
-// - algorithm packages, kernels-gpu, models and eval-harness import only core and sparse-formats;
+// - algorithm packages, kernels-gpu, kernels-native, models and eval-harness import only core and sparse-formats;
 // - apps import packages through their public entry points only (the `exports` of each package);
 // - nothing reaches into another package by a relative path.
 // Tests (*.test.ts, *.test-util.ts) and benchmarks may also use tooling and packages above them.
@@ -15,6 +15,7 @@ const allowed = {
   core: [],
   'sparse-formats': ['@sparsekit/core'],
   'kernels-gpu': BASE,
+  'kernels-native': BASE,
   models: BASE,
   pruners: BASE,
   'eval-harness': BASE,

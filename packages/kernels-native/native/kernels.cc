@@ -1,0 +1,420 @@
+// Native CPU kernels behind the backend contract's linear op: y [batch, rows] = x [batch, cols] W^T
+// (+ bias) for dense and compressed-row weights (CSR, and N:M / ELL passed as rows of fixed
+// length), f32 or f16 values (F16C), i32 or u16 column indices. Each kernel has an AVX2+FMA build and
+// a portable one, chosen once at load from the CPU's features. Rows are split over a thread pool by
+// nonzeros. The TypeScript side validates shapes and indices once per matrix; these loops trust them.
+#include <napi.h>
+
+#include <cstdint>
+#include <cstring>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#if defined(__x86_64__) || defined(_M_X64)
+#include <immintrin.h>
+#define SK_X86 1
+#endif
+
+#include "pool.h"
+
+namespace {
+
+std::unique_ptr<Pool> pool;
+// One kernel call at a time per process (worker threads that load the addon share the pool).
+std::mutex callMutex;
+bool useAvx2 = false;
+
+inline float halfToFloat(uint16_t h) {
+  uint32_t sign = (h & 0x8000u) << 16;
+  uint32_t exp = (h >> 10) & 0x1f;
+  uint32_t mant = h & 0x3ffu;
+  uint32_t bits;
+  if (exp == 0) {
+    if (mant == 0) {
+      bits = sign;
+    } else {
+      exp = 127 - 15 + 1;
+      while ((mant & 0x400u) == 0) {
+        mant <<= 1;
+        exp--;
+      }
+      mant &= 0x3ffu;
+      bits = sign | (exp << 23) | (mant << 13);
+    }
+  } else if (exp == 31) {
+    bits = sign | 0x7f800000u | (mant << 13);
+  } else {
+    bits = sign | ((exp + 127 - 15) << 23) | (mant << 13);
+  }
+  float f;
+  std::memcpy(&f, &bits, 4);
+  return f;
+}
+
+template <typename V>
+inline float valueAt(const V* v, int64_t i);
+template <>
+inline float valueAt<float>(const float* v, int64_t i) { return v[i]; }
+template <>
+inline float valueAt<uint16_t>(const uint16_t* v, int64_t i) { return halfToFloat(v[i]); }
+
+// ---- portable kernels ----
+
+template <typename V>
+void denseRowsPortable(const float* x, int batch, const V* w, int rows, int cols, float* y, int r0, int r1) {
+  for (int r = r0; r < r1; r++) {
+    const V* row = w + static_cast<int64_t>(r) * cols;
+    for (int b = 0; b < batch; b++) {
+      const float* xb = x + static_cast<int64_t>(b) * cols;
+      float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+      int c = 0;
+      for (; c + 4 <= cols; c += 4) {
+        s0 += valueAt(row, c) * xb[c];
+        s1 += valueAt(row, c + 1) * xb[c + 1];
+        s2 += valueAt(row, c + 2) * xb[c + 2];
+        s3 += valueAt(row, c + 3) * xb[c + 3];
+      }
+      for (; c < cols; c++) s0 += valueAt(row, c) * xb[c];
+      y[static_cast<int64_t>(b) * rows + r] = (s0 + s1) + (s2 + s3);
+    }
+  }
+}
+
+// xt is x transposed [cols, batch] when batch > 1 (each nonzero reads one contiguous run).
+template <typename V, typename I>
+void csrRowsPortable(const float* x, const float* xt, int batch, const int32_t* indptr, int64_t rowLength,
+                     const I* indices, const V* values, int rows, float* y, int r0, int r1, float* acc) {
+  for (int r = r0; r < r1; r++) {
+    int64_t start = indptr ? indptr[r] : r * rowLength;
+    int64_t end = indptr ? indptr[r + 1] : (r + 1) * rowLength;
+    if (batch == 1) {
+      float s0 = 0, s1 = 0;
+      int64_t k = start;
+      for (; k + 2 <= end; k += 2) {
+        s0 += valueAt(values, k) * x[indices[k]];
+        s1 += valueAt(values, k + 1) * x[indices[k + 1]];
+      }
+      if (k < end) s0 += valueAt(values, k) * x[indices[k]];
+      y[r] = s0 + s1;
+      continue;
+    }
+    for (int b = 0; b < batch; b++) acc[b] = 0;
+    for (int64_t k = start; k < end; k++) {
+      float v = valueAt(values, k);
+      const float* xr = xt + static_cast<int64_t>(indices[k]) * batch;
+      for (int b = 0; b < batch; b++) acc[b] += v * xr[b];
+    }
+    for (int b = 0; b < batch; b++) y[static_cast<int64_t>(b) * rows + r] = acc[b];
+  }
+}
+
+#ifdef SK_X86
+// ---- AVX2 + FMA (+ F16C) kernels ----
+
+__attribute__((target("avx2,fma,f16c"))) inline __m256 load8(const float* p) { return _mm256_loadu_ps(p); }
+__attribute__((target("avx2,fma,f16c"))) inline __m256 load8(const uint16_t* p) {
+  return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+}
+__attribute__((target("avx2,fma,f16c"))) inline float hsum(__m256 v) {
+  __m128 lo = _mm256_castps256_ps128(v);
+  __m128 hi = _mm256_extractf128_ps(v, 1);
+  lo = _mm_add_ps(lo, hi);
+  lo = _mm_add_ps(lo, _mm_movehl_ps(lo, lo));
+  lo = _mm_add_ss(lo, _mm_shuffle_ps(lo, lo, 1));
+  return _mm_cvtss_f32(lo);
+}
+__attribute__((target("avx2,fma,f16c"))) inline __m256i loadIndex8(const int32_t* p) {
+  return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+}
+__attribute__((target("avx2,fma,f16c"))) inline __m256i loadIndex8(const uint16_t* p) {
+  return _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+}
+__attribute__((target("avx2,fma,f16c"))) inline float valueAtAvx(const float* v, int64_t i) { return v[i]; }
+__attribute__((target("avx2,fma,f16c"))) inline float valueAtAvx(const uint16_t* v, int64_t i) {
+  return _cvtsh_ss(v[i]);
+}
+
+// Four batch rows at a time share each load of W.
+template <typename V>
+__attribute__((target("avx2,fma,f16c"))) void denseRowsAvx2(const float* x, int batch, const V* w, int rows,
+                                                            int cols, float* y, int r0, int r1) {
+  for (int r = r0; r < r1; r++) {
+    const V* row = w + static_cast<int64_t>(r) * cols;
+    int b = 0;
+    for (; b + 4 <= batch; b += 4) {
+      const float* x0 = x + static_cast<int64_t>(b) * cols;
+      const float* x1 = x0 + cols;
+      const float* x2 = x1 + cols;
+      const float* x3 = x2 + cols;
+      __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps(),
+             a3 = _mm256_setzero_ps();
+      int c = 0;
+      for (; c + 8 <= cols; c += 8) {
+        __m256 wv = load8(row + c);
+        a0 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x0 + c), a0);
+        a1 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x1 + c), a1);
+        a2 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x2 + c), a2);
+        a3 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x3 + c), a3);
+      }
+      float s0 = hsum(a0), s1 = hsum(a1), s2 = hsum(a2), s3 = hsum(a3);
+      for (; c < cols; c++) {
+        float wv = valueAtAvx(row, c);
+        s0 += wv * x0[c];
+        s1 += wv * x1[c];
+        s2 += wv * x2[c];
+        s3 += wv * x3[c];
+      }
+      y[static_cast<int64_t>(b) * rows + r] = s0;
+      y[static_cast<int64_t>(b + 1) * rows + r] = s1;
+      y[static_cast<int64_t>(b + 2) * rows + r] = s2;
+      y[static_cast<int64_t>(b + 3) * rows + r] = s3;
+    }
+    for (; b < batch; b++) {
+      const float* xb = x + static_cast<int64_t>(b) * cols;
+      __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+      int c = 0;
+      for (; c + 16 <= cols; c += 16) {
+        a0 = _mm256_fmadd_ps(load8(row + c), _mm256_loadu_ps(xb + c), a0);
+        a1 = _mm256_fmadd_ps(load8(row + c + 8), _mm256_loadu_ps(xb + c + 8), a1);
+      }
+      for (; c + 8 <= cols; c += 8) a0 = _mm256_fmadd_ps(load8(row + c), _mm256_loadu_ps(xb + c), a0);
+      float s = hsum(_mm256_add_ps(a0, a1));
+      for (; c < cols; c++) s += valueAtAvx(row, c) * xb[c];
+      y[static_cast<int64_t>(b) * rows + r] = s;
+    }
+  }
+}
+
+template <typename V, typename I>
+__attribute__((target("avx2,fma,f16c"))) void csrRowsAvx2(const float* x, const float* xt, int batch,
+                                                          const int32_t* indptr, int64_t rowLength,
+                                                          const I* indices, const V* values, int rows, float* y,
+                                                          int r0, int r1, float* acc) {
+  for (int r = r0; r < r1; r++) {
+    int64_t start = indptr ? indptr[r] : r * rowLength;
+    int64_t end = indptr ? indptr[r + 1] : (r + 1) * rowLength;
+    if (batch == 1) {
+      // Gather 8 inputs at a time by column index.
+      __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+      int64_t k = start;
+      for (; k + 16 <= end; k += 16) {
+        a0 = _mm256_fmadd_ps(load8(values + k), _mm256_i32gather_ps(x, loadIndex8(indices + k), 4), a0);
+        a1 = _mm256_fmadd_ps(load8(values + k + 8), _mm256_i32gather_ps(x, loadIndex8(indices + k + 8), 4), a1);
+      }
+      for (; k + 8 <= end; k += 8)
+        a0 = _mm256_fmadd_ps(load8(values + k), _mm256_i32gather_ps(x, loadIndex8(indices + k), 4), a0);
+      float s = hsum(_mm256_add_ps(a0, a1));
+      for (; k < end; k++) s += valueAtAvx(values, k) * x[indices[k]];
+      y[r] = s;
+      continue;
+    }
+    int b8 = batch & ~7;
+    for (int b = 0; b < batch; b++) acc[b] = 0;
+    for (int64_t k = start; k < end; k++) {
+      __m256 v = _mm256_set1_ps(valueAtAvx(values, k));
+      const float* xr = xt + static_cast<int64_t>(indices[k]) * batch;
+      int b = 0;
+      for (; b < b8; b += 8) _mm256_storeu_ps(acc + b, _mm256_fmadd_ps(v, _mm256_loadu_ps(xr + b), _mm256_loadu_ps(acc + b)));
+      float vs = valueAtAvx(values, k);
+      for (; b < batch; b++) acc[b] += vs * xr[b];
+    }
+    for (int b = 0; b < batch; b++) y[static_cast<int64_t>(b) * rows + r] = acc[b];
+  }
+}
+#endif
+
+// ---- dispatch and threading ----
+
+struct Range {
+  int r0, r1;
+};
+
+// Split rows into at most `parts` ranges of about equal work (nonzeros, or rows when dense).
+std::vector<Range> splitRows(int rows, const int32_t* indptr, int64_t rowLength, int parts) {
+  std::vector<Range> out;
+  if (rows <= 0) return out;
+  if (parts < 1) parts = 1;
+  if (parts > rows) parts = rows;
+  int64_t total = indptr ? indptr[rows] - indptr[0] : static_cast<int64_t>(rows) * (rowLength > 0 ? rowLength : 1);
+  int r = 0;
+  for (int p = 0; p < parts && r < rows; p++) {
+    int64_t target = indptr ? indptr[0] + (total * (p + 1)) / parts : 0;
+    int end;
+    if (p == parts - 1) {
+      end = rows;
+    } else if (indptr) {
+      // First row whose end passes the target.
+      int lo = r + 1, hi = rows;
+      while (lo < hi) {
+        int mid = (lo + hi) / 2;
+        if (indptr[mid] >= target) hi = mid; else lo = mid + 1;
+      }
+      end = lo;
+    } else {
+      end = static_cast<int>((static_cast<int64_t>(rows) * (p + 1)) / parts);
+      if (end <= r) end = r + 1;
+    }
+    out.push_back({r, end});
+    r = end;
+  }
+  return out;
+}
+
+int partsFor(int64_t work, int threads) {
+  // Below ~64k multiply-adds a call is faster on one thread.
+  int64_t parts = work / 65536;
+  if (parts < 1) parts = 1;
+  if (parts > threads * 4) parts = threads * 4;
+  return static_cast<int>(parts);
+}
+
+void addBias(float* y, int batch, int rows, const float* bias) {
+  if (!bias) return;
+  for (int b = 0; b < batch; b++)
+    for (int r = 0; r < rows; r++) y[static_cast<int64_t>(b) * rows + r] += bias[r];
+}
+
+template <typename V>
+void runDense(const float* x, int batch, const V* w, int rows, int cols, const float* bias, float* y) {
+  auto ranges = splitRows(rows, nullptr, cols, partsFor(static_cast<int64_t>(rows) * cols * batch, pool->threads()));
+  pool->run(static_cast<int>(ranges.size()), [&](int t) {
+#ifdef SK_X86
+    if (useAvx2) return denseRowsAvx2(x, batch, w, rows, cols, y, ranges[t].r0, ranges[t].r1);
+#endif
+    denseRowsPortable(x, batch, w, rows, cols, y, ranges[t].r0, ranges[t].r1);
+  });
+  addBias(y, batch, rows, bias);
+}
+
+template <typename V, typename I>
+void runCsr(const float* x, int batch, int cols, const int32_t* indptr, int64_t rowLength, const I* indices,
+            const V* values, int rows, const float* bias, float* y) {
+  std::vector<float> xt;
+  if (batch > 1) {
+    xt.resize(static_cast<size_t>(batch) * cols);
+    for (int b = 0; b < batch; b++)
+      for (int c = 0; c < cols; c++) xt[static_cast<size_t>(c) * batch + b] = x[static_cast<size_t>(b) * cols + c];
+  }
+  int64_t nnz = indptr ? indptr[rows] - indptr[0] : rowLength * rows;
+  auto ranges = splitRows(rows, indptr, rowLength, partsFor(nnz * batch, pool->threads()));
+  pool->run(static_cast<int>(ranges.size()), [&](int t) {
+    std::vector<float> acc(batch > 1 ? batch : 1);
+#ifdef SK_X86
+    if (useAvx2)
+      return csrRowsAvx2(x, xt.data(), batch, indptr, rowLength, indices, values, rows, y, ranges[t].r0,
+                         ranges[t].r1, acc.data());
+#endif
+    csrRowsPortable(x, xt.data(), batch, indptr, rowLength, indices, values, rows, y, ranges[t].r0, ranges[t].r1,
+                    acc.data());
+  });
+  addBias(y, batch, rows, bias);
+}
+
+template <typename T>
+T* dataOf(const Napi::Value& v) {
+  if (v.IsNull() || v.IsUndefined()) return nullptr;
+  auto array = v.As<Napi::TypedArray>();
+  return reinterpret_cast<T*>(static_cast<uint8_t*>(array.ArrayBuffer().Data()) + array.ByteOffset());
+}
+
+// linearDense(x, batch, values, f16, rows, cols, bias | null, out)
+Napi::Value LinearDense(const Napi::CallbackInfo& info) {
+  std::lock_guard<std::mutex> lock(callMutex);
+  const float* x = dataOf<float>(info[0]);
+  int batch = info[1].As<Napi::Number>().Int32Value();
+  bool f16 = info[3].As<Napi::Boolean>().Value();
+  int rows = info[4].As<Napi::Number>().Int32Value();
+  int cols = info[5].As<Napi::Number>().Int32Value();
+  const float* bias = dataOf<float>(info[6]);
+  float* y = dataOf<float>(info[7]);
+  if (f16) runDense(x, batch, dataOf<uint16_t>(info[2]), rows, cols, bias, y);
+  else runDense(x, batch, dataOf<float>(info[2]), rows, cols, bias, y);
+  return info.Env().Undefined();
+}
+
+// linearCsr(x, batch, cols, indptr | null, rowLength, indices, u16, values, f16, rows, bias | null, out)
+Napi::Value LinearCsr(const Napi::CallbackInfo& info) {
+  std::lock_guard<std::mutex> lock(callMutex);
+  const float* x = dataOf<float>(info[0]);
+  int batch = info[1].As<Napi::Number>().Int32Value();
+  int cols = info[2].As<Napi::Number>().Int32Value();
+  const int32_t* indptr = dataOf<int32_t>(info[3]);
+  int64_t rowLength = info[4].As<Napi::Number>().Int64Value();
+  bool u16 = info[6].As<Napi::Boolean>().Value();
+  bool f16 = info[8].As<Napi::Boolean>().Value();
+  int rows = info[9].As<Napi::Number>().Int32Value();
+  const float* bias = dataOf<float>(info[10]);
+  float* y = dataOf<float>(info[11]);
+  if (u16) {
+    auto idx = dataOf<uint16_t>(info[5]);
+    if (f16) runCsr(x, batch, cols, indptr, rowLength, idx, dataOf<uint16_t>(info[7]), rows, bias, y);
+    else runCsr(x, batch, cols, indptr, rowLength, idx, dataOf<float>(info[7]), rows, bias, y);
+  } else {
+    auto idx = dataOf<int32_t>(info[5]);
+    if (f16) runCsr(x, batch, cols, indptr, rowLength, idx, dataOf<uint16_t>(info[7]), rows, bias, y);
+    else runCsr(x, batch, cols, indptr, rowLength, idx, dataOf<float>(info[7]), rows, bias, y);
+  }
+  return info.Env().Undefined();
+}
+
+Napi::Value SetThreads(const Napi::CallbackInfo& info) {
+  int n = info[0].As<Napi::Number>().Int32Value();
+  if (n < 1) n = 1;
+  std::lock_guard<std::mutex> lock(callMutex);
+  if (n != pool->threads()) pool->resize(n);
+  return info.Env().Undefined();
+}
+
+Napi::Value Features(const Napi::CallbackInfo& info) {
+  Napi::Object o = Napi::Object::New(info.Env());
+#ifdef SK_X86
+  __builtin_cpu_init();
+  o.Set("avx2", __builtin_cpu_supports("avx2") != 0);
+  o.Set("fma", __builtin_cpu_supports("fma") != 0);
+  o.Set("f16c", __builtin_cpu_supports("f16c") != 0);
+  o.Set("avx512f", __builtin_cpu_supports("avx512f") != 0);
+#else
+  o.Set("avx2", false);
+  o.Set("fma", false);
+  o.Set("f16c", false);
+  o.Set("avx512f", false);
+#endif
+  o.Set("kernels", useAvx2 ? "avx2" : "portable");
+  o.Set("threads", pool->threads());
+  return o;
+}
+
+// useKernels('avx2' | 'portable'): for tests of both paths on one machine.
+Napi::Value UseKernels(const Napi::CallbackInfo& info) {
+  std::string which = info[0].As<Napi::String>().Utf8Value();
+#ifdef SK_X86
+  useAvx2 = which == "avx2" && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+            __builtin_cpu_supports("f16c");
+#else
+  useAvx2 = false;
+#endif
+  return Napi::Boolean::New(info.Env(), useAvx2);
+}
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  {
+    std::lock_guard<std::mutex> lock(callMutex);
+    if (!pool) pool = std::make_unique<Pool>(1);
+  }
+#ifdef SK_X86
+  __builtin_cpu_init();
+  useAvx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+#endif
+  exports.Set("linearDense", Napi::Function::New(env, LinearDense));
+  exports.Set("linearCsr", Napi::Function::New(env, LinearCsr));
+  exports.Set("setThreads", Napi::Function::New(env, SetThreads));
+  exports.Set("features", Napi::Function::New(env, Features));
+  exports.Set("useKernels", Napi::Function::New(env, UseKernels));
+  return exports;
+}
+
+}  // namespace
+
+NODE_API_MODULE(sparsekit_kernels, Init)

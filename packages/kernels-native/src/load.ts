@@ -1,0 +1,84 @@
+// Loading the addon: a prebuilt binary for this platform (prebuilds/) or a local build (build/),
+// found by node-gyp-build. SPARSEKIT_NATIVE=0 hides it (what a machine without a build sees).
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { SparsekitError } from '@sparsekit/core';
+
+/** The addon's functions (native/kernels.cc). */
+export interface NativeKernels {
+  linearDense(
+    x: Float32Array,
+    batch: number,
+    values: Float32Array | Uint16Array,
+    f16: boolean,
+    rows: number,
+    cols: number,
+    bias: Float32Array | null,
+    out: Float32Array,
+  ): void;
+  linearCsr(
+    x: Float32Array,
+    batch: number,
+    cols: number,
+    indptr: Int32Array | null,
+    rowLength: number,
+    indices: Int32Array | Uint16Array,
+    u16: boolean,
+    values: Float32Array | Uint16Array,
+    f16: boolean,
+    rows: number,
+    bias: Float32Array | null,
+    out: Float32Array,
+  ): void;
+  setThreads(threads: number): void;
+  useKernels(kernels: 'avx2' | 'portable'): boolean;
+  features(): {
+    avx2: boolean;
+    fma: boolean;
+    f16c: boolean;
+    avx512f: boolean;
+    kernels: string;
+    threads: number;
+  };
+}
+
+/** The native kernels cannot load here; `reason` says why (one line). */
+export class NativeUnavailableError extends SparsekitError {
+  static override readonly code = 'kernels-native/unavailable';
+  static override readonly hint =
+    'the native addon has no build for this machine: the wasm backend runs instead (build it with `pnpm --filter @sparsekit/kernels-native build:native`)';
+
+  constructor(readonly reason: string) {
+    super(NativeUnavailableError.code, `Native kernels unavailable: ${reason}.`);
+  }
+}
+
+let loaded: NativeKernels | undefined;
+
+/** The addon, loaded once; throws NativeUnavailableError with the reason when it cannot load. */
+export function nativeKernels(): NativeKernels {
+  if (loaded !== undefined) return loaded;
+  if (process.env.SPARSEKIT_NATIVE === '0') throw new NativeUnavailableError('hidden by SPARSEKIT_NATIVE=0');
+  const require = createRequire(import.meta.url);
+  const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+  try {
+    const load = require('node-gyp-build') as (dir: string) => NativeKernels;
+    loaded = load(root);
+  } catch (error) {
+    const message = error instanceof Error ? error.message.split('\n')[0]! : String(error);
+    throw new NativeUnavailableError(message);
+  }
+  return loaded;
+}
+
+/** Whether the addon loads here, and if not, why. */
+export function nativeAvailability(): { available: true } | { available: false; reason: string } {
+  try {
+    nativeKernels();
+    return { available: true };
+  } catch (error) {
+    if (error instanceof NativeUnavailableError) return { available: false, reason: error.reason };
+    throw error;
+  }
+}

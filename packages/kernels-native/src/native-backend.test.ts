@@ -1,0 +1,152 @@
+import { execFileSync } from 'node:child_process';
+import { InvalidFormatError, Rng, ShapeMismatchError, Tensor } from '@sparsekit/core';
+import {
+  type CsrMatrix,
+  type FormatName,
+  fromDense,
+  linear,
+  type SparseMatrix,
+} from '@sparsekit/sparse-formats';
+import { backendConformance } from '@sparsekit/test-utils';
+import { describe, expect, it } from 'vitest';
+import { nativeAvailability } from './load.js';
+import { createNativeBackend, type NativeBackend } from './native-backend.js';
+
+const availability = nativeAvailability();
+const skip = availability.available ? false : `native addon not built: ${availability.reason}`;
+const backends = new Map<string, NativeBackend>();
+/** One backend per (kernels, threads); the addon's pool is per process, so each call sets it. */
+const backend = (kernels: 'avx2' | 'portable', threads: number) => {
+  const key = `${kernels}/${threads}`;
+  const b = backends.get(key) ?? createNativeBackend({ kernels, threads });
+  backends.set(key, b);
+  createNativeBackend({ kernels, threads }); // (re-selects the kernels and the pool size)
+  return b;
+};
+
+backendConformance('native', () => backend('avx2', 2), { skip });
+
+const VARIANTS: Array<[string, FormatName, object]> = [
+  ['dense f32', 'dense', {}],
+  ['dense f16', 'dense', { dtype: 'f16' }],
+  ['csr i32 f32', 'csr', {}],
+  ['csr u16 f32', 'csr', { indexType: 'u16' }],
+  ['csr i32 f16', 'csr', { dtype: 'f16' }],
+  ['csr u16 f16', 'csr', { indexType: 'u16', dtype: 'f16' }],
+  ['coo (runs as csr)', 'coo', {}],
+  ['csc (runs as csr)', 'csc', {}],
+  ['nm 2:4 f32', 'nm', { n: 2, m: 4 }],
+  ['nm 2:4 f16', 'nm', { n: 2, m: 4, dtype: 'f16' }],
+  ['nm 1:8 f32', 'nm', { n: 1, m: 8 }],
+  ['bitmask f32 (runs as csr)', 'bitmask', {}],
+  ['bsr 2x4 f16 (runs as csr)', 'bsr', { blockShape: [2, 4], dtype: 'f16' }],
+];
+
+/** A dense [rows, cols] matrix at `density`, every m-group pruned to at most n when given. */
+function weights(rows: number, cols: number, density: number, rng: Rng, nm?: [number, number]): Float32Array {
+  const v = new Float32Array(rows * cols);
+  for (let i = 0; i < v.length; i++) if (rng.uniform() < density) v[i] = rng.normal();
+  if (nm !== undefined)
+    for (let g = 0; g < v.length; g += nm[1]) {
+      const order = [0, 1, 2, 3, 4, 5, 6, 7]
+        .slice(0, nm[1])
+        .sort((a, b) => Math.abs(v[g + b]!) - Math.abs(v[g + a]!));
+      for (const k of order.slice(nm[0])) v[g + k] = 0;
+    }
+  return v;
+}
+
+describe.skipIf(skip !== false)('native kernels against the reference kernels', () => {
+  describe.each([
+    ['avx2', 1],
+    ['avx2', 3],
+    ['portable', 2],
+  ] as const)('%s kernels, %i thread(s)', (kernels, threads) => {
+    it.each(VARIANTS)(
+      '%s linear (batch 1..33, odd shapes, empty rows, with and without bias)',
+      (_, format, options) => {
+        const b = backend(kernels, threads);
+        const rng = new Rng(format.length * 31 + threads);
+        const o = options as { n?: number; m?: number };
+        const nm: [number, number] | undefined = o.n === undefined ? undefined : [o.n, o.m!];
+        for (const [rows, cols] of [
+          [8, 8],
+          [14, 24],
+          [64, 200],
+          [300, 136],
+        ] as const) {
+          const values = weights(rows, cols, 0.4, rng, nm);
+          for (let c = 0; c < cols; c++) values[2 * cols + c] = 0; // an empty row
+          const w: SparseMatrix = fromDense(new Tensor('f32', [rows, cols], values), format, options);
+          for (const batch of [1, 2, 5, 8, 17, 33]) {
+            const x = rng.normalArray(batch * cols);
+            const bias = batch % 2 === 0 ? rng.normalArray(rows) : undefined;
+            const o = bias === undefined ? {} : { bias };
+            expect(b.linear(x, batch, w, o)).toAllClose(linear(x, batch, w, o), { atol: 1e-4, rtol: 1e-4 });
+          }
+        }
+      },
+    );
+  });
+
+  it('splits large calls over the pool to the same result as one thread, and honours `rows` and `out`', () => {
+    const rng = new Rng(9);
+    const values = weights(1024, 512, 0.3, rng);
+    const w = fromDense(new Tensor('f32', [1024, 512], values), 'csr');
+    const x = rng.normalArray(4 * 512);
+    const one = backend('avx2', 1).linear(x, 4, w);
+    const four = backend('avx2', 4).linear(x, 4, w);
+    expect(four).toAllClose(one, { atol: 1e-5, rtol: 1e-5 });
+    const out = new Float32Array(4 * 1024).fill(7);
+    const rows = Int32Array.of(3, 100, 1023);
+    backend('avx2', 2).linear(x, 4, w, { out, rows });
+    for (let b = 0; b < 4; b++)
+      for (let r = 0; r < 1024; r++) {
+        const want = rows.includes(r) ? one[b * 1024 + r]! : 0;
+        expect(out[b * 1024 + r]).toBeCloseTo(want, 4);
+      }
+  });
+
+  it('checks a weight once before its loops trust it: out-of-range indices are a typed error, not a crash', () => {
+    const b = backend('avx2', 2);
+    // (Built by hand: csr() itself would refuse it.)
+    const bad: CsrMatrix = {
+      format: 'csr',
+      dtype: 'f32',
+      rows: 2,
+      cols: 4,
+      indptr: Int32Array.of(0, 1, 2),
+      indices: Int32Array.of(1, 1_000_000),
+      values: Float32Array.of(1, 2),
+    };
+    expect(() => b.linear(new Float32Array(4), 1, bad)).toThrow(InvalidFormatError);
+    expect(() =>
+      b.linear(new Float32Array(3), 1, fromDense(new Tensor('f32', [2, 4], new Float32Array(8)), 'csr')),
+    ).toThrow(ShapeMismatchError);
+  });
+
+  it('reports its features and kernels', () => {
+    const b = backend('avx2', 2);
+    expect(['avx2', 'portable']).toContain(b.kernels);
+    expect(backend('portable', 2).kernels).toBe('portable');
+  });
+});
+
+describe('without the addon', () => {
+  it('SPARSEKIT_NATIVE=0 hides it (as on a machine without a build): a typed error with the reason, and availability says why', () => {
+    const script = `
+      import { createNativeBackend, nativeAvailability } from './dist/index.js';
+      const a = nativeAvailability();
+      let code = '';
+      try { createNativeBackend(); } catch (e) { code = e.code; }
+      console.log(JSON.stringify({ a, code }));`;
+    const out = execFileSync(process.execPath, ['--input-type=module', '-e', script], {
+      env: { ...process.env, SPARSEKIT_NATIVE: '0' },
+      encoding: 'utf8',
+    });
+    expect(JSON.parse(out.trim().split('\n').at(-1)!)).toEqual({
+      a: { available: false, reason: 'hidden by SPARSEKIT_NATIVE=0' },
+      code: 'kernels-native/unavailable',
+    });
+  });
+});

@@ -1,0 +1,206 @@
+// The native backend: the backend contract on the Node-API addon's kernels (dense, CSR and
+// fixed-length compressed rows, f32 / f16 values, i32 / u16 indices; AVX2 + FMA or portable,
+// chosen at load; rows split over a thread pool by nonzeros). Every format runs on those kernels:
+// COO, CSC, bitmask and BSR as CSR, N:M as rows of n x groups slots, each converted once per matrix
+// and kept while the matrix lives. The composed ops (spmm, matmul, attention) run the reference
+// compositions over the native linear; sddmm and the gather GEMV are the reference kernels.
+import { InvalidArgumentError, ShapeMismatchError } from '@sparsekit/core';
+import {
+  type AttentionArgs,
+  attention,
+  type Backend,
+  type CsrMatrix,
+  cachedGatherGemv,
+  checkRows,
+  type DenseMatrix,
+  type GatherGemvArgs,
+  keepRows,
+  type LinearOptions,
+  type MatmulOptions,
+  matmulOnLinear,
+  type NmMatrix,
+  readNmPosition,
+  type SparseMatrix,
+  sddmm,
+  spmmOnLinear,
+  toCsr,
+  validate,
+} from '@sparsekit/sparse-formats';
+import { type NativeKernels, nativeKernels } from './load.js';
+
+export interface NativeBackendOptions {
+  /** Threads of the kernel pool (default: the machine's cores, at most 16). */
+  threads?: number;
+  /** 'avx2' (default where the CPU has AVX2, FMA and F16C) or 'portable'. */
+  kernels?: 'avx2' | 'portable';
+}
+
+/** A weight as the kernels read it: dense, or compressed rows (indptr, or a fixed row length). */
+type Prepared =
+  | { kind: 'dense'; values: Float32Array | Uint16Array; f16: boolean }
+  | {
+      kind: 'rows';
+      indptr: Int32Array | null;
+      rowLength: number;
+      indices: Int32Array | Uint16Array;
+      values: Float32Array | Uint16Array;
+      f16: boolean;
+    };
+
+export class NativeBackend implements Backend {
+  readonly name = 'native';
+  readonly flavour = 'sync';
+  readonly threads: number;
+  /** Which kernels run: 'avx2' or 'portable'. */
+  readonly kernels: 'avx2' | 'portable';
+  private readonly prepared = new WeakMap<SparseMatrix, Prepared>();
+  private readonly columns = new WeakMap<DenseMatrix, Float32Array>();
+
+  constructor(
+    private readonly addon: NativeKernels,
+    options: NativeBackendOptions = {},
+  ) {
+    const threads = options.threads ?? defaultThreads();
+    if (!(Number.isInteger(threads) && threads >= 1 && threads <= 256))
+      throw new InvalidArgumentError('threads', threads, 'must be an integer in [1, 256]');
+    addon.setThreads(threads);
+    this.threads = threads;
+    const want = options.kernels ?? 'avx2';
+    if (want !== 'avx2' && want !== 'portable')
+      throw new InvalidArgumentError('kernels', want, "must be 'avx2' or 'portable'");
+    this.kernels = addon.useKernels(want) ? 'avx2' : 'portable';
+  }
+
+  /** y = x W^T (+ bias): x [batch, in], W [out, in] in any format; y [batch, out]. */
+  linear(x: Float32Array, batch: number, w: SparseMatrix, options: LinearOptions = {}): Float32Array {
+    if (!Number.isInteger(batch) || batch < 0)
+      throw new InvalidArgumentError('batch', batch, 'must be a non-negative integer');
+    if (x.length !== batch * w.cols) throw new ShapeMismatchError([batch, w.cols], [x.length], 'x');
+    const out = options.out ?? new Float32Array(batch * w.rows);
+    if (out.length !== batch * w.rows) throw new ShapeMismatchError([batch * w.rows], [out.length], 'out');
+    const bias = options.bias;
+    if (bias !== undefined && bias.length !== w.rows)
+      throw new ShapeMismatchError([w.rows], [bias.length], 'bias');
+    if (options.rows !== undefined) checkRows(options.rows, w.rows);
+    if (batch === 0 || w.rows === 0) return out.fill(0);
+    if (w.cols === 0) {
+      out.fill(0);
+    } else {
+      // The addon writes every output when the kernels sync with the pool; only the caller's thread
+      // reads `out` afterwards (the call is synchronous).
+      const p = this.prepare(w);
+      if (p.kind === 'dense')
+        this.addon.linearDense(x, batch, p.values, p.f16, w.rows, w.cols, bias ?? null, out);
+      else
+        this.addon.linearCsr(
+          x,
+          batch,
+          w.cols,
+          p.indptr,
+          p.rowLength,
+          p.indices,
+          p.indices instanceof Uint16Array,
+          p.values,
+          p.f16,
+          w.rows,
+          bias ?? null,
+          out,
+        );
+    }
+    if (w.cols === 0 && bias !== undefined) for (let b = 0; b < batch; b++) out.set(bias, b * w.rows);
+    if (options.rows !== undefined) keepRows(out, batch, w.rows, options.rows);
+    return out;
+  }
+
+  /** C = A B with B dense [cols, n], as (B^T A^T)^T on the linear kernel. */
+  spmm(a: SparseMatrix, b: Float32Array, n: number, out?: Float32Array): Float32Array {
+    return spmmOnLinear((x, batch, w, o) => this.linear(x, batch, w, o), a, b, n, out);
+  }
+
+  sddmm(
+    pattern: SparseMatrix,
+    a: Float32Array,
+    b: Float32Array,
+    k: number,
+    options?: { alpha?: number; beta?: number },
+  ): CsrMatrix {
+    return sddmm(pattern, a, b, k, options);
+  }
+
+  matmul(a: Float32Array, b: Float32Array, m: number, k: number, n: number, options?: MatmulOptions) {
+    return matmulOnLinear((x, batch, w, o) => this.linear(x, batch, w, o), a, b, m, k, n, options);
+  }
+
+  attention(args: AttentionArgs): Float32Array {
+    return attention(args, (x, batch, w, o) => this.linear(x, batch, w, o));
+  }
+
+  gatherGemv(args: GatherGemvArgs): Float32Array {
+    return cachedGatherGemv(this.columns, args);
+  }
+
+  release(matrix: SparseMatrix): void {
+    this.prepared.delete(matrix);
+    if (matrix.format === 'dense') this.columns.delete(matrix);
+  }
+
+  /**
+   * The kernels' view of a weight, made (and its invariants checked, so the loops can trust its
+   * indices) once per matrix object.
+   */
+  private prepare(w: SparseMatrix): Prepared {
+    const known = this.prepared.get(w);
+    if (known !== undefined) return known;
+    validate(w);
+    let p: Prepared;
+    if (w.format === 'dense') p = { kind: 'dense', values: w.values, f16: w.dtype === 'f16' };
+    else if (w.format === 'nm') p = nmRows(w);
+    else {
+      const c = w.format === 'csr' ? w : toCsr(w);
+      p = {
+        kind: 'rows',
+        indptr: c.indptr,
+        rowLength: 0,
+        indices: c.indices,
+        values: c.values,
+        f16: c.dtype === 'f16',
+      };
+    }
+    this.prepared.set(w, p);
+    return p;
+  }
+}
+
+/** N:M as rows of n x groups slots with their column indices (padding slots hold zeros). */
+function nmRows(w: NmMatrix): Prepared {
+  const groups = w.cols / w.m;
+  const slots = w.rows * groups * w.n;
+  const indices = w.cols <= 65536 ? new Uint16Array(slots) : new Int32Array(slots);
+  for (let s = 0; s < slots; s++) {
+    const g = Math.floor(s / w.n) % groups;
+    indices[s] = g * w.m + readNmPosition(w.indices, s, w.indexBits);
+  }
+  return {
+    kind: 'rows',
+    indptr: null,
+    rowLength: groups * w.n,
+    indices,
+    values: w.values,
+    f16: w.dtype === 'f16',
+  };
+}
+
+function defaultThreads(): number {
+  // (Lazy: node:os only where the backend is made.)
+  const cores = (globalThis as { navigator?: { hardwareConcurrency?: number } }).navigator
+    ?.hardwareConcurrency;
+  return Math.max(1, Math.min(16, cores ?? 1));
+}
+
+/**
+ * The native backend, or a typed error saying why the addon cannot load (no build for this
+ * platform, hidden with SPARSEKIT_NATIVE=0, or a load failure).
+ */
+export function createNativeBackend(options: NativeBackendOptions = {}): NativeBackend {
+  return new NativeBackend(nativeKernels(), options);
+}
