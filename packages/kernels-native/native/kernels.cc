@@ -136,13 +136,77 @@ __attribute__((target("avx2,fma,f16c"))) inline float valueAtAvx(const uint16_t*
   return _cvtsh_ss(v[i]);
 }
 
-// Four batch rows at a time share each load of W.
+template <typename V>
+__attribute__((target("avx2,fma,f16c"))) void denseRowsAvx2Tail(const float* x, int batch, const V* w, int rows,
+                                                                int cols, float* y, int r0, int r1, int b0);
+
+// The dense kernel: rows [r0, r1) of y for every batch row.
 template <typename V>
 __attribute__((target("avx2,fma,f16c"))) void denseRowsAvx2(const float* x, int batch, const V* w, int rows,
                                                             int cols, float* y, int r0, int r1) {
+  int r = r0;
+  // Two W rows x four batch rows: 8 accumulators, each load of W feeds 4 FMAs and each load of x 2.
+  if (batch >= 4) {
+    for (; r + 2 <= r1; r += 2) {
+      const V* w0 = w + static_cast<int64_t>(r) * cols;
+      const V* w1 = w0 + cols;
+      int b = 0;
+      for (; b + 4 <= batch; b += 4) {
+        const float* x0 = x + static_cast<int64_t>(b) * cols;
+        const float* x1 = x0 + cols;
+        const float* x2 = x1 + cols;
+        const float* x3 = x2 + cols;
+        __m256 a00 = _mm256_setzero_ps(), a01 = _mm256_setzero_ps(), a02 = _mm256_setzero_ps(),
+               a03 = _mm256_setzero_ps(), a10 = _mm256_setzero_ps(), a11 = _mm256_setzero_ps(),
+               a12 = _mm256_setzero_ps(), a13 = _mm256_setzero_ps();
+        int c = 0;
+        for (; c + 8 <= cols; c += 8) {
+          __m256 u = load8(w0 + c), v = load8(w1 + c);
+          __m256 xv = _mm256_loadu_ps(x0 + c);
+          a00 = _mm256_fmadd_ps(u, xv, a00);
+          a10 = _mm256_fmadd_ps(v, xv, a10);
+          xv = _mm256_loadu_ps(x1 + c);
+          a01 = _mm256_fmadd_ps(u, xv, a01);
+          a11 = _mm256_fmadd_ps(v, xv, a11);
+          xv = _mm256_loadu_ps(x2 + c);
+          a02 = _mm256_fmadd_ps(u, xv, a02);
+          a12 = _mm256_fmadd_ps(v, xv, a12);
+          xv = _mm256_loadu_ps(x3 + c);
+          a03 = _mm256_fmadd_ps(u, xv, a03);
+          a13 = _mm256_fmadd_ps(v, xv, a13);
+        }
+        float s[8] = {hsum(a00), hsum(a01), hsum(a02), hsum(a03), hsum(a10), hsum(a11), hsum(a12), hsum(a13)};
+        for (; c < cols; c++) {
+          float u = valueAtAvx(w0, c), v = valueAtAvx(w1, c);
+          s[0] += u * x0[c];
+          s[1] += u * x1[c];
+          s[2] += u * x2[c];
+          s[3] += u * x3[c];
+          s[4] += v * x0[c];
+          s[5] += v * x1[c];
+          s[6] += v * x2[c];
+          s[7] += v * x3[c];
+        }
+        for (int j = 0; j < 4; j++) {
+          y[static_cast<int64_t>(b + j) * rows + r] = s[j];
+          y[static_cast<int64_t>(b + j) * rows + r + 1] = s[4 + j];
+        }
+      }
+      if (b < batch) {
+        denseRowsAvx2Tail(x, batch, w, rows, cols, y, r, r + 2, b);
+      }
+    }
+  }
+  denseRowsAvx2Tail(x, batch, w, rows, cols, y, r, r1, 0);
+}
+
+// Rows [r0, r1) for batch rows from b0 on: four batch rows per load of W, then one at a time.
+template <typename V>
+__attribute__((target("avx2,fma,f16c"))) void denseRowsAvx2Tail(const float* x, int batch, const V* w, int rows,
+                                                                int cols, float* y, int r0, int r1, int b0) {
   for (int r = r0; r < r1; r++) {
     const V* row = w + static_cast<int64_t>(r) * cols;
-    int b = 0;
+    int b = b0;
     for (; b + 4 <= batch; b += 4) {
       const float* x0 = x + static_cast<int64_t>(b) * cols;
       const float* x1 = x0 + cols;
@@ -210,15 +274,33 @@ __attribute__((target("avx2,fma,f16c"))) void csrRowsAvx2(const float* x, const 
       y[r] = s;
       continue;
     }
-    int b8 = batch & ~7;
-    for (int b = 0; b < batch; b++) acc[b] = 0;
-    for (int64_t k = start; k < end; k++) {
-      __m256 v = _mm256_set1_ps(valueAtAvx(values, k));
-      const float* xr = xt + static_cast<int64_t>(indices[k]) * batch;
-      int b = 0;
-      for (; b < b8; b += 8) _mm256_storeu_ps(acc + b, _mm256_fmadd_ps(v, _mm256_loadu_ps(xr + b), _mm256_loadu_ps(acc + b)));
-      float vs = valueAtAvx(values, k);
-      for (; b < batch; b++) acc[b] += vs * xr[b];
+    // Batch columns 16 (then 8) at a time in registers; the rest scalar.
+    int b = 0;
+    for (; b + 16 <= batch; b += 16) {
+      __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+      for (int64_t k = start; k < end; k++) {
+        __m256 v = _mm256_set1_ps(valueAtAvx(values, k));
+        const float* xr = xt + static_cast<int64_t>(indices[k]) * batch + b;
+        a0 = _mm256_fmadd_ps(v, _mm256_loadu_ps(xr), a0);
+        a1 = _mm256_fmadd_ps(v, _mm256_loadu_ps(xr + 8), a1);
+      }
+      _mm256_storeu_ps(acc + b, a0);
+      _mm256_storeu_ps(acc + b + 8, a1);
+    }
+    for (; b + 8 <= batch; b += 8) {
+      __m256 a0 = _mm256_setzero_ps();
+      for (int64_t k = start; k < end; k++)
+        a0 = _mm256_fmadd_ps(_mm256_set1_ps(valueAtAvx(values, k)),
+                             _mm256_loadu_ps(xt + static_cast<int64_t>(indices[k]) * batch + b), a0);
+      _mm256_storeu_ps(acc + b, a0);
+    }
+    if (b < batch) {
+      for (int bb = b; bb < batch; bb++) acc[bb] = 0;
+      for (int64_t k = start; k < end; k++) {
+        float v = valueAtAvx(values, k);
+        const float* xr = xt + static_cast<int64_t>(indices[k]) * batch;
+        for (int bb = b; bb < batch; bb++) acc[bb] += v * xr[bb];
+      }
     }
     for (int b = 0; b < batch; b++) y[static_cast<int64_t>(b) * rows + r] = acc[b];
   }
