@@ -2,7 +2,7 @@
  * Pruning during fine-tuning against one-shot pruning on tiny-lm, and recovery after one-shot
  * pruning, all through the tfjs twin; test perplexity and the sparsity counted from the weights:
  *
- *   node tooling/tiny-lm/dist/sparse-finetune.js [--steps 150] [--lr 1e-3] [--only REGEX]
+ *   node tooling/tiny-lm/dist/sparse-finetune.js [--steps 100] [--lr 1e-3] [--only REGEX]
  *     [--dir tooling/tiny-lm/results/sparse-finetune]
  *
  * Rows: the bundled model; the same fine-tuning without pruning (control: the bundled model has seen
@@ -34,7 +34,7 @@ import { createWasmBackend } from '@sparsekit/sparse-formats';
 import type * as TF from '@tensorflow/tfjs-core';
 import { fineTuneTwin, trainingTokens } from './fine-tune.js';
 
-const steps = numberOption('steps', 150);
+const steps = numberOption('steps', 100);
 const lr = numberOption('lr', 1e-3);
 const only = new RegExp(option('only', '.'));
 const dir = option('dir', join('tooling', 'tiny-lm', 'results', 'sparse-finetune'));
