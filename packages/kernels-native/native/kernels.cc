@@ -305,6 +305,46 @@ __attribute__((target("avx2,fma,f16c"))) void csrRowsAvx2(const float* x, const 
     for (int b = 0; b < batch; b++) y[static_cast<int64_t>(b) * rows + r] = acc[b];
   }
 }
+// 2:4 at batch 1 without gathers: each 8 slots (4 groups) read 16 consecutive inputs as two
+// registers, and a permute picks each slot's input by its lane (its position inside its 8-input
+// half), so the weight's bytes are the values plus one byte per slot.
+template <typename V>
+__attribute__((target("avx2,fma,f16c"))) void nm24RowsAvx2(const float* x, const V* values, const uint8_t* lanes,
+                                                           int rows, int cols, float* y, int r0, int r1) {
+  const int64_t slots = cols / 2;  // 2 of every 4
+  const int64_t main = slots & ~static_cast<int64_t>(7);
+  for (int r = r0; r < r1; r++) {
+    const V* v = values + static_cast<int64_t>(r) * slots;
+    const uint8_t* l = lanes + static_cast<int64_t>(r) * slots;
+    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+    int64_t k = 0;
+    for (; k + 16 <= main; k += 16) {
+      const float* xa = x + 2 * k;
+      __m256i i0 = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(l + k)));
+      __m256i i1 = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(l + k + 8)));
+      __m256 g0 = _mm256_blend_ps(_mm256_permutevar8x32_ps(_mm256_loadu_ps(xa), i0),
+                                  _mm256_permutevar8x32_ps(_mm256_loadu_ps(xa + 8), i0), 0xF0);
+      __m256 g1 = _mm256_blend_ps(_mm256_permutevar8x32_ps(_mm256_loadu_ps(xa + 16), i1),
+                                  _mm256_permutevar8x32_ps(_mm256_loadu_ps(xa + 24), i1), 0xF0);
+      a0 = _mm256_fmadd_ps(load8(v + k), g0, a0);
+      a1 = _mm256_fmadd_ps(load8(v + k + 8), g1, a1);
+    }
+    for (; k < main; k += 8) {
+      const float* xa = x + 2 * k;
+      __m256i i0 = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(l + k)));
+      __m256 g0 = _mm256_blend_ps(_mm256_permutevar8x32_ps(_mm256_loadu_ps(xa), i0),
+                                  _mm256_permutevar8x32_ps(_mm256_loadu_ps(xa + 8), i0), 0xF0);
+      a0 = _mm256_fmadd_ps(load8(v + k), g0, a0);
+    }
+    float s = hsum(_mm256_add_ps(a0, a1));
+    for (; k < slots; k++) {
+      // Slot k's lane counts from its 8-input half: inputs 16 (k / 8) .. (+ 8 for slots 4-7 of the 8).
+      int64_t col = (k & ~static_cast<int64_t>(7)) * 2 + ((k & 7) >= 4 ? 8 : 0) + l[k];
+      s += valueAtAvx(v, k) * x[col];
+    }
+    y[r] = s;
+  }
+}
 #endif
 
 // ---- dispatch and threading ----
@@ -441,6 +481,32 @@ Napi::Value LinearCsr(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+template <typename V>
+void runNm24(const float* x, const V* values, const uint8_t* lanes, int rows, int cols, const float* bias,
+             float* y) {
+#ifdef SK_X86
+  auto ranges = splitRows(rows, nullptr, cols / 2, partsFor(static_cast<int64_t>(rows) * cols / 2, pool->threads()));
+  pool->run(static_cast<int>(ranges.size()),
+            [&](int t) { nm24RowsAvx2(x, values, lanes, rows, cols, y, ranges[t].r0, ranges[t].r1); });
+  addBias(y, 1, rows, bias);
+#endif
+}
+
+// linearNm24(x, values, f16, lanes, rows, cols, bias | null, out): batch 1, AVX2 only.
+Napi::Value LinearNm24(const Napi::CallbackInfo& info) {
+  std::lock_guard<std::mutex> lock(callMutex);
+  const float* x = dataOf<float>(info[0]);
+  bool f16 = info[2].As<Napi::Boolean>().Value();
+  const uint8_t* lanes = dataOf<uint8_t>(info[3]);
+  int rows = info[4].As<Napi::Number>().Int32Value();
+  int cols = info[5].As<Napi::Number>().Int32Value();
+  const float* bias = dataOf<float>(info[6]);
+  float* y = dataOf<float>(info[7]);
+  if (f16) runNm24(x, dataOf<uint16_t>(info[1]), lanes, rows, cols, bias, y);
+  else runNm24(x, dataOf<float>(info[1]), lanes, rows, cols, bias, y);
+  return info.Env().Undefined();
+}
+
 Napi::Value SetThreads(const Napi::CallbackInfo& info) {
   int n = info[0].As<Napi::Number>().Int32Value();
   if (n < 1) n = 1;
@@ -491,6 +557,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
 #endif
   exports.Set("linearDense", Napi::Function::New(env, LinearDense));
   exports.Set("linearCsr", Napi::Function::New(env, LinearCsr));
+  exports.Set("linearNm24", Napi::Function::New(env, LinearNm24));
   exports.Set("setThreads", Napi::Function::New(env, SetThreads));
   exports.Set("features", Napi::Function::New(env, Features));
   exports.Set("useKernels", Napi::Function::New(env, UseKernels));

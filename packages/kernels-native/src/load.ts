@@ -31,6 +31,17 @@ export interface NativeKernels {
     bias: Float32Array | null,
     out: Float32Array,
   ): void;
+  /** 2:4 at batch 1 (AVX2 kernels only): `lanes` is each slot's input position inside its 8-input half. */
+  linearNm24(
+    x: Float32Array,
+    values: Float32Array | Uint16Array,
+    f16: boolean,
+    lanes: Uint8Array,
+    rows: number,
+    cols: number,
+    bias: Float32Array | null,
+    out: Float32Array,
+  ): void;
   setThreads(threads: number): void;
   useKernels(kernels: 'avx2' | 'portable'): boolean;
   features(): {

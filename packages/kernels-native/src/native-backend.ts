@@ -45,6 +45,8 @@ type Prepared =
       indices: Int32Array | Uint16Array;
       values: Float32Array | Uint16Array;
       f16: boolean;
+      /** 2:4 only: each slot's input position inside its 8-input half (the batch-1 permute kernel). */
+      lanes?: Uint8Array;
     };
 
 export class NativeBackend implements Backend {
@@ -91,6 +93,8 @@ export class NativeBackend implements Backend {
       const p = this.prepare(w);
       if (p.kind === 'dense')
         this.addon.linearDense(x, batch, p.values, p.f16, w.rows, w.cols, bias ?? null, out);
+      else if (p.lanes !== undefined && batch === 1 && this.kernels === 'avx2')
+        this.addon.linearNm24(x, p.values, p.f16, p.lanes, w.rows, w.cols, bias ?? null, out);
       else
         this.addon.linearCsr(
           x,
