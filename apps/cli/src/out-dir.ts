@@ -3,6 +3,7 @@
 import { accessSync, constants, existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { checkDirTarget, TargetRefusedError, writeDirAtomic } from '@sparsekit/core/node';
+import { pathExchange } from '@sparsekit/kernels-native';
 import { type Flags, requireFlag, UsageError } from './args.js';
 import { CliError } from './model-io.js';
 
@@ -50,7 +51,16 @@ export function outDirFlag(command: string, flags: Flags, model: string, what: s
   return out;
 }
 
-/** Write the `--out` folder whole: `write` fills a temporary folder that then takes its place. */
+/**
+ * Write the `--out` folder whole: `write` fills a temporary folder that then takes its place, in one
+ * atomic exchange where the native addon and the file system allow (Linux renameat2), else by two
+ * renames that a later run repairs if the process dies between them.
+ */
 export function writeDir(out: OutDir, write: (dir: string) => Promise<void>): Promise<void> {
-  return writeDirAtomic(out.path, write, { replace: out.replace, protect: out.protect });
+  const exchange = pathExchange();
+  return writeDirAtomic(out.path, write, {
+    replace: out.replace,
+    protect: out.protect,
+    ...(exchange === undefined ? {} : { exchange }),
+  });
 }

@@ -4,7 +4,7 @@
  *
  *   pnpm --filter @sparsekit/kernels-native bench
  *   node build/bench/native-bench.js [--shape 4096x4096] [--batches 1,8,128] [--budget-ms 1000]
- *     [--threads N] [--out bench-results]
+ *     [--threads N] [--only "csr 90%,dense f32"] [--out bench-results]
  *
  * Weights: normal random values; unstructured sparsity zeroes each entry with probability s (seeded);
  * 2:4 keeps the two largest |w| of every four. Calls rotate through copies of the weight beyond the
@@ -46,6 +46,9 @@ const batches = option('batches', '1,8,128').split(',').map(Number);
 const budgetMs = Number(option('budget-ms', '1000'));
 const threads = Number(option('threads', String(os.availableParallelism())));
 const outDir = option('out', 'bench-results');
+const only = option('only', '')
+  .split(',')
+  .filter((x) => x !== '');
 const llc = lastLevelCacheBytes();
 const workingSet = workingSetBytes(llc);
 const timing = { budgetMs, minReps: 5, maxReps: 61 };
@@ -138,7 +141,7 @@ const onnx = await withCopies(
 );
 await run(onnx, 0);
 onnx.dispose();
-for (const c of cases) {
+for (const c of cases.filter((c) => only.length === 0 || only.some((o) => c.label.includes(o)))) {
   const matrix = fromDense(new Tensor('f32', [outF, inF], c.values()), c.format, c.options ?? {});
   const s = c.format === 'dense' ? 0 : sparsity(matrix);
   for (const backend of [native, wasm] as Backend[]) {

@@ -12,6 +12,14 @@
 #include <string>
 #include <vector>
 
+#ifdef __linux__
+#include <fcntl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cerrno>
+#endif
+
 #if defined(__x86_64__) || defined(_M_X64)
 #include <immintrin.h>
 #define SK_X86 1
@@ -130,6 +138,18 @@ __attribute__((target("avx2,fma,f16c"))) inline __m256i loadIndex8(const int32_t
 }
 __attribute__((target("avx2,fma,f16c"))) inline __m256i loadIndex8(const uint16_t* p) {
   return _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+}
+// Eight inputs by column index: scalar loads inserted into a register (on the AMD cores measured this
+// beats vgatherdps, which is microcoded there).
+template <typename I>
+__attribute__((target("avx2,fma,f16c"))) inline __m256 gather8(const float* x, const I* i) {
+#ifdef SK_HW_GATHER
+  return _mm256_i32gather_ps(x, loadIndex8(i), 4);
+#else
+  __m128 lo = _mm_setr_ps(x[i[0]], x[i[1]], x[i[2]], x[i[3]]);
+  __m128 hi = _mm_setr_ps(x[i[4]], x[i[5]], x[i[6]], x[i[7]]);
+  return _mm256_insertf128_ps(_mm256_castps128_ps256(lo), hi, 1);
+#endif
 }
 __attribute__((target("avx2,fma,f16c"))) inline float valueAtAvx(const float* v, int64_t i) { return v[i]; }
 __attribute__((target("avx2,fma,f16c"))) inline float valueAtAvx(const uint16_t* v, int64_t i) {
@@ -260,15 +280,14 @@ __attribute__((target("avx2,fma,f16c"))) void csrRowsAvx2(const float* x, const 
     int64_t start = indptr ? indptr[r] : r * rowLength;
     int64_t end = indptr ? indptr[r + 1] : (r + 1) * rowLength;
     if (batch == 1) {
-      // Gather 8 inputs at a time by column index.
+      // Eight inputs at a time by column index.
       __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
       int64_t k = start;
       for (; k + 16 <= end; k += 16) {
-        a0 = _mm256_fmadd_ps(load8(values + k), _mm256_i32gather_ps(x, loadIndex8(indices + k), 4), a0);
-        a1 = _mm256_fmadd_ps(load8(values + k + 8), _mm256_i32gather_ps(x, loadIndex8(indices + k + 8), 4), a1);
+        a0 = _mm256_fmadd_ps(load8(values + k), gather8(x, indices + k), a0);
+        a1 = _mm256_fmadd_ps(load8(values + k + 8), gather8(x, indices + k + 8), a1);
       }
-      for (; k + 8 <= end; k += 8)
-        a0 = _mm256_fmadd_ps(load8(values + k), _mm256_i32gather_ps(x, loadIndex8(indices + k), 4), a0);
+      for (; k + 8 <= end; k += 8) a0 = _mm256_fmadd_ps(load8(values + k), gather8(x, indices + k), a0);
       float s = hsum(_mm256_add_ps(a0, a1));
       for (; k < end; k++) s += valueAtAvx(values, k) * x[indices[k]];
       y[r] = s;
@@ -507,6 +526,29 @@ Napi::Value LinearNm24(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// exchangePaths(a, b): swap two paths in one step (Linux renameat2 with RENAME_EXCHANGE). Returns
+// false where the kernel or the file system cannot (then callers fall back to two renames); throws
+// with the system's message on any other failure.
+Napi::Value ExchangePaths(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string a = info[0].As<Napi::String>().Utf8Value();
+  std::string b = info[1].As<Napi::String>().Utf8Value();
+#if defined(__linux__) && defined(SYS_renameat2)
+  long r = syscall(SYS_renameat2, AT_FDCWD, a.c_str(), AT_FDCWD, b.c_str(), 2 /* RENAME_EXCHANGE */);
+  if (r == 0) return Napi::Boolean::New(env, true);
+  int e = errno;
+  if (e == EINVAL || e == ENOSYS || e == EOPNOTSUPP) return Napi::Boolean::New(env, false);
+  Napi::Error error = Napi::Error::New(env, std::string("renameat2: ") + std::strerror(e));
+  error.Set("errno", Napi::Number::New(env, e));
+  error.ThrowAsJavaScriptException();
+  return env.Undefined();
+#else
+  (void)a;
+  (void)b;
+  return Napi::Boolean::New(env, false);
+#endif
+}
+
 Napi::Value SetThreads(const Napi::CallbackInfo& info) {
   int n = info[0].As<Napi::Number>().Int32Value();
   if (n < 1) n = 1;
@@ -558,6 +600,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("linearDense", Napi::Function::New(env, LinearDense));
   exports.Set("linearCsr", Napi::Function::New(env, LinearCsr));
   exports.Set("linearNm24", Napi::Function::New(env, LinearNm24));
+  exports.Set("exchangePaths", Napi::Function::New(env, ExchangePaths));
   exports.Set("setThreads", Napi::Function::New(env, SetThreads));
   exports.Set("features", Napi::Function::New(env, Features));
   exports.Set("useKernels", Napi::Function::New(env, UseKernels));

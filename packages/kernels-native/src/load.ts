@@ -42,6 +42,8 @@ export interface NativeKernels {
     bias: Float32Array | null,
     out: Float32Array,
   ): void;
+  /** Swap two paths in one step (Linux renameat2 RENAME_EXCHANGE); false where that cannot be done. */
+  exchangePaths(a: string, b: string): boolean;
   setThreads(threads: number): void;
   useKernels(kernels: 'avx2' | 'portable'): boolean;
   features(): {
@@ -90,6 +92,21 @@ export function nativeAvailability(): { available: true } | { available: false; 
     return { available: true };
   } catch (error) {
     if (error instanceof NativeUnavailableError) return { available: false, reason: error.reason };
+    throw error;
+  }
+}
+
+/**
+ * Swap two paths in one atomic step where the system can (Linux renameat2 with RENAME_EXCHANGE),
+ * for `writeDirAtomic`'s `exchange` option; undefined when the addon cannot load. The function
+ * returns false where the file system cannot exchange (the caller then renames twice).
+ */
+export function pathExchange(): ((a: string, b: string) => boolean) | undefined {
+  try {
+    const kernels = nativeKernels();
+    return (a, b) => kernels.exchangePaths(a, b);
+  } catch (error) {
+    if (error instanceof NativeUnavailableError) return undefined;
     throw error;
   }
 }

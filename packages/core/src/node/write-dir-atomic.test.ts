@@ -5,6 +5,7 @@ import {
   mkdtempSync,
   readdirSync,
   readFileSync,
+  renameSync,
   statSync,
   writeFileSync,
 } from 'node:fs';
@@ -219,4 +220,51 @@ describe('writeDirAtomic', () => {
       expect(leftovers(parent), step).toEqual([]);
     }
   }, 60_000);
+
+  it('with an exchange (renameat2 RENAME_EXCHANGE), replaces in one step; falls back to two renames when it cannot; a failed exchange loses nothing', async () => {
+    // An exchange as the native one behaves, in plain renames (core has no native code).
+    const swap = (a: string, b: string) => {
+      const via = `${a}.via`;
+      renameSync(a, via);
+      renameSync(b, a);
+      renameSync(via, b);
+      return true;
+    };
+    const parent = scratch();
+    const out = join(parent, 'out');
+    await writeDirAtomic(out, (dir) => fill(dir, 'old'));
+    const steps: WriteDirStep[] = [];
+    const calls: string[][] = [];
+    await writeDirAtomic(out, (dir) => fill(dir, 'new'), {
+      replace: true,
+      exchange: (a, b) => (calls.push([a, b]), swap(a, b)),
+      onStep: (step) => steps.push(step),
+    });
+    expect(version(out)).toBe('new');
+    expect(calls).toHaveLength(1);
+    expect(calls[0]![1]).toBe(out);
+    expect(steps).not.toContain('old-moved');
+    expect(steps.slice(-2)).toEqual(['renamed', 'old-removed']);
+    expect(leftovers(parent)).toEqual([]);
+    // No exchange on this file system: the two renames.
+    const fallback: WriteDirStep[] = [];
+    await writeDirAtomic(out, (dir) => fill(dir, 'newer'), {
+      replace: true,
+      exchange: () => false,
+      onStep: (step) => fallback.push(step),
+    });
+    expect(version(out)).toBe('newer');
+    expect(fallback).toContain('old-moved');
+    // A failing exchange: a typed IOError, the target as it was, nothing left beside it.
+    await expect(
+      writeDirAtomic(out, (dir) => fill(dir, 'lost'), {
+        replace: true,
+        exchange: () => {
+          throw new Error('renameat2: Input/output error');
+        },
+      }),
+    ).rejects.toMatchObject({ code: 'core/io', message: expect.stringMatching(/exchange/) });
+    expect(version(out)).toBe('newer');
+    expect(leftovers(parent)).toEqual([]);
+  });
 });

@@ -73,6 +73,13 @@ export interface WriteDirOptions {
   protect?: readonly string[];
   /** Called after each step; for progress and for tests that kill the process part way. */
   onStep?: (step: WriteDirStep) => void;
+  /**
+   * Swap two paths in one atomic step (Linux renameat2 with RENAME_EXCHANGE, e.g. from
+   * `@sparsekit/kernels-native`'s `pathExchange()`), returning false where the file system cannot.
+   * With it, a replaced target is exchanged with the new folder at once, so no instant exists at
+   * which the target is missing; without it (or when it returns false), two renames.
+   */
+  exchange?: (a: string, b: string) => boolean;
 }
 
 /** The lock file of a target folder: `.NAME.lock` beside it. */
@@ -87,9 +94,10 @@ export function lockPath(target: string): string {
  * - a lock file per target (`.NAME.lock`, holding the writer's pid, linked into place whole so no
  *   contender reads it half-written): a second writer fails at once with `DirLockedError`; the lock
  *   of a dead process is taken over;
- * - a replaced target is moved aside only once the new folder is complete, and the two renames that
- *   swap them follow each other directly; if the process dies between them, the next write (or
- *   `recoverDir`) moves the old folder back, so the target is never lost;
+ * - a replaced target is moved aside only once the new folder is complete: in one atomic exchange
+ *   when `exchange` is given and the file system has it, else by two renames that follow each other
+ *   directly; if the process dies between those, the next write (or `recoverDir`) moves the old
+ *   folder back, so the target is never lost;
  * - temporary and moved-aside folders of dead processes are removed by the next write;
  * - a failure, Ctrl-C or SIGTERM part way removes the temporary folder and leaves the target as it was;
  * - the target must not be, or hold, a path in `protect`, and one that holds files is replaced only
@@ -135,7 +143,15 @@ export async function writeDirAtomic(
     // A folder that appeared while writing (not possible under the lock, checked anyway) is not
     // replaced unless allowed.
     checkTarget(out, options);
-    if (exists(out)) {
+    if (exists(out) && options.exchange !== undefined && exchanged(options.exchange, tmp, out)) {
+      // The temporary path now holds the old folder; a writer killed here leaves only that
+      // temporary, which the next write removes.
+      syncDir(parent);
+      step('renamed');
+      rmSync(tmp, { recursive: true, force: true });
+      tmpMade = false;
+      step('old-removed');
+    } else if (exists(out)) {
       const old = join(parent, `.${basename(out)}.old-${process.pid}-${randomBytes(4).toString('hex')}`);
       ioCall(out, 'Could not move the old folder aside', () => renameSync(out, old));
       step('old-moved');
@@ -164,6 +180,11 @@ export async function writeDirAtomic(
     process.off('SIGTERM', onSignal);
   }
   release();
+}
+
+/** Exchange `a` and `b` with `exchange`; false when it cannot (a typed IOError on a failure). */
+function exchanged(exchange: (a: string, b: string) => boolean, a: string, b: string): boolean {
+  return ioCall(b, 'Could not exchange the new folder with the old one', () => exchange(a, b));
 }
 
 /**
