@@ -237,7 +237,10 @@ describe('writeDirAtomic', () => {
     const calls: string[][] = [];
     await writeDirAtomic(out, (dir) => fill(dir, 'new'), {
       replace: true,
-      exchange: (a, b) => (calls.push([a, b]), swap(a, b)),
+      exchange: (a, b) => {
+        calls.push([a, b]);
+        return swap(a, b);
+      },
       onStep: (step) => steps.push(step),
     });
     expect(version(out)).toBe('new');
