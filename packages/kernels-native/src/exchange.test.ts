@@ -1,12 +1,21 @@
+import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { writeDirAtomic } from '@sparsekit/core/node';
+import { fileURLToPath } from 'node:url';
+import { WRITE_DIR_STEPS, writeDirAtomic } from '@sparsekit/core/node';
 import { describe, expect, it } from 'vitest';
 import { nativeAvailability, pathExchange } from './load.js';
 
 const availability = nativeAvailability();
+
+/** Whether the file system under `parent` exchanges (renameat2 RENAME_EXCHANGE). */
+function exchangesIn(parent: string): boolean {
+  const x = mkdtempSync(join(parent, 'x-'));
+  const y = mkdtempSync(join(parent, 'y-'));
+  return pathExchange()!(x, y);
+}
 
 describe.skipIf(!availability.available)('pathExchange (renameat2 RENAME_EXCHANGE)', () => {
   it('swaps two folders in one step, or says it cannot; a missing path is an error', () => {
@@ -38,13 +47,48 @@ describe.skipIf(!availability.available)('pathExchange (renameat2 RENAME_EXCHANG
     expect(readFileSync(join(out, 'v'), 'utf8')).toBe('new');
     expect(readdirSync(parent).filter((n) => n.startsWith('.'))).toEqual([]);
     // Where the file system exchanges, the target never went missing (no 'old-moved' step).
-    const swapped = (() => {
-      const x = join(parent, 'x');
-      const y = join(parent, 'y');
-      mkdirSync(x);
-      mkdirSync(y);
-      return pathExchange()!(x, y);
-    })();
-    expect(steps.includes('old-moved')).toBe(!swapped);
+    expect(steps.includes('old-moved')).toBe(!exchangesIn(mkdtempSync(join(tmpdir(), 'exchange-'))));
   });
+
+  it.skipIf(!availability.available || !exchangesIn(tmpdir()))(
+    'killed (SIGKILL) after every step of an exchanging replacement: the target is never missing',
+    async () => {
+      const core = fileURLToPath(new URL('../node_modules/@sparsekit/core/dist/node.js', import.meta.url));
+      const native = fileURLToPath(new URL('../dist/index.js', import.meta.url));
+      const script = `
+      import { writeDirAtomic } from ${JSON.stringify(core)};
+      import { pathExchange } from ${JSON.stringify(native)};
+      import { writeFile } from 'node:fs/promises';
+      import { join } from 'node:path';
+      const [target, killAt] = process.argv.slice(1);
+      await writeDirAtomic(target, (dir) => writeFile(join(dir, 'v'), 'new'), {
+        replace: true,
+        exchange: pathExchange(),
+        onStep: (s) => { if (s === killAt) process.kill(process.pid, 'SIGKILL'); },
+      });`;
+      for (const step of WRITE_DIR_STEPS) {
+        const parent = mkdtempSync(join(tmpdir(), 'exchange-kill-'));
+        const out = join(parent, 'out');
+        await writeDirAtomic(out, (dir) => writeFile(join(dir, 'v'), 'old'));
+        const run = spawnSync(process.execPath, ['--input-type=module', '-e', script, out, step]);
+        const killed = run.signal === 'SIGKILL';
+        // Every step but 'old-moved' (which an exchange never passes) kills the writer.
+        expect(killed, step).toBe(step !== 'old-moved');
+        // Without any repair, the target holds a whole folder: the old one before the exchange, the new one after.
+        const seen = readFileSync(join(out, 'v'), 'utf8');
+        expect(seen, step).toBe(['renamed', 'old-removed', 'old-moved'].includes(step) ? 'new' : 'old');
+        // The next write cleans up what the dead writer left.
+        await writeDirAtomic(out, (dir) => writeFile(join(dir, 'v'), 'next'), {
+          replace: true,
+          exchange: pathExchange()!,
+        });
+        expect(readFileSync(join(out, 'v'), 'utf8'), step).toBe('next');
+        expect(
+          readdirSync(parent).filter((n) => n.startsWith('.')),
+          step,
+        ).toEqual([]);
+      }
+    },
+    60_000,
+  );
 });
