@@ -42,6 +42,14 @@ export interface NativeKernels {
     bias: Float32Array | null,
     out: Float32Array,
   ): void;
+  /** y = bias + W[:, active] x[active] from W^T `columns` [in, rows]; `out` holds the bias (or zeros) on entry. */
+  gatherGemv(
+    columns: Float32Array,
+    x: Float32Array,
+    active: Int32Array,
+    rows: number,
+    out: Float32Array,
+  ): void;
   /** Swap two paths in one step (Linux renameat2 RENAME_EXCHANGE); false where that cannot be done. */
   exchangePaths(a: string, b: string): boolean;
   setThreads(threads: number): void;

@@ -2,9 +2,11 @@ import { execFileSync } from 'node:child_process';
 import { InvalidFormatError, Rng, ShapeMismatchError, Tensor } from '@sparsekit/core';
 import {
   type CsrMatrix,
+  type DenseMatrix,
   type FormatName,
   fromDense,
   linear,
+  referenceBackend,
   type SparseMatrix,
 } from '@sparsekit/sparse-formats';
 import { backendConformance } from '@sparsekit/test-utils';
@@ -124,6 +126,45 @@ describe.skipIf(skip !== false)('native kernels against the reference kernels', 
       b.linear(new Float32Array(3), 1, fromDense(new Tensor('f32', [2, 4], new Float32Array(8)), 'csr')),
     ).toThrow(ShapeMismatchError);
   });
+
+  it.each(['avx2', 'portable'] as const)(
+    '%s gather GEMV reads only the active columns, as the reference (threads split the outputs)',
+    (kernels) => {
+      const rng = new Rng(11);
+      for (const [rows, cols] of [
+        [5, 7],
+        [300, 96],
+        [2048, 512],
+      ] as const) {
+        const w = fromDense(
+          new Tensor('f32', [rows, cols], rng.normalArray(rows * cols)),
+          'dense',
+        ) as DenseMatrix;
+        const x = rng.normalArray(cols);
+        for (const share of [0, 0.1, 0.5, 1]) {
+          const active = Int32Array.from(rng.sample(cols, Math.round(cols * share)));
+          const bias = rng.normalArray(rows);
+          const want = referenceBackend.gatherGemv({ w, x, active, bias });
+          expect(backend(kernels, 3).gatherGemv({ w, x, active, bias })).toAllClose(want, {
+            atol: 1e-4,
+            rtol: 1e-4,
+          });
+          // x outside `active` is never read.
+          const poisoned = Float32Array.from(x);
+          const set = new Set(active);
+          for (let i = 0; i < cols; i++) if (!set.has(i)) poisoned[i] = Number.NaN;
+          expect(backend(kernels, 2).gatherGemv({ w, x: poisoned, active, bias })).toAllClose(want, {
+            atol: 1e-4,
+            rtol: 1e-4,
+          });
+        }
+      }
+      const w = fromDense(new Tensor('f32', [2, 3], new Float32Array(6)), 'dense') as DenseMatrix;
+      expect(() =>
+        backend(kernels, 1).gatherGemv({ w, x: new Float32Array(3), active: Int32Array.of(3) }),
+      ).toThrow(/active/);
+    },
+  );
 
   it('reports its features and kernels', () => {
     const b = backend('avx2', 2);

@@ -3,14 +3,15 @@
 // chosen at load; rows split over a thread pool by nonzeros). Every format runs on those kernels:
 // COO, CSC, bitmask and BSR as CSR, N:M as rows of n x groups slots, each converted once per matrix
 // and kept while the matrix lives. The composed ops (spmm, matmul, attention) run the reference
-// compositions over the native linear; sddmm and the gather GEMV are the reference kernels.
+// compositions over the native linear, the gather GEMV has its own kernel, and sddmm is the
+// reference kernel.
 import { InvalidArgumentError, ShapeMismatchError } from '@sparsekit/core';
 import {
   type AttentionArgs,
   attention,
   type Backend,
   type CsrMatrix,
-  cachedGatherGemv,
+  checkGatherGemv,
   checkRows,
   type DenseMatrix,
   type GatherGemvArgs,
@@ -24,6 +25,7 @@ import {
   sddmm,
   spmmOnLinear,
   toCsr,
+  transposedColumns,
   validate,
 } from '@sparsekit/sparse-formats';
 import { type NativeKernels, nativeKernels } from './load.js';
@@ -139,8 +141,19 @@ export class NativeBackend implements Backend {
     return attention(args, (x, batch, w, o) => this.linear(x, batch, w, o));
   }
 
+  /** y = W[:, active] x[active] (+ bias), from W^T kept per weight (made on first use). */
   gatherGemv(args: GatherGemvArgs): Float32Array {
-    return cachedGatherGemv(this.columns, args);
+    checkGatherGemv(args);
+    let columns = this.columns.get(args.w);
+    if (columns === undefined) {
+      columns = transposedColumns(args.w);
+      this.columns.set(args.w, columns);
+    }
+    const y = args.out ?? new Float32Array(args.w.rows);
+    if (args.bias === undefined) y.fill(0);
+    else y.set(args.bias);
+    this.addon.gatherGemv(columns, args.x, args.active, args.w.rows, y);
+    return y;
   }
 
   release(matrix: SparseMatrix): void {
