@@ -3,7 +3,7 @@
  * onnxruntime-node MatMul (all threads), on the same weights, measured in one run:
  *
  *   pnpm --filter @sparsekit/kernels-native bench
- *   node build/bench/native-bench.js [--shape 4096x4096] [--batches 1,8,128] [--budget-ms 1000]
+ *   node bench-build/native-bench.js [--shape 4096x4096] [--batches 1,8,128] [--budget-ms 1000]
  *     [--threads N] [--only "csr 90%,dense f32"] [--out bench-results]
  *
  * Weights: normal random values; unstructured sparsity zeroes each entry with probability s (seeded);
@@ -171,7 +171,7 @@ const table = markdownTable(
   ]),
 );
 console.log(`\n${table}`);
-const command = `node build/bench/native-bench.js ${process.argv.slice(2).join(' ')}`.trim();
+const command = `node bench-build/native-bench.js ${process.argv.slice(2).join(' ')}`.trim();
 writeJsonAtomic(join(outDir, 'native-kernels.json'), {
   command,
   date: new Date().toISOString(),
