@@ -7,7 +7,8 @@
  *     [--threads N] [--only "csr 90%,dense f32"] [--out bench-results]
  *
  * Weights: normal random values; unstructured sparsity zeroes each entry with probability s (seeded);
- * 2:4 keeps the two largest |w| of every four. Calls rotate through copies of the weight beyond the
+ * 2:4 keeps the two largest |w| of every four; 1x8 blocks drop whole runs of 8 inputs with
+ * probability s. Calls rotate through copies of the weight beyond the
  * last-level cache ("cold", as decoding reads each layer once per token). Prints a table and writes
  * DIR/native-kernels.{json,md}.
  */
@@ -55,10 +56,13 @@ const timing = { budgetMs, minReps: 5, maxReps: 61 };
 
 const rng = new Rng(1);
 const dense = rng.normalArray(outF * inF);
-function pruned(s: number | '2:4'): Float32Array {
+function pruned(s: number | '2:4', block = 1): Float32Array {
   const v = Float32Array.from(dense);
   const r = new Rng(2);
-  if (s === '2:4') {
+  if (block > 1) {
+    // Whole 1 x block runs along the inputs dropped with probability s.
+    for (let i = 0; i < v.length; i += block) if (r.uniform() < (s as number)) v.fill(0, i, i + block);
+  } else if (s === '2:4') {
     for (let g = 0; g < v.length; g += 4) {
       const order = [0, 1, 2, 3].sort((a, b) => Math.abs(v[g + a]!) - Math.abs(v[g + b]!));
       v[g + order[0]!] = 0;
@@ -80,6 +84,7 @@ const cases: Case[] = [
   { label: '2:4 f32', values: () => pruned('2:4'), format: 'nm', options: { n: 2, m: 4 } },
   { label: 'csr 70% f32', values: () => pruned(0.7), format: 'csr' },
   { label: 'csr 90% f32', values: () => pruned(0.9), format: 'csr' },
+  { label: 'bsr 1x8 90% f32', values: () => pruned(0.9, 8), format: 'bsr', options: { blockShape: [1, 8] } },
   {
     label: 'csr 90% u16 f16',
     values: () => pruned(0.9),

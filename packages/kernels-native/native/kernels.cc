@@ -396,6 +396,30 @@ __attribute__((target("avx2,fma,f16c"))) void gatherRowsAvx2(const float* column
     for (; o < o1; o++) y[o] += x[active[a]] * c[o];
   }
 }
+// BSR at batch 1 with blocks R x C, C a multiple of 8: each block row reads, per block, C contiguous
+// inputs once for its R rows (no gathers; one index per block).
+template <typename V, typename I>
+__attribute__((target("avx2,fma,f16c"))) void bsrRowsAvx2(const float* x, const int32_t* indptr, const I* indices,
+                                                          const V* values, int R, int C, float* y, int b0,
+                                                          int b1) {
+  const int64_t blockSize = static_cast<int64_t>(R) * C;
+  for (int br = b0; br < b1; br++) {
+    for (int r = 0; r < R; r++) {
+      __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+      for (int32_t k = indptr[br]; k < indptr[br + 1]; k++) {
+        const V* block = values + k * blockSize + static_cast<int64_t>(r) * C;
+        const float* xs = x + static_cast<int64_t>(indices[k]) * C;
+        int c = 0;
+        for (; c + 16 <= C; c += 16) {
+          a0 = _mm256_fmadd_ps(load8(block + c), _mm256_loadu_ps(xs + c), a0);
+          a1 = _mm256_fmadd_ps(load8(block + c + 8), _mm256_loadu_ps(xs + c + 8), a1);
+        }
+        for (; c < C; c += 8) a0 = _mm256_fmadd_ps(load8(block + c), _mm256_loadu_ps(xs + c), a0);
+      }
+      y[static_cast<int64_t>(br) * R + r] = hsum(_mm256_add_ps(a0, a1));
+    }
+  }
+}
 #endif
 
 // ---- dispatch and threading ----
@@ -618,6 +642,44 @@ Napi::Value GatherGemv(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+template <typename V, typename I>
+void runBsr(const float* x, const int32_t* indptr, const I* indices, const V* values, int blockRowCount, int R, int C,
+            int rows, const float* bias, float* y) {
+#ifdef SK_X86
+  int64_t nnz = static_cast<int64_t>(indptr[blockRowCount] - indptr[0]) * R * C;
+  auto ranges = splitRows(blockRowCount, indptr, 0, partsFor(nnz, pool->threads()));
+  pool->run(static_cast<int>(ranges.size()),
+            [&](int t) { bsrRowsAvx2(x, indptr, indices, values, R, C, y, ranges[t].r0, ranges[t].r1); });
+  addBias(y, 1, rows, bias);
+#endif
+}
+
+// linearBsr(x, indptr, indices, u16, values, f16, blockRows, blockCols, rows, bias | null, out): batch 1,
+// AVX2 only, blockCols a multiple of 8.
+Napi::Value LinearBsr(const Napi::CallbackInfo& info) {
+  std::lock_guard<std::mutex> lock(callMutex);
+  const float* x = dataOf<float>(info[0]);
+  const int32_t* indptr = dataOf<int32_t>(info[1]);
+  bool u16 = info[3].As<Napi::Boolean>().Value();
+  bool f16 = info[5].As<Napi::Boolean>().Value();
+  int R = info[6].As<Napi::Number>().Int32Value();
+  int C = info[7].As<Napi::Number>().Int32Value();
+  int rows = info[8].As<Napi::Number>().Int32Value();
+  const float* bias = dataOf<float>(info[9]);
+  float* y = dataOf<float>(info[10]);
+  int blockRowCount = rows / R;
+  if (u16) {
+    auto idx = dataOf<uint16_t>(info[2]);
+    if (f16) runBsr(x, indptr, idx, dataOf<uint16_t>(info[4]), blockRowCount, R, C, rows, bias, y);
+    else runBsr(x, indptr, idx, dataOf<float>(info[4]), blockRowCount, R, C, rows, bias, y);
+  } else {
+    auto idx = dataOf<int32_t>(info[2]);
+    if (f16) runBsr(x, indptr, idx, dataOf<uint16_t>(info[4]), blockRowCount, R, C, rows, bias, y);
+    else runBsr(x, indptr, idx, dataOf<float>(info[4]), blockRowCount, R, C, rows, bias, y);
+  }
+  return info.Env().Undefined();
+}
+
 Napi::Value SetThreads(const Napi::CallbackInfo& info) {
   int n = info[0].As<Napi::Number>().Int32Value();
   if (n < 1) n = 1;
@@ -669,6 +731,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("linearDense", Napi::Function::New(env, LinearDense));
   exports.Set("linearCsr", Napi::Function::New(env, LinearCsr));
   exports.Set("linearNm24", Napi::Function::New(env, LinearNm24));
+  exports.Set("linearBsr", Napi::Function::New(env, LinearBsr));
   exports.Set("gatherGemv", Napi::Function::New(env, GatherGemv));
   exports.Set("exchangePaths", Napi::Function::New(env, ExchangePaths));
   exports.Set("setThreads", Napi::Function::New(env, SetThreads));

@@ -42,6 +42,20 @@ export interface NativeKernels {
     bias: Float32Array | null,
     out: Float32Array,
   ): void;
+  /** BSR at batch 1 (AVX2 kernels only, blockCols a multiple of 8). */
+  linearBsr(
+    x: Float32Array,
+    indptr: Int32Array,
+    indices: Int32Array | Uint16Array,
+    u16: boolean,
+    values: Float32Array | Uint16Array,
+    f16: boolean,
+    blockRows: number,
+    blockCols: number,
+    rows: number,
+    bias: Float32Array | null,
+    out: Float32Array,
+  ): void;
   /** y = bias + W[:, active] x[active] from W^T `columns` [in, rows]; `out` holds the bias (or zeros) on entry. */
   gatherGemv(
     columns: Float32Array,

@@ -91,6 +91,48 @@ describe.skipIf(skip !== false)('native kernels against the reference kernels', 
     );
   });
 
+  it.each([
+    ['1x8 f32', [1, 8], {}],
+    ['2x8 u16 f16', [2, 8], { indexType: 'u16', dtype: 'f16' }],
+    ['4x16 f32', [4, 16], {}],
+    ['8x1 f32 (runs as csr)', [8, 1], {}],
+  ] as const)(
+    'BSR %s runs its block kernel at batch 1 (and CSR otherwise) to the reference result',
+    (_, shape, options) => {
+      const rng = new Rng(21);
+      for (const [rows, cols] of [
+        [8, 16],
+        [64, 256],
+        [512, 384],
+      ] as const) {
+        // Whole blocks kept or dropped, as block pruning leaves them; one block row empty.
+        const values = rng.normalArray(rows * cols);
+        const [R, C] = shape;
+        for (let br = 0; br < rows / R; br++)
+          for (let bc = 0; bc < cols / C; bc++)
+            if (br === 1 || rng.uniform() < 0.7)
+              for (let r = 0; r < R; r++)
+                for (let c = 0; c < C; c++) values[(br * R + r) * cols + bc * C + c] = 0;
+        const w = fromDense(new Tensor('f32', [rows, cols], values), 'bsr', {
+          blockShape: shape,
+          ...options,
+        });
+        for (const kernels of ['avx2', 'portable'] as const)
+          for (const batch of [1, 3]) {
+            const x = rng.normalArray(batch * cols);
+            const bias = rng.normalArray(rows);
+            expect(backend(kernels, 2).linear(x, batch, w, { bias })).toAllClose(
+              linear(x, batch, w, { bias }),
+              {
+                atol: 1e-4,
+                rtol: 1e-4,
+              },
+            );
+          }
+      }
+    },
+  );
+
   it('splits large calls over the pool to the same result as one thread, and honours `rows` and `out`', () => {
     const rng = new Rng(9);
     const values = weights(1024, 512, 0.3, rng);

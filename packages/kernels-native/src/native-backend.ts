@@ -10,6 +10,7 @@ import {
   type AttentionArgs,
   attention,
   type Backend,
+  type BsrMatrix,
   type CsrMatrix,
   checkGatherGemv,
   checkRows,
@@ -49,6 +50,8 @@ type Prepared =
       f16: boolean;
       /** 2:4 only: each slot's input position inside its 8-input half (the batch-1 permute kernel). */
       lanes?: Uint8Array;
+      /** BSR with blockCols a multiple of 8: the matrix, for the batch-1 block kernel. */
+      blocks?: BsrMatrix;
     };
 
 export class NativeBackend implements Backend {
@@ -95,7 +98,22 @@ export class NativeBackend implements Backend {
       const p = this.prepare(w);
       if (p.kind === 'dense')
         this.addon.linearDense(x, batch, p.values, p.f16, w.rows, w.cols, bias ?? null, out);
-      else if (p.lanes !== undefined && batch === 1 && this.kernels === 'avx2')
+      else if (p.blocks !== undefined && batch === 1 && this.kernels === 'avx2') {
+        const b = p.blocks;
+        this.addon.linearBsr(
+          x,
+          b.indptr,
+          b.indices,
+          b.indices instanceof Uint16Array,
+          b.values,
+          b.dtype === 'f16',
+          b.blockRows,
+          b.blockCols,
+          w.rows,
+          bias ?? null,
+          out,
+        );
+      } else if (p.lanes !== undefined && batch === 1 && this.kernels === 'avx2')
         this.addon.linearNm24(x, p.values, p.f16, p.lanes, w.rows, w.cols, bias ?? null, out);
       else
         this.addon.linearCsr(
@@ -181,6 +199,8 @@ export class NativeBackend implements Backend {
         indices: c.indices,
         values: c.values,
         f16: c.dtype === 'f16',
+        // Blocks whose width is a multiple of 8 also keep the matrix for the batch-1 block kernel.
+        ...(w.format === 'bsr' && w.blockCols % 8 === 0 ? { blocks: w } : {}),
       };
     }
     this.prepared.set(w, p);
