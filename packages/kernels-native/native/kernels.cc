@@ -296,22 +296,48 @@ __attribute__((target("avx2,fma,f16c"))) void csrRowsAvx2(const float* x, const 
     // Batch columns 16 (then 8) at a time in registers; the rest scalar.
     int b = 0;
     for (; b + 16 <= batch; b += 16) {
-      __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
-      for (int64_t k = start; k < end; k++) {
+      __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), c0 = _mm256_setzero_ps(),
+             c1 = _mm256_setzero_ps();
+      int64_t k = start;
+      for (; k + 2 <= end; k += 2) {
+        __m256 v = _mm256_set1_ps(valueAtAvx(values, k));
+        __m256 u = _mm256_set1_ps(valueAtAvx(values, k + 1));
+        const float* xr = xt + static_cast<int64_t>(indices[k]) * batch + b;
+        const float* xq = xt + static_cast<int64_t>(indices[k + 1]) * batch + b;
+        a0 = _mm256_fmadd_ps(v, _mm256_loadu_ps(xr), a0);
+        a1 = _mm256_fmadd_ps(v, _mm256_loadu_ps(xr + 8), a1);
+        c0 = _mm256_fmadd_ps(u, _mm256_loadu_ps(xq), c0);
+        c1 = _mm256_fmadd_ps(u, _mm256_loadu_ps(xq + 8), c1);
+      }
+      if (k < end) {
         __m256 v = _mm256_set1_ps(valueAtAvx(values, k));
         const float* xr = xt + static_cast<int64_t>(indices[k]) * batch + b;
         a0 = _mm256_fmadd_ps(v, _mm256_loadu_ps(xr), a0);
         a1 = _mm256_fmadd_ps(v, _mm256_loadu_ps(xr + 8), a1);
       }
-      _mm256_storeu_ps(acc + b, a0);
-      _mm256_storeu_ps(acc + b + 8, a1);
+      _mm256_storeu_ps(acc + b, _mm256_add_ps(a0, c0));
+      _mm256_storeu_ps(acc + b + 8, _mm256_add_ps(a1, c1));
     }
     for (; b + 8 <= batch; b += 8) {
-      __m256 a0 = _mm256_setzero_ps();
-      for (int64_t k = start; k < end; k++)
+      // Four independent sums over the nonzeros: one FMA chain would wait on its own latency.
+      __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps(),
+             a3 = _mm256_setzero_ps();
+      const float* xb = xt + b;
+      int64_t k = start;
+      for (; k + 4 <= end; k += 4) {
         a0 = _mm256_fmadd_ps(_mm256_set1_ps(valueAtAvx(values, k)),
-                             _mm256_loadu_ps(xt + static_cast<int64_t>(indices[k]) * batch + b), a0);
-      _mm256_storeu_ps(acc + b, a0);
+                             _mm256_loadu_ps(xb + static_cast<int64_t>(indices[k]) * batch), a0);
+        a1 = _mm256_fmadd_ps(_mm256_set1_ps(valueAtAvx(values, k + 1)),
+                             _mm256_loadu_ps(xb + static_cast<int64_t>(indices[k + 1]) * batch), a1);
+        a2 = _mm256_fmadd_ps(_mm256_set1_ps(valueAtAvx(values, k + 2)),
+                             _mm256_loadu_ps(xb + static_cast<int64_t>(indices[k + 2]) * batch), a2);
+        a3 = _mm256_fmadd_ps(_mm256_set1_ps(valueAtAvx(values, k + 3)),
+                             _mm256_loadu_ps(xb + static_cast<int64_t>(indices[k + 3]) * batch), a3);
+      }
+      for (; k < end; k++)
+        a0 = _mm256_fmadd_ps(_mm256_set1_ps(valueAtAvx(values, k)),
+                             _mm256_loadu_ps(xb + static_cast<int64_t>(indices[k]) * batch), a0);
+      _mm256_storeu_ps(acc + b, _mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
     }
     if (b < batch) {
       for (int bb = b; bb < batch; bb++) acc[bb] = 0;
