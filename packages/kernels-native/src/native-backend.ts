@@ -5,7 +5,8 @@
 // and kept while the matrix lives. The composed ops (spmm, matmul, attention) run the reference
 // compositions over the native linear, the gather GEMV has its own kernel, and sddmm is the
 // reference kernel.
-import { InvalidArgumentError, ShapeMismatchError } from '@sparsekit/core';
+import { availableParallelism } from 'node:os';
+import { InvalidArgumentError } from '@sparsekit/core';
 import {
   type AttentionArgs,
   attention,
@@ -13,7 +14,7 @@ import {
   type BsrMatrix,
   type CsrMatrix,
   checkGatherGemv,
-  checkRows,
+  checkLinearArgs,
   type DenseMatrix,
   type GatherGemvArgs,
   keepRows,
@@ -80,15 +81,8 @@ export class NativeBackend implements Backend {
 
   /** y = x W^T (+ bias): x [batch, in], W [out, in] in any format; y [batch, out]. */
   linear(x: Float32Array, batch: number, w: SparseMatrix, options: LinearOptions = {}): Float32Array {
-    if (!Number.isInteger(batch) || batch < 0)
-      throw new InvalidArgumentError('batch', batch, 'must be a non-negative integer');
-    if (x.length !== batch * w.cols) throw new ShapeMismatchError([batch, w.cols], [x.length], 'x');
-    const out = options.out ?? new Float32Array(batch * w.rows);
-    if (out.length !== batch * w.rows) throw new ShapeMismatchError([batch * w.rows], [out.length], 'out');
+    const out = checkLinearArgs(x, batch, w, options);
     const bias = options.bias;
-    if (bias !== undefined && bias.length !== w.rows)
-      throw new ShapeMismatchError([w.rows], [bias.length], 'bias');
-    if (options.rows !== undefined) checkRows(options.rows, w.rows);
     if (batch === 0 || w.rows === 0) return out.fill(0);
     if (w.cols === 0) {
       out.fill(0);

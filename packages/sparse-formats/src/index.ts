@@ -22,6 +22,7 @@ export {
 export {
   cachedGatherGemv,
   checkGatherGemv,
+  checkLinearArgs,
   checkRows,
   gatherGemvColumns,
   keepRows,

@@ -168,6 +168,27 @@ export function gatherGemvColumns(args: GatherGemvArgs, columns: Float32Array): 
   return y;
 }
 
+/**
+ * The checks every backend's `linear` makes (batch, x, out, bias, rows), returning the output array:
+ * `options.out`, or a new one.
+ */
+export function checkLinearArgs(
+  x: Float32Array,
+  batch: number,
+  w: SparseMatrix,
+  options: LinearOptions,
+): Float32Array {
+  if (!Number.isInteger(batch) || batch < 0)
+    throw new InvalidArgumentError('batch', batch, 'must be a non-negative integer');
+  if (x.length !== batch * w.cols) throw new ShapeMismatchError([batch, w.cols], [x.length], 'x');
+  const out = options.out ?? new Float32Array(batch * w.rows);
+  if (out.length !== batch * w.rows) throw new ShapeMismatchError([batch * w.rows], [out.length], 'out');
+  if (options.bias !== undefined && options.bias.length !== w.rows)
+    throw new ShapeMismatchError([w.rows], [options.bias.length], 'bias');
+  if (options.rows !== undefined) checkRows(options.rows, w.rows);
+  return out;
+}
+
 /** A typed error unless `rows` are unique indices in [0, count) (LinearOptions.rows). */
 export function checkRows(rows: Int32Array, count: number): void {
   checkIndices(rows, count, 'rows index');

@@ -1,4 +1,4 @@
-import { InvalidArgumentError, ShapeMismatchError } from '@sparsekit/core';
+import { InvalidArgumentError } from '@sparsekit/core';
 import type {
   AttentionArgs,
   Backend,
@@ -6,7 +6,13 @@ import type {
   LinearOptions,
   MatmulOptions,
 } from '../backend/contract.js';
-import { checkGatherGemv, checkRows, keepRows, matmulOnLinear, spmmOnLinear } from '../backend/products.js';
+import {
+  checkGatherGemv,
+  checkLinearArgs,
+  keepRows,
+  matmulOnLinear,
+  spmmOnLinear,
+} from '../backend/products.js';
 import { unsupported } from '../backend/unsupported.js';
 import type { CsrMatrix, DenseMatrix, SparseMatrix } from '../types.js';
 import { WasmAllocator } from './allocator.js';
@@ -219,15 +225,7 @@ export class WasmBackend implements Backend {
 
   /** y = x W^T (+ bias): x [batch, in], W [out, in] in any format; y [batch, out]. */
   linear(x: Float32Array, batch: number, w: SparseMatrix, options: LinearOptions = {}): Float32Array {
-    if (!Number.isInteger(batch) || batch < 0)
-      throw new InvalidArgumentError('batch', batch, 'must be a non-negative integer');
-    if (x.length !== batch * w.cols) throw new ShapeMismatchError([batch, w.cols], [x.length], 'x');
-    const out = options.out ?? new Float32Array(batch * w.rows);
-    if (out.length !== batch * w.rows) throw new ShapeMismatchError([batch * w.rows], [out.length], 'out');
-    if (options.bias !== undefined && options.bias.length !== w.rows) {
-      throw new ShapeMismatchError([w.rows], [options.bias.length], 'bias');
-    }
-    if (options.rows !== undefined) checkRows(options.rows, w.rows);
+    const out = checkLinearArgs(x, batch, w, options);
     if (batch === 0 || w.rows === 0) return out;
     const p = this.inPlace(w) ?? this.prepare(w);
     if (options.rows !== undefined && batch === 1 && p.format === 'dense')
