@@ -6,7 +6,7 @@ import type { HfTokenizer } from '@sparsekit/models';
 import type { LlamaTwin } from '@sparsekit/models/tfjs';
 import type * as TF from '@tensorflow/tfjs-core';
 import { loadCorpus, splitCorpus } from './corpus.js';
-import { SEED } from './training.js';
+import { applyClipped, SEED } from './training.js';
 
 type Tf = LoadedTfjs['tf'];
 
@@ -86,14 +86,9 @@ export function fineTuneTwin(o: FineTuneOptions): number {
     const x = tf.tensor2d(inputs, [batchSize, seqLen], 'int32');
     const y = tf.tensor2d(targets, [batchSize, seqLen], 'int32');
     const { value, grads } = tf.variableGrads(() => lossOf(x, y, step), trainable);
-    const norm = Math.sqrt(
-      tf.tidy(() => tf.addN(Object.values(grads).map((g) => tf.sum(tf.square(g)))).dataSync()[0]!),
-    );
-    const scale = Math.min(1, 1 / (norm + 1e-6));
-    const clipped = Object.fromEntries(Object.entries(grads).map(([k, g]) => [k, tf.mul(g, scale)]));
-    optimizer.applyGradients(clipped as unknown as Parameters<typeof optimizer.applyGradients>[0]);
+    applyClipped(tf, optimizer, grads);
     loss = value.dataSync()[0]!;
-    tf.dispose([x, y, value, ...Object.values(grads), ...Object.values(clipped)]);
+    tf.dispose([x, y, value, ...Object.values(grads)]);
     if ((step + 1) % (o.logEvery ?? 50) === 0)
       console.log(
         `  ${o.label ?? ''}step ${step + 1}/${o.steps}  loss ${loss.toFixed(3)}  (${((performance.now() - started) / 1000).toFixed(0)} s)`,

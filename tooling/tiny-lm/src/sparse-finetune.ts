@@ -25,10 +25,10 @@ import { join } from 'node:path';
 import { numberOption, option, writeJsonAtomic } from '@sparsekit/bench';
 import { loadTfjs } from '@sparsekit/core';
 import { calibrationWindows, perplexity } from '@sparsekit/eval-harness';
-import { backendRef, TransformerLM } from '@sparsekit/models';
+import { backendRef, type Linear, TransformerLM } from '@sparsekit/models';
 import { loadHfModel, tinyLmPath } from '@sparsekit/models/node';
 import { LlamaTwin } from '@sparsekit/models/tfjs';
-import { PolynomialDecay, type PruneModelOptions, pruneModel } from '@sparsekit/pruners';
+import { PolynomialDecay, type PruneModelOptions, pruneModel, zeroShare } from '@sparsekit/pruners';
 import { logitDistillationLoss, squareHeadLoss, VariablePruner } from '@sparsekit/pruners/tfjs';
 import { createWasmBackend } from '@sparsekit/sparse-formats';
 import type * as TF from '@tensorflow/tfjs-core';
@@ -89,18 +89,13 @@ if (train.length > 0) console.log(`training tokens: ${train.length} (${elapsed()
 const blockMatrices = (twin: LlamaTwin) => twin.variables().filter((v, i) => v.rank === 2 && i > 0);
 /** Zeros / size over every block linear layer of a runtime model, counted from its weights. */
 function blockSparsity(model: TransformerLM): number {
-  let zeros = 0;
-  let size = 0;
-  for (const b of model.params.blocks) {
-    const mlp = b.mlp as { gate?: unknown; up: unknown; down: unknown };
-    const linears = [b.q, b.k, b.v, b.o, mlp.gate, mlp.up, mlp.down].filter((l) => l !== undefined);
-    for (const l of linears as { getWeight(): { data: Float32Array } }[]) {
-      const w = l.getWeight().data;
-      size += w.length;
-      for (const x of w) if (x === 0) zeros++;
-    }
-  }
-  return zeros / size;
+  const weights = model.params.blocks.flatMap((b) => {
+    const mlp = b.mlp as { gate?: Linear; up: Linear; down: Linear };
+    return [b.q, b.k, b.v, b.o, mlp.gate, mlp.up, mlp.down].flatMap((l) =>
+      l === undefined ? [] : [(l as Linear).getWeight().data],
+    );
+  });
+  return zeroShare(weights);
 }
 
 function fineTune(row: Row, twin: LlamaTwin): void {

@@ -160,6 +160,22 @@ export interface TrainOptions {
 }
 
 /**
+ * Apply `grads` with their global norm clipped at 1 (one sync; every intermediate freed, or wasm
+ * memory runs out). Returns the norm before clipping; the caller still owns `grads`.
+ */
+export function applyClipped(tf: Tf, optimizer: TF.Optimizer, grads: TF.NamedTensorMap): number {
+  const norm = Math.sqrt(
+    tf.tidy(() => tf.addN(Object.values(grads).map((g) => tf.sum(tf.square(g)))).dataSync()[0]!),
+  );
+  const scale = Math.min(1, 1 / (norm + 1e-6));
+  tf.tidy(() => {
+    const clipped = Object.fromEntries(Object.entries(grads).map(([k, g]) => [k, tf.mul(g, scale)]));
+    optimizer.applyGradients(clipped as unknown as Parameters<typeof optimizer.applyGradients>[0]);
+  });
+  return norm;
+}
+
+/**
  * Adam (0.9, 0.95) on random windows of the training split, warm-up then a cosine decay to 10% over
  * whichever runs out first (the steps or the time budget), the global gradient norm clipped at 1,
  * decoupled weight decay on the matrices. Returns the steps taken.
@@ -219,13 +235,7 @@ export function trainTwin(o: TrainOptions): number {
       return terms.total;
     }, twin.variables());
     twin.training = false;
-    // Clip the global gradient norm at 1 (one sync; every intermediate freed, or wasm memory runs out).
-    const norm = Math.sqrt(
-      tf.tidy(() => tf.addN(Object.values(grads).map((g) => tf.sum(tf.square(g)))).dataSync()[0]!),
-    );
-    const scale = Math.min(1, 1 / (norm + 1e-6));
-    const clipped = Object.fromEntries(Object.entries(grads).map(([k, g]) => [k, tf.mul(g, scale)]));
-    optimizer.applyGradients(clipped as unknown as Parameters<typeof optimizer.applyGradients>[0]);
+    const norm = applyClipped(tf, optimizer, grads);
     if (o.weightDecay > 0) {
       const keep = 1 - lrAt(step) * o.weightDecay;
       for (const v of decayed) tf.tidy(() => v.assign(tf.mul(v, keep)));
@@ -233,7 +243,7 @@ export function trainTwin(o: TrainOptions): number {
     recent.push(value.dataSync()[0]!);
     if (kept.length === 2)
       recentRouter.push({ loadBalance: kept[0]!.dataSync()[0]!, routerZ: kept[1]!.dataSync()[0]! });
-    tf.dispose([x, y, value, ...kept, ...Object.values(grads), ...Object.values(clipped)]);
+    tf.dispose([x, y, value, ...kept, ...Object.values(grads)]);
     if ((step + 1) % logEvery === 0) {
       const mean = (v: number[]) => v.reduce((a, b) => a + b) / v.length;
       const entry: Record<string, unknown> = {

@@ -8,6 +8,7 @@ import { highestIndices } from '@sparsekit/sparse-formats';
 import * as tf from '@tensorflow/tfjs-core';
 import { zeroShare } from '../training-masks.js';
 import { randomKeepMasks } from './random.js';
+import { applyKeepMasks } from './variables.js';
 
 export interface RigLOptions {
   /** Overall share of the weights that are zero, throughout training. */
@@ -185,11 +186,7 @@ export class RigL {
 
   /** weight := weight * mask for every variable. */
   apply(): void {
-    this.variables.forEach((v, i) => {
-      tf.tidy(() => {
-        v.assign(tf.mul(v, tf.tensor(this.keeps[i]!, v.shape)));
-      });
-    });
+    applyKeepMasks(this.variables, this.keeps);
   }
 
   /** The keep-masks (1 kept), one per variable. */

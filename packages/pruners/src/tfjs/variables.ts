@@ -25,6 +25,15 @@ export interface VariablePrunerOptions {
   nmTraining?: NmTrainingOptions;
 }
 
+/** variable := variable * keep for each variable and its keep-mask (1 kept). */
+export function applyKeepMasks(variables: readonly tf.Variable[], keeps: readonly Float32Array[]): void {
+  variables.forEach((v, i) => {
+    tf.tidy(() => {
+      v.assign(tf.mul(v, tf.tensor(keeps[i]!, v.shape)));
+    });
+  });
+}
+
 /**
  * Prunes tf.Variables with TFMOT's order: call `beforeStep()` before each training step's forward
  * pass (it counts the step, recomputes the masks when the schedule says so, and zeroes the pruned
@@ -111,11 +120,7 @@ export class VariablePruner {
       });
       return;
     }
-    this.variables.forEach((v, i) => {
-      tf.tidy(() => {
-        v.assign(tf.mul(v, tf.tensor(this.keeps[i]!, v.shape)));
-      });
-    });
+    applyKeepMasks(this.variables, this.keeps);
   }
 
   /** The keep-masks (1 kept), one per variable. */
