@@ -222,10 +222,7 @@ function nmRows(w: NmMatrix): Prepared {
 }
 
 function defaultThreads(): number {
-  // (Lazy: node:os only where the backend is made.)
-  const cores = (globalThis as { navigator?: { hardwareConcurrency?: number } }).navigator
-    ?.hardwareConcurrency;
-  return Math.max(1, Math.min(16, cores ?? 1));
+  return Math.max(1, Math.min(16, availableParallelism()));
 }
 
 /**
