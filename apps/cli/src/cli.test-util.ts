@@ -12,8 +12,17 @@ export const work = mkdtempSync(join(tmpdir(), 'sparsekit-cli-'));
 afterAll(() => rmSync(work, { recursive: true, force: true }));
 
 export function run(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return runWithEnv({}, ...args);
+}
+
+/** `run` with variables added to the environment. */
+export function runWithEnv(
+  env: Record<string, string>,
+  ...args: string[]
+): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    execFile('node', [CLI, ...args], { cwd: work, maxBuffer: 1 << 24 }, (error, stdout, stderr) => {
+    const options = { cwd: work, maxBuffer: 1 << 24, env: { ...process.env, ...env } };
+    execFile('node', [CLI, ...args], options, (error, stdout, stderr) => {
       resolve({ code: error === null ? 0 : ((error as { code?: number }).code ?? 1), stdout, stderr });
     });
   });

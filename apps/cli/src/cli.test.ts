@@ -17,7 +17,7 @@ import { TokenizerTimeoutError } from '@sparsekit/models';
 import { loadHfModel, tinyLmPath } from '@sparsekit/models/node';
 import { safetensorsWithHole } from '@sparsekit/test-utils';
 import { describe, expect, it } from 'vitest';
-import { CLI, json, run, work } from './cli.test-util.js';
+import { CLI, json, run, runWithEnv, work } from './cli.test-util.js';
 import { COMMANDS, hintFor } from './main.js';
 
 /**
@@ -409,6 +409,26 @@ describe('on tiny-lm', () => {
     const m = await run('bench', 'model', '--tokens', '8', '--reps', '1', '--json');
     expect(m.code, m.stderr).toBe(0);
     expect(json(m.stdout).results).toHaveLength(2);
+  });
+
+  it('runs on the native kernels by default; without them says why in one line and runs on wasm', async () => {
+    const args = ['bench', 'kernels', '--rows', '64', '--cols', '64', '--reps', '1', '--json'];
+    const auto = await run(...args);
+    expect(auto.code, auto.stderr).toBe(0);
+    expect(json(auto.stdout).backend).toBe('native');
+    expect(auto.stderr).not.toMatch(/unavailable/);
+    const hidden = await runWithEnv({ SPARSEKIT_NATIVE: '0' }, ...args);
+    expect(hidden.code, hidden.stderr).toBe(0);
+    expect(json(hidden.stdout).backend).toBe('wasm');
+    expect(hidden.stderr).toContain('native kernels unavailable (hidden by SPARSEKIT_NATIVE=0): using wasm');
+    const named = await run(...args, '--backend', 'reference');
+    expect(json(named.stdout).backend).toBe('reference');
+    const refused = await runWithEnv({ SPARSEKIT_NATIVE: '0' }, ...args, '--backend', 'native');
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(/Native kernels unavailable: hidden by SPARSEKIT_NATIVE=0/);
+    const bad = await run(...args, '--backend', 'gpu');
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/--backend must be one of auto, native, wasm, reference/);
   });
 
   it('runs the demo end to end (small settings) and writes its report', async () => {

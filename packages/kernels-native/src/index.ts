@@ -2,6 +2,14 @@
 // where it cannot load, Sparsekit's wasm backend runs.
 
 export {
+  CPU_BACKENDS,
+  type CpuBackend,
+  type CpuBackendChoice,
+  type CpuBackendOptions,
+  type CpuBackendRequest,
+  createCpuBackend,
+} from './cpu-backend.js';
+export {
   type NativeKernels,
   NativeUnavailableError,
   nativeAvailability,

@@ -173,6 +173,9 @@ export class NativeBackend implements Backend {
     if (matrix.format === 'dense') this.columns.delete(matrix);
   }
 
+  /** Nothing to free (the kernels' views are dropped with their matrices); for symmetry with wasm. */
+  async dispose(): Promise<void> {}
+
   /**
    * The kernels' view of a weight, made (and its invariants checked, so the loops can trust its
    * indices) once per matrix object.

@@ -22,7 +22,6 @@ import {
 import { perplexity } from '@sparsekit/eval-harness';
 import { generationSpeed } from '@sparsekit/models';
 import type { LoadedModel } from '@sparsekit/models/node';
-import { createWasmBackend } from '@sparsekit/sparse-formats';
 import {
   actionOf,
   choiceFlag,
@@ -32,6 +31,7 @@ import {
   stringFlag,
   UsageError,
 } from '../args.js';
+import { BACKEND_FLAG, BACKEND_HELP, type CpuBackend, openBackend } from '../backend.js';
 import type { Command } from '../command.js';
 import {
   calibrationBatches,
@@ -86,7 +86,8 @@ Flags:
   --no-dense              eval: skip the dense perplexity
   --tokens N / --reps N   bench: tokens decoded per run (default 32), timed runs (default 3)
   --min-zero-share Z      bench: sparse decode threshold (default 0.1)
-  --threads T             wasm worker threads (default: all cores)
+  --threads T             kernel threads (default: all cores)
+${BACKEND_HELP}
   --json                  print the result as JSON
 
 Examples:
@@ -95,6 +96,7 @@ Examples:
   sparsekit activations eval --thresholds teal-50.json
   sparsekit activations bench --thresholds teal-50.json`,
   flags: {
+    ...BACKEND_FLAG,
     model: { type: 'string' },
     method: { type: 'string' },
     sparsity: { type: 'string' },
@@ -131,7 +133,7 @@ Examples:
       min: 1,
     });
     const dir = modelDir(stringFlag(flags, 'model'));
-    const backend = await createWasmBackend({ threads });
+    const backend = await openBackend('activations', flags, ui, threads);
     try {
       if (action === 'calibrate') return await calibrate(flags, dir, backend, ui);
       const loaded = await loadModel(dir, backend);
@@ -145,7 +147,7 @@ Examples:
   },
 };
 
-type Backend = Awaited<ReturnType<typeof createWasmBackend>>;
+type Backend = CpuBackend;
 
 function calibrationInput(flags: Flags, dir: string, loaded: LoadedModel, ui: Ui) {
   const samples = numberFlag('activations', flags, 'calib-samples', 16, { integer: true, min: 1, max: 4096 });

@@ -21,8 +21,8 @@ import {
   syntheticLayer,
 } from '@sparsekit/sparse-attention';
 import { loadLabelChannels, saveLabelChannels } from '@sparsekit/sparse-attention/node';
-import { createWasmBackend } from '@sparsekit/sparse-formats';
 import { actionOf, choiceFlag, type Flags, numberFlag, stringFlag, UsageError } from '../args.js';
+import { BACKEND_FLAG, BACKEND_HELP, type CpuBackend, openBackend } from '../backend.js';
 import type { Command } from '../command.js';
 import { checkKnownText, defaultText, loadModel, modelDir, readText, requireTokenizer } from '../model-io.js';
 import { formatBytes, table, type Ui } from '../ui.js';
@@ -47,7 +47,7 @@ eval: perplexity of the model decoding under a KV policy at a token budget per k
   selection policies, also the attention recall (probability mass of the keys read) and the relative
   error of the attention output against exact attention, per decode step.
 ${KV_POLICIES.map((p) => `    ${p.name.padEnd(16)} ${p.summary}`).join('\n')}
-bench: one layer's decode attention on the wasm backend at --context tokens (random keys, in the
+bench: one layer's decode attention on the CPU backend at --context tokens (random keys, in the
   backend's memory), dense against --policy at --budget tokens, in the same run.
 
 Flags:
@@ -70,7 +70,8 @@ Flags:
   --no-dense           eval: skip the dense row
   --context N          bench: tokens per lane (default 32768); --kv-heads N (8), --group N (4), --dim N (128)
   --reps N             bench: timed steps per subject (default 20)
-  --threads T          wasm worker threads (default: all cores)
+  --threads T          kernel threads (default: all cores)
+${BACKEND_HELP}
   --json               print the result as JSON
 
 Examples:
@@ -79,6 +80,7 @@ Examples:
   sparsekit attention eval --policy double-sparsity --budget 32 --save-channels ds-channels.json
   sparsekit attention bench --policy quest --context 32768`,
   flags: {
+    ...BACKEND_FLAG,
     pattern: { type: 'string' },
     seq: { type: 'string' },
     block: { type: 'string' },
@@ -114,7 +116,7 @@ Examples:
       integer: true,
       min: 1,
     });
-    const backend = await createWasmBackend({ threads });
+    const backend = await openBackend('attention', flags, ui, threads);
     try {
       return action === 'eval' ? await evaluate(flags, backend, ui) : bench(flags, backend, ui);
     } finally {
@@ -123,7 +125,7 @@ Examples:
   },
 };
 
-type Backend = Awaited<ReturnType<typeof createWasmBackend>>;
+type Backend = CpuBackend;
 
 const int = (flags: Flags, name: string, fallback: number, min = 1, max?: number) =>
   numberFlag('attention', flags, name, fallback, {
@@ -319,7 +321,7 @@ function bench(flags: Flags, backend: Backend, ui: Ui) {
     const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
     const ms = times.map(median);
     ui.say(
-      `one layer's decode attention: ${kvHeads} key/value heads x ${group} query heads, head dim ${dim}, ${context} tokens; wasm, ${backend.threads} threads; median of ${reps}\n`,
+      `one layer's decode attention: ${kvHeads} key/value heads x ${group} query heads, head dim ${dim}, ${context} tokens; ${backend.name}, ${backend.threads} threads; median of ${reps}\n`,
     );
     ui.say(
       table(

@@ -2,8 +2,9 @@ import { availableParallelism } from 'node:os';
 import { Rng, Tensor } from '@sparsekit/core';
 import { generationSpeed } from '@sparsekit/models';
 import { magnitude, packWeight } from '@sparsekit/pruners';
-import { byteSize, createWasmBackend, dense, type SparseMatrix, sparsity } from '@sparsekit/sparse-formats';
+import { byteSize, dense, type SparseMatrix, sparsity } from '@sparsekit/sparse-formats';
 import { numberFlag, stringFlag, UsageError } from '../args.js';
+import { BACKEND_FLAG, BACKEND_HELP, type CpuBackend, openBackend } from '../backend.js';
 import type { Command } from '../command.js';
 import { loadModel, modelDir } from '../model-io.js';
 import { formatBytes, table } from '../ui.js';
@@ -15,7 +16,7 @@ export const benchCommand: Command = {
   help: `Usage: sparsekit bench kernels [--rows R] [--cols C] [--batch B] [--reps N] [--threads T]
        sparsekit bench model [--model DIR] [--tokens N] [--reps N] [--threads T]
 
-kernels: y = x W^T on the wasm backend for one random weight (N(0, 0.02), seed 0) stored dense, at
+kernels: y = x W^T on the CPU backend (--backend) for one random weight (N(0, 0.02), seed 0) stored dense, at
 50% (CSR), 2:4 (N:M) and 90% (CSR) magnitude sparsity; median of --reps warm calls; ratios against
 the dense kernel timed in the same run. (The package benchmark, pnpm bench, is the thorough one:
 more shapes, cold caches, onnxruntime and tfjs baselines.)
@@ -25,9 +26,10 @@ Flags:
   --rows R / --cols C   weight shape (default 4096 x 4096)
   --batch B             rows of x (default 1)
   --reps N              timed repetitions (default 20 for kernels, 5 for model)
-  --threads T           wasm worker threads (default: all cores)
+  --threads T           kernel threads (default: all cores)
   --model DIR           for 'model' (default: the bundled tiny-lm)
   --tokens N            tokens decoded per run for 'model' (default 64)
+${BACKEND_HELP}
   --json                print the result as JSON
 
 Examples:
@@ -35,6 +37,7 @@ Examples:
   sparsekit bench kernels --rows 11008 --cols 4096 --batch 8
   sparsekit bench model --model out/tiny-lm-2of4`,
   flags: {
+    ...BACKEND_FLAG,
     rows: { type: 'string' },
     cols: { type: 'string' },
     batch: { type: 'string' },
@@ -54,7 +57,7 @@ Examples:
       );
     }
     const threads = numberFlag('bench', flags, 'threads', availableParallelism(), { integer: true, min: 1 });
-    const backend = await createWasmBackend({ threads });
+    const backend = await openBackend('bench', flags, ui, threads);
     try {
       return what === 'kernels'
         ? await benchKernels(flags, backend, ui)
@@ -65,7 +68,7 @@ Examples:
   },
 };
 
-type Backend = Awaited<ReturnType<typeof createWasmBackend>>;
+type Backend = CpuBackend;
 type Flags = Parameters<Command['run']>[0]['flags'];
 type Ui = Parameters<Command['run']>[0]['ui'];
 
@@ -89,7 +92,7 @@ async function benchKernels(flags: Flags, backend: Backend, ui: Ui) {
   const results = [];
   for (const [i, [label, make]] of cases.entries()) {
     const matrix = make();
-    backend.linear(x, batch, matrix); // warm-up: prepares the matrix in wasm memory
+    backend.linear(x, batch, matrix); // warm-up: prepares the matrix for the backend
     const times: number[] = [];
     for (let r = 0; r < reps; r++) {
       const t0 = performance.now();
@@ -117,7 +120,7 @@ async function benchKernels(flags: Flags, backend: Backend, ui: Ui) {
   const base = results[0]!.ms;
   const out = results.map((r) => ({ ...r, speedup: base / r.ms }));
   ui.say(
-    `y = x W^T, W ${rows} x ${cols}, batch ${batch}, ${backend.threads} threads, median of ${reps} warm calls\n`,
+    `y = x W^T, W ${rows} x ${cols}, batch ${batch}, ${backend.name} kernels, ${backend.threads} threads, median of ${reps} warm calls\n`,
   );
   ui.say(
     table(
@@ -131,7 +134,16 @@ async function benchKernels(flags: Flags, backend: Backend, ui: Ui) {
       ]),
     ),
   );
-  return { benchmark: 'kernels', rows, cols, batch, reps, threads: backend.threads, results: out };
+  return {
+    benchmark: 'kernels',
+    backend: backend.name,
+    rows,
+    cols,
+    batch,
+    reps,
+    threads: backend.threads,
+    results: out,
+  };
 }
 
 async function benchModel(flags: Flags, backend: Backend, ui: Ui) {
@@ -152,7 +164,7 @@ async function benchModel(flags: Flags, backend: Backend, ui: Ui) {
     { case: `as stored (${formats.join(', ')})`, ...stored },
   ];
   ui.say(
-    `${dir}: ${tokens} new tokens after a 64-token prompt, ${backend.threads} threads, median of ${reps}\n`,
+    `${dir}: ${tokens} new tokens after a 64-token prompt, ${backend.name} kernels, ${backend.threads} threads, median of ${reps}\n`,
   );
   ui.say(
     table(
@@ -165,5 +177,13 @@ async function benchModel(flags: Flags, backend: Backend, ui: Ui) {
       ]),
     ),
   );
-  return { benchmark: 'model', model: dir, tokens, reps, threads: backend.threads, results };
+  return {
+    benchmark: 'model',
+    backend: backend.name,
+    model: dir,
+    tokens,
+    reps,
+    threads: backend.threads,
+    results,
+  };
 }

@@ -7,8 +7,9 @@ import { runSweep, type SweepPoint, sweepGrid } from '@sparsekit/eval-harness/no
 import { generationSpeed, type TransformerLM } from '@sparsekit/models';
 import { tinyLmPath } from '@sparsekit/models/node';
 import { type Recipe, runRecipe } from '@sparsekit/pruners';
-import { byteSize, createWasmBackend, sparsity } from '@sparsekit/sparse-formats';
+import { byteSize, sparsity } from '@sparsekit/sparse-formats';
 import { numberFlag, stringFlag } from '../args.js';
+import { BACKEND_FLAG, BACKEND_HELP, openBackend } from '../backend.js';
 import type { Command } from '../command.js';
 import { builtinText, calibrationBatches, loadModel, requireTokenizer } from '../model-io.js';
 import { formatBytes, table } from '../ui.js';
@@ -49,12 +50,14 @@ Flags:
   --windows N     test windows of 128 tokens to score (default 96)
   --calib N       calibration windows of 128 tokens (default 64)
   --resume        keep the rows already in DIR/results.jsonl (same settings) and run the rest
+${BACKEND_HELP}
   --json          print the result as JSON
 
 Examples:
   sparsekit demo
   sparsekit demo --out /tmp/demo --json`,
   flags: {
+    ...BACKEND_FLAG,
     out: { type: 'string' },
     windows: { type: 'string' },
     calib: { type: 'string' },
@@ -65,7 +68,7 @@ Examples:
     const windows = numberFlag('demo', flags, 'windows', 96, { integer: true, min: 1 });
     const calibWindows = numberFlag('demo', flags, 'calib', 64, { integer: true, min: 1 });
     const threads = availableParallelism();
-    const backend = await createWasmBackend({ threads });
+    const backend = await openBackend('demo', flags, ui, threads);
     const started = performance.now();
     try {
       const dir = tinyLmPath();

@@ -1,6 +1,6 @@
 import { perplexity } from '@sparsekit/eval-harness';
-import { createWasmBackend } from '@sparsekit/sparse-formats';
 import { choiceFlag, numberFlag, stringFlag, UsageError } from '../args.js';
+import { BACKEND_FLAG, BACKEND_HELP, openBackend } from '../backend.js';
 import type { Command } from '../command.js';
 import { checkKnownText, defaultText, loadModel, modelDir, readText, requireTokenizer } from '../model-io.js';
 
@@ -19,6 +19,7 @@ Flags:
   --max-length N       window length in tokens (default: the model's maximum)
   --max-windows N      sparsegpt: score only the first N windows (default: all)
   --batch-size N       windows per forward pass (default 8)
+${BACKEND_HELP}
   --json               print the result as JSON
 
 Examples:
@@ -26,6 +27,7 @@ Examples:
   sparsekit eval --model out/tiny-lm-2of4 --protocol rolling --json
   sparsekit eval --model ./my-llama --text wiki.test.txt --max-length 2048`,
   flags: {
+    ...BACKEND_FLAG,
     model: { type: 'string' },
     protocol: { type: 'string' },
     text: { type: 'string' },
@@ -44,7 +46,7 @@ Examples:
     const batchSize = numberFlag('eval', flags, 'batch-size', 8, { integer: true, min: 1 });
     const dir = modelDir(stringFlag(flags, 'model'));
     const textPath = stringFlag(flags, 'text');
-    const backend = await createWasmBackend();
+    const backend = await openBackend('eval', flags, ui);
     try {
       const loaded = await loadModel(dir, backend);
       const maxLength = numberFlag('eval', flags, 'max-length', loaded.model.maxSequenceLength, {

@@ -1,6 +1,6 @@
 import { generate } from '@sparsekit/models';
-import { createWasmBackend } from '@sparsekit/sparse-formats';
 import { numberFlag, requireFlag, stringFlag, UsageError } from '../args.js';
+import { BACKEND_FLAG, BACKEND_HELP, openBackend } from '../backend.js';
 import type { Command } from '../command.js';
 import { loadModel, modelDir, requireTokenizer } from '../model-io.js';
 
@@ -19,12 +19,14 @@ Flags:
   --temperature T        0 = greedy (default 0)
   --top-k K / --top-p P  sampling filters
   --seed N               sampling seed (default 0)
+${BACKEND_HELP}
   --json                 print the result as JSON
 
 Examples:
   sparsekit generate --prompt "The whale"
   sparsekit generate --model out/tiny-lm-2of4 --prompt "Call me" --temperature 0.8 --top-p 0.9`,
   flags: {
+    ...BACKEND_FLAG,
     model: { type: 'string' },
     prompt: { type: 'string' },
     'max-new-tokens': { type: 'string' },
@@ -41,7 +43,7 @@ Examples:
     const topP = numberFlag('generate', flags, 'top-p', 1, { min: 0, max: 1 });
     const seed = numberFlag('generate', flags, 'seed', 0, { integer: true, min: 0 });
     const dir = modelDir(stringFlag(flags, 'model'));
-    const backend = await createWasmBackend();
+    const backend = await openBackend('generate', flags, ui);
     try {
       const loaded = await loadModel(dir, backend);
       const tokenizer = requireTokenizer(loaded, dir);

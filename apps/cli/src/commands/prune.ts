@@ -11,8 +11,8 @@ import {
   runRecipe,
   validateRecipe,
 } from '@sparsekit/pruners';
-import { createWasmBackend } from '@sparsekit/sparse-formats';
 import { choiceFlag, numberFlag, patternFlag, stringFlag, UsageError } from '../args.js';
+import { BACKEND_FLAG, BACKEND_HELP, openBackend } from '../backend.js';
 import type { Command } from '../command.js';
 import {
   builtinText,
@@ -70,6 +70,7 @@ Flags:
   --out DIR            where to write the model and prune-report.json (required; a new or empty
                        folder, written whole at the end)
   --force              replace --out if it already holds files
+${BACKEND_HELP}
   --json               print the report as JSON
 
 Methods:
@@ -82,6 +83,7 @@ Examples:
   sparsekit prune --method structured --mlp-channels 0.25 --heads 0.5 --out out/tiny-lm-narrow
   sparsekit prune --model ./my-llama --recipe recipe.yaml --calib c4-sample.txt --out ./my-llama-50`,
   flags: {
+    ...BACKEND_FLAG,
     model: { type: 'string' },
     method: { type: 'string' },
     sparsity: { type: 'string' },
@@ -191,7 +193,7 @@ Examples:
     if (flags.owl === true) recipe = { ...recipe!, owl: true };
     recipe = validateRecipe(recipe);
     const errors = flags['no-errors'] !== true;
-    const backend = await createWasmBackend();
+    const backend = await openBackend('prune', flags, ui);
     try {
       const loaded = await loadModel(dir, backend);
       const { model } = loaded;

@@ -2,8 +2,8 @@
 import { availableParallelism } from 'node:os';
 import { tinyLmMoePath } from '@sparsekit/models/node';
 import { type CapacityConvention, moeLayers, ROUTERS } from '@sparsekit/moe-router';
-import { createWasmBackend } from '@sparsekit/sparse-formats';
 import { actionOf, choiceFlag, type Flags, numberFlag, stringFlag, UsageError } from '../../args.js';
+import { BACKEND_FLAG, BACKEND_HELP, openBackend } from '../../backend.js';
 import type { Command } from '../../command.js';
 import { loadModel, modelDir } from '../../model-io.js';
 import { outDirFlag } from '../../out-dir.js';
@@ -95,7 +95,8 @@ Flags:
   --out DIR              prune: where to write the model and prune-report.json (a new or empty
                          folder, written whole at the end)
   --force                prune: replace --out if it already holds files
-  --threads T            wasm worker threads (default: all cores)
+  --threads T            kernel threads (default: all cores)
+${BACKEND_HELP}
   --json                 print the result as JSON
 
 Examples:
@@ -104,6 +105,7 @@ Examples:
   sparsekit moe eval --model ./mixtral-tiny --router switch --capacity-rule deepspeed --capacity-factor 1
   sparsekit moe prune --experts 6 --method wanda --sparsity 0.5 --out out/tiny-lm-moe-6x-w50`,
   flags: {
+    ...BACKEND_FLAG,
     model: { type: 'string' },
     text: { type: 'string' },
     windows: { type: 'string' },
@@ -140,7 +142,7 @@ Examples:
         ? outDirFlag('moe', flags, dir, 'the folder to write the pruned model to')
         : undefined;
     const threads = numberFlag('moe', flags, 'threads', availableParallelism(), { integer: true, min: 1 });
-    const backend = await createWasmBackend({ threads });
+    const backend = await openBackend('moe', flags, ui, threads);
     try {
       const loaded = await loadModel(dir, backend);
       const layers = moeLayers(loaded.model);

@@ -2,8 +2,8 @@
 import { resolve } from 'node:path';
 import { SAE_ARCHITECTURES, type SaeArchitecture, type SaeSite } from '@sparsekit/sae';
 import { readSaeLens } from '@sparsekit/sae/node';
-import { createWasmBackend } from '@sparsekit/sparse-formats';
 import { actionOf, choiceFlag, numberFlag, requireFlag, stringFlag, UsageError } from '../../args.js';
+import { BACKEND_FLAG, BACKEND_HELP, openBackend } from '../../backend.js';
 import type { Command } from '../../command.js';
 import { loadModel, modelDir } from '../../model-io.js';
 import { outDirFlag } from '../../out-dir.js';
@@ -85,6 +85,7 @@ Flags:
   --features LIST      features: feature ids; otherwise the --top-features N (default 20) with the largest activations
   --contexts N         features: top contexts per feature (default 5)
   --out DIR|FILE       train: the folder to write (a new or empty one; --force replaces); features: a JSON file
+${BACKEND_HELP}
   --json               print the result as JSON
 
 Examples:
@@ -93,6 +94,7 @@ Examples:
   sparsekit sae eval --sae out/sae-topk
   sparsekit sae features --sae out/sae-topk --top-features 10 --out out/sae-topk/features.json`,
   flags: {
+    ...BACKEND_FLAG,
     model: { type: 'string' },
     site: { type: 'string' },
     architecture: { type: 'string' },
@@ -151,7 +153,7 @@ Examples:
           'sae',
         );
       const out = outDirFlag('sae', flags, dir, 'the folder to write the SAE to');
-      const backend = await createWasmBackend();
+      const backend = await openBackend('sae', flags, ui);
       try {
         const loaded = await loadModel(dir, backend);
         const site = siteFlag(flags, loaded.model.numBlocks);
@@ -169,7 +171,7 @@ Examples:
     );
     const { sae, config } = await readSaeLens(saeDir);
     const hook = config.metadata.hook_name;
-    const backend = await createWasmBackend();
+    const backend = await openBackend('sae', flags, ui);
     try {
       const loaded = await loadModel(dir, backend);
       let site: SaeSite;
