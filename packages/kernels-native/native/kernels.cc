@@ -20,19 +20,24 @@
 #include <cerrno>
 #endif
 
-#if defined(__x86_64__) || defined(_M_X64)
-#include <immintrin.h>
-#define SK_X86 1
-#endif
+#include "common.h"
 
-#include "pool.h"
-
-namespace {
-
+namespace sk {
 std::unique_ptr<Pool> pool;
-// One kernel call at a time per process (worker threads that load the addon share the pool).
 std::mutex callMutex;
 bool useAvx2 = false;
+
+int partsFor(int64_t work, int threads) {
+  // Below ~64k multiply-adds a call is faster on one thread.
+  int64_t parts = work / 65536;
+  if (parts < 1) parts = 1;
+  if (parts > threads * 4) parts = threads * 4;
+  return static_cast<int>(parts);
+}
+}  // namespace sk
+
+namespace {
+using namespace sk;
 
 inline float halfToFloat(uint16_t h) {
   uint32_t sign = (h & 0x8000u) << 16;
@@ -485,14 +490,6 @@ std::vector<Range> splitRows(int rows, const int32_t* indptr, int64_t rowLength,
   return out;
 }
 
-int partsFor(int64_t work, int threads) {
-  // Below ~64k multiply-adds a call is faster on one thread.
-  int64_t parts = work / 65536;
-  if (parts < 1) parts = 1;
-  if (parts > threads * 4) parts = threads * 4;
-  return static_cast<int>(parts);
-}
-
 void addBias(float* y, int batch, int rows, const float* bias) {
   if (!bias) return;
   for (int b = 0; b < batch; b++)
@@ -533,13 +530,6 @@ void runCsr(const float* x, int batch, int cols, const int32_t* indptr, int64_t 
                     acc.data());
   });
   addBias(y, batch, rows, bias);
-}
-
-template <typename T>
-T* dataOf(const Napi::Value& v) {
-  if (v.IsNull() || v.IsUndefined()) return nullptr;
-  auto array = v.As<Napi::TypedArray>();
-  return reinterpret_cast<T*>(static_cast<uint8_t*>(array.ArrayBuffer().Data()) + array.ByteOffset());
 }
 
 // linearDense(x, batch, values, f16, rows, cols, bias | null, out)
@@ -759,6 +749,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("linearNm24", Napi::Function::New(env, LinearNm24));
   exports.Set("linearBsr", Napi::Function::New(env, LinearBsr));
   exports.Set("gatherGemv", Napi::Function::New(env, GatherGemv));
+  exports.Set("attend", Napi::Function::New(env, sk::Attend));
   exports.Set("exchangePaths", Napi::Function::New(env, ExchangePaths));
   exports.Set("setThreads", Napi::Function::New(env, SetThreads));
   exports.Set("features", Napi::Function::New(env, Features));

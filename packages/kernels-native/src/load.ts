@@ -64,6 +64,22 @@ export interface NativeKernels {
     rows: number,
     out: Float32Array,
   ): void;
+  /**
+   * Softmax attention of q [heads, seq, dim] (unscaled) over the key rows in `segments` ([start, end)
+   * pairs; query s's are pairs offsets[s] .. offsets[s + 1]) into out [heads, seq, dim].
+   */
+  attend(
+    q: Float32Array,
+    heads: number,
+    seq: number,
+    dim: number,
+    keys: Float32Array,
+    values: Float32Array,
+    segments: Int32Array,
+    offsets: Int32Array,
+    scale: number,
+    out: Float32Array,
+  ): void;
   /** Swap two paths in one step (Linux renameat2 RENAME_EXCHANGE); false where that cannot be done. */
   exchangePaths(a: string, b: string): boolean;
   setThreads(threads: number): void;

@@ -3,12 +3,13 @@
 // chosen at load; rows split over a thread pool by nonzeros). Every format runs on those kernels:
 // COO, CSC, bitmask and BSR as CSR, N:M as rows of n x groups slots, each converted once per matrix
 // and kept while the matrix lives. The composed ops (spmm, matmul, attention) run the reference
-// compositions over the native linear, the gather GEMV has its own kernel, and sddmm is the
-// reference kernel.
+// compositions over the native linear (attention beyond plain prefill has its own row kernel), the
+// gather GEMV has its own kernel, and sddmm is the reference kernel.
 import { availableParallelism } from 'node:os';
 import { InvalidArgumentError } from '@sparsekit/core';
 import {
   type AttentionArgs,
+  type AttentionMask,
   attention,
   type Backend,
   type BsrMatrix,
@@ -18,11 +19,14 @@ import {
   type DenseMatrix,
   type GatherGemvArgs,
   keepRows,
+  keySegments,
   type LinearOptions,
   type MatmulOptions,
   matmulOnLinear,
   type NmMatrix,
+  PRODUCT_MIN_SEQ,
   readNmPosition,
+  resolveAttention,
   type SparseMatrix,
   sddmm,
   spmmOnLinear,
@@ -149,8 +153,21 @@ export class NativeBackend implements Backend {
     return matmulOnLinear((x, batch, w, o) => this.linear(x, batch, w, o), a, b, m, k, n, options);
   }
 
+  /**
+   * Softmax attention: many queries under a causal (no window) or full mask run as two products on
+   * the native linear; everything else (decode, windows, sinks, block lists, position lists) on the
+   * native row kernel, which reads only the key rows each query's mask lets it read.
+   */
   attention(args: AttentionArgs): Float32Array {
-    return attention(args, (x, batch, w, o) => this.linear(x, batch, w, o));
+    const r = resolveAttention(args);
+    const out = args.out ?? new Float32Array(args.q.length);
+    if (r.seq === 0) return out;
+    const plain = r.mask.kind === 'full' || (r.mask.kind === 'causal' && r.mask.window === undefined);
+    if (plain && r.seq >= PRODUCT_MIN_SEQ)
+      return attention({ ...args, out }, (x, batch, w, o) => this.linear(x, batch, w, o));
+    const { segments, offsets } = maskSegments(r.mask, r.offset, r.seq, r.keyLength);
+    this.addon.attend(args.q, r.heads, r.seq, r.dim, args.keys, args.values, segments, offsets, r.scale, out);
+    return out;
   }
 
   /** y = W[:, active] x[active] (+ bias), from W^T kept per weight (made on first use). */
@@ -203,6 +220,45 @@ export class NativeBackend implements Backend {
     this.prepared.set(w, p);
     return p;
   }
+}
+
+/**
+ * Each query's key rows as [start, end) pairs (query s's pairs are offsets[s] .. offsets[s + 1]),
+ * checked to lie inside the keys so the native loops can trust them.
+ */
+function maskSegments(
+  mask: AttentionMask,
+  offset: number,
+  seq: number,
+  keyLength: number,
+): { segments: Int32Array; offsets: Int32Array } {
+  const capacity = (p: number) =>
+    mask.kind === 'positions'
+      ? mask.positions.length + 1
+      : mask.kind === 'blocks'
+        ? 2 * (mask.kvBlocks[Math.floor(p / mask.blockSize)]?.length ?? 0) + 2
+        : 2;
+  let total = 0;
+  for (let s = 0; s < seq; s++) total += capacity(offset + s);
+  const segments = new Int32Array(2 * total);
+  const offsets = new Int32Array(seq + 1);
+  let pairs = 0;
+  for (let s = 0; s < seq; s++) {
+    const n = keySegments(mask, offset + s, keyLength, segments.subarray(2 * pairs));
+    for (let g = pairs; g < pairs + n; g++) {
+      const start = segments[2 * g]!;
+      const end = segments[2 * g + 1]!;
+      if (!(start >= 0 && start <= end && end <= keyLength))
+        throw new InvalidArgumentError(
+          'mask',
+          `[${start}, ${end})`,
+          `must read keys inside [0, ${keyLength})`,
+        );
+    }
+    pairs += n;
+    offsets[s + 1] = pairs;
+  }
+  return { segments, offsets };
 }
 
 /** N:M as rows of n x groups slots with their column indices (padding slots hold zeros). */

@@ -1,0 +1,39 @@
+// What the kernel files share: the thread pool, the one-call-at-a-time lock, the kernel choice,
+// and reading typed arrays handed in from JavaScript.
+#pragma once
+#include <napi.h>
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+
+#include "pool.h"
+
+#if defined(__x86_64__) || defined(_M_X64)
+#include <immintrin.h>
+#define SK_X86 1
+#endif
+
+namespace sk {
+
+extern std::unique_ptr<Pool> pool;
+// One kernel call at a time per process (worker threads that load the addon share the pool).
+extern std::mutex callMutex;
+// The AVX2 + FMA + F16C kernels run (chosen at load from the CPU's features, or by useKernels).
+extern bool useAvx2;
+
+// How many tasks to split `work` multiply-adds into (one below ~64k, at most 4 per thread).
+int partsFor(int64_t work, int threads);
+
+// The data of a typed array (null for null / undefined).
+template <typename T>
+T* dataOf(const Napi::Value& v) {
+  if (v.IsNull() || v.IsUndefined()) return nullptr;
+  auto array = v.As<Napi::TypedArray>();
+  return reinterpret_cast<T*>(static_cast<uint8_t*>(array.ArrayBuffer().Data()) + array.ByteOffset());
+}
+
+// attend(q, heads, seq, dim, keys, values, segments, offsets, scale, out): see attention.cc.
+Napi::Value Attend(const Napi::CallbackInfo& info);
+
+}  // namespace sk
