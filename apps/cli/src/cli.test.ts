@@ -162,6 +162,57 @@ describe('on tiny-lm', () => {
     expect(json(ev.stdout).perplexity).toBeGreaterThan(1);
   });
 
+  it('prunes in 1x8 blocks with SparseGPT, packs them as BSR, and the saved model evaluates', async () => {
+    const out = join(work, 'blocks');
+    const r = await run(
+      'prune',
+      '--method',
+      'sparsegpt',
+      '--sparsity',
+      '0.5',
+      '--blocks',
+      '1x8',
+      '--calib-samples',
+      '4',
+      '--pack',
+      '--no-errors',
+      '--out',
+      out,
+    );
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/sparsegpt 0\.5 in 1x8 blocks: 50\.00% of the pruned layers' weights are zero/);
+    const inspect = json((await run('inspect', '--model', out, '--json')).stdout);
+    for (const l of inspect.layers) expect(l.format).toBe('bsr');
+    const ev = await run('eval', '--model', out, '--max-windows', '2', '--json');
+    expect(ev.code, ev.stderr).toBe(0);
+    expect(json(ev.stdout).perplexity).toBeGreaterThan(1);
+    for (const [args, message] of [
+      [['--method', 'wanda', '--pattern', '2:4', '--blocks', '1x4'], /use --sparsity, not --pattern/],
+      [
+        ['--method', 'slicegpt', '--sparsity', '0.2', '--blocks', '1x4'],
+        /--blocks is for --method magnitude/,
+      ],
+      [['--method', 'wanda', '--sparsity', '0.5', '--blocks', '1by4'], /--blocks must be ROWSxCOLS/],
+    ] as const) {
+      const bad = await run('prune', ...args, '--out', join(work, 'never'));
+      expect(bad.code, args.join(' ')).toBe(2);
+      expect(bad.stderr).toMatch(message);
+    }
+    const untiled = await run(
+      'prune',
+      '--method',
+      'magnitude',
+      '--sparsity',
+      '0.5',
+      '--blocks',
+      '1x48',
+      '--out',
+      join(work, 'never'),
+    );
+    expect(untiled.code).toBe(1);
+    expect(untiled.stderr).toMatch(/multiple of the block's 48 inputs/);
+  });
+
   it('packs each layer by its own pattern when a recipe overrides some, and measures magnitude errors', async () => {
     const recipe = join(work, 'mixed.yaml');
     writeFileSync(

@@ -17,6 +17,15 @@ export {
   symmetricEigen,
   upperCholesky,
 } from '@sparsekit/sparse-formats';
+export {
+  type BlockShape,
+  blockMaskOf,
+  blockScores,
+  blockText,
+  checkBlockShape,
+  expandBlockMask,
+  parseBlockShape,
+} from './blocks.js';
 export { type EssentialSparsity, essentialSparsity, type SweepPoint } from './essential.js';
 export {
   applyMask,
@@ -24,6 +33,7 @@ export {
   checkNm,
   checkSparsity,
   checkWeight,
+  lowestShareMask,
   magnitudes,
   matrixMask,
   nmMask,
@@ -55,6 +65,7 @@ export {
   sliceGpt,
 } from './methods/slicegpt.js';
 export {
+  blockSaliencies,
   type PruneResult,
   type SparseGptOptions,
   sparseGpt,

@@ -9,6 +9,7 @@ import {
   ShapeMismatchError,
 } from '@sparsekit/core';
 import { kthSmallest, markLowest } from '@sparsekit/sparse-formats';
+import { type BlockShape, blockText, isUnitBlock } from './blocks.js';
 
 /** Check an unstructured sparsity target: a fraction in [0, 1). */
 export function checkSparsity(sparsity: number): void {
@@ -96,8 +97,15 @@ export function nmMask(
   cols: number,
   n: number,
   m: number,
+  block?: BlockShape,
 ): Uint8Array {
   checkNm(n, m, cols);
+  if (!isUnitBlock(block))
+    throw new InvalidArgumentError(
+      'blocks',
+      blockText(block!),
+      'are for unstructured sparsity, not an N:M pattern',
+    );
   const mask = new Uint8Array(rows * cols);
   // Groups never straddle rows (cols is a multiple of m), so walk the flat array group by group,
   // ordering each group's indices by (score, index) with an insertion sort in one reused buffer.
@@ -124,6 +132,17 @@ export function matrixMask(scores: ArrayLike<number>, sparsity: number): Uint8Ar
   if (sparsity === 0 || scores.length === 0) return mask;
   const threshold = kthSmallest(scores, Math.floor(scores.length * sparsity));
   for (let i = 0; i < scores.length; i++) mask[i] = scores[i]! <= threshold ? 1 : 0;
+  return mask;
+}
+
+/**
+ * Exactly floor(size * sparsity) of the lowest scores pruned (ties to the lower index): the
+ * comparison over whole blocks, where no reference's threshold quirk applies.
+ */
+export function lowestShareMask(scores: ArrayLike<number>, sparsity: number): Uint8Array {
+  checkSparsity(sparsity);
+  const mask = new Uint8Array(scores.length);
+  markLowest(Float64Array.from(scores), Math.floor(scores.length * sparsity), mask, 0);
   return mask;
 }
 

@@ -5,6 +5,7 @@
 export type FieldKind =
   | 'fraction' // a number in [0, 1)
   | 'pattern' // "N:M"
+  | 'blocks' // "RxC": whole blocks of R output rows x C inputs
   | 'layers' // { include?: regex[], exclude?: regex[] }
   | 'overrides' // [{ match: regex, sparsity | pattern | skip }]
   | 'object'; // the method's own options, described field by field
@@ -41,6 +42,11 @@ const SPARSITY: MethodField = {
   description: 'fraction of the weights to remove',
 };
 const PATTERN: MethodField = { name: 'pattern', kind: 'pattern', description: 'N kept of every M inputs' };
+const BLOCKS: MethodField = {
+  name: 'blocks',
+  kind: 'blocks',
+  description: 'prune whole blocks of R output rows x C inputs ("1x8", "8x1"), with sparsity; packs as BSR',
+};
 const LAYERS: MethodField = {
   name: 'layers',
   kind: 'layers',
@@ -68,6 +74,7 @@ export const METHOD_TABLE = [
     fields: [
       SPARSITY,
       PATTERN,
+      BLOCKS,
       LAYERS,
       OVERRIDES,
       {
@@ -85,7 +92,7 @@ export const METHOD_TABLE = [
   {
     name: 'wanda',
     summary: '|w| x input norm, per output row (Wanda)',
-    fields: [SPARSITY, PATTERN, LAYERS, OVERRIDES, OWL],
+    fields: [SPARSITY, PATTERN, BLOCKS, LAYERS, OVERRIDES, OWL],
     calibration: 'always',
     gives: 'sparse',
     target: 'sparsity-or-pattern',
@@ -97,6 +104,7 @@ export const METHOD_TABLE = [
     fields: [
       SPARSITY,
       PATTERN,
+      BLOCKS,
       LAYERS,
       OVERRIDES,
       OWL,

@@ -17,6 +17,7 @@ import {
   InputNormAccumulator,
   measuredSparsity,
 } from '@sparsekit/sparse-formats';
+import { type BlockShape, blockText, checkBlockShape, isUnitBlock } from './blocks.js';
 import { checkModelWeights, checkNm, checkSparsity } from './masks.js';
 import { checkMagnitudeScope, magnitude } from './methods/magnitude.js';
 import { checkPercDamp, sparseGpt } from './methods/sparsegpt.js';
@@ -26,17 +27,26 @@ import { type OwlAllocation, type OwlOptions, owlSparsities } from './owl.js';
 
 export type PruneMethod = 'magnitude' | 'wanda' | 'sparsegpt';
 
-/** A pruning target: a fraction of weights (unstructured), or N kept of every M inputs. */
-export type Pattern = { sparsity: number } | { n: number; m: number };
+/**
+ * A pruning target: a fraction of weights (unstructured, optionally in whole blocks of R rows x C
+ * inputs), or N kept of every M inputs.
+ */
+export type Pattern = { sparsity: number; block?: BlockShape } | { n: number; m: number };
 
-/** A pattern as people write it: "0.5" or "2:4". */
+/** A pattern as people write it: "0.5", "0.5 in 1x8 blocks" or "2:4". */
 export function patternText(pattern: Pattern): string {
-  return 'n' in pattern ? `${pattern.n}:${pattern.m}` : `${pattern.sparsity}`;
+  if ('n' in pattern) return `${pattern.n}:${pattern.m}`;
+  return isUnitBlock(pattern.block)
+    ? `${pattern.sparsity}`
+    : `${pattern.sparsity} in ${blockText(pattern.block!)} blocks`;
 }
 
 /** A copy of the pattern with only its own fields. */
 function ownPattern(pattern: Pattern): Pattern {
-  return 'n' in pattern ? { n: pattern.n, m: pattern.m } : { sparsity: pattern.sparsity };
+  if ('n' in pattern) return { n: pattern.n, m: pattern.m };
+  return isUnitBlock(pattern.block)
+    ? { sparsity: pattern.sparsity }
+    : { sparsity: pattern.sparsity, block: { rows: pattern.block!.rows, cols: pattern.block!.cols } };
 }
 
 export interface PruneModelOptions extends ProgressOptions {
@@ -45,6 +55,11 @@ export interface PruneModelOptions extends ProgressOptions {
   sparsity?: number;
   n?: number;
   m?: number;
+  /**
+   * Unstructured targets only: prune whole blocks of R output rows x C inputs (1 x 8: eight
+   * consecutive inputs of a row; 8 x 1: eight consecutive outputs of an input), for BSR kernels.
+   */
+  blocks?: BlockShape;
   /** Which layers to prune (default: every decoder linear layer). */
   filter?: (name: string) => boolean;
   /** Per-layer pattern overrides (a recipe's `overrides`): return a pattern for the layer, or undefined. */
@@ -117,6 +132,16 @@ export async function pruneModel(
       throw new InvalidArgumentError('N:M pattern', `${options.n}:${options.m}`, 'needs both n and m');
     }
   } else checkSparsity(options.sparsity ?? Number.NaN);
+  const blocks = isUnitBlock(options.blocks) ? undefined : options.blocks!;
+  if (blocks !== undefined) {
+    checkBlockShape(blocks);
+    if (nm)
+      throw new InvalidArgumentError(
+        'blocks',
+        blockText(blocks),
+        'are for unstructured sparsity, not an N:M pattern',
+      );
+  }
   if (!['magnitude', 'wanda', 'sparsegpt'].includes(options.method)) {
     throw new InvalidArgumentError('method', options.method, "must be 'magnitude', 'wanda' or 'sparsegpt'");
   }
@@ -148,19 +173,30 @@ export async function pruneModel(
   const targetsOf = (block: number) => model.blockLinearLayers(block).filter((l) => filter(l.name));
   const patternOf = (l: LinearLayer, block: number): Pattern =>
     options.layerPattern?.(l.name) ??
-    (nm ? { n: options.n!, m: options.m! } : { sparsity: owl?.sparsities[block] ?? options.sparsity! });
+    (nm
+      ? { n: options.n!, m: options.m! }
+      : {
+          sparsity: owl?.sparsities[block] ?? options.sparsity!,
+          ...(blocks === undefined ? {} : { block: blocks }),
+        });
   for (let block = 0; block < model.numBlocks; block++) {
     for (const l of targetsOf(block)) {
       const p = patternOf(l, block);
       if ('n' in p) checkNm(p.n, p.m, l.inFeatures);
-      else checkSparsity(p.sparsity);
+      else {
+        checkSparsity(p.sparsity);
+        if (p.block !== undefined)
+          checkBlockShape(p.block, l.outFeatures, l.inFeatures, `blocks of ${l.name}`);
+      }
     }
   }
   const originals = new Map<LinearLayer, Tensor<'f32'>>();
   const layers: LayerReport[] = [];
   let totalLayers = 0;
   for (let block = 0; block < model.numBlocks; block++) totalLayers += targetsOf(block).length;
-  const pattern: Pattern = nm ? { n: options.n!, m: options.m! } : { sparsity: options.sparsity! };
+  const pattern: Pattern = nm
+    ? { n: options.n!, m: options.m! }
+    : { sparsity: options.sparsity!, ...(blocks === undefined ? {} : { block: blocks }) };
   let tokens = 0;
   for (const b of batches) tokens += b.size;
   const withError = options.reconstructionError ?? true;

@@ -6,6 +6,7 @@ import {
   strictJsonIssue,
 } from '@sparsekit/core';
 import { parse as parseYaml } from 'yaml';
+import { parseBlockShape } from './blocks.js';
 import { METHOD_NAMES, METHOD_TABLE, type RecipeMethod } from './method-table.js';
 import type { PruneMethod, PruneModelOptions } from './prune-model.js';
 
@@ -16,6 +17,8 @@ export interface Recipe {
   /** Unstructured target (SliceGPT: the fraction of the hidden width), or an N:M pattern such as "2:4". */
   sparsity?: number;
   pattern?: string;
+  /** With `sparsity` (magnitude, Wanda, SparseGPT): prune whole blocks, "RxC" ("1x8", "8x1"). */
+  blocks?: string;
   /** Regular expressions over layer names (e.g. "mlp\\."); a layer must match one include and no exclude. */
   layers?: { include?: string[]; exclude?: string[] };
   /** First matching override wins: another sparsity or pattern for those layers, or skip them. */
@@ -146,6 +149,16 @@ export function validateRecipe(value: unknown): Recipe {
   }
   if (r.sparsity !== undefined) sparsityOf(r.sparsity, 'recipe.sparsity');
   if (r.pattern !== undefined) patternOf(r.pattern, 'recipe.pattern');
+  if (r.blocks !== undefined) {
+    if (typeof r.blocks !== 'string') fail('recipe.blocks', 'must be a string such as "1x8"');
+    try {
+      parseBlockShape(r.blocks, 'recipe.blocks');
+    } catch (error) {
+      fail('recipe.blocks', (error as Error).message);
+    }
+    if (r.pattern !== undefined)
+      fail('recipe.blocks', 'are for unstructured sparsity: give sparsity, not pattern');
+  }
   if (r.layers !== undefined) {
     const layers = object(r.layers, 'recipe.layers');
     checkKeys(layers, ['include', 'exclude'], 'recipe.layers');
@@ -261,9 +274,10 @@ export function recipeLayerFilter(recipe: Recipe): (name: string) => boolean {
  * recipe; this is the translation it uses for those three.
  */
 export function recipeOptions(recipe: Recipe): Omit<PruneModelOptions, 'onProgress' | 'signal'> {
+  const block = recipe.blocks === undefined ? undefined : parseBlockShape(recipe.blocks, 'recipe.blocks');
   const base =
     recipe.pattern === undefined
-      ? { sparsity: recipe.sparsity! }
+      ? { sparsity: recipe.sparsity!, ...(block === undefined ? {} : { blocks: block }) }
       : patternOf(recipe.pattern, 'recipe.pattern');
   const overrides = (recipe.overrides ?? []).map((o) => ({ ...o, regex: new RegExp(o.match) }));
   const selected = recipeLayerFilter(recipe);
@@ -271,7 +285,10 @@ export function recipeOptions(recipe: Recipe): Omit<PruneModelOptions, 'onProgre
   const layerPattern = (name: string) => {
     const o = overrides.find((ov) => ov.regex.test(name));
     if (o === undefined || o.skip === true) return undefined;
-    return o.pattern !== undefined ? patternOf(o.pattern, 'override') : { sparsity: o.sparsity! };
+    // An override's sparsity keeps the recipe's blocks.
+    return o.pattern !== undefined
+      ? patternOf(o.pattern, 'override')
+      : { sparsity: o.sparsity!, ...(block === undefined ? {} : { block }) };
   };
   if (!METHODS.includes(recipe.method))
     throw new InvalidArgumentError(

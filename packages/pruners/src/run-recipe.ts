@@ -34,7 +34,7 @@ export interface RunRecipeOptions extends ProgressOptions {
   backend?: Backend;
   /** Measure each pruned layer's reconstruction error on the calibration tokens (default true). */
   reconstructionError?: boolean;
-  /** Pack every pruned layer into the sparse format of its own pattern (N:M, CSR or bitmask). */
+  /** Pack every pruned layer into the sparse format of its own pattern (N:M, BSR for blocks, CSR or bitmask). */
   pack?: boolean;
 }
 
@@ -191,7 +191,13 @@ export async function runRecipe(
     const patterns = new Map(result.layers.map((l) => [l.name, l.pattern]));
     packLayers(model as HasPackableLayers, (layer) => {
       const p = patterns.get(layer.name);
-      return p === undefined ? undefined : 'n' in p ? { n: p.n, m: p.m } : {};
+      return p === undefined
+        ? undefined
+        : 'n' in p
+          ? { n: p.n, m: p.m }
+          : p.block === undefined
+            ? {}
+            : { block: p.block };
     });
   }
   const after = model.parameterCount?.();

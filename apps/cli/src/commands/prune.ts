@@ -52,6 +52,8 @@ Flags:
   --method M           one of the methods below
   --sparsity S         fraction of weights to remove, in [0, 1) (SliceGPT: of the hidden width)
   --pattern N:M        N kept of every M inputs, e.g. 2:4 (instead of --sparsity)
+  --blocks RxC         with --sparsity (magnitude, wanda, sparsegpt): prune whole blocks of R
+                       output rows x C inputs, e.g. 1x8 (with --pack: stored as BSR)
   --mlp-channels F     structured: fraction of every block's MLP channels to delete
   --heads F            structured: fraction of every block's attention heads to delete (with
                        grouped-query attention, the same number from every key/value group)
@@ -66,7 +68,7 @@ Flags:
   --owl                OWL layer-wise sparsity (Wanda / SparseGPT, unstructured)
   --no-errors          skip the per-layer reconstruction error (magnitude then needs no
                        calibration pass at all)
-  --pack               store pruned layers packed (N:M, CSR or bitmask) instead of dense
+  --pack               store pruned layers packed (N:M, BSR, CSR or bitmask) instead of dense
   --out DIR            where to write the model and prune-report.json (required; a new or empty
                        folder, written whole at the end)
   --force              replace --out if it already holds files
@@ -79,6 +81,7 @@ ${METHOD_TABLE.map((m) => `  ${m.name.padEnd(19)} ${m.summary}${m.calibration ==
 Examples:
   sparsekit prune --method wanda --sparsity 0.5 --out out/tiny-lm-wanda50
   sparsekit prune --method sparsegpt --pattern 2:4 --pack --out out/tiny-lm-2of4
+  sparsekit prune --method wanda --sparsity 0.7 --blocks 1x8 --pack --out out/tiny-lm-70-1x8
   sparsekit prune --method slicegpt --sparsity 0.2 --out out/tiny-lm-sliced
   sparsekit prune --method structured --mlp-channels 0.25 --heads 0.5 --out out/tiny-lm-narrow
   sparsekit prune --model ./my-llama --recipe recipe.yaml --calib c4-sample.txt --out ./my-llama-50`,
@@ -88,6 +91,7 @@ Examples:
     method: { type: 'string' },
     sparsity: { type: 'string' },
     pattern: { type: 'string' },
+    blocks: { type: 'string' },
     'mlp-channels': { type: 'string' },
     heads: { type: 'string' },
     recipe: { type: 'string' },
@@ -110,7 +114,7 @@ Examples:
     let recipe: Recipe | undefined;
     let method: (typeof METHODS)[number];
     if (recipePath !== undefined) {
-      for (const f of ['method', 'sparsity', 'pattern', 'mlp-channels', 'heads']) {
+      for (const f of ['method', 'sparsity', 'pattern', 'blocks', 'mlp-channels', 'heads']) {
         if (flags[f] !== undefined) throw new UsageError(`give either --recipe or --${f}, not both`, 'prune');
       }
       recipe = parseRecipe(readText(recipePath, '--recipe'));
@@ -148,6 +152,18 @@ Examples:
       if (flags.pattern !== undefined)
         throw new UsageError('--owl allocates unstructured sparsity: use --sparsity, not --pattern', 'prune');
     }
+    const blocks = stringFlag(flags, 'blocks');
+    if (blocks !== undefined) {
+      if (!['magnitude', 'wanda', 'sparsegpt'].includes(method))
+        throw new UsageError('--blocks is for --method magnitude, wanda or sparsegpt', 'prune');
+      if (flags.pattern !== undefined)
+        throw new UsageError(
+          '--blocks prunes an unstructured target: use --sparsity, not --pattern',
+          'prune',
+        );
+      if (!/^\d+[xX]\d+$/.test(blocks.trim()))
+        throw new UsageError(`--blocks must be ROWSxCOLS such as 1x8 or 8x1, not "${blocks}"`, 'prune');
+    }
     const structuredFlag = ['mlp-channels', 'heads'].find((f) => flags[f] !== undefined);
     if (method !== 'structured' && structuredFlag !== undefined)
       throw new UsageError(`--${structuredFlag} is for --method structured`, 'prune');
@@ -181,6 +197,7 @@ Examples:
       const parsed = pattern === undefined ? undefined : patternFlag('prune', pattern);
       const sparsity = numberFlag('prune', flags, 'sparsity', 0, { min: 0, below: 1 });
       recipe = { method, ...(parsed === undefined ? { sparsity } : { pattern: `${parsed.n}:${parsed.m}` }) };
+      if (blocks !== undefined) recipe.blocks = blocks.trim();
       if (method === 'global-magnitude' && flags['min-keep'] !== undefined)
         recipe.global = { minKeep: numberFlag('prune', flags, 'min-keep', 0.01, { min: 0, max: 1 }) };
       if (method === 'random')

@@ -1,7 +1,8 @@
 // SparseGPT (Frantar & Alistarh, 2023), following sparsegpt.py `SparseGPT.fasterprune`.
 import { InvalidArgumentError, ShapeMismatchError } from '@sparsekit/core';
 import { type Backend, dense, inverseUpperFactor } from '@sparsekit/sparse-formats';
-import { checkNm, checkSparsity, checkWeight, matrixMask, nmMask } from '../masks.js';
+import { type BlockShape, blockText, checkBlockShape, expandBlockMask, isUnitBlock } from '../blocks.js';
+import { checkNm, checkSparsity, checkWeight, lowestShareMask, matrixMask, nmMask } from '../masks.js';
 
 /** Check a dampening fraction (of H's mean diagonal): finite and non-negative. */
 export function checkPercDamp(percDamp: number): void {
@@ -19,7 +20,16 @@ export interface SparseGptOptions {
   /** N:M: keep n of every m (2:4). */
   n?: number;
   m?: number;
-  /** Columns per block (default 128; for N:M the largest multiple of M up to 128). */
+  /**
+   * Prune whole blocks of R rows x C inputs (unstructured sparsity only), scored by the loss of
+   * pruning the block with SparseGPT's own update: the sum over its rows of |U_QQ^-T w_Q|^2, U_QQ the
+   * block's C x C part of the upper Cholesky factor of H^-1 (w^2 / U_jj^2 when C = 1).
+   */
+  block?: BlockShape;
+  /**
+   * Columns per block (default 128; for N:M the largest multiple of M up to 128, and for blocks of C
+   * inputs the largest multiple of C).
+   */
   blockSize?: number;
   /** Dampening as a fraction of the mean diagonal of H (default 0.01). */
   percDamp?: number;
@@ -79,6 +89,42 @@ function subtractErrors(
   }
 }
 
+/**
+ * The pruning loss of each R x C weight block of columns i1 .. i1 + count, as SparseGPT's column
+ * sweep would incur it with the earlier columns fixed: for each row, z solving U_QQ^T z = w_Q (U the
+ * upper Cholesky factor of H^-1, Q the block's columns), |z|^2 — the errors the sweep's updates carry
+ * one column to the next — summed over the block's rows. [rows / R, count / C], row-major.
+ */
+export function blockSaliencies(
+  W: Float64Array,
+  rows: number,
+  cols: number,
+  Hinv: Float64Array,
+  i1: number,
+  count: number,
+  block: BlockShape,
+): Float64Array {
+  const C = block.cols;
+  const gridCols = count / C;
+  const grid = new Float64Array((rows / block.rows) * gridCols);
+  const z = new Float64Array(C);
+  for (let q = 0; q < gridCols; q++) {
+    const c0 = i1 + q * C;
+    for (let r = 0; r < rows; r++) {
+      let loss = 0;
+      for (let a = 0; a < C; a++) {
+        // Forward substitution with U_QQ^T (lower triangular): z_a = (w_a - sum_b<a U_ba z_b) / U_aa.
+        let v = W[r * cols + c0 + a]!;
+        for (let b = 0; b < a; b++) v -= Hinv[(c0 + b) * cols + c0 + a]! * z[b]!;
+        z[a] = v / Hinv[(c0 + a) * cols + c0 + a]!;
+        loss += z[a]! ** 2;
+      }
+      grid[Math.floor(r / block.rows) * gridCols + q]! += loss;
+    }
+  }
+  return grid;
+}
+
 export interface PruneResult {
   /** The pruned (and, for SparseGPT, updated) weight [rows, cols]. */
   weight: Float32Array;
@@ -106,17 +152,27 @@ export function sparseGpt(
   const nm = options.n !== undefined || options.m !== undefined;
   const n = options.n ?? 0;
   const m = options.m ?? 0;
-  if (nm) checkNm(n, m, cols);
-  else checkSparsity(options.sparsity ?? Number.NaN);
+  const shape = isUnitBlock(options.block) ? undefined : options.block!;
+  if (nm) {
+    checkNm(n, m, cols);
+    if (shape !== undefined)
+      throw new InvalidArgumentError(
+        'blocks',
+        blockText(shape),
+        'are for unstructured sparsity, not an N:M pattern',
+      );
+  } else checkSparsity(options.sparsity ?? Number.NaN);
+  if (shape !== undefined) checkBlockShape(shape, rows, cols);
   const sparsity = options.sparsity ?? 0;
-  // 128 columns per block, as the reference; for N:M, the largest multiple of M up to 128, so that
-  // no group straddles two blocks (M = 3: 126).
-  const blockSize = options.blockSize ?? (nm ? m * Math.max(1, Math.floor(128 / m)) : 128);
-  if (!Number.isInteger(blockSize) || blockSize < 1 || (nm && blockSize % m !== 0)) {
+  // 128 columns per block, as the reference; for N:M (or blocks of C inputs), the largest multiple
+  // of M (C) up to 128, so that no group straddles two blocks (M = 3: 126).
+  const group = nm ? m : (shape?.cols ?? 1);
+  const blockSize = options.blockSize ?? group * Math.max(1, Math.floor(128 / group));
+  if (!Number.isInteger(blockSize) || blockSize < 1 || blockSize % group !== 0) {
     throw new InvalidArgumentError(
       'blockSize',
       blockSize,
-      'must be a positive integer (a multiple of M for N:M)',
+      'must be a positive integer (a multiple of M for N:M, of the block width for blocks)',
     );
   }
   const percDamp = options.percDamp ?? 0.01;
@@ -141,7 +197,12 @@ export function sparseGpt(
     const i2 = Math.min(i1 + blockSize, cols);
     const count = i2 - i1;
     const err = new Float64Array(rows * count);
-    if (!nm) {
+    if (!nm && shape !== undefined) {
+      // The column block's weight blocks with the smallest pruning loss, floor(count * sparsity) of them.
+      const grid = blockSaliencies(W, rows, cols, Hinv, i1, count, shape);
+      const blockMask = expandBlockMask(lowestShareMask(grid, sparsity), rows, count, shape);
+      for (let r = 0; r < rows; r++) mask.set(blockMask.subarray(r * count, (r + 1) * count), r * cols + i1);
+    } else if (!nm) {
       // One threshold for the block: W^2 / diag(Hinv)^2, the floor(numel * sparsity)-th smallest.
       const scores = new Float64Array(rows * count);
       for (let r = 0; r < rows; r++) {

@@ -1,4 +1,5 @@
 // Wanda (Sun et al., 2023), following lib/prune.py `prune_wanda`.
+import { type BlockShape, blockMaskOf } from '../blocks.js';
 import { applyMask, checkInputNorms, checkWeight, nmMask, rowMask } from '../masks.js';
 import type { PruneResult } from './sparsegpt.js';
 
@@ -7,6 +8,11 @@ export interface WandaOptions {
   /** N:M: keep n of every m (compared within each group of m inputs). */
   n?: number;
   m?: number;
+  /**
+   * Prune whole blocks (R rows x C inputs) by the sum of their scores, compared within each row of
+   * blocks (unstructured sparsity only).
+   */
+  block?: BlockShape;
 }
 
 /** Wanda scores |W_ij| * sqrt(scaler_row_j), where scaler_row_j = mean_t x_tj^2. */
@@ -25,7 +31,7 @@ export function wandaScores(
   return scores;
 }
 
-/** Prune by Wanda scores ranked within each output row (or within each N:M group). */
+/** Prune by Wanda scores ranked within each output row (each row of blocks; or within each N:M group). */
 export function wanda(
   weight: ArrayLike<number>,
   rows: number,
@@ -35,9 +41,10 @@ export function wanda(
 ): PruneResult {
   checkWeight(weight, rows, cols);
   const scores = wandaScores(weight, rows, cols, scalerRow);
+  const sparsity = options.sparsity ?? Number.NaN;
   const mask =
     options.n !== undefined || options.m !== undefined
-      ? nmMask(scores, rows, cols, options.n!, options.m!)
-      : rowMask(scores, rows, cols, options.sparsity ?? Number.NaN);
+      ? nmMask(scores, rows, cols, options.n!, options.m!, options.block)
+      : blockMaskOf(scores, rows, cols, options.block, (s, r, c) => rowMask(s, r, c, sparsity));
   return { weight: applyMask(weight, mask), mask };
 }
