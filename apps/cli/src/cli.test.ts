@@ -484,7 +484,8 @@ describe('on tiny-lm', () => {
 
   it('runs the demo end to end (small settings) and writes its report', async () => {
     const out = join(work, 'demo');
-    const r = await run('demo', '--windows', '2', '--calib', '4', '--out', out);
+    // The speed model's rows are tested on a small shape (demo-speed.test.ts): here only tiny-lm's.
+    const r = await run('demo', '--windows', '2', '--calib', '4', '--no-speed', '--out', out);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/SparseGPT 2:4\s+50\.0%/);
     expect(r.stdout).toContain(`report: ${join(out, 'report.md')}`);
@@ -493,10 +494,10 @@ describe('on tiny-lm', () => {
     // Every measured row is in results.jsonl; --resume reuses them (here: all five) instead of rerunning.
     const lines = readFileSync(join(out, 'results.jsonl'), 'utf8').trim().split('\n');
     expect(lines).toHaveLength(6);
-    const again = await run('demo', '--windows', '2', '--calib', '4', '--out', out, '--resume');
+    const again = await run('demo', '--windows', '2', '--calib', '4', '--no-speed', '--out', out, '--resume');
     expect(again.code, again.stderr).toBe(0);
     expect(again.stderr).toContain('resumed dense, Wanda 50%, Wanda 2:4, SparseGPT 50%, SparseGPT 2:4');
-    const other = await run('demo', '--windows', '3', '--calib', '4', '--out', out, '--resume');
+    const other = await run('demo', '--windows', '3', '--calib', '4', '--no-speed', '--out', out, '--resume');
     expect(other.code).toBe(1);
     expect(other.stderr).toMatch(/holds a sweep with other settings/);
   });

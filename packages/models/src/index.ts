@@ -8,6 +8,7 @@ export {
 } from './config.js';
 export { MissingTensorError, TokenizerTimeoutError, UnsupportedModelError } from './errors.js';
 export { hfLinearName, paramsFromHf, paramsToHf, type StoredLinear, type TensorSource } from './hf/names.js';
+export { type RandomLlamaShape, randomLlama, randomLlamaTensors } from './random-llama.js';
 export { backtrackingIssue } from './regex-backtracking.js';
 export {
   type GenerateOptions,

@@ -2,6 +2,7 @@ import { mkdtempSync, readFileSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Tensor } from '@sparsekit/core';
+import { randomLlama } from '@sparsekit/models';
 import { loadHfModel } from '@sparsekit/models/node';
 import { describe, expect, it } from 'vitest';
 import { SPEED_SHAPES, speedModelParameters, writeSpeedModel } from './index.js';
@@ -17,8 +18,11 @@ describe('speed models', () => {
     const s = SPEED_SHAPES.micro;
     expect(model.parameterCount()).toBe(speedModelParameters(s));
     expect(model.config.intermediateSize).toBe(s.intermediate);
-    const logits = model.logits(new Tensor('i32', [1, 5], Int32Array.of(1, 2, 3, 4, 5)));
+    const ids = new Tensor('i32', [1, 5], Int32Array.of(1, 2, 3, 4, 5));
+    const logits = model.logits(ids);
     expect(logits.data.every(Number.isFinite)).toBe(true);
+    // The same model built in memory (no files) computes the same logits.
+    expect(randomLlama(s, 3).logits(ids).data).toEqual(logits.data);
     // Written again only when the shape or seed differs.
     const mtime = statSync(join(a, 'model.safetensors')).mtimeMs;
     await writeSpeedModel(a, 'micro', 3);

@@ -4,19 +4,13 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { InvalidArgumentError, Rng, Tensor } from '@sparsekit/core';
+import { InvalidArgumentError } from '@sparsekit/core';
 import { writeDirAtomic, writeSafetensors } from '@sparsekit/core/node';
+import { type RandomLlamaShape, randomLlamaTensors } from '@sparsekit/models';
 
-export interface SpeedShape {
+export interface SpeedShape extends RandomLlamaShape {
   /** What the shape is of, said in every table that uses it. */
   description: string;
-  hidden: number;
-  intermediate: number;
-  heads: number;
-  kvHeads: number;
-  layers: number;
-  vocab: number;
-  maxPositions: number;
 }
 
 /** The stated shapes: one Llama-2-7B block, and four blocks at TinyLlama-1.1B's width. */
@@ -88,46 +82,7 @@ export async function writeSpeedModel(dir: string, name: string, seed = 0): Prom
       // a damaged marker: written again below
     }
   }
-  const { hidden: h, intermediate: inter, heads, kvHeads, layers, vocab } = shape;
-  const headDim = h / heads;
-  const rng = new Rng(seed);
-  const normal = (rows: number, cols: number) =>
-    new Tensor('f32', [rows, cols], rng.normalArray(rows * cols, 0, 0.02));
-  const ones = () => new Tensor('f32', [h], new Float32Array(h).fill(1));
-  const tensors: Record<string, Tensor> = { 'model.embed_tokens.weight': normal(vocab, h) };
-  for (let l = 0; l < layers; l++) {
-    const p = `model.layers.${l}`;
-    tensors[`${p}.input_layernorm.weight`] = ones();
-    tensors[`${p}.self_attn.q_proj.weight`] = normal(h, h);
-    tensors[`${p}.self_attn.k_proj.weight`] = normal(kvHeads * headDim, h);
-    tensors[`${p}.self_attn.v_proj.weight`] = normal(kvHeads * headDim, h);
-    tensors[`${p}.self_attn.o_proj.weight`] = normal(h, h);
-    tensors[`${p}.post_attention_layernorm.weight`] = ones();
-    tensors[`${p}.mlp.gate_proj.weight`] = normal(inter, h);
-    tensors[`${p}.mlp.up_proj.weight`] = normal(inter, h);
-    tensors[`${p}.mlp.down_proj.weight`] = normal(h, inter);
-  }
-  tensors['model.norm.weight'] = ones();
-  tensors['lm_head.weight'] = normal(vocab, h);
-  const config = {
-    architectures: ['LlamaForCausalLM'],
-    model_type: 'llama',
-    vocab_size: vocab,
-    hidden_size: h,
-    intermediate_size: inter,
-    num_hidden_layers: layers,
-    num_attention_heads: heads,
-    num_key_value_heads: kvHeads,
-    head_dim: headDim,
-    max_position_embeddings: shape.maxPositions,
-    rms_norm_eps: 1e-5,
-    rope_theta: 10000,
-    hidden_act: 'silu',
-    tie_word_embeddings: false,
-    attention_bias: false,
-    mlp_bias: false,
-    torch_dtype: 'float32',
-  };
+  const { hfConfig: config, tensors } = randomLlamaTensors(shape, seed);
   await writeDirAtomic(
     dir,
     async (tmp) => {

@@ -1,0 +1,167 @@
+// The demo's speed rows: decode tokens/s of a model big enough to be memory-bound (Llama-shaped,
+// seeded random weights, built in memory), dense against each sparse format, pruned by magnitude
+// (random weights have no activations worth calibrating on) and packed, measured in one run.
+import type { Tensor } from '@sparsekit/core';
+import { runSweep, type SweepPoint } from '@sparsekit/eval-harness/node';
+import { generationSpeed, type RandomLlamaShape, randomLlama } from '@sparsekit/models';
+import { type Recipe, runRecipe } from '@sparsekit/pruners';
+import { byteSize, sparsity } from '@sparsekit/sparse-formats';
+import type { CpuBackend } from '../backend.js';
+import type { Ui } from '../ui.js';
+import { formatBytes, table } from '../ui.js';
+
+/** Two blocks at TinyLlama-1.1B's width with a smaller vocabulary, so the blocks dominate decode. */
+export const SPEED_SHAPE: RandomLlamaShape & { description: string } = {
+  description:
+    "2 blocks at TinyLlama-1.1B's width (hidden 2048, MLP 5632, 32 heads, 4 KV heads), vocab 8192, seeded random weights",
+  hidden: 2048,
+  intermediate: 5632,
+  heads: 32,
+  kvHeads: 4,
+  layers: 2,
+  vocab: 8192,
+  maxPositions: 256,
+};
+
+const POINTS: SweepPoint<{ label: string; format: string; recipe?: Recipe }>[] = [
+  { key: 'dense', params: { label: 'dense', format: 'dense f32' } },
+  {
+    key: '50%',
+    params: { label: 'magnitude 50%', format: 'CSR', recipe: { method: 'magnitude', sparsity: 0.5 } },
+  },
+  {
+    key: '2:4',
+    params: { label: 'magnitude 2:4', format: 'N:M', recipe: { method: 'magnitude', pattern: '2:4' } },
+  },
+  {
+    key: '70%',
+    params: { label: 'magnitude 70%', format: 'CSR', recipe: { method: 'magnitude', sparsity: 0.7 } },
+  },
+  {
+    key: '90%',
+    params: { label: 'magnitude 90%', format: 'CSR', recipe: { method: 'magnitude', sparsity: 0.9 } },
+  },
+  {
+    key: '90% 1x8',
+    params: {
+      label: 'magnitude 90%, 1x8 blocks',
+      format: 'BSR 1x8',
+      recipe: { method: 'magnitude', sparsity: 0.9, blocks: '1x8' },
+    },
+  },
+];
+
+export interface SpeedRow {
+  config: string;
+  format: string;
+  sparsity: number;
+  bytes: number;
+  decodeTokensPerSecond: number;
+  prefillTokensPerSecond: number;
+}
+
+export interface SpeedSection {
+  model: string;
+  backend: string;
+  threads: number;
+  /** The LM head's share of the weights read per decoded token (dense in every row). */
+  lmHeadShare: number;
+  rows: SpeedRow[];
+}
+
+/**
+ * Build the speed model, and for each point restore its dense weights, prune and pack them, and time
+ * decode; rows go to `file` as they finish (resumable like the quality rows).
+ */
+export async function speedSection(
+  backend: CpuBackend,
+  ui: Ui,
+  options: {
+    file: string;
+    resume: boolean;
+    newTokens: number;
+    /** Default SPEED_SHAPE (another shape for tests). */
+    shape?: RandomLlamaShape & { description: string };
+  },
+): Promise<SpeedSection> {
+  const shape = options.shape ?? SPEED_SHAPE;
+  const progress = ui.progress('speed model');
+  progress({ stage: 'build', current: 0, total: 1, unit: 'model', message: 'random weights' });
+  const model = randomLlama(shape, 0, backend);
+  const originals = new Map<string, Tensor<'f32'>>(model.linearLayers().map((l) => [l.name, l.getWeight()]));
+  const sweep = await runSweep({
+    points: POINTS,
+    file: options.file,
+    resume: options.resume,
+    settings: {
+      model: shape.description,
+      backend: backend.name,
+      threads: backend.threads,
+      newTokens: options.newTokens,
+    },
+    run: async ({ label, format, recipe }) => {
+      for (const l of model.linearLayers()) {
+        backend.release(l.matrix);
+        l.setWeight(originals.get(l.name)!);
+      }
+      if (recipe !== undefined)
+        await runRecipe(model, [], recipe, { reconstructionError: false, pack: true, backend });
+      const layers = model.linearLayers();
+      const weights = layers.reduce((s, l) => s + l.inFeatures * l.outFeatures, 0);
+      const zeros = layers.reduce((s, l) => s + sparsity(l.matrix) * l.inFeatures * l.outFeatures, 0);
+      const speed = generationSpeed(model, { promptLength: 16, newTokens: options.newTokens, reps: 3 });
+      progress({ stage: 'decode', current: 1, total: 1, unit: 'model', message: label });
+      return {
+        config: label,
+        format,
+        sparsity: zeros / weights,
+        bytes: layers.reduce((s, l) => s + byteSize(l.matrix), 0),
+        decodeTokensPerSecond: speed.decodeTokensPerSecond,
+        prefillTokensPerSecond: speed.prefillTokensPerSecond,
+      };
+    },
+  });
+  const blockWeights = model.linearLayers().reduce((s, l) => s + l.inFeatures * l.outFeatures, 0);
+  const head = shape.vocab * shape.hidden;
+  for (const l of model.linearLayers()) backend.release(l.matrix);
+  return {
+    model: shape.description,
+    backend: backend.name,
+    threads: backend.threads,
+    lmHeadShare: head / (head + blockWeights),
+    rows: sweep.rows.map((r) => r.result),
+  };
+}
+
+/** The section as the terminal table. */
+export function speedTable(section: SpeedSection): string {
+  const dense = section.rows[0]!.decodeTokensPerSecond;
+  return table(
+    ['weights', 'format', 'sparsity', 'linear bytes', 'decode tok/s', 'vs dense'],
+    section.rows.map((r) => [
+      r.config,
+      r.format,
+      `${(100 * r.sparsity).toFixed(1)}%`,
+      formatBytes(r.bytes),
+      r.decodeTokensPerSecond.toFixed(1),
+      `${(r.decodeTokensPerSecond / dense).toFixed(2)}x`,
+    ]),
+  );
+}
+
+/** The section as Markdown, for report.md. */
+export function speedMarkdown(section: SpeedSection): string {
+  const dense = section.rows[0]!.decodeTokensPerSecond;
+  return [
+    `## Decode speed on a memory-bound model`,
+    '',
+    `${section.model}; magnitude-pruned and packed (random weights: only speed means anything here); ${section.backend} kernels, ${section.threads} threads; the LM head (${(100 * section.lmHeadShare).toFixed(0)}% of the weights read per token) stays dense.`,
+    '',
+    '| weights | format | sparsity | linear bytes | decode tok/s | vs dense |',
+    '| --- | --- | --: | --: | --: | --: |',
+    ...section.rows.map(
+      (r) =>
+        `| ${r.config} | ${r.format} | ${(100 * r.sparsity).toFixed(1)}% | ${formatBytes(r.bytes)} | ${r.decodeTokensPerSecond.toFixed(1)} | ${(r.decodeTokensPerSecond / dense).toFixed(2)}x |`,
+    ),
+  ].join('\n');
+}
