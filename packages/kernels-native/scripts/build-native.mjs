@@ -1,7 +1,9 @@
 // Build the native addon with node-gyp. It never fails an install: when the build cannot run, one
 // line says why and Sparsekit uses its wasm backend. SPARSEKIT_REQUIRE_NATIVE=1 makes a failed build
 // an error (CI); SPARSEKIT_NATIVE=0 skips the build. With --if-missing (the install script) an
-// existing build or a prebuilt binary for this platform is kept.
+// existing build is kept, and so is the package's prebuilt binary for this platform when it loads
+// here (a binary built against a newer C library than this machine's does not: it is then built
+// from source).
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -19,7 +21,23 @@ function giveUp(reason) {
 }
 
 if (process.env.SPARSEKIT_NATIVE === '0') giveUp('SPARSEKIT_NATIVE=0');
-if (process.argv.includes('--if-missing') && (existsSync(built) || existsSync(prebuilt))) process.exit(0);
+if (process.argv.includes('--if-missing')) {
+  if (existsSync(built)) process.exit(0);
+  if (existsSync(prebuilt)) {
+    const probe = spawnSync(
+      process.execPath,
+      [
+        '-e',
+        `require(require.resolve('node-gyp-build', { paths: [${JSON.stringify(root)}] }))(${JSON.stringify(root)}).features()`,
+      ],
+      { encoding: 'utf8' },
+    );
+    if (probe.status === 0) process.exit(0);
+    console.log(
+      `@sparsekit/kernels-native: the prebuilt binary does not load here (${(probe.stderr.split('\n').find((l) => /Error/.test(l)) ?? 'unknown error').trim()}); building from source`,
+    );
+  }
+}
 
 const require = createRequire(import.meta.url);
 let gyp = process.env.npm_config_node_gyp;
