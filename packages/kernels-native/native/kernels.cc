@@ -358,20 +358,32 @@ __attribute__((target("avx2,fma,f16c"))) void csrRowsAvx2(const float* x, const 
 // 2:4 at batch 1 without gathers: each 8 slots (4 groups) read 16 consecutive inputs as two
 // registers, and a permute picks each slot's input by its lane (its position inside its 8-input
 // half), so the weight's bytes are the values plus one byte per slot.
+// The permute lanes of 8 slots of 2:4 from their 16 bits of positions (see nm24RowsAvx2).
+__attribute__((target("avx2,fma,f16c"))) inline __m256i nm24Lanes(const uint8_t* p) {
+  const __m256i shifts = _mm256_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14);
+  const __m256i offsets = _mm256_setr_epi32(0, 0, 4, 4, 0, 0, 4, 4);
+  int bits = static_cast<int>(static_cast<uint32_t>(p[0]) | (static_cast<uint32_t>(p[1]) << 8));
+  return _mm256_add_epi32(_mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32(bits), shifts), _mm256_set1_epi32(3)),
+                          offsets);
+}
+
 template <typename V>
-__attribute__((target("avx2,fma,f16c"))) void nm24RowsAvx2(const float* x, const V* values, const uint8_t* lanes,
+__attribute__((target("avx2,fma,f16c"))) void nm24RowsAvx2(const float* x, const V* values, const uint8_t* positions,
                                                            int rows, int cols, float* y, int r0, int r1) {
+  // The N:M format's own 2-bit positions: slot k of a row is input 4 (k / 2) + position. Eight
+  // slots cover 16 inputs, slots 0-3 the first 8 and 4-7 the next 8; inside its 8 a slot's lane is
+  // 4 ((k / 2) % 2) + position, so one permute per 8 inputs gathers them.
   const int64_t slots = cols / 2;  // 2 of every 4
   const int64_t main = slots & ~static_cast<int64_t>(7);
   for (int r = r0; r < r1; r++) {
     const V* v = values + static_cast<int64_t>(r) * slots;
-    const uint8_t* l = lanes + static_cast<int64_t>(r) * slots;
+    const uint8_t* p = positions + static_cast<int64_t>(r) * cols / 8;  // 2 bits x cols / 2 slots per row
     __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
     int64_t k = 0;
     for (; k + 16 <= main; k += 16) {
       const float* xa = x + 2 * k;
-      __m256i i0 = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(l + k)));
-      __m256i i1 = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(l + k + 8)));
+      __m256i i0 = nm24Lanes(p + k / 4);
+      __m256i i1 = nm24Lanes(p + k / 4 + 2);
       __m256 g0 = _mm256_blend_ps(_mm256_permutevar8x32_ps(_mm256_loadu_ps(xa), i0),
                                   _mm256_permutevar8x32_ps(_mm256_loadu_ps(xa + 8), i0), 0xF0);
       __m256 g1 = _mm256_blend_ps(_mm256_permutevar8x32_ps(_mm256_loadu_ps(xa + 16), i1),
@@ -381,16 +393,15 @@ __attribute__((target("avx2,fma,f16c"))) void nm24RowsAvx2(const float* x, const
     }
     for (; k < main; k += 8) {
       const float* xa = x + 2 * k;
-      __m256i i0 = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(l + k)));
+      __m256i i0 = nm24Lanes(p + k / 4);
       __m256 g0 = _mm256_blend_ps(_mm256_permutevar8x32_ps(_mm256_loadu_ps(xa), i0),
                                   _mm256_permutevar8x32_ps(_mm256_loadu_ps(xa + 8), i0), 0xF0);
       a0 = _mm256_fmadd_ps(load8(v + k), g0, a0);
     }
     float s = hsum(_mm256_add_ps(a0, a1));
     for (; k < slots; k++) {
-      // Slot k's lane counts from its 8-input half: inputs 16 (k / 8) .. (+ 8 for slots 4-7 of the 8).
-      int64_t col = (k & ~static_cast<int64_t>(7)) * 2 + ((k & 7) >= 4 ? 8 : 0) + l[k];
-      s += valueAtAvx(v, k) * x[col];
+      int position = (p[k / 4] >> (2 * (k & 3))) & 3;
+      s += valueAtAvx(v, k) * x[(k / 2) * 4 + position];
     }
     y[r] = s;
   }
@@ -573,28 +584,29 @@ Napi::Value LinearCsr(const Napi::CallbackInfo& info) {
 }
 
 template <typename V>
-void runNm24(const float* x, const V* values, const uint8_t* lanes, int rows, int cols, const float* bias,
+void runNm24(const float* x, const V* values, const uint8_t* positions, int rows, int cols, const float* bias,
              float* y) {
 #ifdef SK_X86
   auto ranges = splitRows(rows, nullptr, cols / 2, partsFor(static_cast<int64_t>(rows) * cols / 2, pool->threads()));
   pool->run(static_cast<int>(ranges.size()),
-            [&](int t) { nm24RowsAvx2(x, values, lanes, rows, cols, y, ranges[t].r0, ranges[t].r1); });
+            [&](int t) { nm24RowsAvx2(x, values, positions, rows, cols, y, ranges[t].r0, ranges[t].r1); });
   addBias(y, 1, rows, bias);
 #endif
 }
 
-// linearNm24(x, values, f16, lanes, rows, cols, bias | null, out): batch 1, AVX2 only.
+// linearNm24(x, values, f16, positions, rows, cols, bias | null, out): batch 1, AVX2 only; positions are
+// the N:M format's 2-bit indices, cols a multiple of 8 (so every row's start at a byte).
 Napi::Value LinearNm24(const Napi::CallbackInfo& info) {
   std::lock_guard<std::mutex> lock(callMutex);
   const float* x = dataOf<float>(info[0]);
   bool f16 = info[2].As<Napi::Boolean>().Value();
-  const uint8_t* lanes = dataOf<uint8_t>(info[3]);
+  const uint8_t* positions = dataOf<uint8_t>(info[3]);
   int rows = info[4].As<Napi::Number>().Int32Value();
   int cols = info[5].As<Napi::Number>().Int32Value();
   const float* bias = dataOf<float>(info[6]);
   float* y = dataOf<float>(info[7]);
-  if (f16) runNm24(x, dataOf<uint16_t>(info[1]), lanes, rows, cols, bias, y);
-  else runNm24(x, dataOf<float>(info[1]), lanes, rows, cols, bias, y);
+  if (f16) runNm24(x, dataOf<uint16_t>(info[1]), positions, rows, cols, bias, y);
+  else runNm24(x, dataOf<float>(info[1]), positions, rows, cols, bias, y);
   return info.Env().Undefined();
 }
 

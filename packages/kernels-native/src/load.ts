@@ -31,12 +31,12 @@ export interface NativeKernels {
     bias: Float32Array | null,
     out: Float32Array,
   ): void;
-  /** 2:4 at batch 1 (AVX2 kernels only): `lanes` is each slot's input position inside its 8-input half. */
+  /** 2:4 at batch 1 (AVX2 kernels only): `positions` are the N:M format's 2-bit indices; cols % 8 == 0. */
   linearNm24(
     x: Float32Array,
     values: Float32Array | Uint16Array,
     f16: boolean,
-    lanes: Uint8Array,
+    positions: Uint8Array,
     rows: number,
     cols: number,
     bias: Float32Array | null,

@@ -73,6 +73,7 @@ describe.skipIf(skip !== false)('native kernels against the reference kernels', 
         const nm: [number, number] | undefined = o.n === undefined ? undefined : [o.n, o.m!];
         for (const [rows, cols] of [
           [8, 8],
+          [10, 20],
           [14, 24],
           [64, 200],
           [300, 136],

@@ -53,8 +53,8 @@ type Prepared =
       indices: Int32Array | Uint16Array;
       values: Float32Array | Uint16Array;
       f16: boolean;
-      /** 2:4 only: each slot's input position inside its 8-input half (the batch-1 permute kernel). */
-      lanes?: Uint8Array;
+      /** 2:4 with a width that is a multiple of 8: the matrix, for the batch-1 permute kernel. */
+      nm24?: NmMatrix;
       /** BSR with blockCols a multiple of 8: the matrix, for the batch-1 block kernel. */
       blocks?: BsrMatrix;
     };
@@ -111,8 +111,8 @@ export class NativeBackend implements Backend {
           bias ?? null,
           out,
         );
-      } else if (p.lanes !== undefined && batch === 1 && this.kernels === 'avx2')
-        this.addon.linearNm24(x, p.values, p.f16, p.lanes, w.rows, w.cols, bias ?? null, out);
+      } else if (p.nm24 !== undefined && batch === 1 && this.kernels === 'avx2')
+        this.addon.linearNm24(x, p.values, p.f16, p.nm24.indices, w.rows, w.cols, bias ?? null, out);
       else
         this.addon.linearCsr(
           x,
@@ -277,6 +277,8 @@ function nmRows(w: NmMatrix): Prepared {
     indices,
     values: w.values,
     f16: w.dtype === 'f16',
+    // 2:4 at batch 1 reads the format's own 2-bit positions (no index array of its own).
+    ...(w.n === 2 && w.m === 4 && w.cols % 8 === 0 ? { nm24: w } : {}),
   };
 }
 
