@@ -71,13 +71,15 @@ describe.skipIf(skip !== false)('native kernels against the reference kernels', 
         const rng = new Rng(format.length * 31 + threads);
         const o = options as { n?: number; m?: number };
         const nm: [number, number] | undefined = o.n === undefined ? undefined : [o.n, o.m!];
-        for (const [rows, cols] of [
+        // 20 inputs: 2:4 with a width that is not a multiple of 8 (its permute kernel does not apply).
+        const shapes: [number, number][] = [
           [8, 8],
-          [10, 20],
           [14, 24],
           [64, 200],
           [300, 136],
-        ] as const) {
+        ];
+        if (nm === undefined || 20 % nm[1] === 0) shapes.push([10, 20]);
+        for (const [rows, cols] of shapes) {
           const values = weights(rows, cols, 0.4, rng, nm);
           for (let c = 0; c < cols; c++) values[2 * cols + c] = 0; // an empty row
           const w: SparseMatrix = fromDense(new Tensor('f32', [rows, cols], values), format, options);
