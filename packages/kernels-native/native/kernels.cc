@@ -358,47 +358,45 @@ __attribute__((target("avx2,fma,f16c"))) void csrRowsAvx2(const float* x, const 
 // 2:4 at batch 1 without gathers: each 8 slots (4 groups) read 16 consecutive inputs as two
 // registers, and a permute picks each slot's input by its lane (its position inside its 8-input
 // half), so the weight's bytes are the values plus one byte per slot.
-// The permute lanes of 8 slots of 2:4 from their 16 bits of positions (see nm24RowsAvx2).
-__attribute__((target("avx2,fma,f16c"))) inline __m256i nm24Lanes(const uint8_t* p) {
+// 2:4 at batch 1 without gathers. Slot k of a row is input 4 (k / 2) + position (the N:M format's
+// 2-bit positions). Eight slots cover 16 inputs, two groups of 4 per 128-bit lane of the result:
+// lane 0 takes groups 0 and 1, lane 1 groups 2 and 3. With x reordered once per call so each 16
+// inputs read [0-3, 8-11 | 4-7, 12-15], an in-lane permute (vpermilps, which reads only the low 2
+// bits of each control) of the first half picks the even groups and of the second half the odd
+// groups, and one blend interleaves them: the positions, shifted into place, are the controls.
+__attribute__((target("avx2,fma,f16c"))) inline __m256i nm24Controls(const uint8_t* p) {
   const __m256i shifts = _mm256_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14);
-  const __m256i offsets = _mm256_setr_epi32(0, 0, 4, 4, 0, 0, 4, 4);
-  int bits = static_cast<int>(static_cast<uint32_t>(p[0]) | (static_cast<uint32_t>(p[1]) << 8));
-  return _mm256_add_epi32(_mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32(bits), shifts), _mm256_set1_epi32(3)),
-                          offsets);
+  uint16_t bits;
+  std::memcpy(&bits, p, 2);  // little-endian: slot 0's position in the lowest bits
+  return _mm256_srlv_epi32(_mm256_set1_epi32(bits), shifts);
+}
+
+__attribute__((target("avx2,fma,f16c"))) inline __m256 nm24Gather(const float* xr, const uint8_t* p) {
+  __m256i c = nm24Controls(p);
+  __m256 even = _mm256_permutevar_ps(_mm256_loadu_ps(xr), c);
+  __m256 odd = _mm256_permutevar_ps(_mm256_loadu_ps(xr + 8), c);
+  return _mm256_blend_ps(even, odd, 0xCC);
 }
 
 template <typename V>
-__attribute__((target("avx2,fma,f16c"))) void nm24RowsAvx2(const float* x, const V* values, const uint8_t* positions,
-                                                           int rows, int cols, float* y, int r0, int r1) {
-  // The N:M format's own 2-bit positions: slot k of a row is input 4 (k / 2) + position. Eight
-  // slots cover 16 inputs, slots 0-3 the first 8 and 4-7 the next 8; inside its 8 a slot's lane is
-  // 4 ((k / 2) % 2) + position, so one permute per 8 inputs gathers them.
+__attribute__((target("avx2,fma,f16c"))) void nm24RowsAvx2(const float* x, const float* xr, const V* values,
+                                                           const uint8_t* positions, int rows, int cols, float* y,
+                                                           int r0, int r1) {
   const int64_t slots = cols / 2;  // 2 of every 4
   const int64_t main = slots & ~static_cast<int64_t>(7);
   for (int r = r0; r < r1; r++) {
     const V* v = values + static_cast<int64_t>(r) * slots;
     const uint8_t* p = positions + static_cast<int64_t>(r) * cols / 8;  // 2 bits x cols / 2 slots per row
-    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps();
     int64_t k = 0;
-    for (; k + 16 <= main; k += 16) {
-      const float* xa = x + 2 * k;
-      __m256i i0 = nm24Lanes(p + k / 4);
-      __m256i i1 = nm24Lanes(p + k / 4 + 2);
-      __m256 g0 = _mm256_blend_ps(_mm256_permutevar8x32_ps(_mm256_loadu_ps(xa), i0),
-                                  _mm256_permutevar8x32_ps(_mm256_loadu_ps(xa + 8), i0), 0xF0);
-      __m256 g1 = _mm256_blend_ps(_mm256_permutevar8x32_ps(_mm256_loadu_ps(xa + 16), i1),
-                                  _mm256_permutevar8x32_ps(_mm256_loadu_ps(xa + 24), i1), 0xF0);
-      a0 = _mm256_fmadd_ps(load8(v + k), g0, a0);
-      a1 = _mm256_fmadd_ps(load8(v + k + 8), g1, a1);
+    for (; k + 32 <= main; k += 32) {
+      a0 = _mm256_fmadd_ps(load8(v + k), nm24Gather(xr + 2 * k, p + k / 4), a0);
+      a1 = _mm256_fmadd_ps(load8(v + k + 8), nm24Gather(xr + 2 * k + 16, p + k / 4 + 2), a1);
+      a2 = _mm256_fmadd_ps(load8(v + k + 16), nm24Gather(xr + 2 * k + 32, p + k / 4 + 4), a2);
+      a3 = _mm256_fmadd_ps(load8(v + k + 24), nm24Gather(xr + 2 * k + 48, p + k / 4 + 6), a3);
     }
-    for (; k < main; k += 8) {
-      const float* xa = x + 2 * k;
-      __m256i i0 = nm24Lanes(p + k / 4);
-      __m256 g0 = _mm256_blend_ps(_mm256_permutevar8x32_ps(_mm256_loadu_ps(xa), i0),
-                                  _mm256_permutevar8x32_ps(_mm256_loadu_ps(xa + 8), i0), 0xF0);
-      a0 = _mm256_fmadd_ps(load8(v + k), g0, a0);
-    }
-    float s = hsum(_mm256_add_ps(a0, a1));
+    for (; k < main; k += 8) a0 = _mm256_fmadd_ps(load8(v + k), nm24Gather(xr + 2 * k, p + k / 4), a0);
+    float s = hsum(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
     for (; k < slots; k++) {
       int position = (p[k / 4] >> (2 * (k & 3))) & 3;
       s += valueAtAvx(v, k) * x[(k / 2) * 4 + position];
@@ -587,9 +585,20 @@ template <typename V>
 void runNm24(const float* x, const V* values, const uint8_t* positions, int rows, int cols, const float* bias,
              float* y) {
 #ifdef SK_X86
+  // x reordered per 16 inputs as [0-3, 8-11, 4-7, 12-15] (see nm24RowsAvx2).
+  std::vector<float> xr(static_cast<size_t>(cols));
+  for (int c0 = 0; c0 + 16 <= cols; c0 += 16) {
+    for (int i = 0; i < 4; i++) {
+      xr[c0 + i] = x[c0 + i];
+      xr[c0 + 4 + i] = x[c0 + 8 + i];
+      xr[c0 + 8 + i] = x[c0 + 4 + i];
+      xr[c0 + 12 + i] = x[c0 + 12 + i];
+    }
+  }
   auto ranges = splitRows(rows, nullptr, cols / 2, partsFor(static_cast<int64_t>(rows) * cols / 2, pool->threads()));
-  pool->run(static_cast<int>(ranges.size()),
-            [&](int t) { nm24RowsAvx2(x, values, positions, rows, cols, y, ranges[t].r0, ranges[t].r1); });
+  pool->run(static_cast<int>(ranges.size()), [&](int t) {
+    nm24RowsAvx2(x, xr.data(), values, positions, rows, cols, y, ranges[t].r0, ranges[t].r1);
+  });
   addBias(y, 1, rows, bias);
 #endif
 }
