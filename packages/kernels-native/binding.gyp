@@ -2,7 +2,8 @@
   "targets": [
     {
       "target_name": "sparsekit_kernels",
-      "sources": ["native/kernels.cc", "native/attention.cc"],
+      "sources": ["native/kernels.cc", "native/attention.cc", "native/blas.cc"],
+      "libraries": ["-ldl"],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_DISABLE_CPP_EXCEPTIONS", "NAPI_VERSION=8"],
       "cflags_cc": ["-O3", "-std=c++17", "-fno-exceptions"],

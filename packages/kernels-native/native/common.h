@@ -33,6 +33,15 @@ T* dataOf(const Napi::Value& v) {
   return reinterpret_cast<T*>(static_cast<uint8_t*>(array.ArrayBuffer().Data()) + array.ByteOffset());
 }
 
+// A system BLAS loaded at run time (blas.cc): its name (null when none or disabled), switching it
+// on and off (returns whether it runs), its threads, and y = x W^T on it (false when there is none).
+const char* blasName();
+bool useBlas(bool on);
+void setBlasThreads(int threads);
+bool blasLinear(const float* x, int batch, const float* w, int rows, int cols, float* y);
+// Batches at least this wide run dense f32 products on the BLAS, where one loads.
+constexpr int BLAS_MIN_BATCH = 16;
+
 // attend(q, heads, seq, dim, keys, values, segments, offsets, scale, out): see attention.cc.
 Napi::Value Attend(const Napi::CallbackInfo& info);
 

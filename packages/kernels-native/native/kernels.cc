@@ -552,6 +552,8 @@ Napi::Value LinearDense(const Napi::CallbackInfo& info) {
   const float* bias = dataOf<float>(info[6]);
   float* y = dataOf<float>(info[7]);
   if (f16) runDense(x, batch, dataOf<uint16_t>(info[2]), rows, cols, bias, y);
+  else if (batch >= BLAS_MIN_BATCH && blasLinear(x, batch, dataOf<float>(info[2]), rows, cols, y))
+    addBias(y, batch, rows, bias);
   else runDense(x, batch, dataOf<float>(info[2]), rows, cols, bias, y);
   return info.Env().Undefined();
 }
@@ -722,6 +724,7 @@ Napi::Value SetThreads(const Napi::CallbackInfo& info) {
   if (n < 1) n = 1;
   std::lock_guard<std::mutex> lock(callMutex);
   if (n != pool->threads()) pool->resize(n);
+  setBlasThreads(n);
   return info.Env().Undefined();
 }
 
@@ -740,6 +743,9 @@ Napi::Value Features(const Napi::CallbackInfo& info) {
   o.Set("avx512f", false);
 #endif
   o.Set("kernels", useAvx2 ? "avx2" : "portable");
+  const char* blas = blasName();
+  if (blas == nullptr) o.Set("blas", info.Env().Null());
+  else o.Set("blas", blas);
   o.Set("threads", pool->threads());
   return o;
 }
@@ -775,6 +781,10 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("setThreads", Napi::Function::New(env, SetThreads));
   exports.Set("features", Napi::Function::New(env, Features));
   exports.Set("useKernels", Napi::Function::New(env, UseKernels));
+  exports.Set("useBlas", Napi::Function::New(env, [](const Napi::CallbackInfo& info) {
+    std::lock_guard<std::mutex> lock(callMutex);
+    return Napi::Boolean::New(info.Env(), useBlas(info[0].As<Napi::Boolean>().Value()));
+  }));
   return exports;
 }
 

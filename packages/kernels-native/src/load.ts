@@ -84,12 +84,16 @@ export interface NativeKernels {
   exchangePaths(a: string, b: string): boolean;
   setThreads(threads: number): void;
   useKernels(kernels: 'avx2' | 'portable'): boolean;
+  /** Run wide dense f32 batches on a system BLAS where one loads (returns whether one runs). */
+  useBlas(on: boolean): boolean;
   features(): {
     avx2: boolean;
     fma: boolean;
     f16c: boolean;
     avx512f: boolean;
     kernels: string;
+    /** The system BLAS loaded for wide dense batches ('openblas', 'blis'), or null. */
+    blas: string | null;
     threads: number;
   };
 }

@@ -218,6 +218,30 @@ describe.skipIf(skip !== false)('native kernels against the reference kernels', 
   });
 });
 
+describe.skipIf(skip !== false)('a system BLAS for wide dense batches', () => {
+  it('gives the reference result with and without it (and says which runs)', () => {
+    const rng = new Rng(9);
+    const w = fromDense(new Tensor('f32', [70, 96], rng.normalArray(70 * 96)), 'dense');
+    const off = createNativeBackend({ threads: 2, blas: false });
+    expect(off.blas).toBeNull();
+    for (const blas of [true, false]) {
+      const b = createNativeBackend({ threads: 2, blas });
+      if (blas) expect(b.blas === null || ['openblas', 'blis'].includes(b.blas)).toBe(true);
+      for (const batch of [1, 15, 16, 33, 128]) {
+        const x = rng.normalArray(batch * 96);
+        const bias = rng.normalArray(70);
+        expect(b.linear(x, batch, w, { bias }), `blas ${blas}, batch ${batch}`).toAllClose(
+          linear(x, batch, w, { bias }),
+          {
+            atol: 1e-4,
+            rtol: 1e-4,
+          },
+        );
+      }
+    }
+  });
+});
+
 describe('without the addon', () => {
   it('SPARSEKIT_NATIVE=0 hides it (as on a machine without a build): a typed error with the reason, and availability says why', () => {
     const script = `

@@ -41,6 +41,11 @@ export interface NativeBackendOptions {
   threads?: number;
   /** 'avx2' (default where the CPU has AVX2, FMA and F16C) or 'portable'. */
   kernels?: 'avx2' | 'portable';
+  /**
+   * Dense f32 weights at batch 16 and wider run on a system BLAS (OpenBLAS or BLIS, loaded at run
+   * time where installed) when true (default); SPARSEKIT_BLAS=0 never loads one.
+   */
+  blas?: boolean;
 }
 
 /** A weight as the kernels read it: dense, or compressed rows (indptr, or a fixed row length). */
@@ -65,6 +70,8 @@ export class NativeBackend implements Backend {
   readonly threads: number;
   /** Which kernels run: 'avx2' or 'portable'. */
   readonly kernels: 'avx2' | 'portable';
+  /** The system BLAS that runs wide dense batches ('openblas', 'blis'), or null (the kernels here). */
+  readonly blas: string | null;
   private readonly prepared = new WeakMap<SparseMatrix, Prepared>();
   private readonly columns = new WeakMap<DenseMatrix, Float32Array>();
 
@@ -81,6 +88,7 @@ export class NativeBackend implements Backend {
     if (want !== 'avx2' && want !== 'portable')
       throw new InvalidArgumentError('kernels', want, "must be 'avx2' or 'portable'");
     this.kernels = addon.useKernels(want) ? 'avx2' : 'portable';
+    this.blas = addon.useBlas(options.blas ?? true) ? addon.features().blas : null;
   }
 
   /** y = x W^T (+ bias): x [batch, in], W [out, in] in any format; y [batch, out]. */
