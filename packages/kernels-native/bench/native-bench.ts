@@ -1,6 +1,6 @@
 /**
- * y = x W^T on the CPU: the native kernels against the wasm kernels and the dense baseline
- * onnxruntime-node MatMul (all threads), on the same weights, measured in one run:
+ * y = x W^T on the CPU: the native kernels against the wasm kernels and the dense baselines
+ * onnxruntime-node MatMul (all threads) and tfjs-wasm matMul, on the same weights, in one run:
  *
  *   pnpm --filter @sparsekit/kernels-native bench
  *   node bench-build/native-bench.js [--shape 4096x4096] [--batches 1,8,128] [--budget-ms 1000]
@@ -24,6 +24,7 @@ import {
   option,
   ratio,
   type Subject,
+  tfjsMatmulSubject,
   transposed,
   withCopies,
   workingSetBytes,
@@ -146,6 +147,12 @@ const onnx = await withCopies(
 );
 await run(onnx, 0);
 onnx.dispose();
+const tfjs = await withCopies(
+  (c) => tfjsMatmulSubject({ wt, inFeatures: inF, outFeatures: outF, copies: c }),
+  copiesFor(outF * inF * 4, workingSet),
+);
+await run(tfjs, 0);
+tfjs.dispose();
 for (const c of cases.filter((c) => only.length === 0 || only.some((o) => c.label.includes(o)))) {
   const matrix = fromDense(new Tensor('f32', [outF, inF], c.values()), c.format, c.options ?? {});
   const s = c.format === 'dense' ? 0 : sparsity(matrix);

@@ -1,7 +1,7 @@
 // What the benchmark times: our wasm kernels on any format, and the dense baselines (tfjs-wasm
 // matMul, onnxruntime-node MatMul from @sparsekit/bench). Each subject holds `copies` distinct copies
 // of its weight so that calls can rotate through a working set larger than the last-level cache.
-import { type MatmulSubject, onnxMatmulSubject } from '@sparsekit/bench';
+import { type MatmulSubject, onnxMatmulSubject, tfjsMatmulSubject } from '@sparsekit/bench';
 import { byteSize, type DenseMatrix, type SparseMatrix, type WasmBackend } from '@sparsekit/sparse-formats';
 
 /** A subject of this benchmark: dense or not, f32 or f16 values, multiplying a batch. */
@@ -43,52 +43,10 @@ export function wasmSubject(
   };
 }
 
-type Tf = typeof import('@tensorflow/tfjs-core');
-
-let tfPromise: Promise<Tf> | undefined;
-
-async function loadTf(): Promise<Tf> {
-  tfPromise ??= (async () => {
-    const tf = await import('@tensorflow/tfjs-core');
-    await import('@tensorflow/tfjs-backend-wasm');
-    await tf.setBackend('wasm');
-    await tf.ready();
-    return tf;
-  })();
-  return tfPromise;
-}
-
-/**
- * tfjs-backend-wasm matMul(x, W^T) (XNNPACK). In Node it runs on one thread: the backend reports
- * no multithread support there.
- */
+/** tfjs-backend-wasm matMul(x, W^T) (@sparsekit/bench). */
 export async function tfjsSubject(w: DenseMatrix, wt: Float32Array, copies: number): Promise<Subject> {
-  const tf = await loadTf();
-  const list = Array.from({ length: copies }, () => tf.tensor2d(wt, [w.cols, w.rows]));
-  let x: import('@tensorflow/tfjs-core').Tensor2D | undefined;
-  const wasm = await import('@tensorflow/tfjs-backend-wasm');
-  return {
-    kernel: 'tfjs-wasm matMul',
-    dtype: 'f32',
-    dense: true,
-    threads: wasm.getThreadsCount(),
-    weightBytes: w.rows * w.cols * 4,
-    copies,
-    setBatch(batch, input) {
-      x?.dispose();
-      x = tf.tensor2d(input, [batch, w.cols]);
-    },
-    call(i) {
-      const y = tf.matMul(x!, list[i]!);
-      const data = y.dataSync();
-      y.dispose();
-      return data;
-    },
-    dispose() {
-      x?.dispose();
-      for (const t of list) t.dispose();
-    },
-  };
+  const subject = await tfjsMatmulSubject({ wt, inFeatures: w.cols, outFeatures: w.rows, copies });
+  return { ...subject, dtype: 'f32', dense: true };
 }
 
 /** onnxruntime-node MatMul (@sparsekit/bench) with W^T as an initializer, all threads. */

@@ -14,3 +14,4 @@ export {
 export { flag, numberOption, option } from './options.js';
 export { median } from './stats.js';
 export { markdownTable, ratio } from './table.js';
+export { type TfjsMatmulOptions, tfjsMatmulSubject } from './tfjs-matmul.js';
