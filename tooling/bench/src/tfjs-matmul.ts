@@ -35,6 +35,7 @@ export async function tfjsMatmulSubject(options: TfjsMatmulOptions): Promise<Mat
   const wasm = await import('@tensorflow/tfjs-backend-wasm');
   return {
     kernel: 'tfjs-wasm matMul',
+    dtype: 'f32',
     threads: wasm.getThreadsCount(),
     weightBytes: inFeatures * outFeatures * 4,
     copies,
