@@ -55,7 +55,14 @@ const save = () => writeJsonAtomic(outPath, { date: started, calibWindows, rows 
 {
   const { model, tokenizer } = await loadHfModel(dir, { backend });
   const dense = await perplexity(model, tokenizer!, testText, { maxLength: 128 });
-  rows.push({ method: 'dense', target: 0, blocks: '-', sparsity: 0, perplexity: dense.perplexity, seconds: 0 });
+  rows.push({
+    method: 'dense',
+    target: 0,
+    blocks: '-',
+    sparsity: 0,
+    perplexity: dense.perplexity,
+    seconds: 0,
+  });
   console.log(`dense  ppl ${dense.perplexity.toFixed(2)}`);
 }
 for (const method of METHODS) {
@@ -106,7 +113,9 @@ const md = [
   `| method | sparsity | ${labels.join(' | ')} |`,
   `|---|--:|${labels.map(() => '--:').join('|')}|`,
   ...METHODS.flatMap((m) =>
-    SPARSITIES.map((t) => `| ${m} | ${Math.round(t * 100)}% | ${labels.map((b) => cell(m, t, b)).join(' | ')} |`),
+    SPARSITIES.map(
+      (t) => `| ${m} | ${Math.round(t * 100)}% | ${labels.map((b) => cell(m, t, b)).join(' | ')} |`,
+    ),
   ),
 ].join('\n');
 writeTextAtomic(outPath.replace(/\.json$/, '.md'), `${md}\n`);
