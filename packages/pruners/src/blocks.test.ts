@@ -307,7 +307,7 @@ describe('block-sparse pruning of a model', () => {
     await expect(
       pruneModel(model, [], { method: 'magnitude', sparsity: 0.5, blocks: { rows: 1, cols: 48 } }),
     ).rejects.toThrow(/multiple of the block's 48 inputs/);
-    model.linearLayers().forEach((l, i) => expect(l.getWeight().data).toEqual(before[i]));
+    for (const [i, l] of model.linearLayers().entries()) expect(l.getWeight().data).toEqual(before[i]);
     expect(() => validateRecipe({ method: 'wanda', pattern: '2:4', blocks: '1x4' })).toThrow(
       /give sparsity, not pattern/,
     );
