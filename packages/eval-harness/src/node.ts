@@ -6,3 +6,4 @@ export {
   type SweepResult,
   sweepGrid,
 } from './sweep/sweep.js';
+export { type LoadTaskOptions, loadTask, MAX_DATA_BYTES } from './tasks/load.js';

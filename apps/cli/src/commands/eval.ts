@@ -3,14 +3,23 @@ import { choiceFlag, numberFlag, stringFlag, UsageError } from '../args.js';
 import { BACKEND_FLAG, BACKEND_HELP, openBackend } from '../backend.js';
 import type { Command } from '../command.js';
 import { checkKnownText, defaultText, loadModel, modelDir, readText, requireTokenizer } from '../model-io.js';
+import { evalTasks } from './eval-tasks.js';
 
 export const evalCommand: Command = {
   name: 'eval',
-  summary: 'perplexity of a model on a text (SparseGPT/Wanda protocol or lm-eval rolling windows)',
+  summary: 'perplexity on a text, or lm-eval-style tasks (zero- and few-shot accuracy)',
   help: `Usage: sparsekit eval [--model DIR] [--protocol sparsegpt|rolling] [--text FILE]
+       sparsekit eval --tasks NAME|FILE[,...] [--data [TASK:]SPLIT=FILE] [--num-fewshot N] [--limit N]
+                      [--output results.json] [--model DIR]
 
 Perplexity on a text: 'sparsegpt' (default) scores disjoint windows of --max-length tokens as the
 SparseGPT and Wanda papers do; 'rolling' is lm-evaluation-harness's rolling log-likelihood.
+
+With --tasks: tasks in lm-evaluation-harness's format (YAML or JSON configs; output types
+loglikelihood, multiple_choice, generate_until, loglikelihood_rolling; acc, acc_norm, perplexity,
+exact_match, word/byte perplexity), on local data files only (nothing is downloaded). Bundled with
+tiny-lm, from its held-out text: tinylm_cloze (LAMBADA-style last word) and tinylm_nextsent (the
+next sentence among four). Prints the results table; --output writes lm-eval's results JSON.
 
 Flags:
   --model DIR          Hugging Face folder (default: the bundled tiny-lm)
@@ -18,14 +27,21 @@ Flags:
   --text FILE          text to score (default: tiny-lm's held-out test text)
   --max-length N       window length in tokens (default: the model's maximum)
   --max-windows N      sparsegpt: score only the first N windows (default: all)
-  --batch-size N       windows per forward pass (default 8)
+  --batch-size N       windows (requests) per forward pass (default 8)
+  --tasks LIST         comma-separated bundled task names or task files (.yaml, .json)
+  --data [T:]S=FILE    the local file of split S (of task T, or of every task); repeatable
+  --num-fewshot N      few-shot examples per document (default: the task's num_fewshot, else 0)
+  --limit N            evaluate the first N documents of each task
+  --output FILE        write lm-eval's results JSON there
 ${BACKEND_HELP}
   --json               print the result as JSON
 
 Examples:
   sparsekit eval
   sparsekit eval --model out/tiny-lm-2of4 --protocol rolling --json
-  sparsekit eval --model ./my-llama --text wiki.test.txt --max-length 2048`,
+  sparsekit eval --model ./my-llama --text wiki.test.txt --max-length 2048
+  sparsekit eval --tasks tinylm_cloze,tinylm_nextsent --output results.json
+  sparsekit eval --model ./my-llama --tasks arc_easy.yaml --data test=arc-easy-test.jsonl`,
   flags: {
     ...BACKEND_FLAG,
     model: { type: 'string' },
@@ -34,8 +50,26 @@ Examples:
     'max-length': { type: 'string' },
     'max-windows': { type: 'string' },
     'batch-size': { type: 'string' },
+    tasks: { type: 'string' },
+    data: { type: 'string', multiple: true },
+    'num-fewshot': { type: 'string' },
+    limit: { type: 'string' },
+    output: { type: 'string' },
   },
   async run({ flags, ui }) {
+    if (flags.tasks === undefined) {
+      for (const f of ['data', 'num-fewshot', 'limit', 'output'])
+        if (flags[f] !== undefined) throw new UsageError(`--${f} is for --tasks`, 'eval');
+    } else {
+      for (const f of ['protocol', 'text', 'max-length', 'max-windows'])
+        if (flags[f] !== undefined) throw new UsageError(`--${f} is for perplexity, not --tasks`, 'eval');
+      const backend = await openBackend('eval', flags, ui);
+      try {
+        return await evalTasks(flags, ui, modelDir(stringFlag(flags, 'model')), backend);
+      } finally {
+        await backend.dispose();
+      }
+    }
     const protocol = choiceFlag('eval', flags, 'protocol', ['sparsegpt', 'rolling'] as const, 'sparsegpt');
     const maxWindows = numberFlag('eval', flags, 'max-windows', 0, { integer: true, min: 1 });
     if (protocol === 'rolling' && flags['max-windows'] !== undefined)
