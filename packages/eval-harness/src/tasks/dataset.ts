@@ -28,7 +28,7 @@ export function parseDocuments(text: string, where: string): Doc[] {
         'task data',
         `${where}: ${list.length} documents; at most ${MAX_DOCUMENTS}`,
       );
-    list.forEach((d, i) => docs.push(check(d, ` [${i}]`)));
+    for (const [i, d] of list.entries()) docs.push(check(d, ` [${i}]`));
     return docs;
   }
   const lines = text.split('\n');
