@@ -133,6 +133,80 @@ describe('on tiny-lm', () => {
     expect(r.stderr).toContain('eval: 3/3 windows');
   });
 
+  it("runs lm-eval-style tasks: the bundled ones by name, a task file with --data, lm-eval's results JSON", async () => {
+    const out = join(work, 'results.json');
+    const r = await run('eval', '--tasks', 'tinylm_cloze,tinylm_nextsent', '--limit', '6', '--output', out);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/tinylm_nextsent\s+0\s+6\s+acc_norm/);
+    const file = json(readFileSync(out, 'utf8'));
+    expect(Object.keys(file.results).sort()).toEqual(['tinylm_cloze', 'tinylm_nextsent']);
+    expect(file['n-samples'].tinylm_cloze).toEqual({ original: 500, effective: 6 });
+    expect(file.results.tinylm_cloze['perplexity,none']).toBeGreaterThan(1);
+    expect(file.higher_is_better.tinylm_cloze).toEqual({ perplexity: false, acc: true });
+    const yaml = join(work, 'letters.yaml');
+    writeFileSync(
+      yaml,
+      'task: letters\noutput_type: multiple_choice\ntest_split: test\ndoc_to_text: "{{q}}"\ndoc_to_choice: "{{[a, b]}}"\ndoc_to_target: gold\n',
+    );
+    const data = join(work, 'letters.jsonl');
+    writeFileSync(
+      data,
+      '{"q": "The whale", "a": " is", "b": " xq", "gold": 0}\n{"q": "Call me", "a": " zz", "b": " Ishmael", "gold": 1}\n',
+    );
+    const t = await run('eval', '--tasks', yaml, '--data', `test=${data}`, '--json');
+    expect(t.code, t.stderr).toBe(0);
+    expect(json(t.stdout).results.letters['acc,none']).toBeGreaterThanOrEqual(0);
+    for (const [args, message] of [
+      [['--tasks', 'nope'], /unknown task "nope"/],
+      [['--tasks', yaml, '--data', 'oops'], /--data must be \[TASK:\]SPLIT=FILE/],
+      [['--tasks', 'tinylm_cloze', '--protocol', 'rolling'], /--protocol is for perplexity/],
+      [['--limit', '3'], /--limit is for --tasks/],
+    ] as const) {
+      const bad = await run('eval', ...args);
+      expect(bad.code, args.join(' ')).toBe(2);
+      expect(bad.stderr).toMatch(message);
+    }
+    const missing = await run('eval', '--tasks', yaml);
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toMatch(/nothing is downloaded/);
+  });
+
+  it('compares models in a report: lm-eval results, perplexity and speed JSON as Markdown, SVG and HTML', async () => {
+    const tasks = join(work, 'report-tasks.json');
+    expect((await run('eval', '--tasks', 'tinylm_nextsent', '--limit', '4', '--output', tasks)).code).toBe(0);
+    const ppl = join(work, 'report-ppl.json');
+    writeFileSync(ppl, (await run('eval', '--max-windows', '2', '--json')).stdout);
+    const speed = join(work, 'report-speed.json');
+    const bench = await run('bench', 'model', '--tokens', '4', '--reps', '1', '--json');
+    expect(json(bench.stdout).speed).toMatchObject({
+      decodeTokensPerSecond: expect.any(Number),
+      timeToFirstTokenMs: expect.any(Number),
+      peakRssBytes: expect.any(Number),
+      modelBytes: expect.any(Number),
+    });
+    writeFileSync(speed, bench.stdout);
+    const out = join(work, 'report');
+    const r = await run(
+      'report',
+      '--input',
+      `dense=${tasks},${ppl},${speed}`,
+      '--input',
+      `again=${tasks}`,
+      '--out',
+      out,
+    );
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/\| dense \| 0\.0 \| \d+\.\d\d \|/);
+    expect(readFileSync(join(out, 'report.svg'), 'utf8')).toMatch(/^<svg/);
+    expect(readFileSync(join(out, 'report.html'), 'utf8')).toContain('tinylm_nextsent acc_norm');
+    const notJson = join(work, 'not-json.txt');
+    writeFileSync(notJson, 'task: x\n');
+    const bad = await run('report', '--input', `x=${notJson}`, '--out', out);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/not JSON/);
+    expect((await run('report', '--out', out)).stderr).toMatch(/give at least one --input/);
+  });
+
   it('prunes 2:4 with Wanda, packs, and the saved model inspects and evaluates as 2:4', async () => {
     const out = join(work, 'wanda24');
     const r = await run(

@@ -12,6 +12,7 @@ import { generateCommand } from './commands/generate.js';
 import { inspectCommand } from './commands/inspect.js';
 import { moeCommand } from './commands/moe/index.js';
 import { pruneCommand } from './commands/prune.js';
+import { reportCommand } from './commands/report.js';
 import { saeCommand } from './commands/sae/index.js';
 import { CliError } from './model-io.js';
 import { type Io, Ui } from './ui.js';
@@ -20,6 +21,7 @@ export const COMMANDS: readonly Command[] = [
   demoCommand,
   pruneCommand,
   evalCommand,
+  reportCommand,
   generateCommand,
   benchCommand,
   inspectCommand,

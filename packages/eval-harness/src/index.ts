@@ -13,6 +13,14 @@ export {
   scoreWindows,
 } from './perplexity/perplexity.js';
 export { rollingWindows, type ScoringWindow, sparsegptWindows } from './perplexity/windows.js';
+export { type BarChart, barChart, type ChartPanel, escapeXml } from './report/chart.js';
+export {
+  addToEntry,
+  type ComparisonEntry,
+  comparisonChart,
+  comparisonHtml,
+  comparisonMarkdown,
+} from './report/compare.js';
 export { type SweepRow, sweepChart, sweepMarkdown } from './sweep/report.js';
 export {
   HIGHER_IS_BETTER,

@@ -152,7 +152,15 @@ async function benchModel(flags: Flags, backend: Backend, ui: Ui) {
   const tokens = numberFlag('bench', flags, 'tokens', 64, { integer: true, min: 2 });
   const { model } = await loadModel(dir, backend);
   const stored = generationSpeed(model, { newTokens: tokens, reps });
-  const formats = [...new Set(model.linearLayers().map((l) => l.matrix.format))];
+  // Peak resident memory of this process so far: the model as stored, loaded and run.
+  const peakRssBytes = process.resourceUsage().maxRSS * 1024;
+  const layers = model.linearLayers();
+  const linearWeights = layers.reduce((s, l) => s + l.inFeatures * l.outFeatures, 0);
+  const zeros = layers.reduce((s, l) => s + sparsity(l.matrix) * l.inFeatures * l.outFeatures, 0);
+  // The linear layers as stored, everything else (embeddings, norms, head) as f32.
+  const modelBytes =
+    layers.reduce((s, l) => s + byteSize(l.matrix), 0) + 4 * (model.parameterCount() - linearWeights);
+  const formats = [...new Set(layers.map((l) => l.matrix.format))];
   for (const layer of model.linearLayers()) {
     const weight = layer.getWeight();
     backend.release(layer.matrix);
@@ -163,19 +171,24 @@ async function benchModel(flags: Flags, backend: Backend, ui: Ui) {
     { case: 'dense', ...densified },
     { case: `as stored (${formats.join(', ')})`, ...stored },
   ];
+  const speed = { ...stored, peakRssBytes, modelBytes, sparsity: zeros / linearWeights };
   ui.say(
     `${dir}: ${tokens} new tokens after a 64-token prompt, ${backend.name} kernels, ${backend.threads} threads, median of ${reps}\n`,
   );
   ui.say(
     table(
-      ['weights', 'prefill tok/s', 'decode tok/s', 'decode vs dense'],
+      ['weights', 'prefill tok/s', 'first token ms', 'decode tok/s', 'decode vs dense'],
       results.map((r) => [
         r.case,
         r.prefillTokensPerSecond.toFixed(0),
+        r.timeToFirstTokenMs.toFixed(1),
         r.decodeTokensPerSecond.toFixed(0),
         `${(r.decodeTokensPerSecond / densified.decodeTokensPerSecond).toFixed(2)}x`,
       ]),
     ),
+  );
+  ui.say(
+    `\nas stored: ${formatBytes(modelBytes)} of weights, ${(100 * speed.sparsity).toFixed(1)}% of the linear weights zero; peak RSS ${formatBytes(peakRssBytes)} (before densifying)`,
   );
   return {
     benchmark: 'model',
@@ -184,6 +197,7 @@ async function benchModel(flags: Flags, backend: Backend, ui: Ui) {
     tokens,
     reps,
     threads: backend.threads,
+    speed,
     results,
   };
 }

@@ -177,6 +177,7 @@ Examples:
         calibration: `${batches.length} random windows of 128 tokens of tiny-lm/calibration.txt (seed 0)`,
         title: 'sparsekit demo',
         threads,
+        backend: backend.name,
         date,
       };
       const write = (file: string, text: string) =>
@@ -193,7 +194,6 @@ Examples:
       );
       const result = {
         ...context,
-        backend: backend.name,
         seconds: (performance.now() - started) / 1000,
         rows,
         ...(speed === undefined ? {} : { speed }),

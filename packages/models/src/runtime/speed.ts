@@ -13,6 +13,8 @@ export interface SpeedOptions {
 export interface Speed {
   prefillTokensPerSecond: number;
   decodeTokensPerSecond: number;
+  /** Time from the prompt to the first generated token (its prefill), in milliseconds. */
+  timeToFirstTokenMs: number;
 }
 
 /** The median (the mean of the two middle values for an even count, as the bench runner's). */
@@ -31,10 +33,16 @@ export function generationSpeed(model: TransformerLM, options: SpeedOptions = {}
   generate(model, prompt, { maxNewTokens: Math.min(4, newTokens), stopTokens: [] });
   const prefill: number[] = [];
   const decode: number[] = [];
+  const first: number[] = [];
   for (let r = 0; r < reps; r++) {
     const g = generate(model, prompt, { maxNewTokens: newTokens, stopTokens: [] });
     prefill.push(g.prefillTokensPerSecond);
     decode.push(g.decodeTokensPerSecond);
+    first.push(g.prefillSeconds * 1000);
   }
-  return { prefillTokensPerSecond: median(prefill), decodeTokensPerSecond: median(decode) };
+  return {
+    prefillTokensPerSecond: median(prefill),
+    decodeTokensPerSecond: median(decode),
+    timeToFirstTokenMs: median(first),
+  };
 }
