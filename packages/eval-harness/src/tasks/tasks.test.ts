@@ -30,13 +30,6 @@ function logSoftmax(row: readonly number[], target: number): number {
   return row[target]! - max - Math.log(row.reduce((s, v) => s + Math.exp(v - max), 0));
 }
 
-/** The hand log-likelihood of tokens[k..] given tokens[..k] from the fixture's float64 logits. */
-function handLoglikelihood(k: number, end = expected.tokens.length): number {
-  let ll = 0;
-  for (let t = k; t < end; t++) ll += logSoftmax(expected.logits[t - 1]!, expected.tokens[t]!);
-  return ll;
-}
-
 const words = (from: number, to: number) => expected.text.split(' ').slice(from, to).join(' ');
 
 describe('templates and fields, as lm-eval resolves them', () => {
@@ -162,34 +155,44 @@ metadata:
   });
 });
 
-describe('requests on the hf-tiny Llama checkpoint, against hand computations', () => {
-  it('log-likelihoods of continuations equal the sums of log-softmax of the reference logits', async () => {
-    const { model, tokenizer } = await loadHfModel(HF_TINY);
-    const pairs: [string, string][] = [3, 6, 11].map((k) => [words(0, k), ` ${words(k, 12)}`]);
-    const calls: number[] = [];
-    const counting: CausalLM = {
-      vocabSize: model.vocabSize,
-      maxSequenceLength: model.maxSequenceLength,
-      logits: (ids) => {
-        calls.push(ids.shape[0]!);
-        return model.logits(ids);
-      },
-    };
-    const got = await loglikelihoods(counting, tokenizer!, [...pairs, pairs[0]!], { batchSize: 4 });
-    [3, 6, 11].forEach((k, i) => {
-      expect(got[i]!.loglikelihood).toBeCloseTo(handLoglikelihood(k), 3);
-      expect(got[i]!.isGreedy).toBe(false);
-    });
-    expect(got[3]).toEqual(got[0]); // the repeated pair is computed once
-    // Every pair is 12 tokens long (an input of 11): one call of three (the repeat is not sent again).
-    expect(calls).toEqual([3]);
-    // The greedy continuation after "w3" is the argmax of the first row: isGreedy, and its log-likelihood.
-    const row = expected.logits[0]!;
-    const best = row.indexOf(Math.max(...row));
-    const [greedy] = await loglikelihoods(model, tokenizer!, [['w3', ` w${best}`]]);
-    expect(greedy!.isGreedy).toBe(true);
-    expect(greedy!.loglikelihood).toBeCloseTo(logSoftmax(row, best), 4);
-  });
+describe('requests on the hf-tiny checkpoints, against hand computations', () => {
+  it.each(['gpt2', 'opt', 'llama'])(
+    '%s: log-likelihoods of continuations equal the sums of log-softmax of the reference logits',
+    async (family) => {
+      const dir = join(HF_TINY, '..', family);
+      const ref = JSON.parse(readFileSync(join(dir, 'expected.json'), 'utf8')) as typeof expected;
+      const hand = (k: number) => {
+        let ll = 0;
+        for (let t = k; t < ref.tokens.length; t++) ll += logSoftmax(ref.logits[t - 1]!, ref.tokens[t]!);
+        return ll;
+      };
+      const { model, tokenizer } = await loadHfModel(dir);
+      const refWords = (from: number, to: number) => ref.text.split(' ').slice(from, to).join(' ');
+      const pairs: [string, string][] = [3, 6, 11].map((k) => [refWords(0, k), ` ${refWords(k, 12)}`]);
+      const calls: number[] = [];
+      const counting: CausalLM = {
+        vocabSize: model.vocabSize,
+        maxSequenceLength: model.maxSequenceLength,
+        logits: (ids) => {
+          calls.push(ids.shape[0]!);
+          return model.logits(ids);
+        },
+      };
+      const got = await loglikelihoods(counting, tokenizer!, [...pairs, pairs[0]!], { batchSize: 4 });
+      [3, 6, 11].forEach((k, i) => {
+        expect(got[i]!.loglikelihood, `context of ${k} tokens`).toBeCloseTo(hand(k), 3);
+      });
+      expect(got[3]).toEqual(got[0]); // the repeated pair is computed once
+      // Every pair is 12 tokens long (an input of 11): one call of three (the repeat is not sent again).
+      expect(calls).toEqual([3]);
+      // The greedy continuation after the first token is the argmax of the first row: isGreedy.
+      const row = ref.logits[0]!;
+      const best = row.indexOf(Math.max(...row));
+      const [greedy] = await loglikelihoods(model, tokenizer!, [[refWords(0, 1), ` w${best}`]]);
+      expect(greedy!.isGreedy).toBe(true);
+      expect(greedy!.loglikelihood).toBeCloseTo(logSoftmax(row, best), 4);
+    },
+  );
 
   it('multiple choice: acc picks the largest log-likelihood, acc_norm the largest per character', async () => {
     const { model, tokenizer } = await loadHfModel(HF_TINY);
