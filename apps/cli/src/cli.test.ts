@@ -153,9 +153,14 @@ describe('on tiny-lm', () => {
       data,
       '{"q": "The whale", "a": " is", "b": " xq", "gold": 0}\n{"q": "Call me", "a": " zz", "b": " Ishmael", "gold": 1}\n',
     );
-    const t = await run('eval', '--tasks', yaml, '--data', `test=${data}`, '--json');
+    const cache = join(work, 'requests.json');
+    const t = await run('eval', '--tasks', yaml, '--data', `test=${data}`, '--cache', cache, '--json');
     expect(t.code, t.stderr).toBe(0);
     expect(json(t.stdout).results.letters['acc,none']).toBeGreaterThanOrEqual(0);
+    expect(t.stderr).toMatch(/0 results reused, 4 new/);
+    const again = await run('eval', '--tasks', yaml, '--data', `test=${data}`, '--cache', cache, '--json');
+    expect(again.stderr).toMatch(/4 results reused, 0 new/);
+    expect(json(again.stdout).results).toEqual(json(t.stdout).results);
     for (const [args, message] of [
       [['--tasks', 'nope'], /unknown task "nope"/],
       [['--tasks', yaml, '--data', 'oops'], /--data must be \[TASK:\]SPLIT=FILE/],

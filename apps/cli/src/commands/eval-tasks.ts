@@ -1,10 +1,10 @@
 // `sparsekit eval --tasks`: lm-eval-style tasks (the bundled tiny-lm ones by name, or task files)
 // on a model, printed as a table and written in lm-eval's results JSON.
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { writeFileAtomic } from '@sparsekit/core/node';
 import { evaluateTasks, type LmEvalResults, type LoadedTask } from '@sparsekit/eval-harness';
-import { loadTask } from '@sparsekit/eval-harness/node';
+import { loadTask, openRequestCache } from '@sparsekit/eval-harness/node';
 import { tinyLmPath } from '@sparsekit/models/node';
 import { type Flags, numberFlag, stringFlag, UsageError } from '../args.js';
 import type { CpuBackend } from '../backend.js';
@@ -52,6 +52,21 @@ export async function evalTasks(flags: Flags, ui: Ui, dir: string, backend: CpuB
   const numFewshot = numberFlag('eval', flags, 'num-fewshot', -1, { integer: true, min: 0 });
   const batchSize = numberFlag('eval', flags, 'batch-size', 8, { integer: true, min: 1 });
   const output = stringFlag(flags, 'output');
+  const cachePath = stringFlag(flags, 'cache');
+  // What changes when the model does: its folder, and its weight files' names, sizes and times.
+  const modelKey = () =>
+    [
+      resolve(dir),
+      ...readdirSync(dir)
+        .filter((f) => f.endsWith('.safetensors'))
+        .sort()
+        .map((f) => {
+          const st = statSync(join(dir, f));
+          return `${f}:${st.size}:${Math.round(st.mtimeMs)}`;
+        }),
+    ].join('|');
+  const cache = cachePath === undefined ? undefined : openRequestCache(resolve(cachePath), modelKey());
+  const cachedBefore = cache?.size ?? 0;
   const tasks: LoadedTask[] = names.map((name) => {
     const path = taskPath(name);
     const own = Object.fromEntries(
@@ -66,9 +81,16 @@ export async function evalTasks(flags: Flags, ui: Ui, dir: string, backend: CpuB
     model: dir,
     ...(limit > 0 ? { limit } : {}),
     ...(numFewshot >= 0 ? { numFewshot } : {}),
+    ...(cache === undefined ? {} : { cache }),
     onProgress: ui.progress('eval'),
   });
   ui.done();
+  if (cache !== undefined) {
+    await cache.save();
+    ui.note(
+      `request cache ${resolve(cachePath!)}: ${cachedBefore} results reused, ${cache.size - cachedBefore} new`,
+    );
+  }
   ui.say(resultsTable(results));
   const { taskResults: _, ...file } = results;
   if (output !== undefined) {

@@ -10,7 +10,7 @@ export const evalCommand: Command = {
   summary: 'perplexity on a text, or lm-eval-style tasks (zero- and few-shot accuracy)',
   help: `Usage: sparsekit eval [--model DIR] [--protocol sparsegpt|rolling] [--text FILE]
        sparsekit eval --tasks NAME|FILE[,...] [--data [TASK:]SPLIT=FILE] [--num-fewshot N] [--limit N]
-                      [--output results.json] [--model DIR]
+                      [--output results.json] [--cache FILE] [--model DIR]
 
 Perplexity on a text: 'sparsegpt' (default) scores disjoint windows of --max-length tokens as the
 SparseGPT and Wanda papers do; 'rolling' is lm-evaluation-harness's rolling log-likelihood.
@@ -33,6 +33,7 @@ Flags:
   --num-fewshot N      few-shot examples per document (default: the task's num_fewshot, else 0)
   --limit N            evaluate the first N documents of each task
   --output FILE        write lm-eval's results JSON there
+  --cache FILE         keep every request's result there (one file per model) and reuse them
 ${BACKEND_HELP}
   --json               print the result as JSON
 
@@ -55,10 +56,11 @@ Examples:
     'num-fewshot': { type: 'string' },
     limit: { type: 'string' },
     output: { type: 'string' },
+    cache: { type: 'string' },
   },
   async run({ flags, ui }) {
     if (flags.tasks === undefined) {
-      for (const f of ['data', 'num-fewshot', 'limit', 'output'])
+      for (const f of ['data', 'num-fewshot', 'limit', 'output', 'cache'])
         if (flags[f] !== undefined) throw new UsageError(`--${f} is for --tasks`, 'eval');
     } else {
       for (const f of ['protocol', 'text', 'max-length', 'max-windows'])
