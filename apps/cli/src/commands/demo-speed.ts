@@ -86,7 +86,8 @@ export async function speedSection(
 ): Promise<SpeedSection> {
   const shape = options.shape ?? SPEED_SHAPE;
   const progress = ui.progress('speed model');
-  progress({ stage: 'build', current: 0, total: 1, unit: 'model', message: 'random weights' });
+  progress({ stage: 'build', current: 0, total: POINTS.length, unit: 'variant', message: 'random weights' });
+  let done = 0;
   const model = randomLlama(shape, 0, backend);
   const originals = new Map<string, Tensor<'f32'>>(model.linearLayers().map((l) => [l.name, l.getWeight()]));
   const sweep = await runSweep({
@@ -110,7 +111,7 @@ export async function speedSection(
       const weights = layers.reduce((s, l) => s + l.inFeatures * l.outFeatures, 0);
       const zeros = layers.reduce((s, l) => s + sparsity(l.matrix) * l.inFeatures * l.outFeatures, 0);
       const speed = generationSpeed(model, { promptLength: 16, newTokens: options.newTokens, reps: 3 });
-      progress({ stage: 'decode', current: 1, total: 1, unit: 'model', message: label });
+      progress({ stage: 'decode', current: ++done, total: POINTS.length, unit: 'variant', message: label });
       return {
         config: label,
         format,
