@@ -446,7 +446,18 @@ __attribute__((target("avx2,fma,f16c"))) void bsrRowsAvx2(const float* x, const 
   for (int br = b0; br < b1; br++) {
     for (int r = 0; r < R; r++) {
       __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
-      for (int32_t k = indptr[br]; k < indptr[br + 1]; k++) {
+      int32_t k = indptr[br];
+      const int32_t kEnd = indptr[br + 1];
+      if (C == 8) {
+        // One 8-wide block per FMA: two blocks per step on independent sums.
+        for (; k + 2 <= kEnd; k += 2) {
+          const V* block = values + k * blockSize + static_cast<int64_t>(r) * 8;
+          a0 = _mm256_fmadd_ps(load8(block), _mm256_loadu_ps(x + static_cast<int64_t>(indices[k]) * 8), a0);
+          a1 = _mm256_fmadd_ps(load8(block + blockSize), _mm256_loadu_ps(x + static_cast<int64_t>(indices[k + 1]) * 8),
+                               a1);
+        }
+      }
+      for (; k < kEnd; k++) {
         const V* block = values + k * blockSize + static_cast<int64_t>(r) * C;
         const float* xs = x + static_cast<int64_t>(indices[k]) * C;
         int c = 0;

@@ -653,29 +653,33 @@ function bsrLinear<I, V>(
   indptr: usize, indices: usize, values: usize, x: usize, y: usize, rows: i32, cols: i32, R: i32, C: i32,
   batch: i32, r0: i32, r1: i32,
 ): void {
+  // Each output row (block row br, row r of its blocks) keeps two SIMD sums over all its blocks and
+  // reduces them once at the end: a kept block of C inputs is C / 4 contiguous loads of x and of
+  // values, with no per-block horizontal sum.
   const c4 = C & ~3;
+  const c8 = C & ~7;
   const blockSize = <usize>(R * C);
   for (let br = r0; br < r1; br++) {
     const k0 = <usize>load<i32>(indptr + (<usize>br << 2));
     const k1 = <usize>load<i32>(indptr + (<usize>(br + 1) << 2));
-    for (let b = 0; b < batch; b++) {
-      const yb = y + ((<usize>b * <usize>rows + <usize>(br * R)) << 2);
-      memory.fill(yb, 0, <usize>R << 2);
-    }
-    for (let k = k0; k < k1; k++) {
-      const col0 = index<I>(indices, k) * <usize>C;
-      const block = k * blockSize;
-      for (let r = 0; r < R; r++) {
-        const wr = block + <usize>(r * C);
-        for (let b = 0; b < batch; b++) {
-          const xb = x + ((<usize>b * <usize>cols + col0) << 2);
-          let acc = f32x4.splat(0);
-          for (let c = 0; c < c4; c += 4) acc = f32x4.add(acc, f32x4.mul(value4<V>(values, wr + c), v128.load(xb + (<usize>c << 2))));
-          let s = hsum(acc);
-          for (let c = c4; c < C; c++) s += value<V>(values, wr + c) * load<f32>(xb + (<usize>c << 2));
-          const yp = y + ((<usize>b * <usize>rows + <usize>(br * R + r)) << 2);
-          store<f32>(yp, load<f32>(yp) + s);
+    for (let r = 0; r < R; r++) {
+      for (let b = 0; b < batch; b++) {
+        const xrow = x + ((<usize>b * <usize>cols) << 2);
+        let acc0 = f32x4.splat(0);
+        let acc1 = f32x4.splat(0);
+        let s: f32 = 0;
+        for (let k = k0; k < k1; k++) {
+          const xb = xrow + ((index<I>(indices, k) * <usize>C) << 2);
+          const wr = k * blockSize + <usize>(r * C);
+          let c = 0;
+          for (; c < c8; c += 8) {
+            acc0 = f32x4.add(acc0, f32x4.mul(value4<V>(values, wr + c), v128.load(xb + (<usize>c << 2))));
+            acc1 = f32x4.add(acc1, f32x4.mul(value4<V>(values, wr + c + 4), v128.load(xb + (<usize>(c + 4) << 2))));
+          }
+          for (; c < c4; c += 4) acc0 = f32x4.add(acc0, f32x4.mul(value4<V>(values, wr + c), v128.load(xb + (<usize>c << 2))));
+          for (; c < C; c++) s += value<V>(values, wr + c) * load<f32>(xb + (<usize>c << 2));
         }
+        store<f32>(y + ((<usize>b * <usize>rows + <usize>(br * R + r)) << 2), hsum(f32x4.add(acc0, acc1)) + s);
       }
     }
   }
