@@ -171,6 +171,11 @@ export class JobStore {
     this.db.close();
   }
 
+  /** The SQLite connection (the token store keeps its table in the same file). */
+  get database(): Database.Database {
+    return this.db;
+  }
+
   /** Submit a job, or with an idempotency key already used, get the job it made. */
   submit(options: SubmitOptions): { job: Job; created: boolean } {
     if (!(JOB_KINDS as readonly string[]).includes(options.kind))
