@@ -8,6 +8,7 @@ import {
   Tensor,
   type Tokenizer,
 } from '@sparsekit/core';
+import { forEachLengthBatch } from '../batches.js';
 import { rollingWindows, type ScoringWindow, sparsegptWindows } from './windows.js';
 
 export type PerplexityProtocol = 'sparsegpt' | 'rolling';
@@ -161,16 +162,12 @@ export async function perplexityOfTokens(
   };
 }
 
-/** Sum of -ln p(target) over every window, running windows of equal length in batches. */
+/** Sum of -ln p(target) over every window (and per window), running windows of equal length in batches. */
 export async function scoreWindows(
   model: CausalLM,
   windows: readonly ScoringWindow[],
   options: ProgressOptions & { batchSize?: number } = {},
-): Promise<{ nll: number; scored: number }> {
-  const batchSize = options.batchSize ?? 1;
-  if (!Number.isInteger(batchSize) || batchSize < 1) {
-    throw new InvalidArgumentError('batchSize', batchSize, 'must be a positive integer');
-  }
+): Promise<{ nll: number; scored: number; windowNll: Float64Array }> {
   for (const w of windows) {
     if (w.input.length > model.maxSequenceLength) {
       throw new InvalidArgumentError(
@@ -180,43 +177,27 @@ export async function scoreWindows(
       );
     }
   }
-  // Group windows by input length, keeping their order within a length.
-  const byLength = new Map<number, ScoringWindow[]>();
-  for (const w of windows) {
-    const group = byLength.get(w.input.length);
-    if (group === undefined) byLength.set(w.input.length, [w]);
-    else group.push(w);
-  }
   let nll = 0;
   let scored = 0;
-  let done = 0;
-  reportProgress(options, { stage: 'eval', current: 0, total: windows.length, unit: 'window' });
-  for (const [length, group] of byLength) {
-    for (let i = 0; i < group.length; i += batchSize) {
-      const batch = group.slice(i, i + batchSize);
-      const ids = new Int32Array(batch.length * length);
-      batch.forEach((w, b) => {
-        ids.set(w.input, b * length);
-      });
-      const logits = await model.logits(new Tensor('i32', [batch.length, length], ids));
-      const vocab = model.vocabSize;
-      if (logits.size !== batch.length * length * vocab) {
-        throw new ShapeMismatchError([batch.length, length, vocab], logits.shape, 'logits');
+  const vocab = model.vocabSize;
+  const index = new Map(windows.map((w, i) => [w, i]));
+  const windowNll = new Float64Array(windows.length);
+  await forEachLengthBatch(
+    model,
+    windows,
+    { ...options, stage: 'eval', unit: 'window' },
+    (w, logits, base) => {
+      let own = 0;
+      for (let t = 0; t < w.targets.length; t++) {
+        own -= logProbability(logits, (base + w.firstScored + t) * vocab, vocab, w.targets[t]!);
       }
-      const data = logits.data;
-      batch.forEach((w, b) => {
-        for (let t = 0; t < w.targets.length; t++) {
-          const row = (b * length + w.firstScored + t) * vocab;
-          nll -= logProbability(data, row, vocab, w.targets[t]!);
-        }
-        scored += w.targets.length;
-      });
-      done += batch.length;
-      reportProgress(options, { stage: 'eval', current: done, total: windows.length, unit: 'window' });
-    }
-  }
+      windowNll[index.get(w)!] = own;
+      nll += own;
+      scored += w.targets.length;
+    },
+  );
   if (!Number.isFinite(nll)) throw new NonFiniteError('log-likelihood', 0, nll);
-  return { nll, scored };
+  return { nll, scored, windowNll };
 }
 
 /** ln softmax(logits[row .. row + vocab))[target], in float64. */

@@ -189,25 +189,31 @@ export async function evaluateTask(
         'no eos or bos',
         'the rolling log-likelihood needs a token to start from',
       );
-    for (const [i, doc] of docs.entries()) {
-      const text = String(docToTarget(c.doc_to_target, doc, false));
-      const windows = rollingWindows(
+    // Every document's windows in one call, so windows of equal length batch across documents.
+    const texts = docs.map((doc) => String(docToTarget(c.doc_to_target, doc, false)));
+    const owner: number[] = [];
+    const windows = texts.flatMap((text, i) => {
+      const own = rollingWindows(
         tokenizer.encode(text),
         model.maxSequenceLength,
         model.maxSequenceLength,
         prefix,
       );
-      const { nll } = await scoreWindows(
-        model,
-        windows,
-        callOptions.batchSize === undefined ? {} : { batchSize: callOptions.batchSize },
-      );
+      for (const _ of own) owner.push(i);
+      return own;
+    });
+    const { windowNll } = await scoreWindows(model, windows, callOptions);
+    const nll = new Float64Array(docs.length);
+    windowNll.forEach((v, w) => {
+      nll[owner[w]!]! += v;
+    });
+    texts.forEach((text, i) => {
       samples.push({
         doc: i,
-        metrics: { loglikelihood: -nll, words: countWords(text), bytes: bytesOf(text) },
+        metrics: { loglikelihood: -nll[i]!, words: countWords(text), bytes: bytesOf(text) },
       });
-      progress(i + 1);
-    }
+    });
+    progress(docs.length);
   } else {
     const gen = c.generation_kwargs ?? {};
     const until =

@@ -11,6 +11,7 @@ import {
   Tensor,
   type Tokenizer,
 } from '@sparsekit/core';
+import { forEachLengthBatch } from '../batches.js';
 import { logProbability } from '../perplexity/perplexity.js';
 
 /** A continuation's log-likelihood given its context, and whether greedy decoding would produce it. */
@@ -68,9 +69,6 @@ export async function loglikelihoods(
   pairs: readonly [string, string][],
   options: ProgressOptions & { batchSize?: number; cache?: Map<string, LoglikelihoodResult> } = {},
 ): Promise<LoglikelihoodResult[]> {
-  const batchSize = options.batchSize ?? 1;
-  if (!Number.isInteger(batchSize) || batchSize < 1)
-    throw new InvalidArgumentError('batchSize', batchSize, 'must be a positive integer');
   const cache = options.cache ?? new Map<string, LoglikelihoodResult>();
   const maxLength = model.maxSequenceLength;
   const pending = new Map<string, Pending>();
@@ -99,46 +97,27 @@ export async function loglikelihoods(
     }
     return key;
   });
-  const byLength = new Map<number, Pending[]>();
-  for (const p of pending.values()) {
-    const group = byLength.get(p.input.length);
-    if (group === undefined) byLength.set(p.input.length, [p]);
-    else group.push(p);
-  }
-  const total = pending.size;
-  let done = 0;
-  reportProgress(options, { stage: 'loglikelihood', current: 0, total, unit: 'request' });
   const vocab = model.vocabSize;
-  for (const length of [...byLength.keys()].sort((a, b) => b - a)) {
-    const group = byLength.get(length)!;
-    for (let i = 0; i < group.length; i += batchSize) {
-      const batch = group.slice(i, i + batchSize);
-      const ids = new Int32Array(batch.length * length);
-      batch.forEach((p, b) => {
-        ids.set(p.input, b * length);
-      });
-      const logits = await model.logits(new Tensor('i32', [batch.length, length], ids));
-      if (logits.size !== batch.length * length * vocab)
-        throw new ShapeMismatchError([batch.length, length, vocab], logits.shape, 'logits');
-      batch.forEach((p, b) => {
-        let ll = 0;
-        let greedy = true;
-        const first = length - p.continuation.length;
-        for (let j = 0; j < p.continuation.length; j++) {
-          const row = (b * length + first + j) * vocab;
-          const target = p.continuation[j]!;
-          ll += logProbability(logits.data, row, vocab, target);
-          let best = 0;
-          for (let v = 1; v < vocab; v++) if (logits.data[row + v]! > logits.data[row + best]!) best = v;
-          if (best !== target) greedy = false;
-        }
-        if (!Number.isFinite(ll)) throw new NonFiniteError('log-likelihood', 0, ll);
-        cache.set(p.key, { loglikelihood: ll, isGreedy: greedy });
-      });
-      done += batch.length;
-      reportProgress(options, { stage: 'loglikelihood', current: done, total, unit: 'request' });
-    }
-  }
+  await forEachLengthBatch(
+    model,
+    [...pending.values()],
+    { ...options, longestFirst: true, stage: 'loglikelihood', unit: 'request' },
+    (p, logits, base) => {
+      let ll = 0;
+      let greedy = true;
+      const first = base + p.input.length - p.continuation.length;
+      for (let j = 0; j < p.continuation.length; j++) {
+        const row = (first + j) * vocab;
+        const target = p.continuation[j]!;
+        ll += logProbability(logits, row, vocab, target);
+        let best = 0;
+        for (let v = 1; v < vocab; v++) if (logits[row + v]! > logits[row + best]!) best = v;
+        if (best !== target) greedy = false;
+      }
+      if (!Number.isFinite(ll)) throw new NonFiniteError('log-likelihood', 0, ll);
+      cache.set(p.key, { loglikelihood: ll, isGreedy: greedy });
+    },
+  );
   return keys.map((k) => cache.get(k)!);
 }
 
