@@ -5,7 +5,7 @@ import type { Tensor } from '@sparsekit/core';
 import { calibrationWindows } from '@sparsekit/eval-harness';
 import type { HfTokenizer } from '@sparsekit/models';
 import { type LoadedModel, loadHfModel, tinyLmPath } from '@sparsekit/models/node';
-import type { AnyBackend } from '@sparsekit/sparse-formats';
+import { type AnyBackend, byteSize, type SparseMatrix, sparsity } from '@sparsekit/sparse-formats';
 
 /** A failure with a hint: exit code 1, message then "hint: ...". */
 export class CliError extends Error {
@@ -136,4 +136,23 @@ export function calibrationBatches(
     ...options,
     onWarning: (message) => note?.(`warning: ${message}; a longer --calib gives more independent samples`),
   });
+}
+
+/**
+ * A model's linear layers as stored: their weights, the share of them that is zero (counted from
+ * the data) and their bytes.
+ */
+export function linearStats(model: {
+  linearLayers(): readonly { inFeatures: number; outFeatures: number; matrix: SparseMatrix }[];
+}): { weights: number; sparsity: number; bytes: number } {
+  let weights = 0;
+  let zeros = 0;
+  let bytes = 0;
+  for (const l of model.linearLayers()) {
+    const n = l.inFeatures * l.outFeatures;
+    weights += n;
+    zeros += sparsity(l.matrix) * n;
+    bytes += byteSize(l.matrix);
+  }
+  return { weights, sparsity: weights === 0 ? 0 : zeros / weights, bytes };
 }

@@ -52,9 +52,9 @@ const rows: Row[] = [];
 const started = new Date().toISOString();
 const save = () => writeJsonAtomic(outPath, { date: started, calibWindows, rows });
 
+const { model: denseModel, tokenizer } = await loadHfModel(dir, { backend });
 {
-  const { model, tokenizer } = await loadHfModel(dir, { backend });
-  const dense = await perplexity(model, tokenizer!, testText, { maxLength: 128 });
+  const dense = await perplexity(denseModel, tokenizer!, testText, { maxLength: 128 });
   rows.push({
     method: 'dense',
     target: 0,
@@ -65,17 +65,18 @@ const save = () => writeJsonAtomic(outPath, { date: started, calibWindows, rows 
   });
   console.log(`dense  ppl ${dense.perplexity.toFixed(2)}`);
 }
+// The same calibration windows for every configuration (tokenized once).
+const batches = calibrationWindows(tokenizer!.encode(calibText), {
+  samples: calibWindows,
+  seqLen: 128,
+  mode: 'consecutive',
+});
 for (const method of METHODS) {
   for (const target of SPARSITIES) {
     for (const shape of SHAPES) {
       const label = `${method} ${target} ${shapeLabel(shape)}`;
       if (!only.test(label)) continue;
-      const { model, tokenizer } = await loadHfModel(dir, { backend });
-      const batches = calibrationWindows(tokenizer!.encode(calibText), {
-        samples: calibWindows,
-        seqLen: 128,
-        mode: 'consecutive',
-      });
+      const { model } = await loadHfModel(dir, { backend, tokenizer: false });
       const report = await pruneModel(model, method === 'magnitude' ? [] : batches, {
         method,
         sparsity: target,

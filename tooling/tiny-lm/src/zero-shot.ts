@@ -30,15 +30,18 @@ for (const method of ['magnitude', 'wanda', 'sparsegpt'] as const) {
   configs.push({ label: `${method} 2:4`, prune: { method, n: 2, m: 4 } });
 }
 
+// The same calibration windows for every configuration (tokenized once).
+const { tokenizer } = await loadHfModel(dir, { backend });
+const batches = calibrationWindows(tokenizer!.encode(calibText), {
+  samples: calibWindows,
+  seqLen: 128,
+  mode: 'consecutive',
+});
+
 const rows: Record<string, unknown>[] = [];
 for (const c of configs) {
-  const { model, tokenizer } = await loadHfModel(dir, { backend });
+  const { model } = await loadHfModel(dir, { backend, tokenizer: false });
   if (c.prune !== undefined) {
-    const batches = calibrationWindows(tokenizer!.encode(calibText), {
-      samples: calibWindows,
-      seqLen: 128,
-      mode: 'consecutive',
-    });
     await pruneModel(model, c.prune.method === 'magnitude' ? [] : batches, {
       ...c.prune,
       reconstructionError: false,

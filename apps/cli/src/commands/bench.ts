@@ -6,7 +6,7 @@ import { byteSize, dense, type SparseMatrix, sparsity } from '@sparsekit/sparse-
 import { numberFlag, stringFlag, UsageError } from '../args.js';
 import { BACKEND_FLAG, BACKEND_HELP, type CpuBackend, openBackend } from '../backend.js';
 import type { Command } from '../command.js';
-import { loadModel, modelDir } from '../model-io.js';
+import { linearStats, loadModel, modelDir } from '../model-io.js';
 import { formatBytes, table } from '../ui.js';
 
 export const benchCommand: Command = {
@@ -154,13 +154,10 @@ async function benchModel(flags: Flags, backend: Backend, ui: Ui) {
   const stored = generationSpeed(model, { newTokens: tokens, reps });
   // Peak resident memory of this process so far: the model as stored, loaded and run.
   const peakRssBytes = process.resourceUsage().maxRSS * 1024;
-  const layers = model.linearLayers();
-  const linearWeights = layers.reduce((s, l) => s + l.inFeatures * l.outFeatures, 0);
-  const zeros = layers.reduce((s, l) => s + sparsity(l.matrix) * l.inFeatures * l.outFeatures, 0);
+  const stats = linearStats(model);
   // The linear layers as stored, everything else (embeddings, norms, head) as f32.
-  const modelBytes =
-    layers.reduce((s, l) => s + byteSize(l.matrix), 0) + 4 * (model.parameterCount() - linearWeights);
-  const formats = [...new Set(layers.map((l) => l.matrix.format))];
+  const modelBytes = stats.bytes + 4 * (model.parameterCount() - stats.weights);
+  const formats = [...new Set(model.linearLayers().map((l) => l.matrix.format))];
   for (const layer of model.linearLayers()) {
     const weight = layer.getWeight();
     backend.release(layer.matrix);
@@ -171,7 +168,7 @@ async function benchModel(flags: Flags, backend: Backend, ui: Ui) {
     { case: 'dense', ...densified },
     { case: `as stored (${formats.join(', ')})`, ...stored },
   ];
-  const speed = { ...stored, peakRssBytes, modelBytes, sparsity: zeros / linearWeights };
+  const speed = { ...stored, peakRssBytes, modelBytes, sparsity: stats.sparsity };
   ui.say(
     `${dir}: ${tokens} new tokens after a 64-token prompt, ${backend.name} kernels, ${backend.threads} threads, median of ${reps}\n`,
   );

@@ -5,8 +5,8 @@ import type { Tensor } from '@sparsekit/core';
 import { runSweep, type SweepPoint } from '@sparsekit/eval-harness/node';
 import { generationSpeed, type RandomLlamaShape, randomLlama } from '@sparsekit/models';
 import { type Recipe, runRecipe } from '@sparsekit/pruners';
-import { byteSize, sparsity } from '@sparsekit/sparse-formats';
 import type { CpuBackend } from '../backend.js';
+import { linearStats } from '../model-io.js';
 import type { Ui } from '../ui.js';
 import { formatBytes, table } from '../ui.js';
 
@@ -107,22 +107,20 @@ export async function speedSection(
       }
       if (recipe !== undefined)
         await runRecipe(model, [], recipe, { reconstructionError: false, pack: true, backend });
-      const layers = model.linearLayers();
-      const weights = layers.reduce((s, l) => s + l.inFeatures * l.outFeatures, 0);
-      const zeros = layers.reduce((s, l) => s + sparsity(l.matrix) * l.inFeatures * l.outFeatures, 0);
+      const stats = linearStats(model);
       const speed = generationSpeed(model, { promptLength: 16, newTokens: options.newTokens, reps: 3 });
       progress({ stage: 'decode', current: ++done, total: POINTS.length, unit: 'variant', message: label });
       return {
         config: label,
         format,
-        sparsity: zeros / weights,
-        bytes: layers.reduce((s, l) => s + byteSize(l.matrix), 0),
+        sparsity: stats.sparsity,
+        bytes: stats.bytes,
         decodeTokensPerSecond: speed.decodeTokensPerSecond,
         prefillTokensPerSecond: speed.prefillTokensPerSecond,
       };
     },
   });
-  const blockWeights = model.linearLayers().reduce((s, l) => s + l.inFeatures * l.outFeatures, 0);
+  const blockWeights = linearStats(model).weights;
   const head = shape.vocab * shape.hidden;
   for (const l of model.linearLayers()) backend.release(l.matrix);
   return {

@@ -7,11 +7,10 @@ import { runSweep, type SweepPoint, sweepGrid } from '@sparsekit/eval-harness/no
 import { generationSpeed, type TransformerLM } from '@sparsekit/models';
 import { tinyLmPath } from '@sparsekit/models/node';
 import { type Recipe, runRecipe } from '@sparsekit/pruners';
-import { byteSize, sparsity } from '@sparsekit/sparse-formats';
 import { numberFlag, stringFlag } from '../args.js';
 import { BACKEND_FLAG, BACKEND_HELP, openBackend } from '../backend.js';
 import type { Command } from '../command.js';
-import { builtinText, calibrationBatches, loadModel, requireTokenizer } from '../model-io.js';
+import { builtinText, calibrationBatches, linearStats, loadModel, requireTokenizer } from '../model-io.js';
 import { formatBytes, table } from '../ui.js';
 import { speedMarkdown, speedSection, speedTable } from './demo-speed.js';
 
@@ -100,17 +99,14 @@ Examples:
           maxWindows: windows,
           onProgress: ui.progress(`${method}: perplexity`),
         });
-        const layers = model.linearLayers();
-        const bytes = layers.reduce((s, l) => s + byteSize(l.matrix), 0);
-        const weights = layers.reduce((s, l) => s + l.inFeatures * l.outFeatures, 0);
-        const zeros = layers.reduce((s, l) => s + sparsity(l.matrix) * l.inFeatures * l.outFeatures, 0);
+        const stats = linearStats(model);
         const speed = generationSpeed(model, { promptLength: 64, newTokens: 64, reps: 5 });
-        for (const l of layers) backend.release(l.matrix);
+        for (const l of model.linearLayers()) backend.release(l.matrix);
         return {
           method,
-          sparsity: zeros / weights,
+          sparsity: stats.sparsity,
           perplexity: ppl.perplexity,
-          bytes,
+          bytes: stats.bytes,
           decodeTokensPerSecond: speed.decodeTokensPerSecond,
           pruneSeconds,
           scoredTokens: ppl.scoredTokens,
