@@ -3,9 +3,6 @@ import {
   InvalidArgumentError,
   NonFiniteError,
   type ProgressOptions,
-  reportProgress,
-  ShapeMismatchError,
-  Tensor,
   type Tokenizer,
 } from '@sparsekit/core';
 import { forEachLengthBatch } from '../batches.js';

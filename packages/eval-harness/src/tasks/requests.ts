@@ -6,8 +6,6 @@ import {
   InvalidArgumentError,
   NonFiniteError,
   type ProgressOptions,
-  reportProgress,
-  ShapeMismatchError,
   Tensor,
   type Tokenizer,
 } from '@sparsekit/core';
