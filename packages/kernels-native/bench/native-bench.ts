@@ -7,8 +7,8 @@
  *     [--threads N] [--only "csr 90%,dense f32"] [--out bench-results]
  *
  * Weights: normal random values; unstructured sparsity zeroes each entry with probability s (seeded);
- * 2:4 keeps the two largest |w| of every four; 1x8 blocks drop whole runs of 8 inputs with
- * probability s. Calls rotate through copies of the weight beyond the
+ * 2:4 keeps the two largest |w| of every four; R x C blocks (1x8 along inputs, 8x1 along outputs) are
+ * dropped whole with probability s. Calls rotate through copies of the weight beyond the
  * last-level cache ("cold", as decoding reads each layer once per token). Prints a table and writes
  * DIR/native-kernels.{json,md}.
  */
@@ -57,12 +57,16 @@ const timing = { budgetMs, minReps: 5, maxReps: 61 };
 
 const rng = new Rng(1);
 const dense = rng.normalArray(outF * inF);
-function pruned(s: number | '2:4', block = 1): Float32Array {
+function pruned(s: number | '2:4', block?: [number, number]): Float32Array {
   const v = Float32Array.from(dense);
   const r = new Rng(2);
-  if (block > 1) {
-    // Whole 1 x block runs along the inputs dropped with probability s.
-    for (let i = 0; i < v.length; i += block) if (r.uniform() < (s as number)) v.fill(0, i, i + block);
+  if (block !== undefined) {
+    // Whole R x C blocks dropped with probability s.
+    const [R, C] = block;
+    for (let br = 0; br < outF; br += R)
+      for (let bc = 0; bc < inF; bc += C)
+        if (r.uniform() < (s as number))
+          for (let i = 0; i < R; i++) v.fill(0, (br + i) * inF + bc, (br + i) * inF + bc + C);
   } else if (s === '2:4') {
     for (let g = 0; g < v.length; g += 4) {
       const order = [0, 1, 2, 3].sort((a, b) => Math.abs(v[g + a]!) - Math.abs(v[g + b]!));
@@ -85,7 +89,24 @@ const cases: Case[] = [
   { label: '2:4 f32', values: () => pruned('2:4'), format: 'nm', options: { n: 2, m: 4 } },
   { label: 'csr 70% f32', values: () => pruned(0.7), format: 'csr' },
   { label: 'csr 90% f32', values: () => pruned(0.9), format: 'csr' },
-  { label: 'bsr 1x8 90% f32', values: () => pruned(0.9, 8), format: 'bsr', options: { blockShape: [1, 8] } },
+  {
+    label: 'bsr 1x8 90% f32',
+    values: () => pruned(0.9, [1, 8]),
+    format: 'bsr',
+    options: { blockShape: [1, 8] },
+  },
+  {
+    label: 'bsr 8x1 90% f32',
+    values: () => pruned(0.9, [8, 1]),
+    format: 'bsr',
+    options: { blockShape: [8, 1] },
+  },
+  {
+    label: 'bsr 1x8 70% f32',
+    values: () => pruned(0.7, [1, 8]),
+    format: 'bsr',
+    options: { blockShape: [1, 8] },
+  },
   {
     label: 'csr 90% u16 f16',
     values: () => pruned(0.9),

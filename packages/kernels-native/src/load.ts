@@ -5,7 +5,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { SparsekitError } from '@sparsekit/core';
 
-/** The addon's functions (native/kernels.cc). */
+/** The addon's functions (native/addon.cc). */
 export interface NativeKernels {
   linearDense(
     x: Float32Array,
@@ -42,9 +42,11 @@ export interface NativeKernels {
     bias: Float32Array | null,
     out: Float32Array,
   ): void;
-  /** BSR at batch 1 (AVX2 kernels only, blockCols a multiple of 8). */
+  /** BSR (AVX2 kernels only): blockCols a multiple of 8, or 1 with blockRows a multiple of 8. */
   linearBsr(
     x: Float32Array,
+    batch: number,
+    cols: number,
     indptr: Int32Array,
     indices: Int32Array | Uint16Array,
     u16: boolean,

@@ -98,13 +98,16 @@ describe.skipIf(skip !== false)('native kernels against the reference kernels', 
     ['1x8 f32', [1, 8], {}],
     ['2x8 u16 f16', [2, 8], { indexType: 'u16', dtype: 'f16' }],
     ['4x16 f32', [4, 16], {}],
-    ['8x1 f32 (runs as csr)', [8, 1], {}],
+    ['8x1 f32', [8, 1], {}],
+    ['16x1 u16 f16', [16, 1], { indexType: 'u16', dtype: 'f16' }],
+    ['4x1 f32 (runs as csr)', [4, 1], {}],
+    ['1x4 f32 (runs as csr)', [1, 4], {}],
   ] as const)(
-    'BSR %s runs its block kernel at batch 1 (and CSR otherwise) to the reference result',
+    'BSR %s runs its block kernel (or CSR where the shape does not fit it) to the reference result',
     (_, shape, options) => {
       const rng = new Rng(21);
       for (const [rows, cols] of [
-        [8, 16],
+        [16, 16],
         [64, 256],
         [512, 384],
       ] as const) {
@@ -121,7 +124,7 @@ describe.skipIf(skip !== false)('native kernels against the reference kernels', 
           ...options,
         });
         for (const kernels of ['avx2', 'portable'] as const)
-          for (const batch of [1, 3]) {
+          for (const batch of [1, 3, 4, 9]) {
             const x = rng.normalArray(batch * cols);
             const bias = rng.normalArray(rows);
             expect(backend(kernels, 2).linear(x, batch, w, { bias })).toAllClose(

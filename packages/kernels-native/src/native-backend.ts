@@ -60,7 +60,7 @@ type Prepared =
       f16: boolean;
       /** 2:4 with a width that is a multiple of 8: the matrix, for the batch-1 permute kernel. */
       nm24?: NmMatrix;
-      /** BSR with blockCols a multiple of 8: the matrix, for the batch-1 block kernel. */
+      /** BSR whose blocks the block kernels take (see `blockKernelFits`): the matrix. */
       blocks?: BsrMatrix;
     };
 
@@ -104,10 +104,12 @@ export class NativeBackend implements Backend {
       const p = this.prepare(w);
       if (p.kind === 'dense')
         this.addon.linearDense(x, batch, p.values, p.f16, w.rows, w.cols, bias ?? null, out);
-      else if (p.blocks !== undefined && batch === 1 && this.kernels === 'avx2') {
+      else if (p.blocks !== undefined && this.kernels === 'avx2') {
         const b = p.blocks;
         this.addon.linearBsr(
           x,
+          batch,
+          w.cols,
           b.indptr,
           b.indices,
           b.indices instanceof Uint16Array,
@@ -221,13 +223,20 @@ export class NativeBackend implements Backend {
         indices: c.indices,
         values: c.values,
         f16: c.dtype === 'f16',
-        // Blocks whose width is a multiple of 8 also keep the matrix for the batch-1 block kernel.
-        ...(w.format === 'bsr' && w.blockCols % 8 === 0 ? { blocks: w } : {}),
+        ...(w.format === 'bsr' && blockKernelFits(w.blockRows, w.blockCols) ? { blocks: w } : {}),
       };
     }
     this.prepared.set(w, p);
     return p;
   }
+}
+
+/**
+ * Whether the BSR block kernels take blocks of this shape: 1 x 8k along inputs (C contiguous inputs
+ * per block row), or 8k x 1 along outputs (one broadcast input per 8 outputs). Other shapes run as CSR.
+ */
+export function blockKernelFits(blockRows: number, blockCols: number): boolean {
+  return blockCols % 8 === 0 || (blockCols === 1 && blockRows % 8 === 0);
 }
 
 /**

@@ -656,6 +656,7 @@ function bsrLinear<I, V>(
   // Each output row (block row br, row r of its blocks) keeps two SIMD sums over all its blocks and
   // reduces them once at the end: a kept block of C inputs is C / 4 contiguous loads of x and of
   // values, with no per-block horizontal sum.
+  if (C == 1 && (R & 3) == 0) return bsrTall<I, V>(indptr, indices, values, x, y, rows, cols, R, batch, r0, r1);
   const c4 = C & ~3;
   const c8 = C & ~7;
   const blockSize = <usize>(R * C);
@@ -680,6 +681,38 @@ function bsrLinear<I, V>(
           for (; c < C; c++) s += value<V>(values, wr + c) * load<f32>(xb + (<usize>c << 2));
         }
         store<f32>(y + ((<usize>b * <usize>rows + <usize>(br * R + r)) << 2), hsum(f32x4.add(acc0, acc1)) + s);
+      }
+    }
+  }
+}
+
+// R x 1 blocks (R a multiple of 4, along the outputs): a block is R consecutive outputs of one input,
+// so it adds x[input] times R / 4 vectors of values to sums that each hold 4 outputs; two blocks per
+// step on independent sums.
+function bsrTall<I, V>(
+  indptr: usize, indices: usize, values: usize, x: usize, y: usize, rows: i32, cols: i32, R: i32,
+  batch: i32, r0: i32, r1: i32,
+): void {
+  for (let br = r0; br < r1; br++) {
+    const k0 = <usize>load<i32>(indptr + (<usize>br << 2));
+    const k1 = <usize>load<i32>(indptr + (<usize>(br + 1) << 2));
+    for (let b = 0; b < batch; b++) {
+      const xrow = x + ((<usize>b * <usize>cols) << 2);
+      for (let r = 0; r < R; r += 4) {
+        let acc0 = f32x4.splat(0);
+        let acc1 = f32x4.splat(0);
+        let k = k0;
+        for (; k + 2 <= k1; k += 2) {
+          const x0 = f32x4.splat(load<f32>(xrow + (index<I>(indices, k) << 2)));
+          const x1 = f32x4.splat(load<f32>(xrow + (index<I>(indices, k + 1) << 2)));
+          acc0 = f32x4.add(acc0, f32x4.mul(value4<V>(values, k * <usize>R + <usize>r), x0));
+          acc1 = f32x4.add(acc1, f32x4.mul(value4<V>(values, (k + 1) * <usize>R + <usize>r), x1));
+        }
+        if (k < k1) {
+          const x0 = f32x4.splat(load<f32>(xrow + (index<I>(indices, k) << 2)));
+          acc0 = f32x4.add(acc0, f32x4.mul(value4<V>(values, k * <usize>R + <usize>r), x0));
+        }
+        v128.store(y + ((<usize>b * <usize>rows + <usize>(br * R + r)) << 2), f32x4.add(acc0, acc1));
       }
     }
   }

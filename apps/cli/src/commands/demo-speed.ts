@@ -49,6 +49,14 @@ const POINTS: SweepPoint<{ label: string; format: string; recipe?: Recipe }>[] =
       recipe: { method: 'magnitude', sparsity: 0.9, blocks: '1x8' },
     },
   },
+  {
+    key: '90% 8x1',
+    params: {
+      label: 'magnitude 90%, 8x1 blocks',
+      format: 'BSR 8x1',
+      recipe: { method: 'magnitude', sparsity: 0.9, blocks: '8x1' },
+    },
+  },
 ];
 
 export interface SpeedRow {

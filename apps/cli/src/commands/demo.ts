@@ -44,7 +44,7 @@ The main job on the bundled tiny-lm: dense perplexity; Wanda and SparseGPT at 50
 on tiny-lm's calibration text); perplexity again; each model packed (CSR / N:M); decode tokens/s
 dense vs sparse. tiny-lm is too small for its kernels to decide its speed, so the demo then times
 decode on a model big enough to be memory-bound (two blocks at TinyLlama-1.1B's width, seeded random
-weights built in memory, magnitude-pruned to 50%, 2:4, 70%, 90% and 90% in 1x8 blocks, each packed
+weights built in memory, magnitude-pruned to 50%, 2:4, 70%, 90%, and 90% in 1x8 and in 8x1 blocks, each packed
 into the format its kernel reads). Prints both tables and writes report.md, report.svg and
 report.json; each measured row is appended to results.jsonl (speed rows: speed-results.jsonl) as it
 finishes, so --resume after a crash runs only the rest.

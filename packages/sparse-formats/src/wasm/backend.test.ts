@@ -57,6 +57,37 @@ describe.each([1, 2])('wasm backend, %i thread(s)', (threads) => {
     },
   );
 
+  it.each([
+    ['4x1 f32', [4, 1], {}],
+    ['8x1 u16 f16', [8, 1], { indexType: 'u16', dtype: 'f16' }],
+    ['16x1 f32', [16, 1], {}],
+  ] as const)(
+    'BSR %s (tall blocks along the outputs) matches the reference kernel',
+    (_, blockShape, options) => {
+      const rng = new Rng(17);
+      for (const [rows, cols] of [
+        [16, 5],
+        [64, 96],
+      ] as const) {
+        const values = rng.normalArray(rows * cols);
+        const [R] = blockShape;
+        // Whole blocks dropped, one block column kept everywhere.
+        for (let br = 0; br < rows / R; br++)
+          for (let c = 1; c < cols; c++)
+            if (rng.uniform() < 0.6) for (let r = 0; r < R; r++) values[(br * R + r) * cols + c] = 0;
+        const w = fromDense(new Tensor('f32', [rows, cols], values), 'bsr', { blockShape, ...options });
+        for (const batch of [1, 2, 5]) {
+          const x = rng.normalArray(batch * cols);
+          const bias = rng.normalArray(rows);
+          expect(backend.linear(x, batch, w, { bias })).toAllClose(linear(x, batch, w, { bias }), {
+            atol: 1e-4,
+            rtol: 1e-4,
+          });
+        }
+      }
+    },
+  );
+
   it('handles shapes not divisible by the vector width or tile, and larger N:M patterns', () => {
     const rng = new Rng(5);
     for (const [rows, cols, n, m] of [
