@@ -37,8 +37,9 @@ describe('the demo speed rows', () => {
       ['magnitude 70%', 'CSR'],
       ['magnitude 90%', 'CSR'],
       ['magnitude 90%, 1x8 blocks', 'BSR 1x8'],
+      ['magnitude 90%, 8x1 blocks', 'BSR 8x1'],
     ]);
-    const [dense, half, nm, seventy, ninety, blocks] = section.rows;
+    const [dense, half, nm, seventy, ninety, blocks, tall] = section.rows;
     expect(dense!.sparsity).toBe(0);
     expect(dense!.bytes).toBe(4 * 2 * (2 * 64 * 64 + 2 * 32 * 64 + 3 * 64 * 128));
     for (const [row, s] of [
@@ -47,6 +48,7 @@ describe('the demo speed rows', () => {
       [seventy, 0.7],
       [ninety, 0.9],
       [blocks, 0.9],
+      [tall, 0.9],
     ] as const)
       expect(row!.sparsity, row!.config).toBeCloseTo(s, 2);
     expect(ninety!.bytes).toBeLessThan(seventy!.bytes);
@@ -58,7 +60,7 @@ describe('the demo speed rows', () => {
     expect(speedTable(section)).toMatch(/magnitude 90%, 1x8 blocks\s+BSR 1x8\s+\d+\.\d%/);
     expect(speedMarkdown(section)).toContain('| magnitude 2:4 | N:M | 50.0% |');
     // Rows were saved as they finished: a resumed run measures nothing again.
-    expect(readFileSync(file, 'utf8').trim().split('\n')).toHaveLength(7);
+    expect(readFileSync(file, 'utf8').trim().split('\n')).toHaveLength(8);
     const again = await speedSection(backend, ui, { file, resume: true, newTokens: 4, shape: SMALL });
     expect(again.rows).toEqual(section.rows);
     await backend.dispose();
