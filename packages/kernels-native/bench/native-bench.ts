@@ -145,7 +145,7 @@ const wasm = await createWasmBackend({ threads });
 const native = createNativeBackend({ threads });
 const triad = wasm.triad(Math.ceil(workingSet / 12), 5);
 console.log(
-  `${os.cpus()[0]?.model ?? 'cpu'}, ${threads} threads, native kernels ${native.kernels}, W ${outF}x${inF}, ` +
+  `${os.cpus()[0]?.model ?? 'cpu'}, ${threads} threads, native kernels ${native.kernels}, BLAS ${native.blas ?? 'none'}, W ${outF}x${inF}, ` +
     `working set ${(workingSet / 2 ** 20).toFixed(0)} MiB, triad ${triad.toFixed(1)} GB/s`,
 );
 
@@ -203,7 +203,22 @@ const table = markdownTable(
     `${((100 * r.gbs) / triad).toFixed(0)}%`,
   ]),
 );
-console.log(`\n${table}`);
+// The README's layout: one row per weight, native and wasm side by side per batch.
+const pivot = markdownTable(
+  ['weight', ...batches.flatMap((b) => [`batch ${b}: native`, 'wasm'])],
+  cases
+    .filter((c) => rows.some((r) => r.kernel === `native ${c.label}`))
+    .map((c) => [
+      c.label,
+      ...batches.flatMap((b) =>
+        ['native', 'wasm'].map((name) => {
+          const r = rows.find((x) => x.kernel === `${name} ${c.label}` && x.batch === b);
+          return r === undefined ? '' : ratio(fastestDense(b) / r.coldMs);
+        }),
+      ),
+    ]),
+);
+console.log(`\n${table}\n\n${pivot}`);
 const command = `node bench-build/native-bench.js ${process.argv.slice(2).join(' ')}`.trim();
 writeJsonAtomic(join(outDir, 'native-kernels.json'), {
   command,
@@ -211,7 +226,8 @@ writeJsonAtomic(join(outDir, 'native-kernels.json'), {
   machine: machineFacts(llc),
   threads,
   kernels: native.kernels,
+  blas: native.blas,
   triadGBs: triad,
   rows,
 });
-writeTextAtomic(join(outDir, 'native-kernels.md'), `${command}\n\n${table}\n`);
+writeTextAtomic(join(outDir, 'native-kernels.md'), `${command}\n\n${table}\n\n${pivot}\n`);
