@@ -3,6 +3,7 @@
 // - core imports no package; sparse-formats only core;
 // - algorithm packages, kernels-gpu, kernels-native, models and eval-harness import only core and sparse-formats;
 // - apps import packages through their public entry points only (the `exports` of each package);
+// - the server may import the CLI's entry point (`sparsekit`); the CLI and packages import no app;
 // - nothing reaches into another package by a relative path.
 // Tests (*.test.ts, *.test-util.ts) and benchmarks may also use tooling and packages above them.
 // Exits 1 naming every offending import.
@@ -78,6 +79,13 @@ for (const [group, names] of [
           if (spec.startsWith('.')) {
             const target = resolve(file, '..', spec);
             if (!target.startsWith(base + sep)) problems.push(`${where} reaches outside ${group}/${name}`);
+            continue;
+          }
+          if (spec === 'sparsekit' || spec.startsWith('sparsekit/')) {
+            // The CLI's entry point is the one app others may build on (the server's workers run
+            // its commands); the CLI and the packages import no app.
+            if (group === 'packages' || name === 'cli')
+              problems.push(`${where}: ${group}/${name} may not import an app`);
             continue;
           }
           if (!spec.startsWith('@sparsekit/')) continue;

@@ -265,10 +265,10 @@ export class JobStore {
 
   /**
    * A running job's attempt failed: re-queued after a backoff while attempts remain (or failed for
-   * good; cancelled if a cancel was asked). Returns the job's new state, or undefined when it was
+   * good, or at once with `final`; cancelled if a cancel was asked). Returns the job's new state, or undefined when it was
    * not running.
    */
-  fail(id: number, error: string, worker?: string): JobState | undefined {
+  fail(id: number, error: string, worker?: string, options: { final?: boolean } = {}): JobState | undefined {
     const run = this.db.transaction(() => {
       const row = this.db.prepare(`SELECT * FROM jobs WHERE id = ? AND state = 'running'`).get(id) as
         | Row
@@ -276,7 +276,11 @@ export class JobStore {
       if (row === undefined || (worker !== undefined && row.worker !== worker)) return undefined;
       const t = this.now();
       const state: JobState =
-        row.cancel_requested === 1 ? 'cancelled' : row.attempts < row.max_attempts ? 'queued' : 'failed';
+        row.cancel_requested === 1
+          ? 'cancelled'
+          : row.attempts < row.max_attempts && options.final !== true
+            ? 'queued'
+            : 'failed';
       const runAfter = state === 'queued' ? t + this.backoffBaseMs * 2 ** (row.attempts - 1) : row.run_after;
       this.db
         .prepare(
