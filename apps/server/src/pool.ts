@@ -41,7 +41,10 @@ export class WorkerPool extends EventEmitter {
   private readonly slots: Slot[];
   private timer: NodeJS.Timeout | undefined;
   private stopping = false;
-  private readonly script = fileURLToPath(new URL('./worker.js', import.meta.url));
+  // The compiled worker beside this file (from the sources under test: the build's).
+  private readonly script = fileURLToPath(
+    new URL(import.meta.url.endsWith('.ts') ? '../dist/worker.js' : './worker.js', import.meta.url),
+  );
 
   constructor(
     private readonly store: JobStore,
