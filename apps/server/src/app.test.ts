@@ -210,6 +210,31 @@ describe.skipIf(NO_SQLITE)('the HTTP API', () => {
     expect((await api('GET', `/jobs/${ev.json().id}/output.tar`)).statusCode).toBe(400);
   });
 
+  it('runs a sweep (dense, then each point pruned and evaluated) into one report it serves', async () => {
+    const r = await api('POST', '/jobs', {
+      kind: 'sweep',
+      params: {
+        model: 'tiny',
+        methods: ['magnitude', 'wanda'],
+        sparsities: [0.5],
+        patterns: ['2:4'],
+        maxWindows: 1,
+        calibSamples: 2,
+      },
+    });
+    const id = r.json().id as number;
+    const seen = await events(id);
+    expect(seen.at(-1)!.data.state).toBe('succeeded');
+    expect(seen.filter((e) => e.event === 'log' && /^sweep: \d\/6 /.test(e.data.line))).toHaveLength(10);
+    const html = await api('GET', `/jobs/${id}/files/report/report.html`);
+    expect(html.headers['content-type']).toMatch(/text\/html/);
+    for (const row of ['dense', 'magnitude 50%', 'wanda 2:4']) expect(html.payload).toContain(row);
+    const svg = await api('GET', `/jobs/${id}/files/report/report.svg`);
+    expect(svg.payload).toMatch(/^<svg/);
+    expect((await api('GET', `/jobs/${id}/files/..%2F..%2Fjobs.sqlite`)).statusCode).toBe(400);
+    expect((await api('GET', `/jobs/${id}/files/report/missing.json`)).statusCode).toBe(400);
+  });
+
   it('refuses hostile and oversized uploads with nothing kept', async () => {
     const config = readFileSync(join(TINY_LM, 'config.json'));
     const cases: [string, Buffer, number, string][] = [
