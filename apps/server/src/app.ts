@@ -167,7 +167,8 @@ export async function createServer(options: ServerOptions): Promise<Server> {
   });
 
   app.get('/health', async () => ({ ok: true, workers: pool.pids().filter((p) => p !== undefined).length }));
-  app.get('/openapi.json', async () => openApi());
+  const document = openApi();
+  app.get('/openapi.json', async () => document);
 
   // ---- models ----
   app.get('/models', async () => ({ models: models.list() }));

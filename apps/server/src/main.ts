@@ -10,13 +10,15 @@ import { JobStore } from './store.js';
 import { TokenStore } from './tokens.js';
 
 const HELP = `Usage: sparsekit-server [serve] [--data DIR] [--root DIR] [--host H] [--port N] [--workers N]
-                        [--upload-limit BYTES] [--cors ORIGIN,...]
+                        [--upload-limit BYTES] [--rate-limit BURST/PER_SECOND] [--cors ORIGIN,...]
        sparsekit-server token create NAME | revoke NAME | list [--data DIR]
 
 serve: the HTTP API on http://HOST:PORT (default 127.0.0.1:8787), jobs in DIR/jobs.sqlite, job
   folders in DIR/jobs, uploaded models in DIR/models (default DIR: ./sparsekit-data). Model folders
   and text files clients name must lie below --root (default: DIR). --workers N worker processes
-  (default 1). Every route but /health needs "Authorization: Bearer <token>".
+  (default 1). Every route but /health needs "Authorization: Bearer <token>"; each token may make
+  BURST requests at once, refilled at PER_SECOND (default 60/20). Uploads: at most --upload-limit
+  bytes of files (default 4 GiB) and 10 000 entries.
 token create NAME: prints a new token once (only its hash is stored).`;
 
 async function run(argv: string[]): Promise<number> {
@@ -30,6 +32,7 @@ async function run(argv: string[]): Promise<number> {
       port: { type: 'string' },
       workers: { type: 'string' },
       'upload-limit': { type: 'string' },
+      'rate-limit': { type: 'string' },
       cors: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -69,11 +72,18 @@ async function run(argv: string[]): Promise<number> {
     if (!Number.isSafeInteger(n) || n < min) throw new Error(`--${flag} must be an integer >= ${min}`);
     return n;
   };
+  const [burst, perSecond] = (values['rate-limit'] ?? '60/20').split('/').map(Number);
+  if (!(Number.isFinite(burst) && Number.isFinite(perSecond)))
+    throw new Error('--rate-limit must be BURST/PER_SECOND, for example 60/20');
   const server = await createServer({
     dataDir,
     ...(values.root === undefined ? {} : { root: resolve(values.root) }),
     workers: integer('workers', values.workers, 1, 0),
-    limits: { uploadBytes: integer('upload-limit', values['upload-limit'], 4 * 2 ** 30, 1) },
+    limits: {
+      uploadBytes: integer('upload-limit', values['upload-limit'], 4 * 2 ** 30, 1),
+      rateCapacity: burst!,
+      ratePerSecond: perSecond!,
+    },
     ...(values.cors === undefined ? {} : { corsOrigins: values.cors.split(',') }),
   });
   const host = values.host ?? '127.0.0.1';

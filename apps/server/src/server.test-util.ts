@@ -35,14 +35,16 @@ export type Entry = {
 export async function tarOf(entries: readonly Entry[]): Promise<Buffer> {
   const pack = tar.pack();
   const chunks: Buffer[] = [];
-  pack.on('data', (c: Buffer) => chunks.push(c));
-  const ended = new Promise((done) => pack.on('end', done));
+  pack.on('data', (c) => {
+    chunks.push(c as Buffer);
+  });
+  const ended = new Promise<void>((done) => pack.on('end', () => done()));
   for (const e of entries) {
     const type = e.type ?? 'file';
     await new Promise<void>((done, fail) =>
       pack.entry(
         { name: e.name, type, ...(e.linkname === undefined ? {} : { linkname: e.linkname }) },
-        type === 'file' ? (e.data ?? Buffer.alloc(0)) : undefined,
+        type === 'file' ? (e.data ?? Buffer.alloc(0)) : Buffer.alloc(0),
         (err) => (err ? fail(err) : done()),
       ),
     );
