@@ -108,6 +108,7 @@ describe.skipIf(NO_SQLITE)('the HTTP API', () => {
       'eval',
       'sweep',
       'sae-train',
+      'sae-features',
       'bench',
       'convert',
     ]);

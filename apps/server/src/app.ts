@@ -4,6 +4,7 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
+import { fileURLToPath } from 'node:url';
 import { InvalidArgumentError, SparsekitError } from '@sparsekit/core';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { ArchiveRefusedError, packDir } from './archive.js';
@@ -50,6 +51,16 @@ export const DEFAULT_LIMITS: ServerLimits = {
   rateCapacity: 60,
   ratePerSecond: 20,
 };
+
+// The dashboard's files, beside src/ and dist/.
+const UI = fileURLToPath(new URL('../ui/', import.meta.url));
+const UI_FILES: Record<string, string> = {
+  'index.html': 'text/html; charset=utf-8',
+  'dashboard.js': 'text/javascript; charset=utf-8',
+  'dashboard.css': 'text/css; charset=utf-8',
+};
+/** Routes without a token: health, and the dashboard's page and code (they hold no data). */
+const PUBLIC = new Set(['/health', '/', '/ui/dashboard.js', '/ui/dashboard.css']);
 
 const STATES: readonly JobState[] = ['queued', 'running', 'succeeded', 'failed', 'cancelled'];
 const FINAL = new Set<JobState>(['succeeded', 'failed', 'cancelled']);
@@ -102,7 +113,7 @@ export async function createServer(options: ServerOptions): Promise<Server> {
   const pool = new WorkerPool(store, {
     size: options.workers ?? 1,
     jobsDir: join(dataDir, 'jobs'),
-    plan: planner(models, root),
+    plan: planner(models, root, store, join(dataDir, 'jobs')),
     ...(options.pollMs === undefined ? {} : { pollMs: options.pollMs }),
     ...(options.workerEnv === undefined ? {} : { env: options.workerEnv }),
   });
@@ -127,7 +138,7 @@ export async function createServer(options: ServerOptions): Promise<Server> {
       reply.header('access-control-allow-methods', 'GET, POST, PUT, OPTIONS');
       if (req.method === 'OPTIONS') return reply.code(204).send();
     }
-    if (req.url === '/health') return;
+    if (PUBLIC.has(req.url.split('?')[0]!)) return;
     const header = req.headers.authorization;
     const token = header?.startsWith('Bearer ') === true ? header.slice(7) : undefined;
     const name = tokens.verify(token);
@@ -167,6 +178,19 @@ export async function createServer(options: ServerOptions): Promise<Server> {
   });
 
   app.get('/health', async () => ({ ok: true, workers: pool.pids().filter((p) => p !== undefined).length }));
+  app.get('/', async (_req, reply) =>
+    reply.type(UI_FILES['index.html']!).send(readFileSync(join(UI, 'index.html'))),
+  );
+  app.get('/ui/:file', async (req, reply) => {
+    const file = (req.params as { file: string }).file;
+    const type = UI_FILES[file];
+    if (type === undefined || file === 'index.html')
+      return reply.code(404).send(errorBody('server/not-found', `No ${req.url}.`));
+    return reply
+      .type(type)
+      .header('cache-control', 'no-cache')
+      .send(readFileSync(join(UI, file)));
+  });
   const document = openApi();
   app.get('/openapi.json', async () => document);
 
@@ -257,7 +281,7 @@ export async function createServer(options: ServerOptions): Promise<Server> {
         maxAttempts?: number;
       };
       const params = body.params ?? {};
-      checkParams(body.kind, params, models, root);
+      checkParams(body.kind, params, models, root, store);
       const { job, created } = store.submit({
         kind: body.kind,
         params,

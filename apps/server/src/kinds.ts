@@ -43,6 +43,8 @@ export interface KindSpec {
   params: Record<string, ParamSpec>;
   /** Where the command writes its folder, relative to the job's folder (passed as --out, with --force). */
   out?: string;
+  /** The result also goes into a comparison report (eval-harness's charts) in the job's report/ folder. */
+  report?: boolean;
 }
 
 const NAME = '^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$';
@@ -162,6 +164,7 @@ export const KINDS: Record<JobKind, KindSpec> = {
     summary: 'perplexity, or lm-evaluation-harness tasks with tasks',
     command: ['eval'],
     params: EVAL_PARAMS,
+    report: true,
   },
   bench: {
     kind: 'bench',
@@ -173,6 +176,7 @@ export const KINDS: Record<JobKind, KindSpec> = {
       threads: { schema: int('kernel threads', 1, 256), flag: 'threads' },
       backend: BACKEND,
     },
+    report: true,
   },
   convert: {
     kind: 'convert',
@@ -221,9 +225,26 @@ export const KINDS: Record<JobKind, KindSpec> = {
       lr: { schema: positive('Adam learning rate'), flag: 'lr' },
       seed: { schema: int('seed'), flag: 'seed' },
       text: { ...text('training text, inside the data root'), flag: 'text' },
+      evalText: { ...text('held-out text, inside the data root'), flag: 'eval-text' },
+      evalWindows: { schema: int('held-out windows', 1, 100_000), flag: 'eval-windows' },
       backend: BACKEND,
     },
     out: 'sae',
+  },
+  'sae-features': {
+    kind: 'sae-features',
+    summary:
+      "a trained SAE's features: density, top-activating contexts, the tokens each promotes (the feature browser's data)",
+    command: ['sae', 'features'],
+    params: {
+      saeJob: { schema: int('the succeeded sae-train job whose SAE to read', 1) },
+      model: MODEL,
+      topFeatures: { schema: int('features with the largest activations', 1, 10_000), flag: 'top-features' },
+      contexts: { schema: int('top contexts per feature', 1, 100), flag: 'contexts' },
+      windows: { schema: int('windows of text', 1, 100_000), flag: 'windows' },
+      text: { ...text('text to run, inside the data root'), flag: 'text' },
+      backend: BACKEND,
+    },
   },
   sweep: {
     kind: 'sweep',
@@ -262,7 +283,11 @@ export function paramsSchema(kind: JobKind): Schema {
     type: 'object',
     additionalProperties: false,
     properties: Object.fromEntries(Object.entries(spec.params).map(([name, p]) => [name, p.schema])),
-    ...(kind === 'sweep' ? { required: ['methods'] } : {}),
+    ...(kind === 'sweep'
+      ? { required: ['methods'] }
+      : kind === 'sae-features'
+        ? { required: ['saeJob'] }
+        : {}),
   };
 }
 

@@ -9,7 +9,7 @@ import type { ModelRegistry } from './models.js';
 import { resolveInside } from './paths.js';
 import type { Planner } from './pool.js';
 import type { SweepPlan } from './protocol.js';
-import { JOB_KINDS, type JobKind } from './store.js';
+import { JOB_KINDS, type JobKind, type JobStore } from './store.js';
 
 const ajv = new Ajv({ allErrors: true, strict: true });
 const validators = new Map<JobKind, ValidateFunction>(
@@ -17,7 +17,13 @@ const validators = new Map<JobKind, ValidateFunction>(
 );
 
 /** Params that break their kind's schema, a model that is not registered, or a path outside the root. */
-export function checkParams(kind: JobKind, params: unknown, models: ModelRegistry, root: string): void {
+export function checkParams(
+  kind: JobKind,
+  params: unknown,
+  models: ModelRegistry,
+  root: string,
+  store?: JobStore,
+): void {
   const validate = validators.get(kind)!;
   if (!validate(params)) {
     const why = (validate.errors ?? []).map((e) => `${e.instancePath || '(params)'} ${e.message}`).join('; ');
@@ -30,16 +36,25 @@ export function checkParams(kind: JobKind, params: unknown, models: ModelRegistr
   const targets =
     ((p.sparsities as unknown[] | undefined)?.length ?? 0) +
     ((p.patterns as unknown[] | undefined)?.length ?? 0);
+  if (kind === 'sae-features' && store !== undefined) {
+    const sae = store.get(p.saeJob as number);
+    if (sae.kind !== 'sae-train' || sae.state !== 'succeeded')
+      throw new InvalidArgumentError(
+        'saeJob',
+        p.saeJob,
+        `job ${sae.id} is a ${sae.state} ${sae.kind} job, not a succeeded sae-train job`,
+      );
+  }
   if (kind === 'sweep' && targets === 0)
     throw new InvalidArgumentError('params', params, 'a sweep needs sparsities or patterns');
 }
 
 /** The pool's planner over this server's models and data root. */
-export function planner(models: ModelRegistry, root: string): Planner {
+export function planner(models: ModelRegistry, root: string, store: JobStore, jobsDir: string): Planner {
   return (job, dir) => {
     const kind = job.kind;
     const params = { ...(job.params as Record<string, unknown>) };
-    checkParams(kind, params, models, root);
+    checkParams(kind, params, models, root, store);
     // The model by name and files by path, resolved now (they may have moved since the submit).
     if (typeof params.model === 'string') params.model = models.get(params.model).path;
     for (const [name, spec] of Object.entries(KINDS[kind].params))
@@ -48,7 +63,15 @@ export function planner(models: ModelRegistry, root: string): Planner {
     if (kind === 'sweep') return { argv: [], sweep: sweepPlan(params, dir) };
     const spec = KINDS[kind];
     const out = spec.out === undefined ? [] : [`--out=${join(dir, spec.out)}`, '--force'];
-    return { argv: [...spec.command, ...flagArgs(kind, params), ...out, '--json'] };
+    const sae = kind === 'sae-features' ? [`--sae=${join(jobsDir, String(params.saeJob), 'sae')}`] : [];
+    const label =
+      typeof (job.params as { model?: unknown }).model === 'string'
+        ? (job.params as { model: string }).model
+        : 'tiny-lm';
+    return {
+      argv: [...spec.command, ...sae, ...flagArgs(kind, params), ...out, '--json'],
+      ...(spec.report === true ? { report: { label, dir } } : {}),
+    };
   };
 }
 

@@ -18,6 +18,8 @@ export type ToWorker = {
   /** The job's log file. */
   log: string;
   sweep?: SweepPlan;
+  /** After a successful run: its result into DIR/result.json and a report of it into DIR/report. */
+  report?: { label: string; dir: string };
 };
 
 export type ToPool =

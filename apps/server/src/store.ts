@@ -7,7 +7,7 @@
 import { InvalidArgumentError, IOError, SparsekitError } from '@sparsekit/core';
 import Database from 'better-sqlite3';
 
-export const JOB_KINDS = ['prune', 'eval', 'sweep', 'sae-train', 'bench', 'convert'] as const;
+export const JOB_KINDS = ['prune', 'eval', 'sweep', 'sae-train', 'sae-features', 'bench', 'convert'] as const;
 export type JobKind = (typeof JOB_KINDS)[number];
 export type JobState = 'queued' | 'running' | 'succeeded' | 'failed' | 'cancelled';
 

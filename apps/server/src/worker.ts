@@ -2,7 +2,8 @@
 // own entry point (the same code as the command line), with its progress and notes appended to the
 // job's log and sent to the pool, and its --json result sent back. It exits when the server goes
 // (the IPC channel closes), and a cancel is a signal to this process.
-import { appendFileSync } from 'node:fs';
+import { appendFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { main } from 'sparsekit';
 import type { ToPool, ToWorker } from './protocol.js';
@@ -46,6 +47,18 @@ export async function runCommand(
   return { code, stdout };
 }
 
+/** The result as a one-row comparison report (charts), beside it; a failure here is only logged. */
+async function reportOf(id: number, stdout: string, report: { label: string; dir: string }, log: string) {
+  const file = join(report.dir, 'result.json');
+  writeFileSync(file, stdout);
+  const r = await runCommand(
+    id,
+    ['report', `--input=${report.label}=${file}`, `--out=${join(report.dir, 'report')}`, '--json'],
+    log,
+  );
+  if (r.code !== 0) appendFileSync(log, `(the report could not be made: exit code ${r.code})\n`);
+}
+
 process.on('message', (message: ToWorker) => {
   if (message.type !== 'run') return;
   const { id, argv, log } = message;
@@ -58,7 +71,10 @@ process.on('message', (message: ToWorker) => {
           (line) => send({ type: 'log', id, line }),
         );
   work
-    .then(({ code, stdout }) => send({ type: 'done', id, code, stdout }))
+    .then(async ({ code, stdout }) => {
+      if (code === 0 && message.report !== undefined) await reportOf(id, stdout, message.report, log);
+      send({ type: 'done', id, code, stdout });
+    })
     .catch((error: Error) => send({ type: 'done', id, code: 1, stdout: '', error: error.message }));
 });
 process.on('disconnect', () => process.exit(0));
