@@ -14,6 +14,7 @@ import { moeCommand } from './commands/moe/index.js';
 import { pruneCommand } from './commands/prune.js';
 import { reportCommand } from './commands/report.js';
 import { saeCommand } from './commands/sae/index.js';
+import { serveCommand } from './commands/serve.js';
 import { CliError } from './model-io.js';
 import { type Io, Ui } from './ui.js';
 
@@ -30,6 +31,7 @@ export const COMMANDS: readonly Command[] = [
   attentionCommand,
   moeCommand,
   saeCommand,
+  serveCommand,
 ];
 
 const HELP = `sparsekit: prune, evaluate, pack, inspect and benchmark sparse language models.

@@ -72,7 +72,11 @@ describe.skipIf(NO_SQLITE)('the HTTP API', () => {
   });
 
   it('needs a bearer token on every route but /health, and says how to get one', async () => {
-    expect((await server.app.inject({ url: '/health' })).json()).toEqual({ ok: true, workers: 1 });
+    expect((await server.app.inject({ url: '/health' })).json()).toEqual({
+      ok: true,
+      mode: 'sqlite',
+      workers: 1,
+    });
     for (const url of ['/jobs', '/models', '/openapi.json', '/jobs/1']) {
       const r = await server.app.inject({ url });
       expect(r.statusCode, url).toBe(401);
@@ -320,9 +324,9 @@ describe.skipIf(NO_SQLITE)('the HTTP API', () => {
       params: { model: 'tiny', epochs: 1000, k: 4, expansion: 2 },
     });
     const id = r.json().id as number;
-    for (let i = 0; i < 400 && server.pool.pidOf(id) === undefined; i++)
+    for (let i = 0; i < 400 && server.pool!.pidOf(id) === undefined; i++)
       await new Promise((d) => setTimeout(d, 25));
-    const pid = server.pool.pidOf(id)!;
+    const pid = server.pool!.pidOf(id)!;
     expect(pid).toBeGreaterThan(0);
     const c = await api('POST', `/jobs/${id}/cancel`);
     expect(c.json().cancelRequested).toBe(true);

@@ -12,9 +12,12 @@ import { KINDS, paramsSchema } from './kinds.js';
 import { MODEL_NAME, ModelRegistry } from './models.js';
 import { openApi } from './openapi.js';
 import { PathRefusedError, resolveInside } from './paths.js';
-import { checkParams, planner } from './plan.js';
+import { Plans } from './plan.js';
 import { WorkerPool } from './pool.js';
-import { JOB_KINDS, type Job, type JobKind, type JobState, JobStore } from './store.js';
+import type { JobId } from './protocol.js';
+import { type ApiJob, type JobQueue, LocalQueue } from './queue.js';
+import { RedisQueue } from './redis-queue.js';
+import { JOB_KINDS, type JobKind, type JobState, JobStore } from './store.js';
 import { RateLimiter, TokenStore } from './tokens.js';
 
 export interface ServerLimits {
@@ -39,6 +42,8 @@ export interface ServerOptions {
   corsOrigins?: readonly string[];
   /** Environment for the workers (tests set SPARSEKIT_NATIVE and the like). */
   workerEnv?: NodeJS.ProcessEnv;
+  /** Jobs on Redis through BullMQ (workers: `sparsekit-server worker`); default: the SQLite store. */
+  redis?: string;
   /** Fastify's request log (default off). */
   logger?: boolean;
   pollMs?: number;
@@ -70,7 +75,9 @@ export interface Server {
   store: JobStore;
   tokens: TokenStore;
   models: ModelRegistry;
-  pool: WorkerPool;
+  /** The local worker pool (undefined with Redis, whose workers run elsewhere). */
+  pool: WorkerPool | undefined;
+  queue: JobQueue;
   close(): Promise<void>;
 }
 
@@ -109,14 +116,21 @@ export async function createServer(options: ServerOptions): Promise<Server> {
   const tokens = new TokenStore(store.database);
   const models = new ModelRegistry(store.database, root, join(dataDir, 'models'));
   const limiter = new RateLimiter(limits.rateCapacity, limits.ratePerSecond);
-  store.recover();
-  const pool = new WorkerPool(store, {
-    size: options.workers ?? 1,
-    jobsDir: join(dataDir, 'jobs'),
-    plan: planner(models, root, store, join(dataDir, 'jobs')),
-    ...(options.pollMs === undefined ? {} : { pollMs: options.pollMs }),
-    ...(options.workerEnv === undefined ? {} : { env: options.workerEnv }),
-  });
+  const jobsDir = join(dataDir, 'jobs');
+  const plans = new Plans(models, root, jobsDir);
+  let pool: WorkerPool | undefined;
+  let queue: JobQueue;
+  if (options.redis !== undefined) queue = new RedisQueue(options.redis, plans, options.backoffBaseMs);
+  else {
+    store.recover();
+    pool = new WorkerPool(store, {
+      size: options.workers ?? 1,
+      plans,
+      ...(options.pollMs === undefined ? {} : { pollMs: options.pollMs }),
+      ...(options.workerEnv === undefined ? {} : { env: options.workerEnv }),
+    });
+    queue = new LocalQueue(store, pool);
+  }
 
   const app = Fastify({
     logger: options.logger ?? false,
@@ -177,7 +191,7 @@ export async function createServer(options: ServerOptions): Promise<Server> {
     return reply.code(500).send(errorBody('server/internal', e.message ?? 'internal error'));
   });
 
-  app.get('/health', async () => ({ ok: true, workers: pool.pids().filter((p) => p !== undefined).length }));
+  app.get('/health', async () => ({ ok: true, mode: queue.mode, workers: queue.workers() }));
   app.get('/', async (_req, reply) =>
     reply.type(UI_FILES['index.html']!).send(readFileSync(join(UI, 'index.html'))),
   );
@@ -281,8 +295,8 @@ export async function createServer(options: ServerOptions): Promise<Server> {
         maxAttempts?: number;
       };
       const params = body.params ?? {};
-      checkParams(body.kind, params, models, root, store);
-      const { job, created } = store.submit({
+      plans.check(body.kind, params);
+      const { job, created } = await queue.submit({
         kind: body.kind,
         params,
         ...(body.idempotencyKey === undefined ? {} : { idempotencyKey: body.idempotencyKey }),
@@ -308,38 +322,33 @@ export async function createServer(options: ServerOptions): Promise<Server> {
     async (req) => {
       const q = req.query as { state?: JobState; limit?: string };
       return {
-        jobs: store.list({
+        jobs: await queue.list({
           ...(q.state === undefined ? {} : { state: q.state }),
           limit: Number(q.limit ?? 100),
         }),
       };
     },
   );
-  const jobOf = (req: FastifyRequest): Job => {
-    const id = Number((req.params as { id: string }).id);
-    if (!Number.isSafeInteger(id) || id < 1)
-      throw new InvalidArgumentError('id', (req.params as { id: string }).id, 'must be a job id');
-    return store.get(id);
-  };
+  const idOf = (req: FastifyRequest) => (req.params as { id: string }).id;
+  const jobOf = (req: FastifyRequest): Promise<ApiJob> => queue.get(idOf(req));
+  const dirOf = (job: ApiJob) => join(jobsDir, String(job.id));
   app.get('/jobs/:id', async (req) => jobOf(req));
   app.post('/jobs/:id/cancel', async (req) => {
-    const job = store.cancel(jobOf(req).id);
-    pool.cancel(job.id);
-    return job;
+    return queue.cancel(idOf(req));
   });
   app.get('/jobs/:id/result', async (req) => {
-    const job = jobOf(req);
+    const job = await jobOf(req);
     return { id: job.id, state: job.state, result: job.result, error: job.error };
   });
   app.get('/jobs/:id/log', async (req, reply) => {
-    const job = jobOf(req);
+    const job = await jobOf(req);
     const file = join(dataDir, 'jobs', String(job.id), 'log.txt');
     return reply.type('text/plain; charset=utf-8').send(existsSync(file) ? readFileSync(file, 'utf8') : '');
   });
   app.get('/jobs/:id/files/*', async (req, reply) => {
-    const job = jobOf(req);
+    const job = await jobOf(req);
     const rel = (req.params as { '*': string })['*'];
-    const file = resolveInside(join(dataDir, 'jobs', String(job.id)), rel);
+    const file = resolveInside(dirOf(job), rel);
     if (!statSync(file).isFile()) throw new PathRefusedError(rel, 'it is not a file');
     const type = file.endsWith('.html')
       ? 'text/html; charset=utf-8'
@@ -353,7 +362,7 @@ export async function createServer(options: ServerOptions): Promise<Server> {
     return reply.type(type).send(readFileSync(file));
   });
   app.get('/jobs/:id/output.tar', async (req, reply) => {
-    const job = jobOf(req);
+    const job = await jobOf(req);
     const out = KINDS[job.kind].out;
     const dir = out === undefined ? undefined : join(dataDir, 'jobs', String(job.id), out);
     if (job.state !== 'succeeded' || dir === undefined || !existsSync(dir))
@@ -364,35 +373,30 @@ export async function createServer(options: ServerOptions): Promise<Server> {
     reply.header('content-disposition', `attachment; filename="job-${job.id}-${out}.tar"`);
     return reply.type('application/x-tar').send(packDir(dir));
   });
-  app.get('/jobs/:id/events', (req, reply) => streamEvents(req, reply, jobOf(req).id, store, pool));
+  app.get('/jobs/:id/events', async (req, reply) => streamEvents(req, reply, (await jobOf(req)).id, queue));
   app.get('/kinds', async () => ({
     kinds: JOB_KINDS.map((k) => ({ kind: k, summary: KINDS[k].summary, params: paramsSchema(k) })),
   }));
 
   await app.ready();
-  pool.start();
+  pool?.start();
   return {
     app,
     store,
     tokens,
     models,
     pool,
+    queue,
     async close() {
       await app.close();
-      await pool.stop();
+      await queue.close();
       store.close();
     },
   };
 }
 
 /** Server-Sent Events: the job now, each log line, each change of state; closed once it is final. */
-function streamEvents(
-  req: FastifyRequest,
-  reply: FastifyReply,
-  id: number,
-  store: JobStore,
-  pool: WorkerPool,
-): void {
+function streamEvents(req: FastifyRequest, reply: FastifyReply, id: JobId, queue: JobQueue): void {
   reply.hijack();
   const res = reply.raw;
   res.writeHead(200, {
@@ -401,43 +405,47 @@ function streamEvents(
     connection: 'keep-alive',
   });
   let last = '';
+  let done = false;
+  let checking = false;
   const send = (event: string, data: unknown) =>
     res.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
-  const check = () => {
-    let job: Job;
+  const check = async () => {
+    if (done || checking) return;
+    checking = true;
     try {
-      job = store.get(id);
+      const job = await queue.get(String(id));
+      const key = `${job.state}:${job.attempts}:${job.updatedAt}:${job.cancelRequested}`;
+      if (key !== last && !done) {
+        last = key;
+        send('job', job);
+      }
+      if (FINAL.has(job.state)) finish();
     } catch {
-      return finish();
+      finish();
+    } finally {
+      checking = false;
     }
-    const key = `${job.state}:${job.attempts}:${job.updatedAt}`;
-    if (key !== last) {
-      last = key;
-      send('job', job);
-    }
-    if (FINAL.has(job.state)) finish();
   };
-  const onLog = (jobId: number, line: string) => {
-    if (jobId === id) send('log', { line });
+  const onLog = (jobId: JobId, line: string) => {
+    if (String(jobId) === String(id) && !done) send('log', { line });
   };
-  const onState = (jobId: number) => {
-    if (jobId === id) check();
+  const onState = (jobId: JobId) => {
+    if (String(jobId) === String(id)) void check();
   };
-  // Changes made by other processes (remote workers) show up by polling.
-  const timer = setInterval(check, 500);
+  // Changes the events miss (another process's workers) show up by polling.
+  const timer = setInterval(() => void check(), 500);
   const heartbeat = setInterval(() => res.write(': keep-alive\n\n'), 15_000);
-  let done = false;
   function finish() {
     if (done) return;
     done = true;
     clearInterval(timer);
     clearInterval(heartbeat);
-    pool.off('log', onLog);
-    pool.off('state', onState);
+    queue.events.off('log', onLog);
+    queue.events.off('state', onState);
     res.end();
   }
-  pool.on('log', onLog);
-  pool.on('state', onState);
+  queue.events.on('log', onLog);
+  queue.events.on('state', onState);
   req.raw.on('close', finish);
-  check();
+  void check();
 }

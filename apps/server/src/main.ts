@@ -6,11 +6,14 @@ import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { SparsekitError } from '@sparsekit/core';
 import { createServer } from './app.js';
+import { startRedisWorker } from './redis-worker.js';
 import { JobStore } from './store.js';
 import { TokenStore } from './tokens.js';
 
 const HELP = `Usage: sparsekit-server [serve] [--data DIR] [--root DIR] [--host H] [--port N] [--workers N]
                         [--upload-limit BYTES] [--rate-limit BURST/PER_SECOND] [--cors ORIGIN,...]
+       sparsekit-server --redis URL [serve flags]
+       sparsekit-server worker --redis URL [--concurrency N] [--lock-ms MS] [--stalled-ms MS]
        sparsekit-server token create NAME | revoke NAME | list [--data DIR]
 
 serve: the HTTP API on http://HOST:PORT (default 127.0.0.1:8787), jobs in DIR/jobs.sqlite, job
@@ -19,6 +22,10 @@ serve: the HTTP API on http://HOST:PORT (default 127.0.0.1:8787), jobs in DIR/jo
   (default 1). Every route but /health needs "Authorization: Bearer <token>"; each token may make
   BURST requests at once, refilled at PER_SECOND (default 60/20). Uploads: at most --upload-limit
   bytes of files (default 4 GiB) and 10 000 entries.
+--redis URL: jobs go to BullMQ on Redis instead of the SQLite store, and \`worker\` processes on any
+  machine take them (--concurrency jobs at once, each in its own process; BullMQ's lock and
+  stalled-check intervals, default 30000 ms). The server and its workers share the data folder, at
+  the same path on every machine.
 token create NAME: prints a new token once (only its hash is stored).`;
 
 async function run(argv: string[]): Promise<number> {
@@ -34,6 +41,10 @@ async function run(argv: string[]): Promise<number> {
       'upload-limit': { type: 'string' },
       'rate-limit': { type: 'string' },
       cors: { type: 'string' },
+      redis: { type: 'string' },
+      concurrency: { type: 'string' },
+      'lock-ms': { type: 'string' },
+      'stalled-ms': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -62,16 +73,34 @@ async function run(argv: string[]): Promise<number> {
     }
     return 0;
   }
-  if (command !== 'serve') {
-    process.stderr.write(`${HELP}\n`);
-    return 2;
-  }
   const integer = (flag: string, v: string | undefined, fallback: number, min: number) => {
     if (v === undefined) return fallback;
     const n = Number(v);
     if (!Number.isSafeInteger(n) || n < min) throw new Error(`--${flag} must be an integer >= ${min}`);
     return n;
   };
+  if (command === 'worker') {
+    if (values.redis === undefined)
+      throw new Error('a worker needs --redis URL (the queue the server submits to)');
+    const worker = await startRedisWorker({
+      url: values.redis,
+      concurrency: integer('concurrency', values.concurrency, 1, 1),
+      lockDuration: integer('lock-ms', values['lock-ms'], 30_000, 100),
+      stalledInterval: integer('stalled-ms', values['stalled-ms'], 30_000, 100),
+    });
+    process.stderr.write(`sparsekit-server worker: taking jobs from ${values.redis}\n`);
+    const stop = () => {
+      worker.close().then(() => process.exit(0));
+    };
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
+    return -1;
+  }
+  if (command !== 'serve') {
+    process.stderr.write(`${HELP}\n`);
+    return 2;
+  }
+
   const [burst, perSecond] = (values['rate-limit'] ?? '60/20').split('/').map(Number);
   if (!(Number.isFinite(burst) && Number.isFinite(perSecond)))
     throw new Error('--rate-limit must be BURST/PER_SECOND, for example 60/20');
@@ -79,6 +108,7 @@ async function run(argv: string[]): Promise<number> {
     dataDir,
     ...(values.root === undefined ? {} : { root: resolve(values.root) }),
     workers: integer('workers', values.workers, 1, 0),
+    ...(values.redis === undefined ? {} : { redis: values.redis }),
     limits: {
       uploadBytes: integer('upload-limit', values['upload-limit'], 4 * 2 ** 30, 1),
       rateCapacity: burst!,
@@ -90,7 +120,7 @@ async function run(argv: string[]): Promise<number> {
   const port = integer('port', values.port, 8787, 0);
   const address = await server.app.listen({ host, port });
   process.stderr.write(
-    `sparsekit-server: ${address} (data ${dataDir}; ${server.pool.pids().length} workers)\n`,
+    `sparsekit-server: ${address} (data ${dataDir}; ${values.redis === undefined ? `${server.pool!.size()} workers` : `jobs on Redis ${values.redis}`})\n`,
   );
   const stop = () => {
     server.close().then(() => process.exit(0));

@@ -51,7 +51,7 @@ describe.skipIf(NO_SQLITE)('the server under failure', () => {
       let pid: number | undefined;
       for (let i = 0; i < 400 && pid === undefined; i++) {
         await sleep(10);
-        pid = server.pool.pidOf(job.id);
+        pid = server.pool!.pidOf(job.id);
       }
       // Killed once it has printed progress (mid-job).
       for (let i = 0; i < 400 && server.store.get(job.id).progress === null; i++) await sleep(10);
@@ -64,7 +64,7 @@ describe.skipIf(NO_SQLITE)('the server under failure', () => {
       expect((done.result as { protocol: { windows: number } }).protocol.windows).toBe(40);
       // Exactly one result: completing again is refused.
       expect(server.store.complete(job.id, { again: true })).toBe(false);
-      expect(server.pool.pids()[0]).not.toBe(pid);
+      expect(server.pool!.pids()[0]).not.toBe(pid);
     } finally {
       await server.close();
     }

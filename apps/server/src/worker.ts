@@ -6,7 +6,7 @@ import { appendFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { main } from 'sparsekit';
-import type { ToPool, ToWorker } from './protocol.js';
+import type { JobId, ToPool, ToWorker } from './protocol.js';
 import { runSweep } from './sweep.js';
 
 /** Most bytes of --json output kept (results larger than this are an error). */
@@ -18,7 +18,7 @@ function send(message: ToPool): void {
 
 /** Run `argv` through the CLI: its exit code and its stdout (the --json result). */
 export async function runCommand(
-  id: number,
+  id: JobId,
   argv: readonly string[],
   log: string,
 ): Promise<{ code: number; stdout: string }> {
@@ -48,7 +48,7 @@ export async function runCommand(
 }
 
 /** The result as a one-row comparison report (charts), beside it; a failure here is only logged. */
-async function reportOf(id: number, stdout: string, report: { label: string; dir: string }, log: string) {
+async function reportOf(id: JobId, stdout: string, report: { label: string; dir: string }, log: string) {
   const file = join(report.dir, 'result.json');
   writeFileSync(file, stdout);
   const r = await runCommand(

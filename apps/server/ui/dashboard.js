@@ -104,8 +104,8 @@ class SkDashboard extends HTMLElement {
       main,
     );
     try {
-      const job = /^\/jobs\/(\d+)$/.exec(path);
-      if (job !== null) await this.job(main, Number(job[1]));
+      const job = /^\/jobs\/([\w-]+)$/.exec(path);
+      if (job !== null) await this.job(main, job[1]);
       else if (path === '/new') await this.submit(main);
       else if (path === '/models') await this.models(main);
       else await this.jobs(main);
@@ -167,7 +167,7 @@ class SkDashboard extends HTMLElement {
             h(
               'tr',
               { 'data-job': j.id },
-              h('td', {}, h('a', { href: `#/jobs/${j.id}` }, `#${j.id}`)),
+              h('td', {}, h('a', { href: `#/jobs/${j.id}` }, `#${String(j.id).slice(0, 12)}`)),
               h('td', {}, j.kind),
               h('td', {}, stateBadge(j.state)),
               h('td', {}, `${j.attempts}/${j.maxAttempts}`),
