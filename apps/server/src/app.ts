@@ -348,6 +348,7 @@ export async function createServer(options: ServerOptions): Promise<Server> {
   app.get('/jobs/:id/files/*', async (req, reply) => {
     const job = await jobOf(req);
     const rel = (req.params as { '*': string })['*'];
+    if (!existsSync(dirOf(job))) throw new PathRefusedError(rel, `job ${job.id} has no files yet`);
     const file = resolveInside(dirOf(job), rel);
     if (!statSync(file).isFile()) throw new PathRefusedError(rel, 'it is not a file');
     const type = file.endsWith('.html')
