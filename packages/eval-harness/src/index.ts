@@ -21,6 +21,7 @@ export {
   comparisonHtml,
   comparisonMarkdown,
 } from './report/compare.js';
+export { type Heatmap, heatmap, type LineChart, type LineSeries, lineChart } from './report/plot.js';
 export { type SweepRow, sweepChart, sweepMarkdown } from './sweep/report.js';
 export {
   HIGHER_IS_BETTER,

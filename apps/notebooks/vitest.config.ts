@@ -1,0 +1,3 @@
+import { packageVitestConfig } from '@sparsekit/test-utils/vitest-config';
+
+export default packageVitestConfig();
