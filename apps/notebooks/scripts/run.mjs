@@ -1,24 +1,33 @@
 #!/usr/bin/env node
 // Execute the notebooks headlessly with Jupyter's nbconvert on the tslab (TypeScript) kernel:
-//   node scripts/run.mjs [--html] [--out DIR] [notebooks/NAME.ipynb ...]
+//   node scripts/run.mjs [--html | --pictures] [--out DIR] [notebooks/NAME.ipynb ...]
 // The kernel is registered in this package's own .jupyter folder (JUPYTER_PATH), never in the
 // user's. A cell that throws fails its notebook, and the run exits 1. Without --html the executed
 // notebooks go to DIR (default: a temporary folder); with --html, executed HTML copies go to DIR
-// (default: ./html).
+// (default: ./html); with --pictures, each notebook's picture (the SVG its cell tagged "picture"
+// shows, else its last SVG) goes to DIR/NAME.svg (default: ./pictures), for the README.
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const here = dirname(dirname(fileURLToPath(import.meta.url)));
 const args = process.argv.slice(2);
 const html = args.includes('--html');
+const pictures = args.includes('--pictures');
 const outAt = args.indexOf('--out');
 const out = resolve(
-  outAt >= 0 ? args[outAt + 1] : html ? join(here, 'html') : mkdtempSync(join(tmpdir(), 'notebooks-')),
+  outAt >= 0
+    ? args[outAt + 1]
+    : html
+      ? join(here, 'html')
+      : pictures
+        ? join(here, 'pictures')
+        : mkdtempSync(join(tmpdir(), 'notebooks-')),
 );
+const executed = pictures ? mkdtempSync(join(tmpdir(), 'notebooks-')) : out;
 const named = args.filter((a, i) => !a.startsWith('--') && i !== outAt + 1);
 const notebooks =
   named.length > 0
@@ -51,6 +60,22 @@ const env = {
   JUPYTER_CONFIG_DIR: join(runtime, 'config'),
 };
 
+/** The picture of an executed notebook: the SVG of its cell tagged "picture", else its last SVG. */
+function writePicture(executedNotebook, file) {
+  const nb = JSON.parse(readFileSync(executedNotebook, 'utf8'));
+  const svgs = (cells) =>
+    cells.flatMap((c) =>
+      (c.outputs ?? [])
+        .map((o) => [].concat(o.data?.['text/html'] ?? []).join(''))
+        .filter((h) => h.trimStart().startsWith('<svg')),
+    );
+  const tagged = svgs(nb.cells.filter((c) => c.metadata?.tags?.includes('picture')));
+  const svg = tagged[0] ?? svgs(nb.cells).at(-1);
+  if (svg === undefined) throw new Error(`${executedNotebook} shows no SVG`);
+  writeFileSync(`${file}.tmp`, svg);
+  renameSync(`${file}.tmp`, file);
+}
+
 mkdirSync(out, { recursive: true });
 let failed = 0;
 for (const notebook of notebooks) {
@@ -63,14 +88,20 @@ for (const notebook of notebooks) {
       '--execute',
       '--ExecutePreprocessor.kernel_name=tslab',
       '--ExecutePreprocessor.timeout=900',
-      `--output-dir=${out}`,
+      `--output-dir=${executed}`,
       notebook,
     ],
     { env, encoding: 'utf8', cwd: dirname(notebook) },
   );
   const seconds = ((Date.now() - started) / 1000).toFixed(1);
-  if (r.status === 0) console.log(`ok   ${notebook} (${seconds} s)`);
-  else {
+  if (r.status === 0) {
+    console.log(`ok   ${notebook} (${seconds} s)`);
+    if (pictures)
+      writePicture(
+        join(executed, basename(notebook)),
+        join(out, basename(notebook).replace(/\.ipynb$/, '.svg')),
+      );
+  } else {
     failed++;
     // nbconvert names the failing cell and the kernel's error; keep the end of it.
     console.error(`FAIL ${notebook} (${seconds} s)\n${(r.stderr ?? '').split('\n').slice(-40).join('\n')}`);

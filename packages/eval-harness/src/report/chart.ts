@@ -23,7 +23,8 @@ export interface BarChart {
 
 /** The chart as an SVG document. */
 export function barChart(chart: BarChart): string {
-  const labelWidth = 170;
+  // Wide enough for the longest label (about 7 px per character at 12 px).
+  const labelWidth = Math.max(170, 16 + 7 * Math.max(0, ...chart.labels.map((l) => l.length)));
   const barWidth = 240;
   const gap = 70;
   const rowHeight = 26;
