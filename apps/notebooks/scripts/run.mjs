@@ -28,7 +28,7 @@ const out = resolve(
         : mkdtempSync(join(tmpdir(), 'notebooks-')),
 );
 const executed = pictures ? mkdtempSync(join(tmpdir(), 'notebooks-')) : out;
-const named = args.filter((a, i) => !a.startsWith('--') && i !== outAt + 1);
+const named = args.filter((a, i) => !a.startsWith('--') && (outAt < 0 || i !== outAt + 1));
 const notebooks =
   named.length > 0
     ? named.map((n) => resolve(n))

@@ -37,6 +37,24 @@ describe('line charts and heatmaps', () => {
     expect(cy[2]).toBeLessThan(cy[0]!);
   });
 
+  it('puts 2 and 5 between the decades of a log axis that spans less than two', () => {
+    const svg = lineChart({
+      title: 't',
+      x: { label: 'x', log: true },
+      y: { label: 'y' },
+      series: [
+        {
+          name: 's',
+          points: [
+            [0.5, 1],
+            [8, 2],
+          ],
+        },
+      ],
+    });
+    for (const t of ['0.5', '1', '2', '5']) expect(svg).toContain(`>${t}</text>`);
+  });
+
   it('shades a grid from the smallest value (white) to the largest, skipping NaN cells', () => {
     const svg = heatmap({ title: 'mask', values: [0, 1, Number.NaN, 0.5], rows: 2, cols: 2, cell: 10 });
     const fills = [...svg.matchAll(/fill="rgb\((\d+),(\d+),(\d+)\)"/g)].map((m) => m.slice(1).map(Number));

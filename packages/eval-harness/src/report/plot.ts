@@ -23,8 +23,11 @@ const COLOURS = ['#2e86c1', '#c0392b', '#27ae60', '#8e44ad', '#d35400', '#16a085
 /** Five round tick values spanning [lo, hi]. */
 function ticks(lo: number, hi: number, log: boolean): number[] {
   if (log) {
+    // Decades, and 2 and 5 within them when the range spans less than two decades.
+    const fine = Math.log10(hi / lo) < 2;
     const out: number[] = [];
-    for (let e = Math.floor(Math.log10(lo)); e <= Math.ceil(Math.log10(hi)); e++) out.push(10 ** e);
+    for (let e = Math.floor(Math.log10(lo)); e <= Math.ceil(Math.log10(hi)); e++)
+      for (const m of fine ? [1, 2, 5] : [1]) out.push(+(m * 10 ** e).toPrecision(12));
     return out.filter((t) => t >= lo * 0.999 && t <= hi * 1.001);
   }
   const step = 10 ** Math.floor(Math.log10((hi - lo) / 4 || 1));
