@@ -28,7 +28,9 @@ function ticks(lo: number, hi: number, log: boolean): number[] {
     const out: number[] = [];
     for (let e = Math.floor(Math.log10(lo)); e <= Math.ceil(Math.log10(hi)); e++)
       for (const m of fine ? [1, 2, 5] : [1]) out.push(+(m * 10 ** e).toPrecision(12));
-    return out.filter((t) => t >= lo * 0.999 && t <= hi * 1.001);
+    const inside = out.filter((t) => t >= lo * 0.999 && t <= hi * 1.001);
+    // A range too short for those (29 to 92): round values, placed on the log scale.
+    return inside.length >= 3 ? inside : ticks(lo, hi, false).filter((t) => t > 0);
   }
   const step = 10 ** Math.floor(Math.log10((hi - lo) / 4 || 1));
   const unit = [1, 2, 5, 10].map((m) => m * step).find((s) => (hi - lo) / s <= 6) ?? 10 * step;
