@@ -37,6 +37,7 @@ export function barChart(chart: BarChart): string {
   const baseline = chart.baseline ?? ((label: string) => label === 'dense');
   const parts: string[] = [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="sans-serif">`,
+    `<title>${escapeXml(chart.title)}</title>`,
     '<rect width="100%" height="100%" fill="white"/>',
     `<text x="10" y="24" font-size="15" font-weight="bold">${escapeXml(chart.title)}</text>`,
   ];

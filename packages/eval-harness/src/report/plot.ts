@@ -75,6 +75,7 @@ export function lineChart(chart: LineChart): string {
       (height - top - bottom);
   const parts = [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="sans-serif" font-size="12">`,
+    `<title>${escapeXml(chart.title)}</title>`,
     '<rect width="100%" height="100%" fill="white"/>',
     `<text x="10" y="24" font-size="15" font-weight="bold">${escapeXml(chart.title)}</text>`,
     `<line x1="${left}" y1="${height - bottom}" x2="${width - right}" y2="${height - bottom}" stroke="black"/>`,
@@ -144,6 +145,7 @@ export function heatmap(map: Heatmap): string {
   const height = top + map.rows * cell + 30;
   const parts = [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="sans-serif" font-size="12">`,
+    `<title>${escapeXml(map.title)}</title>`,
     '<rect width="100%" height="100%" fill="white"/>',
     `<text x="10" y="24" font-size="15" font-weight="bold">${escapeXml(map.title)}</text>`,
   ];
