@@ -67,7 +67,7 @@ describe('runRecipe and the method table', () => {
         expect(report.slice ?? report.structured, name).toBeDefined();
       }
     }
-  }, 60_000);
+  }, 180_000);
 
   it('gives what pruneModel gives, with structured per-layer patterns, and packs by them', async () => {
     const a = await setup();
