@@ -97,10 +97,7 @@ function statusOf(error: SparsekitError): number {
     case 'core/target-refused':
       return 409;
     default:
-      return SparsekitError.isInstance(error) &&
-        (error instanceof InvalidArgumentError || error instanceof PathRefusedError)
-        ? 400
-        : 500;
+      return error instanceof InvalidArgumentError || error instanceof PathRefusedError ? 400 : 500;
   }
 }
 

@@ -2,10 +2,9 @@
 // (`LocalQueue`), or BullMQ on Redis with workers anywhere (`RedisQueue`, redis-queue.ts). The API
 // sees only this interface.
 import type { EventEmitter } from 'node:events';
-import { SparsekitError } from '@sparsekit/core';
 import type { WorkerPool } from './pool.js';
 import type { JobId } from './protocol.js';
-import type { Job, JobState, JobStore, SubmitOptions } from './store.js';
+import { type Job, JobNotFoundError, type JobState, type JobStore, type SubmitOptions } from './store.js';
 
 /** A job as the API returns it (ids are numbers with SQLite, strings with Redis). */
 export type ApiJob = Omit<Job, 'id'> & { id: JobId };
@@ -24,16 +23,6 @@ export interface JobQueue {
   close(): Promise<void>;
 }
 
-/** An id that is not one of this queue's. */
-export class BadJobIdError extends SparsekitError {
-  static override readonly code = 'server/job-not-found';
-  static override readonly hint = 'list the jobs to see their ids';
-
-  constructor(readonly id: string) {
-    super(BadJobIdError.code, `No job ${JSON.stringify(id)}.`);
-  }
-}
-
 export class LocalQueue implements JobQueue {
   readonly mode = 'sqlite';
 
@@ -48,7 +37,7 @@ export class LocalQueue implements JobQueue {
 
   private id(id: string): number {
     const n = Number(id);
-    if (!/^[0-9]{1,15}$/.test(id) || n < 1) throw new BadJobIdError(id);
+    if (!/^[0-9]{1,15}$/.test(id) || n < 1) throw new JobNotFoundError(id);
     return n;
   }
 

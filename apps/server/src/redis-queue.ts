@@ -10,8 +10,8 @@ import { type Job as BullJob, Queue, QueueEvents } from 'bullmq';
 import { Redis } from 'ioredis';
 import type { Plans } from './plan.js';
 import type { RunPlan } from './protocol.js';
-import { type ApiJob, BadJobIdError, type JobQueue } from './queue.js';
-import type { JobKind, JobState, SubmitOptions } from './store.js';
+import type { ApiJob, JobQueue } from './queue.js';
+import { type JobKind, JobNotFoundError, type JobState, type SubmitOptions } from './store.js';
 
 export const QUEUE_NAME = 'sparsekit-jobs';
 /** The failure reason of a cancelled job. */
@@ -100,13 +100,13 @@ export class RedisQueue implements JobQueue {
       );
     }
     const job = await this.queue.getJob(jobId);
-    if (job === undefined) throw new BadJobIdError(jobId);
+    if (job === undefined) throw new JobNotFoundError(jobId);
     return { job: await this.toApi(job), created: job.data.nonce === nonce };
   }
 
   async get(id: string): Promise<ApiJob> {
     const job = ID.test(id) ? await this.queue.getJob(id) : undefined;
-    if (job === undefined) throw new BadJobIdError(id);
+    if (job === undefined) throw new JobNotFoundError(id);
     return this.toApi(job);
   }
 

@@ -3,7 +3,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
-import { dataFolder, NO_SQLITE } from './server.test-util.js';
+import { dataFolder, NO_SQLITE, serverAddress } from './server.test-util.js';
 
 const { createServer } = NO_SQLITE ? ({} as typeof import('./app.js')) : await import('./app.js');
 const MAIN = fileURLToPath(new URL('../dist/main.js', import.meta.url));
@@ -19,15 +19,7 @@ function startServer(dataDir: string, root: string): Promise<{ child: ChildProce
       stdio: ['ignore', 'ignore', 'pipe'],
     },
   );
-  return new Promise((resolve, reject) => {
-    let err = '';
-    child.stderr!.on('data', (d: Buffer) => {
-      err += String(d);
-      const m = /sparsekit-server: (http:\/\/\S+)/.exec(err);
-      if (m !== null) resolve({ child, url: m[1]! });
-    });
-    child.on('exit', (code) => reject(new Error(`server exited with ${code}: ${err}`)));
-  });
+  return serverAddress(child).then(({ url }) => ({ child, url }));
 }
 
 describe.skipIf(NO_SQLITE)('the server under failure', () => {

@@ -2,7 +2,7 @@
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { dataFolder, NO_SQLITE } from './server.test-util.js';
+import { dataFolder, NO_SQLITE, serverAddress } from './server.test-util.js';
 
 const REPO = fileURLToPath(new URL('../../..', import.meta.url));
 const CLI = fileURLToPath(new URL('../../cli/dist/cli.js', import.meta.url));
@@ -18,18 +18,8 @@ describe.skipIf(NO_SQLITE)('sparsekit serve', () => {
         stdio: ['ignore', 'pipe', 'pipe'],
       },
     );
-    const url = await new Promise<string>((resolve, reject) => {
-      let err = '';
-      child.stderr!.on('data', (d: Buffer) => {
-        err += String(d);
-        const m = /sparsekit-server: (http:\/\/\S+) \(data (\S+);/.exec(err);
-        if (m !== null) {
-          expect(m[2]).toBe(dataDir);
-          resolve(m[1]!);
-        }
-      });
-      child.on('exit', (code) => reject(new Error(`exited with ${code}: ${err}`)));
-    });
+    const { url, line } = await serverAddress(child);
+    expect(line).toContain(`(data ${dataDir};`);
     expect((await (await fetch(`${url}/health`)).json()) as unknown).toEqual({
       ok: true,
       mode: 'sqlite',

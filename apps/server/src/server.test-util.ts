@@ -1,5 +1,6 @@
 // Shared by the server's tests: a data folder with a copy of tiny-lm under its root, a server on it,
 // and tar archives (good and hostile) built in memory.
+import type { ChildProcess } from 'node:child_process';
 import { cpSync, mkdirSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -63,4 +64,17 @@ export function declaring(archive: Buffer, size: number): Buffer {
   for (let i = 0; i < 512; i++) sum += out[i]!;
   out.write(`${sum.toString(8).padStart(6, '0')}\0 `, 148, 8, 'ascii');
   return out;
+}
+
+/** The base URL a `sparsekit-server` child prints once it listens (rejects if it exits first). */
+export function serverAddress(child: ChildProcess): Promise<{ url: string; line: string }> {
+  return new Promise((resolve, reject) => {
+    let err = '';
+    child.stderr!.on('data', (d: Buffer) => {
+      err += String(d);
+      const m = /sparsekit-server: (http:\/\/\S+)[^\n]*/.exec(err);
+      if (m !== null) resolve({ url: m[1]!, line: m[0] });
+    });
+    child.on('exit', (code) => reject(new Error(`the server exited with ${code}: ${err}`)));
+  });
 }

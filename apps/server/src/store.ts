@@ -41,8 +41,9 @@ export class JobNotFoundError extends SparsekitError {
   static override readonly code = 'server/job-not-found';
   static override readonly hint = 'list the jobs to see their ids';
 
-  constructor(readonly id: number) {
-    super(JobNotFoundError.code, `No job ${id}.`);
+  /** A number in the SQLite store, a BullMQ job id with Redis. */
+  constructor(readonly id: number | string) {
+    super(JobNotFoundError.code, `No job ${typeof id === 'number' ? id : JSON.stringify(id)}.`);
   }
 }
 
