@@ -4,13 +4,14 @@
  *
  *   pnpm --filter @sparsekit/kernels-native bench
  *   node bench-build/native-bench.js [--shape 4096x4096] [--batches 1,8,128] [--budget-ms 1000]
- *     [--threads N] [--only "csr 90%,dense f32"] [--out bench-results]
+ *     [--threads N] [--only "csr 90%,dense f32"] [--kernels avx512,avx2] [--out bench-results]
  *
  * Weights: normal random values; unstructured sparsity zeroes each entry with probability s (seeded);
  * 2:4 keeps the two largest |w| of every four; R x C blocks (1x8 along inputs, 8x1 along outputs) are
  * dropped whole with probability s. Calls rotate through copies of the weight beyond the
- * last-level cache ("cold", as decoding reads each layer once per token). Prints a table and writes
- * DIR/native-kernels.{json,md}.
+ * last-level cache ("cold", as decoding reads each layer once per token). The native kernels run
+ * as the best build the CPU has ("native") and, where that is AVX-512, as the AVX2 build too
+ * ("native-avx2"). Prints a table and writes DIR/native-kernels.{json,md}.
  */
 import * as os from 'node:os';
 import { join } from 'node:path';
@@ -87,7 +88,20 @@ const cases: Case[] = [
   { label: 'dense f32', values: () => dense, format: 'dense' },
   { label: 'dense f16', values: () => dense, format: 'dense', options: { dtype: 'f16' } },
   { label: '2:4 f32', values: () => pruned('2:4'), format: 'nm', options: { n: 2, m: 4 } },
+  {
+    label: '2:4 f16',
+    values: () => pruned('2:4'),
+    format: 'nm',
+    options: { n: 2, m: 4, dtype: 'f16' },
+  },
   { label: 'csr 70% f32', values: () => pruned(0.7), format: 'csr' },
+  { label: 'bitmask 70% f32', values: () => pruned(0.7), format: 'bitmask' },
+  {
+    label: 'bitmask 70% f16',
+    values: () => pruned(0.7),
+    format: 'bitmask',
+    options: { dtype: 'f16' },
+  },
   { label: 'csr 90% f32', values: () => pruned(0.9), format: 'csr' },
   {
     label: 'bsr 1x8 90% f32',
@@ -115,13 +129,13 @@ const cases: Case[] = [
   },
 ];
 
-function backendSubject(backend: Backend, label: string, matrix: SparseMatrix, copies: number) {
+function backendSubject(backend: Backend, name: string, label: string, matrix: SparseMatrix, copies: number) {
   const list = Array.from({ length: copies }, () => ({ ...matrix }) as SparseMatrix);
   let x: Float32Array = new Float32Array(0);
   let batch = 0;
   let out: Float32Array = new Float32Array(0);
   return {
-    kernel: `${backend.name} ${label}`,
+    kernel: `${name} ${label}`,
     dtype: matrix.dtype,
     threads,
     weightBytes: byteSize(matrix),
@@ -143,6 +157,11 @@ function backendSubject(backend: Backend, label: string, matrix: SparseMatrix, c
 
 const wasm = await createWasmBackend({ threads });
 const native = createNativeBackend({ threads });
+// The AVX2 build beside the AVX-512 one, where the CPU runs both.
+const natives: Array<[string, Backend]> = [['native', native]];
+if (native.kernels === 'avx512')
+  natives.push(['native-avx2', createNativeBackend({ threads, kernels: 'avx2' })]);
+const backends: Array<[string, Backend]> = [...natives, ['wasm', wasm]];
 const triad = wasm.triad(Math.ceil(workingSet / 12), 5);
 console.log(
   `${os.cpus()[0]?.model ?? 'cpu'}, ${threads} threads, native kernels ${native.kernels}, BLAS ${native.blas ?? 'none'}, W ${outF}x${inF}, ` +
@@ -177,8 +196,8 @@ tfjs.dispose();
 for (const c of cases.filter((c) => only.length === 0 || only.some((o) => c.label.includes(o)))) {
   const matrix = fromDense(new Tensor('f32', [outF, inF], c.values()), c.format, c.options ?? {});
   const s = c.format === 'dense' ? 0 : sparsity(matrix);
-  for (const backend of [native, wasm] as Backend[]) {
-    const subject = backendSubject(backend, c.label, matrix, copiesFor(byteSize(matrix), workingSet));
+  for (const [name, backend] of backends) {
+    const subject = backendSubject(backend, name, c.label, matrix, copiesFor(byteSize(matrix), workingSet));
     await run(subject, s);
     subject.dispose();
   }
@@ -203,15 +222,16 @@ const table = markdownTable(
     `${((100 * r.gbs) / triad).toFixed(0)}%`,
   ]),
 );
-// The README's layout: one row per weight, native and wasm side by side per batch.
+// The README's layout: one row per weight, native (AVX2 too) and wasm side by side per batch.
+const names = backends.map(([name]) => name);
 const pivot = markdownTable(
-  ['weight', ...batches.flatMap((b) => [`batch ${b}: native`, 'wasm'])],
+  ['weight', ...batches.flatMap((b) => names.map((name, i) => (i === 0 ? `batch ${b}: ${name}` : name)))],
   cases
     .filter((c) => rows.some((r) => r.kernel === `native ${c.label}`))
     .map((c) => [
       c.label,
       ...batches.flatMap((b) =>
-        ['native', 'wasm'].map((name) => {
+        names.map((name) => {
           const r = rows.find((x) => x.kernel === `${name} ${c.label}` && x.batch === b);
           return r === undefined ? '' : ratio(fastestDense(b) / r.coldMs);
         }),

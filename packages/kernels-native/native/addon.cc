@@ -1,9 +1,10 @@
 // The addon: the thread pool, the kernel choice, row splitting, and the exports. The kernels behind
 // the backend contract's linear op, y [batch, rows] = x [batch, cols] W^T (+ bias), live in dense.cc,
-// csr.cc (CSR, and N:M / ELL passed as rows of fixed length) and structured.cc (2:4, BSR); f32 or f16
-// values (F16C), i32 or u16 column indices. Each kernel has an AVX2+FMA build and most a portable one,
-// chosen once at load from the CPU's features. Rows are split over a thread pool by nonzeros. The
-// TypeScript side validates shapes and indices once per matrix; these loops trust them.
+// csr.cc (CSR, and N:M / ELL passed as rows of fixed length), structured.cc (2:4, BSR) and
+// bitmask.cc; f32 or f16 values (F16C), i32 or u16 column indices. Each kernel has an AVX2+FMA build
+// and most a portable one, and the hottest an AVX-512 one, chosen once at load from the CPU's
+// features. Rows are split over a thread pool by nonzeros. The TypeScript side validates shapes and
+// indices once per matrix; these loops trust them.
 #include <napi.h>
 
 #include <cstdint>
@@ -27,6 +28,7 @@ namespace sk {
 std::unique_ptr<Pool> pool;
 std::mutex callMutex;
 bool useAvx2 = false;
+bool useAvx512 = false;
 
 int partsFor(int64_t work, int threads) {
   // Below ~64k multiply-adds a call is faster on one thread.
@@ -35,6 +37,18 @@ int partsFor(int64_t work, int threads) {
   if (parts > threads * 4) parts = threads * 4;
   return static_cast<int>(parts);
 }
+#ifdef SK_X86
+bool cpuHasAvx2() {
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+}
+bool cpuHasAvx512() {
+  return cpuHasAvx2() && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+         __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
+}
+#endif
+
+const char* kernelsName() { return useAvx512 ? "avx512" : useAvx2 ? "avx2" : "portable"; }
 }  // namespace sk
 
 namespace sk {
@@ -121,13 +135,15 @@ Napi::Value Features(const Napi::CallbackInfo& info) {
   o.Set("fma", __builtin_cpu_supports("fma") != 0);
   o.Set("f16c", __builtin_cpu_supports("f16c") != 0);
   o.Set("avx512f", __builtin_cpu_supports("avx512f") != 0);
+  o.Set("avx512", cpuHasAvx512());
 #else
   o.Set("avx2", false);
   o.Set("fma", false);
   o.Set("f16c", false);
   o.Set("avx512f", false);
+  o.Set("avx512", false);
 #endif
-  o.Set("kernels", useAvx2 ? "avx2" : "portable");
+  o.Set("kernels", kernelsName());
   const char* blas = blasName();
   if (blas == nullptr) o.Set("blas", info.Env().Null());
   else o.Set("blas", blas);
@@ -135,16 +151,19 @@ Napi::Value Features(const Napi::CallbackInfo& info) {
   return o;
 }
 
-// useKernels('avx2' | 'portable'): for tests of both paths on one machine.
+// useKernels('avx512' | 'avx2' | 'portable'): the best of these at or below the one asked for that
+// the CPU runs (for tests of every path on one machine); returns the one chosen.
 Napi::Value UseKernels(const Napi::CallbackInfo& info) {
   std::string which = info[0].As<Napi::String>().Utf8Value();
+  std::lock_guard<std::mutex> lock(callMutex);
 #ifdef SK_X86
-  useAvx2 = which == "avx2" && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-            __builtin_cpu_supports("f16c");
+  useAvx512 = which == "avx512" && cpuHasAvx512();
+  useAvx2 = (which == "avx512" || which == "avx2") && cpuHasAvx2();
 #else
+  useAvx512 = false;
   useAvx2 = false;
 #endif
-  return Napi::Boolean::New(info.Env(), useAvx2);
+  return Napi::String::New(info.Env(), kernelsName());
 }
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
@@ -153,13 +172,14 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
     if (!pool) pool = std::make_unique<Pool>(1);
   }
 #ifdef SK_X86
-  __builtin_cpu_init();
-  useAvx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+  useAvx2 = cpuHasAvx2();
+  useAvx512 = cpuHasAvx512();
 #endif
   exports.Set("linearDense", Napi::Function::New(env, LinearDense));
   exports.Set("linearCsr", Napi::Function::New(env, LinearCsr));
   exports.Set("linearNm24", Napi::Function::New(env, LinearNm24));
   exports.Set("linearBsr", Napi::Function::New(env, LinearBsr));
+  exports.Set("linearBitmask", Napi::Function::New(env, LinearBitmask));
   exports.Set("gatherGemv", Napi::Function::New(env, GatherGemv));
   exports.Set("attend", Napi::Function::New(env, sk::Attend));
   exports.Set("exchangePaths", Napi::Function::New(env, ExchangePaths));

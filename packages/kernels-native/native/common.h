@@ -19,8 +19,10 @@ namespace sk {
 extern std::unique_ptr<Pool> pool;
 // One kernel call at a time per process (worker threads that load the addon share the pool).
 extern std::mutex callMutex;
-// The AVX2 + FMA + F16C kernels run (chosen at load from the CPU's features, or by useKernels).
+// Which kernels run (chosen at load from the CPU's features, or by useKernels): AVX2 + FMA + F16C
+// where useAvx2, and where useAvx512 too (AVX-512 F, BW, VL, DQ) the AVX-512 ones that exist.
 extern bool useAvx2;
+extern bool useAvx512;
 
 // How many tasks to split `work` multiply-adds into (one below ~64k, at most 4 per thread).
 int partsFor(int64_t work, int threads);
@@ -42,11 +44,12 @@ bool blasLinear(const float* x, int batch, const float* w, int rows, int cols, f
 // Batches at least this wide run dense f32 products on the BLAS, where one loads.
 constexpr int BLAS_MIN_BATCH = 16;
 
-// The linear kernels' bindings (dense.cc, csr.cc, structured.cc) and the gather GEMV (gather.cc).
+// The linear kernels' bindings (dense.cc, csr.cc, structured.cc, bitmask.cc) and the gather GEMV (gather.cc).
 Napi::Value LinearDense(const Napi::CallbackInfo& info);
 Napi::Value LinearCsr(const Napi::CallbackInfo& info);
 Napi::Value LinearNm24(const Napi::CallbackInfo& info);
 Napi::Value LinearBsr(const Napi::CallbackInfo& info);
+Napi::Value LinearBitmask(const Napi::CallbackInfo& info);
 Napi::Value GatherGemv(const Napi::CallbackInfo& info);
 
 // attend(q, heads, seq, dim, keys, values, segments, offsets, scale, out): see attention.cc.

@@ -1,5 +1,6 @@
-// Compressed rows (CSR, and N:M / ELL as rows of fixed length): batch 1 reads eight inputs by
-// index at a time; wider batches read x transposed, one contiguous run of batch values per nonzero.
+// Compressed rows (CSR, and N:M / ELL as rows of fixed length): batch 1 reads eight (AVX-512:
+// sixteen) inputs by index at a time; wider batches read x transposed, one contiguous run of batch
+// values per nonzero, and from WIDE_MIN_BATCH in panels of x^T that stay in cache.
 #include "simd.h"
 
 namespace sk {
@@ -113,28 +114,195 @@ __attribute__((target("avx2,fma,f16c"))) void csrRowsAvx2(const float* x, const 
     for (int b = 0; b < batch; b++) y[static_cast<int64_t>(b) * rows + r] = acc[b];
   }
 }
+
+// Batch 1 on AVX-512: sixteen inputs by column index per step (hardware gather), the row's last
+// nonzeros under a mask.
+template <typename V, typename I>
+SK_AVX512 void csrRowAvx512(const float* x, int64_t start, int64_t end, const I* indices, const V* values,
+                            float* y) {
+  __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
+  int64_t k = start;
+  for (; k + 32 <= end; k += 32) {
+    a0 = _mm512_fmadd_ps(load16(values + k), _mm512_i32gather_ps(loadIndex16(indices + k), x, 4), a0);
+    a1 = _mm512_fmadd_ps(load16(values + k + 16), _mm512_i32gather_ps(loadIndex16(indices + k + 16), x, 4), a1);
+  }
+  for (; k + 16 <= end; k += 16)
+    a0 = _mm512_fmadd_ps(load16(values + k), _mm512_i32gather_ps(loadIndex16(indices + k), x, 4), a0);
+  if (k < end) {
+    const __mmask16 m = static_cast<__mmask16>((1u << (end - k)) - 1);
+    const __m512 xs = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m, loadIndex16Masked(indices + k, m), x, 4);
+    a1 = _mm512_fmadd_ps(load16Masked(values + k, m), xs, a1);
+  }
+  *y = _mm512_reduce_add_ps(_mm512_add_ps(a0, a1));
+}
+
+// Wide batches, tiled: x^T [cols, stride] (stride = the batch rounded up to a whole register, the
+// padding zeros) is read in panels of columns small enough to stay in the core's L2, and rows in
+// blocks whose sums [rows, stride] stay in L1; each row's nonzeros inside a panel are taken from a
+// cursor (columns are sorted within a row), and each nonzero feeds up to 8 registers of batch
+// values. Without the panels every nonzero's run of x^T comes from the last-level cache.
+constexpr int WIDE_ROW_BLOCK = 32;
+constexpr int64_t WIDE_PANEL_BYTES = 256 * 1024;
+
+inline int widePanelColumns(int stride) {
+  int64_t c = WIDE_PANEL_BYTES / (4 * static_cast<int64_t>(stride));
+  c = c < 64 ? 64 : c - c % 64;
+  return static_cast<int>(c);
+}
+
+// One register width's worth of kernels: W floats per register, NV registers per pass.
+template <int NV, typename V, typename I>
+__attribute__((target("avx2,fma,f16c"))) inline int64_t wideStepAvx2(const float* xt, int64_t stride,
+                                                                       const I* indices, const V* values,
+                                                                       int64_t k, int64_t end, int32_t panelEnd,
+                                                                       float* acc) {
+  __m256 a[NV];
+  for (int j = 0; j < NV; j++) a[j] = _mm256_loadu_ps(acc + 8 * j);
+  for (; k < end && indices[k] < panelEnd; k++) {
+    const __m256 v = _mm256_set1_ps(valueAtAvx(values, k));
+    const float* xr = xt + static_cast<int64_t>(indices[k]) * stride;
+    for (int j = 0; j < NV; j++) a[j] = _mm256_fmadd_ps(v, _mm256_loadu_ps(xr + 8 * j), a[j]);
+  }
+  for (int j = 0; j < NV; j++) _mm256_storeu_ps(acc + 8 * j, a[j]);
+  return k;
+}
+
+template <int NV, typename V, typename I>
+SK_AVX512 inline int64_t wideStepAvx512(const float* xt, int64_t stride, const I* indices, const V* values, int64_t k,
+                                        int64_t end, int32_t panelEnd, float* acc) {
+  __m512 a[NV];
+  for (int j = 0; j < NV; j++) a[j] = _mm512_loadu_ps(acc + 16 * j);
+  for (; k < end && indices[k] < panelEnd; k++) {
+    const __m512 v = broadcast16(values, k);
+    const float* xr = xt + static_cast<int64_t>(indices[k]) * stride;
+    for (int j = 0; j < NV; j++) a[j] = _mm512_fmadd_ps(v, _mm512_loadu_ps(xr + 16 * j), a[j]);
+  }
+  for (int j = 0; j < NV; j++) _mm512_storeu_ps(acc + 16 * j, a[j]);
+  return k;
+}
+
+// A row's nonzeros in [k, end) with columns below panelEnd, over batch values [0, stride) of acc,
+// 8 registers per pass; returns where the row's cursor stops.
+template <typename V, typename I>
+__attribute__((target("avx2,fma,f16c"))) int64_t wideRowAvx2(const float* xt, int64_t stride, const I* indices,
+                                                               const V* values, int64_t k, int64_t end,
+                                                               int32_t panelEnd, float* acc) {
+  int64_t stop = k;
+  for (int64_t b = 0; b < stride; b += 64) {
+    const int64_t left = (stride - b) / 8;
+    const float* xb = xt + b;
+    float* ab = acc + b;
+    switch (left >= 8 ? 8 : left) {
+      case 8: stop = wideStepAvx2<8>(xb, stride, indices, values, k, end, panelEnd, ab); break;
+      case 7: stop = wideStepAvx2<7>(xb, stride, indices, values, k, end, panelEnd, ab); break;
+      case 6: stop = wideStepAvx2<6>(xb, stride, indices, values, k, end, panelEnd, ab); break;
+      case 5: stop = wideStepAvx2<5>(xb, stride, indices, values, k, end, panelEnd, ab); break;
+      case 4: stop = wideStepAvx2<4>(xb, stride, indices, values, k, end, panelEnd, ab); break;
+      case 3: stop = wideStepAvx2<3>(xb, stride, indices, values, k, end, panelEnd, ab); break;
+      case 2: stop = wideStepAvx2<2>(xb, stride, indices, values, k, end, panelEnd, ab); break;
+      default: stop = wideStepAvx2<1>(xb, stride, indices, values, k, end, panelEnd, ab); break;
+    }
+  }
+  return stop;
+}
+
+template <typename V, typename I>
+SK_AVX512 int64_t wideRowAvx512(const float* xt, int64_t stride, const I* indices, const V* values, int64_t k,
+                                int64_t end, int32_t panelEnd, float* acc) {
+  int64_t stop = k;
+  for (int64_t b = 0; b < stride; b += 128) {
+    const int64_t left = (stride - b) / 16;
+    const float* xb = xt + b;
+    float* ab = acc + b;
+    switch (left >= 8 ? 8 : left) {
+      case 8: stop = wideStepAvx512<8>(xb, stride, indices, values, k, end, panelEnd, ab); break;
+      case 7: stop = wideStepAvx512<7>(xb, stride, indices, values, k, end, panelEnd, ab); break;
+      case 6: stop = wideStepAvx512<6>(xb, stride, indices, values, k, end, panelEnd, ab); break;
+      case 5: stop = wideStepAvx512<5>(xb, stride, indices, values, k, end, panelEnd, ab); break;
+      case 4: stop = wideStepAvx512<4>(xb, stride, indices, values, k, end, panelEnd, ab); break;
+      case 3: stop = wideStepAvx512<3>(xb, stride, indices, values, k, end, panelEnd, ab); break;
+      case 2: stop = wideStepAvx512<2>(xb, stride, indices, values, k, end, panelEnd, ab); break;
+      default: stop = wideStepAvx512<1>(xb, stride, indices, values, k, end, panelEnd, ab); break;
+    }
+  }
+  return stop;
+}
+
+// Rows [r0, r1) of y for a wide batch; acc holds WIDE_ROW_BLOCK x stride floats, cursor
+// WIDE_ROW_BLOCK positions.
+template <typename V, typename I>
+void csrRowsWide(const float* xt, int batch, int64_t stride, int cols, const int32_t* indptr, int64_t rowLength,
+                 const I* indices, const V* values, int rows, float* y, int r0, int r1, float* acc,
+                 int64_t* cursor) {
+  const int panel = widePanelColumns(static_cast<int>(stride));
+  for (int rb = r0; rb < r1; rb += WIDE_ROW_BLOCK) {
+    const int nr = r1 - rb < WIDE_ROW_BLOCK ? r1 - rb : WIDE_ROW_BLOCK;
+    std::memset(acc, 0, sizeof(float) * nr * stride);
+    for (int i = 0; i < nr; i++) cursor[i] = indptr ? indptr[rb + i] : (rb + i) * rowLength;
+    for (int p0 = 0; p0 < cols; p0 += panel) {
+      const int32_t panelEnd = cols - p0 > panel ? p0 + panel : cols;
+      for (int i = 0; i < nr; i++) {
+        const int64_t end = indptr ? indptr[rb + i + 1] : (rb + i + 1) * rowLength;
+        const int64_t k = cursor[i];
+        if (k == end || indices[k] >= panelEnd) continue;
+        float* a = acc + i * stride;
+        cursor[i] = useAvx512 ? wideRowAvx512(xt, stride, indices, values, k, end, panelEnd, a)
+                              : wideRowAvx2(xt, stride, indices, values, k, end, panelEnd, a);
+      }
+    }
+    for (int b = 0; b < batch; b++) {
+      float* yb = y + static_cast<int64_t>(b) * rows + rb;
+      for (int i = 0; i < nr; i++) yb[i] = acc[i * stride + b];
+    }
+  }
+}
+
+// Batches at least this wide run the tiled kernel (narrower ones hold the batch in registers).
+constexpr int WIDE_MIN_BATCH = 24;
 #endif
 
 template <typename V, typename I>
 void runCsr(const float* x, int batch, int cols, const int32_t* indptr, int64_t rowLength, const I* indices,
             const V* values, int rows, const float* bias, float* y) {
+#ifdef SK_X86
+  const bool wide = useAvx2 && batch >= WIDE_MIN_BATCH;
+#else
+  const bool wide = false;
+#endif
+  // x^T, each batch run padded to whole registers for the tiled kernel.
+  const int64_t stride = wide ? (batch + 15) / 16 * 16 : batch;
   std::vector<float> xt;
   if (batch > 1) {
-    xt.resize(static_cast<size_t>(batch) * cols);
+    xt.assign(static_cast<size_t>(stride) * cols, 0.0f);
     for (int b = 0; b < batch; b++)
-      for (int c = 0; c < cols; c++) xt[static_cast<size_t>(c) * batch + b] = x[static_cast<size_t>(b) * cols + c];
+      for (int c = 0; c < cols; c++) xt[static_cast<size_t>(c) * stride + b] = x[static_cast<size_t>(b) * cols + c];
   }
   int64_t nnz = indptr ? indptr[rows] - indptr[0] : rowLength * rows;
   auto ranges = splitRows(rows, indptr, rowLength, partsFor(nnz * batch, pool->threads()));
   pool->run(static_cast<int>(ranges.size()), [&](int t) {
+    const int r0 = ranges[t].r0, r1 = ranges[t].r1;
+#ifdef SK_X86
+    if (wide) {
+      std::vector<float> acc(static_cast<size_t>(WIDE_ROW_BLOCK) * stride);
+      std::vector<int64_t> cursor(WIDE_ROW_BLOCK);
+      return csrRowsWide(xt.data(), batch, stride, cols, indptr, rowLength, indices, values, rows, y, r0, r1,
+                         acc.data(), cursor.data());
+    }
+    if (useAvx512 && batch == 1) {
+      for (int r = r0; r < r1; r++) {
+        const int64_t start = indptr ? indptr[r] : r * rowLength;
+        const int64_t end = indptr ? indptr[r + 1] : (r + 1) * rowLength;
+        csrRowAvx512(x, start, end, indices, values, y + r);
+      }
+      return;
+    }
+#endif
     std::vector<float> acc(batch > 1 ? batch : 1);
 #ifdef SK_X86
     if (useAvx2)
-      return csrRowsAvx2(x, xt.data(), batch, indptr, rowLength, indices, values, rows, y, ranges[t].r0,
-                         ranges[t].r1, acc.data());
+      return csrRowsAvx2(x, xt.data(), batch, indptr, rowLength, indices, values, rows, y, r0, r1, acc.data());
 #endif
-    csrRowsPortable(x, xt.data(), batch, indptr, rowLength, indices, values, rows, y, ranges[t].r0, ranges[t].r1,
-                    acc.data());
+    csrRowsPortable(x, xt.data(), batch, indptr, rowLength, indices, values, rows, y, r0, r1, acc.data());
   });
   addBias(y, batch, rows, bias);
 }

@@ -1,4 +1,5 @@
-// What the linear kernels share: f16 decoding, the AVX2 helpers, and splitting rows over the pool.
+// What the linear kernels share: f16 decoding, the AVX2 and AVX-512 helpers, and splitting rows over
+// the pool.
 #pragma once
 #include <cstdint>
 #include <cstring>
@@ -79,6 +80,29 @@ __attribute__((target("avx2,fma,f16c"))) inline float valueAtAvx(const float* v,
 __attribute__((target("avx2,fma,f16c"))) inline float valueAtAvx(const uint16_t* v, int64_t i) {
   return _cvtsh_ss(v[i]);
 }
+
+// ---- AVX-512 (F, BW, VL, DQ) kernels, where the CPU has them ----
+#define SK_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c")))
+
+SK_AVX512 inline __m512 load16(const float* p) { return _mm512_loadu_ps(p); }
+SK_AVX512 inline __m512 load16(const uint16_t* p) {
+  return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+}
+// The first n (< 16) of 16 values; the rest read as zeros (and are not read).
+SK_AVX512 inline __m512 load16Masked(const float* p, __mmask16 m) { return _mm512_maskz_loadu_ps(m, p); }
+SK_AVX512 inline __m512 load16Masked(const uint16_t* p, __mmask16 m) {
+  return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, p));
+}
+SK_AVX512 inline __m512i loadIndex16(const int32_t* p) { return _mm512_loadu_si512(p); }
+SK_AVX512 inline __m512i loadIndex16(const uint16_t* p) {
+  return _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+}
+SK_AVX512 inline __m512i loadIndex16Masked(const int32_t* p, __mmask16 m) { return _mm512_maskz_loadu_epi32(m, p); }
+SK_AVX512 inline __m512i loadIndex16Masked(const uint16_t* p, __mmask16 m) {
+  return _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, p));
+}
+SK_AVX512 inline __m512 broadcast16(const float* v, int64_t i) { return _mm512_set1_ps(v[i]); }
+SK_AVX512 inline __m512 broadcast16(const uint16_t* v, int64_t i) { return _mm512_set1_ps(_cvtsh_ss(v[i])); }
 #endif
 
 struct Range {

@@ -1,4 +1,5 @@
-// Structured sparsity without gathers: 2:4 through in-lane permutes, and blocks (BSR).
+// Structured sparsity without gathers: 2:4 through permutes (in-lane on AVX2, two-source on
+// AVX-512), and blocks (BSR).
 #include "simd.h"
 
 namespace sk {
@@ -44,6 +45,48 @@ __attribute__((target("avx2,fma,f16c"))) void nm24RowsAvx2(const float* x, const
     }
     for (; k < main; k += 8) a0 = _mm256_fmadd_ps(load8(v + k), nm24Gather(xr + 2 * k, p + k / 4), a0);
     float s = hsum(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
+    for (; k < slots; k++) {
+      int position = (p[k / 4] >> (2 * (k & 3))) & 3;
+      s += valueAtAvx(v, k) * x[(k / 2) * 4 + position];
+    }
+    y[r] = s;
+  }
+}
+
+// 2:4 at batch 1 on AVX-512: sixteen slots cover 32 inputs, and one two-source permute (vpermt2ps,
+// which reads the low 5 bits of each index) picks them from x as it is: slot j's index is
+// 4 (j / 2) + its 2-bit position, the positions of 16 slots being one 32-bit word.
+SK_AVX512 inline __m512 nm24Gather16(const float* x, uint32_t bits) {
+  const __m512i shifts = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+  const __m512i base = _mm512_setr_epi32(0, 0, 4, 4, 8, 8, 12, 12, 16, 16, 20, 20, 24, 24, 28, 28);
+  const __m512i position = _mm512_and_si512(_mm512_srlv_epi32(_mm512_set1_epi32(static_cast<int>(bits)), shifts),
+                                            _mm512_set1_epi32(3));
+  return _mm512_permutex2var_ps(_mm512_loadu_ps(x), _mm512_add_epi32(base, position), _mm512_loadu_ps(x + 16));
+}
+
+template <typename V>
+SK_AVX512 void nm24RowsAvx512(const float* x, const V* values, const uint8_t* positions, int cols, float* y, int r0,
+                              int r1) {
+  const int64_t slots = cols / 2;
+  const int64_t main = slots & ~static_cast<int64_t>(15);
+  for (int r = r0; r < r1; r++) {
+    const V* v = values + static_cast<int64_t>(r) * slots;
+    const uint8_t* p = positions + static_cast<int64_t>(r) * cols / 8;
+    __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
+    int64_t k = 0;
+    uint32_t bits, next;
+    for (; k + 32 <= main; k += 32) {
+      std::memcpy(&bits, p + k / 4, 4);
+      std::memcpy(&next, p + k / 4 + 4, 4);
+      a0 = _mm512_fmadd_ps(load16(v + k), nm24Gather16(x + 2 * k, bits), a0);
+      a1 = _mm512_fmadd_ps(load16(v + k + 16), nm24Gather16(x + 2 * k + 32, next), a1);
+    }
+    if (k < main) {
+      std::memcpy(&bits, p + k / 4, 4);
+      a0 = _mm512_fmadd_ps(load16(v + k), nm24Gather16(x + 2 * k, bits), a0);
+      k += 16;
+    }
+    float s = _mm512_reduce_add_ps(_mm512_add_ps(a0, a1));
     for (; k < slots; k++) {
       int position = (p[k / 4] >> (2 * (k & 3))) & 3;
       s += valueAtAvx(v, k) * x[(k / 2) * 4 + position];
@@ -163,6 +206,13 @@ template <typename V>
 void runNm24(const float* x, const V* values, const uint8_t* positions, int rows, int cols, const float* bias,
              float* y) {
 #ifdef SK_X86
+  auto ranges = splitRows(rows, nullptr, cols / 2, partsFor(static_cast<int64_t>(rows) * cols / 2, pool->threads()));
+  if (useAvx512) {
+    pool->run(static_cast<int>(ranges.size()),
+              [&](int t) { nm24RowsAvx512(x, values, positions, cols, y, ranges[t].r0, ranges[t].r1); });
+    addBias(y, 1, rows, bias);
+    return;
+  }
   // x reordered per 16 inputs as [0-3, 8-11, 4-7, 12-15] (see nm24RowsAvx2).
   std::vector<float> xr(static_cast<size_t>(cols));
   for (int c0 = 0; c0 + 16 <= cols; c0 += 16) {
@@ -173,7 +223,6 @@ void runNm24(const float* x, const V* values, const uint8_t* positions, int rows
       xr[c0 + 12 + i] = x[c0 + 12 + i];
     }
   }
-  auto ranges = splitRows(rows, nullptr, cols / 2, partsFor(static_cast<int64_t>(rows) * cols / 2, pool->threads()));
   pool->run(static_cast<int>(ranges.size()), [&](int t) {
     nm24RowsAvx2(x, xr.data(), values, positions, rows, cols, y, ranges[t].r0, ranges[t].r1);
   });

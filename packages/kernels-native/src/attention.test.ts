@@ -59,7 +59,7 @@ describe.skipIf(!available)('native attention', () => {
       }),
     ],
   ];
-  for (const kernels of ['avx2', 'portable'] as const) {
+  for (const kernels of ['avx512', 'avx2', 'portable'] as const) {
     for (const threads of [1, 2, 3]) {
       it(`matches the reference on every mask (${kernels}, ${threads} threads), decode and prefill`, () => {
         const backend = createNativeBackend({ threads, kernels });

@@ -10,6 +10,7 @@ export {
   createCpuBackend,
 } from './cpu-backend.js';
 export {
+  type NativeKernelSet,
   type NativeKernels,
   NativeUnavailableError,
   nativeAvailability,

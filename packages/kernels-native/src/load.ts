@@ -31,7 +31,7 @@ export interface NativeKernels {
     bias: Float32Array | null,
     out: Float32Array,
   ): void;
-  /** 2:4 at batch 1 (AVX2 kernels only): `positions` are the N:M format's 2-bit indices; cols % 8 == 0. */
+  /** 2:4 at batch 1 (AVX2 / AVX-512 kernels only): `positions` are the N:M format's 2-bit indices; cols % 8 == 0. */
   linearNm24(
     x: Float32Array,
     values: Float32Array | Uint16Array,
@@ -42,7 +42,23 @@ export interface NativeKernels {
     bias: Float32Array | null,
     out: Float32Array,
   ): void;
-  /** BSR (AVX2 kernels only): blockCols a multiple of 8, or 1 with blockRows a multiple of 8. */
+  /**
+   * A bitmask weight at batch 1 (AVX2 / AVX-512 kernels only): `rowOffsets[r]` is where row r starts
+   * in `values`, which hold `count` values.
+   */
+  linearBitmask(
+    x: Float32Array,
+    bitmask: Uint8Array,
+    rowOffsets: Int32Array,
+    values: Float32Array | Uint16Array,
+    f16: boolean,
+    count: number,
+    rows: number,
+    cols: number,
+    bias: Float32Array | null,
+    out: Float32Array,
+  ): void;
+  /** BSR (AVX2 / AVX-512 kernels): blockCols a multiple of 8, or 1 with blockRows a multiple of 8. */
   linearBsr(
     x: Float32Array,
     batch: number,
@@ -85,7 +101,8 @@ export interface NativeKernels {
   /** Swap two paths in one step (Linux renameat2 RENAME_EXCHANGE); false where that cannot be done. */
   exchangePaths(a: string, b: string): boolean;
   setThreads(threads: number): void;
-  useKernels(kernels: 'avx2' | 'portable'): boolean;
+  /** Select the best kernels at or below the ones named that this CPU runs; returns those chosen. */
+  useKernels(kernels: NativeKernelSet): NativeKernelSet;
   /** Run wide dense f32 batches on a system BLAS where one loads (returns whether one runs). */
   useBlas(on: boolean): boolean;
   features(): {
@@ -93,12 +110,17 @@ export interface NativeKernels {
     fma: boolean;
     f16c: boolean;
     avx512f: boolean;
-    kernels: string;
+    /** AVX-512 F, BW, VL and DQ: what the AVX-512 kernels need. */
+    avx512: boolean;
+    kernels: NativeKernelSet;
     /** The system BLAS loaded for wide dense batches ('openblas', 'blis'), or null. */
     blas: string | null;
     threads: number;
   };
 }
+
+/** The kernel builds, best first: AVX-512 (with AVX2 for what has no AVX-512 kernel), AVX2 + FMA + F16C, portable C++. */
+export type NativeKernelSet = 'avx512' | 'avx2' | 'portable';
 
 /** The native kernels cannot load here; `reason` says why (one line). */
 export class NativeUnavailableError extends SparsekitError {

@@ -11,22 +11,24 @@ import {
 } from '@sparsekit/sparse-formats';
 import { backendConformance } from '@sparsekit/test-utils';
 import { describe, expect, it } from 'vitest';
-import { nativeAvailability } from './load.js';
+import type { NativeKernelSet } from './load.js';
+import { nativeAvailability, nativeKernels } from './load.js';
 import { createNativeBackend, type NativeBackend } from './native-backend.js';
 
 const availability = nativeAvailability();
 const skip = availability.available ? false : `native addon not built: ${availability.reason}`;
 const backends = new Map<string, NativeBackend>();
-/** One backend per (kernels, threads); the addon's pool is per process, so each call sets it. */
-const backend = (kernels: 'avx2' | 'portable', threads: number) => {
+/** One backend per (kernels, threads), kept: each selects its own pool size and kernels when used. */
+const backend = (kernels: NativeKernelSet, threads: number) => {
   const key = `${kernels}/${threads}`;
   const b = backends.get(key) ?? createNativeBackend({ kernels, threads });
   backends.set(key, b);
-  createNativeBackend({ kernels, threads }); // (re-selects the kernels and the pool size)
   return b;
 };
 
-backendConformance('native', () => backend('avx2', 2), { skip });
+backendConformance('native', () => backend('avx512', 2), { skip });
+/** Whether this CPU runs the AVX-512 kernels (else 'avx512' runs the AVX2 ones, and says so). */
+const avx512 = availability.available && createNativeBackend({ threads: 1 }).kernels === 'avx512';
 
 const VARIANTS: Array<[string, FormatName, object]> = [
   ['dense f32', 'dense', {}],
@@ -40,7 +42,8 @@ const VARIANTS: Array<[string, FormatName, object]> = [
   ['nm 2:4 f32', 'nm', { n: 2, m: 4 }],
   ['nm 2:4 f16', 'nm', { n: 2, m: 4, dtype: 'f16' }],
   ['nm 1:8 f32', 'nm', { n: 1, m: 8 }],
-  ['bitmask f32 (runs as csr)', 'bitmask', {}],
+  ['bitmask f32 (its own kernel at batch 1, else csr)', 'bitmask', {}],
+  ['bitmask f16', 'bitmask', { dtype: 'f16' }],
   ['bsr 2x4 f16 (runs as csr)', 'bsr', { blockShape: [2, 4], dtype: 'f16' }],
 ];
 
@@ -60,6 +63,7 @@ function weights(rows: number, cols: number, density: number, rng: Rng, nm?: [nu
 
 describe.skipIf(skip !== false)('native kernels against the reference kernels', () => {
   describe.each([
+    ['avx512', 2],
     ['avx2', 1],
     ['avx2', 3],
     ['portable', 2],
@@ -123,7 +127,7 @@ describe.skipIf(skip !== false)('native kernels against the reference kernels', 
           blockShape: shape,
           ...options,
         });
-        for (const kernels of ['avx2', 'portable'] as const)
+        for (const kernels of ['avx512', 'avx2', 'portable'] as const)
           for (const batch of [1, 3, 4, 9]) {
             const x = rng.normalArray(batch * cols);
             const bias = rng.normalArray(rows);
@@ -135,6 +139,31 @@ describe.skipIf(skip !== false)('native kernels against the reference kernels', 
               },
             );
           }
+      }
+    },
+  );
+
+  it.each(['avx512', 'avx2', 'portable'] as const)(
+    '%s wide batches read x^T in several column panels and row blocks to the reference result',
+    (kernels) => {
+      // Batch 130 pads to 144 per x^T row, so a panel is 448 columns: 1000 columns make three, and
+      // 70 rows three row blocks; u16 and i32 indices, f32 and f16 values, an empty row.
+      const rng = new Rng(41);
+      const values = weights(70, 1000, 0.3, rng);
+      for (let c = 0; c < 1000; c++) values[33 * 1000 + c] = 0;
+      for (const options of [{}, { indexType: 'u16', dtype: 'f16' }] as const) {
+        const w = fromDense(new Tensor('f32', [70, 1000], values), 'csr', options);
+        for (const batch of [24, 130]) {
+          const x = rng.normalArray(batch * 1000);
+          const bias = rng.normalArray(70);
+          expect(backend(kernels, 2).linear(x, batch, w, { bias })).toAllClose(
+            linear(x, batch, w, { bias }),
+            {
+              atol: 2e-4,
+              rtol: 1e-4,
+            },
+          );
+        }
       }
     },
   );
@@ -175,7 +204,7 @@ describe.skipIf(skip !== false)('native kernels against the reference kernels', 
     ).toThrow(ShapeMismatchError);
   });
 
-  it.each(['avx2', 'portable'] as const)(
+  it.each(['avx512', 'avx2', 'portable'] as const)(
     '%s gather GEMV reads only the active columns, as the reference (threads split the outputs)',
     (kernels) => {
       const rng = new Rng(11);
@@ -214,10 +243,21 @@ describe.skipIf(skip !== false)('native kernels against the reference kernels', 
     },
   );
 
-  it('reports its features and kernels', () => {
-    const b = backend('avx2', 2);
-    expect(['avx2', 'portable']).toContain(b.kernels);
+  it('reports its features and kernels: the best the CPU runs at or below the ones asked for', () => {
+    const features = createNativeBackend({ threads: 1 });
+    expect(['avx512', 'avx2', 'portable']).toContain(features.kernels);
+    expect(backend('avx512', 2).kernels).toBe(avx512 ? 'avx512' : backend('avx2', 2).kernels);
+    expect(['avx2', 'portable']).toContain(backend('avx2', 2).kernels);
     expect(backend('portable', 2).kernels).toBe('portable');
+    expect(() => createNativeBackend({ kernels: 'sse' as NativeKernelSet })).toThrow(/kernels/);
+    // Two backends in one process: each call runs on its own backend's kernels and pool.
+    const portable = createNativeBackend({ kernels: 'portable', threads: 1 });
+    const best = createNativeBackend({ threads: 3 });
+    const w = fromDense(new Tensor('f32', [4, 8], new Float32Array(32).fill(1)), 'csr');
+    portable.linear(new Float32Array(8), 1, w);
+    expect(nativeKernels().features()).toMatchObject({ kernels: 'portable', threads: 1 });
+    best.linear(new Float32Array(8), 1, w);
+    expect(nativeKernels().features()).toMatchObject({ kernels: best.kernels, threads: 3 });
   });
 });
 

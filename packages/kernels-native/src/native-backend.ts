@@ -1,10 +1,11 @@
 // The native backend: the backend contract on the Node-API addon's kernels (dense, CSR and
-// fixed-length compressed rows, f32 / f16 values, i32 / u16 indices; AVX2 + FMA or portable,
-// chosen at load; rows split over a thread pool by nonzeros). Every format runs on those kernels:
-// COO, CSC, bitmask and BSR as CSR, N:M as rows of n x groups slots, each converted once per matrix
-// and kept while the matrix lives. The composed ops (spmm, matmul, attention) run the reference
-// compositions over the native linear (attention beyond plain prefill has its own row kernel), the
-// gather GEMV has its own kernel, and sddmm is the reference kernel.
+// fixed-length compressed rows, f32 / f16 values, i32 / u16 indices; AVX-512, AVX2 + FMA or
+// portable, chosen at load; rows split over a thread pool by nonzeros). Every format runs on those
+// kernels: COO, CSC, bitmask and BSR as CSR (bitmask at batch 1, 2:4 at batch 1 and BSR in 1 x 8k
+// or 8k x 1 blocks have kernels of their own), N:M as rows of n x groups slots, each converted once
+// per matrix and kept while the matrix lives. The composed ops (spmm, matmul, attention) run the
+// reference compositions over the native linear (attention beyond plain prefill has its own row
+// kernel), the gather GEMV has its own kernel, and sddmm is the reference kernel.
 import { availableParallelism } from 'node:os';
 import { InvalidArgumentError } from '@sparsekit/core';
 import {
@@ -12,6 +13,7 @@ import {
   type AttentionMask,
   attention,
   type Backend,
+  type BitmaskMatrix,
   type BsrMatrix,
   type CsrMatrix,
   checkGatherGemv,
@@ -34,13 +36,17 @@ import {
   transposedColumns,
   validate,
 } from '@sparsekit/sparse-formats';
-import { type NativeKernels, nativeKernels } from './load.js';
+import { type NativeKernelSet, type NativeKernels, nativeKernels } from './load.js';
 
 export interface NativeBackendOptions {
   /** Threads of the kernel pool (default: the machine's cores, at most 16). */
   threads?: number;
-  /** 'avx2' (default where the CPU has AVX2, FMA and F16C) or 'portable'. */
-  kernels?: 'avx2' | 'portable';
+  /**
+   * The best kernels at or below these that the CPU runs (default 'avx512': AVX-512 where the CPU
+   * has F, BW, VL and DQ, else AVX2 where it has AVX2, FMA and F16C, else portable); lower ones
+   * are for tests and comparisons.
+   */
+  kernels?: NativeKernelSet;
   /**
    * Dense f32 weights at batch 16 and wider run on a system BLAS (OpenBLAS or BLIS, loaded at run
    * time where installed) when true (default); SPARSEKIT_BLAS=0 never loads one.
@@ -62,16 +68,22 @@ type Prepared =
       nm24?: NmMatrix;
       /** BSR whose blocks the block kernels take (see `blockKernelFits`): the matrix. */
       blocks?: BsrMatrix;
+      /** A bitmask weight, for the batch-1 kernel that reads its bits (wider batches run as CSR). */
+      bitmask?: BitmaskMatrix;
     };
+
+/** The backend whose threads, kernels and BLAS switch the addon holds now. */
+let selected: NativeBackend | undefined;
 
 export class NativeBackend implements Backend {
   readonly name = 'native';
   readonly flavour = 'sync';
   readonly threads: number;
-  /** Which kernels run: 'avx2' or 'portable'. */
-  readonly kernels: 'avx2' | 'portable';
+  /** Which kernels run: 'avx512', 'avx2' or 'portable'. */
+  readonly kernels: NativeKernelSet;
   /** The system BLAS that runs wide dense batches ('openblas', 'blis'), or null (the kernels here). */
   readonly blas: string | null;
+  private readonly useBlas: boolean;
   private readonly prepared = new WeakMap<SparseMatrix, Prepared>();
   private readonly columns = new WeakMap<DenseMatrix, Float32Array>();
 
@@ -82,18 +94,33 @@ export class NativeBackend implements Backend {
     const threads = options.threads ?? defaultThreads();
     if (!(Number.isInteger(threads) && threads >= 1 && threads <= 256))
       throw new InvalidArgumentError('threads', threads, 'must be an integer in [1, 256]');
-    addon.setThreads(threads);
+    const want = options.kernels ?? 'avx512';
+    if (want !== 'avx512' && want !== 'avx2' && want !== 'portable')
+      throw new InvalidArgumentError('kernels', want, "must be 'avx512', 'avx2' or 'portable'");
     this.threads = threads;
-    const want = options.kernels ?? 'avx2';
-    if (want !== 'avx2' && want !== 'portable')
-      throw new InvalidArgumentError('kernels', want, "must be 'avx2' or 'portable'");
-    this.kernels = addon.useKernels(want) ? 'avx2' : 'portable';
-    this.blas = addon.useBlas(options.blas ?? true) ? addon.features().blas : null;
+    this.kernels = addon.useKernels(want);
+    this.useBlas = options.blas ?? true;
+    this.blas = addon.useBlas(this.useBlas) ? addon.features().blas : null;
+    addon.setThreads(threads);
+    selected = this;
+  }
+
+  /**
+   * The addon's pool size, kernels and BLAS switch are per process: a call on this backend after
+   * another backend was made or used selects this one's again.
+   */
+  private select(): void {
+    if (selected === this) return;
+    this.addon.setThreads(this.threads);
+    this.addon.useKernels(this.kernels);
+    this.addon.useBlas(this.useBlas);
+    selected = this;
   }
 
   /** y = x W^T (+ bias): x [batch, in], W [out, in] in any format; y [batch, out]. */
   linear(x: Float32Array, batch: number, w: SparseMatrix, options: LinearOptions = {}): Float32Array {
     const out = checkLinearArgs(x, batch, w, options);
+    this.select();
     const bias = options.bias;
     if (batch === 0 || w.rows === 0) return out.fill(0);
     if (w.cols === 0) {
@@ -104,7 +131,7 @@ export class NativeBackend implements Backend {
       const p = this.prepare(w);
       if (p.kind === 'dense')
         this.addon.linearDense(x, batch, p.values, p.f16, w.rows, w.cols, bias ?? null, out);
-      else if (p.blocks !== undefined && this.kernels === 'avx2') {
+      else if (p.blocks !== undefined && this.kernels !== 'portable') {
         const b = p.blocks;
         this.addon.linearBsr(
           x,
@@ -121,7 +148,21 @@ export class NativeBackend implements Backend {
           bias ?? null,
           out,
         );
-      } else if (p.nm24 !== undefined && batch === 1 && this.kernels === 'avx2')
+      } else if (p.bitmask !== undefined && batch === 1 && this.kernels !== 'portable') {
+        const m = p.bitmask;
+        this.addon.linearBitmask(
+          x,
+          m.bitmask,
+          m.rowOffsets,
+          m.values,
+          m.dtype === 'f16',
+          m.values.length,
+          w.rows,
+          w.cols,
+          bias ?? null,
+          out,
+        );
+      } else if (p.nm24 !== undefined && batch === 1 && this.kernels !== 'portable')
         this.addon.linearNm24(x, p.values, p.f16, p.nm24.indices, w.rows, w.cols, bias ?? null, out);
       else
         this.addon.linearCsr(
@@ -176,6 +217,7 @@ export class NativeBackend implements Backend {
     if (plain && r.seq >= PRODUCT_MIN_SEQ)
       return attention({ ...args, out }, (x, batch, w, o) => this.linear(x, batch, w, o));
     const { segments, offsets } = maskSegments(r.mask, r.offset, r.seq, r.keyLength);
+    this.select();
     this.addon.attend(args.q, r.heads, r.seq, r.dim, args.keys, args.values, segments, offsets, r.scale, out);
     return out;
   }
@@ -191,6 +233,7 @@ export class NativeBackend implements Backend {
     const y = args.out ?? new Float32Array(args.w.rows);
     if (args.bias === undefined) y.fill(0);
     else y.set(args.bias);
+    this.select();
     this.addon.gatherGemv(columns, args.x, args.active, args.w.rows, y);
     return y;
   }
@@ -224,6 +267,7 @@ export class NativeBackend implements Backend {
         values: c.values,
         f16: c.dtype === 'f16',
         ...(w.format === 'bsr' && blockKernelFits(w.blockRows, w.blockCols) ? { blocks: w } : {}),
+        ...(w.format === 'bitmask' ? { bitmask: w } : {}),
       };
     }
     this.prepared.set(w, p);
