@@ -95,13 +95,6 @@ const cases: Case[] = [
     options: { n: 2, m: 4, dtype: 'f16' },
   },
   { label: 'csr 70% f32', values: () => pruned(0.7), format: 'csr' },
-  { label: 'bitmask 70% f32', values: () => pruned(0.7), format: 'bitmask' },
-  {
-    label: 'bitmask 70% f16',
-    values: () => pruned(0.7),
-    format: 'bitmask',
-    options: { dtype: 'f16' },
-  },
   { label: 'csr 90% f32', values: () => pruned(0.9), format: 'csr' },
   {
     label: 'bsr 1x8 90% f32',
@@ -120,6 +113,12 @@ const cases: Case[] = [
     values: () => pruned(0.7, [1, 8]),
     format: 'bsr',
     options: { blockShape: [1, 8] },
+  },
+  {
+    label: 'csr 70% u16 f16',
+    values: () => pruned(0.7),
+    format: 'csr',
+    options: { indexType: 'u16', dtype: 'f16' },
   },
   {
     label: 'csr 90% u16 f16',

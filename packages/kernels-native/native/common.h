@@ -44,12 +44,11 @@ bool blasLinear(const float* x, int batch, const float* w, int rows, int cols, f
 // Batches at least this wide run dense f32 products on the BLAS, where one loads.
 constexpr int BLAS_MIN_BATCH = 16;
 
-// The linear kernels' bindings (dense.cc, csr.cc, structured.cc, bitmask.cc) and the gather GEMV (gather.cc).
+// The linear kernels' bindings (dense.cc, csr.cc, structured.cc) and the gather GEMV (gather.cc).
 Napi::Value LinearDense(const Napi::CallbackInfo& info);
 Napi::Value LinearCsr(const Napi::CallbackInfo& info);
 Napi::Value LinearNm24(const Napi::CallbackInfo& info);
 Napi::Value LinearBsr(const Napi::CallbackInfo& info);
-Napi::Value LinearBitmask(const Napi::CallbackInfo& info);
 Napi::Value GatherGemv(const Napi::CallbackInfo& info);
 
 // attend(q, heads, seq, dim, keys, values, segments, offsets, scale, out): see attention.cc.

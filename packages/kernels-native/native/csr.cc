@@ -1,6 +1,7 @@
-// Compressed rows (CSR, and N:M / ELL as rows of fixed length): batch 1 reads eight (AVX-512:
-// sixteen) inputs by index at a time; wider batches read x transposed, one contiguous run of batch
-// values per nonzero, and from WIDE_MIN_BATCH in panels of x^T that stay in cache.
+// Compressed rows (CSR, and N:M / ELL as rows of fixed length): batch 1 reads eight inputs by index
+// at a time (scalar loads: on the AMD cores measured both vgatherdps and its 16-wide AVX-512 form
+// are slower); wider batches read x transposed, one contiguous run of batch values per nonzero, and
+// from WIDE_MIN_BATCH in panels of x^T that stay in cache (AVX2 or AVX-512 registers).
 #include "simd.h"
 
 namespace sk {
@@ -113,27 +114,6 @@ __attribute__((target("avx2,fma,f16c"))) void csrRowsAvx2(const float* x, const 
     }
     for (int b = 0; b < batch; b++) y[static_cast<int64_t>(b) * rows + r] = acc[b];
   }
-}
-
-// Batch 1 on AVX-512: sixteen inputs by column index per step (hardware gather), the row's last
-// nonzeros under a mask.
-template <typename V, typename I>
-SK_AVX512 void csrRowAvx512(const float* x, int64_t start, int64_t end, const I* indices, const V* values,
-                            float* y) {
-  __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
-  int64_t k = start;
-  for (; k + 32 <= end; k += 32) {
-    a0 = _mm512_fmadd_ps(load16(values + k), _mm512_i32gather_ps(loadIndex16(indices + k), x, 4), a0);
-    a1 = _mm512_fmadd_ps(load16(values + k + 16), _mm512_i32gather_ps(loadIndex16(indices + k + 16), x, 4), a1);
-  }
-  for (; k + 16 <= end; k += 16)
-    a0 = _mm512_fmadd_ps(load16(values + k), _mm512_i32gather_ps(loadIndex16(indices + k), x, 4), a0);
-  if (k < end) {
-    const __mmask16 m = static_cast<__mmask16>((1u << (end - k)) - 1);
-    const __m512 xs = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m, loadIndex16Masked(indices + k, m), x, 4);
-    a1 = _mm512_fmadd_ps(load16Masked(values + k, m), xs, a1);
-  }
-  *y = _mm512_reduce_add_ps(_mm512_add_ps(a0, a1));
 }
 
 // Wide batches, tiled: x^T [cols, stride] (stride = the batch rounded up to a whole register, the
@@ -287,14 +267,6 @@ void runCsr(const float* x, int batch, int cols, const int32_t* indptr, int64_t 
       std::vector<int64_t> cursor(WIDE_ROW_BLOCK);
       return csrRowsWide(xt.data(), batch, stride, cols, indptr, rowLength, indices, values, rows, y, r0, r1,
                          acc.data(), cursor.data());
-    }
-    if (useAvx512 && batch == 1) {
-      for (int r = r0; r < r1; r++) {
-        const int64_t start = indptr ? indptr[r] : r * rowLength;
-        const int64_t end = indptr ? indptr[r + 1] : (r + 1) * rowLength;
-        csrRowAvx512(x, start, end, indices, values, y + r);
-      }
-      return;
     }
 #endif
     std::vector<float> acc(batch > 1 ? batch : 1);

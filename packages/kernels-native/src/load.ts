@@ -42,22 +42,6 @@ export interface NativeKernels {
     bias: Float32Array | null,
     out: Float32Array,
   ): void;
-  /**
-   * A bitmask weight at batch 1 (AVX2 / AVX-512 kernels only): `rowOffsets[r]` is where row r starts
-   * in `values`, which hold `count` values.
-   */
-  linearBitmask(
-    x: Float32Array,
-    bitmask: Uint8Array,
-    rowOffsets: Int32Array,
-    values: Float32Array | Uint16Array,
-    f16: boolean,
-    count: number,
-    rows: number,
-    cols: number,
-    bias: Float32Array | null,
-    out: Float32Array,
-  ): void;
   /** BSR (AVX2 / AVX-512 kernels): blockCols a multiple of 8, or 1 with blockRows a multiple of 8. */
   linearBsr(
     x: Float32Array,

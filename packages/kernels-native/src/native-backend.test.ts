@@ -42,8 +42,7 @@ const VARIANTS: Array<[string, FormatName, object]> = [
   ['nm 2:4 f32', 'nm', { n: 2, m: 4 }],
   ['nm 2:4 f16', 'nm', { n: 2, m: 4, dtype: 'f16' }],
   ['nm 1:8 f32', 'nm', { n: 1, m: 8 }],
-  ['bitmask f32 (its own kernel at batch 1, else csr)', 'bitmask', {}],
-  ['bitmask f16', 'bitmask', { dtype: 'f16' }],
+  ['bitmask f32 (runs as csr)', 'bitmask', {}],
   ['bsr 2x4 f16 (runs as csr)', 'bsr', { blockShape: [2, 4], dtype: 'f16' }],
 ];
 

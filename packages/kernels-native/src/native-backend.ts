@@ -1,8 +1,8 @@
 // The native backend: the backend contract on the Node-API addon's kernels (dense, CSR and
 // fixed-length compressed rows, f32 / f16 values, i32 / u16 indices; AVX-512, AVX2 + FMA or
 // portable, chosen at load; rows split over a thread pool by nonzeros). Every format runs on those
-// kernels: COO, CSC, bitmask and BSR as CSR (bitmask at batch 1, 2:4 at batch 1 and BSR in 1 x 8k
-// or 8k x 1 blocks have kernels of their own), N:M as rows of n x groups slots, each converted once
+// kernels: COO, CSC, bitmask and BSR as CSR (2:4 at batch 1 and BSR in 1 x 8k or 8k x 1 blocks
+// have kernels of their own), N:M as rows of n x groups slots, each converted once
 // per matrix and kept while the matrix lives. The composed ops (spmm, matmul, attention) run the
 // reference compositions over the native linear (attention beyond plain prefill has its own row
 // kernel), the gather GEMV has its own kernel, and sddmm is the reference kernel.
@@ -13,7 +13,6 @@ import {
   type AttentionMask,
   attention,
   type Backend,
-  type BitmaskMatrix,
   type BsrMatrix,
   type CsrMatrix,
   checkGatherGemv,
@@ -68,8 +67,6 @@ type Prepared =
       nm24?: NmMatrix;
       /** BSR whose blocks the block kernels take (see `blockKernelFits`): the matrix. */
       blocks?: BsrMatrix;
-      /** A bitmask weight, for the batch-1 kernel that reads its bits (wider batches run as CSR). */
-      bitmask?: BitmaskMatrix;
     };
 
 /** The backend whose threads, kernels and BLAS switch the addon holds now. */
@@ -145,20 +142,6 @@ export class NativeBackend implements Backend {
           b.blockRows,
           b.blockCols,
           w.rows,
-          bias ?? null,
-          out,
-        );
-      } else if (p.bitmask !== undefined && batch === 1 && this.kernels !== 'portable') {
-        const m = p.bitmask;
-        this.addon.linearBitmask(
-          x,
-          m.bitmask,
-          m.rowOffsets,
-          m.values,
-          m.dtype === 'f16',
-          m.values.length,
-          w.rows,
-          w.cols,
           bias ?? null,
           out,
         );
@@ -267,7 +250,6 @@ export class NativeBackend implements Backend {
         values: c.values,
         f16: c.dtype === 'f16',
         ...(w.format === 'bsr' && blockKernelFits(w.blockRows, w.blockCols) ? { blocks: w } : {}),
-        ...(w.format === 'bitmask' ? { bitmask: w } : {}),
       };
     }
     this.prepared.set(w, p);
