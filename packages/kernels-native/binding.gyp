@@ -2,7 +2,7 @@
   "targets": [
     {
       "target_name": "sparsekit_kernels",
-      "sources": ["native/addon.cc", "native/dense.cc", "native/csr.cc", "native/structured.cc", "native/gather.cc", "native/attention.cc", "native/blas.cc"],
+      "sources": ["native/addon.cc", "native/dense.cc", "native/csr.cc", "native/structured.cc", "native/bsr.cc", "native/gather.cc", "native/attention.cc", "native/blas.cc"],
       "libraries": ["-ldl"],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_DISABLE_CPP_EXCEPTIONS", "NAPI_VERSION=8"],

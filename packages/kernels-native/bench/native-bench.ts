@@ -7,7 +7,7 @@
  *     [--threads N] [--only "csr 90%,dense f32"] [--kernels avx512,avx2] [--out bench-results]
  *
  * Weights: normal random values; unstructured sparsity zeroes each entry with probability s (seeded);
- * 2:4 keeps the two largest |w| of every four; R x C blocks (1x8 along inputs, 8x1 along outputs) are
+ * 2:4 keeps the two largest |w| of every four; R x C blocks (1x8 and 1x4 along inputs, 8x1 and 4x1 along outputs) are
  * dropped whole with probability s. Calls rotate through copies of the weight beyond the
  * last-level cache ("cold", as decoding reads each layer once per token). The native kernels run
  * as the best build the CPU has ("native") and, where that is AVX-512, as the AVX2 build too
@@ -107,6 +107,18 @@ const cases: Case[] = [
     values: () => pruned(0.9, [8, 1]),
     format: 'bsr',
     options: { blockShape: [8, 1] },
+  },
+  {
+    label: 'bsr 1x4 90% f32',
+    values: () => pruned(0.9, [1, 4]),
+    format: 'bsr',
+    options: { blockShape: [1, 4] },
+  },
+  {
+    label: 'bsr 4x1 90% f32',
+    values: () => pruned(0.9, [4, 1]),
+    format: 'bsr',
+    options: { blockShape: [4, 1] },
   },
   {
     label: 'bsr 1x8 70% f32',

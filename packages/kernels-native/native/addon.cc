@@ -1,6 +1,6 @@
 // The addon: the thread pool, the kernel choice, row splitting, and the exports. The kernels behind
 // the backend contract's linear op, y [batch, rows] = x [batch, cols] W^T (+ bias), live in dense.cc,
-// csr.cc (CSR, and N:M / ELL passed as rows of fixed length) and structured.cc (2:4, BSR); f32 or
+// csr.cc (CSR, and N:M / ELL passed as rows of fixed length), structured.cc (2:4) and bsr.cc; f32 or
 // f16 values (F16C), i32 or u16 column indices. Each kernel has an AVX2+FMA build and most a
 // portable one, and some an AVX-512 one, chosen once at load from the CPU's features. Rows are split
 // over a thread pool by nonzeros. The TypeScript side validates shapes and indices once per matrix;

@@ -44,7 +44,7 @@ bool blasLinear(const float* x, int batch, const float* w, int rows, int cols, f
 // Batches at least this wide run dense f32 products on the BLAS, where one loads.
 constexpr int BLAS_MIN_BATCH = 16;
 
-// The linear kernels' bindings (dense.cc, csr.cc, structured.cc) and the gather GEMV (gather.cc).
+// The linear kernels' bindings (dense.cc, csr.cc, structured.cc, bsr.cc) and the gather GEMV (gather.cc).
 Napi::Value LinearDense(const Napi::CallbackInfo& info);
 Napi::Value LinearCsr(const Napi::CallbackInfo& info);
 Napi::Value LinearNm24(const Napi::CallbackInfo& info);

@@ -1,5 +1,4 @@
-// Structured sparsity without gathers: 2:4 through permutes (in-lane on AVX2, two-source on
-// AVX-512), and blocks (BSR).
+// 2:4 without gathers: permutes (in-lane on AVX2, two-source on AVX-512) at batch 1.
 #include "simd.h"
 
 namespace sk {
@@ -95,111 +94,6 @@ SK_AVX512 void nm24RowsAvx512(const float* x, const V* values, const uint8_t* po
   }
 }
 
-// BSR with blocks R x C, C a multiple of 8 (1 x k along inputs): each block row reads, per block, C
-// contiguous inputs for each of its R rows (no gathers; one index per block). At batch 1 two 8-wide
-// blocks go per step on independent sums; wider batches take four batch rows per load of the block.
-template <typename V, typename I>
-__attribute__((target("avx2,fma,f16c"))) void bsrWideAvx2(const float* x, int batch, int cols, const int32_t* indptr,
-                                                          const I* indices, const V* values, int R, int C,
-                                                          int rows, float* y, int b0, int b1) {
-  const int64_t blockSize = static_cast<int64_t>(R) * C;
-  for (int br = b0; br < b1; br++) {
-    const int32_t kStart = indptr[br], kEnd = indptr[br + 1];
-    for (int r = 0; r < R; r++) {
-      const int64_t out = static_cast<int64_t>(br) * R + r;
-      if (batch == 1) {
-        __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
-        int32_t k = kStart;
-        if (C == 8) {
-          for (; k + 2 <= kEnd; k += 2) {
-            const V* block = values + k * blockSize + static_cast<int64_t>(r) * 8;
-            a0 = _mm256_fmadd_ps(load8(block), _mm256_loadu_ps(x + static_cast<int64_t>(indices[k]) * 8), a0);
-            a1 = _mm256_fmadd_ps(load8(block + blockSize),
-                                 _mm256_loadu_ps(x + static_cast<int64_t>(indices[k + 1]) * 8), a1);
-          }
-        }
-        for (; k < kEnd; k++) {
-          const V* block = values + k * blockSize + static_cast<int64_t>(r) * C;
-          const float* xs = x + static_cast<int64_t>(indices[k]) * C;
-          int c = 0;
-          for (; c + 16 <= C; c += 16) {
-            a0 = _mm256_fmadd_ps(load8(block + c), _mm256_loadu_ps(xs + c), a0);
-            a1 = _mm256_fmadd_ps(load8(block + c + 8), _mm256_loadu_ps(xs + c + 8), a1);
-          }
-          for (; c < C; c += 8) a0 = _mm256_fmadd_ps(load8(block + c), _mm256_loadu_ps(xs + c), a0);
-        }
-        y[out] = hsum(_mm256_add_ps(a0, a1));
-        continue;
-      }
-      int b = 0;
-      for (; b < batch; b += 4) {
-        const int nb = batch - b < 4 ? batch - b : 4;
-        __m256 a[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
-        const float* xb = x + static_cast<int64_t>(b) * cols;
-        for (int32_t k = kStart; k < kEnd; k++) {
-          const V* block = values + k * blockSize + static_cast<int64_t>(r) * C;
-          const int64_t at = static_cast<int64_t>(indices[k]) * C;
-          for (int c = 0; c < C; c += 8) {
-            const __m256 v = load8(block + c);
-            if (nb == 4) {
-              a[0] = _mm256_fmadd_ps(v, _mm256_loadu_ps(xb + at + c), a[0]);
-              a[1] = _mm256_fmadd_ps(v, _mm256_loadu_ps(xb + cols + at + c), a[1]);
-              a[2] = _mm256_fmadd_ps(v, _mm256_loadu_ps(xb + 2 * static_cast<int64_t>(cols) + at + c), a[2]);
-              a[3] = _mm256_fmadd_ps(v, _mm256_loadu_ps(xb + 3 * static_cast<int64_t>(cols) + at + c), a[3]);
-            } else {
-              for (int j = 0; j < nb; j++)
-                a[j] = _mm256_fmadd_ps(v, _mm256_loadu_ps(xb + j * static_cast<int64_t>(cols) + at + c), a[j]);
-            }
-          }
-        }
-        for (int j = 0; j < nb; j++) y[static_cast<int64_t>(b + j) * rows + out] = hsum(a[j]);
-      }
-    }
-  }
-}
-
-// BSR with blocks R x 1, R a multiple of 8 (k x 1 along outputs): a block is R consecutive outputs of
-// one input, so each block is one broadcast of x times R / 8 registers of values, summed in registers
-// that hold 8 outputs; four batch rows per load of the block.
-template <typename V, typename I>
-__attribute__((target("avx2,fma,f16c"))) void bsrTallAvx2(const float* x, int batch, int cols, const int32_t* indptr,
-                                                          const I* indices, const V* values, int R, int rows,
-                                                          float* y, int b0, int b1) {
-  for (int br = b0; br < b1; br++) {
-    const int32_t kStart = indptr[br], kEnd = indptr[br + 1];
-    for (int r = 0; r < R; r += 8) {
-      const int64_t out = static_cast<int64_t>(br) * R + r;
-      for (int b = 0; b < batch; b += 4) {
-        const int nb = batch - b < 4 ? batch - b : 4;
-        const float* xb = x + static_cast<int64_t>(b) * cols;
-        __m256 a[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
-        if (nb == 1) {
-          // Two blocks per step on independent sums.
-          __m256 c0 = _mm256_setzero_ps();
-          int32_t k = kStart;
-          for (; k + 2 <= kEnd; k += 2) {
-            a[0] = _mm256_fmadd_ps(load8(values + static_cast<int64_t>(k) * R + r), _mm256_set1_ps(xb[indices[k]]),
-                                   a[0]);
-            c0 = _mm256_fmadd_ps(load8(values + static_cast<int64_t>(k + 1) * R + r),
-                                 _mm256_set1_ps(xb[indices[k + 1]]), c0);
-          }
-          if (k < kEnd)
-            a[0] = _mm256_fmadd_ps(load8(values + static_cast<int64_t>(k) * R + r), _mm256_set1_ps(xb[indices[k]]),
-                                   a[0]);
-          a[0] = _mm256_add_ps(a[0], c0);
-        } else {
-          for (int32_t k = kStart; k < kEnd; k++) {
-            const __m256 v = load8(values + static_cast<int64_t>(k) * R + r);
-            const int64_t at = indices[k];
-            for (int j = 0; j < nb; j++)
-              a[j] = _mm256_fmadd_ps(v, _mm256_set1_ps(xb[j * static_cast<int64_t>(cols) + at]), a[j]);
-          }
-        }
-        for (int j = 0; j < nb; j++) _mm256_storeu_ps(y + static_cast<int64_t>(b + j) * rows + out, a[j]);
-      }
-    }
-  }
-}
 #endif
 
 template <typename V>
@@ -230,22 +124,6 @@ void runNm24(const float* x, const V* values, const uint8_t* positions, int rows
 #endif
 }
 
-template <typename V, typename I>
-void runBsr(const float* x, int batch, int cols, const int32_t* indptr, const I* indices, const V* values,
-            int blockRowCount, int R, int C, int rows, const float* bias, float* y) {
-#ifdef SK_X86
-  int64_t nnz = static_cast<int64_t>(indptr[blockRowCount] - indptr[0]) * R * C;
-  auto ranges = splitRows(blockRowCount, indptr, 0, partsFor(nnz * batch, pool->threads()));
-  pool->run(static_cast<int>(ranges.size()), [&](int t) {
-    if (C == 1)
-      bsrTallAvx2(x, batch, cols, indptr, indices, values, R, rows, y, ranges[t].r0, ranges[t].r1);
-    else
-      bsrWideAvx2(x, batch, cols, indptr, indices, values, R, C, rows, y, ranges[t].r0, ranges[t].r1);
-  });
-  addBias(y, batch, rows, bias);
-#endif
-}
-
 }  // namespace
 
 // linearNm24(x, values, f16, positions, rows, cols, bias | null, out): batch 1, AVX2 only; positions are
@@ -261,34 +139,6 @@ Napi::Value LinearNm24(const Napi::CallbackInfo& info) {
   float* y = dataOf<float>(info[7]);
   if (f16) runNm24(x, dataOf<uint16_t>(info[1]), positions, rows, cols, bias, y);
   else runNm24(x, dataOf<float>(info[1]), positions, rows, cols, bias, y);
-  return info.Env().Undefined();
-}
-
-// linearBsr(x, batch, cols, indptr, indices, u16, values, f16, blockRows, blockCols, rows, bias | null, out):
-// AVX2 only; blockCols a multiple of 8, or 1 with blockRows a multiple of 8.
-Napi::Value LinearBsr(const Napi::CallbackInfo& info) {
-  std::lock_guard<std::mutex> lock(callMutex);
-  const float* x = dataOf<float>(info[0]);
-  int batch = info[1].As<Napi::Number>().Int32Value();
-  int cols = info[2].As<Napi::Number>().Int32Value();
-  const int32_t* indptr = dataOf<int32_t>(info[3]);
-  bool u16 = info[5].As<Napi::Boolean>().Value();
-  bool f16 = info[7].As<Napi::Boolean>().Value();
-  int R = info[8].As<Napi::Number>().Int32Value();
-  int C = info[9].As<Napi::Number>().Int32Value();
-  int rows = info[10].As<Napi::Number>().Int32Value();
-  const float* bias = dataOf<float>(info[11]);
-  float* y = dataOf<float>(info[12]);
-  int n = rows / R;
-  if (u16) {
-    auto idx = dataOf<uint16_t>(info[4]);
-    if (f16) runBsr(x, batch, cols, indptr, idx, dataOf<uint16_t>(info[6]), n, R, C, rows, bias, y);
-    else runBsr(x, batch, cols, indptr, idx, dataOf<float>(info[6]), n, R, C, rows, bias, y);
-  } else {
-    auto idx = dataOf<int32_t>(info[4]);
-    if (f16) runBsr(x, batch, cols, indptr, idx, dataOf<uint16_t>(info[6]), n, R, C, rows, bias, y);
-    else runBsr(x, batch, cols, indptr, idx, dataOf<float>(info[6]), n, R, C, rows, bias, y);
-  }
   return info.Env().Undefined();
 }
 

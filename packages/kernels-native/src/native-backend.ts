@@ -1,8 +1,8 @@
 // The native backend: the backend contract on the Node-API addon's kernels (dense, CSR and
 // fixed-length compressed rows, f32 / f16 values, i32 / u16 indices; AVX-512, AVX2 + FMA or
 // portable, chosen at load; rows split over a thread pool by nonzeros). Every format runs on those
-// kernels: COO, CSC, bitmask and BSR as CSR (2:4 at batch 1 and BSR in 1 x 8k or 8k x 1 blocks
-// have kernels of their own), N:M as rows of n x groups slots, each converted once
+// kernels: COO, CSC, bitmask and BSR as CSR (2:4 at batch 1 and BSR in 1 x 8k, 8k x 1 or small
+// blocks have kernels of their own), N:M as rows of n x groups slots, each converted once
 // per matrix and kept while the matrix lives. The composed ops (spmm, matmul, attention) run the
 // reference compositions over the native linear (attention beyond plain prefill has its own row
 // kernel), the gather GEMV has its own kernel, and sddmm is the reference kernel.
@@ -128,7 +128,11 @@ export class NativeBackend implements Backend {
       const p = this.prepare(w);
       if (p.kind === 'dense')
         this.addon.linearDense(x, batch, p.values, p.f16, w.rows, w.cols, bias ?? null, out);
-      else if (p.blocks !== undefined && this.kernels !== 'portable') {
+      else if (
+        p.blocks !== undefined &&
+        this.kernels !== 'portable' &&
+        blockKernelFits(p.blocks.blockRows, p.blocks.blockCols, batch)
+      ) {
         const b = p.blocks;
         this.addon.linearBsr(
           x,
@@ -259,11 +263,18 @@ export class NativeBackend implements Backend {
 
 /**
  * Whether the BSR block kernels take blocks of this shape: 1 x 8k along inputs (C contiguous inputs
- * per block row), or 8k x 1 along outputs (one broadcast input per 8 outputs). Other shapes run as CSR.
+ * per block row), 8k x 1 along outputs (one broadcast input per 8 outputs), or small blocks of 1, 2
+ * or 4 by 1, 2 or 4 (batches below SMALL_BLOCK_MAX_BATCH; wider ones run as CSR, on the tiled
+ * kernel). Other shapes run as CSR.
  */
-export function blockKernelFits(blockRows: number, blockCols: number): boolean {
-  return blockCols % 8 === 0 || (blockCols === 1 && blockRows % 8 === 0);
+export function blockKernelFits(blockRows: number, blockCols: number, batch = 1): boolean {
+  if (blockCols % 8 === 0 || (blockCols === 1 && blockRows % 8 === 0)) return true;
+  const small = (k: number) => k === 1 || k === 2 || k === 4;
+  return small(blockRows) && small(blockCols) && blockRows * blockCols > 1 && batch < SMALL_BLOCK_MAX_BATCH;
 }
+
+/** From this batch, small blocks run as CSR (the addon's tiled wide-batch kernel starts here too). */
+export const SMALL_BLOCK_MAX_BATCH = 24;
 
 /**
  * Each query's key rows as [start, end) pairs (query s's pairs are offsets[s] .. offsets[s + 1]),

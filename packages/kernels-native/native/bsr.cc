@@ -1,0 +1,218 @@
+// Blocks (BSR) without gathers: one index per block, its values contiguous.
+#include "simd.h"
+
+namespace sk {
+namespace {
+
+#ifdef SK_X86
+// BSR with blocks R x C, C a multiple of 8 (1 x k along inputs): each block row reads, per block, C
+// contiguous inputs for each of its R rows (no gathers; one index per block). At batch 1 two 8-wide
+// blocks go per step on independent sums; wider batches take four batch rows per load of the block.
+template <typename V, typename I>
+__attribute__((target("avx2,fma,f16c"))) void bsrWideAvx2(const float* x, int batch, int cols, const int32_t* indptr,
+                                                          const I* indices, const V* values, int R, int C,
+                                                          int rows, float* y, int b0, int b1) {
+  const int64_t blockSize = static_cast<int64_t>(R) * C;
+  for (int br = b0; br < b1; br++) {
+    const int32_t kStart = indptr[br], kEnd = indptr[br + 1];
+    for (int r = 0; r < R; r++) {
+      const int64_t out = static_cast<int64_t>(br) * R + r;
+      if (batch == 1) {
+        __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+        int32_t k = kStart;
+        if (C == 8) {
+          for (; k + 2 <= kEnd; k += 2) {
+            const V* block = values + k * blockSize + static_cast<int64_t>(r) * 8;
+            a0 = _mm256_fmadd_ps(load8(block), _mm256_loadu_ps(x + static_cast<int64_t>(indices[k]) * 8), a0);
+            a1 = _mm256_fmadd_ps(load8(block + blockSize),
+                                 _mm256_loadu_ps(x + static_cast<int64_t>(indices[k + 1]) * 8), a1);
+          }
+        }
+        for (; k < kEnd; k++) {
+          const V* block = values + k * blockSize + static_cast<int64_t>(r) * C;
+          const float* xs = x + static_cast<int64_t>(indices[k]) * C;
+          int c = 0;
+          for (; c + 16 <= C; c += 16) {
+            a0 = _mm256_fmadd_ps(load8(block + c), _mm256_loadu_ps(xs + c), a0);
+            a1 = _mm256_fmadd_ps(load8(block + c + 8), _mm256_loadu_ps(xs + c + 8), a1);
+          }
+          for (; c < C; c += 8) a0 = _mm256_fmadd_ps(load8(block + c), _mm256_loadu_ps(xs + c), a0);
+        }
+        y[out] = hsum(_mm256_add_ps(a0, a1));
+        continue;
+      }
+      int b = 0;
+      for (; b < batch; b += 4) {
+        const int nb = batch - b < 4 ? batch - b : 4;
+        __m256 a[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+        const float* xb = x + static_cast<int64_t>(b) * cols;
+        for (int32_t k = kStart; k < kEnd; k++) {
+          const V* block = values + k * blockSize + static_cast<int64_t>(r) * C;
+          const int64_t at = static_cast<int64_t>(indices[k]) * C;
+          for (int c = 0; c < C; c += 8) {
+            const __m256 v = load8(block + c);
+            if (nb == 4) {
+              a[0] = _mm256_fmadd_ps(v, _mm256_loadu_ps(xb + at + c), a[0]);
+              a[1] = _mm256_fmadd_ps(v, _mm256_loadu_ps(xb + cols + at + c), a[1]);
+              a[2] = _mm256_fmadd_ps(v, _mm256_loadu_ps(xb + 2 * static_cast<int64_t>(cols) + at + c), a[2]);
+              a[3] = _mm256_fmadd_ps(v, _mm256_loadu_ps(xb + 3 * static_cast<int64_t>(cols) + at + c), a[3]);
+            } else {
+              for (int j = 0; j < nb; j++)
+                a[j] = _mm256_fmadd_ps(v, _mm256_loadu_ps(xb + j * static_cast<int64_t>(cols) + at + c), a[j]);
+            }
+          }
+        }
+        for (int j = 0; j < nb; j++) y[static_cast<int64_t>(b + j) * rows + out] = hsum(a[j]);
+      }
+    }
+  }
+}
+
+// BSR with blocks R x 1, R a multiple of 8 (k x 1 along outputs): a block is R consecutive outputs of
+// one input, so each block is one broadcast of x times R / 8 registers of values, summed in registers
+// that hold 8 outputs; four batch rows per load of the block.
+template <typename V, typename I>
+__attribute__((target("avx2,fma,f16c"))) void bsrTallAvx2(const float* x, int batch, int cols, const int32_t* indptr,
+                                                          const I* indices, const V* values, int R, int rows,
+                                                          float* y, int b0, int b1) {
+  for (int br = b0; br < b1; br++) {
+    const int32_t kStart = indptr[br], kEnd = indptr[br + 1];
+    for (int r = 0; r < R; r += 8) {
+      const int64_t out = static_cast<int64_t>(br) * R + r;
+      for (int b = 0; b < batch; b += 4) {
+        const int nb = batch - b < 4 ? batch - b : 4;
+        const float* xb = x + static_cast<int64_t>(b) * cols;
+        __m256 a[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+        if (nb == 1) {
+          // Two blocks per step on independent sums.
+          __m256 c0 = _mm256_setzero_ps();
+          int32_t k = kStart;
+          for (; k + 2 <= kEnd; k += 2) {
+            a[0] = _mm256_fmadd_ps(load8(values + static_cast<int64_t>(k) * R + r), _mm256_set1_ps(xb[indices[k]]),
+                                   a[0]);
+            c0 = _mm256_fmadd_ps(load8(values + static_cast<int64_t>(k + 1) * R + r),
+                                 _mm256_set1_ps(xb[indices[k + 1]]), c0);
+          }
+          if (k < kEnd)
+            a[0] = _mm256_fmadd_ps(load8(values + static_cast<int64_t>(k) * R + r), _mm256_set1_ps(xb[indices[k]]),
+                                   a[0]);
+          a[0] = _mm256_add_ps(a[0], c0);
+        } else {
+          for (int32_t k = kStart; k < kEnd; k++) {
+            const __m256 v = load8(values + static_cast<int64_t>(k) * R + r);
+            const int64_t at = indices[k];
+            for (int j = 0; j < nb; j++)
+              a[j] = _mm256_fmadd_ps(v, _mm256_set1_ps(xb[j * static_cast<int64_t>(cols) + at]), a[j]);
+          }
+        }
+        for (int j = 0; j < nb; j++) _mm256_storeu_ps(y + static_cast<int64_t>(b + j) * rows + out, a[j]);
+      }
+    }
+  }
+}
+
+// BSR with small blocks, R and C each 1, 2 or 4 (1x2, 1x4, 2x1, 4x1, 2x2, ...): per batch row, each
+// block's R x C values times its C contiguous inputs, in R x C independent sums (the compiler
+// vectorizes them across a block), four blocks per step on separate sums so no step waits on the
+// last one's multiply-add.
+template <int R, int C, typename V, typename I>
+__attribute__((target("avx2,fma,f16c"))) void bsrSmallAvx2(const float* x, int batch, int cols,
+                                                           const int32_t* indptr, const I* indices,
+                                                           const V* values, int rows, float* y, int b0, int b1) {
+  constexpr int S = R * C;
+  for (int br = b0; br < b1; br++) {
+    const int32_t kStart = indptr[br], kEnd = indptr[br + 1];
+    for (int b = 0; b < batch; b++) {
+      const float* xb = x + static_cast<int64_t>(b) * cols;
+      float a[4][S] = {};
+      int32_t k = kStart;
+      for (; k + 4 <= kEnd; k += 4)
+        for (int j = 0; j < 4; j++) {
+          const V* block = values + static_cast<int64_t>(k + j) * S;
+          const float* xs = xb + static_cast<int64_t>(indices[k + j]) * C;
+          for (int i = 0; i < S; i++) a[j][i] += valueAtAvx(block, i) * xs[i % C];
+        }
+      for (; k < kEnd; k++) {
+        const V* block = values + static_cast<int64_t>(k) * S;
+        const float* xs = xb + static_cast<int64_t>(indices[k]) * C;
+        for (int i = 0; i < S; i++) a[0][i] += valueAtAvx(block, i) * xs[i % C];
+      }
+      float* yb = y + static_cast<int64_t>(b) * rows + static_cast<int64_t>(br) * R;
+      for (int r = 0; r < R; r++) {
+        float sum = 0;
+        for (int c = 0; c < C; c++) {
+          const int i = r * C + c;
+          sum += (a[0][i] + a[1][i]) + (a[2][i] + a[3][i]);
+        }
+        yb[r] = sum;
+      }
+    }
+  }
+}
+
+// The small block shapes bsrSmallAvx2 is built for; false for any other.
+template <typename V, typename I>
+bool bsrSmall(const float* x, int batch, int cols, const int32_t* indptr, const I* indices, const V* values, int R,
+              int C, int rows, float* y, int b0, int b1) {
+#define SK_SMALL(r, c)                                                                  \
+  if (R == r && C == c) {                                                               \
+    bsrSmallAvx2<r, c>(x, batch, cols, indptr, indices, values, rows, y, b0, b1);       \
+    return true;                                                                        \
+  }
+  SK_SMALL(1, 2) SK_SMALL(1, 4) SK_SMALL(2, 1) SK_SMALL(4, 1) SK_SMALL(2, 2) SK_SMALL(2, 4) SK_SMALL(4, 2)
+  SK_SMALL(4, 4)
+#undef SK_SMALL
+  return false;
+}
+#endif
+
+template <typename V, typename I>
+void runBsr(const float* x, int batch, int cols, const int32_t* indptr, const I* indices, const V* values,
+            int blockRowCount, int R, int C, int rows, const float* bias, float* y) {
+#ifdef SK_X86
+  int64_t nnz = static_cast<int64_t>(indptr[blockRowCount] - indptr[0]) * R * C;
+  auto ranges = splitRows(blockRowCount, indptr, 0, partsFor(nnz * batch, pool->threads()));
+  pool->run(static_cast<int>(ranges.size()), [&](int t) {
+    if (C % 8 == 0)
+      bsrWideAvx2(x, batch, cols, indptr, indices, values, R, C, rows, y, ranges[t].r0, ranges[t].r1);
+    else if (C == 1 && R % 8 == 0)
+      bsrTallAvx2(x, batch, cols, indptr, indices, values, R, rows, y, ranges[t].r0, ranges[t].r1);
+    else
+      bsrSmall(x, batch, cols, indptr, indices, values, R, C, rows, y, ranges[t].r0, ranges[t].r1);
+  });
+  addBias(y, batch, rows, bias);
+#endif
+}
+
+}  // namespace
+
+// linearBsr(x, batch, cols, indptr, indices, u16, values, f16, blockRows, blockCols, rows, bias | null, out):
+// AVX2 only; blockCols a multiple of 8, or 1 with blockRows a multiple of 8, or blocks of 1, 2 or 4
+// by 1, 2 or 4 (see bsrSmall).
+Napi::Value LinearBsr(const Napi::CallbackInfo& info) {
+  std::lock_guard<std::mutex> lock(callMutex);
+  const float* x = dataOf<float>(info[0]);
+  int batch = info[1].As<Napi::Number>().Int32Value();
+  int cols = info[2].As<Napi::Number>().Int32Value();
+  const int32_t* indptr = dataOf<int32_t>(info[3]);
+  bool u16 = info[5].As<Napi::Boolean>().Value();
+  bool f16 = info[7].As<Napi::Boolean>().Value();
+  int R = info[8].As<Napi::Number>().Int32Value();
+  int C = info[9].As<Napi::Number>().Int32Value();
+  int rows = info[10].As<Napi::Number>().Int32Value();
+  const float* bias = dataOf<float>(info[11]);
+  float* y = dataOf<float>(info[12]);
+  int n = rows / R;
+  if (u16) {
+    auto idx = dataOf<uint16_t>(info[4]);
+    if (f16) runBsr(x, batch, cols, indptr, idx, dataOf<uint16_t>(info[6]), n, R, C, rows, bias, y);
+    else runBsr(x, batch, cols, indptr, idx, dataOf<float>(info[6]), n, R, C, rows, bias, y);
+  } else {
+    auto idx = dataOf<int32_t>(info[4]);
+    if (f16) runBsr(x, batch, cols, indptr, idx, dataOf<uint16_t>(info[6]), n, R, C, rows, bias, y);
+    else runBsr(x, batch, cols, indptr, idx, dataOf<float>(info[6]), n, R, C, rows, bias, y);
+  }
+  return info.Env().Undefined();
+}
+
+}  // namespace sk
