@@ -161,48 +161,44 @@ SK_AVX512 inline int64_t wideStepAvx512(const float* xt, int64_t stride, const I
   return k;
 }
 
+// The step kernels of one instruction set, by the number of registers per pass.
+struct Avx2Steps {
+  static constexpr int WIDTH = 8;
+  template <int NV, typename V, typename I>
+  static int64_t step(const float* xt, int64_t stride, const I* indices, const V* values, int64_t k, int64_t end,
+                      int32_t panelEnd, float* acc) {
+    return wideStepAvx2<NV>(xt, stride, indices, values, k, end, panelEnd, acc);
+  }
+};
+struct Avx512Steps {
+  static constexpr int WIDTH = 16;
+  template <int NV, typename V, typename I>
+  static int64_t step(const float* xt, int64_t stride, const I* indices, const V* values, int64_t k, int64_t end,
+                      int32_t panelEnd, float* acc) {
+    return wideStepAvx512<NV>(xt, stride, indices, values, k, end, panelEnd, acc);
+  }
+};
+
 // A row's nonzeros in [k, end) with columns below panelEnd, over batch values [0, stride) of acc,
 // 8 registers per pass; returns where the row's cursor stops.
-template <typename V, typename I>
-__attribute__((target("avx2,fma,f16c"))) int64_t wideRowAvx2(const float* xt, int64_t stride, const I* indices,
-                                                               const V* values, int64_t k, int64_t end,
-                                                               int32_t panelEnd, float* acc) {
+template <typename Steps, typename V, typename I>
+int64_t wideRow(const float* xt, int64_t stride, const I* indices, const V* values, int64_t k, int64_t end,
+                int32_t panelEnd, float* acc) {
+  constexpr int W = Steps::WIDTH;
   int64_t stop = k;
-  for (int64_t b = 0; b < stride; b += 64) {
-    const int64_t left = (stride - b) / 8;
+  for (int64_t b = 0; b < stride; b += 8 * W) {
+    const int64_t left = (stride - b) / W;
     const float* xb = xt + b;
     float* ab = acc + b;
     switch (left >= 8 ? 8 : left) {
-      case 8: stop = wideStepAvx2<8>(xb, stride, indices, values, k, end, panelEnd, ab); break;
-      case 7: stop = wideStepAvx2<7>(xb, stride, indices, values, k, end, panelEnd, ab); break;
-      case 6: stop = wideStepAvx2<6>(xb, stride, indices, values, k, end, panelEnd, ab); break;
-      case 5: stop = wideStepAvx2<5>(xb, stride, indices, values, k, end, panelEnd, ab); break;
-      case 4: stop = wideStepAvx2<4>(xb, stride, indices, values, k, end, panelEnd, ab); break;
-      case 3: stop = wideStepAvx2<3>(xb, stride, indices, values, k, end, panelEnd, ab); break;
-      case 2: stop = wideStepAvx2<2>(xb, stride, indices, values, k, end, panelEnd, ab); break;
-      default: stop = wideStepAvx2<1>(xb, stride, indices, values, k, end, panelEnd, ab); break;
-    }
-  }
-  return stop;
-}
-
-template <typename V, typename I>
-SK_AVX512 int64_t wideRowAvx512(const float* xt, int64_t stride, const I* indices, const V* values, int64_t k,
-                                int64_t end, int32_t panelEnd, float* acc) {
-  int64_t stop = k;
-  for (int64_t b = 0; b < stride; b += 128) {
-    const int64_t left = (stride - b) / 16;
-    const float* xb = xt + b;
-    float* ab = acc + b;
-    switch (left >= 8 ? 8 : left) {
-      case 8: stop = wideStepAvx512<8>(xb, stride, indices, values, k, end, panelEnd, ab); break;
-      case 7: stop = wideStepAvx512<7>(xb, stride, indices, values, k, end, panelEnd, ab); break;
-      case 6: stop = wideStepAvx512<6>(xb, stride, indices, values, k, end, panelEnd, ab); break;
-      case 5: stop = wideStepAvx512<5>(xb, stride, indices, values, k, end, panelEnd, ab); break;
-      case 4: stop = wideStepAvx512<4>(xb, stride, indices, values, k, end, panelEnd, ab); break;
-      case 3: stop = wideStepAvx512<3>(xb, stride, indices, values, k, end, panelEnd, ab); break;
-      case 2: stop = wideStepAvx512<2>(xb, stride, indices, values, k, end, panelEnd, ab); break;
-      default: stop = wideStepAvx512<1>(xb, stride, indices, values, k, end, panelEnd, ab); break;
+      case 8: stop = Steps::template step<8>(xb, stride, indices, values, k, end, panelEnd, ab); break;
+      case 7: stop = Steps::template step<7>(xb, stride, indices, values, k, end, panelEnd, ab); break;
+      case 6: stop = Steps::template step<6>(xb, stride, indices, values, k, end, panelEnd, ab); break;
+      case 5: stop = Steps::template step<5>(xb, stride, indices, values, k, end, panelEnd, ab); break;
+      case 4: stop = Steps::template step<4>(xb, stride, indices, values, k, end, panelEnd, ab); break;
+      case 3: stop = Steps::template step<3>(xb, stride, indices, values, k, end, panelEnd, ab); break;
+      case 2: stop = Steps::template step<2>(xb, stride, indices, values, k, end, panelEnd, ab); break;
+      default: stop = Steps::template step<1>(xb, stride, indices, values, k, end, panelEnd, ab); break;
     }
   }
   return stop;
@@ -226,8 +222,8 @@ void csrRowsWide(const float* xt, int batch, int64_t stride, int cols, const int
         const int64_t k = cursor[i];
         if (k == end || indices[k] >= panelEnd) continue;
         float* a = acc + i * stride;
-        cursor[i] = useAvx512 ? wideRowAvx512(xt, stride, indices, values, k, end, panelEnd, a)
-                              : wideRowAvx2(xt, stride, indices, values, k, end, panelEnd, a);
+        cursor[i] = useAvx512 ? wideRow<Avx512Steps>(xt, stride, indices, values, k, end, panelEnd, a)
+                              : wideRow<Avx2Steps>(xt, stride, indices, values, k, end, panelEnd, a);
       }
     }
     for (int b = 0; b < batch; b++) {
