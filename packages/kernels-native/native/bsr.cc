@@ -111,58 +111,60 @@ __attribute__((target("avx2,fma,f16c"))) void bsrTallAvx2(const float* x, int ba
   }
 }
 
-// BSR with small blocks, R and C each 1, 2 or 4 (1x2, 1x4, 2x1, 4x1, 2x2, ...): per batch row, each
-// block's R x C values times its C contiguous inputs, in R x C independent sums (the compiler
-// vectorizes them across a block), four blocks per step on separate sums so no step waits on the
-// last one's multiply-add.
+// BSR in blocks of four values (1x4, 4x1, 2x2) at batch 1: two blocks per register, their inputs
+// laid out as the values are (a block's C inputs repeated R times), two registers of sums, and the
+// lanes added into the block's R outputs at the end.
+template <int C>
+__attribute__((target("avx2,fma,f16c"))) inline __m128 quadInputs(const float* x, int64_t index) {
+  if (C == 4) return _mm_loadu_ps(x + index * 4);
+  if (C == 2) return _mm_castpd_ps(_mm_loaddup_pd(reinterpret_cast<const double*>(x + index * 2)));
+  return _mm_set1_ps(x[index]);
+}
+__attribute__((target("avx2,fma,f16c"))) inline __m128 load4(const float* p) { return _mm_loadu_ps(p); }
+__attribute__((target("avx2,fma,f16c"))) inline __m128 load4(const uint16_t* p) {
+  return _mm_cvtph_ps(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)));
+}
+
 template <int R, int C, typename V, typename I>
-__attribute__((target("avx2,fma,f16c"))) void bsrSmallAvx2(const float* x, int batch, int cols,
-                                                           const int32_t* indptr, const I* indices,
-                                                           const V* values, int rows, float* y, int b0, int b1) {
-  constexpr int S = R * C;
+__attribute__((target("avx2,fma,f16c"))) void bsrQuadAvx2(const float* x, const int32_t* indptr, const I* indices,
+                                                          const V* values, float* y, int b0, int b1) {
+  static_assert(R * C == 4, "blocks of four values");
   for (int br = b0; br < b1; br++) {
     const int32_t kStart = indptr[br], kEnd = indptr[br + 1];
-    for (int b = 0; b < batch; b++) {
-      const float* xb = x + static_cast<int64_t>(b) * cols;
-      float a[4][S] = {};
-      int32_t k = kStart;
-      for (; k + 4 <= kEnd; k += 4)
-        for (int j = 0; j < 4; j++) {
-          const V* block = values + static_cast<int64_t>(k + j) * S;
-          const float* xs = xb + static_cast<int64_t>(indices[k + j]) * C;
-          for (int i = 0; i < S; i++) a[j][i] += valueAtAvx(block, i) * xs[i % C];
-        }
-      for (; k < kEnd; k++) {
-        const V* block = values + static_cast<int64_t>(k) * S;
-        const float* xs = xb + static_cast<int64_t>(indices[k]) * C;
-        for (int i = 0; i < S; i++) a[0][i] += valueAtAvx(block, i) * xs[i % C];
-      }
-      float* yb = y + static_cast<int64_t>(b) * rows + static_cast<int64_t>(br) * R;
-      for (int r = 0; r < R; r++) {
-        float sum = 0;
-        for (int c = 0; c < C; c++) {
-          const int i = r * C + c;
-          sum += (a[0][i] + a[1][i]) + (a[2][i] + a[3][i]);
-        }
-        yb[r] = sum;
-      }
+    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+    int32_t k = kStart;
+    for (; k + 4 <= kEnd; k += 4) {
+      const __m256 x0 = _mm256_set_m128(quadInputs<C>(x, indices[k + 1]), quadInputs<C>(x, indices[k]));
+      const __m256 x1 = _mm256_set_m128(quadInputs<C>(x, indices[k + 3]), quadInputs<C>(x, indices[k + 2]));
+      a0 = _mm256_fmadd_ps(load8(values + static_cast<int64_t>(k) * 4), x0, a0);
+      a1 = _mm256_fmadd_ps(load8(values + static_cast<int64_t>(k + 2) * 4), x1, a1);
+    }
+    const __m256 a = _mm256_add_ps(a0, a1);
+    __m128 t = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
+    for (; k < kEnd; k++) t = _mm_fmadd_ps(load4(values + static_cast<int64_t>(k) * 4), quadInputs<C>(x, indices[k]), t);
+    alignas(16) float l[4];
+    _mm_store_ps(l, t);
+    float* yb = y + static_cast<int64_t>(br) * R;
+    if (R == 1) {
+      yb[0] = (l[0] + l[1]) + (l[2] + l[3]);
+    } else if (R == 2) {
+      yb[0] = l[0] + l[1];
+      yb[1] = l[2] + l[3];
+    } else {
+      for (int r = 0; r < 4; r++) yb[r] = l[r];
     }
   }
 }
 
-// The small block shapes bsrSmallAvx2 is built for; false for any other.
+// The blocks of four values at batch 1; false for any other shape.
 template <typename V, typename I>
-bool bsrSmall(const float* x, int batch, int cols, const int32_t* indptr, const I* indices, const V* values, int R,
-              int C, int rows, float* y, int b0, int b1) {
-#define SK_SMALL(r, c)                                                                  \
-  if (R == r && C == c) {                                                               \
-    bsrSmallAvx2<r, c>(x, batch, cols, indptr, indices, values, rows, y, b0, b1);       \
-    return true;                                                                        \
-  }
-  SK_SMALL(1, 2) SK_SMALL(1, 4) SK_SMALL(2, 1) SK_SMALL(4, 1) SK_SMALL(2, 2) SK_SMALL(2, 4) SK_SMALL(4, 2)
-  SK_SMALL(4, 4)
-#undef SK_SMALL
-  return false;
+bool bsrQuad(const float* x, const int32_t* indptr, const I* indices, const V* values, int R, int C, float* y, int b0,
+             int b1) {
+  if (R == 1 && C == 4) bsrQuadAvx2<1, 4>(x, indptr, indices, values, y, b0, b1);
+  else if (R == 4 && C == 1) bsrQuadAvx2<4, 1>(x, indptr, indices, values, y, b0, b1);
+  else if (R == 2 && C == 2) bsrQuadAvx2<2, 2>(x, indptr, indices, values, y, b0, b1);
+  else return false;
+  return true;
 }
 #endif
 
@@ -178,7 +180,7 @@ void runBsr(const float* x, int batch, int cols, const int32_t* indptr, const I*
     else if (C == 1 && R % 8 == 0)
       bsrTallAvx2(x, batch, cols, indptr, indices, values, R, rows, y, ranges[t].r0, ranges[t].r1);
     else
-      bsrSmall(x, batch, cols, indptr, indices, values, R, C, rows, y, ranges[t].r0, ranges[t].r1);
+      bsrQuad(x, indptr, indices, values, R, C, y, ranges[t].r0, ranges[t].r1);
   });
   addBias(y, batch, rows, bias);
 #endif
@@ -187,8 +189,8 @@ void runBsr(const float* x, int batch, int cols, const int32_t* indptr, const I*
 }  // namespace
 
 // linearBsr(x, batch, cols, indptr, indices, u16, values, f16, blockRows, blockCols, rows, bias | null, out):
-// AVX2 only; blockCols a multiple of 8, or 1 with blockRows a multiple of 8, or blocks of 1, 2 or 4
-// by 1, 2 or 4 (see bsrSmall).
+// AVX2 only; blockCols a multiple of 8, or 1 with blockRows a multiple of 8, or at batch 1 blocks of
+// four values (1x4, 4x1, 2x2).
 Napi::Value LinearBsr(const Napi::CallbackInfo& info) {
   std::lock_guard<std::mutex> lock(callMutex);
   const float* x = dataOf<float>(info[0]);

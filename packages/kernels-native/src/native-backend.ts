@@ -262,19 +262,15 @@ export class NativeBackend implements Backend {
 }
 
 /**
- * Whether the BSR block kernels take blocks of this shape: 1 x 8k along inputs (C contiguous inputs
- * per block row), 8k x 1 along outputs (one broadcast input per 8 outputs), or small blocks of 1, 2
- * or 4 by 1, 2 or 4 (batches below SMALL_BLOCK_MAX_BATCH; wider ones run as CSR, on the tiled
- * kernel). Other shapes run as CSR.
+ * Whether the BSR block kernels take blocks of this shape at this batch: 1 x 8k along inputs (C
+ * contiguous inputs per block row), 8k x 1 along outputs (one broadcast input per 8 outputs), or at
+ * batch 1 blocks of four values (1x4, 4x1, 2x2; wider batches run them as CSR, whose kernels hold
+ * the batch in registers). Other shapes run as CSR.
  */
 export function blockKernelFits(blockRows: number, blockCols: number, batch = 1): boolean {
   if (blockCols % 8 === 0 || (blockCols === 1 && blockRows % 8 === 0)) return true;
-  const small = (k: number) => k === 1 || k === 2 || k === 4;
-  return small(blockRows) && small(blockCols) && blockRows * blockCols > 1 && batch < SMALL_BLOCK_MAX_BATCH;
+  return blockRows * blockCols === 4 && batch === 1;
 }
-
-/** From this batch, small blocks run as CSR (the addon's tiled wide-batch kernel starts here too). */
-export const SMALL_BLOCK_MAX_BATCH = 24;
 
 /**
  * Each query's key rows as [start, end) pairs (query s's pairs are offsets[s] .. offsets[s + 1]),
