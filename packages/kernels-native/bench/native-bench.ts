@@ -115,6 +115,12 @@ const cases: Case[] = [
     options: { blockShape: [1, 4] },
   },
   {
+    label: 'bsr 2x1 90% f32',
+    values: () => pruned(0.9, [2, 1]),
+    format: 'bsr',
+    options: { blockShape: [2, 1] },
+  },
+  {
     label: 'bsr 4x1 90% f32',
     values: () => pruned(0.9, [4, 1]),
     format: 'bsr',

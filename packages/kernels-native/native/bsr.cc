@@ -156,13 +156,59 @@ __attribute__((target("avx2,fma,f16c"))) void bsrQuadAvx2(const float* x, const 
   }
 }
 
-// The blocks of four values at batch 1; false for any other shape.
+// BSR in blocks of two values (1x2, 2x1) at batch 1: four blocks per register, the inputs laid out
+// as the values are; lane 2j + r of the sums belongs to output r of the block.
+template <int R, int C>
+__attribute__((target("avx2,fma,f16c"))) inline __m128 pairInputs(const float* x, int64_t i0, int64_t i1) {
+  if (C == 2)
+    return _mm_movelh_ps(_mm_castpd_ps(_mm_load_sd(reinterpret_cast<const double*>(x + i0 * 2))),
+                         _mm_castpd_ps(_mm_load_sd(reinterpret_cast<const double*>(x + i1 * 2))));
+  return _mm_setr_ps(x[i0], x[i0], x[i1], x[i1]);
+}
+
+template <int R, int C, typename V, typename I>
+__attribute__((target("avx2,fma,f16c"))) void bsrPairAvx2(const float* x, const int32_t* indptr, const I* indices,
+                                                          const V* values, float* y, int b0, int b1) {
+  static_assert(R * C == 2, "blocks of two values");
+  for (int br = b0; br < b1; br++) {
+    const int32_t kStart = indptr[br], kEnd = indptr[br + 1];
+    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+    int32_t k = kStart;
+    for (; k + 8 <= kEnd; k += 8) {
+      const __m256 x0 = _mm256_set_m128(pairInputs<R, C>(x, indices[k + 2], indices[k + 3]),
+                                        pairInputs<R, C>(x, indices[k], indices[k + 1]));
+      const __m256 x1 = _mm256_set_m128(pairInputs<R, C>(x, indices[k + 6], indices[k + 7]),
+                                        pairInputs<R, C>(x, indices[k + 4], indices[k + 5]));
+      a0 = _mm256_fmadd_ps(load8(values + static_cast<int64_t>(k) * 2), x0, a0);
+      a1 = _mm256_fmadd_ps(load8(values + static_cast<int64_t>(k + 4) * 2), x1, a1);
+    }
+    alignas(32) float l[8];
+    _mm256_store_ps(l, _mm256_add_ps(a0, a1));
+    float s0 = (l[0] + l[2]) + (l[4] + l[6]), s1 = (l[1] + l[3]) + (l[5] + l[7]);
+    for (; k < kEnd; k++) {
+      const V* block = values + static_cast<int64_t>(k) * 2;
+      const float* xs = x + static_cast<int64_t>(indices[k]) * C;
+      s0 += valueAtAvx(block, 0) * xs[0];
+      s1 += valueAtAvx(block, 1) * xs[C - 1];
+    }
+    if (R == 1) {
+      y[br] = s0 + s1;
+    } else {
+      y[static_cast<int64_t>(br) * 2] = s0;
+      y[static_cast<int64_t>(br) * 2 + 1] = s1;
+    }
+  }
+}
+
+// The blocks of two or four values at batch 1; false for any other shape.
 template <typename V, typename I>
-bool bsrQuad(const float* x, const int32_t* indptr, const I* indices, const V* values, int R, int C, float* y, int b0,
+bool bsrSmall(const float* x, const int32_t* indptr, const I* indices, const V* values, int R, int C, float* y, int b0,
              int b1) {
   if (R == 1 && C == 4) bsrQuadAvx2<1, 4>(x, indptr, indices, values, y, b0, b1);
   else if (R == 4 && C == 1) bsrQuadAvx2<4, 1>(x, indptr, indices, values, y, b0, b1);
   else if (R == 2 && C == 2) bsrQuadAvx2<2, 2>(x, indptr, indices, values, y, b0, b1);
+  else if (R == 1 && C == 2) bsrPairAvx2<1, 2>(x, indptr, indices, values, y, b0, b1);
+  else if (R == 2 && C == 1) bsrPairAvx2<2, 1>(x, indptr, indices, values, y, b0, b1);
   else return false;
   return true;
 }
@@ -180,7 +226,7 @@ void runBsr(const float* x, int batch, int cols, const int32_t* indptr, const I*
     else if (C == 1 && R % 8 == 0)
       bsrTallAvx2(x, batch, cols, indptr, indices, values, R, rows, y, ranges[t].r0, ranges[t].r1);
     else
-      bsrQuad(x, indptr, indices, values, R, C, y, ranges[t].r0, ranges[t].r1);
+      bsrSmall(x, indptr, indices, values, R, C, y, ranges[t].r0, ranges[t].r1);
   });
   addBias(y, batch, rows, bias);
 #endif
@@ -190,7 +236,7 @@ void runBsr(const float* x, int batch, int cols, const int32_t* indptr, const I*
 
 // linearBsr(x, batch, cols, indptr, indices, u16, values, f16, blockRows, blockCols, rows, bias | null, out):
 // AVX2 only; blockCols a multiple of 8, or 1 with blockRows a multiple of 8, or at batch 1 blocks of
-// four values (1x4, 4x1, 2x2).
+// two or four values (1x2, 2x1, 1x4, 4x1, 2x2).
 Napi::Value LinearBsr(const Napi::CallbackInfo& info) {
   std::lock_guard<std::mutex> lock(callMutex);
   const float* x = dataOf<float>(info[0]);

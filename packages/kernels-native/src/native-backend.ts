@@ -264,12 +264,12 @@ export class NativeBackend implements Backend {
 /**
  * Whether the BSR block kernels take blocks of this shape at this batch: 1 x 8k along inputs (C
  * contiguous inputs per block row), 8k x 1 along outputs (one broadcast input per 8 outputs), or at
- * batch 1 blocks of four values (1x4, 4x1, 2x2; wider batches run them as CSR, whose kernels hold
- * the batch in registers). Other shapes run as CSR.
+ * batch 1 blocks of two or four values (1x2, 2x1, 1x4, 4x1, 2x2; wider batches run them as CSR,
+ * whose kernels hold the batch in registers). Other shapes run as CSR.
  */
 export function blockKernelFits(blockRows: number, blockCols: number, batch = 1): boolean {
   if (blockCols % 8 === 0 || (blockCols === 1 && blockRows % 8 === 0)) return true;
-  return blockRows * blockCols === 4 && batch === 1;
+  return (blockRows * blockCols === 4 || blockRows * blockCols === 2) && batch === 1;
 }
 
 /**
