@@ -249,9 +249,24 @@ void runCsr(const float* x, int batch, int cols, const int32_t* indptr, int64_t 
   const int64_t stride = wide ? (batch + 15) / 16 * 16 : batch;
   std::vector<float> xt;
   if (batch > 1) {
-    xt.assign(static_cast<size_t>(stride) * cols, 0.0f);
-    for (int b = 0; b < batch; b++)
-      for (int c = 0; c < cols; c++) xt[static_cast<size_t>(c) * stride + b] = x[static_cast<size_t>(b) * cols + c];
+    // In tiles of 16 columns x all batch rows (each x row read in runs, each x^T row written whole,
+    // padding included), split over the pool by columns.
+    xt.resize(static_cast<size_t>(stride) * cols);
+    const int tiles = (cols + 15) / 16;
+    int parts = partsFor(static_cast<int64_t>(batch) * cols * 8, pool->threads());
+    if (parts > tiles) parts = tiles;
+    pool->run(parts, [&](int t) {
+      float* out = xt.data();
+      for (int tile = tiles * t / parts; tile < tiles * (t + 1) / parts; tile++) {
+        const int c0 = tile * 16, c1 = c0 + 16 < cols ? c0 + 16 : cols;
+        for (int c = c0; c < c1; c++)
+          std::memset(out + static_cast<size_t>(c) * stride + batch, 0, sizeof(float) * (stride - batch));
+        for (int b = 0; b < batch; b++) {
+          const float* xb = x + static_cast<size_t>(b) * cols;
+          for (int c = c0; c < c1; c++) out[static_cast<size_t>(c) * stride + b] = xb[c];
+        }
+      }
+    });
   }
   int64_t nnz = indptr ? indptr[rows] - indptr[0] : rowLength * rows;
   auto ranges = splitRows(rows, indptr, rowLength, partsFor(nnz * batch, pool->threads()));
