@@ -84,6 +84,15 @@ interface Case {
   format: FormatName;
   options?: object;
 }
+/** BSR with R x C blocks dropped whole with probability s, f32 values. */
+function blockCase(s: number, [R, C]: [number, number]): Case {
+  return {
+    label: `bsr ${R}x${C} ${Math.round(100 * s)}% f32`,
+    values: () => pruned(s, [R, C]),
+    format: 'bsr',
+    options: { blockShape: [R, C] },
+  };
+}
 const cases: Case[] = [
   { label: 'dense f32', values: () => dense, format: 'dense' },
   { label: 'dense f16', values: () => dense, format: 'dense', options: { dtype: 'f16' } },
@@ -96,42 +105,12 @@ const cases: Case[] = [
   },
   { label: 'csr 70% f32', values: () => pruned(0.7), format: 'csr' },
   { label: 'csr 90% f32', values: () => pruned(0.9), format: 'csr' },
-  {
-    label: 'bsr 1x8 90% f32',
-    values: () => pruned(0.9, [1, 8]),
-    format: 'bsr',
-    options: { blockShape: [1, 8] },
-  },
-  {
-    label: 'bsr 8x1 90% f32',
-    values: () => pruned(0.9, [8, 1]),
-    format: 'bsr',
-    options: { blockShape: [8, 1] },
-  },
-  {
-    label: 'bsr 1x4 90% f32',
-    values: () => pruned(0.9, [1, 4]),
-    format: 'bsr',
-    options: { blockShape: [1, 4] },
-  },
-  {
-    label: 'bsr 2x1 90% f32',
-    values: () => pruned(0.9, [2, 1]),
-    format: 'bsr',
-    options: { blockShape: [2, 1] },
-  },
-  {
-    label: 'bsr 4x1 90% f32',
-    values: () => pruned(0.9, [4, 1]),
-    format: 'bsr',
-    options: { blockShape: [4, 1] },
-  },
-  {
-    label: 'bsr 1x8 70% f32',
-    values: () => pruned(0.7, [1, 8]),
-    format: 'bsr',
-    options: { blockShape: [1, 8] },
-  },
+  blockCase(0.9, [1, 8]),
+  blockCase(0.9, [8, 1]),
+  blockCase(0.9, [1, 4]),
+  blockCase(0.9, [2, 1]),
+  blockCase(0.9, [4, 1]),
+  blockCase(0.7, [1, 8]),
   {
     label: 'csr 70% u16 f16',
     values: () => pruned(0.7),

@@ -88,19 +88,6 @@ SK_AVX512 inline __m512 load16(const float* p) { return _mm512_loadu_ps(p); }
 SK_AVX512 inline __m512 load16(const uint16_t* p) {
   return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
 }
-// The first n (< 16) of 16 values; the rest read as zeros (and are not read).
-SK_AVX512 inline __m512 load16Masked(const float* p, __mmask16 m) { return _mm512_maskz_loadu_ps(m, p); }
-SK_AVX512 inline __m512 load16Masked(const uint16_t* p, __mmask16 m) {
-  return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, p));
-}
-SK_AVX512 inline __m512i loadIndex16(const int32_t* p) { return _mm512_loadu_si512(p); }
-SK_AVX512 inline __m512i loadIndex16(const uint16_t* p) {
-  return _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
-}
-SK_AVX512 inline __m512i loadIndex16Masked(const int32_t* p, __mmask16 m) { return _mm512_maskz_loadu_epi32(m, p); }
-SK_AVX512 inline __m512i loadIndex16Masked(const uint16_t* p, __mmask16 m) {
-  return _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, p));
-}
 SK_AVX512 inline __m512 broadcast16(const float* v, int64_t i) { return _mm512_set1_ps(v[i]); }
 SK_AVX512 inline __m512 broadcast16(const uint16_t* v, int64_t i) { return _mm512_set1_ps(_cvtsh_ss(v[i])); }
 #endif
