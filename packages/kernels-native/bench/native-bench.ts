@@ -110,6 +110,8 @@ const cases: Case[] = [
   blockCase(0.9, [1, 4]),
   blockCase(0.9, [2, 1]),
   blockCase(0.9, [4, 1]),
+  blockCase(0.9, [2, 2]),
+  blockCase(0.9, [4, 4]),
   blockCase(0.7, [1, 8]),
   {
     label: 'csr 70% u16 f16',

@@ -200,6 +200,91 @@ __attribute__((target("avx2,fma,f16c"))) void bsrPairAvx2(const float* x, const 
   }
 }
 
+// Blocks of at most four rows and four columns at batch > 1 (1x2, 2x1, 1x4, 4x1, 2x2, 2x4, 4x2,
+// 4x4): x^T [cols, stride] (stride the batch rounded up to 8, zero padded), NB registers of 8 batch
+// values per pass over a block row's blocks (16 batch values where at least 9 are left, so batch
+// 16 reads the weights once). A block's C runs of x^T are read once for its R rows and its values
+// broadcast one at a time; NA sums per output row and register (8 registers in all for R <= 2)
+// hide the FMA latency, value (r, c) of the u-th block of an unrolled step going to sum
+// (u * C + c) % NA of row r.
+// One block's R x C values times its C runs of x^T (NB registers each), into the sums a.
+template <int R, int C, int NB, int NA, typename V, typename I>
+__attribute__((target("avx2,fma,f16c"))) inline void smallBlock(__m256 (&a)[R][NA][NB], const float* xt,
+                                                                int64_t stride, const I* indices, const V* values,
+                                                                int32_t k, int u, int64_t b) {
+  const float* xs = xt + static_cast<int64_t>(indices[k]) * C * stride + b;
+  const V* w = values + static_cast<int64_t>(k) * R * C;
+  for (int c = 0; c < C; c++) {
+    __m256 xv[NB];
+    for (int n = 0; n < NB; n++) xv[n] = _mm256_loadu_ps(xs + c * stride + 8 * n);
+    for (int r = 0; r < R; r++) {
+      const __m256 v = _mm256_set1_ps(valueAtAvx(w, r * C + c));
+      for (int n = 0; n < NB; n++) a[r][(u * C + c) % NA][n] = _mm256_fmadd_ps(v, xv[n], a[r][(u * C + c) % NA][n]);
+    }
+  }
+}
+
+template <int R, int C, int NB, typename V, typename I>
+__attribute__((target("avx2,fma,f16c"))) inline void smallBlockRow(const float* xt, int64_t stride, int batch,
+                                                                   int32_t kStart, int32_t kEnd, const I* indices,
+                                                                   const V* values, int rows, float* y, int br,
+                                                                   int64_t b) {
+  constexpr int NA = (R >= 4 ? 2 : 8 / R) / NB;
+  constexpr int U = NA >= C ? NA / C : 1;
+  __m256 a[R][NA][NB];
+  for (int r = 0; r < R; r++)
+    for (int j = 0; j < NA; j++)
+      for (int n = 0; n < NB; n++) a[r][j][n] = _mm256_setzero_ps();
+  int32_t k = kStart;
+  for (; k + U <= kEnd; k += U)
+    for (int u = 0; u < U; u++) smallBlock<R, C, NB, NA>(a, xt, stride, indices, values, k + u, u, b);
+  for (; k < kEnd; k++) smallBlock<R, C, NB, NA>(a, xt, stride, indices, values, k, 0, b);
+  for (int r = 0; r < R; r++)
+    for (int n = 0; n < NB; n++) {
+      for (int w = NA; w > 1; w /= 2)
+        for (int j = 0; j < w / 2; j++) a[r][j][n] = _mm256_add_ps(a[r][j][n], a[r][j + w / 2][n]);
+      alignas(32) float l[8];
+      _mm256_store_ps(l, a[r][0][n]);
+      const int64_t b0 = b + 8 * n;
+      const int nb = batch - b0 < 8 ? static_cast<int>(batch - b0) : 8;
+      float* yr = y + b0 * rows + static_cast<int64_t>(br) * R + r;
+      for (int j = 0; j < nb; j++) yr[static_cast<int64_t>(j) * rows] = l[j];
+    }
+}
+
+template <int R, int C, typename V, typename I>
+void bsrSmallBatchAvx2(const float* xt, int64_t stride, int batch, const int32_t* indptr, const I* indices,
+                       const V* values, int rows, float* y, int b0, int b1) {
+  static_assert(R <= 4 && C <= 4, "blocks of at most 4 x 4");
+  for (int br = b0; br < b1; br++) {
+    const int32_t kStart = indptr[br], kEnd = indptr[br + 1];
+    for (int64_t b = 0; b < batch; b += batch - b > 8 ? 16 : 8) {
+      if (batch - b > 8)
+        smallBlockRow<R, C, 2>(xt, stride, batch, kStart, kEnd, indices, values, rows, y, br, b);
+      else
+        smallBlockRow<R, C, 1>(xt, stride, batch, kStart, kEnd, indices, values, rows, y, br, b);
+    }
+  }
+}
+
+// The blocks of at most 4 x 4 at batch > 1 on x^T; false for any other shape.
+template <typename V, typename I>
+bool bsrSmallBatch(const float* xt, int64_t stride, int batch, const int32_t* indptr, const I* indices,
+                   const V* values, int R, int C, int rows, float* y, int b0, int b1) {
+#define SK_SMALL_BATCH(RR, CC) \
+  if (R == RR && C == CC) return bsrSmallBatchAvx2<RR, CC>(xt, stride, batch, indptr, indices, values, rows, y, b0, b1), true;
+  SK_SMALL_BATCH(1, 2)
+  SK_SMALL_BATCH(2, 1)
+  SK_SMALL_BATCH(1, 4)
+  SK_SMALL_BATCH(4, 1)
+  SK_SMALL_BATCH(2, 2)
+  SK_SMALL_BATCH(2, 4)
+  SK_SMALL_BATCH(4, 2)
+  SK_SMALL_BATCH(4, 4)
+#undef SK_SMALL_BATCH
+  return false;
+}
+
 // The blocks of two or four values at batch 1; false for any other shape.
 template <typename V, typename I>
 bool bsrSmall(const float* x, const int32_t* indptr, const I* indices, const V* values, int R, int C, float* y, int b0,
@@ -219,14 +304,22 @@ void runBsr(const float* x, int batch, int cols, const int32_t* indptr, const I*
             int blockRowCount, int R, int C, int rows, const float* bias, float* y) {
 #ifdef SK_X86
   int64_t nnz = static_cast<int64_t>(indptr[blockRowCount] - indptr[0]) * R * C;
+  const bool small = C % 8 != 0 && !(C == 1 && R % 8 == 0);
+  // Small blocks at batch > 1 read x^T, 8 batch values per register (rows padded to 16).
+  const int64_t stride = (batch + 15) / 16 * 16;
+  std::vector<float> xt;
+  if (small && batch > 1) xt = transposeX(x, batch, cols, stride);
   auto ranges = splitRows(blockRowCount, indptr, 0, partsFor(nnz * batch, pool->threads()));
   pool->run(static_cast<int>(ranges.size()), [&](int t) {
+    const int r0 = ranges[t].r0, r1 = ranges[t].r1;
     if (C % 8 == 0)
-      bsrWideAvx2(x, batch, cols, indptr, indices, values, R, C, rows, y, ranges[t].r0, ranges[t].r1);
+      bsrWideAvx2(x, batch, cols, indptr, indices, values, R, C, rows, y, r0, r1);
     else if (C == 1 && R % 8 == 0)
-      bsrTallAvx2(x, batch, cols, indptr, indices, values, R, rows, y, ranges[t].r0, ranges[t].r1);
+      bsrTallAvx2(x, batch, cols, indptr, indices, values, R, rows, y, r0, r1);
+    else if (batch == 1)
+      bsrSmall(x, indptr, indices, values, R, C, y, r0, r1);
     else
-      bsrSmall(x, indptr, indices, values, R, C, y, ranges[t].r0, ranges[t].r1);
+      bsrSmallBatch(xt.data(), stride, batch, indptr, indices, values, R, C, rows, y, r0, r1);
   });
   addBias(y, batch, rows, bias);
 #endif
@@ -235,8 +328,8 @@ void runBsr(const float* x, int batch, int cols, const int32_t* indptr, const I*
 }  // namespace
 
 // linearBsr(x, batch, cols, indptr, indices, u16, values, f16, blockRows, blockCols, rows, bias | null, out):
-// AVX2 only; blockCols a multiple of 8, or 1 with blockRows a multiple of 8, or at batch 1 blocks of
-// two or four values (1x2, 2x1, 1x4, 4x1, 2x2).
+// AVX2 only; blockCols a multiple of 8, or 1 with blockRows a multiple of 8, or blocks of at most 4 x 4
+// (at batch 1 only those of two or four values: 1x2, 2x1, 1x4, 4x1, 2x2).
 Napi::Value LinearBsr(const Napi::CallbackInfo& info) {
   std::lock_guard<std::mutex> lock(callMutex);
   const float* x = dataOf<float>(info[0]);

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <vector>
 
 #include "pool.h"
 
@@ -34,6 +35,9 @@ T* dataOf(const Napi::Value& v) {
   auto array = v.As<Napi::TypedArray>();
   return reinterpret_cast<T*>(static_cast<uint8_t*>(array.ArrayBuffer().Data()) + array.ByteOffset());
 }
+
+// x^T [cols, stride] of x [batch, cols], the padding (batch to stride) zeros, made over the pool (csr.cc).
+std::vector<float> transposeX(const float* x, int batch, int cols, int64_t stride);
 
 // A system BLAS loaded at run time (blas.cc): its name (null when none or disabled), switching it
 // on and off (returns whether it runs), its threads, and y = x W^T on it (false when there is none).

@@ -37,7 +37,7 @@ void csrRowsPortable(const float* x, const float* xt, int batch, const int32_t* 
 
 #ifdef SK_X86
 template <typename V, typename I>
-__attribute__((target("avx2,fma,f16c"))) void csrRowsAvx2(const float* x, const float* xt, int batch,
+__attribute__((target("avx2,fma,f16c"))) void csrRowsAvx2(const float* x, const float* xt, int batch, int64_t stride,
                                                           const int32_t* indptr, int64_t rowLength,
                                                           const I* indices, const V* values, int rows, float* y,
                                                           int r0, int r1, float* acc) {
@@ -58,17 +58,18 @@ __attribute__((target("avx2,fma,f16c"))) void csrRowsAvx2(const float* x, const 
       y[r] = s;
       continue;
     }
-    // Batch columns 16 (then 8) at a time in registers; the rest scalar.
+    // Batch columns 16 (then 8) at a time in registers, over x^T rows of `stride` (the batch rounded
+    // up to 8, zero padded, so that batches 2..7 run in registers too).
     int b = 0;
-    for (; b + 16 <= batch; b += 16) {
+    for (; b + 16 <= stride; b += 16) {
       __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), c0 = _mm256_setzero_ps(),
              c1 = _mm256_setzero_ps();
       int64_t k = start;
       for (; k + 2 <= end; k += 2) {
         __m256 v = _mm256_set1_ps(valueAtAvx(values, k));
         __m256 u = _mm256_set1_ps(valueAtAvx(values, k + 1));
-        const float* xr = xt + static_cast<int64_t>(indices[k]) * batch + b;
-        const float* xq = xt + static_cast<int64_t>(indices[k + 1]) * batch + b;
+        const float* xr = xt + static_cast<int64_t>(indices[k]) * stride + b;
+        const float* xq = xt + static_cast<int64_t>(indices[k + 1]) * stride + b;
         a0 = _mm256_fmadd_ps(v, _mm256_loadu_ps(xr), a0);
         a1 = _mm256_fmadd_ps(v, _mm256_loadu_ps(xr + 8), a1);
         c0 = _mm256_fmadd_ps(u, _mm256_loadu_ps(xq), c0);
@@ -76,14 +77,14 @@ __attribute__((target("avx2,fma,f16c"))) void csrRowsAvx2(const float* x, const 
       }
       if (k < end) {
         __m256 v = _mm256_set1_ps(valueAtAvx(values, k));
-        const float* xr = xt + static_cast<int64_t>(indices[k]) * batch + b;
+        const float* xr = xt + static_cast<int64_t>(indices[k]) * stride + b;
         a0 = _mm256_fmadd_ps(v, _mm256_loadu_ps(xr), a0);
         a1 = _mm256_fmadd_ps(v, _mm256_loadu_ps(xr + 8), a1);
       }
       _mm256_storeu_ps(acc + b, _mm256_add_ps(a0, c0));
       _mm256_storeu_ps(acc + b + 8, _mm256_add_ps(a1, c1));
     }
-    for (; b + 8 <= batch; b += 8) {
+    for (; b + 8 <= stride; b += 8) {
       // Four independent sums over the nonzeros: one FMA chain would wait on its own latency.
       __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps(),
              a3 = _mm256_setzero_ps();
@@ -91,26 +92,18 @@ __attribute__((target("avx2,fma,f16c"))) void csrRowsAvx2(const float* x, const 
       int64_t k = start;
       for (; k + 4 <= end; k += 4) {
         a0 = _mm256_fmadd_ps(_mm256_set1_ps(valueAtAvx(values, k)),
-                             _mm256_loadu_ps(xb + static_cast<int64_t>(indices[k]) * batch), a0);
+                             _mm256_loadu_ps(xb + static_cast<int64_t>(indices[k]) * stride), a0);
         a1 = _mm256_fmadd_ps(_mm256_set1_ps(valueAtAvx(values, k + 1)),
-                             _mm256_loadu_ps(xb + static_cast<int64_t>(indices[k + 1]) * batch), a1);
+                             _mm256_loadu_ps(xb + static_cast<int64_t>(indices[k + 1]) * stride), a1);
         a2 = _mm256_fmadd_ps(_mm256_set1_ps(valueAtAvx(values, k + 2)),
-                             _mm256_loadu_ps(xb + static_cast<int64_t>(indices[k + 2]) * batch), a2);
+                             _mm256_loadu_ps(xb + static_cast<int64_t>(indices[k + 2]) * stride), a2);
         a3 = _mm256_fmadd_ps(_mm256_set1_ps(valueAtAvx(values, k + 3)),
-                             _mm256_loadu_ps(xb + static_cast<int64_t>(indices[k + 3]) * batch), a3);
+                             _mm256_loadu_ps(xb + static_cast<int64_t>(indices[k + 3]) * stride), a3);
       }
       for (; k < end; k++)
         a0 = _mm256_fmadd_ps(_mm256_set1_ps(valueAtAvx(values, k)),
-                             _mm256_loadu_ps(xb + static_cast<int64_t>(indices[k]) * batch), a0);
+                             _mm256_loadu_ps(xb + static_cast<int64_t>(indices[k]) * stride), a0);
       _mm256_storeu_ps(acc + b, _mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
-    }
-    if (b < batch) {
-      for (int bb = b; bb < batch; bb++) acc[bb] = 0;
-      for (int64_t k = start; k < end; k++) {
-        float v = valueAtAvx(values, k);
-        const float* xr = xt + static_cast<int64_t>(indices[k]) * batch;
-        for (int bb = b; bb < batch; bb++) acc[bb] += v * xr[bb];
-      }
     }
     for (int b = 0; b < batch; b++) y[static_cast<int64_t>(b) * rows + r] = acc[b];
   }
@@ -245,29 +238,10 @@ void runCsr(const float* x, int batch, int cols, const int32_t* indptr, int64_t 
 #else
   const bool wide = false;
 #endif
-  // x^T, each batch run padded to whole registers for the tiled kernel.
-  const int64_t stride = wide ? (batch + 15) / 16 * 16 : batch;
+  // x^T, each batch run padded to whole registers: 16 for the tiled kernel, 8 for the AVX2 rows.
+  const int64_t stride = wide ? (batch + 15) / 16 * 16 : useAvx2 ? (batch + 7) / 8 * 8 : batch;
   std::vector<float> xt;
-  if (batch > 1) {
-    // In tiles of 16 columns x all batch rows (each x row read in runs, each x^T row written whole,
-    // padding included), split over the pool by columns.
-    xt.resize(static_cast<size_t>(stride) * cols);
-    const int tiles = (cols + 15) / 16;
-    int parts = partsFor(static_cast<int64_t>(batch) * cols * 8, pool->threads());
-    if (parts > tiles) parts = tiles;
-    pool->run(parts, [&](int t) {
-      float* out = xt.data();
-      for (int tile = tiles * t / parts; tile < tiles * (t + 1) / parts; tile++) {
-        const int c0 = tile * 16, c1 = c0 + 16 < cols ? c0 + 16 : cols;
-        for (int c = c0; c < c1; c++)
-          std::memset(out + static_cast<size_t>(c) * stride + batch, 0, sizeof(float) * (stride - batch));
-        for (int b = 0; b < batch; b++) {
-          const float* xb = x + static_cast<size_t>(b) * cols;
-          for (int c = c0; c < c1; c++) out[static_cast<size_t>(c) * stride + b] = xb[c];
-        }
-      }
-    });
-  }
+  if (batch > 1) xt = transposeX(x, batch, cols, stride);
   int64_t nnz = indptr ? indptr[rows] - indptr[0] : rowLength * rows;
   auto ranges = splitRows(rows, indptr, rowLength, partsFor(nnz * batch, pool->threads()));
   pool->run(static_cast<int>(ranges.size()), [&](int t) {
@@ -280,10 +254,10 @@ void runCsr(const float* x, int batch, int cols, const int32_t* indptr, int64_t 
                          acc.data(), cursor.data());
     }
 #endif
-    std::vector<float> acc(batch > 1 ? batch : 1);
+    std::vector<float> acc(batch > 1 ? stride : 1);
 #ifdef SK_X86
     if (useAvx2)
-      return csrRowsAvx2(x, xt.data(), batch, indptr, rowLength, indices, values, rows, y, r0, r1, acc.data());
+      return csrRowsAvx2(x, xt.data(), batch, stride, indptr, rowLength, indices, values, rows, y, r0, r1, acc.data());
 #endif
     csrRowsPortable(x, xt.data(), batch, indptr, rowLength, indices, values, rows, y, r0, r1, acc.data());
   });
@@ -291,6 +265,29 @@ void runCsr(const float* x, int batch, int cols, const int32_t* indptr, int64_t 
 }
 
 }  // namespace
+
+// x^T [cols, stride] of x [batch, cols], each x^T row padded with zeros from batch to stride: in
+// tiles of 16 columns x all batch rows (each x row read in runs, each x^T row written whole), split
+// over the pool by columns.
+std::vector<float> transposeX(const float* x, int batch, int cols, int64_t stride) {
+  std::vector<float> xt(static_cast<size_t>(stride) * cols);
+  const int tiles = (cols + 15) / 16;
+  int parts = partsFor(static_cast<int64_t>(batch) * cols * 8, pool->threads());
+  if (parts > tiles) parts = tiles;
+  pool->run(parts, [&](int t) {
+    float* out = xt.data();
+    for (int tile = tiles * t / parts; tile < tiles * (t + 1) / parts; tile++) {
+      const int c0 = tile * 16, c1 = c0 + 16 < cols ? c0 + 16 : cols;
+      for (int c = c0; c < c1; c++)
+        std::memset(out + static_cast<size_t>(c) * stride + batch, 0, sizeof(float) * (stride - batch));
+      for (int b = 0; b < batch; b++) {
+        const float* xb = x + static_cast<size_t>(b) * cols;
+        for (int c = c0; c < c1; c++) out[static_cast<size_t>(c) * stride + b] = xb[c];
+      }
+    }
+  });
+  return xt;
+}
 
 // linearCsr(x, batch, cols, indptr | null, rowLength, indices, u16, values, f16, rows, bias | null, out)
 Napi::Value LinearCsr(const Napi::CallbackInfo& info) {

@@ -43,7 +43,7 @@ const VARIANTS: Array<[string, FormatName, object]> = [
   ['nm 2:4 f16', 'nm', { n: 2, m: 4, dtype: 'f16' }],
   ['nm 1:8 f32', 'nm', { n: 1, m: 8 }],
   ['bitmask f32 (runs as csr)', 'bitmask', {}],
-  ['bsr 2x4 f16 (runs as csr)', 'bsr', { blockShape: [2, 4], dtype: 'f16' }],
+  ['bsr 2x4 f16 (as csr at batch 1)', 'bsr', { blockShape: [2, 4], dtype: 'f16' }],
 ];
 
 /** A dense [rows, cols] matrix at `density`, every m-group pruned to at most n when given. */
@@ -108,6 +108,9 @@ describe.skipIf(skip !== false)('native kernels against the reference kernels', 
     ['2x2 f32', [2, 2], {}],
     ['2x1 f32', [2, 1], {}],
     ['1x2 u16 f16', [1, 2], { indexType: 'u16', dtype: 'f16' }],
+    ['2x4 f32 (as csr at batch 1)', [2, 4], {}],
+    ['4x2 u16 f16 (as csr at batch 1)', [4, 2], { indexType: 'u16', dtype: 'f16' }],
+    ['4x4 f32 (as csr at batch 1)', [4, 4], {}],
     ['8x2 f32 (runs as csr)', [8, 2], {}],
   ] as const)(
     'BSR %s runs its block kernel (or CSR where the shape does not fit it) to the reference result',
@@ -131,7 +134,7 @@ describe.skipIf(skip !== false)('native kernels against the reference kernels', 
           ...options,
         });
         for (const kernels of ['avx512', 'avx2', 'portable'] as const)
-          for (const batch of [1, 3, 4, 9]) {
+          for (const batch of [1, 3, 4, 9, 17]) {
             const x = rng.normalArray(batch * cols);
             const bias = rng.normalArray(rows);
             expect(backend(kernels, 2).linear(x, batch, w, { bias })).toAllClose(

@@ -262,14 +262,17 @@ export class NativeBackend implements Backend {
 }
 
 /**
- * Whether the BSR block kernels take blocks of this shape at this batch: 1 x 8k along inputs (C
- * contiguous inputs per block row), 8k x 1 along outputs (one broadcast input per 8 outputs), or at
- * batch 1 blocks of two or four values (1x2, 2x1, 1x4, 4x1, 2x2; wider batches run them as CSR,
- * whose kernels hold the batch in registers). Other shapes run as CSR.
+ * Whether the BSR block kernels take blocks of this shape at this batch (at some batch when none is
+ * given): 1 x 8k along inputs (C contiguous inputs per block row), 8k x 1 along outputs (one
+ * broadcast input per 8 outputs), and blocks of at most 4 x 4 with sides 1, 2 or 4 (beyond 1 x 1):
+ * at batch 1 those of two or four values (1x2, 2x1, 1x4, 4x1, 2x2), at wider batches all of them
+ * (over x^T, 8 batch values per register). Other shapes run as CSR.
  */
-export function blockKernelFits(blockRows: number, blockCols: number, batch = 1): boolean {
+export function blockKernelFits(blockRows: number, blockCols: number, batch?: number): boolean {
   if (blockCols % 8 === 0 || (blockCols === 1 && blockRows % 8 === 0)) return true;
-  return (blockRows * blockCols === 4 || blockRows * blockCols === 2) && batch === 1;
+  const side = (n: number) => n === 1 || n === 2 || n === 4;
+  if (!side(blockRows) || !side(blockCols) || blockRows * blockCols === 1) return false;
+  return batch === undefined || batch > 1 || blockRows * blockCols <= 4;
 }
 
 /**
