@@ -32,6 +32,7 @@ describe('the demo speed rows', () => {
     const section = await speedSection(backend, ui, { file, resume: false, newTokens: 4, shape: SMALL });
     expect(section.rows.map((r) => [r.config, r.format])).toEqual([
       ['dense', 'dense f32'],
+      ['dense, onnxruntime-node', 'dense f32'],
       ['magnitude 50%', 'CSR'],
       ['magnitude 2:4', 'N:M'],
       ['magnitude 70%', 'CSR'],
@@ -39,9 +40,14 @@ describe('the demo speed rows', () => {
       ['magnitude 90%, 1x8 blocks', 'BSR 1x8'],
       ['magnitude 90%, 8x1 blocks', 'BSR 8x1'],
     ]);
-    const [dense, half, nm, seventy, ninety, blocks, tall] = section.rows;
+    const [dense, onnx, half, nm, seventy, ninety, blocks, tall] = section.rows;
     expect(dense!.sparsity).toBe(0);
     expect(dense!.bytes).toBe(4 * 2 * (2 * 64 * 64 + 2 * 32 * 64 + 3 * 64 * 128));
+    // onnxruntime decodes the same dense weights (its engine says so); ours are dense again after it.
+    expect(onnx!.engine).toBe('onnxruntime');
+    expect([onnx!.sparsity, onnx!.bytes]).toEqual([0, dense!.bytes]);
+    expect(section.onnxruntimeMissing).toBeUndefined();
+    expect(speedMarkdown(section)).toContain('The onnxruntime-node row decodes the same dense weights');
     for (const [row, s] of [
       [half, 0.5],
       [nm, 0.5],
@@ -60,9 +66,26 @@ describe('the demo speed rows', () => {
     expect(speedTable(section)).toMatch(/magnitude 90%, 1x8 blocks\s+BSR 1x8\s+\d+\.\d%/);
     expect(speedMarkdown(section)).toContain('| magnitude 2:4 | N:M | 50.0% |');
     // Rows were saved as they finished: a resumed run measures nothing again.
-    expect(readFileSync(file, 'utf8').trim().split('\n')).toHaveLength(8);
+    expect(readFileSync(file, 'utf8').trim().split('\n')).toHaveLength(9);
     const again = await speedSection(backend, ui, { file, resume: true, newTokens: 4, shape: SMALL });
     expect(again.rows).toEqual(section.rows);
+    await backend.dispose();
+  });
+
+  it('leaves the onnxruntime row out when asked to, and says so in the report', async () => {
+    const { backend } = await createCpuBackend({ threads: 1 });
+    const ui = new Ui({ stdout: { write: () => true }, stderr: { write: () => true } } as never, false);
+    const file = join(dir, 'speed-no-onnx.jsonl');
+    const section = await speedSection(backend, ui, {
+      file,
+      resume: false,
+      newTokens: 3,
+      shape: { ...SMALL, layers: 1 },
+      onnxruntime: false,
+    });
+    expect(section.rows.some((r) => r.engine === 'onnxruntime')).toBe(false);
+    expect(section.rows).toHaveLength(7);
+    expect(speedMarkdown(section)).toContain('No onnxruntime-node row: not asked for.');
     await backend.dispose();
   });
 });

@@ -55,6 +55,15 @@ export {
 } from './hooks.js';
 export { hasLoneSurrogate, type StrictJsonOptions, strictJsonIssue } from './json-strict.js';
 export {
+  encodeOnnxModel,
+  type OnnxAttribute,
+  type OnnxElementType,
+  type OnnxGraph,
+  type OnnxInitializer,
+  type OnnxNode,
+  type OnnxValueInfo,
+} from './onnx.js';
+export {
   type ProgressCallback,
   type ProgressEvent,
   type ProgressOptions,

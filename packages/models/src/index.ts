@@ -8,6 +8,15 @@ export {
 } from './config.js';
 export { MissingTensorError, TokenizerTimeoutError, UnsupportedModelError } from './errors.js';
 export { hfLinearName, paramsFromHf, paramsToHf, type StoredLinear, type TensorSource } from './hf/names.js';
+export {
+  createOnnxDecoder,
+  llamaDecodeOnnx,
+  type OnnxDecodeGraph,
+  type OnnxDecoder,
+  type OnnxRuntimeLike,
+  type OnnxSessionLike,
+  onnxGenerationSpeed,
+} from './onnx-llama.js';
 export { type RandomLlamaShape, randomLlama, randomLlamaTensors } from './random-llama.js';
 export { backtrackingIssue } from './regex-backtracking.js';
 export {

@@ -3,7 +3,16 @@
 // (random weights have no activations worth calibrating on) and packed, measured in one run.
 import type { Tensor } from '@sparsekit/core';
 import { runSweep, type SweepPoint } from '@sparsekit/eval-harness/node';
-import { generationSpeed, type RandomLlamaShape, randomLlama } from '@sparsekit/models';
+import {
+  createOnnxDecoder,
+  generationSpeed,
+  llamaDecodeOnnx,
+  type OnnxRuntimeLike,
+  onnxGenerationSpeed,
+  type RandomLlamaShape,
+  randomLlama,
+  type Speed,
+} from '@sparsekit/models';
 import { type Recipe, runRecipe } from '@sparsekit/pruners';
 import type { CpuBackend } from '../backend.js';
 import { linearStats } from '../model-io.js';
@@ -23,7 +32,15 @@ export const SPEED_SHAPE: RandomLlamaShape & { description: string } = {
   maxPositions: 256,
 };
 
-const POINTS: SweepPoint<{ label: string; format: string; recipe?: Recipe }>[] = [
+type Point = SweepPoint<{ label: string; format: string; recipe?: Recipe; onnxruntime?: true }>;
+
+/** The dense weights on onnxruntime-node (the same model as one ONNX decode graph), after our dense. */
+const ONNX_POINT: Point = {
+  key: 'dense onnxruntime',
+  params: { label: 'dense, onnxruntime-node', format: 'dense f32', onnxruntime: true },
+};
+
+const POINTS: Point[] = [
   { key: 'dense', params: { label: 'dense', format: 'dense f32' } },
   {
     key: '50%',
@@ -61,6 +78,8 @@ const POINTS: SweepPoint<{ label: string; format: string; recipe?: Recipe }>[] =
 
 export interface SpeedRow {
   config: string;
+  /** Which runtime decoded: ours on `backend`, or onnxruntime-node on the dense weights. */
+  engine?: 'onnxruntime';
   format: string;
   sparsity: number;
   bytes: number;
@@ -72,6 +91,8 @@ export interface SpeedSection {
   model: string;
   backend: string;
   threads: number;
+  /** Why there is no onnxruntime row, where there is none. */
+  onnxruntimeMissing?: string;
   /** The LM head's share of the weights read per decoded token (dense in every row). */
   lmHeadShare: number;
   rows: SpeedRow[];
@@ -90,16 +111,22 @@ export async function speedSection(
     newTokens: number;
     /** Default SPEED_SHAPE (another shape for tests). */
     shape?: RandomLlamaShape & { description: string };
+    /** onnxruntime for the baseline row (default: onnxruntime-node when it loads; false: none). */
+    onnxruntime?: OnnxRuntimeLike | false;
   },
 ): Promise<SpeedSection> {
   const shape = options.shape ?? SPEED_SHAPE;
+  const ort = options.onnxruntime === undefined ? await loadOnnxRuntime() : options.onnxruntime;
+  const onnxruntimeMissing = typeof ort === 'string' ? ort : ort === false ? 'not asked for' : undefined;
+  if (typeof ort === 'string') ui.say(`no onnxruntime row: ${ort}`);
+  const points = typeof ort === 'object' ? [POINTS[0]!, ONNX_POINT, ...POINTS.slice(1)] : POINTS;
   const progress = ui.progress('speed model');
-  progress({ stage: 'build', current: 0, total: POINTS.length, unit: 'variant', message: 'random weights' });
+  progress({ stage: 'build', current: 0, total: points.length, unit: 'variant', message: 'random weights' });
   let done = 0;
   const model = randomLlama(shape, 0, backend);
   const originals = new Map<string, Tensor<'f32'>>(model.linearLayers().map((l) => [l.name, l.getWeight()]));
   const sweep = await runSweep({
-    points: POINTS,
+    points,
     file: options.file,
     resume: options.resume,
     settings: {
@@ -108,7 +135,7 @@ export async function speedSection(
       threads: backend.threads,
       newTokens: options.newTokens,
     },
-    run: async ({ label, format, recipe }) => {
+    run: async ({ label, format, recipe, onnxruntime }) => {
       for (const l of model.linearLayers()) {
         backend.release(l.matrix);
         l.setWeight(originals.get(l.name)!);
@@ -116,10 +143,15 @@ export async function speedSection(
       if (recipe !== undefined)
         await runRecipe(model, [], recipe, { reconstructionError: false, pack: true, backend });
       const stats = linearStats(model);
-      const speed = generationSpeed(model, { promptLength: 16, newTokens: options.newTokens, reps: 3 });
-      progress({ stage: 'decode', current: ++done, total: POINTS.length, unit: 'variant', message: label });
+      const timing = { promptLength: 16, newTokens: options.newTokens, reps: 3 };
+      const speed =
+        onnxruntime === true && typeof ort === 'object'
+          ? await onnxSpeed(ort, model, backend.threads, timing)
+          : generationSpeed(model, timing);
+      progress({ stage: 'decode', current: ++done, total: points.length, unit: 'variant', message: label });
       return {
         config: label,
+        ...(onnxruntime === true ? { engine: 'onnxruntime' as const } : {}),
         format,
         sparsity: stats.sparsity,
         bytes: stats.bytes,
@@ -135,9 +167,40 @@ export async function speedSection(
     model: shape.description,
     backend: backend.name,
     threads: backend.threads,
+    ...(onnxruntimeMissing === undefined ? {} : { onnxruntimeMissing }),
     lmHeadShare: head / (head + blockWeights),
     rows: sweep.rows.map((r) => r.result),
   };
+}
+
+/** onnxruntime-node, or why it does not load (it is an optional dependency). */
+async function loadOnnxRuntime(): Promise<OnnxRuntimeLike | string> {
+  try {
+    return (await import('onnxruntime-node')) as unknown as OnnxRuntimeLike;
+  } catch (error) {
+    return `onnxruntime-node does not load (${(error as Error).message.split('\n')[0]})`;
+  }
+}
+
+/** Decode speed of the model's dense weights as one ONNX graph on onnxruntime, all `threads`. */
+async function onnxSpeed(
+  ort: OnnxRuntimeLike,
+  model: ReturnType<typeof randomLlama>,
+  threads: number,
+  timing: { promptLength: number; newTokens: number; reps: number },
+): Promise<Speed> {
+  const graph = llamaDecodeOnnx(model);
+  const decoder = await createOnnxDecoder(ort, graph, {
+    executionProviders: ['cpu'],
+    intraOpNumThreads: threads,
+    interOpNumThreads: 1,
+    graphOptimizationLevel: 'all',
+  });
+  try {
+    return await onnxGenerationSpeed(decoder, graph, timing);
+  } finally {
+    await decoder.release();
+  }
 }
 
 /** The section as the terminal table. */
@@ -163,6 +226,10 @@ export function speedMarkdown(section: SpeedSection): string {
     `## Decode speed on a memory-bound model`,
     '',
     `${section.model}; magnitude-pruned and packed (random weights: only speed means anything here); ${section.backend} kernels, ${section.threads} threads; the LM head (${(100 * section.lmHeadShare).toFixed(0)}% of the weights read per token) stays dense.`,
+    '',
+    section.onnxruntimeMissing === undefined
+      ? `The onnxruntime-node row decodes the same dense weights, exported as one ONNX decode graph (one token per step, the cache fed back), on its CPU provider with the same threads.`
+      : `No onnxruntime-node row: ${section.onnxruntimeMissing}.`,
     '',
     '| weights | format | sparsity | linear bytes | decode tok/s | vs dense |',
     '| --- | --- | --: | --: | --: | --: |',

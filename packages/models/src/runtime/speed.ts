@@ -18,7 +18,7 @@ export interface Speed {
 }
 
 /** The median (the mean of the two middle values for an even count, as the bench runner's). */
-function median(xs: readonly number[]): number {
+export function median(xs: readonly number[]): number {
   const sorted = [...xs].sort((a, b) => a - b);
   const mid = sorted.length >> 1;
   return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
