@@ -46,6 +46,22 @@ function twoFour(w: Float32Array): Float32Array {
   return out;
 }
 
+/** Whole bR x bC blocks of a [rows, cols] weight dropped with probability s (seeded). */
+function blocks(
+  w: Float32Array,
+  rows: number,
+  cols: number,
+  [bR, bC]: [number, number],
+  s: number,
+): Float32Array {
+  const out = w.slice();
+  for (let br = 0; br < rows; br += bR)
+    for (let bc = 0; bc < cols; bc += bC)
+      if (rng.uniform() < s)
+        for (let i = 0; i < bR; i++) out.fill(0, (br + i) * cols + bc, (br + i) * cols + bc + bC);
+  return out;
+}
+
 type Row = Record<string, string | number>;
 const rows: Row[] = [];
 for (const [R, C] of shapes) {
@@ -61,6 +77,8 @@ for (const [R, C] of shapes) {
     ['90% csr f32', () => fromDense(t(magnitude(w, 0.9)), 'csr')],
     ['90% csr f16', () => fromDense(t(magnitude(w, 0.9)), 'csr', { dtype: 'f16' })],
     ['90% bitmask f16', () => fromDense(t(magnitude(w, 0.9)), 'bitmask', { dtype: 'f16' })],
+    ['90% bsr 1x8 f32', () => fromDense(t(blocks(w, R, C, [1, 8], 0.9)), 'bsr', { blockShape: [1, 8] })],
+    ['90% bsr 8x1 f32', () => fromDense(t(blocks(w, R, C, [8, 1], 0.9)), 'bsr', { blockShape: [8, 1] })],
   ];
   for (const [label, make] of cases) {
     const matrix = make();

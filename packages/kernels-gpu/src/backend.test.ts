@@ -41,6 +41,16 @@ function nmWeight(n: number, m: number): Tensor<'f32'> {
   return new Tensor('f32', [ROWS, COLS], w);
 }
 
+/** Whole R x C blocks kept with probability 0.4; the second block row empty where there is one. */
+function blockWeight(R: number, C: number): Tensor<'f32'> {
+  const w = rng.normalArray(ROWS * COLS, 0, 0.5);
+  for (let br = 0; br < ROWS / R; br++)
+    for (let bc = 0; bc < COLS / C; bc++)
+      if (br === 1 || rng.uniform() >= 0.4)
+        for (let r = 0; r < R; r++) w.fill(0, (br * R + r) * COLS + bc * C, (br * R + r) * COLS + bc * C + C);
+  return new Tensor('f32', [ROWS, COLS], w);
+}
+
 const unstructured = () => sparseWeight(() => rng.uniform() < 0.3);
 const cases: Array<[string, () => SparseMatrix]> = [
   ['dense f32', () => fromDense(unstructured(), 'dense')],
@@ -61,6 +71,13 @@ const cases: Array<[string, () => SparseMatrix]> = [
   ['nm 1:4 f32', () => fromDense(nmWeight(1, 4), 'nm', { n: 1, m: 4 })],
   ['bitmask f32', () => fromDense(unstructured(), 'bitmask')],
   ['bitmask f16', () => fromDense(unstructured(), 'bitmask', { dtype: 'f16' })],
+  // 37 x 72: blocks that divide it, whole blocks dropped, one block row empty.
+  ['bsr 1x8 f32', () => fromDense(blockWeight(1, 8), 'bsr', { blockShape: [1, 8] })],
+  [
+    'bsr 37x1 f16 (u16 indices)',
+    () => fromDense(blockWeight(37, 1), 'bsr', { blockShape: [37, 1], dtype: 'f16', indexType: 'u16' }),
+  ],
+  ['bsr 1x4 f16', () => fromDense(blockWeight(1, 4), 'bsr', { blockShape: [1, 4], dtype: 'f16' })],
 ];
 
 describe.skipIf(backend === undefined)('GPU linear kernels vs the CPU reference', () => {

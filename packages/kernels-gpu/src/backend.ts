@@ -17,24 +17,10 @@ import {
 import { gpuAttention, gpuMatmul, gpuSpmm } from './contract-ops.js';
 import { type GpuColumns, type GpuGatherGemvArgs, gpuGatherGemv, uploadColumns } from './gather-gemv.js';
 import { type AcquiredDevice, acquireDevice, type DeviceOptions } from './gpu.js';
-import { BATCH_TILE, GEMM_TILE, gemmKernel, type RowFormat, rowKernel } from './wgsl.js';
+import { type GpuMatrix, uploadMatrix } from './upload.js';
+import { BATCH_TILE, bsrKernel, GEMM_TILE, gemmKernel, rowKernel } from './wgsl.js';
 
-/** A matrix resident on the device. Create with `backend.prepare(matrix)`; free with `release`. */
-export interface GpuMatrix {
-  readonly rows: number;
-  readonly cols: number;
-  readonly format: RowFormat;
-  readonly dtype: SparseMatrix['dtype'];
-  /** Bytes held on the device. */
-  readonly bytes: number;
-  /** @internal */
-  readonly buffers: GPUBuffer[];
-  /** @internal extra uniform word (bits per N:M position, or words per bitmask row) */
-  readonly extra: number;
-  /** @internal */
-  readonly n?: number;
-  readonly m?: number;
-}
+export type { GpuMatrix } from './upload.js';
 
 export interface GpuLinearOptions extends LinearOptions {
   /**
@@ -76,85 +62,14 @@ export class GpuBackend implements AsyncBackend {
     return new GpuBackend(acquired.device, acquired.adapter);
   }
 
-  /** Upload a matrix once (dense, CSR, N:M or bitmask; f32 or f16 values). Cached per matrix object. */
+  /** Upload a matrix once (dense, CSR, N:M, bitmask or BSR; f32 or f16 values). Cached per matrix object. */
   prepare(matrix: SparseMatrix | GpuMatrix): GpuMatrix {
     this.check();
     if ('buffers' in matrix) return matrix;
     const cached = this.prepared.get(matrix);
     if (cached !== undefined) return cached;
     validate(matrix);
-    const values = this.buffer(
-      new Uint8Array(matrix.values.buffer, matrix.values.byteOffset, matrix.values.byteLength),
-    );
-    const base = { rows: matrix.rows, cols: matrix.cols, dtype: matrix.dtype };
-    let gpu: GpuMatrix;
-    switch (matrix.format) {
-      case 'dense':
-        gpu = { ...base, format: 'dense', buffers: [values], extra: 0, bytes: values.size };
-        break;
-      case 'csr': {
-        const indptr = this.buffer(Uint32Array.from(matrix.indptr));
-        const indices = this.buffer(Uint32Array.from(matrix.indices));
-        gpu = {
-          ...base,
-          format: 'csr',
-          buffers: [values, indptr, indices],
-          extra: 0,
-          bytes: values.size + indptr.size + indices.size,
-        };
-        break;
-      }
-      case 'nm': {
-        const positions = this.buffer(matrix.indices);
-        gpu = {
-          ...base,
-          format: 'nm',
-          n: matrix.n,
-          m: matrix.m,
-          buffers: [values, positions],
-          extra: matrix.indexBits,
-          bytes: values.size + positions.size,
-        };
-        break;
-      }
-      case 'bitmask': {
-        // Rows re-laid as 32-bit words, with the index of each word's first value.
-        const words = Math.ceil(matrix.cols / 32);
-        const rowBytes = Math.ceil(matrix.cols / 8);
-        const mask = new Uint32Array(matrix.rows * words);
-        const offsets = new Uint32Array(matrix.rows * words);
-        for (let r = 0; r < matrix.rows; r++) {
-          let offset = matrix.rowOffsets[r]!;
-          for (let w = 0; w < words; w++) {
-            let word = 0;
-            for (let b = 0; b < 4; b++) {
-              const byte = w * 4 + b;
-              if (byte < rowBytes) word |= matrix.bitmask[r * rowBytes + byte]! << (8 * b);
-            }
-            mask[r * words + w] = word >>> 0;
-            offsets[r * words + w] = offset;
-            offset += popcount(word >>> 0);
-          }
-        }
-        const maskBuffer = this.buffer(mask);
-        const offsetBuffer = this.buffer(offsets);
-        gpu = {
-          ...base,
-          format: 'bitmask',
-          buffers: [values, maskBuffer, offsetBuffer],
-          extra: words,
-          bytes: values.size + maskBuffer.size + offsetBuffer.size,
-        };
-        break;
-      }
-      default:
-        values.destroy();
-        throw new InvalidArgumentError(
-          'matrix format',
-          matrix.format,
-          'the GPU kernels take dense, csr, nm or bitmask (convert with sparse-formats)',
-        );
-    }
+    const gpu = uploadMatrix(this, matrix);
     this.prepared.set(matrix, gpu);
     return gpu;
   }
@@ -443,13 +358,20 @@ export class GpuBackend implements AsyncBackend {
         groups: [Math.ceil(w.rows / GEMM_TILE), Math.ceil(batch / GEMM_TILE), 1],
       };
     }
+    // One workgroup per output row, or per block row of a BSR weight.
+    const rows = w.format === 'bsr' ? w.rows / w.blockRows! : w.rows;
     return {
       pipeline: this.rowPipeline(w),
-      groups: [Math.min(w.rows, 65535), Math.ceil(w.rows / 65535), Math.ceil(batch / BATCH_TILE)],
+      groups: [Math.min(rows, 65535), Math.ceil(rows / 65535), Math.ceil(batch / BATCH_TILE)],
     };
   }
 
   private rowPipeline(w: GpuMatrix): GPUComputePipeline {
+    if (w.format === 'bsr')
+      return this.pipeline(`bsr-${w.dtype}-${w.blockRows}x${w.blockCols}`, bsrKernel(w.dtype), {
+        R: w.blockRows!,
+        C: w.blockCols!,
+      });
     const code = rowKernel(w.format, w.dtype);
     if (w.format === 'nm') return this.pipeline(`nm-${w.dtype}-${w.n}-${w.m}`, code, { N: w.n!, M: w.m! });
     return this.pipeline(`${w.format}-${w.dtype}`, code);
@@ -458,12 +380,6 @@ export class GpuBackend implements AsyncBackend {
   private check(): void {
     if (this.disposed) throw new InvalidArgumentError('GpuBackend', 'disposed', 'create a new backend');
   }
-}
-
-function popcount(v: number): number {
-  let n = 0;
-  for (let x = v >>> 0; x !== 0; x &= x - 1) n++;
-  return n;
 }
 
 /** A GpuBackend on the given or an automatically chosen adapter. */

@@ -128,6 +128,61 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec
 }`;
 }
 
+/**
+ * BSR y = x W^T (+ bias) with R x C blocks (override constants): one workgroup per block row and
+ * group of BATCH_TILE batch columns. For each of the block row's R output rows, threads split the
+ * row's (block, column) pairs, so consecutive threads read consecutive values of a block and
+ * consecutive inputs of its run (one block index per C values), and reduce in workgroup memory.
+ */
+export function bsrKernel(dtype: ValueDType): string {
+  return `${valueAccess(dtype)}
+${COMMON}
+@group(0) @binding(5) var<storage, read> indptr: array<u32>;
+@group(0) @binding(6) var<storage, read> indices: array<u32>;
+override R: u32;
+override C: u32;
+var<workgroup> partial: array<f32, ${ROW_THREADS * BATCH_TILE}>;
+
+@compute @workgroup_size(${ROW_THREADS})
+fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec3u) {
+  let br = wg.x + wg.y * 65535u;
+  let t = lid.x;
+  let b0 = wg.z * ${BATCH_TILE}u;
+  let nb = min(${BATCH_TILE}u, p.batch - b0);
+  let inside = br < p.rows / R;
+  for (var r = 0u; r < R; r++) {
+    var acc = array<f32, ${BATCH_TILE}>();
+    if (inside) {
+      let start = indptr[br];
+      let pairs = (indptr[br + 1u] - start) * C;
+      for (var i = t; i < pairs; i += ${ROW_THREADS}u) {
+        let k = start + i / C;
+        let c = indices[k] * C + i % C;
+        let v = val((k * R + r) * C + i % C);
+        for (var j = 0u; j < nb; j++) { acc[j] += v * x[(b0 + j) * p.cols + c]; }
+      }
+    }
+    for (var j = 0u; j < ${BATCH_TILE}u; j++) { partial[j * ${ROW_THREADS}u + t] = acc[j]; }
+    workgroupBarrier();
+    for (var s = ${ROW_THREADS / 2}u; s > 0u; s >>= 1u) {
+      if (t < s) {
+        for (var j = 0u; j < ${BATCH_TILE}u; j++) {
+          partial[j * ${ROW_THREADS}u + t] += partial[j * ${ROW_THREADS}u + t + s];
+        }
+      }
+      workgroupBarrier();
+    }
+    let row = br * R + r;
+    if (inside && t < nb) {
+      var out = partial[t * ${ROW_THREADS}u];
+      if (p.hasBias != 0u) { out += bias[row]; }
+      y[(b0 + t) * p.rows + row] = out;
+    }
+    workgroupBarrier();
+  }
+}`;
+}
+
 /** Dense y = x W^T with GEMM_TILE x GEMM_TILE output tiles and both operands staged in workgroup memory. */
 export function gemmKernel(dtype: ValueDType): string {
   const T = GEMM_TILE;
