@@ -79,7 +79,7 @@ export function llamaDecodeOnnx(model: TransformerLM): OnnxDecodeGraph {
   };
   const gemm = (x: string, w: string) => op('Gemm', [x, w], { transB: 1 });
 
-  const { headDim: D, numHeads, numKvHeads: kv, hiddenSize: H, vocabSize } = c;
+  const { headDim: D, numHeads, numKvHeads: kv, vocabSize } = c;
   const group = numHeads / kv;
   const eps = constant('eps', [], new Float32Array([c.normEps]));
   const rms = (x: string, w: string) => {
@@ -116,7 +116,7 @@ export function llamaDecodeOnnx(model: TransformerLM): OnnxDecodeGraph {
     constant(name, [dims.length], BigInt64Array.from(dims.map(BigInt)));
   shape('shape_q', [kv, group, D]);
   shape('shape_kv', [kv, 1, D]);
-  shape('shape_row', [1, H]);
+  shape('shape_row', [1, numHeads * D]); // the attention width (head_dim need not be hidden / heads)
   const scale = constant(
     'attention_scale',
     [],
