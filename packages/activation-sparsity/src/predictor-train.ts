@@ -10,6 +10,7 @@ import {
   Rng,
   reportProgress,
   type TfjsBackendName,
+  transposeValues,
 } from '@sparsekit/core';
 import type * as TF from '@tensorflow/tfjs-core';
 import { SiteHistogram } from './histogram.js';
@@ -131,13 +132,6 @@ function resolveLabel(choice: LabelChoice, d: BlockPredictorData): LabelRule {
   if (c.rule === 'magnitude' && typeof c.threshold === 'function')
     return checkLabelRule({ rule: 'magnitude', threshold: c.threshold(d.block) }, d.hiddenSize);
   return checkLabelRule(c as LabelRule, d.hiddenSize, `block ${d.block}'s label rule`);
-}
-
-/** [rows, cols] row-major -> [cols, rows]. */
-function transposed(values: Float32Array, rows: number, cols: number): Float32Array {
-  const t = new Float32Array(values.length);
-  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) t[c * rows + r] = values[r * cols + c]!;
-  return t;
 }
 
 /**
@@ -408,8 +402,8 @@ function trainBlock(
     inputSize,
     rank,
     hiddenSize,
-    fc1: transposed(best.a, inputSize, rank),
-    fc2: transposed(best.b, rank, hiddenSize),
+    fc1: transposeValues(best.a, inputSize, rank),
+    fc2: transposeValues(best.b, rank, hiddenSize),
     threshold: s.threshold,
     label: s.label,
   });

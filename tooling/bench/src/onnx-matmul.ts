@@ -1,6 +1,6 @@
 // The strongest dense baseline a JavaScript user has: onnxruntime-node's MatMul (MLAS) on the CPU,
 // on a one-node model (core's ONNX writer) so the benchmarks need no ONNX tooling.
-import { encodeOnnxModel } from '@sparsekit/core';
+import { encodeOnnxModel, transposeValues } from '@sparsekit/core';
 import type { Subject } from './measure.js';
 
 /**
@@ -17,14 +17,8 @@ export function matmulModel(b: Float32Array, k: number, n: number): Uint8Array {
   });
 }
 
-/** W^T [cols, rows] of a row-major f32 matrix W [rows, cols]. */
-export function transposed(values: Float32Array, rows: number, cols: number): Float32Array {
-  const t = new Float32Array(values.length);
-  for (let r = 0; r < rows; r++) {
-    for (let c = 0; c < cols; c++) t[c * rows + r] = values[r * cols + c]!;
-  }
-  return t;
-}
+/** W^T [cols, rows] of a row-major f32 matrix W [rows, cols] (core's `transposeValues`). */
+export const transposed = transposeValues;
 
 /** A subject that multiplies a batch of inputs: y [batch, out] = x [batch, in] W^T. */
 export interface MatmulSubject extends Subject {
