@@ -43,6 +43,11 @@ export interface OnnxGraph {
 }
 
 type Part = Uint8Array | number[];
+/** An encoded message kept as its chunks, so large initializers are copied once, into the model's bytes. */
+interface Msg {
+  chunks: Part[];
+  length: number;
+}
 
 /** A varint; negative values as their 64-bit two's complement, as protobuf writes int64. */
 function varint(value: number | bigint): number[] {
@@ -57,23 +62,35 @@ function varint(value: number | bigint): number[] {
   return out;
 }
 
-function concat(parts: Part[]): Uint8Array {
-  const length = parts.reduce((sum, p) => sum + p.length, 0);
-  const out = new Uint8Array(length);
-  let at = 0;
+/** Parts and messages side by side, as one message (no bytes copied). */
+function concat(parts: (Part | Msg)[]): Msg {
+  const chunks: Part[] = [];
+  let length = 0;
   for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
+    if ('chunks' in p) for (const c of p.chunks) chunks.push(c);
+    else chunks.push(p);
+    length += p.length;
+  }
+  return { chunks, length };
+}
+
+/** A message's bytes, in one allocation. */
+function flatten(m: Msg): Uint8Array {
+  const out = new Uint8Array(m.length);
+  let at = 0;
+  for (const c of m.chunks) {
+    out.set(c, at);
+    at += c.length;
   }
   return out;
 }
 
 /** A length-delimited field (wire type 2). */
-function bytesField(field: number, payload: Part): Uint8Array {
+function bytesField(field: number, payload: Part | Msg): Msg {
   return concat([varint((field << 3) | 2), varint(payload.length), payload]);
 }
 
-function stringField(field: number, text: string): Uint8Array {
+function stringField(field: number, text: string): Msg {
   return bytesField(field, new TextEncoder().encode(text));
 }
 
@@ -88,7 +105,7 @@ function floatField(field: number, value: number): number[] {
   return [...varint((field << 3) | 5), ...bytes];
 }
 
-function initializer(t: OnnxInitializer): Uint8Array {
+function initializer(t: OnnxInitializer): Msg {
   const count = t.dims.reduce((a, b) => a * b, 1);
   if (t.data.length !== count)
     throw new InvalidArgumentError(`initializer ${t.name}`, t.data.length, `must hold ${count} values`);
@@ -102,7 +119,7 @@ function initializer(t: OnnxInitializer): Uint8Array {
   ]);
 }
 
-function valueInfo(v: OnnxValueInfo): Uint8Array {
+function valueInfo(v: OnnxValueInfo): Msg {
   const shape = concat(
     v.dims.map((d) => bytesField(1, typeof d === 'number' ? intField(1, d) : stringField(2, d))),
   );
@@ -111,7 +128,7 @@ function valueInfo(v: OnnxValueInfo): Uint8Array {
 }
 
 // AttributeProto: name 1, f 2, i 3, ints 8, type 20 (FLOAT 1, INT 2, INTS 7).
-function attribute(name: string, value: OnnxAttribute): Uint8Array {
+function attribute(name: string, value: OnnxAttribute): Msg {
   if (typeof value === 'number') {
     if (!Number.isInteger(value))
       throw new InvalidArgumentError(`attribute ${name}`, value, 'must be an integer');
@@ -121,7 +138,7 @@ function attribute(name: string, value: OnnxAttribute): Uint8Array {
   return concat([stringField(1, name), ...value.map((v) => intField(8, v)), intField(20, 7)]);
 }
 
-function node(n: OnnxNode, index: number): Uint8Array {
+function node(n: OnnxNode, index: number): Msg {
   return concat([
     ...n.inputs.map((i) => stringField(1, i)),
     ...n.outputs.map((o) => stringField(2, o)),
@@ -148,5 +165,5 @@ export function encodeOnnxModel(graph: OnnxGraph): Uint8Array {
       'must be under 2 GiB (protobuf limit)',
     );
   const opset = concat([stringField(1, ''), intField(2, graph.opset ?? 17)]);
-  return concat([intField(1, 8), bytesField(8, opset), bytesField(7, body)]);
+  return flatten(concat([intField(1, 8), bytesField(8, opset), bytesField(7, body)]));
 }

@@ -40,15 +40,7 @@ export function uploadMatrix(
       gpu = { ...base, format: 'dense', buffers: [values], extra: 0, bytes: values.size };
       break;
     case 'csr': {
-      const indptr = backend.buffer(Uint32Array.from(matrix.indptr));
-      const indices = backend.buffer(Uint32Array.from(matrix.indices));
-      gpu = {
-        ...base,
-        format: 'csr',
-        buffers: [values, indptr, indices],
-        extra: 0,
-        bytes: values.size + indptr.size + indices.size,
-      };
+      gpu = { ...base, format: 'csr', ...compressed(backend, values, matrix.indptr, matrix.indices) };
       break;
     }
     case 'nm': {
@@ -95,17 +87,13 @@ export function uploadMatrix(
       break;
     }
     case 'bsr': {
-      // Block rows' pointers and block columns as u32; values stay block after block, row-major.
-      const indptr = backend.buffer(Uint32Array.from(matrix.indptr));
-      const indices = backend.buffer(Uint32Array.from(matrix.indices));
+      // Block rows' pointers and block columns; values stay block after block, row-major.
       gpu = {
         ...base,
         format: 'bsr',
         blockRows: matrix.blockRows,
         blockCols: matrix.blockCols,
-        buffers: [values, indptr, indices],
-        extra: 0,
-        bytes: values.size + indptr.size + indices.size,
+        ...compressed(backend, values, matrix.indptr, matrix.indices),
       };
       break;
     }
@@ -118,6 +106,22 @@ export function uploadMatrix(
       );
   }
   return gpu;
+}
+
+/** Values, row pointers and column indices (CSR, or BSR's per block), the indices widened to u32. */
+function compressed(
+  backend: { buffer(data: ArrayBufferView): GPUBuffer },
+  values: GPUBuffer,
+  indptr: Int32Array,
+  indices: ArrayLike<number>,
+): Pick<GpuMatrix, 'buffers' | 'extra' | 'bytes'> {
+  const pointers = backend.buffer(Uint32Array.from(indptr));
+  const columns = backend.buffer(Uint32Array.from(indices));
+  return {
+    buffers: [values, pointers, columns],
+    extra: 0,
+    bytes: values.size + pointers.size + columns.size,
+  };
 }
 
 function popcount(v: number): number {

@@ -84,6 +84,31 @@ fn position(slot: u32) -> u32 {
 }
 
 /**
+ * The row kernels' end: each thread's BATCH_TILE sums added over the workgroup in workgroup memory,
+ * then threads t < count write batch column base + t of output `row` (with its bias) where `write`.
+ * Called in uniform control flow (it holds barriers).
+ */
+const STORE_ROW = `
+var<workgroup> partial: array<f32, ${ROW_THREADS * BATCH_TILE}>;
+fn storeRow(t: u32, sums: array<f32, ${BATCH_TILE}>, row: u32, write: bool, base: u32, count: u32) {
+  for (var j = 0u; j < ${BATCH_TILE}u; j++) { partial[j * ${ROW_THREADS}u + t] = sums[j]; }
+  workgroupBarrier();
+  for (var s = ${ROW_THREADS / 2}u; s > 0u; s >>= 1u) {
+    if (t < s) {
+      for (var j = 0u; j < ${BATCH_TILE}u; j++) {
+        partial[j * ${ROW_THREADS}u + t] += partial[j * ${ROW_THREADS}u + t + s];
+      }
+    }
+    workgroupBarrier();
+  }
+  if (write && t < count) {
+    var out = partial[t * ${ROW_THREADS}u];
+    if (p.hasBias != 0u) { out += bias[row]; }
+    y[(base + t) * p.rows + row] = out;
+  }
+}`;
+
+/**
  * y[b, row] = sum over the row's nonzeros of W[row, c] x[b, c] (+ bias): one workgroup per row and
  * group of BATCH_TILE batch columns; threads split the row and reduce in workgroup memory.
  */
@@ -92,7 +117,7 @@ export function rowKernel(format: RowFormat, dtype: ValueDType): string {
   return `${valueAccess(dtype)}
 ${COMMON}
 ${bindings}
-var<workgroup> partial: array<f32, ${ROW_THREADS * BATCH_TILE}>;
+${STORE_ROW}
 var<private> acc: array<f32, ${BATCH_TILE}>;
 var<private> b0: u32;
 var<private> nb: u32;
@@ -110,21 +135,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec
   if (row < p.rows) {
     ${loop}
   }
-  for (var j = 0u; j < ${BATCH_TILE}u; j++) { partial[j * ${ROW_THREADS}u + t] = acc[j]; }
-  workgroupBarrier();
-  for (var s = ${ROW_THREADS / 2}u; s > 0u; s >>= 1u) {
-    if (t < s) {
-      for (var j = 0u; j < ${BATCH_TILE}u; j++) {
-        partial[j * ${ROW_THREADS}u + t] += partial[j * ${ROW_THREADS}u + t + s];
-      }
-    }
-    workgroupBarrier();
-  }
-  if (row < p.rows && t < nb) {
-    var out = partial[t * ${ROW_THREADS}u];
-    if (p.hasBias != 0u) { out += bias[row]; }
-    y[(b0 + t) * p.rows + row] = out;
-  }
+  storeRow(t, acc, row, row < p.rows, b0, nb);
 }`;
 }
 
@@ -141,7 +152,7 @@ ${COMMON}
 @group(0) @binding(6) var<storage, read> indices: array<u32>;
 override R: u32;
 override C: u32;
-var<workgroup> partial: array<f32, ${ROW_THREADS * BATCH_TILE}>;
+${STORE_ROW}
 
 @compute @workgroup_size(${ROW_THREADS})
 fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec3u) {
@@ -162,23 +173,8 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec
         for (var j = 0u; j < nb; j++) { acc[j] += v * x[(b0 + j) * p.cols + c]; }
       }
     }
-    for (var j = 0u; j < ${BATCH_TILE}u; j++) { partial[j * ${ROW_THREADS}u + t] = acc[j]; }
-    workgroupBarrier();
-    for (var s = ${ROW_THREADS / 2}u; s > 0u; s >>= 1u) {
-      if (t < s) {
-        for (var j = 0u; j < ${BATCH_TILE}u; j++) {
-          partial[j * ${ROW_THREADS}u + t] += partial[j * ${ROW_THREADS}u + t + s];
-        }
-      }
-      workgroupBarrier();
-    }
-    let row = br * R + r;
-    if (inside && t < nb) {
-      var out = partial[t * ${ROW_THREADS}u];
-      if (p.hasBias != 0u) { out += bias[row]; }
-      y[(b0 + t) * p.rows + row] = out;
-    }
-    workgroupBarrier();
+    storeRow(t, acc, br * R + r, inside, b0, nb);
+    workgroupBarrier(); // the next row's sums overwrite what this one's store read
   }
 }`;
 }

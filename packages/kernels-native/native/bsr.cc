@@ -200,13 +200,6 @@ __attribute__((target("avx2,fma,f16c"))) void bsrPairAvx2(const float* x, const 
   }
 }
 
-// Blocks of at most four rows and four columns at batch > 1 (1x2, 2x1, 1x4, 4x1, 2x2, 2x4, 4x2,
-// 4x4): x^T [cols, stride] (stride the batch rounded up to 8, zero padded), NB registers of 8 batch
-// values per pass over a block row's blocks (16 batch values where at least 9 are left, so batch
-// 16 reads the weights once). A block's C runs of x^T are read once for its R rows and its values
-// broadcast one at a time; NA sums per output row and register (8 registers in all for R <= 2)
-// hide the FMA latency, value (r, c) of the u-th block of an unrolled step going to sum
-// (u * C + c) % NA of row r.
 // One block's R x C values times its C runs of x^T (NB registers each), into the sums a.
 template <int R, int C, int NB, int NA, typename V, typename I>
 __attribute__((target("avx2,fma,f16c"))) inline void smallBlock(__m256 (&a)[R][NA][NB], const float* xt,
@@ -224,6 +217,13 @@ __attribute__((target("avx2,fma,f16c"))) inline void smallBlock(__m256 (&a)[R][N
   }
 }
 
+// Blocks of at most four rows and four columns at batch > 1 (1x2, 2x1, 1x4, 4x1, 2x2, 2x4, 4x2,
+// 4x4): x^T [cols, stride] (stride the batch rounded up to 16, zero padded), NB registers of 8 batch
+// values per pass over a block row's blocks (16 batch values where at least 9 are left, so batch
+// 16 reads the weights once). A block's C runs of x^T are read once for its R rows and its values
+// broadcast one at a time; NA sums per output row and register (8 registers in all for R <= 2)
+// hide the FMA latency, value (r, c) of the u-th block of an unrolled step going to sum
+// (u * C + c) % NA of row r.
 template <int R, int C, int NB, typename V, typename I>
 __attribute__((target("avx2,fma,f16c"))) inline void smallBlockRow(const float* xt, int64_t stride, int batch,
                                                                    int32_t kStart, int32_t kEnd, const I* indices,
@@ -305,9 +305,9 @@ void runBsr(const float* x, int batch, int cols, const int32_t* indptr, const I*
 #ifdef SK_X86
   int64_t nnz = static_cast<int64_t>(indptr[blockRowCount] - indptr[0]) * R * C;
   const bool small = C % 8 != 0 && !(C == 1 && R % 8 == 0);
-  // Small blocks at batch > 1 read x^T, 8 batch values per register (rows padded to 16).
+  // Small blocks at batch > 1 read x^T (rows padded to 16, two registers of 8 batch values).
   const int64_t stride = (batch + 15) / 16 * 16;
-  std::vector<float> xt;
+  std::unique_ptr<float[]> xt;
   if (small && batch > 1) xt = transposeX(x, batch, cols, stride);
   auto ranges = splitRows(blockRowCount, indptr, 0, partsFor(nnz * batch, pool->threads()));
   pool->run(static_cast<int>(ranges.size()), [&](int t) {
@@ -319,7 +319,7 @@ void runBsr(const float* x, int batch, int cols, const int32_t* indptr, const I*
     else if (batch == 1)
       bsrSmall(x, indptr, indices, values, R, C, y, r0, r1);
     else
-      bsrSmallBatch(xt.data(), stride, batch, indptr, indices, values, R, C, rows, y, r0, r1);
+      bsrSmallBatch(xt.get(), stride, batch, indptr, indices, values, R, C, rows, y, r0, r1);
   });
   addBias(y, batch, rows, bias);
 #endif

@@ -6,7 +6,6 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
-#include <vector>
 
 #include "pool.h"
 
@@ -37,7 +36,7 @@ T* dataOf(const Napi::Value& v) {
 }
 
 // x^T [cols, stride] of x [batch, cols], the padding (batch to stride) zeros, made over the pool (csr.cc).
-std::vector<float> transposeX(const float* x, int batch, int cols, int64_t stride);
+std::unique_ptr<float[]> transposeX(const float* x, int batch, int cols, int64_t stride);
 
 // A system BLAS loaded at run time (blas.cc): its name (null when none or disabled), switching it
 // on and off (returns whether it runs), its threads, and y = x W^T on it (false when there is none).

@@ -240,7 +240,7 @@ void runCsr(const float* x, int batch, int cols, const int32_t* indptr, int64_t 
 #endif
   // x^T, each batch run padded to whole registers: 16 for the tiled kernel, 8 for the AVX2 rows.
   const int64_t stride = wide ? (batch + 15) / 16 * 16 : useAvx2 ? (batch + 7) / 8 * 8 : batch;
-  std::vector<float> xt;
+  std::unique_ptr<float[]> xt;
   if (batch > 1) xt = transposeX(x, batch, cols, stride);
   int64_t nnz = indptr ? indptr[rows] - indptr[0] : rowLength * rows;
   auto ranges = splitRows(rows, indptr, rowLength, partsFor(nnz * batch, pool->threads()));
@@ -250,16 +250,16 @@ void runCsr(const float* x, int batch, int cols, const int32_t* indptr, int64_t 
     if (wide) {
       std::vector<float> acc(static_cast<size_t>(WIDE_ROW_BLOCK) * stride);
       std::vector<int64_t> cursor(WIDE_ROW_BLOCK);
-      return csrRowsWide(xt.data(), batch, stride, cols, indptr, rowLength, indices, values, rows, y, r0, r1,
+      return csrRowsWide(xt.get(), batch, stride, cols, indptr, rowLength, indices, values, rows, y, r0, r1,
                          acc.data(), cursor.data());
     }
 #endif
     std::vector<float> acc(batch > 1 ? stride : 1);
 #ifdef SK_X86
     if (useAvx2)
-      return csrRowsAvx2(x, xt.data(), batch, stride, indptr, rowLength, indices, values, rows, y, r0, r1, acc.data());
+      return csrRowsAvx2(x, xt.get(), batch, stride, indptr, rowLength, indices, values, rows, y, r0, r1, acc.data());
 #endif
-    csrRowsPortable(x, xt.data(), batch, indptr, rowLength, indices, values, rows, y, r0, r1, acc.data());
+    csrRowsPortable(x, xt.get(), batch, indptr, rowLength, indices, values, rows, y, r0, r1, acc.data());
   });
   addBias(y, batch, rows, bias);
 }
@@ -269,13 +269,14 @@ void runCsr(const float* x, int batch, int cols, const int32_t* indptr, int64_t 
 // x^T [cols, stride] of x [batch, cols], each x^T row padded with zeros from batch to stride: in
 // tiles of 16 columns x all batch rows (each x row read in runs, each x^T row written whole), split
 // over the pool by columns.
-std::vector<float> transposeX(const float* x, int batch, int cols, int64_t stride) {
-  std::vector<float> xt(static_cast<size_t>(stride) * cols);
+std::unique_ptr<float[]> transposeX(const float* x, int batch, int cols, int64_t stride) {
+  // Left uninitialised: every element, padding included, is written below.
+  std::unique_ptr<float[]> xt(new float[static_cast<size_t>(stride) * cols]);
   const int tiles = (cols + 15) / 16;
   int parts = partsFor(static_cast<int64_t>(batch) * cols * 8, pool->threads());
   if (parts > tiles) parts = tiles;
   pool->run(parts, [&](int t) {
-    float* out = xt.data();
+    float* out = xt.get();
     for (int tile = tiles * t / parts; tile < tiles * (t + 1) / parts; tile++) {
       const int c0 = tile * 16, c1 = c0 + 16 < cols ? c0 + 16 : cols;
       for (int c = c0; c < c1; c++)

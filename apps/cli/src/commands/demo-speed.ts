@@ -12,6 +12,7 @@ import {
   type RandomLlamaShape,
   randomLlama,
   type Speed,
+  type TransformerLM,
 } from '@sparsekit/models';
 import { type Recipe, runRecipe } from '@sparsekit/pruners';
 import type { CpuBackend } from '../backend.js';
@@ -185,7 +186,7 @@ async function loadOnnxRuntime(): Promise<OnnxRuntimeLike | string> {
 /** Decode speed of the model's dense weights as one ONNX graph on onnxruntime, all `threads`. */
 async function onnxSpeed(
   ort: OnnxRuntimeLike,
-  model: ReturnType<typeof randomLlama>,
+  model: TransformerLM,
   threads: number,
   timing: { promptLength: number; newTokens: number; reps: number },
 ): Promise<Speed> {
